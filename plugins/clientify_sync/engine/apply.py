@@ -1,0 +1,249 @@
+"""Applying the plan to one side: creates and updates, with per-record outcomes.
+
+- A pending-create entry is committed before each POST, so a crash between the POST and the ledger
+  write never leads to a second create: the next run finds the record first (``job.SyncJob``).
+- A create writes the new id back to the source record's link field in the same step (Clientify
+  custom field; FacturaDirecta custom attribute), so the pair is linked on both sides.
+- Updates are read-modify-write from the state the extract read, and send only mapped fields.
+- A bad record never stops the run: its outcome is ``failed`` with the reason, and it goes to the
+  dead-letter list to be retried first next run. Bad credentials stop the run at once; so do
+  ``breaker_limit`` consecutive transient failures (the API is down), before the watermark moves.
+
+Writes run concurrently (the client's ``concurrency``); every ledger write happens on the calling
+thread, one small transaction per record.
+"""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Any
+
+from clientify_sync.engine.ledger import Ledger
+from clientify_sync.engine.model import Side, SideRecord
+from clientify_sync.engine.sides import ClientifySide, InvoicingSide
+from clientify_sync.errors import (
+    ApiError,
+    AuthenticationError,
+    ClientifySyncError,
+    RetriableApiError,
+    UnconfirmedWriteError,
+)
+
+log = logging.getLogger(__name__)
+
+INV = Side.INVOICING.value
+CRM = Side.CLIENTIFY.value
+
+
+class SystemicFailure(ClientifySyncError):
+    """Too many consecutive transient failures: the API is down, so the run stops here."""
+
+
+@dataclass
+class Written:
+    """What a write produced: the record as the target now holds it, and any written-back source."""
+
+    record: SideRecord
+    source: SideRecord | None = None
+
+
+@dataclass
+class ApplyStats:
+    outcomes: dict[str, int] = field(default_factory=dict)
+    failures: list[dict[str, Any]] = field(default_factory=list)
+
+    def count(self, outcome: str) -> None:
+        self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
+
+
+@dataclass
+class Applier:
+    """Runs the planned items of one target side and records each outcome in the ledger."""
+
+    ledger: Ledger
+    run_id: str
+    target: Side
+    invoicing: InvoicingSide
+    clientify: ClientifySide
+    concurrency: int = 4
+    breaker_limit: int = 10
+    stats: ApplyStats = field(default_factory=ApplyStats)
+
+    def run(self, items: list[dict[str, Any]]) -> ApplyStats:
+        if not items:
+            return self.stats
+        inv_rows = self.ledger.remote_records(INV, [(i["inv_type"], i["inv_id"]) for i in items if i["inv_id"]])
+        crm_rows = self.ledger.remote_records(CRM, [(i["crm_type"], i["crm_id"]) for i in items if i["crm_id"]])
+        consecutive_transient = 0
+        batch_size = max(1, self.concurrency * 8)
+        with ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="apply") as pool:
+            for start in range(0, len(items), batch_size):
+                batch = items[start : start + batch_size]
+                pending_ids = self._journal_creates(batch, inv_rows, crm_rows)
+                futures: dict[Future[Written], dict[str, Any]] = {
+                    pool.submit(self._write, item, inv_rows, crm_rows): item for item in batch
+                }
+                try:
+                    while futures:
+                        done, _ = wait(futures, return_when=FIRST_COMPLETED)
+                        for future in done:
+                            item = futures.pop(future)
+                            ok = self._settle(item, future, pending_ids.get(item["id"]))
+                            consecutive_transient = 0 if ok else consecutive_transient + 1
+                            if not ok and consecutive_transient >= self.breaker_limit:
+                                raise SystemicFailure(
+                                    f"{consecutive_transient} consecutive transient failures writing to "
+                                    f"{self.target.value}: stopping the run (watermark not advanced)"
+                                )
+                except BaseException:
+                    for future in futures:
+                        future.cancel()
+                    raise
+        return self.stats
+
+    # -- before the writes: the pending-create journal ---------------------------------------------
+    def _journal_creates(
+        self, batch: list[dict[str, Any]], inv_rows: dict, crm_rows: dict
+    ) -> dict[int, int]:
+        pending_ids: dict[int, int] = {}
+        with self.ledger.begin() as conn:
+            for item in batch:
+                if item["action"] != "create":
+                    continue
+                if self.target is Side.CLIENTIFY:
+                    source = (item["inv_type"], item["inv_id"])
+                    key = inv_rows[source]["key"]
+                    target_type = item["crm_type"]
+                else:
+                    source = (item["crm_type"], item["crm_id"])
+                    key = crm_rows[source]["key"]
+                    target_type = self.invoicing.mapper.rtype_for(None)
+                pending_ids[item["id"]] = self.ledger.add_pending(
+                    conn, target=self.target.value, target_type=target_type, source=source, natural_key=key,
+                    run_id=self.run_id,
+                )  # fmt: skip
+        return pending_ids
+
+    # -- the write itself (worker threads: no ledger access here) ----------------------------------
+    def _write(self, item: dict[str, Any], inv_rows: dict, crm_rows: dict) -> Written:
+        inv_row = inv_rows.get((item["inv_type"], item["inv_id"])) if item["inv_id"] else None
+        crm_row = crm_rows.get((item["crm_type"], item["crm_id"])) if item["crm_id"] else None
+        if item["action"] == "create" and self.target is Side.CLIENTIFY:
+            record = self.clientify.create(item["crm_type"], inv_row["data"], link=item["inv_id"])
+            source = None
+            if self.invoicing.link_supported:
+                source = self.invoicing.update(
+                    inv_row["rtype"], inv_row["rid"], inv_row["raw"], inv_row["data"], set(), link=record.rid
+                )
+            return Written(record, source)
+        if item["action"] == "create":
+            record = self.invoicing.create(self.invoicing.mapper.rtype_for(None), crm_row["data"], crm_row["rid"])
+            source = self.clientify.update(
+                crm_row["rtype"], crm_row["rid"], crm_row["raw"], crm_row["data"], set(), link=record.rid
+            )
+            return Written(record, source)
+        changed = set(item["fields"] or [])
+        if self.target is Side.CLIENTIFY:
+            record = self.clientify.update(
+                item["crm_type"], item["crm_id"], crm_row["raw"], item["merged"], changed, link=item["inv_id"]
+            )
+        else:
+            link = item["crm_id"] if self.invoicing.link_supported else None
+            record = self.invoicing.update(
+                item["inv_type"], item["inv_id"], inv_row["raw"], item["merged"], changed, link=link
+            )
+        return Written(record)
+
+    # -- after the write: outcome, link, mirror, dead letters ---------------------------------------
+    def _settle(self, item: dict[str, Any], future: Future[Written], pending_id: int | None) -> bool:
+        """Record one item's outcome. Returns False for a transient failure (for the breaker)."""
+        try:
+            written = future.result()
+        except AuthenticationError:
+            raise
+        except UnconfirmedWriteError as error:
+            # The POST may have reached the API: keep the pending entry, the next run looks first.
+            self._fail(item, "unconfirmed_create", error, keep_pending=pending_id)
+            return False
+        except RetriableApiError as error:
+            self._fail(item, "transient_error", error, drop_pending=pending_id)
+            return False
+        except ApiError as error:
+            reason = type(error).__name__.removesuffix("Error").lower()
+            self._fail(item, f"{reason}_error", error, drop_pending=pending_id)
+            return True
+        except (KeyError, TypeError, ValueError) as error:
+            self._fail(item, "bad_record", error, drop_pending=pending_id)
+            return True
+        self._succeed(item, written, pending_id)
+        return True
+
+    def _succeed(self, item: dict[str, Any], written: Written, pending_id: int | None) -> None:
+        record, source = written.record, written.source
+        mirror = [record] + ([source] if source else [])
+        self.ledger.upsert_remote(mirror, self.run_id)
+        outcome = "created" if item["action"] == "create" else "conflict" if item["reason"] == "conflict" else "updated"
+        with self.ledger.begin() as conn:
+            if item["action"] == "create":
+                if self.target is Side.CLIENTIFY:
+                    inv_ref, crm_ref = (item["inv_type"], item["inv_id"]), (record.rtype, record.rid)
+                    inv_hash = source.content_hash if source else None
+                    crm_hash = record.content_hash
+                else:
+                    inv_ref, crm_ref = (record.rtype, record.rid), (item["crm_type"], item["crm_id"])
+                    inv_hash, crm_hash = record.content_hash, source.content_hash if source else None
+                self.ledger.save_link(
+                    inv_ref, crm_ref, base=record.data, inv_hash=inv_hash or self._current_hash(INV, inv_ref),
+                    crm_hash=crm_hash or self._current_hash(CRM, crm_ref), run_id=self.run_id, conn=conn,
+                )  # fmt: skip
+                if pending_id is not None:
+                    self.ledger.delete_pending(pending_id, conn)
+            result = {"rid": record.rid, "rtype": record.rtype, "hash": record.content_hash}
+            self.ledger.finish_item(conn, item["id"], status="done", outcome=outcome, reason=item["reason"],
+                                    result=result)  # fmt: skip
+            self._clear_dead_letters(conn, item)
+        self.stats.count(outcome)
+
+    def _current_hash(self, side: str, ref: tuple[str, str]) -> str:
+        row = self.ledger.remote_records(side, [ref]).get(ref)
+        return row["hash"] if row else ""
+
+    def _fail(
+        self, item: dict[str, Any], reason: str, error: Exception, *, keep_pending: int | None = None,
+        drop_pending: int | None = None,
+    ) -> None:  # fmt: skip
+        detail = _describe(error)
+        side, rtype, rid = self._record_of(item)
+        log.warning("%s %s %s failed: %s (%s)", item["action"], rtype, rid, reason, detail)
+        with self.ledger.begin() as conn:
+            if drop_pending is not None:
+                self.ledger.delete_pending(drop_pending, conn)
+            self.ledger.finish_item(conn, item["id"], status="failed", outcome="failed", reason=reason,
+                                    detail=detail)  # fmt: skip
+            self.ledger.record_dead_letter(conn, side, rtype, rid, reason, detail, self.run_id)
+        self.stats.count("failed")
+        self.stats.failures.append({"side": side, "rtype": rtype, "id": rid, "reason": reason, "detail": detail})
+
+    def _record_of(self, item: dict[str, Any]) -> tuple[str, str, str]:
+        """The record a failure is filed under: the source record of a create, else the pair's invoicing one."""
+        if item["action"] == "create" and self.target is Side.INVOICING:
+            return CRM, item["crm_type"], item["crm_id"]
+        return INV, item["inv_type"], item["inv_id"]
+
+    def _clear_dead_letters(self, conn: Any, item: dict[str, Any]) -> None:
+        if item["inv_id"]:
+            self.ledger.clear_dead_letter(conn, INV, item["inv_type"], item["inv_id"])
+        if item["crm_id"]:
+            self.ledger.clear_dead_letter(conn, CRM, item["crm_type"], item["crm_id"])
+
+
+def _describe(error: Exception) -> str:
+    """The reason text kept in the report: the API's own field messages where it gave them."""
+    field_errors = getattr(error, "field_errors", None)
+    if field_errors:
+        return "; ".join(f"{name}: {' '.join(msgs)}" for name, msgs in field_errors.items())[:500]
+    return str(error)[:500]
+
+

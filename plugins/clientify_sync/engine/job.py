@@ -1,0 +1,245 @@
+"""One sync run of one entity between one invoicing platform and Clientify, step by step.
+
+Each public method is one DAG task: extract each side, reconcile (the plan), apply to Clientify,
+apply to the invoicing platform, commit (links, watermark, report). Steps share nothing in memory:
+records are staged in the ledger under the run id, so each step can run in its own process and a
+failed step can be retried alone. Each step returns a small JSON-able dict for XCom.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from clientify_sync.engine.apply import Applier
+from clientify_sync.engine.ledger import Ledger
+from clientify_sync.engine.model import SCHEMAS, Entity, Mode, Platform, Side
+from clientify_sync.engine.reconcile import reconcile
+from clientify_sync.engine.report import build_report
+from clientify_sync.engine.sides import CONTENT_TYPES, build_sides
+
+__all__ = ["Entity", "JobSpec", "Mode", "Platform", "SyncJob", "SyncOptions"]
+
+log = logging.getLogger(__name__)
+INV = Side.INVOICING.value
+CRM = Side.CLIENTIFY.value
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    platform: Platform
+    entity: Entity
+    run_id: str
+    mode: Mode = Mode.MODIFIED
+    dry_run: bool = False
+
+
+@dataclass(frozen=True)
+class SyncOptions:
+    """Engine knobs (the DAG config can override them).
+
+    ``lookback``: how far before the watermark a modified run re-reads Clientify (API-side delays,
+    same-timestamp writes); re-read records that did not change are recognised by hash.
+    ``dead_letter_limit``: how many runs a failed record is retried before it is only reported.
+    ``breaker_limit``: consecutive transient write failures that stop the run.
+    ``invoicing_wins``: per entity, the fields whose conflicts the invoicing side wins (else Clientify).
+    """
+
+    lookback: timedelta = timedelta(minutes=10)
+    concurrency: int | None = None
+    dead_letter_limit: int = 5
+    breaker_limit: int = 10
+    keep_plans: int = 50
+    invoicing_wins: dict[Entity, frozenset[str]] = field(default_factory=dict)
+
+
+class SyncJob:
+    """The steps of one run; see the module docstring."""
+
+    def __init__(
+        self, spec: JobSpec, *, invoicing: Any, clientify: Any, ledger: Ledger, options: SyncOptions | None = None
+    ) -> None:
+        self.spec = spec
+        self.options = options or SyncOptions()
+        self.ledger = ledger
+        self.invoicing_client = invoicing
+        self.clientify_client = clientify
+        self.invoicing, self.clientify = build_sides(spec.platform, spec.entity, invoicing, clientify)
+        schema = SCHEMAS[spec.entity]
+        wins = self.options.invoicing_wins.get(spec.entity)
+        self.schema = schema if wins is None else type(schema)(schema.entity, schema.fields, schema.key_field, wins)
+        self.ledger.start_run(spec.run_id, spec.mode.value, spec.dry_run)
+
+    @classmethod
+    def open(
+        cls, spec: JobSpec, *, invoicing: Any, clientify: Any, ledger_url: str, options: SyncOptions | None = None
+    ) -> SyncJob:
+        ledger = Ledger.open(ledger_url, spec.platform.value, spec.entity.value)
+        return cls(spec, invoicing=invoicing, clientify=clientify, ledger=ledger, options=options)
+
+    def close(self) -> None:
+        self.ledger.close()
+
+    # -- extract -------------------------------------------------------------------------------
+    def extract_invoicing(self) -> dict[str, Any]:
+        """Stage the invoicing platform's full listing (it has no modified filter; hashes tell changes)."""
+        self._reset_stats()
+        records = pages = 0
+        for page in self.invoicing.pages():
+            self.ledger.upsert_remote(page, self.spec.run_id)
+            records, pages = records + len(page), pages + 1
+        return self._step("extract_invoicing", {"records": records, "pages": pages})
+
+    def extract_clientify(self, watermark: str | None) -> dict[str, Any]:
+        """Stage the Clientify records modified since ``watermark - lookback`` (all of them in full mode)."""
+        self._reset_stats()
+        since = None
+        if self.spec.mode is Mode.MODIFIED and watermark:
+            since = (datetime.fromisoformat(watermark) - self.options.lookback).isoformat()
+        records = pages = 0
+        for page in self.clientify.pages(since):
+            self.ledger.upsert_remote(page, self.spec.run_id)
+            records, pages = records + len(page), pages + 1
+        seen_max = self.ledger.max_modified(CRM, self.spec.run_id)
+        summary = {"records": records, "pages": pages, "since": since, "max_modified": seen_max}
+        return self._step("extract_clientify", summary)
+
+    # -- reconcile -----------------------------------------------------------------------------
+    def reconcile(self) -> dict[str, Any]:
+        """Settle pending creates, then match, merge and store the plan."""
+        self._reset_stats()
+        if not self.spec.dry_run:
+            self._settle_pending_creates()
+        self.ledger.clear_plan(self.spec.run_id)
+        plan = reconcile(
+            self.ledger, self.schema, run_id=self.spec.run_id, mode=self.spec.mode,
+            crm_rtype_for=self.clientify.mapper.rtype_for, dead_letter_limit=self.options.dead_letter_limit,
+            dry_run=self.spec.dry_run,
+        )  # fmt: skip
+        self.ledger.add_plan_items(self.spec.run_id, plan.items)
+        if not self.spec.dry_run:
+            self.ledger.add_conflicts(self.spec.run_id, plan.conflicts)
+        planned: dict[str, int] = {}
+        for item in plan.items:
+            if item["status"] == "planned":
+                key = f"{item['action']}:{item.get('target') or '-'}"
+                planned[key] = planned.get(key, 0) + 1
+        summary = {"planned": planned, "counts": dict(plan.counts), "conflicts": len(plan.conflicts)}
+        return self._step("reconcile", summary)
+
+    def _settle_pending_creates(self) -> None:
+        """Creates whose outcome a crash left unknown: find the record before anything is created again.
+
+        The invoicing listing is complete, and a record created in Clientify carries the link field
+        and a ``modified`` after the unadvanced watermark, so matching normally sees it; a lookup by
+        link field and key covers the rest. Either way the entry is settled here.
+        """
+        mirror = self.ledger.remote_frame(CRM)
+        for entry in self.ledger.pending():
+            if entry["target"] == CRM:
+                known = mirror[(mirror["link"] == entry["source_id"]) | (mirror["key"] == entry["natural_key"])]
+                if known.empty:
+                    found = self.clientify.find(entry["source_id"], entry["natural_key"])
+                    self.ledger.upsert_remote(found, self.spec.run_id)
+                    log.info("pending create %s: %d found in Clientify", entry["source_id"], len(found))
+            self.ledger.delete_pending(entry["id"])
+
+    # -- apply ---------------------------------------------------------------------------------
+    def apply_clientify(self) -> dict[str, Any]:
+        return self._apply(Side.CLIENTIFY, "apply_clientify")
+
+    def apply_invoicing(self) -> dict[str, Any]:
+        return self._apply(Side.INVOICING, "apply_invoicing")
+
+    def _apply(self, target: Side, step: str) -> dict[str, Any]:
+        self._reset_stats()
+        items = self.ledger.plan(self.spec.run_id, target=target.value, status="planned")
+        if self.spec.dry_run:
+            return self._step(step, {"dry_run": True, "would_write": len(items)})
+        if items:
+            self._ensure_link_fields()
+        concurrency = self.options.concurrency or self._client_concurrency(target)
+        applier = Applier(
+            self.ledger, self.spec.run_id, target, self.invoicing, self.clientify, concurrency=concurrency,
+            breaker_limit=self.options.breaker_limit,
+        )  # fmt: skip
+        stats = applier.run(items)
+        return self._step(step, {"items": len(items), "outcomes": stats.outcomes, "failed": len(stats.failures)})
+
+    def _ensure_link_fields(self) -> None:
+        """Define the Clientify link field once per content type (remembered in the ledger)."""
+        for rtype in self.clientify.resources:
+            key = f"clientify.custom_field:{self.clientify.link_field}:{CONTENT_TYPES[rtype]}"
+            if self.ledger.get_meta(key) is None:
+                self.clientify.custom_fields.ensure(self.clientify.link_field, CONTENT_TYPES[rtype])
+                self.ledger.set_meta(key, "defined")
+
+    def _client_concurrency(self, target: Side) -> int:
+        client = self.clientify_client if target is Side.CLIENTIFY else self.invoicing_client
+        return int(getattr(client.settings, "concurrency", 4) or 4)
+
+    # -- commit --------------------------------------------------------------------------------
+    def commit(self, previous_watermark: str | None, seen_max: str | None) -> dict[str, Any]:
+        """Move the merge bases of fully written pairs, compute the watermark, store the report."""
+        if not self.spec.dry_run:
+            self._finalise_pairs()
+        watermark_out = next_watermark(previous_watermark, seen_max, self.spec.mode, dry_run=self.spec.dry_run)
+        report = build_report(self.ledger, self.spec, previous_watermark, watermark_out)
+        self.ledger.finish_run(self.spec.run_id, report)
+        self.ledger.prune_plans(self.options.keep_plans)
+        return report
+
+    def _finalise_pairs(self) -> None:
+        """A pair whose every write of this run succeeded gets the merged record as its new base."""
+        by_pair: dict[str, list[dict[str, Any]]] = {}
+        for item in self.ledger.plan(self.spec.run_id):
+            if item["action"] in ("update", "touch"):
+                by_pair.setdefault(item["pair"], []).append(item)
+        done = [items for items in by_pair.values() if all(i["status"] == "done" for i in items)]
+        inv_rows = self.ledger.remote_records(INV, [(i[0]["inv_type"], i[0]["inv_id"]) for i in done])
+        crm_rows = self.ledger.remote_records(CRM, [(i[0]["crm_type"], i[0]["crm_id"]) for i in done])
+        with self.ledger.begin() as conn:
+            for items in done:
+                first = items[0]
+                inv_ref, crm_ref = (first["inv_type"], first["inv_id"]), (first["crm_type"], first["crm_id"])
+                self.ledger.save_link(
+                    inv_ref, crm_ref, base=first["merged"], inv_hash=inv_rows[inv_ref]["hash"],
+                    crm_hash=crm_rows[crm_ref]["hash"], run_id=self.spec.run_id, conn=conn,
+                )  # fmt: skip
+                for item in items:
+                    if item["action"] == "touch":
+                        self.ledger.finish_item(conn, item["id"], status="done", outcome="unchanged",
+                                                reason=item["reason"])  # fmt: skip
+
+    # -- helpers -------------------------------------------------------------------------------
+    def _reset_stats(self) -> None:
+        for client in (self.invoicing_client, self.clientify_client):
+            stats = getattr(client, "stats", None)
+            if stats is not None:
+                stats.reset()
+
+    def _step(self, step: str, summary: dict[str, Any]) -> dict[str, Any]:
+        calls = {
+            self.spec.platform.value: _stats_summary(self.invoicing_client),
+            "clientify": _stats_summary(self.clientify_client),
+        }
+        self.ledger.save_step(self.spec.run_id, step, summary, calls)
+        log.info("%s %s %s: %s", self.spec.platform.value, self.spec.entity.value, step, summary)
+        return summary
+
+
+def _stats_summary(client: Any) -> dict[str, Any]:
+    stats = getattr(client, "stats", None)
+    return stats.summary() if stats is not None else {}
+
+
+def next_watermark(previous: str | None, seen_max: str | None, mode: Mode, *, dry_run: bool = False) -> str | None:
+    """The API's own clock, advanced monotonically; ``full`` resets it; a dry run never moves it."""
+    if dry_run:
+        return previous
+    if mode is Mode.FULL:
+        return seen_max or previous
+    candidates = [w for w in (previous, seen_max) if w]
+    return max(candidates, key=datetime.fromisoformat) if candidates else None

@@ -1,0 +1,558 @@
+"""The state ledger: what the sync remembers between runs and between the tasks of one run.
+
+A real SQL database through SQLAlchemy 2 (SQLite by default, PostgreSQL in production). It holds
+the links between ids with the last synced canonical snapshot (the merge base) and the content hash of
+each side; the last seen state of every remote record (the invoicing listing, and a mirror of the
+Clientify records seen so far, which lets a modified run match by tax ID without a search per
+record); pending creates (written before each POST); the plan and outcome of each run; dead letters;
+conflicts; run reports and API call counts. The schema creates and upgrades itself (``SCHEMA_VERSION``
+and ``_MIGRATIONS``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from clientify_sync.engine.model import SideRecord
+
+SCHEMA_VERSION = 1
+metadata = sa.MetaData()
+
+meta_table = sa.Table(
+    "cs_meta",
+    metadata,
+    sa.Column("key", sa.String(200), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+
+remote_records = sa.Table(
+    "cs_remote_records",
+    metadata,
+    sa.Column("integration", sa.String(32), primary_key=True),
+    sa.Column("entity", sa.String(32), primary_key=True),
+    sa.Column("side", sa.String(16), primary_key=True),
+    sa.Column("rtype", sa.String(16), primary_key=True),
+    sa.Column("rid", sa.String(64), primary_key=True),
+    sa.Column("key", sa.String(128), nullable=False, default=""),
+    sa.Column("kind", sa.String(16)),
+    sa.Column("problem", sa.String(64)),
+    sa.Column("link", sa.String(64)),
+    sa.Column("hash", sa.String(64), nullable=False),
+    sa.Column("prev_hash", sa.String(64)),
+    sa.Column("modified", sa.String(40)),
+    sa.Column("seen_run", sa.String(250), nullable=False),
+    sa.Column("data", sa.JSON, nullable=False),
+    sa.Column("raw", sa.JSON),
+    sa.Index("ix_cs_remote_key", "integration", "entity", "side", "key"),
+    sa.Index("ix_cs_remote_seen", "integration", "entity", "side", "seen_run"),
+)
+
+links = sa.Table(
+    "cs_links",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("integration", sa.String(32), nullable=False),
+    sa.Column("entity", sa.String(32), nullable=False),
+    sa.Column("inv_type", sa.String(16), nullable=False),
+    sa.Column("inv_id", sa.String(64), nullable=False),
+    sa.Column("crm_type", sa.String(16), nullable=False),
+    sa.Column("crm_id", sa.String(64), nullable=False),
+    sa.Column("base", sa.JSON),
+    sa.Column("inv_hash", sa.String(64), nullable=False, default=""),
+    sa.Column("crm_hash", sa.String(64), nullable=False, default=""),
+    sa.Column("updated_run", sa.String(250)),
+    sa.Column("updated_at", sa.DateTime(timezone=True)),
+    sa.UniqueConstraint("integration", "entity", "inv_type", "inv_id", name="uq_cs_links_inv"),
+    sa.UniqueConstraint("integration", "entity", "crm_type", "crm_id", name="uq_cs_links_crm"),
+)
+
+pending_creates = sa.Table(
+    "cs_pending_creates",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("integration", sa.String(32), nullable=False),
+    sa.Column("entity", sa.String(32), nullable=False),
+    sa.Column("target", sa.String(16), nullable=False),
+    sa.Column("target_type", sa.String(16), nullable=False),
+    sa.Column("source_type", sa.String(16), nullable=False),
+    sa.Column("source_id", sa.String(64), nullable=False),
+    sa.Column("natural_key", sa.String(128), nullable=False),
+    sa.Column("run_id", sa.String(250), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+plan_items = sa.Table(
+    "cs_plan_items",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("run_id", sa.String(250), nullable=False),
+    sa.Column("integration", sa.String(32), nullable=False),
+    sa.Column("entity", sa.String(32), nullable=False),
+    sa.Column("pair", sa.String(160), nullable=False),
+    sa.Column("action", sa.String(16), nullable=False),
+    sa.Column("target", sa.String(16)),
+    sa.Column("direction", sa.String(32), nullable=False),
+    sa.Column("inv_type", sa.String(16)),
+    sa.Column("inv_id", sa.String(64)),
+    sa.Column("crm_type", sa.String(16)),
+    sa.Column("crm_id", sa.String(64)),
+    sa.Column("fields", sa.JSON),
+    sa.Column("merged", sa.JSON),
+    sa.Column("reason", sa.String(64)),
+    sa.Column("detail", sa.Text),
+    sa.Column("status", sa.String(16), nullable=False, default="planned"),
+    sa.Column("outcome", sa.String(16)),
+    sa.Column("result", sa.JSON),
+    sa.Index("ix_cs_plan_run", "run_id", "integration", "entity", "target"),
+)
+
+dead_letters = sa.Table(
+    "cs_dead_letters",
+    metadata,
+    sa.Column("integration", sa.String(32), primary_key=True),
+    sa.Column("entity", sa.String(32), primary_key=True),
+    sa.Column("side", sa.String(16), primary_key=True),
+    sa.Column("rtype", sa.String(16), primary_key=True),
+    sa.Column("rid", sa.String(64), primary_key=True),
+    sa.Column("reason", sa.String(64), nullable=False),
+    sa.Column("detail", sa.Text),
+    sa.Column("attempts", sa.Integer, nullable=False, default=1),
+    sa.Column("first_run", sa.String(250), nullable=False),
+    sa.Column("last_run", sa.String(250), nullable=False),
+)
+
+conflicts = sa.Table(
+    "cs_conflicts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("run_id", sa.String(250), nullable=False),
+    sa.Column("integration", sa.String(32), nullable=False),
+    sa.Column("entity", sa.String(32), nullable=False),
+    sa.Column("inv_id", sa.String(64)),
+    sa.Column("crm_type", sa.String(16)),
+    sa.Column("crm_id", sa.String(64)),
+    sa.Column("field", sa.String(64), nullable=False),
+    sa.Column("invoicing_value", sa.Text),
+    sa.Column("clientify_value", sa.Text),
+    sa.Column("base_value", sa.Text),
+    sa.Column("winner", sa.String(16), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+runs = sa.Table(
+    "cs_runs",
+    metadata,
+    sa.Column("run_id", sa.String(250), primary_key=True),
+    sa.Column("integration", sa.String(32), primary_key=True),
+    sa.Column("entity", sa.String(32), primary_key=True),
+    sa.Column("mode", sa.String(16), nullable=False),
+    sa.Column("dry_run", sa.Boolean, nullable=False),
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("finished_at", sa.DateTime(timezone=True)),
+    sa.Column("report", sa.JSON),
+)
+
+run_steps = sa.Table(
+    "cs_run_steps",
+    metadata,
+    sa.Column("run_id", sa.String(250), primary_key=True),
+    sa.Column("integration", sa.String(32), primary_key=True),
+    sa.Column("entity", sa.String(32), primary_key=True),
+    sa.Column("step", sa.String(32), primary_key=True),
+    sa.Column("summary", sa.JSON, nullable=False),
+    sa.Column("calls", sa.JSON, nullable=False),
+)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _migrate_to_1(conn: Connection) -> None:
+    metadata.create_all(conn)
+
+
+# Version n is reached by running _MIGRATIONS[n]; a new column or table is a new entry here.
+_MIGRATIONS = {1: _migrate_to_1}
+
+
+def create_ledger_engine(url: str) -> Engine:
+    """An engine that waits on a busy SQLite file instead of failing (several DAGs share the ledger)."""
+    if url.startswith("sqlite"):
+        engine = sa.create_engine(url, connect_args={"timeout": 60})
+
+        @sa.event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.close()
+
+        return engine
+    return sa.create_engine(url, pool_pre_ping=True)
+
+
+class Ledger:
+    """Repository over the ledger tables, scoped to one integration (platform) and entity."""
+
+    def __init__(self, engine: Engine, integration: str, entity: str) -> None:
+        self.engine = engine
+        self.integration = integration
+        self.entity = entity
+
+    @classmethod
+    def open(cls, url: str, integration: str, entity: str) -> Ledger:
+        engine = create_ledger_engine(url)
+        upgrade_schema(engine)
+        return cls(engine, integration, entity)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def begin(self) -> Iterator[Connection]:
+        with self.engine.begin() as conn:
+            yield conn
+
+    def _scope(self, table: sa.Table) -> sa.ColumnElement[bool]:
+        return sa.and_(table.c.integration == self.integration, table.c.entity == self.entity)
+
+    # -- meta ----------------------------------------------------------------------------------
+    def get_meta(self, key: str) -> str | None:
+        with self.engine.connect() as conn:
+            return conn.scalar(sa.select(meta_table.c.value).where(meta_table.c.key == key))
+
+    def set_meta(self, key: str, value: str | None) -> None:
+        with self.begin() as conn:
+            conn.execute(sa.delete(meta_table).where(meta_table.c.key == key))
+            if value is not None:
+                conn.execute(sa.insert(meta_table).values(key=key, value=value))
+
+    # -- remote records ------------------------------------------------------------------------
+    def upsert_remote(self, records: Sequence[SideRecord], run_id: str, *, keep_raw: bool = True) -> None:
+        """Store the latest state of records read in this run (``prev_hash`` keeps the one before)."""
+        if not records:
+            return
+        t = remote_records
+        with self.begin() as conn:
+            for chunk in _chunks(records, 400):
+                keys = [(r.side.value, r.rtype, r.rid) for r in chunk]
+                previous = dict(
+                    conn.execute(
+                        sa.select(sa.tuple_(t.c.side, t.c.rtype, t.c.rid), t.c.hash).where(
+                            self._scope(t), sa.tuple_(t.c.side, t.c.rtype, t.c.rid).in_(keys)
+                        )
+                    ).all()
+                )
+                previous = {tuple(k): v for k, v in previous.items()}
+                conn.execute(
+                    sa.delete(t).where(self._scope(t), sa.tuple_(t.c.side, t.c.rtype, t.c.rid).in_(keys))
+                )
+                conn.execute(
+                    sa.insert(t),
+                    [
+                        {
+                            "integration": self.integration, "entity": self.entity, "side": r.side.value,
+                            "rtype": r.rtype, "rid": r.rid, "key": r.key, "kind": r.kind, "problem": r.problem,
+                            "link": r.link, "hash": r.content_hash,
+                            "prev_hash": previous.get((r.side.value, r.rtype, r.rid)), "modified": r.modified,
+                            "seen_run": run_id, "data": r.data, "raw": r.raw if keep_raw else None,
+                        }  # fmt: skip
+                        for r in chunk
+                    ],
+                )
+
+    def remote_frame(self, side: str, *, seen_run: str | None = None) -> pd.DataFrame:
+        """The identity columns of remote records (no payloads): what matching joins on."""
+        t = remote_records
+        query = sa.select(
+            t.c.rtype, t.c.rid, t.c.key, t.c.kind, t.c.problem, t.c.link, t.c.hash, t.c.prev_hash,
+            t.c.modified, t.c.seen_run,
+        ).where(self._scope(t), t.c.side == side)  # fmt: skip
+        if seen_run is not None:
+            query = query.where(t.c.seen_run == seen_run)
+        with self.engine.connect() as conn:
+            return pd.read_sql(query, conn, dtype=object)
+
+    def remote_records(self, side: str, ids: Iterable[tuple[str, str]]) -> dict[tuple[str, str], dict[str, Any]]:
+        """Full rows (data, raw, link, hash) for the given (rtype, rid) pairs."""
+        t = remote_records
+        wanted = list(dict.fromkeys(ids))
+        found: dict[tuple[str, str], dict[str, Any]] = {}
+        with self.engine.connect() as conn:
+            for chunk in _chunks(wanted, 400):
+                rows = conn.execute(
+                    sa.select(t).where(
+                        self._scope(t), t.c.side == side, sa.tuple_(t.c.rtype, t.c.rid).in_(chunk)
+                    )
+                ).mappings()
+                for row in rows:
+                    found[(row["rtype"], row["rid"])] = dict(row)
+        return found
+
+    def max_modified(self, side: str, run_id: str) -> str | None:
+        t = remote_records
+        with self.engine.connect() as conn:
+            return conn.scalar(
+                sa.select(sa.func.max(t.c.modified)).where(
+                    self._scope(t), t.c.side == side, t.c.seen_run == run_id
+                )
+            )
+
+    # -- links ---------------------------------------------------------------------------------
+    def links_frame(self) -> pd.DataFrame:
+        t = links
+        query = sa.select(
+            t.c.id.label("link_id"), t.c.inv_type, t.c.inv_id, t.c.crm_type, t.c.crm_id, t.c.inv_hash,
+            t.c.crm_hash,
+        ).where(self._scope(t))  # fmt: skip
+        with self.engine.connect() as conn:
+            return pd.read_sql(query, conn, dtype=object)
+
+    def link_bases(self, link_ids: Iterable[int]) -> dict[int, dict[str, Any] | None]:
+        bases: dict[int, dict[str, Any] | None] = {}
+        with self.engine.connect() as conn:
+            for chunk in _chunks(list(link_ids), 500):
+                for row in conn.execute(sa.select(links.c.id, links.c.base).where(links.c.id.in_(chunk))):
+                    bases[row.id] = row.base
+        return bases
+
+    def find_link(self, *, inv: tuple[str, str] | None = None, crm: tuple[str, str] | None = None) -> dict | None:
+        t = links
+        query = sa.select(t).where(self._scope(t))
+        if inv:
+            query = query.where(t.c.inv_type == inv[0], t.c.inv_id == inv[1])
+        if crm:
+            query = query.where(t.c.crm_type == crm[0], t.c.crm_id == crm[1])
+        with self.engine.connect() as conn:
+            row = conn.execute(query).mappings().first()
+            return dict(row) if row else None
+
+    def save_link(
+        self,
+        inv: tuple[str, str],
+        crm: tuple[str, str],
+        *,
+        base: dict[str, Any] | None,
+        inv_hash: str,
+        crm_hash: str,
+        run_id: str,
+        conn: Connection | None = None,
+    ) -> None:
+        """Insert or update the link of a pair (matched on either id)."""
+        values = {
+            "base": base, "inv_hash": inv_hash, "crm_hash": crm_hash, "updated_run": run_id,
+            "updated_at": _now(), "inv_type": inv[0], "inv_id": inv[1], "crm_type": crm[0], "crm_id": crm[1],
+        }  # fmt: skip
+        t = links
+        with _maybe_conn(self, conn) as c:
+            existing = c.scalar(
+                sa.select(t.c.id).where(
+                    self._scope(t),
+                    sa.or_(
+                        sa.and_(t.c.inv_type == inv[0], t.c.inv_id == inv[1]),
+                        sa.and_(t.c.crm_type == crm[0], t.c.crm_id == crm[1]),
+                    ),
+                )
+            )
+            if existing is None:
+                c.execute(sa.insert(t).values(integration=self.integration, entity=self.entity, **values))
+            else:
+                c.execute(sa.update(t).where(t.c.id == existing).values(**values))
+
+    def delete_link(self, link_id: int) -> None:
+        with self.begin() as conn:
+            conn.execute(sa.delete(links).where(links.c.id == link_id))
+
+    # -- pending creates -----------------------------------------------------------------------
+    def add_pending(
+        self, conn: Connection, *, target: str, target_type: str, source: tuple[str, str], natural_key: str,
+        run_id: str,
+    ) -> int:  # fmt: skip
+        result = conn.execute(
+            sa.insert(pending_creates).values(
+                integration=self.integration, entity=self.entity, target=target, target_type=target_type,
+                source_type=source[0], source_id=source[1], natural_key=natural_key, run_id=run_id,
+                created_at=_now(),
+            )  # fmt: skip
+        )
+        return int(result.inserted_primary_key[0])
+
+    def pending(self) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(pending_creates).where(self._scope(pending_creates)))
+            return [dict(r) for r in rows.mappings()]
+
+    def delete_pending(self, pending_id: int, conn: Connection | None = None) -> None:
+        with _maybe_conn(self, conn) as c:
+            c.execute(sa.delete(pending_creates).where(pending_creates.c.id == pending_id))
+
+    # -- plan ----------------------------------------------------------------------------------
+    def clear_plan(self, run_id: str) -> None:
+        with self.begin() as conn:
+            conn.execute(sa.delete(plan_items).where(self._scope(plan_items), plan_items.c.run_id == run_id))
+
+    def add_plan_items(self, run_id: str, items: Sequence[dict[str, Any]]) -> None:
+        if not items:
+            return
+        rows = [{"integration": self.integration, "entity": self.entity, "run_id": run_id, **i} for i in items]
+        with self.begin() as conn:
+            for chunk in _chunks(rows, 500):
+                conn.execute(sa.insert(plan_items), chunk)
+
+    def plan(self, run_id: str, *, target: str | None = None, status: str | None = None) -> list[dict]:
+        t = plan_items
+        query = sa.select(t).where(self._scope(t), t.c.run_id == run_id).order_by(t.c.id)
+        if target is not None:
+            query = query.where(t.c.target == target)
+        if status is not None:
+            query = query.where(t.c.status == status)
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(query).mappings()]
+
+    def finish_item(
+        self, conn: Connection, item_id: int, *, status: str, outcome: str, reason: str | None = None,
+        detail: str | None = None, result: dict[str, Any] | None = None,
+    ) -> None:  # fmt: skip
+        conn.execute(
+            sa.update(plan_items)
+            .where(plan_items.c.id == item_id)
+            .values(status=status, outcome=outcome, reason=reason, detail=detail, result=result)
+        )
+
+    def prune_plans(self, keep_runs: int) -> None:
+        """Keep the plans of the last ``keep_runs`` runs; the reports stay in ``cs_runs``."""
+        with self.begin() as conn:
+            recent = conn.scalars(
+                sa.select(runs.c.run_id)
+                .where(self._scope(runs))
+                .order_by(runs.c.started_at.desc())
+                .limit(keep_runs)
+            ).all()
+            conn.execute(sa.delete(plan_items).where(self._scope(plan_items), plan_items.c.run_id.not_in(recent)))
+
+    # -- dead letters and conflicts ------------------------------------------------------------
+    def dead_letters(self) -> pd.DataFrame:
+        t = dead_letters
+        query = sa.select(t.c.side, t.c.rtype, t.c.rid, t.c.reason, t.c.attempts).where(self._scope(t))
+        with self.engine.connect() as conn:
+            return pd.read_sql(query, conn, dtype=object)
+
+    def record_dead_letter(
+        self, conn: Connection, side: str, rtype: str, rid: str, reason: str, detail: str | None, run_id: str
+    ) -> None:
+        t = dead_letters
+        where = sa.and_(self._scope(t), t.c.side == side, t.c.rtype == rtype, t.c.rid == rid)
+        attempts = conn.scalar(sa.select(t.c.attempts).where(where))
+        if attempts is None:
+            conn.execute(
+                sa.insert(t).values(
+                    integration=self.integration, entity=self.entity, side=side, rtype=rtype, rid=rid,
+                    reason=reason, detail=detail, attempts=1, first_run=run_id, last_run=run_id,
+                )  # fmt: skip
+            )
+        else:
+            conn.execute(
+                sa.update(t).where(where).values(reason=reason, detail=detail, attempts=attempts + 1, last_run=run_id)
+            )
+
+    def clear_dead_letter(self, conn: Connection, side: str, rtype: str, rid: str) -> None:
+        t = dead_letters
+        conn.execute(sa.delete(t).where(self._scope(t), t.c.side == side, t.c.rtype == rtype, t.c.rid == rid))
+
+    def add_conflicts(self, run_id: str, rows: Sequence[dict[str, Any]]) -> None:
+        if not rows:
+            return
+        with self.begin() as conn:
+            conn.execute(
+                sa.insert(conflicts),
+                [
+                    {"integration": self.integration, "entity": self.entity, "run_id": run_id,
+                     "created_at": _now(), **row}
+                    for row in rows
+                ],
+            )  # fmt: skip
+
+    def conflicts(self, run_id: str | None = None) -> list[dict[str, Any]]:
+        query = sa.select(conflicts).where(self._scope(conflicts)).order_by(conflicts.c.id)
+        if run_id is not None:
+            query = query.where(conflicts.c.run_id == run_id)
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(query).mappings()]
+
+    # -- runs ----------------------------------------------------------------------------------
+    def start_run(self, run_id: str, mode: str, dry_run: bool) -> None:
+        with self.begin() as conn:
+            exists = conn.scalar(sa.select(runs.c.run_id).where(self._scope(runs), runs.c.run_id == run_id))
+            if exists is None:
+                conn.execute(
+                    sa.insert(runs).values(
+                        run_id=run_id, integration=self.integration, entity=self.entity, mode=mode,
+                        dry_run=dry_run, started_at=_now(),
+                    )  # fmt: skip
+                )
+
+    def finish_run(self, run_id: str, report: dict[str, Any]) -> None:
+        with self.begin() as conn:
+            conn.execute(
+                sa.update(runs)
+                .where(self._scope(runs), runs.c.run_id == run_id)
+                .values(finished_at=_now(), report=json.loads(json.dumps(report, default=str)))
+            )
+
+    def report(self, run_id: str) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            return conn.scalar(sa.select(runs.c.report).where(self._scope(runs), runs.c.run_id == run_id))
+
+    def save_step(self, run_id: str, step: str, summary: dict[str, Any], calls: dict[str, Any]) -> None:
+        t = run_steps
+        with self.begin() as conn:
+            conn.execute(sa.delete(t).where(self._scope(t), t.c.run_id == run_id, t.c.step == step))
+            conn.execute(
+                sa.insert(t).values(
+                    run_id=run_id, integration=self.integration, entity=self.entity, step=step,
+                    summary=json.loads(json.dumps(summary, default=str)), calls=calls,
+                )  # fmt: skip
+            )
+
+    def steps(self, run_id: str) -> dict[str, dict[str, Any]]:
+        t = run_steps
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(t).where(self._scope(t), t.c.run_id == run_id)).mappings()
+            return {r["step"]: {"summary": r["summary"], "calls": r["calls"]} for r in rows}
+
+
+def upgrade_schema(engine: Engine) -> int:
+    """Create the tables on first use and run the migrations up to ``SCHEMA_VERSION``."""
+    with engine.begin() as conn:
+        meta_table.create(conn, checkfirst=True)
+        current = conn.scalar(sa.select(meta_table.c.value).where(meta_table.c.key == "schema_version"))
+        version = int(current or 0)
+        for target in range(version + 1, SCHEMA_VERSION + 1):
+            _MIGRATIONS[target](conn)
+            version = target
+        conn.execute(sa.delete(meta_table).where(meta_table.c.key == "schema_version"))
+        conn.execute(sa.insert(meta_table).values(key="schema_version", value=str(version)))
+    return version
+
+
+@contextmanager
+def _maybe_conn(ledger: Ledger, conn: Connection | None) -> Iterator[Connection]:
+    if conn is not None:
+        yield conn
+    else:
+        with ledger.begin() as own:
+            yield own
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]

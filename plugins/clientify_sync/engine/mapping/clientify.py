@@ -1,0 +1,162 @@
+"""Clientify contacts, companies and products (DRF JSON, partial PUT, custom fields by name)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from clientify_sync.engine.model import Side, SideRecord, country, money, split_person_name, text
+from clientify_sync.engine.taxid import Kind, TaxId
+
+MAIN_EMAIL = 4  # e-mail type "Main"
+BILLING_ADDRESS = 3  # address type "Billing": the fiscal address we keep in step
+MAIN_ADDRESS = 5
+
+
+def utc_iso(value: str | None) -> str | None:
+    """Clientify's local-offset timestamp as ISO-8601 UTC with microseconds (sortable as text)."""
+    if not value:
+        return None
+    moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        raise ValueError(f"naive timestamp from Clientify: {value!r}")
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def custom_field_value(raw: dict[str, Any], name: str) -> str | None:
+    for item in raw.get("custom_fields") or []:
+        if item.get("field") == name:
+            value = text(item.get("value"))
+            return value if value and value != "--" else None  # "--" is a client's "empty"
+    return None
+
+
+def pick_address(addresses: list[dict[str, Any]]) -> tuple[int | None, dict[str, Any]]:
+    """The address we sync: the billing one, else the main one, else the first."""
+    for wanted in (BILLING_ADDRESS, MAIN_ADDRESS):
+        for index, address in enumerate(addresses):
+            if address.get("type") == wanted:
+                return index, address
+    return (0, addresses[0]) if addresses else (None, {})
+
+
+def pick_email(emails: list[dict[str, Any]]) -> tuple[int | None, str]:
+    for index, item in enumerate(emails):
+        if item.get("type") == MAIN_EMAIL:
+            return index, text(item.get("email")).lower()
+    return (0, text(emails[0].get("email")).lower()) if emails else (None, "")
+
+
+@dataclass
+class ClientifyContactMapper:
+    """Clientify contact (a person) or company ↔ canonical contact.
+
+    ``classify`` is the tax-ID rule of the invoicing platform this integration pairs with (RFC for
+    Facturama, NIF for FacturaDirecta); ``link_field`` is the custom field holding its id.
+    """
+
+    classify: Callable[[str | None], TaxId]
+    link_field: str
+
+    def read(self, rtype: str, raw: dict[str, Any]) -> SideRecord:
+        tax = self.classify(raw.get("taxpayer_identification_number"))
+        _, address = pick_address(raw.get("addresses") or [])
+        if rtype == "contact":
+            name = text(f"{raw.get('first_name') or ''} {raw.get('last_name') or ''}")
+        else:
+            name = text(raw.get("name"))
+        data = {
+            "tax_id": tax.key,
+            "name": name,
+            "email": pick_email(raw.get("emails") or [])[1],
+            "street": text(address.get("street")),
+            "city": text(address.get("city")),
+            "state": text(address.get("state")),
+            "postal_code": text(address.get("postal_code")),
+            "country": country(address.get("country")),
+        }
+        return SideRecord(
+            side=Side.CLIENTIFY, rtype=rtype, rid=str(raw["id"]), data=data, key=tax.key, kind=tax.kind,
+            problem=tax.problem, link=custom_field_value(raw, self.link_field),
+            modified=utc_iso(raw.get("modified")), raw=raw,
+        )  # fmt: skip
+
+    def rtype_for(self, kind: str | None) -> str:
+        return "company" if kind == Kind.COMPANY else "contact"
+
+    def create_body(self, rtype: str, data: dict[str, Any], link: str | None) -> dict[str, Any]:
+        return self.update_body(rtype, {}, data, set(data), link)
+
+    def update_body(
+        self, rtype: str, raw: dict[str, Any], data: dict[str, Any], changed: set[str], link: str | None
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {}
+        if "name" in changed:
+            if rtype == "contact":
+                body["first_name"], body["last_name"] = split_person_name(data["name"])
+            else:
+                body["name"] = data["name"]
+        if "tax_id" in changed:
+            body["taxpayer_identification_number"] = data["tax_id"]
+        if "email" in changed:
+            body["emails"] = self._emails(raw.get("emails") or [], data["email"])
+        if changed & {"street", "city", "state", "postal_code", "country"}:
+            body["addresses"] = self._addresses(raw.get("addresses") or [], data)
+        if link is not None and custom_field_value(raw, self.link_field) != link:
+            body["custom_fields"] = [{"field": self.link_field, "value": link}]  # merged by name
+        return body
+
+    @staticmethod
+    def _emails(current: list[dict[str, Any]], email: str) -> list[dict[str, Any]]:
+        """The e-mail list with our main address replaced; the others are kept (PUT replaces lists)."""
+        kept = [{"type": e.get("type"), "email": e.get("email")} for e in current]
+        index, _ = pick_email(current)
+        if index is None:
+            return [{"type": MAIN_EMAIL, "email": email}] if email else []
+        if not email:
+            return kept[:index] + kept[index + 1 :]
+        kept[index]["email"] = email
+        return kept
+
+    @staticmethod
+    def _addresses(current: list[dict[str, Any]], data: dict[str, Any]) -> list[dict[str, Any]]:
+        fields = ("street", "city", "state", "postal_code", "country")
+        kept = [{k: a.get(k) for k in (*fields, "type")} for a in current]
+        ours = {k: data[k] for k in fields}
+        index, _ = pick_address(current)
+        if index is None:
+            return [{**ours, "type": BILLING_ADDRESS}] if any(ours.values()) else []
+        kept[index].update(ours)
+        return kept
+
+
+@dataclass
+class ClientifyProductMapper:
+    """Clientify product ↔ canonical product; joined on ``sku``."""
+
+    link_field: str
+
+    def read(self, rtype: str, raw: dict[str, Any]) -> SideRecord:
+        sku = text(raw.get("sku"))
+        data = {"sku": sku, "name": text(raw.get("name")), "price": money(raw.get("price"))}
+        return SideRecord(
+            side=Side.CLIENTIFY, rtype="product", rid=str(raw["id"]), data=data, key=sku.upper(),
+            problem=None if sku else "no_sku", link=custom_field_value(raw, self.link_field),
+            modified=utc_iso(raw.get("modified")), raw=raw,
+        )  # fmt: skip
+
+    def rtype_for(self, kind: str | None) -> str:
+        return "product"
+
+    def create_body(self, rtype: str, data: dict[str, Any], link: str | None) -> dict[str, Any]:
+        return self.update_body(rtype, {}, data, set(data), link)
+
+    def update_body(
+        self, rtype: str, raw: dict[str, Any], data: dict[str, Any], changed: set[str], link: str | None
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {field: data[field] for field in ("sku", "name", "price") if field in changed}
+        if link is not None and custom_field_value(raw, self.link_field) != link:
+            body["custom_fields"] = [{"field": self.link_field, "value": link}]
+        return body

@@ -1,0 +1,120 @@
+"""FacturaDirecta clients and products (classic XML API as nested dicts, partial PUT).
+
+The link to Clientify is a custom attribute (``ID_CRM`` by default). Only our own label is ever sent,
+so the account's other custom attributes stay untouched (absent attributes are not modified).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from clientify_sync.engine.model import Side, SideRecord, country, money, split_person_name, text
+from clientify_sync.engine.taxid import Kind, classify_nif
+
+
+def custom_attribute(raw: dict[str, Any], label: str) -> str | None:
+    for item in raw.get("customAttributes") or []:
+        if item.get("label") == label:
+            return text(item.get("value")) or None
+    return None
+
+
+@dataclass
+class FacturaDirectaClientMapper:
+    """FacturaDirecta ``client`` ↔ canonical contact; ``legalType`` F/J agrees with the NIF kind."""
+
+    link_attribute: str | None = "ID_CRM"
+
+    def read(self, rtype: str, raw: dict[str, Any]) -> SideRecord:
+        tax = classify_nif(raw.get("taxCode"))
+        address = raw.get("address") or {}
+        if raw.get("legalType") == "F":
+            name = text(f"{raw.get('personName') or ''} {raw.get('personSurname') or ''}")
+        else:
+            name = text(raw.get("name"))
+        street = ", ".join(p for p in (text(address.get("line1")), text(address.get("line2"))) if p)
+        data = {
+            "tax_id": tax.key,
+            "name": name,
+            "email": text(raw.get("email")).lower(),
+            "street": street,
+            "city": text(address.get("city")),
+            "state": text(address.get("province")),
+            "postal_code": text(address.get("zipcode")),
+            "country": country(address.get("country")),
+        }
+        link = custom_attribute(raw, self.link_attribute) if self.link_attribute else None
+        return SideRecord(
+            side=Side.INVOICING, rtype="client", rid=str(raw["id"]), data=data, key=tax.key,
+            kind=tax.kind, problem=tax.problem, link=link, raw=raw,
+        )  # fmt: skip
+
+    def rtype_for(self, kind: str | None) -> str:
+        return "client"
+
+    def create_body(self, rtype: str, data: dict[str, Any], link: str | None) -> dict[str, Any]:
+        legal_type = "J" if classify_nif(data["tax_id"]).kind == Kind.COMPANY else "F"
+        return self.update_body(rtype, {"legalType": legal_type}, data, set(data), link) | {
+            "legalType": legal_type
+        }
+
+    def update_body(
+        self, rtype: str, raw: dict[str, Any], data: dict[str, Any], changed: set[str], link: str | None
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {}
+        if "name" in changed:
+            if raw.get("legalType") == "F":
+                body["personName"], body["personSurname"] = split_person_name(data["name"])
+            else:
+                body["name"] = data["name"]
+        if "tax_id" in changed:
+            body["taxCode"] = data["tax_id"]
+        if "email" in changed:
+            body["email"] = data["email"]
+        address: dict[str, Any] = {}
+        if "street" in changed:
+            address.update(line1=data["street"], line2="")
+        for canonical, element in (("city", "city"), ("state", "province"), ("postal_code", "zipcode")):
+            if canonical in changed:
+                address[element] = data[canonical]
+        if "country" in changed:
+            address["country"] = data["country"]
+        if address:
+            body["address"] = address  # merged element-wise by the API
+        if self.link_attribute and link is not None and custom_attribute(raw, self.link_attribute) != link:
+            body["customAttributes"] = [{"label": self.link_attribute, "value": link}]
+        return body
+
+
+@dataclass
+class FacturaDirectaProductMapper:
+    """FacturaDirecta ``product`` ↔ canonical product; the SKU is ``productCode``."""
+
+    link_attribute: str | None = "ID_CRM"
+
+    def read(self, rtype: str, raw: dict[str, Any]) -> SideRecord:
+        sku = text(raw.get("productCode"))
+        data = {"sku": sku, "name": text(raw.get("name")), "price": money(raw.get("price"))}
+        link = custom_attribute(raw, self.link_attribute) if self.link_attribute else None
+        return SideRecord(
+            side=Side.INVOICING, rtype="product", rid=str(raw["id"]), data=data, key=sku.upper(),
+            problem=None if sku else "no_sku", link=link, raw=raw,
+        )  # fmt: skip
+
+    def rtype_for(self, kind: str | None) -> str:
+        return "product"
+
+    def create_body(self, rtype: str, data: dict[str, Any], link: str | None) -> dict[str, Any]:
+        body = self.update_body(rtype, {}, data, set(data), link)
+        body.setdefault("description", data["name"])
+        return body
+
+    def update_body(
+        self, rtype: str, raw: dict[str, Any], data: dict[str, Any], changed: set[str], link: str | None
+    ) -> dict[str, Any]:
+        names = {"sku": "productCode", "name": "name", "price": "price"}
+        body: dict[str, Any] = {names[f]: data[f] for f in names if f in changed}
+        if self.link_attribute and link is not None and custom_attribute(raw, self.link_attribute) != link:
+            body["customAttributes"] = [{"label": self.link_attribute, "value": link}]
+        return body

@@ -1,0 +1,82 @@
+"""Field-level three-way merge of one record pair against the last synced snapshot (the base).
+
+For each field: changed on one side only → that side's value goes to the other; changed on both to
+the same value → nothing to write; changed on both to different values → a conflict, settled by the
+per-field policy and recorded with both values. Without a base (a pair matched for the first time) a
+value missing on one side is filled from the other, and a real difference follows the policy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from clientify_sync.engine.model import Side
+
+
+@dataclass(frozen=True)
+class FieldConflict:
+    field: str
+    invoicing_value: Any
+    clientify_value: Any
+    base_value: Any
+    winner: Side
+
+
+@dataclass
+class MergeResult:
+    merged: dict[str, Any]
+    to_clientify: set[str] = field(default_factory=set)
+    to_invoicing: set[str] = field(default_factory=set)
+    conflicts: list[FieldConflict] = field(default_factory=list)
+
+
+def merge_fields(
+    fields: tuple[str, ...],
+    base: dict[str, Any] | None,
+    invoicing: dict[str, Any],
+    clientify: dict[str, Any],
+    invoicing_wins: frozenset[str],
+) -> MergeResult:
+    """Merge ``invoicing`` and ``clientify`` against ``base``; return the result and what to write where."""
+    result = MergeResult(merged={})
+    for name in fields:
+        inv_value, crm_value = invoicing.get(name, ""), clientify.get(name, "")
+        value = _merge_one(name, base, inv_value, crm_value, invoicing_wins, result.conflicts)
+        result.merged[name] = value
+        if value != crm_value:
+            result.to_clientify.add(name)
+        if value != inv_value:
+            result.to_invoicing.add(name)
+    return result
+
+
+def _merge_one(
+    name: str,
+    base: dict[str, Any] | None,
+    inv_value: Any,
+    crm_value: Any,
+    invoicing_wins: frozenset[str],
+    conflicts: list[FieldConflict],
+) -> Any:
+    if inv_value == crm_value:
+        return inv_value
+    if base is None:
+        if _empty(inv_value):
+            return crm_value
+        if _empty(crm_value):
+            return inv_value
+        base_value = None
+    else:
+        base_value = base.get(name, "")
+        if inv_value == base_value:
+            return crm_value
+        if crm_value == base_value:
+            return inv_value
+    winner = Side.INVOICING if name in invoicing_wins else Side.CLIENTIFY
+    conflicts.append(FieldConflict(name, inv_value, crm_value, base_value, winner))
+    return inv_value if winner is Side.INVOICING else crm_value
+
+
+def _empty(value: Any) -> bool:
+    return value is None or value == "" or value == []

@@ -1,0 +1,257 @@
+"""Matching and planning: which records pair up, what changed, and what to write where.
+
+Inputs are the records staged by the extract steps (the invoicing platform's full listing, the
+Clientify records modified since the watermark), the Clientify mirror (every Clientify record seen
+so far) and the links. pandas does the set work: joins on the stored link, then on the link field,
+then on the tax ID / SKU. Matching order, as Clientify's own integration: 1) the link (ledger or the
+link field), 2) the natural key, exact after normalisation, 3) otherwise create. An ambiguous key
+(two records on one side) is quarantined, never guessed.
+
+The output is a plan (one item per action, DiffSync-style "compute the diff, then apply it"),
+stored in the ledger; nothing is written to an API here.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from clientify_sync.engine.ledger import Ledger
+from clientify_sync.engine.merge import merge_fields
+from clientify_sync.engine.model import EntitySchema, Mode, Side
+
+INV = Side.INVOICING.value
+CRM = Side.CLIENTIFY.value
+TO_CRM = "invoicing→clientify"
+TO_INV = "clientify→invoicing"
+
+
+@dataclass
+class PlanBuilder:
+    """Collects plan items, conflicts and counts while reconciling one run."""
+
+    items: list[dict[str, Any]] = field(default_factory=list)
+    conflicts: list[dict[str, Any]] = field(default_factory=list)
+    counts: Counter[str] = field(default_factory=Counter)
+
+    def add(self, **item: Any) -> None:
+        item.setdefault("status", "planned")
+        self.items.append(item)
+
+    def settle(self, outcome: str, direction: str, *, itemize: bool, **item: Any) -> None:
+        """A record that ends here (skipped, quarantined): counted always, listed when new or changed."""
+        self.counts[f"{direction}|{outcome}|{item.get('reason')}"] += 1
+        if itemize:
+            self.add(action=outcome, direction=direction, status="done", outcome=outcome, **item)
+
+
+def pair_id(inv: tuple[str, str] | None, crm: tuple[str, str] | None) -> str:
+    return f"inv:{inv[0]}:{inv[1]}" if inv else f"crm:{crm[0]}:{crm[1]}"  # type: ignore[index]
+
+
+def _dupes(frame: pd.DataFrame) -> set[str]:
+    keys = frame.loc[frame["key"] != "", "key"]
+    return set(keys[keys.duplicated(keep=False)])
+
+
+def _changed_since_last_listing(row: Any) -> bool:
+    return row.prev_hash is None or row.prev_hash != row.hash
+
+
+def reconcile(
+    ledger: Ledger,
+    schema: EntitySchema,
+    *,
+    run_id: str,
+    mode: Mode,
+    crm_rtype_for: Any,
+    dead_letter_limit: int = 5,
+    dry_run: bool = False,
+) -> PlanBuilder:
+    """Build this run's plan and store it; return the builder (items, conflicts, counts)."""
+    full = mode is Mode.FULL
+    plan = PlanBuilder()
+    inv = ledger.remote_frame(INV, seen_run=run_id)
+    crm_all = ledger.remote_frame(CRM)
+    crm_window = crm_all[crm_all["seen_run"] == run_id]
+    link_frame = ledger.links_frame()
+    dead = ledger.dead_letters()
+    retry_dead = dead[dead["attempts"].astype(int) < dead_letter_limit]
+    dead_keys = {(r.side, r.rtype, r.rid) for r in retry_dead.itertuples()}
+    plan.counts["dead_letters_exhausted"] = int(len(dead) - len(retry_dead))
+
+    # -- records that cannot sync -----------------------------------------------------------------
+    for row in inv[inv["problem"].notna()].itertuples():
+        plan.settle("skipped", TO_CRM, itemize=full or _changed_since_last_listing(row), reason=row.problem,
+                    pair=pair_id((row.rtype, row.rid), None), inv_type=row.rtype, inv_id=row.rid)  # fmt: skip
+    for row in crm_window[crm_window["problem"].notna()].itertuples():
+        plan.settle("skipped", TO_INV, itemize=full or _changed_since_last_listing(row), reason=row.problem,
+                    pair=pair_id(None, (row.rtype, row.rid)), crm_type=row.rtype, crm_id=row.rid)  # fmt: skip
+    inv_ok = inv[inv["problem"].isna()]
+    crm_ok = crm_all[crm_all["problem"].isna()]
+    inv_dupes, crm_dupes = _dupes(inv_ok), _dupes(crm_ok)
+
+    # -- 1) pairs already linked ----------------------------------------------------------------
+    linked = (
+        link_frame.rename(columns={"inv_hash": "l_inv_hash", "crm_hash": "l_crm_hash"})
+        .merge(inv.add_prefix("inv_"), how="left", left_on=["inv_type", "inv_id"], right_on=["inv_rtype", "inv_rid"])
+        .merge(
+            crm_all.add_prefix("crm_"), how="left", left_on=["crm_type", "crm_id"], right_on=["crm_rtype", "crm_rid"]
+        )
+    )
+    evaluate: list[dict[str, Any]] = []
+    for row in linked.itertuples():
+        if pd.isna(row.inv_rid):
+            continue  # linked record not in this listing: deleted on the invoicing side (deletes never sync)
+        in_window = row.crm_seen_run == run_id
+        if not pd.isna(row.inv_problem) or (in_window and not pd.isna(row.crm_problem)):
+            continue  # settled above as skipped (e.g. a tax ID edited into an invalid one)
+        if pd.isna(row.crm_rid):
+            plan.settle("failed", TO_CRM, itemize=True, reason="clientify_record_unknown",
+                        pair=pair_id((row.inv_type, row.inv_id), None), inv_type=row.inv_type,
+                        inv_id=row.inv_id, crm_type=row.crm_type, crm_id=row.crm_id)  # fmt: skip
+            continue
+        inv_changed = row.l_inv_hash != row.inv_hash or (INV, row.inv_type, row.inv_id) in dead_keys
+        crm_changed = in_window and row.l_crm_hash != row.crm_hash
+        crm_changed = crm_changed or (CRM, row.crm_type, row.crm_id) in dead_keys
+        if full or inv_changed or crm_changed:
+            evaluate.append({"link_id": int(row.link_id), "inv": (row.inv_type, row.inv_id),
+                             "crm": (row.crm_type, row.crm_id), "hashes": (row.l_inv_hash, row.l_crm_hash)})  # fmt: skip
+        else:
+            plan.counts["unchanged"] += 1
+
+    linked_inv = set(zip(link_frame["inv_type"], link_frame["inv_id"], strict=True))
+    linked_crm = set(zip(link_frame["crm_type"], link_frame["crm_id"], strict=True))
+
+    # -- 2) unlinked invoicing records: link field, then natural key, else create -------------------
+    inv_free = inv_ok[[(t, i) not in linked_inv for t, i in zip(inv_ok["rtype"], inv_ok["rid"], strict=True)]]
+    crm_free = crm_ok[[(t, i) not in linked_crm for t, i in zip(crm_ok["rtype"], crm_ok["rid"], strict=True)]]
+    by_link = crm_free[crm_free["link"].notna()].drop_duplicates("link", keep=False)
+    # A Clientify record whose link field names another record is identified by it, not by its key.
+    by_key = crm_free[(crm_free["key"] != "") & ~crm_free["key"].isin(crm_dupes) & crm_free["link"].isna()]
+    matched_crm: set[tuple[str, str]] = set()
+    matched_inv: set[tuple[str, str]] = set()
+    new_pairs: list[tuple[tuple[str, str], tuple[str, str]]] = []
+    inv_link = inv_free.merge(by_link.add_prefix("c_"), how="left", left_on="rid", right_on="c_link")
+    inv_link = inv_link.merge(by_key.add_prefix("k_"), how="left", left_on="key", right_on="k_key")
+    for row in inv_link.itertuples():
+        inv_ref = (row.rtype, row.rid)
+        if not pd.isna(row.c_rid):
+            crm_ref = (row.c_rtype, row.c_rid)
+        elif row.key in crm_dupes or row.key in inv_dupes:
+            reason = "duplicate_tax_id" if schema.key_field == "tax_id" else "duplicate_sku"
+            plan.settle("quarantined", TO_CRM, itemize=full or _changed_since_last_listing(row), reason=reason,
+                        pair=pair_id(inv_ref, None), inv_type=row.rtype, inv_id=row.rid)  # fmt: skip
+            continue
+        elif not pd.isna(row.k_rid) and (row.k_rtype, row.k_rid) not in matched_crm:
+            crm_ref = (row.k_rtype, row.k_rid)
+        else:
+            plan.add(action="create", target=CRM, direction=TO_CRM, pair=pair_id(inv_ref, None),
+                     inv_type=row.rtype, inv_id=row.rid, crm_type=crm_rtype_for(row.kind),
+                     reason="no_match")  # fmt: skip
+            continue
+        matched_crm.add(crm_ref)
+        matched_inv.add(inv_ref)
+        new_pairs.append((inv_ref, crm_ref))
+
+    # -- 3) unlinked Clientify records seen in this run: the same, the other way --------------------
+    inv_by_key = inv_ok[~inv_ok["key"].isin(inv_dupes)].drop_duplicates("key")
+    inv_ids = set(inv["rid"])
+    # Seen in this run, or failed in an earlier one (retried even when no longer in the window).
+    crm_dead = [(CRM, t, i) in dead_keys for t, i in zip(crm_free["rtype"], crm_free["rid"], strict=True)]
+    window_free = crm_free[(crm_free["seen_run"] == run_id) | crm_dead]
+    window_free = window_free[
+        [(t, i) not in matched_crm for t, i in zip(window_free["rtype"], window_free["rid"], strict=True)]
+    ]
+    crm_key = window_free.merge(inv_by_key.add_prefix("i_"), how="left", left_on="key", right_on="i_key")
+    for row in crm_key.itertuples():
+        crm_ref = (row.rtype, row.rid)
+        itemize = full or _changed_since_last_listing(row)
+        if not pd.isna(row.link) and row.link not in inv_ids:
+            plan.settle("skipped", TO_INV, itemize=itemize, reason="linked_record_missing",
+                        pair=pair_id(None, crm_ref), crm_type=row.rtype, crm_id=row.rid)  # fmt: skip
+        elif row.key in crm_dupes or row.key in inv_dupes or not pd.isna(row.link):
+            reason = "duplicate_tax_id" if schema.key_field == "tax_id" else "duplicate_sku"
+            if not pd.isna(row.link):
+                reason = "link_conflict"  # its link field names an invoicing record linked elsewhere
+            plan.settle("quarantined", TO_INV, itemize=itemize, reason=reason,
+                        pair=pair_id(None, crm_ref), crm_type=row.rtype, crm_id=row.rid)  # fmt: skip
+        elif not pd.isna(row.i_rid):
+            inv_ref = (row.i_rtype, row.i_rid)
+            if inv_ref in linked_inv or inv_ref in matched_inv:
+                plan.settle("quarantined", TO_INV, itemize=itemize, reason="duplicate_tax_id",
+                            pair=pair_id(None, crm_ref), crm_type=row.rtype, crm_id=row.rid)  # fmt: skip
+            # else: already paired in step 2 (same key, the invoicing side drove the match)
+        else:
+            plan.add(action="create", target=INV, direction=TO_INV, pair=pair_id(None, crm_ref),
+                     crm_type=row.rtype, crm_id=row.rid, inv_type="", reason="no_match")  # fmt: skip
+
+    if not dry_run:
+        for inv_ref, crm_ref in new_pairs:
+            ledger.save_link(inv_ref, crm_ref, base=None, inv_hash="", crm_hash="", run_id=run_id)
+        if new_pairs:
+            fresh = ledger.links_frame()
+            ids = {(r.inv_type, r.inv_id): int(r.link_id) for r in fresh.itertuples()}
+            evaluate.extend({"link_id": ids[i], "inv": i, "crm": c, "hashes": None} for i, c in new_pairs)
+    else:
+        evaluate.extend({"link_id": None, "inv": i, "crm": c, "hashes": None} for i, c in new_pairs)
+    plan.counts["matched"] += len(new_pairs)
+
+    _plan_pairs(ledger, schema, plan, evaluate, dead_keys)
+    _order_dead_letters_first(plan, dead_keys)
+    return plan
+
+
+def _plan_pairs(
+    ledger: Ledger,
+    schema: EntitySchema,
+    plan: PlanBuilder,
+    evaluate: list[dict[str, Any]],
+    dead_keys: set[tuple[str, str, str]],
+) -> None:
+    """Three-way merge of every pair that may have changed; one update item per side to write."""
+    if not evaluate:
+        return
+    inv_rows = ledger.remote_records(INV, [p["inv"] for p in evaluate])
+    crm_rows = ledger.remote_records(CRM, [p["crm"] for p in evaluate])
+    bases = ledger.link_bases([p["link_id"] for p in evaluate if p["link_id"] is not None])
+    for pair in evaluate:
+        inv_row, crm_row = inv_rows[pair["inv"]], crm_rows[pair["crm"]]
+        base = bases.get(pair["link_id"]) if pair["link_id"] is not None else None
+        result = merge_fields(schema.fields, base, inv_row["data"], crm_row["data"], schema.invoicing_wins)
+        ids = {"inv_type": pair["inv"][0], "inv_id": pair["inv"][1], "crm_type": pair["crm"][0],
+               "crm_id": pair["crm"][1], "pair": pair_id(pair["inv"], None), "merged": result.merged}  # fmt: skip
+        reason = "conflict" if result.conflicts else None
+        for conflict in result.conflicts:
+            plan.conflicts.append({"inv_id": pair["inv"][1], "crm_type": pair["crm"][0], "crm_id": pair["crm"][1],
+                                   "field": conflict.field, "invoicing_value": str(conflict.invoicing_value),
+                                   "clientify_value": str(conflict.clientify_value),
+                                   "base_value": None if conflict.base_value is None else str(conflict.base_value),
+                                   "winner": conflict.winner.value})  # fmt: skip
+        needs_crm_link = crm_row["link"] != pair["inv"][1]
+        if result.to_clientify or needs_crm_link:
+            plan.add(action="update", target=CRM, direction=TO_CRM, fields=sorted(result.to_clientify),
+                     reason=reason or ("link" if not result.to_clientify else None), **ids)  # fmt: skip
+        if result.to_invoicing:
+            plan.add(action="update", target=INV, direction=TO_INV, fields=sorted(result.to_invoicing),
+                     reason=reason, **ids)  # fmt: skip
+        if not (result.to_clientify or needs_crm_link or result.to_invoicing):
+            settled = pair["hashes"] == (inv_row["hash"], crm_row["hash"]) and base == result.merged
+            if settled:
+                plan.counts["unchanged"] += 1
+            else:  # nothing to write, but the base and hashes move on (e.g. the same edit on both sides)
+                plan.add(action="touch", direction=TO_CRM, reason=reason, **ids)
+
+
+def _order_dead_letters_first(plan: PlanBuilder, dead_keys: set[tuple[str, str, str]]) -> None:
+    """Failed records of earlier runs are retried first (before new work can hit a limit)."""
+
+    def was_dead(item: dict[str, Any]) -> bool:
+        return (INV, item.get("inv_type"), item.get("inv_id")) in dead_keys or (
+            CRM, item.get("crm_type"), item.get("crm_id")
+        ) in dead_keys
+
+    plan.items.sort(key=lambda item: 0 if was_dead(item) else 1)

@@ -1,0 +1,147 @@
+"""The two sides of a sync: an API client's resources paired with the mapping for one entity.
+
+This is the only engine module that calls the API clients; the rest of the engine sees
+``SideRecord``s. Fetching (paging) and writing (create, update, find) for one side live here.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from clientify_sync.engine.mapping import Mapper
+from clientify_sync.engine.mapping.clientify import ClientifyContactMapper, ClientifyProductMapper
+from clientify_sync.engine.mapping.facturadirecta import (
+    FacturaDirectaClientMapper,
+    FacturaDirectaProductMapper,
+)
+from clientify_sync.engine.mapping.facturama import FacturamaClientMapper, FacturamaProductMapper
+from clientify_sync.engine.model import Entity, Platform, Side, SideRecord
+from clientify_sync.engine.taxid import classify_nif, classify_rfc
+
+log = logging.getLogger(__name__)
+
+# Clientify custom-field content types, keyed by our record type.
+CONTENT_TYPES = {"contact": "contacts | contact", "company": "companies | company", "product": "products | product"}
+
+
+@dataclass
+class InvoicingSide:
+    """Facturama or FacturaDirecta for one entity: a full listing every run (no modified filter)."""
+
+    platform: Platform
+    mapper: Mapper
+    resource: Any
+    link_supported: bool
+
+    def pages(self) -> Iterator[list[SideRecord]]:
+        for page in self.resource.iter_pages():
+            log.info("%s listing: %s", self.platform.value, page.progress())
+            yield [self.mapper.read("", raw) for raw in page.records]
+
+    def create(self, rtype: str, data: dict[str, Any], link: str | None) -> SideRecord:
+        created = self.resource.create(self.mapper.create_body(rtype, data, link))
+        return self.mapper.read(rtype, created)
+
+    def update(
+        self, rtype: str, rid: str, raw: dict[str, Any], data: dict[str, Any], changed: set[str], link: str | None
+    ) -> SideRecord:
+        body = self.mapper.update_body(rtype, raw, data, changed, link)
+        answer = self.resource.update(rid, body)
+        if answer is None and self.platform is Platform.FACTURAMA:
+            answer = body  # a 204: Facturama's PUT stores the full object we sent
+        elif answer is None:
+            answer = self.resource.get(rid)  # partial PUT without a body: read the result back
+        return self.mapper.read(rtype, answer)
+
+
+@dataclass
+class ClientifySide:
+    """Clientify for one entity: one or two resources (contacts and companies), read by ``modified``."""
+
+    mapper: Mapper
+    resources: dict[str, Any]
+    custom_fields: Any
+    link_field: str
+
+    def pages(self, since: str | None) -> Iterator[list[SideRecord]]:
+        for rtype, resource in self.resources.items():
+            for page in resource.iter_pages(modified_gte=since):
+                log.info("clientify %s listing: %s", rtype, page.progress())
+                yield [self.mapper.read(rtype, raw) for raw in page.records]
+
+    def ensure_link_fields(self) -> None:
+        """Define the link custom field on each content type we write (it must exist before use)."""
+        for rtype in self.resources:
+            self.custom_fields.ensure(self.link_field, CONTENT_TYPES[rtype])
+
+    def create(self, rtype: str, data: dict[str, Any], link: str | None) -> SideRecord:
+        created = self.resources[rtype].create(self.mapper.create_body(rtype, data, link))
+        return self.mapper.read(rtype, created)
+
+    def update(
+        self, rtype: str, rid: str, raw: dict[str, Any], data: dict[str, Any], changed: set[str], link: str | None
+    ) -> SideRecord:
+        body = self.mapper.update_body(rtype, raw, data, changed, link)
+        if not body:
+            return self.mapper.read(rtype, raw)
+        return self.mapper.read(rtype, self.resources[rtype].update(rid, body))
+
+    def find(self, link_value: str | None, key: str | None) -> list[SideRecord]:
+        """Look a record up by link field, then by natural key: used only to settle pending creates."""
+        for rtype, resource in self.resources.items():
+            if link_value:
+                found = resource.find_by_custom_field(self.link_field, link_value)
+                if found:
+                    return [self.mapper.read(rtype, raw) for raw in found]
+        for rtype, resource in self.resources.items():
+            if key:
+                finder = resource.find_by_sku if rtype == "product" else resource.find_by_tax_id
+                found = finder(key)
+                if found:
+                    return [self.mapper.read(rtype, raw) for raw in found]
+        return []
+
+
+def build_sides(
+    platform: Platform, entity: Entity, invoicing_client: Any, clientify_client: Any
+) -> tuple[InvoicingSide, ClientifySide]:
+    """The two sides of one (platform, entity) sync, configured from the clients' settings."""
+    crm_settings = clientify_client.settings
+    if platform is Platform.FACTURAMA:
+        link_field = crm_settings.link_field_facturama
+        link_attribute = None
+        classify = classify_rfc
+    else:
+        link_field = crm_settings.link_field_facturadirecta
+        link_attribute = invoicing_client.settings.link_attribute
+        classify = classify_nif
+    if entity is Entity.CONTACTS:
+        inv_mapper: Mapper = (
+            FacturamaClientMapper()
+            if platform is Platform.FACTURAMA
+            else FacturaDirectaClientMapper(link_attribute=link_attribute)
+        )
+        crm_mapper: Mapper = ClientifyContactMapper(classify=classify, link_field=link_field)
+        inv_resource = invoicing_client.clients
+        crm_resources = {"contact": clientify_client.contacts, "company": clientify_client.companies}
+    elif entity is Entity.PRODUCTS:
+        inv_mapper = (
+            FacturamaProductMapper()
+            if platform is Platform.FACTURAMA
+            else FacturaDirectaProductMapper(link_attribute=link_attribute)
+        )
+        crm_mapper = ClientifyProductMapper(link_field=link_field)
+        inv_resource = invoicing_client.products
+        crm_resources = {"product": clientify_client.products}
+    else:
+        raise ValueError(f"no sides for entity {entity}")
+    invoicing = InvoicingSide(platform, inv_mapper, inv_resource, link_supported=link_attribute is not None)
+    clientify = ClientifySide(crm_mapper, crm_resources, clientify_client.custom_fields, link_field)
+    return invoicing, clientify
+
+
+def side_of(record_side: str) -> Side:
+    return Side(record_side)
