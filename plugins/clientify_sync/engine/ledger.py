@@ -245,14 +245,14 @@ class Ledger:
         with self.begin() as conn:
             for chunk in _chunks(records, 400):
                 keys = [(r.side.value, r.rtype, r.rid) for r in chunk]
-                previous = dict(
-                    conn.execute(
-                        sa.select(sa.tuple_(t.c.side, t.c.rtype, t.c.rid), t.c.hash).where(
+                previous = {
+                    (row.side, row.rtype, row.rid): row.hash
+                    for row in conn.execute(
+                        sa.select(t.c.side, t.c.rtype, t.c.rid, t.c.hash).where(
                             self._scope(t), sa.tuple_(t.c.side, t.c.rtype, t.c.rid).in_(keys)
                         )
-                    ).all()
-                )
-                previous = {tuple(k): v for k, v in previous.items()}
+                    )
+                }
                 conn.execute(
                     sa.delete(t).where(self._scope(t), sa.tuple_(t.c.side, t.c.rtype, t.c.rid).in_(keys))
                 )

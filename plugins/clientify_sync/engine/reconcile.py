@@ -57,6 +57,12 @@ def _dupes(frame: pd.DataFrame) -> set[str]:
     return set(keys[keys.duplicated(keep=False)])
 
 
+def _in_pairs(frame: pd.DataFrame, pairs: set[tuple[str, ...]], prefix: tuple[str, ...] = ()) -> pd.Series:
+    """Row mask: is ``(*prefix, rtype, rid)`` in ``pairs`` (a Series, so an empty frame stays a frame)."""
+    values = [(*prefix, t, i) in pairs for t, i in zip(frame["rtype"], frame["rid"], strict=True)]
+    return pd.Series(values, index=frame.index, dtype=bool)
+
+
 def _changed_since_last_listing(row: Any) -> bool:
     return row.prev_hash is None or row.prev_hash != row.hash
 
@@ -127,8 +133,8 @@ def reconcile(
     linked_crm = set(zip(link_frame["crm_type"], link_frame["crm_id"], strict=True))
 
     # -- 2) unlinked invoicing records: link field, then natural key, else create -------------------
-    inv_free = inv_ok[[(t, i) not in linked_inv for t, i in zip(inv_ok["rtype"], inv_ok["rid"], strict=True)]]
-    crm_free = crm_ok[[(t, i) not in linked_crm for t, i in zip(crm_ok["rtype"], crm_ok["rid"], strict=True)]]
+    inv_free = inv_ok[~_in_pairs(inv_ok, linked_inv)]
+    crm_free = crm_ok[~_in_pairs(crm_ok, linked_crm)]
     by_link = crm_free[crm_free["link"].notna()].drop_duplicates("link", keep=False)
     # A Clientify record whose link field names another record is identified by it, not by its key.
     by_key = crm_free[(crm_free["key"] != "") & ~crm_free["key"].isin(crm_dupes) & crm_free["link"].isna()]
@@ -161,11 +167,8 @@ def reconcile(
     inv_by_key = inv_ok[~inv_ok["key"].isin(inv_dupes)].drop_duplicates("key")
     inv_ids = set(inv["rid"])
     # Seen in this run, or failed in an earlier one (retried even when no longer in the window).
-    crm_dead = [(CRM, t, i) in dead_keys for t, i in zip(crm_free["rtype"], crm_free["rid"], strict=True)]
-    window_free = crm_free[(crm_free["seen_run"] == run_id) | crm_dead]
-    window_free = window_free[
-        [(t, i) not in matched_crm for t, i in zip(window_free["rtype"], window_free["rid"], strict=True)]
-    ]
+    window_free = crm_free[(crm_free["seen_run"] == run_id) | _in_pairs(crm_free, dead_keys, (CRM,))]
+    window_free = window_free[~_in_pairs(window_free, matched_crm)]
     crm_key = window_free.merge(inv_by_key.add_prefix("i_"), how="left", left_on="key", right_on="i_key")
     for row in crm_key.itertuples():
         crm_ref = (row.rtype, row.rid)

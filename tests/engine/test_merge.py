@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+from clientify_sync.engine.merge import merge_fields
+from clientify_sync.engine.model import CONTACT_SCHEMA, Side
+
+FIELDS = CONTACT_SCHEMA.fields
+WINS = CONTACT_SCHEMA.invoicing_wins
+BASE = {f: "" for f in FIELDS} | {"tax_id": "URE180429TM6", "name": "ACME", "email": "a@x.mx", "city": "León"}
+
+
+def test_edits_to_different_fields_both_survive():
+    inv = BASE | {"name": "ACME SA"}
+    crm = BASE | {"email": "b@x.mx"}
+    result = merge_fields(FIELDS, BASE, inv, crm, WINS)
+    assert result.merged["name"] == "ACME SA" and result.merged["email"] == "b@x.mx"
+    assert result.to_clientify == {"name"} and result.to_invoicing == {"email"}
+    assert result.conflicts == []
+
+
+def test_same_field_conflict_follows_policy_and_is_recorded():
+    inv = BASE | {"name": "ACME INV", "city": "Celaya"}
+    crm = BASE | {"name": "Acme CRM", "city": "Irapuato"}
+    result = merge_fields(FIELDS, BASE, inv, crm, WINS)
+    assert result.merged["name"] == "ACME INV"  # fiscal: invoicing wins
+    assert result.merged["city"] == "Irapuato"  # the rest: Clientify wins
+    recorded = {(c.field, c.invoicing_value, c.clientify_value, c.winner) for c in result.conflicts}
+    assert recorded == {
+        ("name", "ACME INV", "Acme CRM", Side.INVOICING),
+        ("city", "Celaya", "Irapuato", Side.CLIENTIFY),
+    }
+
+
+def test_same_change_on_both_sides_writes_nothing():
+    changed = BASE | {"email": "new@x.mx"}
+    result = merge_fields(FIELDS, BASE, changed, dict(changed), WINS)
+    assert not result.to_clientify and not result.to_invoicing and not result.conflicts
+
+
+def test_without_base_empty_values_are_filled_from_the_other_side():
+    inv = BASE | {"email": ""}
+    crm = BASE | {"city": "", "email": "c@x.mx"}
+    result = merge_fields(FIELDS, None, inv, crm, WINS)
+    assert result.merged["email"] == "c@x.mx" and result.merged["city"] == "León"
+    assert result.to_invoicing == {"email"} and result.to_clientify == {"city"}
+
+
+def test_clearing_a_field_on_one_side_propagates():
+    crm = BASE | {"city": ""}
+    result = merge_fields(FIELDS, BASE, dict(BASE), crm, WINS)
+    assert result.merged["city"] == "" and result.to_invoicing == {"city"}

@@ -1,0 +1,121 @@
+"""Matching and planning against a real SQLite ledger, with records staged as the extract steps do."""
+
+from __future__ import annotations
+
+import pytest
+
+from clientify_sync.engine.ledger import Ledger
+from clientify_sync.engine.model import CONTACT_SCHEMA, Mode, Side, SideRecord
+from clientify_sync.engine.reconcile import reconcile
+from clientify_sync.engine.taxid import classify_rfc
+
+RUN = "run-1"
+
+
+def inv_client(rid: str, rfc: str, name: str = "ACME", email: str = "") -> SideRecord:
+    tax = classify_rfc(rfc)
+    data = {f: "" for f in CONTACT_SCHEMA.fields} | {"tax_id": tax.key, "name": name, "email": email}
+    return SideRecord(Side.INVOICING, "client", rid, data, key=tax.key, kind=tax.kind, problem=tax.problem)
+
+
+def crm_record(rid: str, rfc: str, name: str = "ACME", *, rtype: str = "company", link: str | None = None,
+               email: str = "") -> SideRecord:  # fmt: skip
+    tax = classify_rfc(rfc)
+    data = {f: "" for f in CONTACT_SCHEMA.fields} | {"tax_id": tax.key, "name": name, "email": email}
+    return SideRecord(Side.CLIENTIFY, rtype, rid, data, key=tax.key, kind=tax.kind, problem=tax.problem,
+                      link=link, modified="2026-01-01T00:00:00.000000+00:00")  # fmt: skip
+
+
+@pytest.fixture
+def ledger(tmp_path):
+    ledger = Ledger.open(f"sqlite:///{tmp_path}/ledger.db", "facturama", "contacts")
+    yield ledger
+    ledger.close()
+
+
+def plan_for(ledger: Ledger, *, mode: Mode = Mode.MODIFIED, run: str = RUN):
+    return reconcile(ledger, CONTACT_SCHEMA, run_id=run, mode=mode,
+                     crm_rtype_for=lambda kind: "company" if kind == "company" else "contact")  # fmt: skip
+
+
+def actions(plan) -> set[tuple]:
+    return {(i["action"], i.get("target"), i.get("inv_id"), i.get("crm_id"), i.get("reason")) for i in plan.items}
+
+
+def test_link_field_then_tax_id_then_create(ledger):
+    ledger.upsert_remote(
+        [inv_client("A", "URE180429TM6"), inv_client("B", "EKU9003173C9"), inv_client("C", "CACX7605101P8")], RUN
+    )
+    ledger.upsert_remote(
+        [crm_record("10", "URE180429TM7", link="A"), crm_record("11", "EKU9003173C9")], RUN
+    )
+    plan = plan_for(ledger)
+    links = {(r.inv_id, r.crm_id) for r in ledger.links_frame().itertuples()}
+    assert links == {("A", "10"), ("B", "11")}  # A by link field (tax ID differs), B by tax ID
+    assert ("create", "clientify", "C", None, "no_match") in actions(plan)
+    create = next(i for i in plan.items if i["action"] == "create")
+    assert create["crm_type"] == "contact"  # a 13-character RFC is a person
+    # A's RFC differs: the fiscal field follows the invoicing side, and the conflict is recorded.
+    assert any(c["field"] == "tax_id" and c["winner"] == "invoicing" for c in plan.conflicts)
+    # B is matched by tax ID: its Clientify record gets the link field written.
+    assert any(i["action"] == "update" and i["crm_id"] == "11" for i in plan.items)
+
+
+def test_records_without_usable_tax_id_are_skipped_with_reasons(ledger):
+    ledger.upsert_remote(
+        [inv_client("A", ""), inv_client("B", "XAXX010101000"), inv_client("C", "RODJ899315654")], RUN
+    )
+    ledger.upsert_remote([crm_record("9", "")], RUN)
+    plan = plan_for(ledger)
+    assert {(i["action"], i["reason"]) for i in plan.items} == {
+        ("skipped", "no_tax_id"), ("skipped", "generic_tax_id"), ("skipped", "invalid_tax_id"),
+    }  # fmt: skip
+    assert ledger.links_frame().empty
+
+
+def test_duplicate_tax_ids_in_clientify_are_quarantined_not_merged(ledger):
+    ledger.upsert_remote([inv_client("A", "URE180429TM6")], RUN)
+    ledger.upsert_remote([crm_record("10", "URE180429TM6"), crm_record("11", "URE180429TM6")], RUN)
+    plan = plan_for(ledger)
+    reasons = {(i["action"], i.get("inv_id"), i.get("crm_id"), i["reason"]) for i in plan.items}
+    assert ("quarantined", "A", None, "duplicate_tax_id") in reasons
+    assert ("quarantined", None, "10", "duplicate_tax_id") in reasons
+    assert not any(i["action"] in ("create", "update") for i in plan.items)
+    assert ledger.links_frame().empty
+
+
+def test_clientify_only_record_is_created_on_the_invoicing_side(ledger):
+    ledger.upsert_remote([crm_record("20", "EKU9003173C9")], RUN)
+    plan = plan_for(ledger)
+    assert actions(plan) == {("create", "invoicing", None, "20", "no_match")}
+
+
+def test_idle_rerun_plans_nothing(ledger):
+    ledger.upsert_remote([inv_client("A", "URE180429TM6")], RUN)
+    ledger.upsert_remote([crm_record("10", "URE180429TM6", link="A")], RUN)
+    plan_for(ledger)
+    inv_row = ledger.remote_records("invoicing", [("client", "A")])[("client", "A")]
+    crm_row = ledger.remote_records("clientify", [("company", "10")])[("company", "10")]
+    ledger.save_link(("client", "A"), ("company", "10"), base=inv_row["data"], inv_hash=inv_row["hash"],
+                     crm_hash=crm_row["hash"], run_id=RUN)  # fmt: skip
+    ledger.upsert_remote([inv_client("A", "URE180429TM6")], "run-2")  # same listing, nothing in the window
+    plan = plan_for(ledger, run="run-2")
+    assert plan.items == [] and plan.counts["unchanged"] == 1
+
+
+def test_dry_run_saves_no_links(ledger):
+    ledger.upsert_remote([inv_client("B", "EKU9003173C9")], RUN)
+    ledger.upsert_remote([crm_record("11", "EKU9003173C9")], RUN)
+    plan = reconcile(ledger, CONTACT_SCHEMA, run_id=RUN, mode=Mode.MODIFIED, crm_rtype_for=lambda k: "company",
+                     dry_run=True)  # fmt: skip
+    assert ledger.links_frame().empty
+    assert any(i["action"] == "update" and i["crm_id"] == "11" for i in plan.items)
+
+
+def test_schema_upgrade_is_idempotent(tmp_path):
+    url = f"sqlite:///{tmp_path}/again.db"
+    for _ in range(2):
+        Ledger.open(url, "facturama", "contacts").close()
+    ledger = Ledger.open(url, "facturama", "contacts")
+    assert ledger.get_meta("schema_version") == "1"
+    ledger.close()
