@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from clientify_sync.engine.apply import Applier
+from clientify_sync.engine.documents import Directory
 from clientify_sync.engine.ledger import Ledger
 from clientify_sync.engine.model import SCHEMAS, Entity, Mode, Platform, Side
 from clientify_sync.engine.reconcile import reconcile
@@ -66,7 +67,8 @@ class SyncJob:
         self.ledger = ledger
         self.invoicing_client = invoicing
         self.clientify_client = clientify
-        self.invoicing, self.clientify = build_sides(spec.platform, spec.entity, invoicing, clientify)
+        self.directory = self._directory() if spec.entity is Entity.ESTIMATES else None
+        self.invoicing, self.clientify = build_sides(spec.platform, spec.entity, invoicing, clientify, self.directory)
         schema = SCHEMAS[spec.entity]
         wins = self.options.invoicing_wins.get(spec.entity)
         self.schema = schema if wins is None else type(schema)(schema.entity, schema.fields, schema.key_field, wins)
@@ -81,6 +83,18 @@ class SyncJob:
 
     def close(self) -> None:
         self.ledger.close()
+
+    def _directory(self) -> Directory:
+        """Customers and products of the same integration, from the contacts and products ledgers."""
+        contacts = Ledger(self.ledger.engine, self.spec.platform.value, Entity.CONTACTS.value)
+        products = Ledger(self.ledger.engine, self.spec.platform.value, Entity.PRODUCTS.value)
+        products_inv = products.remote_frame(INV)
+        rows = products.remote_records(INV, zip(products_inv["rtype"], products_inv["rid"], strict=True))
+        return Directory.from_frames(
+            contacts.remote_frame(INV), contacts.remote_frame(CRM), contacts.links_frame(), products_inv,
+            products.remote_frame(CRM), products.links_frame(),
+            inv_products_raw={row["key"]: row["raw"] or {} for row in rows.values() if row["key"]},
+        )  # fmt: skip
 
     # -- extract -------------------------------------------------------------------------------
     def extract_invoicing(self) -> dict[str, Any]:
@@ -116,7 +130,7 @@ class SyncJob:
         plan = reconcile(
             self.ledger, self.schema, run_id=self.spec.run_id, mode=self.spec.mode,
             crm_rtype_for=self.clientify.mapper.rtype_for, dead_letter_limit=self.options.dead_letter_limit,
-            dry_run=self.spec.dry_run,
+            dry_run=self.spec.dry_run, dependencies=self.directory.missing if self.directory else None,
         )  # fmt: skip
         self.ledger.add_plan_items(self.spec.run_id, plan.items)
         if not self.spec.dry_run:

@@ -66,7 +66,15 @@ PRODUCT_SCHEMA = EntitySchema(
     invoicing_wins=frozenset({"sku", "price"}),
 )
 
-SCHEMAS = {Entity.CONTACTS: CONTACT_SCHEMA, Entity.PRODUCTS: PRODUCT_SCHEMA}
+ESTIMATE_SCHEMA = EntitySchema(
+    entity=Entity.ESTIMATES,
+    # The lines are one field: a document is merged as a whole, its lines never one by one.
+    fields=("customer", "date", "expiration_date", "currency", "status", "notes", "lines"),
+    key_field="reference",
+    invoicing_wins=frozenset({"customer", "currency", "lines"}),
+)
+
+SCHEMAS = {Entity.CONTACTS: CONTACT_SCHEMA, Entity.PRODUCTS: PRODUCT_SCHEMA, Entity.ESTIMATES: ESTIMATE_SCHEMA}
 
 
 @dataclass

@@ -14,6 +14,7 @@ stored in the ledger; nothing is written to an API here.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +24,8 @@ from clientify_sync.engine.ledger import Ledger
 from clientify_sync.engine.merge import merge_fields
 from clientify_sync.engine.model import EntitySchema, Mode, Side
 
+# Problems that make a record's outcome "failed" (the data is wrong), not "skipped" (out of scope).
+FAILING_PROBLEMS = frozenset({"totals_mismatch"})
 INV = Side.INVOICING.value
 CRM = Side.CLIENTIFY.value
 TO_CRM = "invoicing→clientify"
@@ -76,6 +79,7 @@ def reconcile(
     crm_rtype_for: Any,
     dead_letter_limit: int = 5,
     dry_run: bool = False,
+    dependencies: Callable[[dict[str, Any], str], list[str]] | None = None,
 ) -> PlanBuilder:
     """Build this run's plan and store it; return the builder (items, conflicts, counts)."""
     full = mode is Mode.FULL
@@ -85,16 +89,17 @@ def reconcile(
     crm_window = crm_all[crm_all["seen_run"] == run_id]
     link_frame = ledger.links_frame()
     dead = ledger.dead_letters()
-    retry_dead = dead[dead["attempts"].astype(int) < dead_letter_limit]
+    # Deferred documents wait for their customer/products however long it takes: no attempt limit.
+    retry_dead = dead[(dead["attempts"].astype(int) < dead_letter_limit) | (dead["reason"] == "dependency_missing")]
     dead_keys = {(r.side, r.rtype, r.rid) for r in retry_dead.itertuples()}
     plan.counts["dead_letters_exhausted"] = int(len(dead) - len(retry_dead))
 
     # -- records that cannot sync -----------------------------------------------------------------
     for row in inv[inv["problem"].notna()].itertuples():
-        plan.settle("skipped", TO_CRM, itemize=full or _changed_since_last_listing(row), reason=row.problem,
+        plan.settle("failed" if row.problem in FAILING_PROBLEMS else "skipped", TO_CRM, itemize=full or _changed_since_last_listing(row), reason=row.problem,
                     pair=pair_id((row.rtype, row.rid), None), inv_type=row.rtype, inv_id=row.rid)  # fmt: skip
     for row in crm_window[crm_window["problem"].notna()].itertuples():
-        plan.settle("skipped", TO_INV, itemize=full or _changed_since_last_listing(row), reason=row.problem,
+        plan.settle("failed" if row.problem in FAILING_PROBLEMS else "skipped", TO_INV, itemize=full or _changed_since_last_listing(row), reason=row.problem,
                     pair=pair_id(None, (row.rtype, row.rid)), crm_type=row.rtype, crm_id=row.rid)  # fmt: skip
     inv_ok = inv[inv["problem"].isna()]
     crm_ok = crm_all[crm_all["problem"].isna()]
@@ -204,8 +209,45 @@ def reconcile(
     plan.counts["matched"] += len(new_pairs)
 
     _plan_pairs(ledger, schema, plan, evaluate, dead_keys)
+    if dependencies is not None:
+        _defer_missing_dependencies(ledger, plan, dependencies, run_id=run_id, dry_run=dry_run)
     _order_dead_letters_first(plan, dead_keys)
     return plan
+
+
+def _defer_missing_dependencies(
+    ledger: Ledger,
+    plan: PlanBuilder,
+    dependencies: Callable[[dict[str, Any], str], list[str]],
+    *,
+    run_id: str,
+    dry_run: bool,
+) -> None:
+    """A document whose customer or products are not linked on the target side yet is not written
+    (never created half): its outcome is ``deferred`` and it is retried first next run."""
+    writes = [i for i in plan.items if i["action"] in ("create", "update")]
+    sources = {
+        INV: ledger.remote_records(INV, [(i["inv_type"], i["inv_id"]) for i in writes if i.get("inv_id")]),
+        CRM: ledger.remote_records(CRM, [(i["crm_type"], i["crm_id"]) for i in writes if i.get("crm_id")]),
+    }
+    for item in writes:
+        if item["action"] == "update":
+            data = item["merged"]
+        elif item["target"] == CRM:
+            data = sources[INV][(item["inv_type"], item["inv_id"])]["data"]
+        else:
+            data = sources[CRM][(item["crm_type"], item["crm_id"])]["data"]
+        missing = dependencies(data, item["target"])
+        if not missing:
+            continue
+        item.update(action="deferred", status="done", outcome="deferred", reason="dependency_missing",
+                    detail=", ".join(missing)[:500])  # fmt: skip
+        plan.counts[f"{item['direction']}|deferred|dependency_missing"] += 1
+        if not dry_run and item.get("crm_id") and not item.get("inv_id"):
+            # A Clientify document may leave the modified window before its customer is linked.
+            with ledger.begin() as conn:
+                ledger.record_dead_letter(conn, CRM, item["crm_type"], item["crm_id"], "dependency_missing",
+                                          item["detail"], run_id)  # fmt: skip
 
 
 def _plan_pairs(

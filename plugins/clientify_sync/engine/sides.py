@@ -11,8 +11,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from clientify_sync.engine.documents import Directory
 from clientify_sync.engine.mapping import Mapper
 from clientify_sync.engine.mapping.clientify import ClientifyContactMapper, ClientifyProductMapper
+from clientify_sync.engine.mapping.estimates import (
+    ClientifyBudgetMapper,
+    FacturaDirectaEstimateMapper,
+    FacturamaEstimateMapper,
+)
 from clientify_sync.engine.mapping.facturadirecta import (
     FacturaDirectaClientMapper,
     FacturaDirectaProductMapper,
@@ -24,7 +30,12 @@ from clientify_sync.engine.taxid import classify_nif, classify_rfc
 log = logging.getLogger(__name__)
 
 # Clientify custom-field content types, keyed by our record type.
-CONTENT_TYPES = {"contact": "contacts | contact", "company": "companies | company", "product": "products | product"}
+CONTENT_TYPES = {
+    "contact": "contacts | contact",
+    "company": "companies | company",
+    "product": "products | product",
+    "budget": "budgets | budget",
+}
 
 
 @dataclass
@@ -96,17 +107,21 @@ class ClientifySide:
                 found = resource.find_by_custom_field(self.link_field, link_value)
                 if found:
                     return [self.mapper.read(rtype, raw) for raw in found]
+        finders = {"product": "find_by_sku", "budget": "find_by_code"}
         for rtype, resource in self.resources.items():
             if key:
-                finder = resource.find_by_sku if rtype == "product" else resource.find_by_tax_id
-                found = finder(key)
+                found = getattr(resource, finders.get(rtype, "find_by_tax_id"))(key)
                 if found:
                     return [self.mapper.read(rtype, raw) for raw in found]
         return []
 
 
 def build_sides(
-    platform: Platform, entity: Entity, invoicing_client: Any, clientify_client: Any
+    platform: Platform,
+    entity: Entity,
+    invoicing_client: Any,
+    clientify_client: Any,
+    directory: Directory | None = None,
 ) -> tuple[InvoicingSide, ClientifySide]:
     """The two sides of one (platform, entity) sync, configured from the clients' settings."""
     crm_settings = clientify_client.settings
@@ -137,7 +152,15 @@ def build_sides(
         inv_resource = invoicing_client.products
         crm_resources = {"product": clientify_client.products}
     else:
-        raise ValueError(f"no sides for entity {entity}")
+        directory = directory or Directory()
+        if platform is Platform.FACTURAMA:
+            inv_mapper = FacturamaEstimateMapper(directory)
+        else:
+            inv_mapper = FacturaDirectaEstimateMapper(directory, link_attribute=link_attribute)
+        prefix = "FM-" if platform is Platform.FACTURAMA else "FD-"
+        crm_mapper = ClientifyBudgetMapper(directory, link_field, crm_settings.base_url.rstrip("/"), prefix)
+        inv_resource = invoicing_client.estimates
+        crm_resources = {"budget": clientify_client.budgets}
     invoicing = InvoicingSide(platform, inv_mapper, inv_resource, link_supported=link_attribute is not None)
     clientify = ClientifySide(crm_mapper, crm_resources, clientify_client.custom_fields, link_field)
     return invoicing, clientify

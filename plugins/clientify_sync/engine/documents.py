@@ -1,0 +1,127 @@
+"""Estimates as canonical documents: lines, money, totals rules, and the customers/products they need.
+
+Money is ``Decimal`` end to end, rounded half-up to cents as each API rounds. Each API computes its
+totals in its own way (Facturama and Clientify per line, FacturaDirecta per document); a document
+read from an API is checked against a recomputation with that API's rule, and a mismatch fails the
+record with a reason instead of being written anywhere.
+
+An estimate refers to a customer and to products. Across systems the customer is its tax ID and a
+product its SKU; the ``Directory`` turns them into each side's ids through the contacts and products
+links, and says when one is not linked yet (the estimate is then deferred: ``dependency_missing``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+import pandas as pd
+
+from clientify_sync.engine.model import money, text
+
+CENT = Decimal("0.01")
+LINE_FIELDS = ("sku", "description", "quantity", "unit_price", "discount", "tax_rate")
+
+
+def dec(value: Any) -> Decimal:
+    """A Decimal from an API value (JSON number, decimal string, empty)."""
+    if value is None or value == "":
+        return Decimal("0")
+    return Decimal(str(value))
+
+
+def cents(value: Decimal) -> Decimal:
+    return value.quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+def canonical_line(sku: Any, description: Any, quantity: Any, unit_price: Any, discount: Any, tax_rate: Any) -> dict:
+    """One line in canonical form: strings with two decimals, ``discount`` an amount, ``tax_rate`` a %."""
+    return {
+        "sku": text(sku),
+        "description": text(description),
+        "quantity": money(dec(quantity)),
+        "unit_price": money(dec(unit_price)),
+        "discount": money(dec(discount)),
+        "tax_rate": money(dec(tax_rate)),
+    }
+
+
+@dataclass(frozen=True)
+class Totals:
+    subtotal: Decimal
+    tax: Decimal
+    total: Decimal
+
+
+def totals_per_line(lines: Iterable[dict[str, str]]) -> Totals:
+    """Facturama and Clientify: net and tax rounded per line, then summed."""
+    subtotal = tax = Decimal("0")
+    for line in lines:
+        net = cents(dec(line["quantity"]) * dec(line["unit_price"]) - dec(line["discount"]))
+        subtotal += net
+        tax += cents(net * dec(line["tax_rate"]) / 100)
+    return Totals(subtotal, tax, subtotal + tax)
+
+
+def totals_per_document(lines: Iterable[dict[str, str]]) -> Totals:
+    """FacturaDirecta: line nets rounded, tax rounded once per rate over the document."""
+    subtotal = Decimal("0")
+    by_rate: dict[Decimal, Decimal] = {}
+    for line in lines:
+        net = cents(dec(line["quantity"]) * dec(line["unit_price"]) - dec(line["discount"]))
+        subtotal += net
+        rate = dec(line["tax_rate"])
+        by_rate[rate] = by_rate.get(rate, Decimal("0")) + net
+    tax = sum((cents(net * rate / 100) for rate, net in by_rate.items()), Decimal("0"))
+    return Totals(subtotal, tax, subtotal + tax)
+
+
+@dataclass
+class Directory:
+    """Customers by tax ID and products by SKU, with their ids on each side and whether they are linked."""
+
+    customers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    products: dict[str, dict[str, Any]] = field(default_factory=dict)
+    inv_customer_keys: dict[str, str] = field(default_factory=dict)
+    crm_customer_keys: dict[tuple[str, str], str] = field(default_factory=dict)
+    crm_product_skus: dict[str, str] = field(default_factory=dict)
+    inv_products_raw: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @classmethod
+    def from_frames(
+        cls,
+        contacts_inv: pd.DataFrame,
+        contacts_crm: pd.DataFrame,
+        contact_links: pd.DataFrame,
+        products_inv: pd.DataFrame,
+        products_crm: pd.DataFrame,
+        product_links: pd.DataFrame,
+        inv_products_raw: dict[str, dict[str, Any]] | None = None,
+    ) -> Directory:
+        directory = cls(inv_products_raw=inv_products_raw or {})
+        inv_key = {r.rid: r.key for r in contacts_inv.itertuples()}
+        crm_key = {(r.rtype, r.rid): r.key for r in contacts_crm.itertuples()}
+        directory.inv_customer_keys = inv_key
+        directory.crm_customer_keys = crm_key
+        for link in contact_links.itertuples():
+            key = inv_key.get(link.inv_id) or crm_key.get((link.crm_type, link.crm_id))
+            if key:
+                directory.customers[key] = {"inv": link.inv_id, "crm": (link.crm_type, link.crm_id)}
+        inv_sku = {r.rid: r.key for r in products_inv.itertuples()}
+        directory.crm_product_skus = {r.rid: r.key for r in products_crm.itertuples()}
+        for link in product_links.itertuples():
+            sku = inv_sku.get(link.inv_id) or directory.crm_product_skus.get(link.crm_id)
+            if sku:
+                directory.products[sku] = {"inv": link.inv_id, "crm": link.crm_id}
+        return directory
+
+    def missing(self, data: dict[str, Any], side: str) -> list[str]:
+        """What the document needs on ``side`` ("invoicing"/"clientify") that is not linked yet."""
+        wanted = "inv" if side == "invoicing" else "crm"
+        missing = [] if self.customers.get(data["customer"], {}).get(wanted) else [f"customer {data['customer']}"]
+        for line in data["lines"]:
+            if line["sku"] and not self.products.get(line["sku"].upper(), {}).get(wanted):
+                missing.append(f"product {line['sku']}")
+        return missing

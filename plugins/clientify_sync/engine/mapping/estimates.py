@@ -1,0 +1,282 @@
+"""Estimates on each API ↔ the canonical document (Facturama estimate, FacturaDirecta estimate,
+Clientify budget). Every shape here follows the references' **assumed** models; see the README.
+
+Identity: a document created by the sync carries our reference, so it is found again after a crash
+even where the API has no link field: Facturama ``Folio`` "CLI-<budget id>", Clientify ``code``
+"FM-<id>"/"FD-<id>", FacturaDirecta the ``ID_CRM`` custom attribute. A document's ``key`` is that
+reference, the same string on both sides of a pair.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from clientify_sync.engine.documents import (
+    Directory,
+    canonical_line,
+    cents,
+    dec,
+    totals_per_line,
+)
+from clientify_sync.engine.mapping.clientify import custom_field_value, utc_iso
+from clientify_sync.engine.mapping.facturadirecta import custom_attribute
+from clientify_sync.engine.model import Side, SideRecord, money, text
+from clientify_sync.engine.taxid import classify_rfc
+
+CRM_PREFIX = "CLI-"
+CRM_COLLECTIONS = {"contact": "contacts", "company": "companies"}
+STATUSES = ("pending", "accepted", "rejected", "closed")
+
+
+def _status(value: Any) -> str:
+    cleaned = text(value).lower()
+    return cleaned if cleaned in STATUSES else "pending"
+
+
+def _single_tax_rate(lines: list[dict[str, str]]) -> Decimal:
+    """FacturaDirecta carries one VAT rate per document (``tax1``) with a per-line on/off switch."""
+    rates = {dec(line["tax_rate"]) for line in lines} - {Decimal("0")}
+    if len(rates) > 1:
+        raise ValueError(f"unsupported_tax_mix: FacturaDirecta has one VAT rate per document, got {sorted(rates)}")
+    return rates.pop() if rates else Decimal("0")
+
+
+def _document(record: SideRecord, expected: Decimal, reported: Any, problem: str | None) -> SideRecord:
+    """Fail a document whose reported total disagrees with the recomputation (never written on)."""
+    if problem is None and reported not in (None, "") and cents(dec(reported)) != cents(expected):
+        record.problem = "totals_mismatch"
+    return record
+
+
+@dataclass
+class FacturamaEstimateMapper:
+    """Facturama's assumed ``Estimate`` resource (PascalCase, full-object PUT)."""
+
+    directory: Directory
+
+    def read(self, rtype: str, raw: dict[str, Any]) -> SideRecord:
+        receiver = raw.get("Receiver") or {}
+        lines = []
+        for item in raw.get("Items") or []:
+            rate = sum((dec(t.get("Rate")) for t in item.get("Taxes") or [] if not t.get("IsRetention")), Decimal(0))
+            lines.append(canonical_line(item.get("IdentificationNumber"), item.get("Description"), item.get("Quantity"),
+                                        item.get("UnitPrice"), item.get("Discount"), rate * 100))  # fmt: skip
+        folio = text(raw.get("Folio"))
+        key = folio if folio.startswith(CRM_PREFIX) else f"FM-{raw['Id']}"
+        data = {
+            "customer": classify_rfc(receiver.get("Rfc")).key,
+            "date": text(raw.get("Date"))[:10],
+            "expiration_date": text(raw.get("ExpirationDate"))[:10],
+            "currency": text(raw.get("Currency")).upper(),
+            "status": _status(raw.get("Status")),
+            "notes": text(raw.get("Observations")),
+            "lines": lines,
+        }
+        record = SideRecord(Side.INVOICING, "estimate", str(raw["Id"]), data, key=key, raw=raw)
+        return _document(record, totals_per_line(lines).total, raw.get("Total"), None)
+
+    def rtype_for(self, kind: str | None) -> str:
+        return "estimate"
+
+    def create_body(self, rtype: str, data: dict[str, Any], link: str | None) -> dict[str, Any]:
+        body = {"Folio": f"{CRM_PREFIX}{link}" if link else None}
+        self._apply(body, data, set(data))
+        return body
+
+    def update_body(
+        self, rtype: str, raw: dict[str, Any], data: dict[str, Any], changed: set[str], link: str | None
+    ) -> dict[str, Any]:
+        body = copy.deepcopy(raw)
+        self._apply(body, data, changed)
+        return body
+
+    def _apply(self, body: dict[str, Any], data: dict[str, Any], changed: set[str]) -> None:
+        if "customer" in changed:
+            body["Receiver"] = {"Id": self.directory.customers[data["customer"]]["inv"], "Rfc": data["customer"]}
+        if "date" in changed:
+            body["Date"] = f"{data['date']}T00:00:00"
+        if "expiration_date" in changed:
+            body["ExpirationDate"] = f"{data['expiration_date']}T00:00:00" if data["expiration_date"] else None
+        if "currency" in changed:
+            body["Currency"] = data["currency"] or "MXN"
+        if "status" in changed:
+            body["Status"] = data["status"].capitalize()
+        if "notes" in changed:
+            body["Observations"] = data["notes"]
+        if "lines" in changed:
+            body["Items"] = [self._item(line) for line in data["lines"]]
+
+    def _item(self, line: dict[str, str]) -> dict[str, Any]:
+        product = self.directory.inv_products_raw.get(line["sku"].upper(), {})
+        rate = dec(line["tax_rate"]) / 100
+        taxes = [{"Name": "IVA", "Rate": float(rate), "IsRetention": False, "IsFederalTax": True}] if rate else []
+        return {
+            "ProductCode": product.get("CodeProdServ") or "01010101", "IdentificationNumber": line["sku"] or None,
+            "Description": line["description"], "Unit": product.get("Unit") or "Servicio",
+            "UnitCode": product.get("UnitCode") or "E48", "Quantity": float(dec(line["quantity"])),
+            "UnitPrice": float(dec(line["unit_price"])), "Discount": float(dec(line["discount"])), "Taxes": taxes,
+        }  # fmt: skip
+
+
+@dataclass
+class FacturaDirectaEstimateMapper:
+    """FacturaDirecta ``estimate`` (assumed element names; ``estimateLines`` replaces all lines on PUT)."""
+
+    directory: Directory
+    link_attribute: str | None = "ID_CRM"
+
+    def read(self, rtype: str, raw: dict[str, Any]) -> SideRecord:
+        tax1 = dec((raw.get("tax1") or {}).get("rate"))
+        lines, expected_net = [], Decimal(0)
+        for line in raw.get("estimateLines") or []:
+            gross = dec(line.get("quantity")) * dec(line.get("unitPrice"))
+            rate = dec(line.get("discountRate"))
+            expected_net += cents(gross * (1 - rate / 100))
+            applies = text(line.get("applyTax1") or "true").lower() == "true"
+            lines.append(canonical_line(line.get("productCode"), line.get("description"), line.get("quantity"),
+                                        line.get("unitPrice"), cents(gross * rate / 100),
+                                        tax1 if applies else 0))  # fmt: skip
+        link = custom_attribute(raw, self.link_attribute) if self.link_attribute else None
+        client_id = text((raw.get("client") or {}).get("id"))
+        date = text(raw.get("estimateDate"))
+        expiration = text(raw.get("expirationDate"))
+        data = {
+            "customer": self.directory.inv_customer_keys.get(client_id, f"facturadirecta-client:{client_id}"),
+            "date": f"{date[:4]}-{date[4:6]}-{date[6:8]}" if len(date) == 8 else date,
+            "expiration_date": f"{expiration[:4]}-{expiration[4:6]}-{expiration[6:8]}" if len(expiration) == 8 else "",
+            "currency": text(raw.get("currency")).upper(),
+            "status": _status(raw.get("status")),
+            "notes": text(raw.get("notes")),
+            "lines": lines,
+        }
+        key = f"{CRM_PREFIX}{link}" if link else f"FD-{raw['id']}"
+        record = SideRecord(Side.INVOICING, "estimate", str(raw["id"]), data, key=key, link=link, raw=raw)
+        expected = expected_net + cents(_taxed_net(raw) * tax1 / 100)
+        return _document(record, expected, raw.get("totalAmount"), None)
+
+    def rtype_for(self, kind: str | None) -> str:
+        return "estimate"
+
+    def create_body(self, rtype: str, data: dict[str, Any], link: str | None) -> dict[str, Any]:
+        return self.update_body(rtype, {}, data, set(data), link)
+
+    def update_body(
+        self, rtype: str, raw: dict[str, Any], data: dict[str, Any], changed: set[str], link: str | None
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {}
+        if "customer" in changed:
+            body["client"] = {"id": self.directory.customers[data["customer"]]["inv"]}
+        if "date" in changed:
+            body["estimateDate"] = data["date"].replace("-", "")
+        if "expiration_date" in changed:
+            body["expirationDate"] = data["expiration_date"].replace("-", "")
+        for name in ("currency", "status", "notes"):
+            if name in changed:
+                body[name] = data[name]
+        if "lines" in changed:
+            rate = _single_tax_rate(data["lines"])
+            body["tax1"] = {"name": "IVA", "rate": money(rate)}
+            body["estimateLines"] = [_fd_line(line) for line in data["lines"]]
+        if self.link_attribute and link is not None and custom_attribute(raw, self.link_attribute) != link:
+            body["customAttributes"] = [{"label": self.link_attribute, "value": link}]
+        return body
+
+
+def _taxed_net(raw: dict[str, Any]) -> Decimal:
+    """The net of the lines that carry tax1, rounded per line as FacturaDirecta does."""
+    total = Decimal(0)
+    for line in raw.get("estimateLines") or []:
+        if text(line.get("applyTax1") or "true").lower() == "true":
+            gross = dec(line.get("quantity")) * dec(line.get("unitPrice"))
+            total += cents(gross * (1 - dec(line.get("discountRate")) / 100))
+    return total
+
+
+def _fd_line(line: dict[str, str]) -> dict[str, Any]:
+    gross = dec(line["quantity"]) * dec(line["unit_price"])
+    rate = dec(line["discount"]) / gross * 100 if gross else Decimal(0)
+    return {
+        "productCode": line["sku"], "description": line["description"], "quantity": line["quantity"],
+        "unitPrice": line["unit_price"], "discountRate": str(rate.quantize(Decimal("0.0001"))),
+        "applyTax1": "true" if dec(line["tax_rate"]) else "false",
+    }  # fmt: skip
+
+
+@dataclass
+class ClientifyBudgetMapper:
+    """Clientify's assumed ``budget`` (contact/company and products referenced by URL)."""
+
+    directory: Directory
+    link_field: str
+    base_url: str
+    code_prefix: str  # "FM-" (Facturama) or "FD-" (FacturaDirecta): budgets created from that side
+
+    def read(self, rtype: str, raw: dict[str, Any]) -> SideRecord:
+        customer = self._customer(raw)
+        lines = []
+        for item in raw.get("items") or []:
+            sku = text(item.get("sku")) or self.directory.crm_product_skus.get(text(item.get("product_id")), "")
+            lines.append(canonical_line(sku, item.get("description") or item.get("name"), item.get("quantity"),
+                                        item.get("price"), item.get("discount"), item.get("tax")))  # fmt: skip
+        code = text(raw.get("code"))
+        key = code if code.startswith(self.code_prefix) else f"{CRM_PREFIX}{raw['id']}"
+        data = {
+            "customer": customer,
+            "date": text(raw.get("date"))[:10],
+            "expiration_date": text(raw.get("expiration_date"))[:10],
+            "currency": text(raw.get("currency")).upper(),
+            "status": _status(raw.get("status")),
+            "notes": text(raw.get("comments")),
+            "lines": lines,
+        }
+        record = SideRecord(Side.CLIENTIFY, "budget", str(raw["id"]), data, key=key,
+                            link=custom_field_value(raw, self.link_field), modified=utc_iso(raw.get("modified")),
+                            raw=raw)  # fmt: skip
+        return _document(record, totals_per_line(lines).total, raw.get("total"), None)
+
+    def _customer(self, raw: dict[str, Any]) -> str:
+        for rtype, ref in (("contact", raw.get("contact")), ("company", raw.get("company"))):
+            if ref:
+                rid = str(ref).rstrip("/").rsplit("/", 1)[-1]
+                return self.directory.crm_customer_keys.get((rtype, rid), f"clientify-{rtype}:{rid}")
+        return ""
+
+    def rtype_for(self, kind: str | None) -> str:
+        return "budget"
+
+    def create_body(self, rtype: str, data: dict[str, Any], link: str | None) -> dict[str, Any]:
+        body = self.update_body(rtype, {}, data, set(data), link)
+        body["name"] = data["notes"][:100] or f"{self.code_prefix}{link}"
+        body["code"] = f"{self.code_prefix}{link}" if link else None
+        return body
+
+    def update_body(
+        self, rtype: str, raw: dict[str, Any], data: dict[str, Any], changed: set[str], link: str | None
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {}
+        if "customer" in changed:
+            crm_type, crm_id = self.directory.customers[data["customer"]]["crm"]
+            other = "company" if crm_type == "contact" else "contact"
+            body[crm_type] = f"{self.base_url}/v1/{CRM_COLLECTIONS[crm_type]}/{crm_id}/"
+            body[other] = None
+        names = {"date": "date", "expiration_date": "expiration_date", "currency": "currency", "status": "status",
+                 "notes": "comments"}  # fmt: skip
+        for canonical, api in names.items():
+            if canonical in changed:
+                body[api] = data[canonical] or None
+        if "lines" in changed:
+            body["items"] = [self._item(line) for line in data["lines"]]
+        if link is not None and custom_field_value(raw, self.link_field) != link:
+            body["custom_fields"] = [{"field": self.link_field, "value": link}]
+        return body
+
+    def _item(self, line: dict[str, str]) -> dict[str, Any]:
+        product_id = self.directory.products.get(line["sku"].upper(), {}).get("crm")
+        return {
+            "product": f"{self.base_url}/v1/products/{product_id}/" if product_id else None,
+            "description": line["description"], "quantity": line["quantity"], "price": line["unit_price"],
+            "discount": line["discount"], "tax": line["tax_rate"],
+        }  # fmt: skip
