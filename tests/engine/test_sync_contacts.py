@@ -16,7 +16,7 @@ CUSTOMERS = {
         "person": ("CACX7605101P8", "XOCHILT CASAS CHAVEZ"),
         "company": ("URE180429TM6", "UNIVERSIDAD ROBOTICA ESPAÑOLA"),
         "other": ("EKU9003173C9", "ESCUELA KEMPER URGATE"),
-        "invalid": "RODJ899315654",
+        "invalid": "GODE560231GR8",  # 31 February: the API pattern accepts it, stdnum does not
         "crm_person": ("GARR900630G98", "RAUL GARCIA RODRIGUEZ"),
     },
     Platform.FACTURADIRECTA: {

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 import pytest
@@ -23,20 +23,29 @@ def sync_all(world: World, platform: Platform, mode: Mode = Mode.MODIFIED) -> di
     return world.sync(platform, Entity.ESTIMATES, mode=mode)
 
 
+def discount(quantity: int, price: str, rate: str) -> Decimal:
+    """The amount of a percentage discount: the gross less the net FacturaDirecta rounds."""
+    gross = quantity * Decimal(price)
+    return gross - (gross * (1 - Decimal(rate) / 100)).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+
+
+def canonical(lines: list[tuple[str, int, str, str]], vat: Decimal) -> list[dict[str, str]]:
+    return [canonical_line(sku, "", q, p, discount(q, p, r), vat) for sku, q, p, r in lines]
+
+
 def create_estimate(world: World, platform: Platform, customer_id: str, lines: list[tuple[str, int, str, str]]) -> str:
-    """lines: (sku, quantity, unit price, discount amount)."""
+    """lines: (sku, quantity, unit price, discount rate %)."""
     if platform is Platform.FACTURAMA:
         rfc = world.facturama.clients.get(customer_id)["Rfc"]
         items = [{"ProductCode": "43232408", "IdentificationNumber": sku, "Description": f"Linea {sku}",
                   "Unit": "Servicio", "UnitCode": "E48", "Quantity": q, "UnitPrice": float(p),
-                  "Discount": float(d), "Taxes": [{"Name": "IVA", "Rate": 0.16, "IsRetention": False}]}
-                 for sku, q, p, d in lines]  # fmt: skip
+                  "Discount": float(discount(q, p, r)), "Taxes": [{"Name": "IVA", "Rate": 0.16, "IsRetention": False}]}
+                 for sku, q, p, r in lines]  # fmt: skip
         body = {"Folio": "COT-1", "Date": "2026-05-03T10:00:00", "Currency": "MXN", "Status": "Pending",
                 "Receiver": {"Id": customer_id, "Rfc": rfc}, "Items": items}  # fmt: skip
         return str(world.facturama.estimates.create(body)["Id"])
     fd_lines = [{"productCode": sku, "description": f"Linea {sku}", "quantity": str(q), "unitPrice": p,
-                 "discountRate": str((Decimal(d) / (q * Decimal(p)) * 100).quantize(Decimal("0.0001"))),
-                 "applyTax1": "true"} for sku, q, p, d in lines]  # fmt: skip
+                 "discountRate": r, "applyTax1": "true"} for sku, q, p, r in lines]  # fmt: skip
     body = {"client": {"id": customer_id}, "estimateDate": "20260503", "currency": "EUR", "status": "pending",
             "tax1": {"name": "IVA", "rate": "21.00"}, "estimateLines": fd_lines}  # fmt: skip
     return str(world.facturadirecta.estimates.create(body)["id"])
@@ -76,17 +85,17 @@ def linked(world: World, request) -> dict[str, Any]:
 @pytest.mark.parametrize("linked", PLATFORMS, indirect=True)
 def test_estimate_made_in_the_invoicing_platform_appears_in_clientify(world: World, linked):
     platform = linked["platform"]
-    est_id = create_estimate(world, platform, linked["customer_id"], [("WEB003", 2, "6500.00", "100.00")])
+    est_id = create_estimate(world, platform, linked["customer_id"], [("WEB003", 2, "6500.00", "1.00")])
     report = world.sync(platform, Entity.ESTIMATES, mode=Mode.FULL)
     assert report["counts"]["invoicing→clientify"]["created"] == 1
     [budget] = budgets(world)
     assert budget["code"] == f"{'FM' if platform is Platform.FACTURAMA else 'FD'}-{est_id}"
     [item] = budget["items"]
     assert (item["sku"], Decimal(item["quantity"]), Decimal(item["price"]), Decimal(item["discount"])) == (
-        "WEB003", Decimal(2), Decimal("6500.00"), Decimal("100.00"),
+        "WEB003", Decimal(2), Decimal("6500.00"), Decimal("130.00"),
     )  # fmt: skip
     assert Decimal(item["tax"]) == VAT[platform]
-    expected = totals_per_line([canonical_line("WEB003", "", 2, "6500.00", "100.00", VAT[platform])])
+    expected = totals_per_line(canonical([("WEB003", 2, "6500.00", "1.00")], VAT[platform]))
     assert Decimal(budget["total"]) == expected.total
 
 
@@ -96,8 +105,8 @@ def test_budget_made_in_clientify_appears_in_the_invoicing_platform(world: World
     vat = str(VAT[platform])
     items = [{"product": crm_product_url(world, "WEB003"), "quantity": "1.00", "price": "6500.00",
               "discount": "0.00", "tax": vat},
-             {"product": crm_product_url(world, "HOST01"), "quantity": "3.00", "price": "1999.99",
-              "discount": "10.00", "tax": vat}]  # fmt: skip
+             {"product": crm_product_url(world, "HOST01"), "quantity": "3.00", "price": "2000.00",
+              "discount": "60.00", "tax": vat}]  # fmt: skip
     budget = world.clientify.budgets.create({"name": "Web", "company": crm_company_url(world, linked["tax_id"]),
                                              "currency": "MXN" if platform is Platform.FACTURAMA else "EUR",
                                              "date": "2026-05-04", "status": "pending", "items": items})  # fmt: skip
@@ -107,12 +116,12 @@ def test_budget_made_in_clientify_appears_in_the_invoicing_platform(world: World
     lines = estimate.get("Items") or estimate.get("estimateLines")
     skus = [line.get("IdentificationNumber") or line.get("productCode") for line in lines]
     assert skus == ["WEB003", "HOST01"]
-    canonical = [canonical_line("WEB003", "", 1, "6500.00", 0, vat), canonical_line("HOST01", "", 3, "1999.99", 10, vat)]
+    lines = canonical([("WEB003", 1, "6500.00", "0"), ("HOST01", 3, "2000.00", "1.00")], VAT[platform])
     if platform is Platform.FACTURAMA:
-        assert Decimal(str(estimate["Total"])) == totals_per_line(canonical).total
+        assert Decimal(str(estimate["Total"])) == totals_per_line(lines).total
         assert estimate["Folio"] == f"CLI-{budget['id']}"
     else:
-        assert Decimal(estimate["totalAmount"]) == totals_per_document(canonical).total
+        assert Decimal(estimate["totalAmount"]) == totals_per_document(lines).total
     world.sandbox.reset_stats()
     world.sync(platform, Entity.ESTIMATES)
     assert world.writes("clientify") == 0 and world.writes(platform.value) == 0
@@ -172,17 +181,17 @@ def test_line_edits_on_each_side_merge(world: World, linked):
 @pytest.mark.parametrize("linked", PLATFORMS, indirect=True)
 def test_totals_with_many_lines_and_discounts_stay_exact_to_the_cent(world: World, linked):
     platform = linked["platform"]
-    lines = [("WEB003" if i % 2 else "HOST01", i + 1, f"{1999.99 + i * 0.37:.2f}", f"{i * 1.13:.2f}") for i in range(10)]
+    lines = [("WEB003" if i % 2 else "HOST01", i + 1, f"{1999.99 + i * 0.37:.2f}", f"{i * 1.25:.2f}") for i in range(10)]
     est_id = create_estimate(world, platform, linked["customer_id"], lines)
     world.sync(platform, Entity.ESTIMATES)
     [budget] = budgets(world)
-    canonical = [canonical_line(s, "", q, p, d, VAT[platform]) for s, q, p, d in lines]
-    assert Decimal(budget["total"]) == totals_per_line(canonical).total
+    doc = canonical(lines, VAT[platform])
+    assert Decimal(budget["total"]) == totals_per_line(doc).total
     assert sum((Decimal(i["subtotal"]) for i in budget["items"]), Decimal(0)) == Decimal(budget["subtotal"])
     estimate = world.invoicing(platform).estimates.get(est_id)
     reported = estimate.get("Total") if platform is Platform.FACTURAMA else estimate.get("totalAmount")
     rule = totals_per_line if platform is Platform.FACTURAMA else totals_per_document
-    assert Decimal(str(reported)) == rule(canonical).total
+    assert Decimal(str(reported)) == rule(doc).total
 
 
 @pytest.mark.parametrize("linked", PLATFORMS, indirect=True)
@@ -208,3 +217,21 @@ def test_crash_mid_create_then_rerun_leaves_one_estimate(world: World, linked, m
     assert len(budgets(world)) == 2 and len(inv_estimates(world, platform)) == 2
     assert sum(1 for e in inv_estimates(world, platform) if e.get("Folio") == f"CLI-{budget['id']}" or any(
         a.get("value") == str(budget["id"]) for a in e.get("customAttributes") or [])) == 1
+
+
+def test_a_discount_facturadirecta_cannot_hold_exactly_fails_with_a_reason(world: World):
+    platform = Platform.FACTURADIRECTA
+    tax_id, name = CUSTOMERS[platform]["company"]
+    create_customer(world, platform, tax_id, name)
+    create_product(world, platform, "HOST01", "Hosting anual", "1999.99")
+    world.sync(platform, Entity.CONTACTS, mode=Mode.FULL)
+    world.sync(platform, Entity.PRODUCTS, mode=Mode.FULL)
+    world.clientify.budgets.create({
+        "name": "Descuento raro", "company": crm_company_url(world, tax_id), "date": "2026-05-04", "currency": "EUR",
+        "status": "pending", "items": [{"product": crm_product_url(world, "HOST01"), "quantity": "3.00",
+                                        "price": "1999.99", "discount": "10.00", "tax": "21.00"}],
+    })  # fmt: skip
+    report = world.sync(platform, Entity.ESTIMATES)
+    assert inv_estimates(world, platform) == []
+    [failure] = report["failures"]
+    assert failure["reason"] == "discount_not_representable" and failure["type"] == "budget"

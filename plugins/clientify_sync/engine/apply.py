@@ -175,7 +175,7 @@ class Applier:
             self._fail(item, f"{reason}_error", error, drop_pending=pending_id)
             return True
         except (KeyError, TypeError, ValueError) as error:
-            self._fail(item, "bad_record", error, drop_pending=pending_id)
+            self._fail(item, getattr(error, "reason", "bad_record"), error, drop_pending=pending_id)
             return True
         self._succeed(item, written, pending_id)
         return True

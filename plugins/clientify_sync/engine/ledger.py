@@ -403,7 +403,9 @@ class Ledger:
     def add_plan_items(self, run_id: str, items: Sequence[dict[str, Any]]) -> None:
         if not items:
             return
-        rows = [{"integration": self.integration, "entity": self.entity, "run_id": run_id, **i} for i in items]
+        columns = [c.name for c in plan_items.columns if c.name != "id"]
+        blank = dict.fromkeys(columns) | {"status": "planned"}
+        rows = [blank | {"integration": self.integration, "entity": self.entity, "run_id": run_id, **i} for i in items]
         with self.begin() as conn:
             for chunk in _chunks(rows, 500):
                 conn.execute(sa.insert(plan_items), chunk)

@@ -15,6 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 from clientify_sync.engine.documents import (
+    CENT,
     Directory,
     canonical_line,
     cents,
@@ -31,6 +32,14 @@ CRM_COLLECTIONS = {"contact": "contacts", "company": "companies"}
 STATUSES = ("pending", "accepted", "rejected", "closed")
 
 
+class UnrepresentableDocument(ValueError):
+    """The document cannot be written exactly on this side; ``reason`` goes into the run report."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+
+
 def _status(value: Any) -> str:
     cleaned = text(value).lower()
     return cleaned if cleaned in STATUSES else "pending"
@@ -40,7 +49,9 @@ def _single_tax_rate(lines: list[dict[str, str]]) -> Decimal:
     """FacturaDirecta carries one VAT rate per document (``tax1``) with a per-line on/off switch."""
     rates = {dec(line["tax_rate"]) for line in lines} - {Decimal("0")}
     if len(rates) > 1:
-        raise ValueError(f"unsupported_tax_mix: FacturaDirecta has one VAT rate per document, got {sorted(rates)}")
+        raise UnrepresentableDocument(
+            "unsupported_tax_mix", f"FacturaDirecta has one VAT rate per document, got {sorted(rates)}"
+        )
     return rates.pop() if rates else Decimal("0")
 
 
@@ -133,11 +144,13 @@ class FacturaDirectaEstimateMapper:
         lines, expected_net = [], Decimal(0)
         for line in raw.get("estimateLines") or []:
             gross = dec(line.get("quantity")) * dec(line.get("unitPrice"))
-            rate = dec(line.get("discountRate"))
-            expected_net += cents(gross * (1 - rate / 100))
+            net = cents(gross * (1 - dec(line.get("discountRate")) / 100))  # FacturaDirecta rounds the net
+            expected_net += net
             applies = text(line.get("applyTax1") or "true").lower() == "true"
+            # The discount is what makes our net equal FacturaDirecta's (rounding the discount
+            # itself instead differs by a cent whenever it ends in half a cent).
             lines.append(canonical_line(line.get("productCode"), line.get("description"), line.get("quantity"),
-                                        line.get("unitPrice"), cents(gross * rate / 100),
+                                        line.get("unitPrice"), cents(gross) - net,
                                         tax1 if applies else 0))  # fmt: skip
         link = custom_attribute(raw, self.link_attribute) if self.link_attribute else None
         client_id = text((raw.get("client") or {}).get("id"))
@@ -196,12 +209,18 @@ def _taxed_net(raw: dict[str, Any]) -> Decimal:
 
 
 def _fd_line(line: dict[str, str]) -> dict[str, Any]:
+    """A FacturaDirecta line: its discount is a rate with two decimals, so an amount must map exactly."""
     gross = dec(line["quantity"]) * dec(line["unit_price"])
-    rate = dec(line["discount"]) / gross * 100 if gross else Decimal(0)
+    discount = dec(line["discount"])
+    rate = (discount / gross * 100).quantize(CENT) if gross else Decimal(0)
+    if cents(gross) - cents(gross * (1 - rate / 100)) != discount:
+        raise UnrepresentableDocument(
+            "discount_not_representable",
+            f"a discount of {discount} on {cents(gross)} is no 2-decimal rate (FacturaDirecta keeps rates)",
+        )
     return {
         "productCode": line["sku"], "description": line["description"], "quantity": line["quantity"],
-        "unitPrice": line["unit_price"], "discountRate": str(rate.quantize(Decimal("0.0001"))),
-        "applyTax1": "true" if dec(line["tax_rate"]) else "false",
+        "unitPrice": line["unit_price"], "discountRate": str(rate), "applyTax1": "true" if dec(line["tax_rate"]) else "false",
     }  # fmt: skip
 
 
@@ -262,11 +281,11 @@ class ClientifyBudgetMapper:
             other = "company" if crm_type == "contact" else "contact"
             body[crm_type] = f"{self.base_url}/v1/{CRM_COLLECTIONS[crm_type]}/{crm_id}/"
             body[other] = None
-        names = {"date": "date", "expiration_date": "expiration_date", "currency": "currency", "status": "status",
-                 "notes": "comments"}  # fmt: skip
-        for canonical, api in names.items():
-            if canonical in changed:
-                body[api] = data[canonical] or None
+        for name in ("date", "expiration_date", "currency", "status"):
+            if name in changed:
+                body[name] = data[name] or None  # an empty date is null, not ""
+        if "notes" in changed:
+            body["comments"] = data["notes"]
         if "lines" in changed:
             body["items"] = [self._item(line) for line in data["lines"]]
         if link is not None and custom_field_value(raw, self.link_field) != link:

@@ -1,0 +1,1 @@
+"""Two-way sync between the invoicing platforms Facturama and FacturaDirecta and the CRM Clientify."""

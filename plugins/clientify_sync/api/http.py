@@ -1,0 +1,194 @@
+"""The HTTP layer under every API client: one ``httpx.Client``, concurrency slots, rate budget,
+retries, call accounting and the POST safety rule.
+
+An ``ApiSession`` knows nothing about a particular API: the API module hands it a ``ResponseReader``
+that maps statuses to exceptions and decodes bodies. Every attempt is counted in ``stats``.
+
+POST safety: a POST that may have reached the server (read timeout, dropped connection, 500/502/504,
+a truncated success body) is never re-sent; it raises ``UnconfirmedWriteError`` so the caller looks
+the record up first. A POST is retried only when it provably was not processed: connect errors
+(nothing was sent), 429 and 503.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+from urllib.parse import quote
+
+import httpx
+
+from clientify_sync.api.ratelimit import TokenBucket
+from clientify_sync.api.redaction import install_httpx_log_redaction, redact_token
+from clientify_sync.api.retry import RetryPolicy
+from clientify_sync.api.settings import HttpSettings
+from clientify_sync.api.stats import CallStats
+from clientify_sync.errors import ApiError, NotFoundError, TransientApiError, UnconfirmedWriteError
+
+log = logging.getLogger("clientify_sync.api")
+
+# Failures that prove the request never left: safe to retry even for a POST.
+NOT_SENT_ERRORS: tuple[type[Exception], ...] = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+# Statuses after which a POST may or may not have been applied.
+MAYBE_APPLIED_STATUSES = frozenset({500, 502, 504})
+
+Params = Mapping[str, str | int | float]
+
+
+class ResponseReader(Protocol):
+    """What an API module supplies: its name, its status mapping and its body decoder."""
+
+    api: str
+
+    def error_for(self, response: httpx.Response, method: str, route: str) -> ApiError | None:
+        """The typed error for an unsuccessful response, or None when it succeeded."""
+
+    def decode(self, response: httpx.Response, method: str, route: str) -> Any:
+        """The decoded body of a successful response."""
+
+
+@dataclass(frozen=True)
+class Call:
+    """One logical request; ``route`` is the template used in logs, stats and errors."""
+
+    method: str
+    route: str
+    target: str
+    params: Params | None = None
+    json: Any = None
+    content: bytes | None = None
+    natural_key: str | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.method} {self.route}"
+
+
+def fill_route(route: str, path_params: Mapping[str, object]) -> str:
+    """Put URL-quoted values into a route template: ``/Client/{id}`` -> ``/Client/abc%2F1``."""
+    return route.format(**{key: quote(str(value), safe="") for key, value in path_params.items()})
+
+
+class ApiSession:
+    """Thread-safe request runner shared by the resources of one API client."""
+
+    def __init__(
+        self,
+        reader: ResponseReader,
+        settings: HttpSettings,
+        *,
+        auth: httpx.Auth | None = None,
+        headers: Mapping[str, str] | None = None,
+        transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        install_httpx_log_redaction()
+        self.api = reader.api
+        self.settings = settings
+        self.stats = CallStats(reader.api)
+        self._reader = reader
+        self._slots = threading.BoundedSemaphore(settings.concurrency)
+        self._bucket = TokenBucket(settings.requests_per_minute, sleep=sleep)
+        self._retry = RetryPolicy(settings, sleep=sleep)
+        self._client = httpx.Client(
+            base_url=settings.base_url,
+            auth=auth,
+            headers=dict(headers or {}),
+            timeout=httpx.Timeout(settings.timeout, connect=settings.connect_timeout),
+            limits=httpx.Limits(
+                max_connections=settings.concurrency, max_keepalive_connections=settings.concurrency
+            ),
+            transport=transport,
+            follow_redirects=False,
+        )
+
+    def request(
+        self,
+        method: str,
+        route: str,
+        *,
+        path_params: Mapping[str, object] | None = None,
+        params: Params | None = None,
+        json: Any = None,
+        content: bytes | None = None,
+        url: str | None = None,
+        natural_key: str | None = None,
+    ) -> Any:
+        """Send with retries and return the decoded body (None for an empty one).
+
+        Args:
+            route: path template (``/v1/contacts/{id}/``); logged and counted instead of the URL.
+            url: an absolute URL to follow instead of ``route`` (a ``next`` link); only its path and
+                query are used, always against this client's own host.
+            natural_key: the record's natural key (RFC, SKU...), carried by ``UnconfirmedWriteError``.
+        """
+        target = self.rebase(url) if url else fill_route(route, path_params or {})
+        call = Call(method, route, target, params, json, content, natural_key)
+        return self._retry.run(lambda attempt: self._attempt(call, attempt), label=f"{self.api} {call.label}")
+
+    def rebase(self, url: str) -> str:
+        """Keep a followed link on our own origin so credentials never go to another host."""
+        link = httpx.URL(url)
+        base = httpx.URL(self.settings.base_url)
+        if (link.scheme, link.host, link.port) == (base.scheme, base.host, base.port):
+            return url
+        return str(base.copy_with(path=link.path, query=link.query or None))
+
+    def _attempt(self, call: Call, attempt: int) -> Any:
+        with self._slots:
+            self._bucket.acquire()
+            started = time.monotonic()
+            try:
+                response = self._client.request(
+                    call.method, call.target, params=call.params, json=call.json, content=call.content
+                )
+            except httpx.RequestError as exc:
+                self._record(call, None, attempt, started, failed=True)
+                raise self._transport_failure(call, exc) from exc
+        try:
+            result = self._interpret(call, response, attempt)
+        except Exception:
+            self._record(call, response.status_code, attempt, started, failed=True)
+            raise
+        self._record(call, response.status_code, attempt, started, failed=False)
+        return result
+
+    def _record(self, call: Call, status: int | None, attempt: int, started: float, *, failed: bool) -> None:
+        elapsed = time.monotonic() - started
+        self.stats.record(call.method, call.route, status, attempt, elapsed, failed=failed)
+        shown = status if status is not None else "no response"
+        log.debug("%s %s -> %s in %.3fs (attempt %d)", self.api, call.label, shown, elapsed, attempt)
+
+    def _transport_failure(self, call: Call, exc: httpx.RequestError) -> Exception:
+        reason = redact_token(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
+        error = TransientApiError(self.api, call.method, call.route, None, reason)
+        if isinstance(exc, NOT_SENT_ERRORS):
+            return error
+        return self._unconfirmed_if_post(call, error)
+
+    def _interpret(self, call: Call, response: httpx.Response, attempt: int) -> Any:
+        error = self._reader.error_for(response, call.method, call.route)
+        if error is not None:
+            if call.method == "DELETE" and attempt > 1 and isinstance(error, NotFoundError):
+                return None  # an earlier attempt deleted it; its answer was lost in transit
+            if isinstance(error, TransientApiError) and error.status in MAYBE_APPLIED_STATUSES:
+                raise self._unconfirmed_if_post(call, error)
+            raise error
+        try:
+            return self._reader.decode(response, call.method, call.route)
+        except TransientApiError as truncated:
+            raise self._unconfirmed_if_post(call, truncated) from None
+
+    def _unconfirmed_if_post(self, call: Call, error: TransientApiError) -> Exception:
+        if call.method != "POST":
+            return error
+        return UnconfirmedWriteError(
+            self.api, call.method, call.route, call.natural_key, error.status, error.detail or "no response"
+        )
+
+    def close(self) -> None:
+        self._client.close()

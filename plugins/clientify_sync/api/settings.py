@@ -1,0 +1,263 @@
+"""Typed, validated settings for the three API clients.
+
+A hook turns an Airflow connection (host, login, password, extra) into one of these objects with
+``from_connection``; tests and the engine can build them directly. Unknown extra keys are rejected
+instead of being passed through, so a typo in a connection fails loudly at start-up.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Self
+
+from clientify_sync.errors import ConfigurationError
+
+# Extra keys every API accepts, with their types.
+COMMON_EXTRAS: dict[str, type] = {
+    "page_size": int,
+    "timeout": float,
+    "connect_timeout": float,
+    "requests_per_minute": float,
+    "concurrency": int,
+    "max_retries": int,
+    "backoff_base": float,
+    "backoff_max": float,
+    "retry_after_max": float,
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class HttpSettings:
+    """Transport, paging and politeness settings shared by every client.
+
+    Attributes:
+        base_url: scheme, host and optional port (``https://api.facturama.mx``).
+        page_size: records per list request; each API caps it (``max_page_size``).
+        timeout: seconds allowed for each read/write on the socket.
+        connect_timeout: seconds allowed to open a connection.
+        requests_per_minute: token-bucket budget over all threads; 0 means unlimited.
+        concurrency: maximum requests in flight at once from one client.
+        max_retries: retries after the first attempt for retriable failures.
+        backoff_base: first backoff wait in seconds (doubled per retry, plus jitter).
+        backoff_max: cap of a single backoff wait in seconds.
+        retry_after_max: cap applied to a server's ``Retry-After`` in seconds.
+    """
+
+    max_page_size: ClassVar[int] = 100
+    api_extras: ClassVar[dict[str, type]] = {}
+
+    base_url: str
+    page_size: int = 100
+    timeout: float = 30.0
+    connect_timeout: float = 10.0
+    requests_per_minute: float = 0.0
+    concurrency: int = 4
+    max_retries: int = 5
+    backoff_base: float = 0.5
+    backoff_max: float = 30.0
+    retry_after_max: float = 60.0
+
+    def __post_init__(self) -> None:
+        if not self.base_url.startswith(("http://", "https://")):
+            raise ConfigurationError(f"base_url must start with http:// or https://, got {self.base_url!r}")
+        object.__setattr__(self, "base_url", self.base_url.rstrip("/"))
+        if "@" in self.base_url.split("://", 1)[1].split("/", 1)[0]:
+            raise ConfigurationError("base_url must not embed credentials; use login/password")
+        if not 1 <= self.page_size <= self.max_page_size:
+            raise ConfigurationError(f"page_size must be 1..{self.max_page_size}, got {self.page_size}")
+        if self.concurrency < 1:
+            raise ConfigurationError(f"concurrency must be >= 1, got {self.concurrency}")
+        if self.max_retries < 0:
+            raise ConfigurationError(f"max_retries must be >= 0, got {self.max_retries}")
+        for name in ("timeout", "connect_timeout", "backoff_max", "retry_after_max"):
+            if getattr(self, name) <= 0:
+                raise ConfigurationError(f"{name} must be > 0, got {getattr(self, name)}")
+        for name in ("requests_per_minute", "backoff_base"):
+            if getattr(self, name) < 0:
+                raise ConfigurationError(f"{name} must be >= 0, got {getattr(self, name)}")
+
+    @classmethod
+    def extras_from(cls, extra: dict[str, Any]) -> dict[str, Any]:
+        """Validate and coerce a connection's ``extra`` dict; reject unknown keys."""
+        allowed = {**COMMON_EXTRAS, **cls.api_extras}
+        unknown = sorted(set(extra) - set(allowed))
+        if unknown:
+            raise ConfigurationError(
+                f"unknown extra key(s) {unknown} for {cls.__name__}; allowed: {sorted(allowed)}"
+            )
+        return {key: _coerce(key, value, allowed[key]) for key, value in extra.items() if value is not None}
+
+    def replace(self, **changes: Any) -> Self:
+        """A copy with some fields changed (tests shrink timeouts and backoffs this way)."""
+        return dataclasses.replace(self, **changes)
+
+
+def _coerce(key: str, value: Any, kind: type) -> Any:
+    """Accept JSON numbers, and numeric strings as typed in the Airflow UI."""
+    if isinstance(value, bool):
+        raise ConfigurationError(f"extra {key!r} must be a {kind.__name__}, got a boolean")
+    if kind is str:
+        if not isinstance(value, str):
+            raise ConfigurationError(f"extra {key!r} must be a string, got {type(value).__name__}")
+        return value
+    try:
+        number = kind(value)
+    except (TypeError, ValueError):
+        raise ConfigurationError(f"extra {key!r} must be a {kind.__name__}, got {value!r}") from None
+    if kind is int and isinstance(value, float) and number != value:
+        raise ConfigurationError(f"extra {key!r} must be a whole number, got {value!r}")
+    return number
+
+
+def base_url_from(host: str | None, port: int | None, schema: str | None, default: str | None) -> str:
+    """Build a base URL from Airflow connection fields (host may already carry scheme and port)."""
+    host = (host or "").strip().rstrip("/")
+    if not host:
+        if default is None:
+            raise ConfigurationError("the connection has no host")
+        return default
+    if "://" not in host:
+        scheme = schema if schema in ("http", "https") else "https"
+        host = f"{scheme}://{host}"
+    if port and host.count(":") < 2:
+        host = f"{host}:{port}"
+    return host
+
+
+@dataclass(frozen=True, kw_only=True)
+class FacturamaSettings(HttpSettings):
+    """Facturama API Web: HTTP Basic with the API user and password.
+
+    ``estimates_path`` is the assumed estimates resource (list path = path + "s");
+    ``api_prefix`` is "" or "/api" (every API Web route answers with or without it).
+    """
+
+    max_page_size: ClassVar[int] = 100
+    api_extras: ClassVar[dict[str, type]] = {"estimates_path": str, "api_prefix": str}
+    default_host: ClassVar[str] = "https://api.facturama.mx"
+
+    username: str
+    password: str = field(repr=False)
+    estimates_path: str = "Estimate"
+    api_prefix: str = ""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.username or not self.password:
+            raise ConfigurationError("Facturama needs login (API user) and password")
+        if self.api_prefix not in ("", "/api"):
+            raise ConfigurationError(f"api_prefix must be '' or '/api', got {self.api_prefix!r}")
+        if not self.estimates_path.strip("/") or "/" in self.estimates_path.strip("/"):
+            raise ConfigurationError(f"estimates_path must be one path segment, got {self.estimates_path!r}")
+        object.__setattr__(self, "estimates_path", self.estimates_path.strip("/"))
+
+    @classmethod
+    def from_connection(
+        cls,
+        *,
+        host: str | None,
+        login: str | None,
+        password: str | None,
+        extra: dict[str, Any],
+        port: int | None = None,
+        schema: str | None = None,
+    ) -> FacturamaSettings:
+        """Host + login/password (Basic) + typed extras."""
+        return cls(
+            base_url=base_url_from(host, port, schema, cls.default_host),
+            username=login or "",
+            password=password or "",
+            **cls.extras_from(extra),
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClientifySettings(HttpSettings):
+    """Clientify v1: ``Authorization: Token <api_key>``; the API key is the connection password."""
+
+    max_page_size: ClassVar[int] = 100
+    api_extras: ClassVar[dict[str, type]] = {
+        "budgets_path": str,
+        "link_field_facturama": str,
+        "link_field_facturadirecta": str,
+    }
+    default_host: ClassVar[str] = "https://api.clientify.net"
+
+    api_key: str = field(repr=False)
+    budgets_path: str = "/v1/budgets/"
+    link_field_facturama: str = "in_facturama"
+    link_field_facturadirecta: str = "in_facturadirecta"
+
+    def __post_init__(self) -> None:
+        # Paths carry /v1/ themselves; accept a host given as ".../v1".
+        if self.base_url.rstrip("/").endswith("/v1"):
+            object.__setattr__(self, "base_url", self.base_url.rstrip("/")[: -len("/v1")])
+        super().__post_init__()
+        if not self.api_key:
+            raise ConfigurationError("Clientify needs the API key in the connection password")
+        if not (self.budgets_path.startswith("/") and self.budgets_path.endswith("/")):
+            raise ConfigurationError(f"budgets_path must start and end with '/', got {self.budgets_path!r}")
+
+    @classmethod
+    def from_connection(
+        cls,
+        *,
+        host: str | None,
+        login: str | None,
+        password: str | None,
+        extra: dict[str, Any],
+        port: int | None = None,
+        schema: str | None = None,
+    ) -> ClientifySettings:
+        """Host + password (the API key) + typed extras; login is ignored."""
+        return cls(
+            base_url=base_url_from(host, port, schema, cls.default_host),
+            api_key=password or "",
+            **cls.extras_from(extra),
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class FacturaDirectaSettings(HttpSettings):
+    """FacturaDirecta classic XML API: the API token as Basic user (default) or ``?api_token=``."""
+
+    max_page_size: ClassVar[int] = 250
+    api_extras: ClassVar[dict[str, type]] = {"link_attribute": str, "auth_style": str}
+
+    token: str = field(repr=False)
+    page_size: int = 250
+    link_attribute: str = "ID_CRM"
+    auth_style: str = "basic"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.token:
+            raise ConfigurationError("FacturaDirecta needs the API token in the password (or login)")
+        if self.auth_style not in ("basic", "query"):
+            raise ConfigurationError(f"auth_style must be 'basic' or 'query', got {self.auth_style!r}")
+        if not self.link_attribute:
+            raise ConfigurationError("link_attribute must not be empty")
+
+    @classmethod
+    def from_connection(
+        cls,
+        *,
+        host: str | None,
+        login: str | None,
+        password: str | None,
+        extra: dict[str, Any],
+        port: int | None = None,
+        schema: str | None = None,
+    ) -> FacturaDirectaSettings:
+        """Host (the account's subdomain) + the token in password, or in login.
+
+        The docs' curl form is ``-u TOKEN:x``: when login is set and the password is empty or a short
+        placeholder (fewer than 8 characters), the login is the token.
+        """
+        token = login if login and len(password or "") < 8 else password
+        return cls(
+            base_url=base_url_from(host, port, schema, None),
+            token=token or "",
+            **cls.extras_from(extra),
+        )

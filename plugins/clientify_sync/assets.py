@@ -1,0 +1,34 @@
+"""The Assets the sync DAGs publish: one per platform and entity, with stable names and URIs.
+
+An asset event means "this entity of this platform was synced with Clientify by a run that finished
+completely" (the ``commit`` task's outlet). The estimates DAG of a platform waits for both its
+contacts and its products assets, so estimates are only reconciled once the customers and products
+they reference are linked.
+
+Names and URIs are part of the schedule's identity in the metadata DB: renaming one orphans the
+old asset, so keep them as they are.
+"""
+
+from __future__ import annotations
+
+from airflow.sdk import Asset
+
+URI_SCHEME = "clientify-sync"
+
+
+def sync_asset(platform: str, entity: str) -> Asset:
+    """Return the Asset a ``{platform}_{entity}`` DAG publishes."""
+    return Asset(
+        name=f"{platform}_{entity}",
+        uri=f"{URI_SCHEME}://{platform}/{entity}",
+        group="clientify_sync",
+        extra={"platform": platform, "entity": entity},
+    )
+
+
+FACTURAMA_CONTACTS = sync_asset("facturama", "contacts")
+FACTURAMA_PRODUCTS = sync_asset("facturama", "products")
+FACTURAMA_ESTIMATES = sync_asset("facturama", "estimates")
+FACTURADIRECTA_CONTACTS = sync_asset("facturadirecta", "contacts")
+FACTURADIRECTA_PRODUCTS = sync_asset("facturadirecta", "products")
+FACTURADIRECTA_ESTIMATES = sync_asset("facturadirecta", "estimates")

@@ -1,0 +1,355 @@
+"""Build the sync DAGs: one per invoicing platform and entity, from the integration config.
+
+Each DAG is six thin tasks around one engine job (``clientify_sync.engine.job.SyncJob``)::
+
+    read_watermark ─┬─> extract_invoicing ─┬─> reconcile ─> apply_clientify ─> apply_invoicing ─> commit
+                    └─> extract_clientify ─┘
+
+- Only small values cross XCom (counts, ids, the watermark string, the run report); the records are
+  staged in the state ledger by the engine, keyed by the DAG run's ``run_id``, so every task opens
+  the job afresh and a failed task can be retried alone.
+- Hooks, clients and the engine are created inside the tasks; building a DAG does no I/O.
+- The watermark: ``read_watermark`` pulls what ``commit`` pushed in the latest earlier run of the
+  same DAG; ``commit`` (default trigger rule: only when everything upstream succeeded) pushes the
+  next one as its last action. See :mod:`clientify_sync.watermark` for the rules.
+- Ordering: contacts and products publish an Asset from ``commit``; estimates run when both assets
+  of their platform were updated, or on the clock (so they stay backfillable).
+- ``AuthenticationError`` (and configuration errors) fail the task with ``AirflowFailException``:
+  retrying with the same credentials cannot succeed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from contextlib import ExitStack, closing, contextmanager
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+import pendulum
+from airflow.sdk import (
+    DAG,
+    AssetOrTimeSchedule,
+    CronDataIntervalTimetable,
+    Param,
+    get_current_context,
+    task,
+)
+from airflow.sdk.exceptions import AirflowFailException, AirflowNotFoundException
+
+from clientify_sync import watermark as wm
+from clientify_sync.assets import sync_asset
+from clientify_sync.integrations import (
+    ENTITIES,
+    IntegrationsConfig,
+    PlatformConfig,
+    load_integrations,
+)
+
+if TYPE_CHECKING:
+    from airflow.sdk import Asset
+
+log = logging.getLogger(__name__)
+
+START_DATE = pendulum.datetime(2026, 1, 1, tz="UTC")
+DAGRUN_TIMEOUT = timedelta(hours=3)
+WATERMARK_KEY = "watermark"
+COMMIT_TASK_ID = "commit"
+TAGS = ("clientify-sync",)
+# Estimates reference customers and products: they wait for both of these of the same platform.
+ESTIMATE_PREREQUISITES = ("contacts", "products")
+
+_PLATFORM_LABELS = {"facturama": "Facturama (Mexico, JSON)", "facturadirecta": "FacturaDirecta (Spain, XML)"}
+_ENTITY_LABELS = {
+    "contacts": "contacts and companies",
+    "products": "products",
+    "estimates": "estimates (Clientify budgets)",
+}
+
+
+def sync_params() -> dict[str, Param]:
+    """Return the Params every sync DAG takes (shown in the trigger form)."""
+    return {
+        "mode": Param(
+            wm.MODIFIED,
+            type="string",
+            enum=list(wm.MODES),
+            title="Mode",
+            description=(
+                "modified: only Clientify records changed since the last successful run's watermark "
+                "(minus the lookback overlap). full: read everything and reset the watermark."
+            ),
+        ),
+        "dry_run": Param(
+            False,
+            type="boolean",
+            title="Dry run",
+            description="Read, reconcile and plan, but write nothing to either API; the watermark is kept.",
+        ),
+    }
+
+
+def build_dags(config: IntegrationsConfig | None = None) -> dict[str, DAG]:
+    """
+    Build every sync DAG of the enabled integrations.
+
+    :param config: the integration config; read from ``include/integrations.yaml`` when omitted.
+    :return: DAGs by ``dag_id`` (``{platform}_{entity}``), in config order.
+    """
+    config = config if config is not None else load_integrations()
+    dags: dict[str, DAG] = {}
+    for platform in config.enabled_platforms:
+        for entity in ENTITIES:
+            dag = build_sync_dag(platform, entity, config)
+            dags[dag.dag_id] = dag
+    return dags
+
+
+def build_schedule(platform: str, entity: str, config: IntegrationsConfig) -> Any:
+    """Return the schedule of one DAG: hourly data intervals, plus both prerequisite assets for estimates."""
+    timetable = CronDataIntervalTimetable(config.schedule, timezone=config.timezone)
+    if entity != "estimates":
+        return timetable
+    contacts, products = (sync_asset(platform, prerequisite) for prerequisite in ESTIMATE_PREREQUISITES)
+    return AssetOrTimeSchedule(timetable=timetable, assets=contacts & products)
+
+
+def build_sync_dag(platform: PlatformConfig, entity: str, config: IntegrationsConfig) -> DAG:
+    """Build the ``{platform}_{entity}`` DAG."""
+    dag_id = f"{platform.name}_{entity}"
+    asset = sync_asset(platform.name, entity)
+    with DAG(
+        dag_id=dag_id,
+        description=f"Sync {_ENTITY_LABELS[entity]} between {_PLATFORM_LABELS[platform.name]} and Clientify",
+        doc_md=_doc_md(platform, entity, config),
+        schedule=build_schedule(platform.name, entity, config),
+        start_date=START_DATE,
+        catchup=False,
+        max_active_runs=1,
+        max_active_tasks=config.max_active_tasks,
+        dagrun_timeout=DAGRUN_TIMEOUT,
+        default_args={
+            "owner": "clientify-sync",
+            "retries": config.retries,
+            "retry_delay": config.retry_delay,
+            "retry_exponential_backoff": True,
+            "max_retry_delay": timedelta(minutes=30),
+        },
+        params=sync_params(),
+        tags=[*TAGS, platform.name, entity],
+    ) as dag:
+        _wire_tasks(platform, entity, config, asset)
+    return dag
+
+
+def _wire_tasks(platform: PlatformConfig, entity: str, config: IntegrationsConfig, asset: Asset) -> None:
+    """Declare the six tasks of one sync DAG inside the active ``with DAG`` block.
+
+    ``multiple_outputs=False`` everywhere: TaskFlow would otherwise infer it from the ``dict`` return
+    annotations and push every key of a summary as its own XCom (a report key named ``watermark``
+    would then collide with the real one).
+    """
+
+    @task(task_id="read_watermark", multiple_outputs=False)
+    def read_watermark() -> str | None:
+        """Pull the watermark the last successful run's ``commit`` pushed (``None`` in full mode)."""
+        context = get_current_context()
+        params = context["params"]
+        if params["mode"] == wm.FULL:
+            log.info("Mode full: the stored watermark is ignored and will be reset by commit.")
+            return None
+        # map_indexes=-1 matters: without it, Airflow 3.3 answers an include_prior_dates pull through
+        # the "all map indexes" route, which returns the values of *every* earlier run as a list, in
+        # no particular order. With it, the newest (by logical date) single value comes back.
+        stored = context["ti"].xcom_pull(
+            task_ids=COMMIT_TASK_ID, key=WATERMARK_KEY, include_prior_dates=True, map_indexes=-1
+        )
+        try:
+            watermark = wm.normalise(stored)
+        except (TypeError, ValueError) as exc:
+            raise AirflowFailException(
+                f"The stored watermark {stored!r} is not an ISO-8601 timestamp ({exc}). "
+                "Run the DAG once with mode=full to reset it."
+            ) from exc
+        if watermark is None:
+            log.info("No watermark yet: this run reads every Clientify record.")
+        else:
+            log.info(
+                "Watermark %s (re-read from %s with the lookback overlap)",
+                watermark,
+                wm.since(watermark, config.lookback),
+            )
+        return watermark
+
+    @task(task_id="extract_invoicing", pool=platform.pool, multiple_outputs=False)
+    def extract_invoicing() -> dict[str, Any]:
+        """Read the platform's records and stage them in the ledger."""
+        with _sync_job(platform, entity, config) as job:
+            return _small(job.extract_invoicing())
+
+    @task(task_id="extract_clientify", pool=config.clientify_pool, multiple_outputs=False)
+    def extract_clientify(watermark: str | None) -> dict[str, Any]:
+        """Read Clientify's records modified since the watermark (all of them when ``None``)."""
+        with _sync_job(platform, entity, config) as job:
+            return _small(job.extract_clientify(watermark))
+
+    @task(task_id="reconcile", multiple_outputs=False)
+    def reconcile(invoicing: dict[str, Any], clientify: dict[str, Any]) -> dict[str, Any]:
+        """Match, merge and plan the writes on both sides (no API call)."""
+        with _sync_job(platform, entity, config) as job:
+            return _small(job.reconcile())
+
+    @task(task_id="apply_clientify", pool=config.clientify_pool, multiple_outputs=False)
+    def apply_clientify(plan: dict[str, Any]) -> dict[str, Any]:
+        """Write the planned changes to Clientify (plan only in a dry run)."""
+        with _sync_job(platform, entity, config) as job:
+            return _small(job.apply_clientify())
+
+    @task(task_id="apply_invoicing", pool=platform.pool, multiple_outputs=False)
+    def apply_invoicing(clientify_outcome: dict[str, Any]) -> dict[str, Any]:
+        """Write the planned changes to the invoicing platform (plan only in a dry run)."""
+        with _sync_job(platform, entity, config) as job:
+            return _small(job.apply_invoicing())
+
+    @task(task_id=COMMIT_TASK_ID, outlets=[asset], multiple_outputs=False)
+    def commit(watermark: str | None, clientify: dict[str, Any], invoicing_outcome: dict[str, Any]) -> dict:
+        """Record the run, log its report and, last of all, push the next watermark."""
+        context = get_current_context()
+        params = context["params"]
+        seen_max = clientify.get("max_modified")
+        with _sync_job(platform, entity, config) as job:
+            report = _small(job.commit(previous_watermark=watermark, seen_max=seen_max))
+        from clientify_sync.engine.report import format_report_table
+
+        log.info("Run report for %s:\n%s", context["dag"].dag_id, format_report_table(report))
+        context["outlet_events"][asset].extra = {
+            "run_id": context["run_id"],
+            "mode": params["mode"],
+            "dry_run": bool(params["dry_run"]),
+        }
+        if params["dry_run"]:
+            log.info("Dry run: the watermark stays %s.", watermark)
+            return report
+        # The engine proposes watermark_out; the monotonic rule is enforced here as well, so a
+        # modified run can never move the watermark back.
+        proposed = report.get("watermark_out", seen_max)
+        new = wm.next_watermark(watermark, proposed, params["mode"])
+        log.info("Watermark %s -> %s (mode %s)", watermark, new, params["mode"])
+        # Last action: once this is pushed, later runs start from it. (``None`` after a full run
+        # that saw nothing is pushed too: it is the reset.)
+        context["ti"].xcom_push(key=WATERMARK_KEY, value=new)
+        return report
+
+    start = read_watermark()
+    invoicing_summary = extract_invoicing()
+    clientify_summary = extract_clientify(start)
+    start >> invoicing_summary
+    plan = reconcile(invoicing_summary, clientify_summary)
+    invoicing_outcome = apply_invoicing(apply_clientify(plan))
+    commit(start, clientify_summary, invoicing_outcome)
+
+
+@contextmanager
+def _sync_job(platform: PlatformConfig, entity: str, config: IntegrationsConfig) -> Iterator[Any]:
+    """
+    Open the engine job of the current DAG run, with fresh API clients, and close everything after.
+
+    Translates errors that a retry cannot fix (bad credentials, bad configuration, missing
+    connection) into ``AirflowFailException``, so Airflow fails the task at once.
+    """
+    # Imported here: DAG parsing must not load the engine or the API clients.
+    from clientify_sync.engine.job import Entity, JobSpec, Mode, Platform, SyncJob, SyncOptions
+    from clientify_sync.errors import AuthenticationError, ConfigurationError
+    from clientify_sync.hooks.state import StateLedgerHook
+
+    context = get_current_context()
+    params = context["params"]
+    spec = JobSpec(
+        platform=Platform(platform.name),
+        entity=Entity(entity),
+        run_id=context["run_id"],
+        mode=Mode(params["mode"]),
+        dry_run=bool(params["dry_run"]),
+    )
+    conn_ids = {platform.name: platform.conn_id, "clientify": config.clientify_conn_id}
+    try:
+        with ExitStack() as stack:
+            invoicing = stack.enter_context(closing(_invoicing_hook(platform).get_conn()))
+            clientify = stack.enter_context(closing(_clientify_hook(config).get_conn()))
+            job = SyncJob.open(
+                spec,
+                invoicing=invoicing,
+                clientify=clientify,
+                ledger_url=StateLedgerHook().get_url(),
+                options=SyncOptions(lookback=config.lookback),
+            )
+            stack.callback(job.close)
+            yield job
+    except AuthenticationError as exc:
+        api = getattr(exc, "api", None) or "the API"
+        conn_id = conn_ids.get(api, f"{platform.conn_id} / {config.clientify_conn_id}")
+        raise AirflowFailException(
+            f"Authentication failed against {api} ({exc}). Check the credentials of Airflow "
+            f"connection '{conn_id}'. Nothing more was written and the watermark was not advanced; "
+            "not retrying, since the same credentials would fail again."
+        ) from exc
+    except ConfigurationError as exc:
+        raise AirflowFailException(f"Configuration error: {exc}. Not retrying.") from exc
+    except AirflowNotFoundException as exc:
+        raise AirflowFailException(
+            f"{exc}. Define the connection (see airflow_settings.yaml and docs/airflow.md). Not retrying."
+        ) from exc
+
+
+def _invoicing_hook(platform: PlatformConfig) -> Any:
+    if platform.name == "facturama":
+        from clientify_sync.hooks.facturama import FacturamaHook as hook_class
+    else:
+        from clientify_sync.hooks.facturadirecta import FacturaDirectaHook as hook_class
+    return _hook(hook_class, platform.conn_id)
+
+
+def _clientify_hook(config: IntegrationsConfig) -> Any:
+    from clientify_sync.hooks.clientify import ClientifyHook
+
+    return _hook(ClientifyHook, config.clientify_conn_id)
+
+
+def _hook(hook_class: type, conn_id: str) -> Any:
+    # Airflow's hook convention: the constructor argument is named by ``conn_name_attr``.
+    return hook_class(**{hook_class.conn_name_attr: conn_id})
+
+
+def _small(summary: Any) -> dict[str, Any]:
+    """Return a plain-JSON copy of an engine summary (what XCom stores, and nothing it could choke on)."""
+    if summary is None:
+        return {}
+    return json.loads(json.dumps(summary, default=str))
+
+
+def _doc_md(platform: PlatformConfig, entity: str, config: IntegrationsConfig) -> str:
+    prerequisites = ""
+    if entity == "estimates":
+        prerequisites = (
+            f"\n**Runs after** `{platform.name}_contacts` and `{platform.name}_products`: on both of their "
+            f"assets being updated, or on the clock (`{config.schedule}` {config.timezone}).\n"
+        )
+    return f"""\
+### {_PLATFORM_LABELS[platform.name]} ⇄ Clientify: {_ENTITY_LABELS[entity]}
+
+Two-way sync of {_ENTITY_LABELS[entity]} between {_PLATFORM_LABELS[platform.name]} (connection
+`{platform.conn_id}`, pool `{platform.pool}`) and Clientify (connection `{config.clientify_conn_id}`,
+pool `{config.clientify_pool}`). Schedule: `{config.schedule}` ({config.timezone}), hourly data intervals.
+{prerequisites}
+**Params**: `mode` = `modified` (changes since the watermark, re-read with a
+{int(config.lookback.total_seconds() // 60)}-minute overlap) or `full` (everything; resets the watermark);
+`dry_run` = plan only, write nothing, keep the watermark.
+
+**Watermark**: the highest Clientify `modified` seen, ISO-8601 UTC, pushed by `commit` (XCom key
+`watermark`) only when every task succeeded; a failed run never advances it. Publishes asset
+`clientify-sync://{platform.name}/{entity}` when `commit` succeeds.
+
+**Full resync**: trigger with `{{"mode": "full"}}`, or
+`airflow backfill create --dag-id {platform.name}_{entity} --from-date ... --to-date ... --dag-run-conf '{{"mode": "full"}}'`.
+"""

@@ -1,0 +1,181 @@
+"""One error tree for the whole package.
+
+Callers branch on the class, never on message text: ``AuthenticationError`` stops a run,
+``ValidationError`` fails one record, ``RetriableApiError`` may be tried again later and
+``UnconfirmedWriteError`` means "look the record up before creating it again".
+
+Every error is picklable (Airflow may ship it to another process) and carries only what is safe to
+log: the API name, the HTTP method, the route *template* (``/Client/{id}``, never a URL with query
+values or tokens), the status and a truncated detail.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+DETAIL_LIMIT = 500
+
+
+def truncate(text: str, limit: int = DETAIL_LIMIT) -> str:
+    """Cap a server-supplied text so an error never quotes a whole response body."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class ClientifySyncError(Exception):
+    """Root of every error raised by this package."""
+
+
+class ConfigurationError(ClientifySyncError):
+    """A connection or setting is missing, malformed or unknown."""
+
+
+class ApiError(ClientifySyncError):
+    """An API answered (or failed to answer) a request in a way the caller must handle.
+
+    Attributes:
+        api: ``"facturama"``, ``"clientify"`` or ``"facturadirecta"``.
+        method: HTTP method of the request.
+        route: path template of the request (``/v1/contacts/{id}/``), no query values.
+        status: HTTP status, or None when no response arrived.
+        detail: the parsed server message, truncated.
+        field_errors: per-field messages (Facturama ModelState, Clientify DRF map,
+            FacturaDirecta errorCode -> errorMessage).
+    """
+
+    def __init__(
+        self,
+        api: str,
+        method: str,
+        route: str,
+        status: int | None = None,
+        detail: str = "",
+        field_errors: dict[str, list[str]] | None = None,
+    ) -> None:
+        self.api = api
+        self.method = method
+        self.route = route
+        self.status = status
+        self.detail = truncate(detail)
+        self.field_errors = {key: list(values) for key, values in (field_errors or {}).items()}
+        super().__init__(self._message())
+
+    def _message(self) -> str:
+        status = self.status if self.status is not None else "no response"
+        text = f"{self.api} {self.method} {self.route} -> {status}"
+        if self.detail:
+            text += f": {self.detail}"
+        if self.field_errors:
+            fields = "; ".join(f"{key}: {' '.join(msgs)}" for key, msgs in self.field_errors.items())
+            text += f" [{truncate(fields, 300)}]"
+        return text
+
+    def _state(self) -> dict[str, Any]:
+        return {
+            "api": self.api,
+            "method": self.method,
+            "route": self.route,
+            "status": self.status,
+            "detail": self.detail,
+            "field_errors": self.field_errors,
+        }
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Exception pickling replays ``args`` positionally; rebuild from the named fields instead.
+        return (_rebuild, (type(self), self._state()))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._message()!r})"
+
+
+def _rebuild(cls: type[ClientifySyncError], state: dict[str, Any]) -> ClientifySyncError:
+    return cls(**state)
+
+
+class FatalApiError(ApiError):
+    """Retrying the same request will not help."""
+
+
+class AuthenticationError(FatalApiError):
+    """Bad credentials, inactive subscription or missing permission: stop the run."""
+
+
+class NotFoundError(FatalApiError):
+    """The record or route does not exist."""
+
+
+class ValidationError(FatalApiError):
+    """The API rejected the record (400/422) or a duplicate (409): fail this record, go on."""
+
+
+class MalformedResponseError(FatalApiError):
+    """A success status with a body that is HTML, not JSON/XML, or hostile XML."""
+
+
+class RetriableApiError(ApiError):
+    """The request may succeed if sent again later.
+
+    ``retry_after`` is the pause in seconds the server asked for (``Retry-After`` on 429 or 503),
+    or None.
+    """
+
+    def __init__(self, *args: Any, retry_after: float | None = None, **kwargs: Any) -> None:
+        self.retry_after = retry_after
+        super().__init__(*args, **kwargs)
+
+    def _state(self) -> dict[str, Any]:
+        return {**super()._state(), "retry_after": self.retry_after}
+
+
+class RateLimitedError(RetriableApiError):
+    """429; ``retry_after`` says how long the server wants us to wait, when it says."""
+
+
+class TransientApiError(RetriableApiError):
+    """5xx, transport failures (timeouts, refused or dropped connections) and truncated bodies."""
+
+
+class UnconfirmedWriteError(ClientifySyncError):
+    """A POST whose request may have reached the server, but whose outcome is unknown.
+
+    The client never re-sends such a POST; the caller looks the record up by ``natural_key``
+    (RFC, SKU, tax code, folio...) before creating it again.
+    """
+
+    def __init__(
+        self,
+        api: str,
+        method: str,
+        route: str,
+        natural_key: str | None = None,
+        status: int | None = None,
+        reason: str = "",
+    ) -> None:
+        self.api = api
+        self.method = method
+        self.route = route
+        self.natural_key = natural_key
+        self.status = status
+        self.reason = truncate(reason, 200)
+        super().__init__(self._message())
+
+    def _message(self) -> str:
+        status = self.status if self.status is not None else "no response"
+        return (
+            f"{self.api} {self.method} {self.route} -> {status}: outcome unknown ({self.reason}); "
+            "check whether the record exists before creating it again"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        state = {
+            "api": self.api,
+            "method": self.method,
+            "route": self.route,
+            "natural_key": self.natural_key,
+            "status": self.status,
+            "reason": self.reason,
+        }
+        return (_rebuild, (type(self), state))
+
+    def __repr__(self) -> str:
+        return f"UnconfirmedWriteError({self._message()!r})"

@@ -1,0 +1,76 @@
+"""What the three API hooks share: lazy connection lookup, client caching, ``test_connection``."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Generic, TypeVar
+
+import httpx
+from airflow.sdk import BaseHook
+
+from clientify_sync.api.client import ApiClient
+from clientify_sync.api.settings import HttpSettings
+from clientify_sync.errors import ClientifySyncError
+
+ClientT = TypeVar("ClientT", bound=ApiClient)
+
+
+class ApiHook(BaseHook, Generic[ClientT]):
+    """Builds one API client from an Airflow connection, on first use.
+
+    Nothing happens in ``__init__`` beyond storing arguments: hooks are created inside tasks and the
+    connection (a network call under the task SDK) is read only when ``get_conn()`` needs it.
+    ``transport`` lets tests hand the client an ``httpx.MockTransport``. Subclasses name their
+    connection argument after ``conn_name_attr`` (``FacturamaHook(facturama_conn_id=...)``), as
+    Airflow hooks do.
+    """
+
+    conn_name_attr: ClassVar[str]
+    default_conn_name: ClassVar[str]
+    conn_type: ClassVar[str] = "http"
+    hook_name: ClassVar[str]
+    settings_class: ClassVar[type[Any]]
+    client_class: ClassVar[type[Any]]
+
+    def __init__(self, conn_id: str, *, transport: httpx.BaseTransport | None = None) -> None:
+        super().__init__()
+        self.conn_id = conn_id
+        setattr(self, self.conn_name_attr, conn_id)
+        self._transport = transport
+        self._client: ClientT | None = None
+
+    def get_settings(self) -> HttpSettings:
+        """The connection's host/login/password/extra as the API's typed settings.
+
+        Raises:
+            ConfigurationError: missing credentials, bad values or unknown extra keys.
+        """
+        conn = self.get_connection(self.conn_id)
+        return self.settings_class.from_connection(
+            host=conn.host,
+            login=conn.login,
+            password=conn.password,
+            extra=conn.extra_dejson,
+            port=conn.port,
+            schema=conn.schema,
+        )
+
+    def get_conn(self) -> ClientT:
+        """The API client for this connection (built once per hook)."""
+        if self._client is None:
+            self._client = self.client_class(self.get_settings(), transport=self._transport)
+        return self._client
+
+    def test_connection(self) -> tuple[bool, str]:
+        """One cheap authenticated call; never raises (a missing connection is reported too)."""
+        try:
+            return self.get_conn().test_connection()
+        except ClientifySyncError as exc:
+            return False, str(exc)
+        except Exception as exc:  # Airflow's convention: report, don't raise
+            return False, f"{type(exc).__name__}: {exc}"
+
+    def close(self) -> None:
+        """Close the client's connection pool, if one was built."""
+        if self._client is not None:
+            self._client.close()
+            self._client = None
