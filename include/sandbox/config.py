@@ -1,0 +1,175 @@
+"""Runtime configuration of each emulator: credentials, paths and the **Assumed** behaviours.
+
+Every fact the reference marks as assumed is a field here, so a test can flip it through
+``PUT /_sandbox/config`` and a client can be checked against the alternative. Defaults follow the
+reference documents; ``POST /_sandbox/reset`` restores the values the process started with.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+
+class ConfigError(ValueError):
+    """An unknown key or a value of the wrong type or outside its choices."""
+
+
+@dataclass
+class _Config:
+    """Shared update/validation logic; subclasses only declare fields and choices."""
+
+    CHOICES: ClassVar[dict[str, tuple[Any, ...]]] = {}
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def copy(self) -> _Config:
+        return dataclasses.replace(self)
+
+    def update(self, changes: dict[str, Any]) -> None:
+        """Apply ``changes`` atomically: validate every key first, then assign."""
+        current = self.as_dict()
+        unknown = sorted(set(changes) - set(current))
+        if unknown:
+            raise ConfigError(f"unknown config keys: {unknown}; known: {sorted(current)}")
+        checked = {key: self._check(key, current[key], value) for key, value in changes.items()}
+        for key, value in checked.items():
+            setattr(self, key, value)
+
+    def _check(self, key: str, default: Any, value: Any) -> Any:
+        expected = type(default)
+        if expected is bool and not isinstance(value, bool):
+            raise ConfigError(f"{key} must be true or false")
+        if expected is int and (isinstance(value, bool) or not isinstance(value, int)):
+            raise ConfigError(f"{key} must be an integer")
+        if expected is str and not isinstance(value, str):
+            raise ConfigError(f"{key} must be a string")
+        choices = self.CHOICES.get(key)
+        if choices is not None and value not in choices:
+            raise ConfigError(f"{key} must be one of {list(choices)}")
+        return value
+
+
+@dataclass
+class FacturamaConfig(_Config):
+    """Facturama API Web emulator (facturama-api.md)."""
+
+    CHOICES: ClassVar[dict[str, tuple[Any, ...]]] = {
+        "post_status": (200, 201),
+        "put_status": (200, 204),
+        "delete_status": (200, 204),
+        "page_length_over_max": ("clamp", "error"),
+    }
+
+    user: str = "sandbox-user"
+    password: str = "sandbox-password-fake"
+    realm: str = "apisandbox.facturama.mx"
+    # §9: the estimates resource is a model; its base names are configurable.
+    estimate_singular: str = "Estimate"
+    estimate_plural: str = "Estimates"
+    # §6: success codes are unknown; PUT 204 means no body, DELETE 200 returns the deleted object.
+    post_status: int = 201
+    put_status: int = 204
+    delete_status: int = 200
+    # §4.1/§4.2: GET /Client truncates; /Clients pages with length 1-100.
+    list_truncate: int = 100
+    page_length_default: int = 100
+    page_length_max: int = 100
+    page_length_over_max: str = "clamp"
+    # §4.4: validation switches.
+    strict_cfdi40: bool = False
+    rfc_check_digit: bool = False
+    reject_duplicate_rfc: bool = False
+    reject_duplicate_sku: bool = False
+    # §6: ModelState keys are bare property names; ASP.NET's default would prefix "client.".
+    modelstate_prefix: str = ""
+    # §5.2: Price kept with 4 decimals; default Category.
+    price_decimals: int = 4
+    default_category: str = "GENERAL"
+    # §9: an item without Taxes takes the catalogue product's taxes (off: what you send is what you get).
+    estimate_inherit_product_taxes: bool = False
+
+
+@dataclass
+class ClientifyConfig(_Config):
+    """Clientify API v1 emulator (clientify-api.md)."""
+
+    CHOICES: ClassVar[dict[str, tuple[Any, ...]]] = {
+        "default_ordering": ("-created", "created", "-modified", "modified", "-id", "id"),
+        "unknown_custom_field": ("reject", "ignore"),
+    }
+
+    token: str = "fake-clientify-sandbox-token"
+    # §11: the budgets path is assumed.
+    budgets_path: str = "/v1/budgets/"
+    # §3: DRF paging defaults.
+    page_size_default: int = 20
+    page_size_max: int = 100
+    default_ordering: str = "-created"
+    # §4: naive date filters are read in the account's time zone; timestamps carry its offset.
+    timezone: str = "Europe/Madrid"
+    # §8: duplicate taxpayer id on POST -> 409 (one client's mock).
+    duplicate_tax_id_409: bool = False
+    # §7: a custom field with no definition -> 400 (or silently dropped).
+    unknown_custom_field: str = "reject"
+    # §12: find-or-create looks companies up by ?query=<tax id>, so query also matches it.
+    company_query_matches_tax_id: bool = True
+    # §6: product price as a DRF decimal string ("11.33") rather than a number.
+    price_as_string: bool = True
+    # §7: GET /v1/custom-fields/ returns everything with next=null (recorded) or pages like the rest.
+    custom_fields_paged: bool = False
+    # §5: a company name on a contact create finds or creates that company.
+    contact_company_autocreate: bool = True
+    contact_default_status: str = "cold-lead"
+    # Owner shown on records and on /v1/users/.
+    owner: str = "sandbox.owner@clientify.net"
+    owner_id: int = 1
+    owner_name: str = "Sandbox Owner"
+    budget_default_currency: str = "EUR"
+    # Absolute URLs (url, next, previous) are built from the request's Host unless this is set.
+    public_base_url: str = ""
+
+
+@dataclass
+class FacturaDirectaConfig(_Config):
+    """FacturaDirecta classic XML API emulator (facturadirecta-api.md)."""
+
+    CHOICES: ClassVar[dict[str, tuple[Any, ...]]] = {
+        "limit_over_max": ("clamp", "error"),
+        "create_status": (200, 201),
+        "product_delete_in_use": ("allow", "conflict"),
+    }
+
+    token: str = "fake-facturadirecta-sandbox-token"
+    realm: str = "FacturaDirecta"
+    # §4: start/limit paging.
+    limit_default: int = 100
+    limit_max: int = 250
+    limit_over_max: str = "clamp"
+    # §5.5: POST answers 200.
+    create_status: int = 200
+    # §10: the API's own taxCode validation is unknown; rejecting an invalid NIF/NIE/CIF is opt-in.
+    validate_tax_code: bool = False
+    # §8: productCode unique per account; deleting a product used by an estimate line.
+    unique_product_code: bool = True
+    product_delete_in_use: str = "allow"
+    # §5.4: up to 3 different customAttributeName filters.
+    custom_attribute_filter_max: int = 3
+    # §5.5: the account's default taxes, used when a create sends neither billing/tax1 nor tax2.
+    default_tax1_name: str = "IVA"
+    default_tax1_rate: str = "21.00"
+    default_tax2_name: str = ""
+    default_tax2_rate: str = ""
+    default_currency: str = "EUR"
+    default_language: str = "es"
+    # §5.4 ownerEmail: every record belongs to the account owner.
+    owner_email: str = "owner@sandbox.facturadirecta.test"
+
+
+CONFIG_TYPES: dict[str, type[_Config]] = {
+    "facturama": FacturamaConfig,
+    "clientify": ClientifyConfig,
+    "facturadirecta": FacturaDirectaConfig,
+}

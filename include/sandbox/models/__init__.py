@@ -1,0 +1,1 @@
+"""Record rules of each emulated API (binding, validation, computed fields, output shape), free of HTTP."""

@@ -1,0 +1,267 @@
+"""The ``/_sandbox/`` control surface on every port, persistence and command-line options."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+
+from include.sandbox import generator
+from tests.fixtures.sandbox import SandboxHandle, start_sandbox, stop_sandbox
+
+APIS = ("facturama", "clientify", "facturadirecta")
+
+
+@pytest.mark.parametrize("api", APIS)
+def test_health_config_and_control_need_no_auth(clean_sandbox: SandboxHandle, api: str) -> None:
+    assert clean_sandbox.control(api, "GET", "health") == {"api": api, "ok": True}
+    config = clean_sandbox.config(api)
+    assert isinstance(config, dict) and config
+
+
+@pytest.mark.parametrize(
+    ("api", "changes"),
+    [
+        pytest.param("facturama", {"nope": 1}, id="unknown-key"),
+        pytest.param("facturama", {"strict_cfdi40": "yes"}, id="bool-type"),
+        pytest.param("facturama", {"post_status": 202}, id="choice"),
+        pytest.param("clientify", {"page_size_max": "100"}, id="int-type"),
+        pytest.param("facturadirecta", {"limit_over_max": "explode"}, id="choice-fd"),
+    ],
+)
+def test_config_rejects_bad_changes(clean_sandbox: SandboxHandle, api: str, changes: dict) -> None:
+    before = clean_sandbox.config(api)
+    response = clean_sandbox.http.put(f"{clean_sandbox.url(api)}/_sandbox/config", json=changes)
+    assert response.status_code == 400 and "error" in response.json()
+    assert clean_sandbox.config(api) == before
+
+
+def test_reset_empties_data_and_restores_config_faults_and_stats(clean_sandbox: SandboxHandle) -> None:
+    clean_sandbox.seed("facturama", clients=5, products=5, seed=1)
+    clean_sandbox.config("facturama", strict_cfdi40=True)
+    clean_sandbox.faults("facturama", [{"path": "^/nothing", "rates": {"503": 1.0}}])
+    with clean_sandbox.facturama_client() as api:
+        assert api.get("/Clients").json()["recordsTotal"] == 5
+    assert clean_sandbox.stats("facturama")["total"] == 1
+    clean_sandbox.reset("facturama")
+    assert clean_sandbox.config("facturama")["strict_cfdi40"] is False
+    assert clean_sandbox.control("facturama", "GET", "faults") == {"rules": []}
+    assert clean_sandbox.stats("facturama")["total"] == 0
+    with clean_sandbox.facturama_client() as api:
+        assert api.get("/Clients").json()["recordsTotal"] == 0
+        assert api.get("/Products").json()["recordsTotal"] == 0
+
+
+def test_reset_restores_default_custom_attributes(clean_sandbox: SandboxHandle) -> None:
+    defaults = {"clients": ["ID_CRM"], "products": ["ID_CRM"], "estimates": ["ID_CRM"]}
+    assert clean_sandbox.control("facturadirecta", "GET", "custom-attributes") == defaults
+    listed = clean_sandbox.define_custom_attribute("clients", "Campo 1")
+    assert listed["clients"] == ["ID_CRM", "Campo 1"]
+    clean_sandbox.control("facturadirecta", "DELETE", "custom-attributes", {"resource": "products", "label": "ID_CRM"})
+    assert clean_sandbox.control("facturadirecta", "GET", "custom-attributes")["products"] == []
+    clean_sandbox.reset("facturadirecta")
+    assert clean_sandbox.control("facturadirecta", "GET", "custom-attributes") == defaults
+
+
+def test_custom_fields_control(clean_sandbox: SandboxHandle) -> None:
+    field = clean_sandbox.define_custom_field("in_facturama", "contacts")
+    assert field["name"] == "in_facturama" and field["content_type"] == "contacts | contact"
+    assert clean_sandbox.define_custom_field("in_facturama", "contacts")["id"] == field["id"]  # idempotent
+    clean_sandbox.define_custom_field("in_facturama", "companies")
+    assert len(clean_sandbox.control("clientify", "GET", "custom-fields")) == 2
+    clean_sandbox.control("clientify", "DELETE", "custom-fields", {"name": "in_facturama", "content_type": "contacts"})
+    assert [f["content_type"] for f in clean_sandbox.control("clientify", "GET", "custom-fields")] == [
+        "companies | company"]
+
+
+# -- seeding ---------------------------------------------------------------------------------------
+
+
+def test_seed_is_deterministic(clean_sandbox: SandboxHandle) -> None:
+    def rfcs() -> list[str]:
+        clean_sandbox.seed("facturama", clients=30, seed=11)
+        with clean_sandbox.facturama_client() as api:
+            return [c["Rfc"] for c in api.get("/Clients").json()["data"]]
+
+    first = rfcs()
+    clean_sandbox.reset("facturama")
+    assert rfcs() == first == [c["Rfc"] for c in generator.facturama_clients(30, 11)]
+
+
+def test_seed_keeps_bad_platform_data_and_links_estimates(clean_sandbox: SandboxHandle) -> None:
+    result = clean_sandbox.seed("facturama", clients=20, products=10, estimates=5, seed=3,
+                                client_options={"invalid_rfc": 0.2, "no_rfc": 0.1})
+    assert result["created"] == {"clients": 20, "products": 10, "estimates": 5}
+    with clean_sandbox.facturama_client() as api:
+        clients = {c["Id"]: c for c in api.get("/Clients").json()["data"]}
+        assert sum(1 for c in clients.values() if not c["Rfc"]) == 2
+        for est in api.get("/Estimates").json()["data"]:
+            assert est["Receiver"]["Id"] in clients and est["Total"] > 0
+
+
+def test_seed_facturadirecta_and_clientify_native(clean_sandbox: SandboxHandle) -> None:
+    result = clean_sandbox.seed("facturadirecta", clients=12, products=6, estimates=4, seed=2)
+    assert result["created"] == {"clients": 12, "products": 6, "estimates": 4}
+    with clean_sandbox.facturadirecta_client() as api:
+        assert "total=\"4\"" in api.get("/api/estimates.xml").text
+    result = clean_sandbox.seed("clientify", contacts=7, companies=3, products=2, seed=2, country="ES")
+    assert result["created"] == {"contacts": 7, "companies": 3, "products": 2}
+
+
+@pytest.mark.parametrize("platform", ["facturama", "facturadirecta"])
+def test_clientify_overlap_preloads_the_same_customers_unlinked(clean_sandbox: SandboxHandle, platform: str) -> None:
+    if platform == "facturama":
+        clean_sandbox.seed("facturama", clients=200, seed=7)
+        with clean_sandbox.facturama_client() as api:
+            platform_ids = {c["Rfc"] for s in (0, 100) for c in api.get(
+                "/Clients", params={"start": s, "length": 100}).json()["data"]}
+    else:
+        clean_sandbox.seed("facturadirecta", clients=200, seed=7)
+        with clean_sandbox.facturadirecta_client() as api:
+            from lxml import etree
+
+            root = etree.fromstring(api.get("/api/clients.xml", params={"limit": 250}).content)
+            platform_ids = {c.findtext("taxCode") for c in root.iter("client")}
+    result = clean_sandbox.seed("clientify", overlap={"platform": platform, "customers": 200, "fraction": 0.3,
+                                                      "seed": 7})
+    created = result["created"]
+    assert 50 <= created.get("contacts", 0) + created.get("companies", 0) <= 70
+    with clean_sandbox.clientify_client() as api:
+        records = []
+        for resource in ("contacts", "companies"):
+            url = f"/v1/{resource}/?page_size=100"
+            while url:
+                page = api.get(url).json()
+                records += page["results"]
+                url = page["next"]
+    assert {r["taxpayer_identification_number"] for r in records} <= platform_ids
+    assert all(r["custom_fields"] == [] for r in records)
+
+
+def test_seeding_10k_takes_seconds(clean_sandbox: SandboxHandle) -> None:
+    started = time.perf_counter()
+    result = clean_sandbox.seed("clientify", overlap={"platform": "facturama", "customers": 10_000, "fraction": 1.0,
+                                                      "seed": 1})
+    elapsed = time.perf_counter() - started
+    assert sum(result["created"].values()) > 9000 and "ids" not in result
+    assert elapsed < 30, f"seeding 10k took {elapsed:.1f}s"
+
+
+def test_seed_rejects_bad_bodies(clean_sandbox: SandboxHandle) -> None:
+    for body in ({"clients": -1}, {"clients": "many"}, {"client_options": {"bogus": 1}, "clients": 1}):
+        response = clean_sandbox.http.post(f"{clean_sandbox.facturama_url}/_sandbox/seed", json=body)
+        assert response.status_code == 400, body
+    response = clean_sandbox.http.post(f"{clean_sandbox.clientify_url}/_sandbox/seed",
+                                       json={"overlap": {"platform": "sap", "customers": 1}})
+    assert response.status_code == 400
+
+
+# -- faults and stats ------------------------------------------------------------------------------
+
+
+def test_fault_rules_shape_each_api_errors(clean_sandbox: SandboxHandle) -> None:
+    rule = {"method": "GET", "rates": {"503": 1.0}, "retry_after": 3, "count": 1}
+    for api in APIS:
+        rules = clean_sandbox.faults(api, [rule])
+        assert rules[0]["rates"] == {"503": 1.0} and rules[0]["count"] == 1
+    with clean_sandbox.clientify_client() as api:
+        response = api.get("/v1/contacts/")
+        assert response.status_code == 503 and response.headers["retry-after"] == "3"
+        assert "detail" in response.json()
+        assert api.get("/v1/contacts/").status_code == 200  # count exhausted
+    with clean_sandbox.facturadirecta_client() as api:
+        response = api.get("/api/clients.xml")
+        assert response.status_code == 503 and b"<httpStatus>503</httpStatus>" in response.content
+    clean_sandbox.faults("facturama", [{"rates": {"500": 1.0}}])
+    with clean_sandbox.facturama_client() as api:
+        response = api.get("/api/Clients")
+        assert response.status_code == 500 and response.json() == {"Message": "An error has occurred."}
+    assert clean_sandbox.control("facturama", "GET", "health")["ok"]  # the control surface is never faulted
+    clean_sandbox.clear_faults()
+    assert all(clean_sandbox.control(api, "GET", "faults") == {"rules": []} for api in APIS)
+
+
+def test_fault_paths_see_the_canonical_facturama_path(clean_sandbox: SandboxHandle) -> None:
+    clean_sandbox.faults("facturama", [{"path": "^/clients$", "rates": {"429": 1.0}}])
+    with clean_sandbox.facturama_client() as api:
+        assert api.get("/api/Clients").status_code == 429
+        assert api.get("/api/Client").status_code == 200
+
+
+def test_bad_fault_rules_are_rejected(clean_sandbox: SandboxHandle) -> None:
+    response = clean_sandbox.http.put(f"{clean_sandbox.clientify_url}/_sandbox/faults",
+                                      json=[{"rates": {"418": 1.0}}])
+    assert response.status_code == 400
+
+
+def test_stats_count_by_route_template_and_status(clean_sandbox: SandboxHandle) -> None:
+    with clean_sandbox.clientify_client() as api:
+        contact = api.post("/v1/contacts/", json={"first_name": "A"}).json()
+        api.get(f"/v1/contacts/{contact['id']}/")
+        api.get("/v1/contacts/999/")
+        api.get("/v1/contacts/")
+    with clean_sandbox.facturama_client() as api:
+        api.get("/api/Client/abc")
+        api.get("/client/def")
+    clientify = clean_sandbox.stats("clientify")
+    counted = {(r["method"], r["route"], r["status"]): r["count"] for r in clientify["by_route"]}
+    assert counted == {
+        ("POST", "/v1/contacts/", 201): 1,
+        ("GET", "/v1/contacts/{item_id}/", 200): 1,
+        ("GET", "/v1/contacts/{item_id}/", 404): 1,
+        ("GET", "/v1/contacts/", 200): 1,
+    }
+    facturama = clean_sandbox.stats("facturama")["by_route"]
+    assert facturama == [{"method": "GET", "route": "/client/{item_id}", "status": 404, "count": 2}]
+    clean_sandbox.reset_stats()
+    assert clean_sandbox.stats("clientify")["total"] == 0
+
+
+def test_concurrent_requests_are_served(clean_sandbox: SandboxHandle) -> None:
+    clean_sandbox.seed("facturama", clients=300, seed=4)
+
+    def work(i: int) -> int:
+        with clean_sandbox.facturama_client() as api:
+            if i % 3 == 0:
+                body = {"Rfc": "URE180429TM6", "Name": f"CLIENTE {i}"}
+                return api.post("/Client", json=body).status_code
+            return api.get("/Clients", params={"start": i * 10, "length": 100}).status_code
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        statuses = list(pool.map(work, range(48)))
+    assert statuses.count(201) == 16 and statuses.count(200) == 32
+
+
+# -- process options -------------------------------------------------------------------------------
+
+
+def test_file_database_survives_a_restart_and_cli_options_apply(tmp_path: Path) -> None:
+    db = tmp_path / "sandbox.db"
+    first = start_sandbox(["--latency-ms", "150", "--clientify-token", "cli-token"], db=db)
+    try:
+        headers = {"Authorization": "Token cli-token"}
+        with httpx.Client(base_url=first.clientify_url, headers=headers, verify=False) as api:
+            started = time.perf_counter()
+            contact = api.post("/v1/contacts/", json={"first_name": "Persistente"}).json()
+            assert time.perf_counter() - started >= 0.15  # baseline latency
+            started = time.perf_counter()
+            first.control("clientify", "GET", "health")
+            assert time.perf_counter() - started < 0.15  # never on the control surface
+            first.reset("facturama")
+            assert first.control("facturama", "GET", "faults")["rules"][0]["latency_ms"] == 150
+    finally:
+        stop_sandbox(first)
+    second = start_sandbox(db=db)
+    try:
+        with second.clientify_client() as api:
+            stored = api.get(f"/v1/contacts/{contact['id']}/").json()
+            assert stored == {**contact, "url": stored["url"], "company": None}
+            updated = api.patch(f"/v1/contacts/{contact['id']}/", json={"title": "x"}).json()
+            assert updated["modified"] > contact["modified"]
+            assert api.post("/v1/contacts/", json={"first_name": "Nuevo"}).json()["id"] == contact["id"] + 1
+    finally:
+        stop_sandbox(second)
+    assert db.exists()
