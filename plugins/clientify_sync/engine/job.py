@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
+from clientify_sync import watermark as watermarks
 from clientify_sync.engine.apply import Applier
 from clientify_sync.engine.documents import Directory
 from clientify_sync.engine.ledger import Ledger
@@ -109,9 +110,7 @@ class SyncJob:
     def extract_clientify(self, watermark: str | None) -> dict[str, Any]:
         """Stage the Clientify records modified since ``watermark - lookback`` (all of them in full mode)."""
         self._reset_stats()
-        since = None
-        if self.spec.mode is Mode.MODIFIED and watermark:
-            since = (datetime.fromisoformat(watermark) - self.options.lookback).isoformat()
+        since = watermarks.since(watermark, self.options.lookback) if self.spec.mode is Mode.MODIFIED else None
         records = pages = 0
         for page in self.clientify.pages(since):
             self.ledger.upsert_remote(page, self.spec.run_id)
@@ -199,7 +198,11 @@ class SyncJob:
         """Move the merge bases of fully written pairs, compute the watermark, store the report."""
         if not self.spec.dry_run:
             self._finalise_pairs()
-        watermark_out = next_watermark(previous_watermark, seen_max, self.spec.mode, dry_run=self.spec.dry_run)
+        watermark_out = (
+            previous_watermark  # a dry run wrote nothing: it never moves the watermark
+            if self.spec.dry_run
+            else watermarks.next_watermark(previous_watermark, seen_max, self.spec.mode.value)
+        )
         report = build_report(self.ledger, self.spec, previous_watermark, watermark_out)
         self.ledger.finish_run(self.spec.run_id, report)
         self.ledger.prune_plans(self.options.keep_plans)
@@ -247,13 +250,3 @@ class SyncJob:
 def _stats_summary(client: Any) -> dict[str, Any]:
     stats = getattr(client, "stats", None)
     return stats.summary() if stats is not None else {}
-
-
-def next_watermark(previous: str | None, seen_max: str | None, mode: Mode, *, dry_run: bool = False) -> str | None:
-    """The API's own clock, advanced monotonically; ``full`` resets it; a dry run never moves it."""
-    if dry_run:
-        return previous
-    if mode is Mode.FULL:
-        return seen_max or previous
-    candidates = [w for w in (previous, seen_max) if w]
-    return max(candidates, key=datetime.fromisoformat) if candidates else None

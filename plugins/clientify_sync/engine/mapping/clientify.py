@@ -33,6 +33,16 @@ def custom_field_value(raw: dict[str, Any], name: str) -> str | None:
     return None
 
 
+def link_patch(raw: dict[str, Any], name: str, link: str | None) -> dict[str, Any]:
+    """The body part that (re)writes our link field, when the record does not hold it yet.
+
+    Custom fields merge by name on PUT, so only ours is sent and the others stay as they are.
+    """
+    if link is None or custom_field_value(raw, name) == link:
+        return {}
+    return {"custom_fields": [{"field": name, "value": link}]}
+
+
 def pick_address(addresses: list[dict[str, Any]]) -> tuple[int | None, dict[str, Any]]:
     """The address we sync: the billing one, else the main one, else the first."""
     for wanted in (BILLING_ADDRESS, MAIN_ADDRESS):
@@ -104,9 +114,7 @@ class ClientifyContactMapper:
             body["emails"] = self._emails(raw.get("emails") or [], data["email"])
         if changed & {"street", "city", "state", "postal_code", "country"}:
             body["addresses"] = self._addresses(raw.get("addresses") or [], data)
-        if link is not None and custom_field_value(raw, self.link_field) != link:
-            body["custom_fields"] = [{"field": self.link_field, "value": link}]  # merged by name
-        return body
+        return body | link_patch(raw, self.link_field, link)
 
     @staticmethod
     def _emails(current: list[dict[str, Any]], email: str) -> list[dict[str, Any]]:
@@ -156,7 +164,5 @@ class ClientifyProductMapper:
     def update_body(
         self, rtype: str, raw: dict[str, Any], data: dict[str, Any], changed: set[str], link: str | None
     ) -> dict[str, Any]:
-        body: dict[str, Any] = {field: data[field] for field in ("sku", "name", "price") if field in changed}
-        if link is not None and custom_field_value(raw, self.link_field) != link:
-            body["custom_fields"] = [{"field": self.link_field, "value": link}]
-        return body
+        body = {field: data[field] for field in ("sku", "name", "price") if field in changed}
+        return body | link_patch(raw, self.link_field, link)

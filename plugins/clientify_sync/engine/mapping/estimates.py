@@ -23,7 +23,9 @@ from clientify_sync.engine.documents import (
     totals_per_line,
 )
 from clientify_sync.engine.mapping.clientify import custom_field_value, utc_iso
+from clientify_sync.engine.mapping.clientify import link_patch as crm_link_patch
 from clientify_sync.engine.mapping.facturadirecta import custom_attribute
+from clientify_sync.engine.mapping.facturadirecta import link_patch as fd_link_patch
 from clientify_sync.engine.model import Side, SideRecord, money, text
 from clientify_sync.engine.taxid import classify_rfc
 
@@ -193,9 +195,7 @@ class FacturaDirectaEstimateMapper:
             rate = _single_tax_rate(data["lines"])
             body["tax1"] = {"name": "IVA", "rate": money(rate)}
             body["estimateLines"] = [_fd_line(line) for line in data["lines"]]
-        if self.link_attribute and link is not None and custom_attribute(raw, self.link_attribute) != link:
-            body["customAttributes"] = [{"label": self.link_attribute, "value": link}]
-        return body
+        return body | fd_link_patch(raw, self.link_attribute, link)
 
 
 def _taxed_net(raw: dict[str, Any]) -> Decimal:
@@ -288,9 +288,7 @@ class ClientifyBudgetMapper:
             body["comments"] = data["notes"]
         if "lines" in changed:
             body["items"] = [self._item(line) for line in data["lines"]]
-        if link is not None and custom_field_value(raw, self.link_field) != link:
-            body["custom_fields"] = [{"field": self.link_field, "value": link}]
-        return body
+        return body | crm_link_patch(raw, self.link_field, link)
 
     def _item(self, line: dict[str, str]) -> dict[str, Any]:
         product_id = self.directory.products.get(line["sku"].upper(), {}).get("crm")

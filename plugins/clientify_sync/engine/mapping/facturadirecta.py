@@ -20,6 +20,13 @@ def custom_attribute(raw: dict[str, Any], label: str) -> str | None:
     return None
 
 
+def link_patch(raw: dict[str, Any], label: str | None, link: str | None) -> dict[str, Any]:
+    """The body part that (re)writes our custom attribute; the others are absent, so untouched."""
+    if not label or link is None or custom_attribute(raw, label) == link:
+        return {}
+    return {"customAttributes": [{"label": label, "value": link}]}
+
+
 @dataclass
 class FacturaDirectaClientMapper:
     """FacturaDirecta ``client`` ↔ canonical contact; ``legalType`` F/J agrees with the NIF kind."""
@@ -82,9 +89,7 @@ class FacturaDirectaClientMapper:
             address["country"] = data["country"]
         if address:
             body["address"] = address  # merged element-wise by the API
-        if self.link_attribute and link is not None and custom_attribute(raw, self.link_attribute) != link:
-            body["customAttributes"] = [{"label": self.link_attribute, "value": link}]
-        return body
+        return body | link_patch(raw, self.link_attribute, link)
 
 
 @dataclass
@@ -114,7 +119,5 @@ class FacturaDirectaProductMapper:
         self, rtype: str, raw: dict[str, Any], data: dict[str, Any], changed: set[str], link: str | None
     ) -> dict[str, Any]:
         names = {"sku": "productCode", "name": "name", "price": "price"}
-        body: dict[str, Any] = {names[f]: data[f] for f in names if f in changed}
-        if self.link_attribute and link is not None and custom_attribute(raw, self.link_attribute) != link:
-            body["customAttributes"] = [{"label": self.link_attribute, "value": link}]
-        return body
+        body = {names[f]: data[f] for f in names if f in changed}
+        return body | link_patch(raw, self.link_attribute, link)
