@@ -22,7 +22,7 @@ from starlette.routing import Match
 
 from include.sandbox import control
 from include.sandbox.clock import MonotonicClock
-from include.sandbox.config import CONFIG_TYPES, _Config
+from include.sandbox.config import CONFIG_TYPES, ApiConfig
 from include.sandbox.context import ApiContext
 from include.sandbox.errors import (
     HTML,
@@ -171,7 +171,7 @@ def build_app(context: ApiContext) -> ASGIApp:
 
 def build_sandbox(
     store: Store,
-    configs: dict[str, _Config] | None = None,
+    configs: dict[str, ApiConfig] | None = None,
     latency_ms: float = 0,
 ) -> Sandbox:
     """Contexts sharing one store and one monotonic clock, and their apps."""

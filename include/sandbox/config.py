@@ -17,7 +17,7 @@ class ConfigError(ValueError):
 
 
 @dataclass
-class _Config:
+class ApiConfig:
     """Shared update/validation logic; subclasses only declare fields and choices."""
 
     CHOICES: ClassVar[dict[str, tuple[Any, ...]]] = {}
@@ -25,7 +25,7 @@ class _Config:
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
-    def copy(self) -> _Config:
+    def copy(self) -> ApiConfig:
         return dataclasses.replace(self)
 
     def update(self, changes: dict[str, Any]) -> None:
@@ -53,7 +53,7 @@ class _Config:
 
 
 @dataclass
-class FacturamaConfig(_Config):
+class FacturamaConfig(ApiConfig):
     """Facturama API Web emulator (facturama-api.md)."""
 
     CHOICES: ClassVar[dict[str, tuple[Any, ...]]] = {
@@ -93,7 +93,7 @@ class FacturamaConfig(_Config):
 
 
 @dataclass
-class ClientifyConfig(_Config):
+class ClientifyConfig(ApiConfig):
     """Clientify API v1 emulator (clientify-api.md)."""
 
     CHOICES: ClassVar[dict[str, tuple[Any, ...]]] = {
@@ -133,7 +133,7 @@ class ClientifyConfig(_Config):
 
 
 @dataclass
-class FacturaDirectaConfig(_Config):
+class FacturaDirectaConfig(ApiConfig):
     """FacturaDirecta classic XML API emulator (facturadirecta-api.md)."""
 
     CHOICES: ClassVar[dict[str, tuple[Any, ...]]] = {
@@ -168,7 +168,7 @@ class FacturaDirectaConfig(_Config):
     owner_email: str = "owner@sandbox.facturadirecta.test"
 
 
-CONFIG_TYPES: dict[str, type[_Config]] = {
+CONFIG_TYPES: dict[str, type[ApiConfig]] = {
     "facturama": FacturamaConfig,
     "clientify": ClientifyConfig,
     "facturadirecta": FacturaDirectaConfig,

@@ -9,7 +9,7 @@ from typing import Any
 from starlette.requests import Request
 
 from include.sandbox.clock import MonotonicClock
-from include.sandbox.config import _Config
+from include.sandbox.config import ApiConfig
 from include.sandbox.faults import FaultInjector
 from include.sandbox.stats import RequestStats
 from include.sandbox.store import Store
@@ -24,8 +24,8 @@ class ApiContext:
     name: str
     store: Store
     clock: MonotonicClock
-    defaults: _Config
-    config: _Config
+    defaults: ApiConfig
+    config: ApiConfig
     injector: FaultInjector = field(default_factory=FaultInjector)
     stats: RequestStats = field(default_factory=RequestStats)
     baseline_faults: list[dict[str, Any]] = field(default_factory=list)

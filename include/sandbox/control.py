@@ -16,7 +16,7 @@ from include.sandbox import jsonio, seeding
 from include.sandbox.config import ConfigError
 from include.sandbox.context import ApiContext, ctx, raw_body
 from include.sandbox.errors import VendorError, json_error, json_response
-from include.sandbox.models import clientify as crm
+from include.sandbox.models import clientify_fields as crm
 from include.sandbox.models import facturadirecta as fd
 from include.sandbox.routers.clientify import base_url, save_definition
 

@@ -71,8 +71,10 @@ def seed(context: ApiContext, body: dict[str, Any]) -> dict[str, Any]:
 # -- Facturama -------------------------------------------------------------------------------------
 
 
-def _seeded_ids(seed_value: int, name: str) -> Callable[[], str]:
-    rng = random.Random(f"sandbox-ids:{name}:{seed_value}")
+def _seeded_ids(seed_value: int, name: str, start: int) -> Callable[[], str]:
+    """Deterministic ids for a given seed and table state; ``start`` (the next row number) keeps a second
+    seed call with the same seed from repeating the first call's ids."""
+    rng = random.Random(f"sandbox-ids:{name}:{seed_value}:{start}")
     return lambda: new_id(rng.getrandbits(128).to_bytes(16, "big"))
 
 
@@ -85,35 +87,44 @@ def seed_facturama(context: ApiContext, body: dict[str, Any]) -> dict[str, list[
     assert isinstance(cfg, FacturamaConfig)
     seed_value = int(body.get("seed", 0))
     n_clients, n_products, n_estimates = (_count(body, k) for k in ("clients", "products", "estimates"))
-    # Generate and normalise outside the database lock; only the inserts hold it.
-    clients = _clean_facturama("client", cfg, seed_value, facturama_customers(
+    # Generate and bind outside the database lock; ids, estimates and inserts happen inside it.
+    clients = _clean_facturama("client", cfg, facturama_customers(
         n_clients, seed_value, _options(body, "client_options")))
-    products = _clean_facturama("product", cfg, seed_value, _call(
+    products = _clean_facturama("product", cfg, _call(
         generator.facturama_products, n_products, seed_value, **_options(body, "product_options")))
-    created: dict[str, list[str]] = {"clients": [c["Id"] for c in clients], "products": [p["Id"] for p in products]}
-    if n_estimates and not (clients and products):
-        with context.store.session() as s:
-            clients = clients or [r.body for r in s.select("facturama_clients")]
-            products = products or [r.body for r in s.select("facturama_products")]
-    estimates: list[dict[str, Any]] = []
-    if n_estimates:
-        bodies = _call(generator.facturama_estimates, n_estimates, seed_value, clients=clients, products=products)
-        estimates = _clean_facturama("estimate", cfg, seed_value, bodies, clients, products)
-        created["estimates"] = [e["Id"] for e in estimates]
+    created: dict[str, list[str]] = {}
     with context.store.session(write=True) as s:
+        for singular, records in (("client", clients), ("product", products)):
+            _assign_ids(s, singular, seed_value, records)
+            created[f"{singular}s"] = [r["Id"] for r in records]
+        if n_estimates:
+            known_clients = clients or [r.body for r in s.select("facturama_clients")]
+            known_products = products or [r.body for r in s.select("facturama_products")]
+            bodies = _call(generator.facturama_estimates, n_estimates, seed_value, clients=known_clients,
+                           products=known_products)
+            estimates = _clean_facturama("estimate", cfg, bodies, known_clients, known_products)
+            _assign_ids(s, "estimate", seed_value, estimates)
+            created["estimates"] = [e["Id"] for e in estimates]
+        else:
+            estimates = []
         for singular, records in (("client", clients), ("product", products), ("estimate", estimates)):
-            if records and created.get(f"{singular}s"):
+            if records:
                 resource = FM_RESOURCES[singular]
                 s.insert(resource.table, [fm_row(resource, r) for r in records])
     return created
 
 
+def _assign_ids(s: Session, singular: str, seed_value: int, records: list[dict[str, Any]]) -> None:
+    make_id = _seeded_ids(seed_value, singular, s.next_seq(FM_RESOURCES[singular].table))
+    for record in records:
+        record["Id"] = make_id()
+
+
 def _clean_facturama(
-    singular: str, cfg: FacturamaConfig, seed_value: int, bodies: list[dict[str, Any]],
+    singular: str, cfg: FacturamaConfig, bodies: list[dict[str, Any]],
     clients: list[dict[str, Any]] | None = None, products: list[dict[str, Any]] | None = None,
 ) -> list[dict[str, Any]]:
-    """Bound records with seeded ids and computed amounts, unvalidated."""
-    make_id = _seeded_ids(seed_value, singular)
+    """Bound records with computed amounts, unvalidated (ids are assigned later)."""
     by_id = {c["Id"]: c for c in clients or []}
     by_sku = {p["IdentificationNumber"]: p for p in products or [] if p.get("IdentificationNumber")}
     records = []
@@ -125,7 +136,6 @@ def _clean_facturama(
             record = fm.clean_product(payload, cfg, errors, validate=False)
         else:
             record = fm.clean_estimate(payload, cfg, errors, by_id.get, by_sku.get, validate=False)
-        record["Id"] = make_id()
         records.append(record)
     return records
 

@@ -16,10 +16,11 @@ from dataclasses import dataclass, field
 import uvicorn
 
 from include.sandbox.app import build_sandbox
-from include.sandbox.config import _Config
+from include.sandbox.config import ApiConfig
 from include.sandbox.context import API_NAMES
 from include.sandbox.store import Store
 
+KEEP_ALIVE_S = 75
 DEFAULT_PORTS = {"facturama": 8701, "clientify": 8702, "facturadirecta": 8703}
 
 
@@ -30,7 +31,7 @@ class Settings:
     db: str | None = ".sandbox/sandbox.db"  # None: in memory
     latency_ms: float = 0.0
     log_level: str = "warning"
-    configs: dict[str, _Config] = field(default_factory=dict)
+    configs: dict[str, ApiConfig] = field(default_factory=dict)
 
 
 class _Server(uvicorn.Server):
@@ -46,6 +47,9 @@ async def serve(settings: Settings) -> None:
         _Server(uvicorn.Config(
             sandbox.apps[name], host=settings.host, port=settings.ports[name], log_level=settings.log_level,
             lifespan="off", access_log=settings.log_level in ("debug", "trace"),
+            # Idle keep-alive connections stay open like behind a typical proxy (nginx: 75 s), so a client
+            # pausing between pages does not race the server closing its pooled connection.
+            timeout_keep_alive=KEEP_ALIVE_S,
         ))
         for name in API_NAMES
     ]

@@ -217,11 +217,14 @@ class Session:
 
     # -- records --------------------------------------------------------------------------------
 
+    def next_seq(self, table: str) -> int:
+        """The ``seq`` the next insert gets: never a used one, even after deletes."""
+        found = self.conn.execute("SELECT seq FROM sqlite_sequence WHERE name = ?", (table,)).fetchone()
+        return max(found[0] if found else 0, TABLES[table].id_base) + 1
+
     def insert(self, table: str, rows: Sequence[NewRow]) -> list[int]:
         """Insert in bulk; returns the new ``seq`` values (ids keep growing after deletes and resets)."""
-        spec = TABLES[table]
-        found = self.conn.execute("SELECT seq FROM sqlite_sequence WHERE name = ?", (table,)).fetchone()
-        start = max(found[0] if found else 0, spec.id_base) + 1
+        start = self.next_seq(table)
         seqs = list(range(start, start + len(rows)))
         self.conn.executemany(
             f"INSERT INTO {table} (seq, rid, body, search, k1, k2, k3, created, modified)"

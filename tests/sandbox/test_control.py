@@ -91,6 +91,15 @@ def test_seed_is_deterministic(clean_sandbox: SandboxHandle) -> None:
     assert rfcs() == first == [c["Rfc"] for c in generator.facturama_clients(30, 11)]
 
 
+def test_seeding_twice_with_the_same_seed_adds_records_with_new_ids(clean_sandbox: SandboxHandle) -> None:
+    first = clean_sandbox.seed("facturama", clients=5, products=3, seed=1)["ids"]
+    second = clean_sandbox.seed("facturama", clients=5, products=3, estimates=2, seed=1)["ids"]
+    assert not set(first["clients"]) & set(second["clients"])
+    assert not set(first["products"]) & set(second["products"])
+    with clean_sandbox.facturama_client() as api:
+        assert api.get("/Clients").json()["recordsTotal"] == 10
+
+
 def test_seed_keeps_bad_platform_data_and_links_estimates(clean_sandbox: SandboxHandle) -> None:
     result = clean_sandbox.seed("facturama", clients=20, products=10, estimates=5, seed=3,
                                 client_options={"invalid_rfc": 0.2, "no_rfc": 0.1})
@@ -233,6 +242,23 @@ def test_concurrent_requests_are_served(clean_sandbox: SandboxHandle) -> None:
     with ThreadPoolExecutor(max_workers=8) as pool:
         statuses = list(pool.map(work, range(48)))
     assert statuses.count(201) == 16 and statuses.count(200) == 32
+
+
+def test_injected_latency_does_not_serialise_parallel_requests(clean_sandbox: SandboxHandle) -> None:
+    clean_sandbox.faults("clientify", [{"path": "^/v1/contacts/$", "latency_ms": 300}])
+    clients = [clean_sandbox.clientify_client() for _ in range(8)]
+    try:
+        for client in clients:
+            client.get("/v1/users/")  # open the connections first
+        started = time.perf_counter()
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            statuses = list(pool.map(lambda c: c.get("/v1/contacts/").status_code, clients))
+        elapsed = time.perf_counter() - started
+    finally:
+        for client in clients:
+            client.close()
+    assert statuses == [200] * 8
+    assert 0.3 <= elapsed < 1.2, f"8 parallel requests with 300 ms latency took {elapsed:.2f}s"
 
 
 # -- process options -------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
-"""Clientify records (clientify-api.md): DRF-style field validation, write semantics and output shape.
+"""Clientify records (clientify-api.md): DRF-style field validation and write semantics.
 
 A stored body holds the record's fields without ``url``, ``id``, ``created`` and ``modified`` (those
-come from the row) plus private ``_``-prefixed links (``_company_id``...). ``render_*`` rebuilds the
+come from the row) plus private ``_``-prefixed links (``_company_id``...). ``clientify_render`` rebuilds the
 response with the recorded key order and absolute URLs for the request's host.
 
 Write semantics (§8): POST creates; PUT and PATCH both apply only the fields sent; lists replace,
@@ -52,23 +52,6 @@ COMPANIES = Kind("companies", "clientify_companies", "companies", "company")
 PRODUCTS = Kind("products", "clientify_products", "products", "product")
 BUDGETS = Kind("budgets", "clientify_budgets", "budgets", "budget")
 KINDS = {k.name: k for k in (CONTACTS, COMPANIES, PRODUCTS, BUDGETS)}
-CONTENT_LABELS = {"contacts", "companies", "products", "budgets", "deals"}
-_SINGULAR = {"contact": "contacts", "company": "companies", "product": "products", "budget": "budgets",
-             "deal": "deals", "oportunidad": "deals"}
-
-
-def content_label(value: str) -> str | None:
-    """``"contacts | contact"``, ``"contacts"`` or ``"contact"`` -> ``"contacts"`` (keyed on the part before ``|``)."""
-    head = value.split("|")[0].strip().lower()
-    head = _SINGULAR.get(head, head)
-    return head if head in CONTENT_LABELS else None
-
-
-def content_type_display(label: str) -> str:
-    model = {v: k for k, v in _SINGULAR.items() if k != "oportunidad"}.get(label, label)
-    return f"{label} | {model}"
-
-
 # -- field types -----------------------------------------------------------------------------------
 
 # Scalar fields per resource: name -> type; the default decides nullability ("" is not nullable).
@@ -105,7 +88,7 @@ FIELDS = {"contacts": CONTACT_FIELDS, "companies": COMPANY_FIELDS, "products": P
           "budgets": BUDGET_FIELDS}
 
 
-def _scalar(kind: str, nullable: bool, value: Any) -> tuple[Any, str | None]:
+def scalar(kind: str, nullable: bool, value: Any) -> tuple[Any, str | None]:
     """(clean value, DRF error message or None)."""
     if value is None:
         return (None, None) if nullable else (None, "This field may not be null.")
@@ -227,7 +210,7 @@ def _sub_list(
 
 
 def _type(item: dict[str, Any], default: int, problems: dict) -> int:
-    value, message = _scalar("int", False, item.get("type", default))
+    value, message = scalar("int", False, item.get("type", default))
     if message:
         problems["type"] = [message]
     return value if value is not None else default
@@ -299,20 +282,17 @@ def merge_custom_fields(
 
 
 def defaults(kind: Kind, cfg: ClientifyConfig) -> dict[str, Any]:
-    body = {name: default for name, (_, default) in FIELDS[kind.name].items()}
+    """A new record's stored body: every field at its default, lists empty, no links."""
+    body: dict[str, Any] = {name: default for name, (_, default) in FIELDS[kind.name].items()}
+    body["custom_fields"] = []
     if "owner" in body:
         body["owner"] = cfg.owner
+    if kind in (CONTACTS, COMPANIES):
+        body.update(emails=[], phones=[], addresses=[], websites=[], tags=[])
     if kind is CONTACTS:
-        body["status"] = cfg.contact_default_status
+        body.update(status=cfg.contact_default_status, other_companies=[], _company_id=None, _company_name=None)
     if kind is BUDGETS:
-        body["currency"] = cfg.budget_default_currency
-    for name in ("emails", "phones", "addresses", "websites", "tags", "custom_fields"):
-        if kind in (CONTACTS, COMPANIES) or name in ("custom_fields",):
-            body[name] = []
-    if kind is CONTACTS:
-        body.update(other_companies=[], _company_id=None, _company_name=None)
-    if kind is BUDGETS:
-        body.update(items=[], _contact_id=None, _company_id=None)
+        body.update(currency=cfg.budget_default_currency, items=[], _contact_id=None, _company_id=None)
     return body
 
 
@@ -324,7 +304,7 @@ def apply(kind: Kind, body: dict[str, Any], payload: Any, w: WriteContext, creat
     for name, (field_type, default) in FIELDS[kind.name].items():
         if name not in payload:
             continue
-        value, message = _scalar(field_type, default is None, payload[name])
+        value, message = scalar(field_type, default is None, payload[name])
         if message:
             errors[name] = [message]
         else:
@@ -537,143 +517,3 @@ def insert(kind: Kind, body: dict[str, Any], w: WriteContext) -> Row:
     now = w.tick()
     seq = w.session.insert(kind.table, [new_row(kind, body, now, now)])[0]
     return Row(seq=seq, rid=str(seq), body=body, created=now, modified=now)
-
-
-# -- rendering -------------------------------------------------------------------------------------
-
-CONTACT_ORDER = (
-    "url", "id", "owner", "owner_id", "owner_name", "first_name", "last_name", "status", "title", "company",
-    "company_details", "contact_type", "contact_source", "emails", "phones", "addresses", "picture_url",
-    "custom_fields", "other_companies", "tags", "description", "remarks", "summary", "created", "modified",
-    "last_contact", "related_tasks", "deals", "page_views", "total_visits", "first_visit", "last_visit",
-    "gdpr_accept", "visitor_key", "attachments", "websites", "medium", "channel", "linkedin_url",
-    "linkedin_id", "linkedin_picture_url", "skype_username", "birthday", "twitter_id", "lead_scoring",
-    "facebook_url", "twitter_url", "googleplus_url", "pinterest_url", "foursquare_url", "aboutme_url",
-    "klout_url", "instagram_url", "manychat_url", "facebook_picture_url", "twitter_picture_url",
-    "facebook_id", "google_id", "taxpayer_identification_number", "unsubscribed", "automations",
-    "gdpr_acceptance_date", "country", "integrations", "disclaimer", "contact_sector",
-)
-CONTACT_READ_ONLY = {
-    "related_tasks": [], "deals": [], "page_views": 0, "total_visits": 0, "first_visit": None,
-    "last_visit": None, "visitor_key": "", "attachments": [], "channel": "integrations-api",
-    "automations": [], "gdpr_acceptance_date": None, "integrations": [],
-}
-COMPANY_ORDER = (
-    "url", "id", "name", "business_name", "taxpayer_identification_number", "sector", "company_sector", "fax",
-    "number_of_employees", "approx_employees", "founded", "online_since", "industry", "rank", "rank_manual",
-    "owner", "owner_name", "owner_picture", "description", "remarks", "summary", "created", "modified",
-    "last_viewed", "last_interaction", "private", "picture_url", "facebook_url", "twitter_url", "linkedin_url",
-    "googleplus_url", "instagram_url", "emails", "phones", "websites", "addresses", "tags", "custom_fields",
-)
-PRODUCT_ORDER = ("url", "id", "name", "sku", "description", "price", "currency", "custom_fields", "created",
-                 "modified")
-BUDGET_ORDER = (
-    "url", "id", "name", "code", "contact", "company", "deal", "owner", "status", "currency", "date",
-    "expiration_date", "comments", "items", "subtotal", "tax_amount", "total", "custom_fields", "created",
-    "modified",
-)
-
-
-def resource_url(base_url: str, path: str, ident: int | None) -> str | None:
-    return None if ident is None else f"{base_url}{path}{ident}/"
-
-
-@dataclass(frozen=True)
-class Renderer:
-    """Turns rows into responses for one request (absolute URLs need the request's base URL)."""
-
-    cfg: ClientifyConfig
-    base_url: str
-    format_time: Callable[[int | None], str | None]
-
-    def url(self, kind: Kind, ident: int | None) -> str | None:
-        path = self.cfg.budgets_path if kind is BUDGETS else f"/v1/{kind.name}/"
-        return resource_url(self.base_url, path, ident)
-
-    def render(self, kind: Kind, row: Row) -> dict[str, Any]:
-        body = row.body
-        common = {"url": self.url(kind, row.seq), "id": row.seq, "created": self.format_time(row.created),
-                  "modified": self.format_time(row.modified)}
-        if kind is CONTACTS:
-            company_id = body.get("_company_id")
-            extra = {
-                **CONTACT_READ_ONLY, "owner_id": self.cfg.owner_id, "owner_name": self.cfg.owner_name,
-                "company": self.url(COMPANIES, company_id),
-                "company_details": None if company_id is None else {
-                    "id": company_id, "name": body.get("_company_name"), "url": self.url(COMPANIES, company_id)},
-            }
-            return _ordered(CONTACT_ORDER, body, common, extra)
-        if kind is COMPANIES:
-            extra = {"owner_name": self.cfg.owner_name, "owner_picture": None, "last_viewed": None,
-                     "last_interaction": None}
-            return _ordered(COMPANY_ORDER, body, common, extra)
-        if kind is PRODUCTS:
-            price = body.get("price")
-            extra = {"price": price if self.cfg.price_as_string or price is None else Decimal(price)}
-            return _ordered(PRODUCT_ORDER, body, common, extra)
-        items = [
-            {"id": i["id"], "product": self.url(PRODUCTS, i["product_id"]), **{k: v for k, v in i.items() if k != "id"}}
-            for i in body.get("items") or []
-        ]
-        extra = {"contact": self.url(CONTACTS, body.get("_contact_id")),
-                 "company": self.url(COMPANIES, body.get("_company_id")), "items": items}
-        return _ordered(BUDGET_ORDER, body, common, extra)
-
-
-def _ordered(order: tuple[str, ...], body: dict[str, Any], *layers: dict[str, Any]) -> dict[str, Any]:
-    out = {}
-    for key in order:
-        for layer in layers:
-            if key in layer:
-                out[key] = layer[key]
-                break
-        else:
-            out[key] = body.get(key)
-    return out
-
-
-# -- custom field definitions ----------------------------------------------------------------------
-
-FIELD_TYPES = {1: "Dropdown", 2: "Number", 3: "Text", 4: "Date", 5: "Checkbox"}
-
-
-def definition_body(payload: dict[str, Any], current: dict[str, Any] | None = None) -> tuple[dict, Errors]:
-    """A custom-field definition (§7) from a request body; ``current`` for partial updates."""
-    body = dict(current or {"help_text": "", "field_type": 3, "default_value": "", "dropdown_choices": [],
-                             "visible": True})
-    errors: Errors = {}
-    if "name" in payload or current is None:
-        name = str(payload.get("name") or "").strip()
-        if not name:
-            errors["name"] = ["This field is required."]
-        body["name"] = name
-    if "content_type" in payload or current is None:
-        label = content_label(str(payload.get("content_type") or ""))
-        if label is None:
-            errors["content_type"] = ["Invalid content type."]
-        body["label"] = label
-    for key in ("help_text", "default_value"):
-        if key in payload:
-            body[key] = str(payload[key] or "")
-    if "field_type" in payload:
-        value, message = _scalar("int", False, payload["field_type"])
-        if message:
-            errors["field_type"] = [message]
-        else:
-            body["field_type"] = value
-    if "dropdown_choices" in payload and isinstance(payload["dropdown_choices"], list):
-        body["dropdown_choices"] = payload["dropdown_choices"]
-    if "visible" in payload:
-        body["visible"] = bool(payload["visible"])
-    return body, errors
-
-
-def render_definition(def_id: int, body: dict[str, Any], base_url: str) -> dict[str, Any]:
-    return {
-        "url": f"{base_url}/v1/custom-fields/{def_id}/", "id": def_id, "user_company": "SANDBOX",
-        "content_type": content_type_display(body["label"]), "name": body["name"],
-        "help_text": body.get("help_text", ""), "field_type": body.get("field_type", 3),
-        "field_type_display": FIELD_TYPES.get(body.get("field_type", 3), "Text"),
-        "default_value": body.get("default_value", ""), "dropdown_choices": body.get("dropdown_choices", []),
-        "visible": body.get("visible", True),
-    }

@@ -22,7 +22,9 @@ from include.sandbox.config import ClientifyConfig
 from include.sandbox.context import ApiContext, ctx, raw_body
 from include.sandbox.errors import drf_detail, json_error, json_response
 from include.sandbox.models import clientify as model
+from include.sandbox.models import clientify_fields as fields
 from include.sandbox.models.clientify import BUDGETS, COMPANIES, CONTACTS, PRODUCTS, Kind
+from include.sandbox.models.clientify_render import Renderer
 from include.sandbox.store import Where
 
 CONTROL_PREFIX = "/_sandbox/"
@@ -79,9 +81,9 @@ def base_url(request: Request, cfg: ClientifyConfig) -> str:
     return cfg.public_base_url.rstrip("/") or f"{request.url.scheme}://{request.url.netloc}"
 
 
-def renderer(request: Request, cfg: ClientifyConfig) -> model.Renderer:
+def renderer(request: Request, cfg: ClientifyConfig) -> Renderer:
     tz = cfg.timezone
-    return model.Renderer(cfg, base_url(request, cfg), lambda micros: format_timestamp(micros, tz))
+    return Renderer(cfg, base_url(request, cfg), lambda micros: format_timestamp(micros, tz))
 
 
 def _payload(body: bytes) -> Any:
@@ -255,9 +257,9 @@ def list_custom_fields(request: Request) -> Response:
     cfg = _config(request)
     with ctx(request).store.session() as s:
         definitions = s.definitions("clientify")
-    wanted = model.content_label(request.query_params.get("content_type", "")) if request.query_params.get(
+    wanted = fields.content_label(request.query_params.get("content_type", "")) if request.query_params.get(
         "content_type") else None
-    results = [model.render_definition(i, body, base_url(request, cfg))
+    results = [fields.render_definition(i, body, base_url(request, cfg))
                for i, label, _, body in definitions if wanted is None or label == wanted]
     if not cfg.custom_fields_paged:
         return json_response({"count": len(results), "next": None, "previous": None, "results": results})
@@ -283,7 +285,7 @@ def save_definition(context: ApiContext, payload: Any, def_id: int | None = None
             if not found:
                 raise drf_detail(404, "Not found.")
             current = found[0][3]
-        body, errors = model.definition_body(payload, current)
+        body, errors = fields.definition_body(payload, current)
         if errors:
             raise json_error(400, errors)
         taken = any(d[0] != def_id and (d[1], d[2]) == (body["label"], body["name"])
@@ -304,7 +306,7 @@ def save_definition(context: ApiContext, payload: Any, def_id: int | None = None
 def create_custom_field(request: Request, body: bytes = Depends(raw_body)) -> Response:
     cfg = _config(request)
     def_id, saved = save_definition(ctx(request), _payload(body))
-    return json_response(model.render_definition(def_id, saved, base_url(request, cfg)), 201)
+    return json_response(fields.render_definition(def_id, saved, base_url(request, cfg)), 201)
 
 
 @router.get("/custom-fields/{item_id}/")
@@ -314,7 +316,7 @@ def get_custom_field(item_id: str, request: Request) -> Response:
         found = [d for d in s.definitions("clientify") if str(d[0]) == item_id]
     if not found:
         raise drf_detail(404, "Not found.")
-    return json_response(model.render_definition(found[0][0], found[0][3], base_url(request, cfg)))
+    return json_response(fields.render_definition(found[0][0], found[0][3], base_url(request, cfg)))
 
 
 @router.api_route("/custom-fields/{item_id}/", methods=["PUT", "PATCH"])
@@ -322,7 +324,7 @@ def update_custom_field(item_id: str, request: Request, body: bytes = Depends(ra
     if not item_id.isdigit():
         raise drf_detail(404, "Not found.")
     def_id, saved = save_definition(ctx(request), _payload(body), int(item_id))
-    return json_response(model.render_definition(def_id, saved, base_url(request, _config(request))))
+    return json_response(fields.render_definition(def_id, saved, base_url(request, _config(request))))
 
 
 @router.delete("/custom-fields/{item_id}/")
