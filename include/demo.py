@@ -387,7 +387,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         created = seed(sandbox, args.size)
         print("Seeded:", "; ".join(f"{api} {counts}" for api, counts in created.items()))
         prepare_airflow(workdir, sandbox, log_path)
-        dags = load_dags()
+        with _output_to(log_path):
+            dags = load_dags()
         print(f"DAGs: {', '.join(sorted(dags))}")
 
         for mode in ("full", "modified"):

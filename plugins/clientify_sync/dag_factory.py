@@ -1,6 +1,6 @@
 """Build the sync DAGs: one per invoicing platform and entity, from the integration config.
 
-Each DAG is six thin tasks around one engine job (``clientify_sync.engine.job.SyncJob``)::
+Each DAG is seven thin tasks around one engine job (``clientify_sync.engine.job.SyncJob``)::
 
     read_watermark ─┬─> extract_invoicing ─┬─> reconcile ─> apply_clientify ─> apply_invoicing ─> commit
                     └─> extract_clientify ─┘
@@ -144,7 +144,7 @@ def build_sync_dag(platform: PlatformConfig, entity: str, config: IntegrationsCo
 
 
 def _wire_tasks(platform: PlatformConfig, entity: str, config: IntegrationsConfig, asset: Asset) -> None:
-    """Declare the six tasks of one sync DAG inside the active ``with DAG`` block.
+    """Declare the seven tasks of one sync DAG inside the active ``with DAG`` block.
 
     ``multiple_outputs=False`` everywhere: TaskFlow would otherwise infer it from the ``dict`` return
     annotations and push every key of a summary as its own XCom (a report key named ``watermark``

@@ -7,8 +7,10 @@ from a DAG with no earlier runs, so no watermark leaks from one test into the ne
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import contextlib
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from unittest import mock
 
 import pytest
 
@@ -73,20 +75,13 @@ def stored_watermarks(dag_id: str) -> list[tuple[str, str | None]]:
     from sqlalchemy import select
 
     with create_session() as session:
-        rows = session.execute(
-            select(XComModel.run_id, XComModel.value)
+        rows = session.scalars(
+            select(XComModel)
             .join(DagRun, (DagRun.run_id == XComModel.run_id) & (DagRun.dag_id == XComModel.dag_id))
             .where(XComModel.dag_id == dag_id, XComModel.task_id == "commit", XComModel.key == "watermark")
             .order_by(DagRun.logical_date)
         ).all()
-    return [(run_id, XComModel.deserialize_value(_Row(value))) for run_id, value in rows]
-
-
-class _Row:
-    """What ``XComModel.deserialize_value`` expects: an object with a ``value`` attribute."""
-
-    def __init__(self, value):
-        self.value = value
+        return [(row.run_id, XComModel.deserialize_value(row)) for row in rows]
 
 
 def task_states(dag_run) -> dict[str, str]:
@@ -104,15 +99,15 @@ def xcom_value(dag_run, task_id: str, key: str = "return_value"):
     from sqlalchemy import select
 
     with create_session() as session:
-        value = session.scalar(
-            select(XComModel.value).where(
+        row = session.scalar(
+            select(XComModel).where(
                 XComModel.dag_id == dag_run.dag_id,
                 XComModel.run_id == dag_run.run_id,
                 XComModel.task_id == task_id,
                 XComModel.key == key,
             )
         )
-    return None if value is None else XComModel.deserialize_value(_Row(value))
+        return None if row is None else XComModel.deserialize_value(row)
 
 
 @pytest.fixture
@@ -127,3 +122,65 @@ def fresh_dags(airflow_db) -> Callable[..., None]:
     yield _fresh
     if used:
         forget_runs(used)
+
+
+@contextlib.contextmanager
+def running_existing_dagrun(run_id: str) -> Iterator[None]:
+    """Make ``dag.test()`` execute an existing DAG run (e.g. a backfill's) instead of creating one.
+
+    ``dag.test()`` always creates a manual run (and deletes any run at the same logical date). The
+    scheduler is what normally starts backfill runs; here the run created by ``airflow backfill
+    create`` logic is handed to ``dag.test()``'s in-process task loop unchanged.
+    """
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.state import DagRunState
+    from sqlalchemy import select
+
+    def existing(*, dag, session, **kwargs):
+        dag_run = session.scalar(select(DagRun).where(DagRun.dag_id == dag.dag_id, DagRun.run_id == run_id))
+        dag_run.state = DagRunState.RUNNING
+        session.commit()
+        dag_run.dag = dag
+        return dag_run
+
+    with mock.patch("airflow.models.dagrun.get_or_create_dagrun", existing):
+        yield
+
+
+def create_backfill(dag_id: str, *, hours_ago: tuple[int, int], conf: dict) -> list[dict]:
+    """Create a backfill as ``airflow backfill create`` does; return its runs, oldest first.
+
+    :param hours_ago: the window, as whole hours before the current hour (``(3, 2)``: two runs).
+    """
+    from datetime import timedelta
+
+    from airflow.models.backfill import _create_backfill
+    from airflow.models.dagrun import DagRun
+    from airflow.sdk import timezone
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    hour = timezone.utcnow().replace(minute=0, second=0, microsecond=0)
+    backfill = _create_backfill(
+        dag_id=dag_id,
+        from_date=hour - timedelta(hours=hours_ago[0]),
+        to_date=hour - timedelta(hours=hours_ago[1]),
+        max_active_runs=1,
+        reverse=False,
+        dag_run_conf=conf,
+        triggering_user_name="pytest",
+    )
+    with create_session() as session:
+        runs = session.scalars(
+            select(DagRun).where(DagRun.backfill_id == backfill.id).order_by(DagRun.logical_date)
+        ).all()
+        return [
+            {
+                "run_id": r.run_id,
+                "run_type": str(r.run_type),
+                "conf": r.conf,
+                "interval": (r.data_interval_start, r.data_interval_end),
+                "state": str(r.state),
+            }
+            for r in runs
+        ]

@@ -9,7 +9,6 @@ backfill do to it, and that authentication errors fail without retries. The sand
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, ClassVar
@@ -18,8 +17,16 @@ from unittest import mock
 import pytest
 
 from clientify_sync.errors import AuthenticationError
+from clientify_sync.watermark import next_watermark
 from include.load_settings import connection_env
-from tests.dags.conftest import ROOT, stored_watermarks, task_states, xcom_value
+from tests.dags.conftest import (
+    ROOT,
+    create_backfill,
+    running_existing_dagrun,
+    stored_watermarks,
+    task_states,
+    xcom_value,
+)
 
 DAG_ID = "facturama_contacts"
 
@@ -76,11 +83,14 @@ class ScriptedJob:
         return self._step("apply_invoicing", {"items": 0})
 
     def commit(self, previous_watermark: str | None, seen_max: str | None) -> dict[str, Any]:
-        from clientify_sync.engine.job import next_watermark
-
         self.script.commits.append((previous_watermark, seen_max))
         self._step("commit", {})
-        out = next_watermark(previous_watermark, seen_max, self.spec.mode, dry_run=self.spec.dry_run)
+        # What the engine proposes: a dry run keeps the watermark; otherwise the usual rule.
+        out = (
+            previous_watermark
+            if self.spec.dry_run
+            else next_watermark(previous_watermark, seen_max, self.spec.mode)
+        )
         return {"run_id": self.spec.run_id, "watermark_in": previous_watermark, "watermark_out": out}
 
 
@@ -97,7 +107,12 @@ def scripted(monkeypatch, fresh_dags, dagbag):
     fresh_dags(DAG_ID)
     script = Script()
     monkeypatch.setattr(ScriptedJob, "script", script, raising=False)
-    return dagbag.dags[DAG_ID], script
+    dag = dagbag.dags[DAG_ID]
+    # Retries stay on (the auth test relies on them) but without the delay: an unexpected failure
+    # would otherwise park dag.test() for minutes (and Airflow takes SIGALRM from pytest-timeout).
+    for task in dag.tasks:
+        monkeypatch.setattr(task, "retry_delay", timedelta(0))
+    return dag, script
 
 
 def run(
@@ -239,64 +254,23 @@ def test_invalid_mode_is_refused_before_any_task_runs(scripted):
     assert script.steps == []
 
 
-@contextlib.contextmanager
-def running_existing_dagrun(run_id: str):
-    """Make ``dag.test()`` execute an existing DAG run (e.g. a backfill's) instead of creating one.
-
-    ``dag.test()`` always creates a manual run (and deletes any run at the same logical date). The
-    scheduler is what normally starts backfill runs; here the run created by ``airflow backfill
-    create`` logic is handed to ``dag.test()``'s in-process task loop unchanged.
-    """
-    from airflow.models.dagrun import DagRun
-    from airflow.utils.state import DagRunState
-    from sqlalchemy import select
-
-    def existing(*, dag, session, **kwargs):
-        dag_run = session.scalar(select(DagRun).where(DagRun.dag_id == dag.dag_id, DagRun.run_id == run_id))
-        dag_run.state = DagRunState.RUNNING
-        session.commit()
-        dag_run.dag = dag
-        return dag_run
-
-    with mock.patch("airflow.models.dagrun.get_or_create_dagrun", existing):
-        yield
-
-
 def test_backfill_with_mode_full(scripted):
     """``airflow backfill create --dag-run-conf '{"mode": "full"}'``, then its runs, in-process."""
-    from airflow.models.backfill import _create_backfill
-    from airflow.models.dagrun import DagRun
-    from airflow.sdk import timezone
-    from airflow.utils.session import create_session
-    from sqlalchemy import select
-
     dag, script = scripted
     latest = run(dag, script, max_modified="2026-03-05T10:00:00Z")  # also syncs the DAG to the DB
     assert latest.state == "success"
 
-    now = timezone.utcnow().replace(minute=0, second=0, microsecond=0)
-    backfill = _create_backfill(
-        dag_id=DAG_ID,
-        from_date=now - timedelta(hours=3),
-        to_date=now - timedelta(hours=2),
-        max_active_runs=1,
-        reverse=False,
-        dag_run_conf={"mode": "full"},
-        triggering_user_name="pytest",
-    )
-    with create_session() as session:
-        runs = session.scalars(
-            select(DagRun).where(DagRun.backfill_id == backfill.id).order_by(DagRun.logical_date)
-        ).all()
-        run_ids = [(r.run_id, r.run_type, r.conf, r.data_interval_start, r.data_interval_end) for r in runs]
-    assert len(run_ids) >= 1
-    for run_id, run_type, conf, start, end in run_ids:
-        assert run_type == "backfill"
-        assert conf == {"mode": "full"}
+    runs = create_backfill(DAG_ID, hours_ago=(3, 2), conf={"mode": "full"})
+    assert len(runs) == 2
+    for backfill_run in runs:
+        assert backfill_run["run_type"] == "backfill"
+        assert backfill_run["state"] == "queued"  # waiting for a scheduler
+        assert backfill_run["conf"] == {"mode": "full"}
+        start, end = backfill_run["interval"]
         assert end - start == timedelta(hours=1)  # real hourly data intervals
-        with running_existing_dagrun(run_id):
-            done = run(dag, script, max_modified="2026-02-01T00:00:00Z")
-        assert done.run_id == run_id and done.state == "success"
+        with running_existing_dagrun(backfill_run["run_id"]):
+            done = run(dag, script, conf={"mode": "full"}, max_modified="2026-02-01T00:00:00Z")
+        assert done.run_id == backfill_run["run_id"] and done.state == "success"
         assert script.watermarks_in[-1] is None  # full: the stored watermark is ignored
 
     # The backfill runs pushed their (older-dated) watermark, but the next regular run still starts

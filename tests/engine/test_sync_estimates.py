@@ -10,6 +10,7 @@ import pytest
 from clientify_sync.engine.apply import Applier
 from clientify_sync.engine.documents import canonical_line, totals_per_document, totals_per_line
 from clientify_sync.engine.job import Entity, Mode, Platform
+from clientify_sync.engine.ledger import Ledger
 from tests.engine.conftest import PLATFORMS, World
 from tests.engine.test_sync_contacts import CUSTOMERS, Crash, create_customer
 from tests.engine.test_sync_products import create_product
@@ -235,3 +236,18 @@ def test_a_discount_facturadirecta_cannot_hold_exactly_fails_with_a_reason(world
     assert inv_estimates(world, platform) == []
     [failure] = report["failures"]
     assert failure["reason"] == "discount_not_representable" and failure["type"] == "budget"
+
+
+def test_a_budget_for_a_customer_of_the_other_integration_is_skipped_not_deferred(world: World):
+    mexican = world.clientify.companies.create({"name": "ACME MX", "taxpayer_identification_number": "URE180429TM6"})
+    world.clientify.budgets.create({
+        "name": "Cotización", "company": f"{world.clientify.settings.base_url}/v1/companies/{mexican['id']}/",
+        "date": "2026-05-04", "currency": "MXN", "status": "pending", "items": [],
+    })  # fmt: skip
+    world.sync(Platform.FACTURADIRECTA, Entity.CONTACTS, mode=Mode.FULL)  # an RFC is no NIF: out of scope
+    world.sync(Platform.FACTURADIRECTA, Entity.PRODUCTS, mode=Mode.FULL)
+    report = world.sync(Platform.FACTURADIRECTA, Entity.ESTIMATES, mode=Mode.FULL)
+    assert report["reasons"] == {"skipped:customer_out_of_scope": 1}
+    ledger = Ledger.open(world.ledger_url, "facturadirecta", "estimates")
+    assert ledger.dead_letters().empty
+    ledger.close()

@@ -40,6 +40,7 @@ def test_rfc_problems(value, problem):
     ("value", "kind"),
     [
         ("12345678Z", Kind.PERSON),
+        ("00000001R", Kind.PERSON),
         ("X6089822C", Kind.PERSON),
         ("Y1234567X", Kind.PERSON),
         ("K1234567L", Kind.PERSON),
@@ -57,3 +58,8 @@ def test_nif_kinds(value, kind):
 @pytest.mark.parametrize("value", ["12345678A", "B12345675", "Q2826000A", "HELLO"])
 def test_nif_invalid(value):
     assert classify_nif(value).problem == TaxProblem.INVALID
+
+
+@pytest.mark.parametrize("value", ["00000000T", "x-0000000-t"])
+def test_placeholder_nifs_are_generic(value):
+    assert classify_nif(value).problem == TaxProblem.GENERIC

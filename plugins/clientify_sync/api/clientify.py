@@ -30,6 +30,7 @@ from clientify_sync.errors import (
     NotFoundError,
     RetriableApiError,
     UnconfirmedWriteError,
+    ValidationError,
 )
 
 API = "clientify"
@@ -297,20 +298,33 @@ class ClientifyCustomFields:
         return created
 
     def ensure(self, name: str, content_type: str) -> dict[str, Any]:
-        """The definition of ``name`` for ``content_type``; created if missing (listed once per client)."""
+        """The definition of ``name`` for ``content_type``; created if missing (listed once per client).
+
+        When the answer to the create is lost (or a lost earlier answer left the field defined, so the
+        create is refused as a duplicate), the list is read again: the field may well exist.
+        """
         with self._lock:
-            if self._known is None:
-                self._known = self.list()
-            wanted = content_type_key(content_type)
-            for definition in self._known:
-                if (
-                    definition.get("name") == name
-                    and content_type_key(str(definition.get("content_type", ""))) == wanted
-                ):
-                    return definition
-            created = self.create(name, content_type)
-            self._known.append(created)
+            found = self._find(name, content_type, refresh=False)
+            if found is not None:
+                return found
+            try:
+                created = self.create(name, content_type)
+            except (UnconfirmedWriteError, MalformedResponseError, ValidationError):
+                found = self._find(name, content_type, refresh=True)
+                if found is not None:
+                    return found
+                raise
+            self._known = [*(self._known or []), created]
             return created
+
+    def _find(self, name: str, content_type: str, *, refresh: bool) -> dict[str, Any] | None:
+        if refresh or self._known is None:
+            self._known = self.list()
+        wanted = content_type_key(content_type)
+        for definition in self._known:
+            if definition.get("name") == name and content_type_key(str(definition.get("content_type", ""))) == wanted:
+                return definition
+        return None
 
 
 class ClientifyClient(ApiClient):

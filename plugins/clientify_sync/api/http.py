@@ -27,7 +27,13 @@ from clientify_sync.api.redaction import install_httpx_log_redaction, redact_tok
 from clientify_sync.api.retry import RetryPolicy
 from clientify_sync.api.settings import HttpSettings
 from clientify_sync.api.stats import CallStats
-from clientify_sync.errors import ApiError, NotFoundError, TransientApiError, UnconfirmedWriteError
+from clientify_sync.errors import (
+    ApiError,
+    MalformedResponseError,
+    NotFoundError,
+    TransientApiError,
+    UnconfirmedWriteError,
+)
 
 log = logging.getLogger("clientify_sync.api")
 
@@ -180,10 +186,11 @@ class ApiSession:
             raise error
         try:
             return self._reader.decode(response, call.method, call.route)
-        except TransientApiError as truncated:
-            raise self._unconfirmed_if_post(call, truncated) from None
+        except (TransientApiError, MalformedResponseError) as unreadable:
+            # A 2xx we cannot read: for a POST the write may have happened, so it is unconfirmed.
+            raise self._unconfirmed_if_post(call, unreadable) from None
 
-    def _unconfirmed_if_post(self, call: Call, error: TransientApiError) -> Exception:
+    def _unconfirmed_if_post(self, call: Call, error: TransientApiError | MalformedResponseError) -> Exception:
         if call.method != "POST":
             return error
         return UnconfirmedWriteError(

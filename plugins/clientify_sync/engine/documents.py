@@ -86,6 +86,8 @@ class Directory:
     products: dict[str, dict[str, Any]] = field(default_factory=dict)
     inv_customer_keys: dict[str, str] = field(default_factory=dict)
     crm_customer_keys: dict[tuple[str, str], str] = field(default_factory=dict)
+    # Clientify customers this integration does not sync (e.g. an RFC seen by the FacturaDirecta one).
+    crm_customers_out_of_scope: set[tuple[str, str]] = field(default_factory=set)
     crm_product_skus: dict[str, str] = field(default_factory=dict)
     inv_products_raw: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -105,6 +107,9 @@ class Directory:
         crm_key = {(r.rtype, r.rid): r.key for r in contacts_crm.itertuples()}
         directory.inv_customer_keys = inv_key
         directory.crm_customer_keys = crm_key
+        directory.crm_customers_out_of_scope = {
+            (r.rtype, r.rid) for r in contacts_crm.itertuples() if isinstance(r.problem, str)
+        }
         for link in contact_links.itertuples():
             key = inv_key.get(link.inv_id) or crm_key.get((link.crm_type, link.crm_id))
             if key:

@@ -17,6 +17,9 @@ from stdnum.mx import rfc as mx_rfc
 
 # RMF rule 2.7.1.26: "público en general" and "residente en el extranjero". They identify no one.
 GENERIC_RFCS = frozenset({"XAXX010101000", "XEXX010101000"})
+# Spain has no official generic NIF; these all-zero DNI/NIE numbers are valid by their check letter
+# and are used as "cliente de contado" placeholders. Like the generic RFCs, they identify no one.
+PLACEHOLDER_NIFS = frozenset({"00000000T", "X0000000T"})
 
 _SEPARATORS = re.compile(r"[\s.\-/]")
 
@@ -86,4 +89,6 @@ def classify_nif(value: str | None) -> TaxId:
         key = es_nif.validate(key)
     except StdnumValidationError:
         return TaxId(key, None, TaxProblem.INVALID)
+    if key in PLACEHOLDER_NIFS:
+        return TaxId(key, None, TaxProblem.GENERIC)
     return TaxId(key, Kind.COMPANY if es_cif.is_valid(key) else Kind.PERSON)

@@ -254,14 +254,25 @@ class ClientifyBudgetMapper:
         record = SideRecord(Side.CLIENTIFY, "budget", str(raw["id"]), data, key=key,
                             link=custom_field_value(raw, self.link_field), modified=utc_iso(raw.get("modified")),
                             raw=raw)  # fmt: skip
-        return _document(record, totals_per_line(lines).total, raw.get("total"), None)
+        # A budget for a customer this integration does not sync (say, a Mexican company seen by the
+        # FacturaDirecta integration) belongs to the other integration: skipped, not deferred forever.
+        out_of_scope = self._customer_ref(raw) in self.directory.crm_customers_out_of_scope
+        problem = "customer_out_of_scope" if out_of_scope else None
+        record.problem = problem
+        return _document(record, totals_per_line(lines).total, raw.get("total"), problem)
 
-    def _customer(self, raw: dict[str, Any]) -> str:
+    @staticmethod
+    def _customer_ref(raw: dict[str, Any]) -> tuple[str, str] | None:
         for rtype, ref in (("contact", raw.get("contact")), ("company", raw.get("company"))):
             if ref:
-                rid = str(ref).rstrip("/").rsplit("/", 1)[-1]
-                return self.directory.crm_customer_keys.get((rtype, rid), f"clientify-{rtype}:{rid}")
-        return ""
+                return rtype, str(ref).rstrip("/").rsplit("/", 1)[-1]
+        return None
+
+    def _customer(self, raw: dict[str, Any]) -> str:
+        ref = self._customer_ref(raw)
+        if ref is None:
+            return ""
+        return self.directory.crm_customer_keys.get(ref, f"clientify-{ref[0]}:{ref[1]}")
 
     def rtype_for(self, kind: str | None) -> str:
         return "budget"
