@@ -24,3 +24,16 @@ class Mapper(Protocol):
     def update_body(
         self, rtype: str, raw: dict[str, Any], data: dict[str, Any], changed: set[str], link: str | None
     ) -> dict[str, Any]: ...
+
+
+class PartialUpdateMapper:
+    """Mixin for APIs whose PUT is partial (Clientify, FacturaDirecta): a create is an update of
+    every field from nothing, so both bodies come from one ``update_body``."""
+
+    def update_body(
+        self, rtype: str, raw: dict[str, Any], data: dict[str, Any], changed: set[str], link: str | None
+    ) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def create_body(self, rtype: str, data: dict[str, Any], link: str | None) -> dict[str, Any]:
+        return self.update_body(rtype, {}, data, set(data), link)

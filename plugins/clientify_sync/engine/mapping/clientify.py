@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from clientify_sync.engine.mapping import PartialUpdateMapper
 from clientify_sync.engine.model import Side, SideRecord, country, money, split_person_name, text
 from clientify_sync.engine.taxid import Kind, TaxId
 
@@ -60,7 +61,7 @@ def pick_email(emails: list[dict[str, Any]]) -> tuple[int | None, str]:
 
 
 @dataclass
-class ClientifyContactMapper:
+class ClientifyContactMapper(PartialUpdateMapper):
     """Clientify contact (a person) or company ↔ canonical contact.
 
     ``classify`` is the tax-ID rule of the invoicing platform this integration pairs with (RFC for
@@ -95,9 +96,6 @@ class ClientifyContactMapper:
 
     def rtype_for(self, kind: str | None) -> str:
         return "company" if kind == Kind.COMPANY else "contact"
-
-    def create_body(self, rtype: str, data: dict[str, Any], link: str | None) -> dict[str, Any]:
-        return self.update_body(rtype, {}, data, set(data), link)
 
     def update_body(
         self, rtype: str, raw: dict[str, Any], data: dict[str, Any], changed: set[str], link: str | None
@@ -141,7 +139,7 @@ class ClientifyContactMapper:
 
 
 @dataclass
-class ClientifyProductMapper:
+class ClientifyProductMapper(PartialUpdateMapper):
     """Clientify product ↔ canonical product; joined on ``sku``."""
 
     link_field: str
@@ -157,9 +155,6 @@ class ClientifyProductMapper:
 
     def rtype_for(self, kind: str | None) -> str:
         return "product"
-
-    def create_body(self, rtype: str, data: dict[str, Any], link: str | None) -> dict[str, Any]:
-        return self.update_body(rtype, {}, data, set(data), link)
 
     def update_body(
         self, rtype: str, raw: dict[str, Any], data: dict[str, Any], changed: set[str], link: str | None

@@ -22,6 +22,7 @@ from clientify_sync.engine.documents import (
     dec,
     totals_per_line,
 )
+from clientify_sync.engine.mapping import PartialUpdateMapper
 from clientify_sync.engine.mapping.clientify import custom_field_value, utc_iso
 from clientify_sync.engine.mapping.clientify import link_patch as crm_link_patch
 from clientify_sync.engine.mapping.facturadirecta import custom_attribute
@@ -135,7 +136,7 @@ class FacturamaEstimateMapper:
 
 
 @dataclass
-class FacturaDirectaEstimateMapper:
+class FacturaDirectaEstimateMapper(PartialUpdateMapper):
     """FacturaDirecta ``estimate`` (assumed element names; ``estimateLines`` replaces all lines on PUT)."""
 
     directory: Directory
@@ -174,9 +175,6 @@ class FacturaDirectaEstimateMapper:
 
     def rtype_for(self, kind: str | None) -> str:
         return "estimate"
-
-    def create_body(self, rtype: str, data: dict[str, Any], link: str | None) -> dict[str, Any]:
-        return self.update_body(rtype, {}, data, set(data), link)
 
     def update_body(
         self, rtype: str, raw: dict[str, Any], data: dict[str, Any], changed: set[str], link: str | None
@@ -225,7 +223,7 @@ def _fd_line(line: dict[str, str]) -> dict[str, Any]:
 
 
 @dataclass
-class ClientifyBudgetMapper:
+class ClientifyBudgetMapper(PartialUpdateMapper):
     """Clientify's assumed ``budget`` (contact/company and products referenced by URL)."""
 
     directory: Directory
@@ -278,7 +276,7 @@ class ClientifyBudgetMapper:
         return "budget"
 
     def create_body(self, rtype: str, data: dict[str, Any], link: str | None) -> dict[str, Any]:
-        body = self.update_body(rtype, {}, data, set(data), link)
+        body = super().create_body(rtype, data, link)
         body["name"] = data["notes"][:100] or f"{self.code_prefix}{link}"
         body["code"] = f"{self.code_prefix}{link}" if link else None
         return body

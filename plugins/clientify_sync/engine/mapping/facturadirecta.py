@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from clientify_sync.engine.mapping import PartialUpdateMapper
 from clientify_sync.engine.model import Side, SideRecord, country, money, split_person_name, text
 from clientify_sync.engine.taxid import Kind, classify_nif
 
@@ -28,7 +29,7 @@ def link_patch(raw: dict[str, Any], label: str | None, link: str | None) -> dict
 
 
 @dataclass
-class FacturaDirectaClientMapper:
+class FacturaDirectaClientMapper(PartialUpdateMapper):
     """FacturaDirecta ``client`` ↔ canonical contact; ``legalType`` F/J agrees with the NIF kind."""
 
     link_attribute: str | None = "ID_CRM"
@@ -93,7 +94,7 @@ class FacturaDirectaClientMapper:
 
 
 @dataclass
-class FacturaDirectaProductMapper:
+class FacturaDirectaProductMapper(PartialUpdateMapper):
     """FacturaDirecta ``product`` ↔ canonical product; the SKU is ``productCode``."""
 
     link_attribute: str | None = "ID_CRM"
@@ -111,7 +112,7 @@ class FacturaDirectaProductMapper:
         return "product"
 
     def create_body(self, rtype: str, data: dict[str, Any], link: str | None) -> dict[str, Any]:
-        body = self.update_body(rtype, {}, data, set(data), link)
+        body = super().create_body(rtype, data, link)
         body.setdefault("description", data["name"])
         return body
 
