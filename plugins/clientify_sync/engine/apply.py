@@ -43,10 +43,38 @@ class SystemicFailure(ClientifySyncError):
 
 @dataclass
 class Written:
-    """What a write produced: the record as the target now holds it, and any written-back source."""
+    """What a write produced: the record as the target now holds it, and the source's hash after any
+    link write-back (the written-back source record itself, when there was one)."""
 
     record: SideRecord
+    source_hash: str
     source: SideRecord | None = None
+
+
+@dataclass
+class LedgerWrites:
+    """What one batch of results changes in the ledger: written in one transaction, not one per record."""
+
+    records: list[SideRecord] = field(default_factory=list)
+    links: list[dict[str, Any]] = field(default_factory=list)
+    settled_pending: list[int] = field(default_factory=list)
+    finished: list[dict[str, Any]] = field(default_factory=list)
+    dead: list[tuple[str, str, str, str, str | None]] = field(default_factory=list)
+    cleared: list[tuple[str, str, str]] = field(default_factory=list)
+
+    def flush(self, ledger: Ledger, run_id: str) -> None:
+        with ledger.begin() as conn:
+            ledger.upsert_remote(self.records, run_id, conn=conn)
+            for link in self.links:
+                ledger.save_link(**link, run_id=run_id, conn=conn)
+            for pending_id in self.settled_pending:
+                ledger.delete_pending(pending_id, conn)
+            for finished in self.finished:
+                ledger.finish_item(conn, **finished)
+            for side, rtype, rid in self.cleared:
+                ledger.clear_dead_letter(conn, side, rtype, rid)
+            for side, rtype, rid, reason, detail in self.dead:
+                ledger.record_dead_letter(conn, side, rtype, rid, reason, detail, run_id)
 
 
 @dataclass
@@ -70,6 +98,8 @@ class Applier:
     concurrency: int = 4
     breaker_limit: int = 10
     stats: ApplyStats = field(default_factory=ApplyStats)
+    # The ledger changes of the batch being settled (see ``run``); flushed once per batch.
+    writes: LedgerWrites = field(default_factory=LedgerWrites)
 
     def run(self, items: list[dict[str, Any]]) -> ApplyStats:
         if not items:
@@ -85,6 +115,7 @@ class Applier:
                 futures: dict[Future[Written], dict[str, Any]] = {
                     pool.submit(self._write, item, inv_rows, crm_rows): item for item in batch
                 }
+                self.writes = LedgerWrites()
                 try:
                     while futures:
                         done, _ = wait(futures, return_when=FIRST_COMPLETED)
@@ -97,10 +128,13 @@ class Applier:
                                     f"{consecutive_transient} consecutive transient failures writing to "
                                     f"{self.target.value}: stopping the run (watermark not advanced)"
                                 )
-                except BaseException:
+                except Exception:
+                    # Bad credentials or the breaker: what already went through is still recorded.
                     for future in futures:
                         future.cancel()
+                    self.writes.flush(self.ledger, self.run_id)
                     raise
+                self.writes.flush(self.ledger, self.run_id)
         return self.stats
 
     # -- before the writes: the pending-create journal ---------------------------------------------
@@ -132,18 +166,18 @@ class Applier:
         crm_row = crm_rows.get((item["crm_type"], item["crm_id"])) if item["crm_id"] else None
         if item["action"] == "create" and self.target is Side.CLIENTIFY:
             record = self.clientify.create(item["crm_type"], inv_row["data"], link=item["inv_id"])
-            source = None
-            if self.invoicing.link_supported:
-                source = self.invoicing.update(
-                    inv_row["rtype"], inv_row["rid"], inv_row["raw"], inv_row["data"], set(), link=record.rid
-                )
-            return Written(record, source)
+            if not self.invoicing.link_supported:
+                return Written(record, inv_row["hash"])
+            source = self.invoicing.update(
+                inv_row["rtype"], inv_row["rid"], inv_row["raw"], inv_row["data"], set(), link=record.rid
+            )
+            return Written(record, source.content_hash, source)
         if item["action"] == "create":
             record = self.invoicing.create(self.invoicing.mapper.rtype_for(None), crm_row["data"], crm_row["rid"])
             source = self.clientify.update(
                 crm_row["rtype"], crm_row["rid"], crm_row["raw"], crm_row["data"], set(), link=record.rid
             )
-            return Written(record, source)
+            return Written(record, source.content_hash, source)
         changed = set(item["fields"] or [])
         if self.target is Side.CLIENTIFY:
             record = self.clientify.update(
@@ -154,7 +188,7 @@ class Applier:
             record = self.invoicing.update(
                 item["inv_type"], item["inv_id"], inv_row["raw"], item["merged"], changed, link=link
             )
-        return Written(record)
+        return Written(record, "")
 
     # -- after the write: outcome, link, mirror, dead letters ---------------------------------------
     def _settle(self, item: dict[str, Any], future: Future[Written], pending_id: int | None) -> bool:
@@ -181,34 +215,27 @@ class Applier:
         return True
 
     def _succeed(self, item: dict[str, Any], written: Written, pending_id: int | None) -> None:
-        record, source = written.record, written.source
-        mirror = [record] + ([source] if source else [])
-        self.ledger.upsert_remote(mirror, self.run_id)
+        record = written.record
+        self.writes.records.extend([record] + ([written.source] if written.source else []))
         outcome = "created" if item["action"] == "create" else "conflict" if item["reason"] == "conflict" else "updated"
-        with self.ledger.begin() as conn:
-            if item["action"] == "create":
-                if self.target is Side.CLIENTIFY:
-                    inv_ref, crm_ref = (item["inv_type"], item["inv_id"]), (record.rtype, record.rid)
-                    inv_hash = source.content_hash if source else None
-                    crm_hash = record.content_hash
-                else:
-                    inv_ref, crm_ref = (record.rtype, record.rid), (item["crm_type"], item["crm_id"])
-                    inv_hash, crm_hash = record.content_hash, source.content_hash if source else None
-                self.ledger.save_link(
-                    inv_ref, crm_ref, base=record.data, inv_hash=inv_hash or self._current_hash(INV, inv_ref),
-                    crm_hash=crm_hash or self._current_hash(CRM, crm_ref), run_id=self.run_id, conn=conn,
-                )  # fmt: skip
-                if pending_id is not None:
-                    self.ledger.delete_pending(pending_id, conn)
-            result = {"rid": record.rid, "rtype": record.rtype, "hash": record.content_hash}
-            self.ledger.finish_item(conn, item["id"], status="done", outcome=outcome, reason=item["reason"],
-                                    result=result)  # fmt: skip
-            self._clear_dead_letters(conn, item)
+        if item["action"] == "create":
+            if self.target is Side.CLIENTIFY:
+                inv_ref, crm_ref = (item["inv_type"], item["inv_id"]), (record.rtype, record.rid)
+                inv_hash, crm_hash = written.source_hash, record.content_hash
+            else:
+                inv_ref, crm_ref = (record.rtype, record.rid), (item["crm_type"], item["crm_id"])
+                inv_hash, crm_hash = record.content_hash, written.source_hash
+            self.writes.links.append(
+                {"inv": inv_ref, "crm": crm_ref, "base": record.data, "inv_hash": inv_hash, "crm_hash": crm_hash}
+            )
+            if pending_id is not None:
+                self.writes.settled_pending.append(pending_id)
+        result = {"rid": record.rid, "rtype": record.rtype, "hash": record.content_hash}
+        self.writes.finished.append(
+            {"item_id": item["id"], "status": "done", "outcome": outcome, "reason": item["reason"], "result": result}
+        )
+        self._clear_dead_letters(item)
         self.stats.count(outcome)
-
-    def _current_hash(self, side: str, ref: tuple[str, str]) -> str:
-        row = self.ledger.remote_records(side, [ref]).get(ref)
-        return row["hash"] if row else ""
 
     def _fail(
         self, item: dict[str, Any], reason: str, error: Exception, *, keep_pending: int | None = None,
@@ -217,12 +244,12 @@ class Applier:
         detail = _describe(error)
         side, rtype, rid = self._record_of(item)
         log.warning("%s %s %s failed: %s (%s)", item["action"], rtype, rid, reason, detail)
-        with self.ledger.begin() as conn:
-            if drop_pending is not None:
-                self.ledger.delete_pending(drop_pending, conn)
-            self.ledger.finish_item(conn, item["id"], status="failed", outcome="failed", reason=reason,
-                                    detail=detail)  # fmt: skip
-            self.ledger.record_dead_letter(conn, side, rtype, rid, reason, detail, self.run_id)
+        if drop_pending is not None:
+            self.writes.settled_pending.append(drop_pending)
+        self.writes.finished.append(
+            {"item_id": item["id"], "status": "failed", "outcome": "failed", "reason": reason, "detail": detail}
+        )
+        self.writes.dead.append((side, rtype, rid, reason, detail))
         self.stats.count("failed")
         self.stats.failures.append({"side": side, "rtype": rtype, "id": rid, "reason": reason, "detail": detail})
 
@@ -232,11 +259,11 @@ class Applier:
             return CRM, item["crm_type"], item["crm_id"]
         return INV, item["inv_type"], item["inv_id"]
 
-    def _clear_dead_letters(self, conn: Any, item: dict[str, Any]) -> None:
+    def _clear_dead_letters(self, item: dict[str, Any]) -> None:
         if item["inv_id"]:
-            self.ledger.clear_dead_letter(conn, INV, item["inv_type"], item["inv_id"])
+            self.writes.cleared.append((INV, item["inv_type"], item["inv_id"]))
         if item["crm_id"]:
-            self.ledger.clear_dead_letter(conn, CRM, item["crm_type"], item["crm_id"])
+            self.writes.cleared.append((CRM, item["crm_type"], item["crm_id"]))
 
 
 def _describe(error: Exception) -> str:

@@ -237,12 +237,15 @@ class Ledger:
                 conn.execute(sa.insert(meta_table).values(key=key, value=value))
 
     # -- remote records ------------------------------------------------------------------------
-    def upsert_remote(self, records: Sequence[SideRecord], run_id: str, *, keep_raw: bool = True) -> None:
+    def upsert_remote(
+        self, records: Sequence[SideRecord], run_id: str, *, keep_raw: bool = True, conn: Connection | None = None
+    ) -> None:
         """Store the latest state of records read in this run (``prev_hash`` keeps the one before)."""
         if not records:
             return
+        records = list({(r.side, r.rtype, r.rid): r for r in records}.values())  # the last state wins
         t = remote_records
-        with self.begin() as conn:
+        with _maybe_conn(self, conn) as conn:
             for chunk in _chunks(records, 400):
                 keys = [(r.side.value, r.rtype, r.rid) for r in chunk]
                 previous = {
@@ -424,6 +427,7 @@ class Ledger:
         self, conn: Connection, item_id: int, *, status: str, outcome: str, reason: str | None = None,
         detail: str | None = None, result: dict[str, Any] | None = None,
     ) -> None:  # fmt: skip
+        """Record one plan item's outcome (and what the write returned)."""
         conn.execute(
             sa.update(plan_items)
             .where(plan_items.c.id == item_id)
