@@ -63,17 +63,17 @@ class LedgerWrites:
     cleared: list[tuple[str, str, str]] = field(default_factory=list)
 
     def flush(self, ledger: Ledger, run_id: str) -> None:
+        cleared: dict[tuple[str, str], list[str]] = {}
+        for side, rtype, rid in self.cleared:
+            cleared.setdefault((side, rtype), []).append(rid)
         with ledger.begin() as conn:
             ledger.upsert_remote(self.records, run_id, conn=conn)
-            for link in self.links:
-                ledger.save_link(**link, run_id=run_id, conn=conn)
-            for pending_id in self.settled_pending:
-                ledger.delete_pending(pending_id, conn)
-            for finished in self.finished:
-                ledger.finish_item(conn, **finished)
-            for side, rtype, rid in self.cleared:
-                ledger.clear_dead_letter(conn, side, rtype, rid)
-            for side, rtype, rid, reason, detail in self.dead:
+            ledger.save_links(conn, self.links, run_id)
+            ledger.delete_pending(self.settled_pending, conn)
+            ledger.finish_items(conn, self.finished)
+            for (side, rtype), rids in cleared.items():
+                ledger.clear_dead_letter(conn, side, rtype, rids)
+            for side, rtype, rid, reason, detail in self.dead:  # failures are few: one at a time
                 ledger.record_dead_letter(conn, side, rtype, rid, reason, detail, run_id)
 
 

@@ -243,35 +243,32 @@ class Ledger:
         """Store the latest state of records read in this run (``prev_hash`` keeps the one before)."""
         if not records:
             return
-        records = list({(r.side, r.rtype, r.rid): r for r in records}.values())  # the last state wins
+        latest = {(r.side.value, r.rtype, r.rid): r for r in records}  # the last state wins
+        groups: dict[tuple[str, str], list[SideRecord]] = {}
+        for (side, rtype, _), record in latest.items():
+            groups.setdefault((side, rtype), []).append(record)
         t = remote_records
         with _maybe_conn(self, conn) as conn:
-            for chunk in _chunks(records, 400):
-                keys = [(r.side.value, r.rtype, r.rid) for r in chunk]
-                previous = {
-                    (row.side, row.rtype, row.rid): row.hash
-                    for row in conn.execute(
-                        sa.select(t.c.side, t.c.rtype, t.c.rid, t.c.hash).where(
-                            self._scope(t), sa.tuple_(t.c.side, t.c.rtype, t.c.rid).in_(keys)
-                        )
+            for (side, rtype), group in groups.items():
+                # One side and type at a time: ``rid IN (...)`` uses the primary key (a row-value IN does not).
+                where = sa.and_(self._scope(t), t.c.side == side, t.c.rtype == rtype)
+                for chunk in _chunks(group, 400):
+                    ids = [r.rid for r in chunk]
+                    previous = dict(conn.execute(sa.select(t.c.rid, t.c.hash).where(where, t.c.rid.in_(ids))).all())
+                    conn.execute(sa.delete(t).where(where, t.c.rid.in_(ids)))
+                    conn.execute(
+                        sa.insert(t),
+                        [
+                            {
+                                "integration": self.integration, "entity": self.entity, "side": side,
+                                "rtype": rtype, "rid": r.rid, "key": r.key, "kind": r.kind, "problem": r.problem,
+                                "link": r.link, "hash": r.content_hash, "prev_hash": previous.get(r.rid),
+                                "modified": r.modified, "seen_run": run_id, "data": r.data,
+                                "raw": r.raw if keep_raw else None,
+                            }  # fmt: skip
+                            for r in chunk
+                        ],
                     )
-                }
-                conn.execute(
-                    sa.delete(t).where(self._scope(t), sa.tuple_(t.c.side, t.c.rtype, t.c.rid).in_(keys))
-                )
-                conn.execute(
-                    sa.insert(t),
-                    [
-                        {
-                            "integration": self.integration, "entity": self.entity, "side": r.side.value,
-                            "rtype": r.rtype, "rid": r.rid, "key": r.key, "kind": r.kind, "problem": r.problem,
-                            "link": r.link, "hash": r.content_hash,
-                            "prev_hash": previous.get((r.side.value, r.rtype, r.rid)), "modified": r.modified,
-                            "seen_run": run_id, "data": r.data, "raw": r.raw if keep_raw else None,
-                        }  # fmt: skip
-                        for r in chunk
-                    ],
-                )
 
     def remote_frame(self, side: str, *, seen_run: str | None = None) -> pd.DataFrame:
         """The identity columns of remote records (no payloads): what matching joins on."""
@@ -288,17 +285,16 @@ class Ledger:
     def remote_records(self, side: str, ids: Iterable[tuple[str, str]]) -> dict[tuple[str, str], dict[str, Any]]:
         """Full rows (data, raw, link, hash) for the given (rtype, rid) pairs."""
         t = remote_records
-        wanted = list(dict.fromkeys(ids))
+        by_type: dict[str, list[str]] = {}
+        for rtype, rid in dict.fromkeys(ids):
+            by_type.setdefault(rtype, []).append(rid)
         found: dict[tuple[str, str], dict[str, Any]] = {}
         with self.engine.connect() as conn:
-            for chunk in _chunks(wanted, 400):
-                rows = conn.execute(
-                    sa.select(t).where(
-                        self._scope(t), t.c.side == side, sa.tuple_(t.c.rtype, t.c.rid).in_(chunk)
-                    )
-                ).mappings()
-                for row in rows:
-                    found[(row["rtype"], row["rid"])] = dict(row)
+            for rtype, rids in by_type.items():
+                where = sa.and_(self._scope(t), t.c.side == side, t.c.rtype == rtype)
+                for chunk in _chunks(rids, 400):
+                    for row in conn.execute(sa.select(t).where(where, t.c.rid.in_(chunk))).mappings():
+                        found[(row["rtype"], row["rid"])] = dict(row)
         return found
 
     def max_modified(self, side: str, run_id: str) -> str | None:
@@ -371,6 +367,38 @@ class Ledger:
             else:
                 c.execute(sa.update(t).where(t.c.id == existing).values(**values))
 
+    def save_links(self, conn: Connection, pairs: Sequence[dict[str, Any]], run_id: str) -> None:
+        """Many ``save_link`` at once (a batch of creates): one lookup, one multi-row insert."""
+        if not pairs:
+            return
+        t = links
+        inv_ids = [p["inv"][1] for p in pairs]
+        crm_ids = [p["crm"][1] for p in pairs]
+        existing = conn.execute(
+            sa.select(t.c.inv_type, t.c.inv_id, t.c.crm_type, t.c.crm_id).where(
+                self._scope(t), sa.or_(t.c.inv_id.in_(inv_ids), t.c.crm_id.in_(crm_ids))
+            )
+        ).all()
+        taken = {("inv", r.inv_type, r.inv_id) for r in existing} | {("crm", r.crm_type, r.crm_id) for r in existing}
+        fresh = []
+        for pair in pairs:
+            if ("inv", *pair["inv"]) in taken or ("crm", *pair["crm"]) in taken:
+                self.save_link(pair["inv"], pair["crm"], base=pair["base"], inv_hash=pair["inv_hash"],
+                               crm_hash=pair["crm_hash"], run_id=run_id, conn=conn)  # fmt: skip
+            else:
+                fresh.append(pair)
+        if fresh:
+            now = _now()
+            conn.execute(
+                sa.insert(t),
+                [
+                    {"integration": self.integration, "entity": self.entity, "inv_type": p["inv"][0],
+                     "inv_id": p["inv"][1], "crm_type": p["crm"][0], "crm_id": p["crm"][1], "base": p["base"],
+                     "inv_hash": p["inv_hash"], "crm_hash": p["crm_hash"], "updated_run": run_id, "updated_at": now}
+                    for p in fresh
+                ],
+            )  # fmt: skip
+
     def delete_link(self, link_id: int) -> None:
         with self.begin() as conn:
             conn.execute(sa.delete(links).where(links.c.id == link_id))
@@ -394,9 +422,11 @@ class Ledger:
             rows = conn.execute(sa.select(pending_creates).where(self._scope(pending_creates)))
             return [dict(r) for r in rows.mappings()]
 
-    def delete_pending(self, pending_id: int, conn: Connection | None = None) -> None:
+    def delete_pending(self, pending_id: int | Sequence[int], conn: Connection | None = None) -> None:
+        ids = [pending_id] if isinstance(pending_id, int) else list(pending_id)
         with _maybe_conn(self, conn) as c:
-            c.execute(sa.delete(pending_creates).where(pending_creates.c.id == pending_id))
+            for chunk in _chunks(ids, 500):
+                c.execute(sa.delete(pending_creates).where(pending_creates.c.id.in_(chunk)))
 
     # -- plan ----------------------------------------------------------------------------------
     def clear_plan(self, run_id: str) -> None:
@@ -434,6 +464,20 @@ class Ledger:
             .values(status=status, outcome=outcome, reason=reason, detail=detail, result=result)
         )
 
+    def finish_items(self, conn: Connection, outcomes: Sequence[dict[str, Any]]) -> None:
+        """Many ``finish_item`` in one executemany (a batch of writes)."""
+        if not outcomes:
+            return
+        t = plan_items
+        names = ("status", "outcome", "reason", "detail", "result")
+        statement = (
+            sa.update(t)
+            .where(t.c.id == sa.bindparam("item_id"))
+            .values({name: sa.bindparam(f"new_{name}") for name in names})
+        )
+        rows = [{"item_id": o["item_id"], **{f"new_{n}": o.get(n) for n in names}} for o in outcomes]
+        conn.execute(statement, rows)
+
     def prune_plans(self, keep_runs: int) -> None:
         """Keep the plans of the last ``keep_runs`` runs; the reports stay in ``cs_runs``."""
         with self.begin() as conn:
@@ -470,9 +514,11 @@ class Ledger:
                 sa.update(t).where(where).values(reason=reason, detail=detail, attempts=attempts + 1, last_run=run_id)
             )
 
-    def clear_dead_letter(self, conn: Connection, side: str, rtype: str, rid: str) -> None:
+    def clear_dead_letter(self, conn: Connection, side: str, rtype: str, rid: str | Sequence[str]) -> None:
         t = dead_letters
-        conn.execute(sa.delete(t).where(self._scope(t), t.c.side == side, t.c.rtype == rtype, t.c.rid == rid))
+        ids = [rid] if isinstance(rid, str) else list(rid)
+        for chunk in _chunks(ids, 500):
+            conn.execute(sa.delete(t).where(self._scope(t), t.c.side == side, t.c.rtype == rtype, t.c.rid.in_(chunk)))
 
     def add_conflicts(self, run_id: str, rows: Sequence[dict[str, Any]]) -> None:
         if not rows:
