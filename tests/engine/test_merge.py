@@ -48,3 +48,11 @@ def test_clearing_a_field_on_one_side_propagates():
     crm = BASE | {"city": ""}
     result = merge_fields(FIELDS, BASE, dict(BASE), crm, WINS)
     assert result.merged["city"] == "" and result.to_invoicing == {"city"}
+
+
+def test_first_match_without_base_follows_the_invoicing_side_and_records_it():
+    inv = BASE | {"city": "Celaya"}
+    crm = BASE | {"city": "Irapuato"}
+    result = merge_fields(FIELDS, None, inv, crm, WINS)
+    assert result.merged["city"] == "Celaya" and result.to_clientify == {"city"} and not result.to_invoicing
+    assert [(c.field, c.winner, c.base_value) for c in result.conflicts] == [("city", Side.INVOICING, None)]

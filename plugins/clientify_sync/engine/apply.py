@@ -100,13 +100,13 @@ class Applier:
     stats: ApplyStats = field(default_factory=ApplyStats)
     # The ledger changes of the batch being settled (see ``run``); flushed once per batch.
     writes: LedgerWrites = field(default_factory=LedgerWrites)
+    consecutive_transient: int = 0  # across batches and plan chunks: what trips the breaker
 
     def run(self, items: list[dict[str, Any]]) -> ApplyStats:
         if not items:
             return self.stats
         inv_rows = self.ledger.remote_records(INV, [(i["inv_type"], i["inv_id"]) for i in items if i["inv_id"]])
         crm_rows = self.ledger.remote_records(CRM, [(i["crm_type"], i["crm_id"]) for i in items if i["crm_id"]])
-        consecutive_transient = 0
         batch_size = max(1, self.concurrency * 8)
         with ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="apply") as pool:
             for start in range(0, len(items), batch_size):
@@ -122,10 +122,10 @@ class Applier:
                         for future in done:
                             item = futures.pop(future)
                             ok = self._settle(item, future, pending_ids.get(item["id"]))
-                            consecutive_transient = 0 if ok else consecutive_transient + 1
-                            if not ok and consecutive_transient >= self.breaker_limit:
+                            self.consecutive_transient = 0 if ok else self.consecutive_transient + 1
+                            if not ok and self.consecutive_transient >= self.breaker_limit:
                                 raise SystemicFailure(
-                                    f"{consecutive_transient} consecutive transient failures writing to "
+                                    f"{self.consecutive_transient} consecutive transient failures writing to "
                                     f"{self.target.value}: stopping the run (watermark not advanced)"
                                 )
                 except Exception:

@@ -168,18 +168,22 @@ class SyncJob:
 
     def _apply(self, target: Side, step: str) -> dict[str, Any]:
         self._reset_stats()
-        items = self.ledger.plan(self.spec.run_id, target=target.value, status="planned")
+        chunks = self.ledger.iter_plan(self.spec.run_id, target=target.value, status="planned")
         if self.spec.dry_run:
-            return self._step(step, {"dry_run": True, "would_write": len(items)})
-        if items:
-            self._ensure_link_fields()
+            return self._step(step, {"dry_run": True, "would_write": sum(len(c) for c in chunks)})
         concurrency = self.options.concurrency or self._client_concurrency(target)
         applier = Applier(
             self.ledger, self.spec.run_id, target, self.invoicing, self.clientify, concurrency=concurrency,
             breaker_limit=self.options.breaker_limit,
         )  # fmt: skip
-        stats = applier.run(items)
-        return self._step(step, {"items": len(items), "outcomes": stats.outcomes, "failed": len(stats.failures)})
+        total = 0
+        for items in chunks:  # a chunk at a time: memory stays flat however large the plan
+            if total == 0:
+                self._ensure_link_fields()
+            applier.run(items)
+            total += len(items)
+        stats = applier.stats
+        return self._step(step, {"items": total, "outcomes": stats.outcomes, "failed": len(stats.failures)})
 
     def _ensure_link_fields(self) -> None:
         """Define the Clientify link field once per content type (remembered in the ledger)."""
@@ -211,12 +215,17 @@ class SyncJob:
     def _finalise_pairs(self) -> None:
         """A pair whose every write of this run succeeded gets the merged record as its new base."""
         by_pair: dict[str, list[dict[str, Any]]] = {}
-        for item in self.ledger.plan(self.spec.run_id):
-            if item["action"] in ("update", "touch"):
-                by_pair.setdefault(item["pair"], []).append(item)
+        for chunk in self.ledger.iter_plan(self.spec.run_id):
+            for item in chunk:
+                if item["action"] in ("update", "touch"):
+                    by_pair.setdefault(item["pair"], []).append(item)
         done = [items for items in by_pair.values() if all(i["status"] == "done" for i in items)]
-        inv_rows = self.ledger.remote_records(INV, [(i[0]["inv_type"], i[0]["inv_id"]) for i in done])
-        crm_rows = self.ledger.remote_records(CRM, [(i[0]["crm_type"], i[0]["crm_id"]) for i in done])
+        for start in range(0, len(done), 1000):
+            self._finalise_chunk(done[start : start + 1000])
+
+    def _finalise_chunk(self, done: list[list[dict[str, Any]]]) -> None:
+        inv_rows = self.ledger.remote_records(INV, [(i[0]["inv_type"], i[0]["inv_id"]) for i in done], with_raw=False)
+        crm_rows = self.ledger.remote_records(CRM, [(i[0]["crm_type"], i[0]["crm_id"]) for i in done], with_raw=False)
         with self.ledger.begin() as conn:
             for items in done:
                 first = items[0]

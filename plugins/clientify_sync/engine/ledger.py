@@ -282,9 +282,15 @@ class Ledger:
         with self.engine.connect() as conn:
             return pd.read_sql(query, conn, dtype=object)
 
-    def remote_records(self, side: str, ids: Iterable[tuple[str, str]]) -> dict[tuple[str, str], dict[str, Any]]:
-        """Full rows (data, raw, link, hash) for the given (rtype, rid) pairs."""
+    def remote_records(
+        self, side: str, ids: Iterable[tuple[str, str]], *, with_raw: bool = True
+    ) -> dict[tuple[str, str], dict[str, Any]]:
+        """Full rows (data, link, hash, and ``raw`` unless told not to) for the given (rtype, rid) pairs.
+
+        ``raw`` is the API's whole record, several times the size of ``data``: only writes need it.
+        """
         t = remote_records
+        columns = [c for c in t.c if with_raw or c.name != "raw"]
         by_type: dict[str, list[str]] = {}
         for rtype, rid in dict.fromkeys(ids):
             by_type.setdefault(rtype, []).append(rid)
@@ -293,7 +299,7 @@ class Ledger:
             for rtype, rids in by_type.items():
                 where = sa.and_(self._scope(t), t.c.side == side, t.c.rtype == rtype)
                 for chunk in _chunks(rids, 400):
-                    for row in conn.execute(sa.select(t).where(where, t.c.rid.in_(chunk))).mappings():
+                    for row in conn.execute(sa.select(*columns).where(where, t.c.rid.in_(chunk))).mappings():
                         found[(row["rtype"], row["rid"])] = dict(row)
         return found
 
@@ -443,9 +449,22 @@ class Ledger:
             for chunk in _chunks(rows, 500):
                 conn.execute(sa.insert(plan_items), chunk)
 
-    def plan(self, run_id: str, *, target: str | None = None, status: str | None = None) -> list[dict]:
+    def iter_plan(self, run_id: str, *, chunk: int = 2000, **filters: Any) -> Iterator[list[dict[str, Any]]]:
+        """The plan in chunks, so a run of 100,000 records never holds it all in memory."""
+        after_id = 0
+        while items := self.plan(run_id, after_id=after_id, limit=chunk, **filters):
+            yield items
+            after_id = items[-1]["id"]
+
+    def plan(
+        self, run_id: str, *, target: str | None = None, status: str | None = None, after_id: int = 0,
+        limit: int | None = None,
+    ) -> list[dict]:  # fmt: skip
+        """Plan items in plan order; ``after_id``/``limit`` page through a large plan."""
         t = plan_items
-        query = sa.select(t).where(self._scope(t), t.c.run_id == run_id).order_by(t.c.id)
+        query = sa.select(t).where(self._scope(t), t.c.run_id == run_id, t.c.id > after_id).order_by(t.c.id)
+        if limit is not None:
+            query = query.limit(limit)
         if target is not None:
             query = query.where(t.c.target == target)
         if status is not None:

@@ -2,8 +2,12 @@
 
 For each field: changed on one side only → that side's value goes to the other; changed on both to
 the same value → nothing to write; changed on both to different values → a conflict, settled by the
-per-field policy and recorded with both values. Without a base (a pair matched for the first time) a
-value missing on one side is filled from the other, and a real difference follows the policy.
+per-field policy and recorded with both values.
+
+Without a base (a pair matched for the first time, by tax ID or SKU) nobody "changed" anything: a
+value missing on one side is filled from the other, and a real difference goes the invoicing
+platform's way, as Clientify's own integration updates the CRM record from the invoicing one. Those
+differences are recorded as conflicts too, so a user can review them.
 """
 
 from __future__ import annotations
@@ -66,13 +70,13 @@ def _merge_one(
             return crm_value
         if _empty(crm_value):
             return inv_value
-        base_value = None
-    else:
-        base_value = base.get(name, "")
-        if inv_value == base_value:
-            return crm_value
-        if crm_value == base_value:
-            return inv_value
+        conflicts.append(FieldConflict(name, inv_value, crm_value, None, Side.INVOICING))
+        return inv_value
+    base_value = base.get(name, "")
+    if inv_value == base_value:
+        return crm_value
+    if crm_value == base_value:
+        return inv_value
     winner = Side.INVOICING if name in invoicing_wins else Side.CLIENTIFY
     conflicts.append(FieldConflict(name, inv_value, crm_value, base_value, winner))
     return inv_value if winner is Side.INVOICING else crm_value

@@ -29,6 +29,7 @@ FAILING_PROBLEMS = frozenset({"totals_mismatch"})
 INV = Side.INVOICING.value
 CRM = Side.CLIENTIFY.value
 TO_CRM = "invoicing→clientify"
+PAIRS_PER_CHUNK = 1000  # pairs merged at a time: their records are loaded per chunk, not all at once
 TO_INV = "clientify→invoicing"
 
 
@@ -146,8 +147,10 @@ def reconcile(
     matched_crm: set[tuple[str, str]] = set()
     matched_inv: set[tuple[str, str]] = set()
     new_pairs: list[tuple[tuple[str, str], tuple[str, str]]] = []
-    inv_link = inv_free.merge(by_link.add_prefix("c_"), how="left", left_on="rid", right_on="c_link")
-    inv_link = inv_link.merge(by_key.add_prefix("k_"), how="left", left_on="key", right_on="k_key")
+    # Join only the columns matching needs: these frames hold every record of the account.
+    identity = ["rtype", "rid", "link", "key"]
+    inv_link = inv_free.merge(by_link[identity].add_prefix("c_"), how="left", left_on="rid", right_on="c_link")
+    inv_link = inv_link.merge(by_key[identity].add_prefix("k_"), how="left", left_on="key", right_on="k_key")
     for row in inv_link.itertuples():
         inv_ref = (row.rtype, row.rid)
         if not pd.isna(row.c_rid):
@@ -174,7 +177,7 @@ def reconcile(
     # Seen in this run, or failed in an earlier one (retried even when no longer in the window).
     window_free = crm_free[(crm_free["seen_run"] == run_id) | _in_pairs(crm_free, dead_keys, (CRM,))]
     window_free = window_free[~_in_pairs(window_free, matched_crm)]
-    crm_key = window_free.merge(inv_by_key.add_prefix("i_"), how="left", left_on="key", right_on="i_key")
+    crm_key = window_free.merge(inv_by_key[identity].add_prefix("i_"), how="left", left_on="key", right_on="i_key")
     for row in crm_key.itertuples():
         crm_ref = (row.rtype, row.rid)
         itemize = full or _changed_since_last_listing(row)
@@ -227,8 +230,8 @@ def _defer_missing_dependencies(
     (never created half): its outcome is ``deferred`` and it is retried first next run."""
     writes = [i for i in plan.items if i["action"] in ("create", "update")]
     sources = {
-        INV: ledger.remote_records(INV, [(i["inv_type"], i["inv_id"]) for i in writes if i.get("inv_id")]),
-        CRM: ledger.remote_records(CRM, [(i["crm_type"], i["crm_id"]) for i in writes if i.get("crm_id")]),
+        INV: ledger.remote_records(INV, [(i["inv_type"], i["inv_id"]) for i in writes if i.get("inv_id")], with_raw=False),
+        CRM: ledger.remote_records(CRM, [(i["crm_type"], i["crm_id"]) for i in writes if i.get("crm_id")], with_raw=False),
     }
     for item in writes:
         if item["action"] == "update":
@@ -258,10 +261,13 @@ def _plan_pairs(
     dead_keys: set[tuple[str, str, str]],
 ) -> None:
     """Three-way merge of every pair that may have changed; one update item per side to write."""
-    if not evaluate:
-        return
-    inv_rows = ledger.remote_records(INV, [p["inv"] for p in evaluate])
-    crm_rows = ledger.remote_records(CRM, [p["crm"] for p in evaluate])
+    for start in range(0, len(evaluate), PAIRS_PER_CHUNK):
+        _plan_pair_chunk(ledger, schema, plan, evaluate[start : start + PAIRS_PER_CHUNK])
+
+
+def _plan_pair_chunk(ledger: Ledger, schema: EntitySchema, plan: PlanBuilder, evaluate: list[dict[str, Any]]) -> None:
+    inv_rows = ledger.remote_records(INV, [p["inv"] for p in evaluate], with_raw=False)
+    crm_rows = ledger.remote_records(CRM, [p["crm"] for p in evaluate], with_raw=False)
     bases = ledger.link_bases([p["link_id"] for p in evaluate if p["link_id"] is not None])
     for pair in evaluate:
         inv_row, crm_row = inv_rows[pair["inv"]], crm_rows[pair["crm"]]
