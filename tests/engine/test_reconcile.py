@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pytest
+import sqlalchemy as sa
 
 from clientify_sync.engine.ledger import Ledger
 from clientify_sync.engine.model import CONTACT_SCHEMA, Mode, Side, SideRecord
@@ -33,9 +36,19 @@ def ledger(tmp_path):
     ledger.close()
 
 
-def plan_for(ledger: Ledger, *, mode: Mode = Mode.MODIFIED, run: str = RUN):
-    return reconcile(ledger, CONTACT_SCHEMA, run_id=run, mode=mode,
-                     crm_rtype_for=lambda kind: "company" if kind == "company" else "contact")  # fmt: skip
+@dataclass
+class Plan:
+    """What reconcile stored for the run (the plan streams to the ledger), and its counts."""
+
+    items: list[dict]
+    conflicts: list[dict]
+    counts: dict
+
+
+def plan_for(ledger: Ledger, *, mode: Mode = Mode.MODIFIED, run: str = RUN, dry_run: bool = False) -> Plan:
+    builder = reconcile(ledger, CONTACT_SCHEMA, run_id=run, mode=mode, dry_run=dry_run,
+                        crm_rtype_for=lambda kind: "company" if kind == "company" else "contact")  # fmt: skip
+    return Plan(ledger.plan(run), ledger.conflicts(run), builder.counts)
 
 
 def actions(plan) -> set[tuple]:
@@ -106,8 +119,7 @@ def test_idle_rerun_plans_nothing(ledger):
 def test_dry_run_saves_no_links(ledger):
     ledger.upsert_remote([inv_client("B", "EKU9003173C9")], RUN)
     ledger.upsert_remote([crm_record("11", "EKU9003173C9")], RUN)
-    plan = reconcile(ledger, CONTACT_SCHEMA, run_id=RUN, mode=Mode.MODIFIED, crm_rtype_for=lambda k: "company",
-                     dry_run=True)  # fmt: skip
+    plan = plan_for(ledger, dry_run=True)
     assert ledger.links_frame().empty
     assert any(i["action"] == "update" and i["crm_id"] == "11" for i in plan.items)
 
@@ -117,5 +129,27 @@ def test_schema_upgrade_is_idempotent(tmp_path):
     for _ in range(2):
         Ledger.open(url, "facturama", "contacts").close()
     ledger = Ledger.open(url, "facturama", "contacts")
-    assert ledger.get_meta("schema_version") == "1"
+    assert ledger.get_meta("schema_version") == "2"
+    ledger.close()
+
+
+def test_a_version_1_ledger_is_upgraded_in_place(tmp_path):
+    url = f"sqlite:///{tmp_path}/old.db"
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:  # the version-1 plan table, without the priority column
+        conn.execute(sa.text("CREATE TABLE cs_meta (key VARCHAR(200) PRIMARY KEY, value TEXT NOT NULL)"))
+        conn.execute(sa.text("INSERT INTO cs_meta VALUES ('schema_version', '1')"))
+        conn.execute(sa.text(
+            "CREATE TABLE cs_plan_items (id INTEGER PRIMARY KEY, run_id VARCHAR, integration VARCHAR, entity VARCHAR, "
+            "pair VARCHAR, action VARCHAR, target VARCHAR, direction VARCHAR, inv_type VARCHAR, inv_id VARCHAR, "
+            "crm_type VARCHAR, crm_id VARCHAR, fields JSON, merged JSON, reason VARCHAR, detail TEXT, status VARCHAR, "
+            "outcome VARCHAR, result JSON)"
+        ))  # fmt: skip
+        conn.execute(sa.text("INSERT INTO cs_plan_items (run_id, integration, entity, pair, action, direction, status) "
+                             "VALUES ('old', 'facturama', 'contacts', 'p', 'create', 'x', 'planned')"))  # fmt: skip
+    engine.dispose()
+    ledger = Ledger.open(url, "facturama", "contacts")
+    assert ledger.get_meta("schema_version") == "2"
+    [item] = ledger.plan("old")
+    assert item["priority"] == 1 and item["action"] == "create"  # the old row is kept, with the default
     ledger.close()

@@ -131,15 +131,7 @@ class SyncJob:
             crm_rtype_for=self.clientify.mapper.rtype_for, dead_letter_limit=self.options.dead_letter_limit,
             dry_run=self.spec.dry_run, dependencies=self.directory.missing if self.directory else None,
         )  # fmt: skip
-        self.ledger.add_plan_items(self.spec.run_id, plan.items)
-        if not self.spec.dry_run:
-            self.ledger.add_conflicts(self.spec.run_id, plan.conflicts)
-        planned: dict[str, int] = {}
-        for item in plan.items:
-            if item["status"] == "planned":
-                key = f"{item['action']}:{item.get('target') or '-'}"
-                planned[key] = planned.get(key, 0) + 1
-        summary = {"planned": planned, "counts": dict(plan.counts), "conflicts": len(plan.conflicts)}
+        summary = {"planned": dict(plan.planned), "counts": dict(plan.counts), "conflicts": plan.conflict_count}
         return self._step("reconcile", summary)
 
     def _settle_pending_creates(self) -> None:

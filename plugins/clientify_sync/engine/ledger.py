@@ -23,7 +23,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from clientify_sync.engine.model import SideRecord
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 metadata = sa.MetaData()
 
 meta_table = sa.Table(
@@ -109,6 +109,8 @@ plan_items = sa.Table(
     sa.Column("reason", sa.String(64)),
     sa.Column("detail", sa.Text),
     sa.Column("status", sa.String(16), nullable=False, default="planned"),
+    # 0 for records that failed in an earlier run: they are applied first (schema version 2).
+    sa.Column("priority", sa.Integer, nullable=False, default=1, server_default="1"),
     sa.Column("outcome", sa.String(16)),
     sa.Column("result", sa.JSON),
     sa.Index("ix_cs_plan_run", "run_id", "integration", "entity", "target"),
@@ -180,8 +182,15 @@ def _migrate_to_1(conn: Connection) -> None:
     metadata.create_all(conn)
 
 
+def _migrate_to_2(conn: Connection) -> None:
+    """Plan items get a priority (failed records of earlier runs first)."""
+    columns = {c["name"] for c in sa.inspect(conn).get_columns("cs_plan_items")}
+    if "priority" not in columns:  # a ledger created at version 1; a new one has it from create_all
+        conn.execute(sa.text("ALTER TABLE cs_plan_items ADD COLUMN priority INTEGER NOT NULL DEFAULT 1"))
+
+
 # Version n is reached by running _MIGRATIONS[n]; a new column or table is a new entry here.
-_MIGRATIONS = {1: _migrate_to_1}
+_MIGRATIONS = {1: _migrate_to_1, 2: _migrate_to_2}
 
 
 def create_ledger_engine(url: str) -> Engine:
@@ -436,14 +445,16 @@ class Ledger:
 
     # -- plan ----------------------------------------------------------------------------------
     def clear_plan(self, run_id: str) -> None:
+        """Forget a run's plan and conflicts (a retried reconcile starts again)."""
         with self.begin() as conn:
             conn.execute(sa.delete(plan_items).where(self._scope(plan_items), plan_items.c.run_id == run_id))
+            conn.execute(sa.delete(conflicts).where(self._scope(conflicts), conflicts.c.run_id == run_id))
 
     def add_plan_items(self, run_id: str, items: Sequence[dict[str, Any]]) -> None:
         if not items:
             return
         columns = [c.name for c in plan_items.columns if c.name != "id"]
-        blank = dict.fromkeys(columns) | {"status": "planned"}
+        blank = dict.fromkeys(columns) | {"status": "planned", "priority": 1}
         rows = [blank | {"integration": self.integration, "entity": self.entity, "run_id": run_id, **i} for i in items]
         with self.begin() as conn:
             for chunk in _chunks(rows, 500):
@@ -451,18 +462,22 @@ class Ledger:
 
     def iter_plan(self, run_id: str, *, chunk: int = 2000, **filters: Any) -> Iterator[list[dict[str, Any]]]:
         """The plan in chunks, so a run of 100,000 records never holds it all in memory."""
-        after_id = 0
-        while items := self.plan(run_id, after_id=after_id, limit=chunk, **filters):
+        after = (-1, 0)
+        while items := self.plan(run_id, after=after, limit=chunk, **filters):
             yield items
-            after_id = items[-1]["id"]
+            after = (items[-1]["priority"], items[-1]["id"])
 
     def plan(
-        self, run_id: str, *, target: str | None = None, status: str | None = None, after_id: int = 0,
-        limit: int | None = None,
+        self, run_id: str, *, target: str | None = None, status: str | None = None,
+        after: tuple[int, int] = (-1, 0), limit: int | None = None,
     ) -> list[dict]:  # fmt: skip
-        """Plan items in plan order; ``after_id``/``limit`` page through a large plan."""
+        """Plan items in plan order (priority, then id); ``after``/``limit`` page through a large plan."""
         t = plan_items
-        query = sa.select(t).where(self._scope(t), t.c.run_id == run_id, t.c.id > after_id).order_by(t.c.id)
+        query = (
+            sa.select(t)
+            .where(self._scope(t), t.c.run_id == run_id, sa.tuple_(t.c.priority, t.c.id) > sa.tuple_(*after))
+            .order_by(t.c.priority, t.c.id)
+        )
         if limit is not None:
             query = query.limit(limit)
         if target is not None:

@@ -35,21 +35,48 @@ TO_INV = "clientify→invoicing"
 
 @dataclass
 class PlanBuilder:
-    """Collects plan items, conflicts and counts while reconciling one run."""
+    """Collects the plan while reconciling one run and streams it to the ledger in chunks.
 
+    ``prepare`` runs on each chunk before it is stored (dependency deferral, priorities); ``store``
+    and ``store_conflicts`` write it (``None`` in a dry run for conflicts). Only counts stay in memory.
+    """
+
+    store: Callable[[list[dict[str, Any]]], None]
+    store_conflicts: Callable[[list[dict[str, Any]]], None] | None = None
+    prepare: Callable[[list[dict[str, Any]]], None] | None = None
+    chunk: int = 2000
     items: list[dict[str, Any]] = field(default_factory=list)
     conflicts: list[dict[str, Any]] = field(default_factory=list)
     counts: Counter[str] = field(default_factory=Counter)
+    planned: Counter[str] = field(default_factory=Counter)
+    conflict_count: int = 0
 
     def add(self, **item: Any) -> None:
         item.setdefault("status", "planned")
         self.items.append(item)
+        if len(self.items) >= self.chunk:
+            self.flush()
+
+    def conflict(self, **row: Any) -> None:
+        self.conflict_count += 1
+        self.conflicts.append(row)
 
     def settle(self, outcome: str, direction: str, *, itemize: bool, **item: Any) -> None:
         """A record that ends here (skipped, quarantined): counted always, listed when new or changed."""
         self.counts[f"{direction}|{outcome}|{item.get('reason')}"] += 1
         if itemize:
             self.add(action=outcome, direction=direction, status="done", outcome=outcome, **item)
+
+    def flush(self) -> None:
+        if self.prepare is not None and self.items:
+            self.prepare(self.items)
+        for item in self.items:
+            if item["status"] == "planned":
+                self.planned[f"{item['action']}:{item.get('target') or '-'}"] += 1
+        self.store(self.items)
+        if self.store_conflicts is not None and self.conflicts:
+            self.store_conflicts(self.conflicts)
+        self.items, self.conflicts = [], []
 
 
 def pair_id(inv: tuple[str, str] | None, crm: tuple[str, str] | None) -> str:
@@ -84,7 +111,6 @@ def reconcile(
 ) -> PlanBuilder:
     """Build this run's plan and store it; return the builder (items, conflicts, counts)."""
     full = mode is Mode.FULL
-    plan = PlanBuilder()
     inv = ledger.remote_frame(INV, seen_run=run_id)
     crm_all = ledger.remote_frame(CRM)
     crm_window = crm_all[crm_all["seen_run"] == run_id]
@@ -93,6 +119,17 @@ def reconcile(
     # Deferred documents wait for their customer/products however long it takes: no attempt limit.
     retry_dead = dead[(dead["attempts"].astype(int) < dead_letter_limit) | (dead["reason"] == "dependency_missing")]
     dead_keys = {(r.side, r.rtype, r.rid) for r in retry_dead.itertuples()}
+
+    def prepare(items: list[dict[str, Any]]) -> None:
+        if dependencies is not None:
+            _defer_missing_dependencies(ledger, plan, items, dependencies, run_id=run_id, dry_run=dry_run)
+        _prioritise_dead_letters(items, dead_keys)
+
+    plan = PlanBuilder(
+        store=lambda items: ledger.add_plan_items(run_id, items),
+        store_conflicts=None if dry_run else (lambda rows: ledger.add_conflicts(run_id, rows)),
+        prepare=prepare,
+    )
     plan.counts["dead_letters_exhausted"] = int(len(dead) - len(retry_dead))
 
     # -- records that cannot sync -----------------------------------------------------------------
@@ -212,15 +249,14 @@ def reconcile(
     plan.counts["matched"] += len(new_pairs)
 
     _plan_pairs(ledger, schema, plan, evaluate, dead_keys)
-    if dependencies is not None:
-        _defer_missing_dependencies(ledger, plan, dependencies, run_id=run_id, dry_run=dry_run)
-    _order_dead_letters_first(plan, dead_keys)
+    plan.flush()
     return plan
 
 
 def _defer_missing_dependencies(
     ledger: Ledger,
     plan: PlanBuilder,
+    items: list[dict[str, Any]],
     dependencies: Callable[[dict[str, Any], str], list[str]],
     *,
     run_id: str,
@@ -228,7 +264,7 @@ def _defer_missing_dependencies(
 ) -> None:
     """A document whose customer or products are not linked on the target side yet is not written
     (never created half): its outcome is ``deferred`` and it is retried first next run."""
-    writes = [i for i in plan.items if i["action"] in ("create", "update")]
+    writes = [i for i in items if i["action"] in ("create", "update")]
     sources = {
         INV: ledger.remote_records(INV, [(i["inv_type"], i["inv_id"]) for i in writes if i.get("inv_id")], with_raw=False),
         CRM: ledger.remote_records(CRM, [(i["crm_type"], i["crm_id"]) for i in writes if i.get("crm_id")], with_raw=False),
@@ -277,7 +313,7 @@ def _plan_pair_chunk(ledger: Ledger, schema: EntitySchema, plan: PlanBuilder, ev
                "crm_id": pair["crm"][1], "pair": pair_id(pair["inv"], None), "merged": result.merged}  # fmt: skip
         reason = "conflict" if result.conflicts else None
         for conflict in result.conflicts:
-            plan.conflicts.append({"inv_id": pair["inv"][1], "crm_type": pair["crm"][0], "crm_id": pair["crm"][1],
+            plan.conflict(**{"inv_id": pair["inv"][1], "crm_type": pair["crm"][0], "crm_id": pair["crm"][1],
                                    "field": conflict.field, "invoicing_value": str(conflict.invoicing_value),
                                    "clientify_value": str(conflict.clientify_value),
                                    "base_value": None if conflict.base_value is None else str(conflict.base_value),
@@ -297,12 +333,10 @@ def _plan_pair_chunk(ledger: Ledger, schema: EntitySchema, plan: PlanBuilder, ev
                 plan.add(action="touch", direction=TO_CRM, reason=reason, **ids)
 
 
-def _order_dead_letters_first(plan: PlanBuilder, dead_keys: set[tuple[str, str, str]]) -> None:
+def _prioritise_dead_letters(items: list[dict[str, Any]], dead_keys: set[tuple[str, str, str]]) -> None:
     """Failed records of earlier runs are retried first (before new work can hit a limit)."""
-
-    def was_dead(item: dict[str, Any]) -> bool:
-        return (INV, item.get("inv_type"), item.get("inv_id")) in dead_keys or (
+    for item in items:
+        dead = (INV, item.get("inv_type"), item.get("inv_id")) in dead_keys or (
             CRM, item.get("crm_type"), item.get("crm_id")
         ) in dead_keys
-
-    plan.items.sort(key=lambda item: 0 if was_dead(item) else 1)
+        item["priority"] = 0 if dead else 1

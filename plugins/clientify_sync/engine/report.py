@@ -27,14 +27,18 @@ def build_report(ledger: Ledger, spec: JobSpec, watermark_in: str | None, waterm
             direction, outcome, reason = key.split("|")
             outcomes[(direction, outcome, reason)] += count
     failures: list[dict[str, Any]] = []
-    for item in ledger.plan(spec.run_id):
-        if item["action"] not in ("create", "update", "touch"):
-            continue
-        outcome = item["outcome"] or ("planned" if spec.dry_run else "not_run")
-        verb = f"would_{item['action']}" if spec.dry_run else outcome
-        outcomes[(item["direction"], verb, "")] += 1
-        if outcome == "failed":
-            failures.append(_failure(item))
+    failures_total = 0
+    for chunk in ledger.iter_plan(spec.run_id):
+        for item in chunk:
+            if item["action"] not in ("create", "update", "touch"):
+                continue
+            outcome = item["outcome"] or ("planned" if spec.dry_run else "not_run")
+            verb = f"would_{item['action']}" if spec.dry_run else outcome
+            outcomes[(item["direction"], verb, "")] += 1
+            if outcome == "failed":
+                failures_total += 1
+                if len(failures) < MAX_LISTED_FAILURES:
+                    failures.append(_failure(item))
     unchanged = int(reconcile_counts.get("unchanged", 0))
     for (_, outcome, reason), count in outcomes.items():
         if reason:
@@ -54,8 +58,8 @@ def build_report(ledger: Ledger, spec: JobSpec, watermark_in: str | None, waterm
         "reasons": dict(reasons),
         "conflicts": int(steps.get("reconcile", {}).get("summary", {}).get("conflicts", 0)),
         "calls": calls,
-        "failures": failures[:MAX_LISTED_FAILURES],
-        "failures_total": len(failures),
+        "failures": failures,
+        "failures_total": failures_total,
         "extract": {s: steps[s]["summary"] for s in ("extract_invoicing", "extract_clientify") if s in steps},
     }
 
