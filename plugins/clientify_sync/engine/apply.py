@@ -103,39 +103,58 @@ class Applier:
     consecutive_transient: int = 0  # across batches and plan chunks: what trips the breaker
 
     def run(self, items: list[dict[str, Any]]) -> ApplyStats:
+        """Write ``items`` with up to ``4 × concurrency`` in flight (a sliding window, no barrier).
+
+        Pending creates are journaled a group ahead of the writes that need them, and the ledger is
+        updated every ``batch`` results, both on this thread while the pool keeps writing.
+        """
         if not items:
             return self.stats
         inv_rows = self.ledger.remote_records(INV, [(i["inv_type"], i["inv_id"]) for i in items if i["inv_id"]])
         crm_rows = self.ledger.remote_records(CRM, [(i["crm_type"], i["crm_id"]) for i in items if i["crm_id"]])
-        batch_size = max(1, self.concurrency * 8)
+        batch = max(1, self.concurrency * 8)
+        window = max(1, self.concurrency * 4)
+        pending_ids: dict[int, int] = {}
+        journaled = submitted = 0
+        futures: dict[Future[Written], dict[str, Any]] = {}
+        self.writes = LedgerWrites()
         with ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="apply") as pool:
-            for start in range(0, len(items), batch_size):
-                batch = items[start : start + batch_size]
-                pending_ids = self._journal_creates(batch, inv_rows, crm_rows)
-                futures: dict[Future[Written], dict[str, Any]] = {
-                    pool.submit(self._write, item, inv_rows, crm_rows): item for item in batch
-                }
-                self.writes = LedgerWrites()
-                try:
-                    while futures:
-                        done, _ = wait(futures, return_when=FIRST_COMPLETED)
-                        for future in done:
-                            item = futures.pop(future)
-                            ok = self._settle(item, future, pending_ids.get(item["id"]))
-                            self.consecutive_transient = 0 if ok else self.consecutive_transient + 1
-                            if not ok and self.consecutive_transient >= self.breaker_limit:
-                                raise SystemicFailure(
-                                    f"{self.consecutive_transient} consecutive transient failures writing to "
-                                    f"{self.target.value}: stopping the run (watermark not advanced)"
-                                )
-                except Exception:
-                    # Bad credentials or the breaker: what already went through is still recorded.
-                    for future in futures:
-                        future.cancel()
-                    self.writes.flush(self.ledger, self.run_id)
-                    raise
-                self.writes.flush(self.ledger, self.run_id)
+            try:
+                while submitted < len(items) or futures:
+                    while submitted < len(items) and len(futures) < window:
+                        if submitted == journaled:  # journal the next group before any of its POSTs
+                            group = items[journaled : journaled + batch]
+                            pending_ids |= self._journal_creates(group, inv_rows, crm_rows)
+                            journaled += len(group)
+                        item = items[submitted]
+                        submitted += 1
+                        futures[pool.submit(self._write, item, inv_rows, crm_rows)] = item
+                    done, _ = wait(futures, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        item = futures.pop(future)
+                        self._count_transient(self._settle(item, future, pending_ids.get(item["id"])))
+                    if len(self.writes.finished) >= batch:
+                        self._flush()
+            except Exception:
+                # Bad credentials or the breaker: what already went through is still recorded.
+                for future in futures:
+                    future.cancel()
+                self._flush()
+                raise
+        self._flush()
         return self.stats
+
+    def _count_transient(self, ok: bool) -> None:
+        self.consecutive_transient = 0 if ok else self.consecutive_transient + 1
+        if self.consecutive_transient >= self.breaker_limit:
+            raise SystemicFailure(
+                f"{self.consecutive_transient} consecutive transient failures writing to "
+                f"{self.target.value}: stopping the run (watermark not advanced)"
+            )
+
+    def _flush(self) -> None:
+        self.writes.flush(self.ledger, self.run_id)
+        self.writes = LedgerWrites()
 
     # -- before the writes: the pending-create journal ---------------------------------------------
     def _journal_creates(

@@ -1,0 +1,207 @@
+"""The measured runs: ours (1 full, 2 idle, 2b idle again, 3 after 1% edits) and the naive baseline.
+
+Each scenario: count the lower bound's reads (outside the window), reset the sandbox's stats, then
+under the RSS sampler and the clock run the three syncs per integration in DAG order, reading and
+resetting the stats after each sync (per-entity calls; their sum is the scenario's). Edits happen
+before the count and the reset, so they are never in the numbers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
+from typing import Any
+
+from bench.baseline import NaiveSync
+from bench.bounds import (
+    Bound,
+    Integration,
+    definition_writes,
+    definitions,
+    read_bound,
+    writes_from_edits,
+    writes_from_report,
+)
+from bench.config import BenchConfig
+from bench.edits import Edit, apply_edits, ledger_pairs, pick
+from bench.engine import ENTITIES, ApiClients, EngineDriver
+from bench.sampler import RssSampler
+from bench.sandbox import Calls, SandboxHandle, read_calls, seed_world
+from clientify_sync.engine.job import Entity, Mode, Platform
+
+TITLES = {"1": "initial full sync", "2": "idle modified run", "2b": "second idle modified run",
+          "3": "modified run after 1% edits each side"}  # fmt: skip
+CP = (Entity.CONTACTS, Entity.PRODUCTS)  # what the baseline syncs
+
+
+@dataclass
+class ScenarioResult:
+    name: str
+    mode: str
+    calls: Calls
+    rss: dict[str, Any]
+    by_entity: dict[str, Calls] = field(default_factory=dict)
+    bound: Bound | None = None
+    windows: list[dict[str, Any]] = field(default_factory=list)
+    reports: dict[str, dict[str, Any]] = field(default_factory=dict)
+    edits: list[Edit] = field(default_factory=list)
+    outcomes: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def title(self) -> str:
+        return TITLES[self.name]
+
+    def entity_calls(self, entities: tuple[Entity, ...]) -> Calls:
+        """Calls of the given entities only (all integrations)."""
+        total = Calls()
+        for key, calls in self.by_entity.items():
+            if Entity(key.split("/")[1]) in entities:
+                total.add(calls)
+        return total
+
+
+def _sandbox_pid(handle: SandboxHandle) -> dict[str, int]:
+    return {"sandbox": handle.process.pid} if handle.process is not None else {}
+
+
+def by_name(results: list[ScenarioResult]) -> dict[str, ScenarioResult]:
+    return {r.name: r for r in results}
+
+
+def _summary(report: dict[str, Any]) -> dict[str, Any]:
+    keep = ("counts", "unchanged", "matched", "reasons", "conflicts", "failures_total", "watermark_in",
+            "watermark_out", "extract", "step_seconds")  # fmt: skip
+    return {k: report.get(k) for k in keep} | {"failures": report.get("failures", [])[:5]}
+
+
+# -- ours -------------------------------------------------------------------------------------------
+
+
+@dataclass
+class OurRuns:
+    """Our side of the benchmark: one ledger, one driver per integration, scenarios in order."""
+
+    handle: SandboxHandle
+    cfg: BenchConfig
+    clients: ApiClients
+    ledger_url: str
+    drivers: list[EngineDriver] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.drivers = [EngineDriver(p, self.clients, self.ledger_url, self.cfg.options) for p in self.cfg.platforms]
+
+    def scenario(self, name: str, mode: Mode, edits: list[Edit] | None = None) -> ScenarioResult:
+        integrations = [Integration(d.platform, self.clients.invoicing(d.platform).settings.page_size,
+                                    dict(d.watermarks)) for d in self.drivers]  # fmt: skip
+        bound, windows = read_bound(self.handle, integrations, mode, timedelta(seconds=self.cfg.lookback_s))
+        defined = definitions(self.handle)
+        self.handle.reset_stats()
+        by_entity: dict[str, Calls] = {}
+        reports: dict[str, dict[str, Any]] = {}
+        with RssSampler(cpu_of=_sandbox_pid(self.handle)) as rss:
+            for driver in self.drivers:
+                for entity in ENTITIES:
+                    key = f"{driver.platform.value}/{entity.value}"
+                    reports[key] = driver.sync(entity, mode)
+                    by_entity[key] = read_calls(self.handle)
+        total = Calls()
+        for calls in by_entity.values():
+            total.add(calls)
+        if edits is None:
+            for key, report in reports.items():
+                platform, entity = key.split("/")
+                writes_from_report(bound, Platform(platform), Entity(entity), report)
+        else:
+            writes_from_edits(bound, edits)
+        per_platform = {d.platform: Calls() for d in self.drivers}
+        for key, calls in by_entity.items():
+            per_platform[Platform(key.split("/")[0])].add(calls)
+        definition_writes(bound, per_platform, defined)
+        result = ScenarioResult(name, mode.value, total, rss.as_dict(), by_entity, bound, windows,
+                                {k: _summary(r) for k, r in reports.items()}, edits or [])  # fmt: skip
+        _log(result)
+        return result
+
+    def edit(self) -> list[Edit]:
+        """1% of each side, among the pairs the ledger links (outside any measured window)."""
+        picks = []
+        totals = {Entity.CONTACTS: self.cfg.clients, Entity.PRODUCTS: self.cfg.products,
+                  Entity.ESTIMATES: self.cfg.estimates}  # fmt: skip
+        linked: dict[tuple[str, str, str], list[str]] = {}  # (entity, crm type, crm id) -> integrations
+        for driver in self.drivers:
+            for entity in ENTITIES:
+                pairs = ledger_pairs(self.ledger_url, driver.platform, entity)
+                for p in pairs:
+                    linked.setdefault((entity.value, p.crm_type, p.crm_id), []).append(driver.platform.value)
+                seed = f"bench-edits:{self.cfg.seed}:{driver.platform.value}:{entity.value}"
+                picks.append((driver.platform, entity, *pick(pairs, totals[entity], self.cfg.edit_fraction, seed)))
+        edits = apply_edits(self.clients, picks, self.cfg.concurrency)
+        return [replace(e, reach=tuple(linked[(e.entity.value, e.rtype, e.rid)])) if e.side == "clientify" else e
+                for e in edits]  # fmt: skip
+
+
+def run_ours(handle: SandboxHandle, cfg: BenchConfig, ledger_url: str) -> list[ScenarioResult]:
+    clients = ApiClients.for_sandbox(handle, cfg.concurrency)
+    try:
+        runs = OurRuns(handle, cfg, clients, ledger_url)
+        results = [runs.scenario("1", Mode.FULL), runs.scenario("2", Mode.MODIFIED)]
+        if re_read_echoes(results[-1]):
+            results.append(runs.scenario("2b", Mode.MODIFIED))
+        edits = runs.edit()
+        results.append(runs.scenario("3", Mode.MODIFIED, edits))
+        return results
+    finally:
+        clients.close()
+
+
+def re_read_echoes(result: ScenarioResult) -> bool:
+    """More than one page per Clientify resource: the run re-read records written before it."""
+    return result.calls.get("clientify", "GET") > len(result.windows)
+
+
+# -- the naive baseline -----------------------------------------------------------------------------
+
+
+def run_baseline(handle: SandboxHandle, cfg: BenchConfig) -> list[ScenarioResult]:
+    """Fresh state (reset + the same seed), then the requested scenarios; (1) always runs, as the
+    initial load the others start from, but is reported only when requested."""
+    if not cfg.baseline_scenarios or Platform.FACTURAMA not in cfg.platforms:
+        return []
+    seed_world(handle, cfg)
+    naive = NaiveSync(handle, cfg.concurrency)
+    results = []
+    try:
+        for name in ("1", "2", "3"):
+            if name != "1" and name not in cfg.baseline_scenarios:
+                continue
+            edits = _baseline_edits(handle, cfg, naive) if name == "3" else []
+            handle.reset_stats()
+            with RssSampler(cpu_of=_sandbox_pid(handle)) as rss:
+                outcomes = naive.run()
+            result = ScenarioResult(name, "naive", read_calls(handle), rss.as_dict(), edits=edits, outcomes=outcomes)
+            _log(result, prefix="baseline")
+            if name in cfg.baseline_scenarios:
+                results.append(result)
+    finally:
+        naive.close()
+    return results
+
+
+def _baseline_edits(handle: SandboxHandle, cfg: BenchConfig, naive: NaiveSync) -> list[Edit]:
+    """The same kind of 1% edits on the baseline's own pairs (contacts and products: it has no estimates)."""
+    clients = ApiClients.for_sandbox(handle, cfg.concurrency)
+    try:
+        totals = {Entity.CONTACTS: cfg.clients, Entity.PRODUCTS: cfg.products}
+        picks = [(Platform.FACTURAMA, entity,
+                  *pick(naive.pairs.get(entity, []), totals[entity], cfg.edit_fraction, f"bench-edits:{cfg.seed}:{entity.value}"))
+                 for entity in CP]  # fmt: skip
+        return apply_edits(clients, picks, cfg.concurrency)
+    finally:
+        clients.close()
+
+
+def _log(result: ScenarioResult, prefix: str = "ours") -> None:
+    bound = f", lower bound {result.bound.sum()}" if result.bound else ""
+    print(f"  {prefix} scenario {result.name} ({result.title}): {result.calls.sum()} calls{bound}, "
+          f"{result.calls.sum(writes=True)} writes, {result.rss['wall_s']} s, peak {result.rss['peak_rss_mb']} MB, "
+          f"CPU s {result.rss['cpu_s']}", flush=True)  # fmt: skip
