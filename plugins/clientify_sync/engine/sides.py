@@ -24,7 +24,7 @@ from clientify_sync.engine.mapping.facturadirecta import (
     FacturaDirectaProductMapper,
 )
 from clientify_sync.engine.mapping.facturama import FacturamaClientMapper, FacturamaProductMapper
-from clientify_sync.engine.model import Entity, Platform, Side, SideRecord
+from clientify_sync.engine.model import Entity, Platform, SideRecord
 from clientify_sync.engine.taxid import classify_nif, classify_rfc
 
 log = logging.getLogger(__name__)
@@ -82,11 +82,6 @@ class ClientifySide:
             for page in resource.iter_pages(modified_gte=since):
                 log.info("clientify %s listing: %s", rtype, page.progress())
                 yield [self.mapper.read(rtype, raw) for raw in page.records]
-
-    def ensure_link_fields(self) -> None:
-        """Define the link custom field on each content type we write (it must exist before use)."""
-        for rtype in self.resources:
-            self.custom_fields.ensure(self.link_field, CONTENT_TYPES[rtype])
 
     def create(self, rtype: str, data: dict[str, Any], link: str | None) -> SideRecord:
         created = self.resources[rtype].create(self.mapper.create_body(rtype, data, link))
@@ -165,6 +160,3 @@ def build_sides(
     clientify = ClientifySide(crm_mapper, crm_resources, clientify_client.custom_fields, link_field)
     return invoicing, clientify
 
-
-def side_of(record_side: str) -> Side:
-    return Side(record_side)
