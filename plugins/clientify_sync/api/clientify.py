@@ -20,7 +20,7 @@ from clientify_sync.api.auth import TokenHeaderAuth
 from clientify_sync.api.client import ApiClient
 from clientify_sync.api.http import ApiSession
 from clientify_sync.api.paging import NextLinkPaginator, Page, PageResult, iter_pages, iter_records
-from clientify_sync.api.responses import decode_json, json_or_none, parse_retry_after, text_detail
+from clientify_sync.api.responses import JsonReader, json_or_none, parse_retry_after, text_detail
 from clientify_sync.api.settings import ClientifySettings
 from clientify_sync.api.statusmap import error_class_for
 from clientify_sync.errors import (
@@ -102,17 +102,6 @@ def _flatten(value: Any, path: str, out: dict[str, list[str]]) -> None:
     else:
         out.setdefault(path, []).extend(str(item) for item in (value if isinstance(value, list) else [value]))
 
-
-class ClientifyReader:
-    """Status mapping and JSON decoding for the session."""
-
-    api = API
-
-    def error_for(self, response: httpx.Response, method: str, route: str) -> ApiError | None:
-        return clientify_error(response, method, route)
-
-    def decode(self, response: httpx.Response, method: str, route: str) -> Any:
-        return decode_json(response, API, method, route)
 
 
 class ClientifyResource:
@@ -341,7 +330,7 @@ class ClientifyClient(ApiClient):
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         session = ApiSession(
-            ClientifyReader(),
+            JsonReader(API, clientify_error),
             settings,
             auth=TokenHeaderAuth(settings.api_key),
             headers={"Accept": "application/json"},

@@ -16,7 +16,7 @@ import httpx
 from clientify_sync.api.client import ApiClient
 from clientify_sync.api.http import ApiSession
 from clientify_sync.api.paging import OffsetPaginator, Page, PageResult, iter_pages, iter_records
-from clientify_sync.api.responses import decode_json, json_or_none, parse_retry_after, text_detail
+from clientify_sync.api.responses import JsonReader, json_or_none, parse_retry_after, text_detail
 from clientify_sync.api.settings import FacturamaSettings
 from clientify_sync.api.statusmap import error_class_for
 from clientify_sync.errors import (
@@ -67,17 +67,6 @@ def _flatten_model_state(model_state: Any) -> dict[str, list[str]]:
         flat.setdefault(name or "_", []).extend(str(message) for message in values)
     return flat
 
-
-class FacturamaReader:
-    """Status mapping and JSON decoding for the session."""
-
-    api = API
-
-    def error_for(self, response: httpx.Response, method: str, route: str) -> ApiError | None:
-        return facturama_error(response, method, route)
-
-    def decode(self, response: httpx.Response, method: str, route: str) -> Any:
-        return decode_json(response, API, method, route)
 
 
 class FacturamaResource:
@@ -198,7 +187,7 @@ class FacturamaClient(ApiClient):
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         session = ApiSession(
-            FacturamaReader(),
+            JsonReader(API, facturama_error),
             settings,
             auth=httpx.BasicAuth(settings.username, settings.password),
             headers={"Accept": "application/json"},

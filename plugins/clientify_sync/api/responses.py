@@ -16,11 +16,13 @@ import email.utils
 import json
 import re
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
-from clientify_sync.errors import MalformedResponseError, TransientApiError, truncate
+from clientify_sync.errors import ApiError, MalformedResponseError, TransientApiError, truncate
 
 _TAG = re.compile(r"<[^>]+>")
 
@@ -87,3 +89,17 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
         moment = moment.replace(tzinfo=datetime.UTC)
     current = time.time() if now is None else now
     return max(0.0, moment.timestamp() - current)
+
+
+@dataclass(frozen=True)
+class JsonReader:
+    """Status mapping and JSON decoding for a JSON API's session (Facturama, Clientify)."""
+
+    api: str
+    error_for_status: Callable[[httpx.Response, str, str], ApiError | None]
+
+    def error_for(self, response: httpx.Response, method: str, route: str) -> ApiError | None:
+        return self.error_for_status(response, method, route)
+
+    def decode(self, response: httpx.Response, method: str, route: str) -> Any:
+        return decode_json(response, self.api, method, route)

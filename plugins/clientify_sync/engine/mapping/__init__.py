@@ -7,6 +7,7 @@ carried over untouched).
 
 from __future__ import annotations
 
+import copy
 from typing import Any, Protocol
 
 from clientify_sync.engine.model import SideRecord
@@ -37,3 +38,18 @@ class PartialUpdateMapper:
 
     def create_body(self, rtype: str, data: dict[str, Any], link: str | None) -> dict[str, Any]:
         return self.update_body(rtype, {}, data, set(data), link)
+
+
+class FullObjectMapper:
+    """Mixin for APIs whose PUT replaces the whole object (Facturama): an update starts from what the
+    API holds, so fields we do not map are carried over; ``_apply`` sets the changed ones."""
+
+    def _apply(self, body: dict[str, Any], data: dict[str, Any], changed: set[str]) -> None:
+        raise NotImplementedError
+
+    def update_body(
+        self, rtype: str, raw: dict[str, Any], data: dict[str, Any], changed: set[str], link: str | None
+    ) -> dict[str, Any]:
+        body = copy.deepcopy(raw)
+        self._apply(body, data, changed)
+        return body

@@ -9,7 +9,6 @@ reference, the same string on both sides of a pair.
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -22,7 +21,7 @@ from clientify_sync.engine.documents import (
     dec,
     totals_per_line,
 )
-from clientify_sync.engine.mapping import PartialUpdateMapper
+from clientify_sync.engine.mapping import FullObjectMapper, PartialUpdateMapper
 from clientify_sync.engine.mapping.clientify import custom_field_value, utc_iso
 from clientify_sync.engine.mapping.clientify import link_patch as crm_link_patch
 from clientify_sync.engine.mapping.facturadirecta import custom_attribute
@@ -66,7 +65,7 @@ def _document(record: SideRecord, expected: Decimal, reported: Any, problem: str
 
 
 @dataclass
-class FacturamaEstimateMapper:
+class FacturamaEstimateMapper(FullObjectMapper):
     """Facturama's assumed ``Estimate`` resource (PascalCase, full-object PUT)."""
 
     directory: Directory
@@ -98,13 +97,6 @@ class FacturamaEstimateMapper:
     def create_body(self, rtype: str, data: dict[str, Any], link: str | None) -> dict[str, Any]:
         body = {"Folio": f"{CRM_PREFIX}{link}" if link else None}
         self._apply(body, data, set(data))
-        return body
-
-    def update_body(
-        self, rtype: str, raw: dict[str, Any], data: dict[str, Any], changed: set[str], link: str | None
-    ) -> dict[str, Any]:
-        body = copy.deepcopy(raw)
-        self._apply(body, data, changed)
         return body
 
     def _apply(self, body: dict[str, Any], data: dict[str, Any], changed: set[str]) -> None:

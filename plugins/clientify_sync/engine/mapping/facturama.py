@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from clientify_sync.engine.mapping import FullObjectMapper
 from clientify_sync.engine.model import Side, SideRecord, country, money, text
 from clientify_sync.engine.taxid import classify_rfc
 
@@ -25,7 +26,7 @@ def facturama_country(value: str) -> str:
 
 
 @dataclass
-class FacturamaClientMapper:
+class FacturamaClientMapper(FullObjectMapper):
     """Facturama ``Client`` ↔ canonical contact. The RFC decides person (13) or company (12)."""
 
     cfdi_use: str = "G03"
@@ -65,13 +66,6 @@ class FacturamaClientMapper:
         self._apply(body, data, set(data))
         return body
 
-    def update_body(
-        self, rtype: str, raw: dict[str, Any], data: dict[str, Any], changed: set[str], link: str | None
-    ) -> dict[str, Any]:
-        body = copy.deepcopy(raw)  # PUT replaces the whole client: start from what the API holds
-        self._apply(body, data, changed)
-        return body
-
     @staticmethod
     def _apply(body: dict[str, Any], data: dict[str, Any], changed: set[str]) -> None:
         address = body.get("Address") or {}
@@ -95,7 +89,7 @@ class FacturamaClientMapper:
 
 
 @dataclass
-class FacturamaProductMapper:
+class FacturamaProductMapper(FullObjectMapper):
     """Facturama ``Product`` ↔ canonical product; the SKU is ``IdentificationNumber``."""
 
     defaults: dict[str, Any] = field(
@@ -122,13 +116,6 @@ class FacturamaProductMapper:
         body = copy.deepcopy(self.defaults)
         body["Description"] = data["name"]
         self._apply(body, data, set(data))
-        return body
-
-    def update_body(
-        self, rtype: str, raw: dict[str, Any], data: dict[str, Any], changed: set[str], link: str | None
-    ) -> dict[str, Any]:
-        body = copy.deepcopy(raw)
-        self._apply(body, data, changed)
         return body
 
     @staticmethod
