@@ -14,7 +14,7 @@ import uvicorn
 from fastapi import FastAPI, HTTPException
 
 from include.sandbox.faults import FaultInjector, FaultMiddleware
-from include.sandbox.stats import RequestStats, StatsMiddleware, route_template
+from include.sandbox.stats import RequestStats, StatsMiddleware, busiest_window, route_template
 
 api = FastAPI()
 
@@ -148,3 +148,49 @@ def test_route_template_fallbacks() -> None:
 
     assert route_template({"path": "/raw"}) == "/raw"
     assert route_template({"path": "/raw", "route": R()}) == "/p/{id}"
+
+
+def test_arrival_times_kept_and_served(client: httpx.Client) -> None:
+    before = time.time()
+    client.get("/v1/contacts/")
+    client.post("/v1/contacts/")
+    client.get("/_sandbox/stats")  # control paths: neither counted nor timed
+    after = time.time()
+    served = client.get("/_sandbox/stats/arrivals").json()
+    assert served["kept"] == 100_000 and served["dropped"] == 0
+    assert [(method, status) for _, method, status in served["arrivals"]] == [("GET", 200), ("POST", 201)]
+    times = [t for t, _, _ in served["arrivals"]]
+    assert before <= times[0] <= times[1] <= after
+    # The plain snapshot stays as it was: counts only.
+    assert set(STATS.snapshot()) == {"total", "by_route", "by_method"}
+
+
+def test_arrival_time_is_taken_before_injected_latency(client: httpx.Client) -> None:
+    INJECTOR.configure([{"path": "contacts", "latency_ms": 300}])
+    before = time.time()
+    client.get("/v1/contacts/")
+    (arrived, _, _), = STATS.arrivals()["arrivals"]
+    assert arrived - before < 0.25  # recorded when the request came in, not when it was answered
+
+
+def test_arrivals_bounded_and_reset() -> None:
+    ticks = iter(range(10))
+    stats = RequestStats(keep_arrivals=3, clock=lambda: float(next(ticks)))
+    for _ in range(5):
+        stats.record("get", "/x", 200)
+    kept = stats.arrivals()
+    assert kept["dropped"] == 2
+    assert [t for t, _, _ in kept["arrivals"]] == [2.0, 3.0, 4.0]
+    assert stats.snapshot()["total"] == 5  # counts are not bounded, only the times
+    stats.reset()
+    assert stats.arrivals() == {"kept": 3, "dropped": 0, "arrivals": []}
+
+
+def test_busiest_window_is_half_open_and_slides() -> None:
+    assert busiest_window([]) == (0, None)
+    # 0 and 60 are a full minute apart: never in the same [t, t + 60) window.
+    assert busiest_window([0.0, 60.0]) == (1, 0.0)
+    # Not calendar minutes: 50..65 is the fullest window, across the minute mark.
+    times = [0.0, 50.0, 55.0, 61.0, 65.0, 130.0]
+    assert busiest_window(times) == (4, 50.0)
+    assert busiest_window(list(reversed(times)), seconds=10) == (2, 50.0)
