@@ -53,12 +53,31 @@ def to_micros(value: datetime) -> int:
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
-def parse_filter_datetime(raw: str, tz: str) -> int:
+ALL_DATE_FORMATS = frozenset({"iso", "minute", "date"})
+_DATE = re.compile(r"\d{4}([-/])\d{2}\1\d{2}")
+_MINUTE = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}([+-]\d{2}:?\d{2})?")
+_ISO = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d{1,6})?([+-]\d{2}:?\d{2})?")
+
+
+def filter_format(text: str) -> str | None:
+    """Which accepted shape a filter value has: ``iso``, ``minute``, ``date`` or None (none of them)."""
+    if _DATE.fullmatch(text):
+        return "date"
+    if _MINUTE.fullmatch(text):
+        return "minute"
+    if _ISO.fullmatch(text):
+        return "iso"
+    return None
+
+
+def parse_filter_datetime(raw: str, tz: str, formats: frozenset[str] = ALL_DATE_FORMATS) -> int:
     """A ``created[...]``/``modified[...]`` value -> epoch microseconds.
 
-    Accepts ISO dates and date-times (``Z`` or an offset), and ``YYYY/MM/DD``; a naive value is read in
-    the account's time zone. A ``+`` left unencoded in a query string arrives as a space, so
-    ``...T10:00:00 02:00`` is read as ``+02:00``.
+    ``formats`` are the shapes the account honours (clientify ``date_filter_formats``): ``iso`` full
+    date-times with seconds (optional microseconds, ``Z`` or an offset), ``minute``
+    ``YYYY-MM-DDTHH:MM``, ``date`` ``YYYY-MM-DD`` or ``YYYY/MM/DD``. A naive value is read in the
+    account's time zone. A ``+`` left unencoded in a query string arrives as a space, so
+    ``...T10:00:00 02:00`` is read as ``+02:00``. Raises ``ValueError`` for anything else.
     """
     text = raw.strip()
     if not text:
@@ -66,12 +85,13 @@ def parse_filter_datetime(raw: str, tz: str) -> int:
     text = _SPACE_OFFSET.sub(r"+\1", text)
     if text.endswith(("Z", "z")):
         text = text[:-1] + "+00:00"
-    if re.fullmatch(r"\d{4}/\d{2}/\d{2}", text):
-        text = text.replace("/", "-")
-    try:
+    shape = filter_format(text)
+    if shape is None or shape not in formats:
+        raise ValueError(f"unaccepted date format: {raw!r}")
+    if shape == "date":
+        parsed = datetime.combine(date.fromisoformat(text.replace("/", "-")), datetime.min.time())
+    else:
         parsed = datetime.fromisoformat(text)
-    except ValueError:
-        parsed = datetime.combine(date.fromisoformat(text), datetime.min.time())
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=ZoneInfo(tz))
     return to_micros(parsed)

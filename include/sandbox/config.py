@@ -1,8 +1,10 @@
 """Runtime configuration of each emulator: credentials, paths and the **Assumed** behaviours.
 
 Every fact the reference marks as assumed is a field here, so a test can flip it through
-``PUT /_sandbox/config`` and a client can be checked against the alternative. Defaults follow the
-reference documents; ``POST /_sandbox/reset`` restores the values the process started with.
+``PUT /_sandbox/config`` and a client can be checked against the alternative. Where a public source
+shows how the real API behaves, the default does the same (strict) and the other value is the lenient
+one a test may turn on; docs/sandbox.md names the source of each. ``POST /_sandbox/reset`` restores the
+values the process started with.
 """
 
 from __future__ import annotations
@@ -49,6 +51,10 @@ class ApiConfig:
         choices = self.CHOICES.get(key)
         if choices is not None and value not in choices:
             raise ConfigError(f"{key} must be one of {list(choices)}")
+        return self._check_extra(key, value)
+
+    def _check_extra(self, key: str, value: Any) -> Any:
+        """Per-API checks beyond type and choices (a subclass hook)."""
         return value
 
 
@@ -61,6 +67,7 @@ class FacturamaConfig(ApiConfig):
         "put_status": (200, 204),
         "delete_status": (200, 204),
         "page_length_over_max": ("clamp", "error"),
+        "put_empty_strings": ("reject", "accept"),
     }
 
     user: str = "sandbox-user"
@@ -78,13 +85,24 @@ class FacturamaConfig(ApiConfig):
     page_length_default: int = 100
     page_length_max: int = 100
     page_length_over_max: str = "clamp"
-    # §4.4: validation switches.
+    # §4.4: validation switches (assumed; the .NET 8 SDK's client-side CFDI 4.0 checks).
     strict_cfdi40: bool = False
     rfc_check_digit: bool = False
     reject_duplicate_rfc: bool = False
     reject_duplicate_sku: bool = False
-    # §6: ModelState keys are bare property names; ASP.NET's default would prefix "client.".
-    modelstate_prefix: str = ""
+    # §4.5 (facturama-mcp 1.0.0rc2): Email is required on every client write (POST and PUT).
+    client_email_required: bool = True
+    # §4.5: a PUT whose optional string fields hold "" fails (CuentaPredial needs length >= 1).
+    put_empty_strings: str = "reject"
+    # §4.5: the zip code is kept only when Address.ZipCode travels with TaxZipCode (else TaxZipCode dropped).
+    zip_code_needs_address: bool = True
+    # §4.5: CFDI 4.0 products carry TaxObject (c_ObjetoImp, "02" when taxed); required.
+    product_tax_object_required: bool = True
+    # §4.5: ModelState keys are prefixed with the model name ("clientModel.Email"); "{resource}" is
+    # replaced by client/product/estimate. "" gives bare property names.
+    modelstate_prefix: str = "{resource}Model."
+    # §9: estimates are assumed; false answers 404 on every estimates route (an account without them).
+    estimates_available: bool = True
     # §5.2: Price kept with 4 decimals; default Category.
     price_decimals: int = 4
     default_category: str = "GENERAL"
@@ -99,15 +117,33 @@ class ClientifyConfig(ApiConfig):
     CHOICES: ClassVar[dict[str, tuple[Any, ...]]] = {
         "default_ordering": ("-created", "created", "-modified", "modified", "-id", "id"),
         "unknown_custom_field": ("reject", "ignore"),
+        "invalid_page": ("404", "empty"),
+        "modified_filter": ("honoured", "ignored"),
+        "date_filter_invalid": ("error", "ignore"),
     }
+    DATE_FORMATS: ClassVar[tuple[str, ...]] = ("iso", "minute", "date")
 
     token: str = "fake-clientify-sandbox-token"
     # §11: the budgets path is assumed.
     budgets_path: str = "/v1/budgets/"
+    # §11: false answers Django's HTML 404 on the budgets path (an account without budgets).
+    budgets_available: bool = True
     # §3: DRF paging defaults.
     page_size_default: int = 20
     page_size_max: int = 100
     default_ordering: str = "-created"
+    # §3.1: a page past the end is 404 {"detail": "Invalid page."} (DRF); "empty" answers 200 with no results.
+    invalid_page: str = "404"
+    # §3.1: created[...]/modified[...] formats the server reads, comma-separated: "iso" (full date-time,
+    # seconds, optional microseconds and Z/offset), "minute" (YYYY-MM-DDTHH:MM), "date" (YYYY-MM-DD and
+    # YYYY/MM/DD). All three are seen in working public clients; which ones the API honours is unknown.
+    date_filter_formats: str = "iso,minute,date"
+    # §3.1: a value in no accepted format -> 400 "Enter a valid date/time." ("error") or the filter is
+    # dropped and everything is listed ("ignore").
+    date_filter_invalid: str = "error"
+    # §3.1: "ignored" makes the API ignore every modified[...] filter (lists everything), so a client can
+    # be tested on detecting it.
+    modified_filter: str = "honoured"
     # §4: naive date filters are read in the account's time zone; timestamps carry its offset.
     timezone: str = "Europe/Madrid"
     # §8: duplicate taxpayer id on POST -> 409 (one client's mock).
@@ -130,6 +166,17 @@ class ClientifyConfig(ApiConfig):
     budget_default_currency: str = "EUR"
     # Absolute URLs (url, next, previous) are built from the request's Host unless this is set.
     public_base_url: str = ""
+
+    def _check_extra(self, key: str, value: Any) -> Any:
+        if key != "date_filter_formats":
+            return value
+        parts = [p.strip() for p in value.split(",") if p.strip()]
+        if not parts or set(parts) - set(self.DATE_FORMATS):
+            raise ConfigError(f"date_filter_formats must be a comma-separated subset of {list(self.DATE_FORMATS)}")
+        return ",".join(parts)
+
+    def accepted_date_formats(self) -> frozenset[str]:
+        return frozenset(p.strip() for p in self.date_filter_formats.split(",") if p.strip())
 
 
 @dataclass
@@ -166,6 +213,8 @@ class FacturaDirectaConfig(ApiConfig):
     default_language: str = "es"
     # §5.4 ownerEmail: every record belongs to the account owner.
     owner_email: str = "owner@sandbox.facturadirecta.test"
+    # §9: estimate element names are assumed; false answers 404 on every estimates route.
+    estimates_available: bool = True
 
 
 CONFIG_TYPES: dict[str, type[ApiConfig]] = {

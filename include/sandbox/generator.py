@@ -698,6 +698,7 @@ def facturama_products(
                 "CodeProdServName": code_name,
                 "CuentaPredial": None,
                 "ObjetoImp": "02",
+                "TaxObject": "02",
                 "Category": "GENERAL",
                 "Taxes": [{"Name": "IVA", "Rate": 0.16, "IsRetention": False, "IsFederalTax": True}],
             }

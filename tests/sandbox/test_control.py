@@ -235,7 +235,7 @@ def test_concurrent_requests_are_served(clean_sandbox: SandboxHandle) -> None:
     def work(i: int) -> int:
         with clean_sandbox.facturama_client() as api:
             if i % 3 == 0:
-                body = {"Rfc": "URE180429TM6", "Name": f"CLIENTE {i}"}
+                body = {"Rfc": "URE180429TM6", "Name": f"CLIENTE {i}", "Email": f"c{i}@ejemplo.mx"}
                 return api.post("/Client", json=body).status_code
             return api.get("/Clients", params={"start": i * 10, "length": 100}).status_code
 

@@ -17,8 +17,8 @@ CLIENT_KEYS = ["Id", "Email", "EmailOp1", "EmailOp2", "Address", "Rfc", "Name", 
 ADDRESS_KEYS = ["Street", "ExteriorNumber", "InteriorNumber", "Neighborhood", "ZipCode", "Locality",
                 "Municipality", "State", "Country"]
 PRODUCT_KEYS = ["Id", "Unit", "UnitCode", "IdentificationNumber", "Name", "Description", "Price", "CodeProdServ",
-                "CodeProdServName", "CuentaPredial", "CuentasPredial", "NumerosPedimento", "ObjetoImp", "Category",
-                "Taxes"]
+                "CodeProdServName", "CuentaPredial", "CuentasPredial", "NumerosPedimento", "ObjetoImp", "TaxObject",
+                "Category", "Taxes"]
 POSTMAN_CLIENT = {
     "Id": "", "Rfc": "URE180429TM6", "Name": "UNIVERSIDAD ROBOTICA ESPAÑOLA", "FiscalRegime": "601",
     "Email": "api@ejemplo.mx", "CfdiUse": "G03", "TaxZipCode": "86991",
@@ -28,7 +28,8 @@ POSTMAN_CLIENT = {
 SDK_PRODUCT = {
     "Unit": "Servicio", "UnitCode": "E48", "IdentificationNumber": "WEB003", "Name": "Sitio Web CMS",
     "Description": "Desarrollo de sitio web empleando un CMS", "Price": 6500, "CodeProdServ": "43232408",
-    "CuentaPredial": "123", "Taxes": [{"Name": "IVA", "Rate": 0.16, "IsRetention": False, "IsFederalTax": True}],
+    "CuentaPredial": "123", "TaxObject": "02",
+    "Taxes": [{"Name": "IVA", "Rate": 0.16, "IsRetention": False, "IsFederalTax": True}],
 }
 
 
@@ -127,7 +128,7 @@ def test_binding_is_case_insensitive_and_rfc_is_normalised(api: httpx.Client) ->
 def test_get_put_delete_by_id(api: httpx.Client) -> None:
     created = create_client(api)
     assert api.get(f"/Client/{created['Id']}", params={"type": "issued"}).json() == created
-    updated = {**created, "Name": "UNIVERSIDAD ROBOTICA", "Email": None}
+    updated = {**created, "Name": "UNIVERSIDAD ROBOTICA", "Email": "otro@ejemplo.mx"}
     response = api.put(f"/api/Client/{created['Id']}", json=updated)
     assert response.status_code == 204 and response.content == b""
     assert api.get(f"/Client/{created['Id']}").json() == updated
@@ -141,9 +142,10 @@ def test_get_put_delete_by_id(api: httpx.Client) -> None:
 
 def test_put_replaces_the_whole_object(api: httpx.Client) -> None:
     created = create_client(api)
-    api.put(f"/Client/{created['Id']}", json={"Rfc": created["Rfc"], "Name": "SOLO NOMBRE"})
+    body = {"Rfc": created["Rfc"], "Name": "SOLO NOMBRE", "Email": "solo@ejemplo.mx"}
+    assert api.put(f"/Client/{created['Id']}", json=body).status_code == 204
     stored = api.get(f"/Client/{created['Id']}").json()
-    assert stored["Email"] is None and stored["Address"]["Street"] is None
+    assert stored["FiscalRegime"] is None and stored["Address"]["Street"] is None
 
 
 def test_legacy_dotnet_delete_by_query_parameter(api: httpx.Client) -> None:
@@ -211,11 +213,19 @@ def test_search_counts_filtered_before_slicing(api: httpx.Client) -> None:
 # -- client validation -----------------------------------------------------------------------------
 
 
-def model_state(response: httpx.Response) -> dict:
+def model_state(response: httpx.Response, prefix: str | None = None) -> dict:
+    """The ModelState with its keys' model prefix removed, after checking every key carries it (§4.5).
+
+    The prefix defaults to the one the request's resource gets (``clientModel.``, ``productModel.``...).
+    """
     assert response.status_code == 400, response.text
     body = response.json()
     assert body["Message"] == "La solicitud no es válida."
-    return body["ModelState"]
+    if prefix is None:
+        resource = response.request.url.path.rstrip("/").split("/")[-1 if response.request.method == "POST" else -2]
+        prefix = f"{resource.lower()}Model."
+    assert all(key.startswith(prefix) for key in body["ModelState"]), body["ModelState"]
+    return {key[len(prefix):]: messages for key, messages in body["ModelState"].items()}
 
 
 @pytest.mark.parametrize(
@@ -253,10 +263,13 @@ def test_rfc_check_digit_is_opt_in(api: httpx.Client, clean_sandbox: SandboxHand
 
 
 def test_strict_cfdi40_requires_the_receiver_fields(api: httpx.Client, clean_sandbox: SandboxHandle) -> None:
-    minimal = {"Rfc": "URE180429TM6", "Name": "UNIVERSIDAD ROBOTICA ESPAÑOLA"}
+    minimal = {"Rfc": "URE180429TM6", "Name": "UNIVERSIDAD ROBOTICA ESPAÑOLA", "Email": "a@b.mx"}
     assert api.post("/Client", json=minimal).status_code == 201
     clean_sandbox.config("facturama", strict_cfdi40=True)
     state = model_state(api.post("/Client", json=minimal))
+    assert set(state) == {"FiscalRegime", "TaxZipCode", "CfdiUse"}
+    clean_sandbox.config("facturama", client_email_required=False)
+    state = model_state(api.post("/Client", json={**minimal, "Email": None}))
     assert set(state) == {"Email", "FiscalRegime", "TaxZipCode", "CfdiUse"}
 
 
@@ -264,7 +277,7 @@ def test_model_state_prefix_and_duplicate_rfc_switches(api: httpx.Client, clean_
     create_client(api)
     create_client(api)  # duplicates allowed by default
     clean_sandbox.config("facturama", modelstate_prefix="client.", reject_duplicate_rfc=True)
-    assert "client.Name" in model_state(api.post("/Client", json={**POSTMAN_CLIENT, "Name": None}))
+    assert "Name" in model_state(api.post("/Client", json={**POSTMAN_CLIENT, "Name": None}), prefix="client.")
     response = api.post("/Client", json=POSTMAN_CLIENT)
     assert response.status_code == 400 and set(response.json()) == {"Message"}
     create_client(api, Rfc="XAXX010101000")

@@ -23,7 +23,8 @@ CLIENT = {
 PRODUCT = {
     "Unit": "Servicio", "UnitCode": "E48", "IdentificationNumber": "WEB003", "Name": "Sitio Web CMS",
     "Description": "Desarrollo de sitio web empleando un CMS", "Price": 6500, "CodeProdServ": "43232408",
-    "CuentaPredial": "123", "Taxes": [{"Name": "IVA", "Rate": 0.16, "IsRetention": False, "IsFederalTax": True}],
+    "CuentaPredial": "123", "TaxObject": "02",
+    "Taxes": [{"Name": "IVA", "Rate": 0.16, "IsRetention": False, "IsFederalTax": True}],
 }
 
 
@@ -71,7 +72,7 @@ def test_sdk_maps_validation_and_auth_errors(sdk, clean_sandbox: SandboxHandle) 
     with pytest.raises(facturama.MalformedRequestError) as raised:
         facturama.Client.create({**CLIENT, "Rfc": "NOT-AN-RFC"})
     assert raised.value.error_json["Message"] == "La solicitud no es válida."
-    assert "Rfc" in raised.value.error_json["ModelState"]
+    assert "clientModel.Rfc" in raised.value.error_json["ModelState"]
     facturama._credentials = (clean_sandbox.facturama_user, "wrong")
     with pytest.raises(facturama.AuthenticationError):
         facturama.Client.all()

@@ -43,7 +43,7 @@ PRODUCT: Schema = (
     ("Id", STR), ("Unit", STR), ("UnitCode", STR), ("IdentificationNumber", STR), ("Name", STR),
     ("Description", STR), ("Price", DEC), ("CodeProdServ", STR), ("CodeProdServName", STR),
     ("CuentaPredial", STR), ("CuentasPredial", [STR]), ("NumerosPedimento", [STR]), ("ObjetoImp", STR),
-    ("Category", STR), ("Taxes", [TAX]),
+    ("TaxObject", STR), ("Category", STR), ("Taxes", [TAX]),
 )
 RECEIVER: Schema = (("Id", STR), ("Rfc", STR), ("Name", STR))
 ITEM_TAX: Schema = (("Name", STR), ("Rate", DEC), ("IsRetention", BOOL), ("Base", DEC), ("Total", DEC))
@@ -70,6 +70,13 @@ ESTIMATE_STATUSES = ("Pending", "Accepted", "Rejected", "Closed")
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 ZIP = re.compile(r"^\d{5}$")
 CUENTA_PREDIAL = re.compile(r"^[0-9]{1,150}$")
+# SAT c_ObjetoImp (CFDI 4.0): 01 not subject, 02 subject (taxed), 03-08 the later variants.
+TAX_OBJECTS = frozenset(f"{n:02d}" for n in range(1, 9))
+# Optional strings a PUT may not send as "" (§4.5), with the maximum length ASP.NET would quote.
+CLIENT_OPTIONAL = ("EmailOp1", "EmailOp2", "CfdiUse", "FiscalRegime", "TaxZipCode", "TaxResidence", "NumRegIdTrib")
+PRODUCT_OPTIONAL = ("IdentificationNumber", "CodeProdServName", "CuentaPredial", "ObjetoImp", "TaxObject",
+                    "Category")
+MAX_LENGTHS = {"CuentaPredial": 150, "IdentificationNumber": 50}
 CURRENCY = re.compile(r"^[A-Z]{3}$")
 MEXICO_CITY = ZoneInfo("America/Mexico_City")
 
@@ -80,6 +87,20 @@ def _add(errors: Errors, key: str, message: str) -> None:
 
 def _blank(value: str | None) -> bool:
     return value is None or not value.strip()
+
+
+def _required(errors: Errors, key: str) -> None:
+    """ASP.NET's ``[Required]`` message, in English as Facturama answers it (facturama-mcp, §4.5)."""
+    _add(errors, key, f"The {key.rsplit('.', 1)[-1]} field is required.")
+
+
+def _empty_strings(record: dict[str, Any], names: tuple[str, ...], errors: Errors, prefix: str = "") -> None:
+    """§4.5: an optional string sent as ``""`` fails its minimum length of 1 on a PUT."""
+    for name in names:
+        if record.get(name) == "" and f"{prefix}{name}" not in errors:
+            limit = MAX_LENGTHS.get(name)
+            bounds = f"a minimum length of 1 and a maximum length of {limit}" if limit else "a minimum length of 1"
+            _add(errors, f"{prefix}{name}", f"The field {name} must be a string with {bounds}.")
 
 
 # -- binding ---------------------------------------------------------------------------------------
@@ -160,8 +181,11 @@ def empty(schema: Schema) -> dict[str, Any]:
 # -- clients ---------------------------------------------------------------------------------------
 
 
-def clean_client(payload: Any, cfg: FacturamaConfig, errors: Errors, *, validate: bool = True) -> dict[str, Any]:
-    """Bind a client body; with ``validate`` apply the §4.4 rules (seeding skips them: stored data may be bad)."""
+def clean_client(
+    payload: Any, cfg: FacturamaConfig, errors: Errors, *, validate: bool = True, replacing: bool = False
+) -> dict[str, Any]:
+    """Bind a client body; with ``validate`` apply the §4.4/§4.5 rules (seeding skips them: stored data may
+    be bad). ``replacing`` marks a PUT, where optional ``""`` strings fail (§4.5)."""
     client = bind(payload, CLIENT, errors)
     client["Address"] = client["Address"] or empty(ADDRESS)
     if client["Rfc"] is not None:
@@ -169,13 +193,19 @@ def clean_client(payload: Any, cfg: FacturamaConfig, errors: Errors, *, validate
     if not validate:
         return client
     if _blank(client["Rfc"]):
-        _add(errors, "Rfc", "El campo Rfc es obligatorio.")
+        _required(errors, "Rfc")
     else:
         problem = rfc_problem(client["Rfc"], cfg.rfc_check_digit)
         if problem:
             _add(errors, "Rfc", problem)
     if _blank(client["Name"]):
-        _add(errors, "Name", "El campo Name es obligatorio.")
+        _required(errors, "Name")
+    if cfg.client_email_required and _blank(client["Email"]):
+        _required(errors, "Email")
+    if replacing and cfg.put_empty_strings == "reject":
+        optional = CLIENT_OPTIONAL if cfg.client_email_required else ("Email", *CLIENT_OPTIONAL)
+        _empty_strings(client, optional, errors)
+        _empty_strings(client["Address"], tuple(name for name, _ in ADDRESS), errors, "Address.")
     if not _blank(client["Email"]) and not EMAIL.match(client["Email"].strip()):
         _add(errors, "Email", "El campo Email no es una dirección de correo electrónico válida.")
     if not _blank(client["TaxZipCode"]) and not ZIP.match(client["TaxZipCode"]):
@@ -186,8 +216,11 @@ def clean_client(payload: Any, cfg: FacturamaConfig, errors: Errors, *, validate
         _add(errors, "CfdiUse", f"El uso de CFDI '{client['CfdiUse']}' no es válido.")
     if cfg.strict_cfdi40:
         for name in ("Email", "FiscalRegime", "TaxZipCode", "CfdiUse"):
-            if _blank(client[name]):
-                _add(errors, name, f"El campo {name} es obligatorio.")
+            if _blank(client[name]) and name not in errors:
+                _required(errors, name)
+    if cfg.zip_code_needs_address and _blank(client["Address"]["ZipCode"]):
+        # §4.5: only TaxZipCode sent -> the write succeeds and the zip code is not stored.
+        client["TaxZipCode"] = None
     return client
 
 
@@ -201,18 +234,18 @@ def client_search(client: dict[str, Any]) -> str:
 def _length(errors: Errors, key: str, value: str | None, low: int, high: int, required: bool) -> None:
     if _blank(value):
         if required:
-            _add(errors, key, f"El campo {key} es obligatorio.")
+            _required(errors, key)
         return
     assert value is not None
     if not low <= len(value) <= high:
-        _add(
-            errors,
-            key,
-            f"El campo {key} debe ser una cadena con una longitud mínima de {low} y una longitud máxima de {high}.",
-        )
+        _add(errors, key, f"The field {key} must be a string with a minimum length of {low} and a maximum length "
+                          f"of {high}.")
 
 
-def clean_product(payload: Any, cfg: FacturamaConfig, errors: Errors, *, validate: bool = True) -> dict[str, Any]:
+def clean_product(
+    payload: Any, cfg: FacturamaConfig, errors: Errors, *, validate: bool = True, replacing: bool = False
+) -> dict[str, Any]:
+    """Bind a product body; with ``validate`` apply §5.2 and §4.5 (``Unit`` free text, ``TaxObject``)."""
     product = bind(payload, PRODUCT, errors)
     product["Category"] = product["Category"] or cfg.default_category
     for tax in product["Taxes"] or []:
@@ -227,16 +260,23 @@ def clean_product(payload: Any, cfg: FacturamaConfig, errors: Errors, *, validat
     _length(errors, "IdentificationNumber", product["IdentificationNumber"], 0, 50, False)
     for name in ("UnitCode", "Description", "CodeProdServ"):
         if _blank(product[name]):
-            _add(errors, name, f"El campo {name} es obligatorio.")
+            _required(errors, name)
+    if _blank(product["TaxObject"]):
+        if cfg.product_tax_object_required:
+            _required(errors, "TaxObject")
+    elif product["TaxObject"].strip() not in TAX_OBJECTS:
+        _add(errors, "TaxObject", f"El objeto de impuesto '{product['TaxObject']}' no es válido.")
+    if replacing and cfg.put_empty_strings == "reject":
+        _empty_strings(product, PRODUCT_OPTIONAL, errors)
     if product["Price"] is None and "Price" not in errors:
-        _add(errors, "Price", "El campo Price es obligatorio.")
+        _required(errors, "Price")
     elif product["Price"] is not None and product["Price"] < 0:
         _add(errors, "Price", "El campo Price debe ser mayor o igual a 0.")
     if not _blank(product["CuentaPredial"]) and not CUENTA_PREDIAL.match(product["CuentaPredial"]):
         _add(errors, "CuentaPredial", "El campo CuentaPredial debe coincidir con la expresión regular '[0-9]{1,150}'.")
     for i, tax in enumerate(product["Taxes"] or []):
         if _blank(tax["Name"]):
-            _add(errors, f"Taxes[{i}].Name", "El campo Name es obligatorio.")
+            _required(errors, f"Taxes[{i}].Name")
     return product
 
 
@@ -312,7 +352,7 @@ def clean_estimate(
     est["Receiver"] = receiver
     if validate:
         if _blank(est["Date"]):
-            _add(errors, "Date", "El campo Date es obligatorio.")
+            _required(errors, "Date")
         if not CURRENCY.match(est["Currency"]):
             _add(errors, "Currency", f"La moneda '{est['Currency']}' no es válida.")
         if est["Status"] not in ESTIMATE_STATUSES:
@@ -337,7 +377,7 @@ def clean_estimate(
         if any(t.get("Rate") is None for t in taxes):
             for j, tax in enumerate(taxes):
                 if tax.get("Rate") is None:
-                    _add(errors, f"Items[{i}].Taxes[{j}].Rate", "El campo Rate es obligatorio.")
+                    _required(errors, f"Items[{i}].Taxes[{j}].Rate")
             items.append(item)
             continue
         items.append(compute_item(item, taxes))
@@ -353,7 +393,7 @@ def _check_receiver(
     receiver: dict[str, Any], errors: Errors, find_client: Callable[[str], dict[str, Any] | None]
 ) -> None:
     if _blank(receiver["Id"]):
-        _add(errors, "Receiver.Id", "El campo Receiver.Id es obligatorio.")
+        _required(errors, "Receiver.Id")
         return
     client = find_client(receiver["Id"])
     if client is None:
@@ -365,20 +405,20 @@ def _check_receiver(
 def _check_item(i: int, item: dict[str, Any], errors: Errors) -> None:
     key = f"Items[{i}]"
     if _blank(item["Description"]):
-        _add(errors, f"{key}.Description", "El campo Description es obligatorio.")
+        _required(errors, f"{key}.Description")
     if item["Quantity"] is None:
-        _add(errors, f"{key}.Quantity", "El campo Quantity es obligatorio.")
+        _required(errors, f"{key}.Quantity")
     elif item["Quantity"] <= 0:
         _add(errors, f"{key}.Quantity", "El campo Quantity debe ser mayor que 0.")
     if item["UnitPrice"] is None:
-        _add(errors, f"{key}.UnitPrice", "El campo UnitPrice es obligatorio.")
+        _required(errors, f"{key}.UnitPrice")
     elif item["UnitPrice"] < 0:
         _add(errors, f"{key}.UnitPrice", "El campo UnitPrice debe ser mayor o igual a 0.")
     if item["Discount"] is not None and item["Discount"] < 0:
         _add(errors, f"{key}.Discount", "El campo Discount debe ser mayor o igual a 0.")
     for j, tax in enumerate(item["Taxes"] or []):
         if _blank(tax["Name"]):
-            _add(errors, f"{key}.Taxes[{j}].Name", "El campo Name es obligatorio.")
+            _required(errors, f"{key}.Taxes[{j}].Name")
 
 
 def estimate_search(est: dict[str, Any]) -> str:

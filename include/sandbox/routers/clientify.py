@@ -49,7 +49,10 @@ class ClientifyPaths:
             cfg = self.context.config
             assert isinstance(cfg, ClientifyConfig)
             path = scope["path"]
-            scope = {**scope, "path": budgets_path(path, cfg.budgets_path), "sandbox.original_path": path}
+            routed = budgets_path(path, cfg.budgets_path)
+            if not cfg.budgets_available and _under(routed, CANONICAL_BUDGETS):
+                routed = "/~unrouted" + routed  # §11: an account without budgets: Django's HTML 404
+            scope = {**scope, "path": routed, "sandbox.original_path": path}
         await self.app(scope, receive, send)
 
 
@@ -142,15 +145,19 @@ def _filters(kind: Kind, request: Request, cfg: ClientifyConfig) -> Where:
                 ident = model.ref_id(q[key], segment)
                 where.eq(column, str(ident)) if ident is not None else where.never()
     errors: dict[str, list[str]] = {}
+    formats = cfg.accepted_date_formats()
     for column in ("created", "modified"):
+        if column == "modified" and cfg.modified_filter == "ignored":
+            continue  # §3.1: an API that ignores the filter lists everything
         for op, sql_op in RANGE_OPS.items():
             key = f"{column}[{op}]"
             if key not in q:
                 continue
             try:
-                where.compare(column, sql_op, parse_filter_datetime(q[key], cfg.timezone))
+                where.compare(column, sql_op, parse_filter_datetime(q[key], cfg.timezone, formats))
             except ValueError:
-                errors[key] = ["Enter a valid date/time."]
+                if cfg.date_filter_invalid == "error":
+                    errors[key] = ["Enter a valid date/time."]
     if errors:
         raise json_error(400, errors)
     for key, value in q.multi_items():
@@ -174,9 +181,10 @@ def _make_routes(kind: Kind) -> None:
         page, size = _paging(request, cfg)
         with ctx(request).store.session() as s:
             count = s.count(table, where)
-            if page > 1 and (page - 1) * size >= count:
-                raise drf_detail(404, "Invalid page.")
-            rows = s.select(table, where, order=order, limit=size, offset=(page - 1) * size)
+            past_end = page > 1 and (page - 1) * size >= count
+            if past_end and cfg.invalid_page == "404":
+                raise drf_detail(404, "Invalid page.")  # DRF PageNumberPagination (§3.1)
+            rows = [] if past_end else s.select(table, where, order=order, limit=size, offset=(page - 1) * size)
         render = renderer(request, cfg)
         return json_response({
             "count": count,
@@ -264,7 +272,7 @@ def list_custom_fields(request: Request) -> Response:
     if not cfg.custom_fields_paged:
         return json_response({"count": len(results), "next": None, "previous": None, "results": results})
     page, size = _paging(request, cfg)
-    if page > 1 and (page - 1) * size >= len(results):
+    if page > 1 and (page - 1) * size >= len(results) and cfg.invalid_page == "404":
         raise drf_detail(404, "Invalid page.")
     return json_response({
         "count": len(results),

@@ -22,7 +22,18 @@ from include.sandbox.store import Session, Where
 from include.sandbox.taxids import normalise_tax_code
 from include.sandbox.xmlio import XmlInputError, document, list_document, parse, read, status_document
 
-router = APIRouter(prefix="/api", tags=["facturadirecta"], dependencies=[Depends(facturadirecta_auth)])
+
+def estimates_available(request: Request) -> None:
+    """§9: with ``estimates_available`` off every estimates route answers the unknown-route 404."""
+    cfg = ctx(request).config
+    assert isinstance(cfg, FacturaDirectaConfig)
+    path = request.url.path
+    if not cfg.estimates_available and (path.startswith("/api/estimates/") or path.startswith("/api/estimates.")):
+        raise fd_status(404)
+
+
+router = APIRouter(prefix="/api", tags=["facturadirecta"],
+                   dependencies=[Depends(estimates_available), Depends(facturadirecta_auth)])
 
 
 def xml_response(body: bytes, status: int = 200) -> Response:

@@ -47,7 +47,9 @@ def canonical_path(path: str, cfg: FacturamaConfig) -> str:
     if not parts:
         return "/"
     head = parts[0].lower()
-    if head == cfg.estimate_singular.lower():
+    if not cfg.estimates_available and head in (cfg.estimate_singular.lower(), cfg.estimate_plural.lower()):
+        head = "~" + head  # §9: an account without estimates: ASP.NET's "No HTTP resource" 404
+    elif head == cfg.estimate_singular.lower():
         head = "estimate"
     elif head == cfg.estimate_plural.lower():
         head = "estimates"
@@ -73,7 +75,8 @@ class FacturamaPaths:
 
 # -- resources -------------------------------------------------------------------------------------
 
-Cleaner = Callable[[Any, FacturamaConfig, dict[str, list[str]], Session], dict[str, Any]]
+# (payload, config, errors, session, replacing): replacing is True on a PUT (§4.5 rejects "" there).
+Cleaner = Callable[[Any, FacturamaConfig, dict[str, list[str]], Session, bool], dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -86,7 +89,7 @@ class Resource:
     key: Callable[[dict[str, Any]], str | None]
 
 
-def _clean_estimate(payload: Any, cfg: FacturamaConfig, errors: dict, s: Session) -> dict[str, Any]:
+def _clean_estimate(payload: Any, cfg: FacturamaConfig, errors: dict, s: Session, replacing: bool) -> dict[str, Any]:
     def find_client(client_id: str) -> dict[str, Any] | None:
         row = s.get("facturama_clients", rid=client_id)
         return row.body if row else None
@@ -101,11 +104,12 @@ def _clean_estimate(payload: Any, cfg: FacturamaConfig, errors: dict, s: Session
 RESOURCES = {
     "client": Resource(
         "client", "clients", "facturama_clients",
-        lambda p, cfg, e, s: model.clean_client(p, cfg, e), model.client_search, lambda r: r.get("Rfc"),
+        lambda p, cfg, e, s, put: model.clean_client(p, cfg, e, replacing=put), model.client_search,
+        lambda r: r.get("Rfc"),
     ),
     "product": Resource(
         "product", "products", "facturama_products",
-        lambda p, cfg, e, s: model.clean_product(p, cfg, e), model.product_search,
+        lambda p, cfg, e, s, put: model.clean_product(p, cfg, e, replacing=put), model.product_search,
         lambda r: r.get("IdentificationNumber"),
     ),
     "estimate": Resource(
@@ -125,19 +129,25 @@ def _config(request: Request) -> FacturamaConfig:
     return cfg
 
 
-def _state(cfg: FacturamaConfig, errors: dict[str, list[str]]) -> dict[str, list[str]]:
-    return {f"{cfg.modelstate_prefix}{key}": messages for key, messages in errors.items()}
+def _prefix(cfg: FacturamaConfig, resource: Resource | None) -> str:
+    """§4.5: ModelState keys carry the action parameter's name (``clientModel.``); query errors do not."""
+    return cfg.modelstate_prefix.replace("{resource}", resource.singular) if resource is not None else ""
+
+
+def _state(cfg: FacturamaConfig, errors: dict[str, list[str]], resource: Resource | None = None) -> dict[str, list[str]]:
+    prefix = _prefix(cfg, resource)
+    return {f"{prefix}{key}": messages for key, messages in errors.items()}
 
 
 def _payload(body: bytes, resource: Resource, cfg: FacturamaConfig) -> dict[str, Any]:
+    # A body that does not bind is reported under the parameter's own name (``clientModel``).
+    key = _prefix(cfg, resource).rstrip(".") or resource.singular
     try:
         payload = jsonio.loads(body) if body.strip() else None
     except ValueError as exc:
-        raise facturama_invalid(
-            _state(cfg, {resource.singular: [f"Unexpected character encountered: {exc}"]})
-        ) from None
+        raise facturama_invalid({key: [f"Unexpected character encountered: {exc}"]}) from None
     if not isinstance(payload, dict):
-        raise facturama_invalid(_state(cfg, {resource.singular: ["El cuerpo de la solicitud es obligatorio."]}))
+        raise facturama_invalid({key: ["El cuerpo de la solicitud es obligatorio."]})
     return payload
 
 
@@ -214,9 +224,9 @@ def _make_routes(resource: Resource) -> None:
         payload = _payload(body, resource, cfg)
         errors: dict[str, list[str]] = {}
         with ctx(request).store.session(write=True) as s:
-            record = resource.clean(payload, cfg, errors, s)
+            record = resource.clean(payload, cfg, errors, s, False)
             if errors:
-                raise facturama_invalid(_state(cfg, errors))
+                raise facturama_invalid(_state(cfg, errors, resource))
             record["Id"] = new_id()
             _check_duplicates(s, resource, record, cfg)
             s.insert(table, [new_row(resource, record)])
@@ -230,9 +240,9 @@ def _make_routes(resource: Resource) -> None:
             row = s.get(table, rid=item_id)
             if row is None:
                 raise facturama_message(404, NOT_FOUND)
-            record = resource.clean(payload, cfg, errors, s)
+            record = resource.clean(payload, cfg, errors, s, True)
             if errors:
-                raise facturama_invalid(_state(cfg, errors))
+                raise facturama_invalid(_state(cfg, errors, resource))
             record["Id"] = row.rid
             _check_duplicates(s, resource, record, cfg)
             s.replace(table, row.seq, new_row(resource, record))
