@@ -179,3 +179,53 @@ class UnconfirmedWriteError(ClientifySyncError):
 
     def __repr__(self) -> str:
         return f"UnconfirmedWriteError({self._message()!r})"
+
+
+class RecordError(ClientifySyncError):
+    """One record cannot be written on a side as it stands; the run goes on without it.
+
+    Raised by the mappings before any API call, so nothing half-written is left behind. ``reason``
+    is the report's reason code; ``outcome`` says what the record ends as: ``"failed"`` (the data is
+    wrong: dead-lettered and retried) or ``"skipped"`` (out of scope until the record changes).
+    Anything else a mapping raises is a programming error and is not turned into a dead letter.
+    """
+
+    outcome = "failed"
+    reason = "bad_record"
+
+    def __init__(self, detail: str, *, reason: str | None = None) -> None:
+        if reason is not None:
+            self.reason = reason
+        self.detail = truncate(detail)
+        super().__init__(f"{self.reason}: {self.detail}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), {"detail": self.detail, "reason": self.reason}))
+
+
+class RecordSkipped(RecordError):
+    """The record is out of what the target side can hold (no e-mail, a line without SKU): skipped."""
+
+    outcome = "skipped"
+
+
+class MissingEmailError(RecordSkipped):
+    """Facturama requires ``Email`` on every client write; the customer has none."""
+
+    reason = "missing_email"
+
+
+class LineWithoutSkuError(RecordSkipped):
+    """A document line names no product SKU, so it cannot reference a product on the other side."""
+
+    reason = "line_without_sku"
+
+
+class UnrepresentableError(RecordError):
+    """The target side cannot hold the record exactly (amounts, discounts, tax mix); ``reason`` says how."""
+
+
+class TotalsNotRepresentableError(UnrepresentableError):
+    """The target side's own totals would differ from the source's by at least a cent."""
+
+    reason = "totals_not_representable"

@@ -85,6 +85,26 @@ def test_facturama_model_state_is_flattened_per_field() -> None:
     }
 
 
+def test_facturama_model_state_with_a_camel_case_model_prefix_names_the_field() -> None:
+    body = {
+        "Message": "The request is invalid.",
+        "ModelState": {
+            "clientModel.Email": ["The Email field is required."],
+            "productModel.Taxes[0].Rate": ["out of range"],
+            "Rfc": ["bare names still work"],
+            "clientModel": ["a model-level message"],
+        },
+    }
+    error = facturama_error(json_response(400, body), "PUT", "/Client/{id}")
+    assert error.field_errors == {
+        "Email": ["The Email field is required."],
+        "Taxes[0].Rate": ["out of range"],
+        "Rfc": ["bare names still work"],
+        "clientModel": ["a model-level message"],
+    }
+    assert "Email: The Email field is required." in str(error)
+
+
 def test_clientify_missing_api_key_404_is_an_authentication_error() -> None:
     error = clientify_error(json_response(404, {"detail": "Api key not provided."}), "GET", "/v1/users/")
     assert isinstance(error, AuthenticationError) and error.status == 404

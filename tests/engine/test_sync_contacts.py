@@ -118,7 +118,8 @@ def test_existing_clientify_record_is_matched_by_tax_id_not_duplicated(world: Wo
 def test_idle_rerun_makes_zero_writes(world: World, platform: Platform):
     for role in ("person", "company"):
         create_customer(world, platform, *CUSTOMERS[platform][role])
-    world.clientify.companies.create({"name": "CRM ONLY", "taxpayer_identification_number": CUSTOMERS[platform]["other"][0]})
+    world.clientify.companies.create({"name": "CRM ONLY", "taxpayer_identification_number": CUSTOMERS[platform]["other"][0],
+                                      "email": "crm.only@example.com"})  # fmt: skip
     world.sync(platform, Entity.CONTACTS, mode=Mode.FULL)
     world.sandbox.reset_stats()
     report = world.sync(platform, Entity.CONTACTS)

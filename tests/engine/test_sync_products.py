@@ -13,7 +13,7 @@ from tests.engine.conftest import PLATFORMS, World
 def create_product(world: World, platform: Platform, sku: str | None, name: str, price: str) -> str:
     if platform is Platform.FACTURAMA:
         body = {"Unit": "Servicio", "UnitCode": "E48", "IdentificationNumber": sku, "Name": name,
-                "Description": name, "Price": float(price), "CodeProdServ": "43232408",
+                "Description": name, "Price": float(price), "CodeProdServ": "43232408", "TaxObject": "02",
                 "Taxes": [{"Name": "IVA", "Rate": 0.16, "IsRetention": False, "IsFederalTax": True}]}  # fmt: skip
         return str(world.facturama.products.create(body)["Id"])
     body: dict[str, Any] = {"name": name, "description": name, "price": price}

@@ -56,16 +56,28 @@ def facturama_error(response: httpx.Response, method: str, route: str) -> ApiErr
 
 
 def _flatten_model_state(model_state: Any) -> dict[str, list[str]]:
-    """``{"client.Rfc": ["..."]}`` -> ``{"Rfc": ["..."]}``; keys keep paths like ``Items[0].Quantity``."""
+    """ModelState keys -> field names: ``clientModel.Email`` / ``client.Rfc`` -> ``Email`` / ``Rfc``.
+
+    Facturama prefixes each key with the action parameter's name (``clientModel``, camelCase), while
+    its properties are PascalCase; so a first segment starting in lower case is that prefix and is
+    dropped. Bare names (``Rfc``) and paths (``Items[0].Quantity``) are kept as they come.
+    """
     if not isinstance(model_state, dict):
         return {}
     flat: dict[str, list[str]] = {}
     for key, messages in model_state.items():
-        head, _, rest = str(key).partition(".")
-        name = rest if rest and head.islower() and head.isidentifier() else str(key)
+        name = model_state_field(str(key))
         values = messages if isinstance(messages, list) else [messages]
         flat.setdefault(name or "_", []).extend(str(message) for message in values)
     return flat
+
+
+def model_state_field(key: str) -> str:
+    """The field a ModelState key names, without the model prefix (see ``_flatten_model_state``)."""
+    head, _, rest = key.partition(".")
+    if rest and head.isidentifier() and head[0].islower():
+        return rest
+    return key
 
 
 

@@ -6,7 +6,9 @@
   custom field; FacturaDirecta custom attribute), so the pair is linked on both sides.
 - Updates are read-modify-write from the state the extract read, and send only mapped fields.
 - A bad record never stops the run: its outcome is ``failed`` with the reason, and it goes to the
-  dead-letter list to be retried first next run. Bad credentials stop the run at once; so do
+  dead-letter list to be retried first next run. A mapping that cannot build a body raises a
+  ``RecordError`` before any call: ``failed`` (dead-lettered) or ``skipped`` (no e-mail for Facturama,
+  a line without SKU) with its reason; any other exception is a bug and stops the run. Bad credentials stop the run at once; so do
   ``breaker_limit`` consecutive transient failures (the API is down), before the watermark moves.
 
 Writes run concurrently (the client's ``concurrency``); every ledger write happens on the calling
@@ -27,6 +29,7 @@ from clientify_sync.errors import (
     ApiError,
     AuthenticationError,
     ClientifySyncError,
+    RecordError,
     RetriableApiError,
     UnconfirmedWriteError,
 )
@@ -81,6 +84,7 @@ class LedgerWrites:
 class ApplyStats:
     outcomes: dict[str, int] = field(default_factory=dict)
     failures: list[dict[str, Any]] = field(default_factory=list)
+    skips: list[dict[str, Any]] = field(default_factory=list)
 
     def count(self, outcome: str) -> None:
         self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
@@ -227,8 +231,12 @@ class Applier:
             reason = type(error).__name__.removesuffix("Error").lower()
             self._fail(item, f"{reason}_error", error, drop_pending=pending_id)
             return True
-        except (KeyError, TypeError, ValueError) as error:
-            self._fail(item, getattr(error, "reason", "bad_record"), error, drop_pending=pending_id)
+        except RecordError as error:
+            # Raised by a mapping before any call: the record is out of scope or cannot be held exactly.
+            if error.outcome == "skipped":
+                self._skip(item, error, drop_pending=pending_id)
+            else:
+                self._fail(item, error.reason, error, drop_pending=pending_id)
             return True
         self._succeed(item, written, pending_id)
         return True
@@ -271,6 +279,24 @@ class Applier:
         self.writes.dead.append((side, rtype, rid, reason, detail))
         self.stats.count("failed")
         self.stats.failures.append({"side": side, "rtype": rtype, "id": rid, "reason": reason, "detail": detail})
+
+    def _skip(self, item: dict[str, Any], error: RecordError, *, drop_pending: int | None = None) -> None:
+        """A record the target cannot take as it stands (no e-mail, a line without SKU): no dead letter,
+        since retrying cannot help until the record itself changes, which brings it back anyway.
+
+        Its status is ``skipped``, not ``done``, so the pair's merge base does not move past it.
+        """
+        side, rtype, rid = self._record_of(item)
+        log.info("%s %s %s skipped: %s", item["action"], rtype, rid, error.reason)
+        if drop_pending is not None:
+            self.writes.settled_pending.append(drop_pending)
+        self.writes.finished.append(
+            {"item_id": item["id"], "status": "skipped", "outcome": "skipped", "reason": error.reason,
+             "detail": error.detail}
+        )  # fmt: skip
+        self._clear_dead_letters(item)  # an earlier failure of it is settled: it is now a known skip
+        self.stats.count("skipped")
+        self.stats.skips.append({"side": side, "rtype": rtype, "id": rid, "reason": error.reason, "detail": error.detail})
 
     def _record_of(self, item: dict[str, Any]) -> tuple[str, str, str]:
         """The record a failure is filed under: the source record of a create, else the pair's invoicing one."""

@@ -12,7 +12,7 @@ links, and says when one is not linked yet (the estimate is then deferred: ``dep
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
@@ -20,6 +20,7 @@ from typing import Any
 import pandas as pd
 
 from clientify_sync.engine.model import money, text
+from clientify_sync.errors import LineWithoutSkuError, TotalsNotRepresentableError
 
 CENT = Decimal("0.01")
 LINE_FIELDS = ("sku", "description", "quantity", "unit_price", "discount", "tax_rate")
@@ -76,6 +77,57 @@ def totals_per_document(lines: Iterable[dict[str, str]]) -> Totals:
         by_rate[rate] = by_rate.get(rate, Decimal("0")) + net
     tax = sum((cents(net * rate / 100) for rate, net in by_rate.items()), Decimal("0"))
     return Totals(subtotal, tax, subtotal + tax)
+
+
+# How each API computes a document's totals, and its name in messages.
+TOTALS_RULES: dict[str, Callable[[Iterable[dict[str, str]]], Totals]] = {
+    "facturama": totals_per_line,
+    "clientify": totals_per_line,
+    "facturadirecta": totals_per_document,
+}
+API_NAMES = {"facturama": "Facturama", "clientify": "Clientify", "facturadirecta": "FacturaDirecta"}
+RULE_NAMES = {totals_per_line: "VAT rounded per line", totals_per_document: "VAT rounded once per document"}
+
+
+def check_totals_representable(lines: list[dict[str, str]], *, source: str, target: str) -> Totals:
+    """The target's own totals, when they equal the source's to the cent.
+
+    Each API rounds VAT its own way, so the same lines can total 545.10 on FacturaDirecta (per
+    document) and 545.11 on Clientify (per line). Writing such a document would change its amount
+    silently; it fails instead, naming both totals.
+
+    Raises:
+        TotalsNotRepresentableError: subtotal, VAT or total differ between the two rules.
+    """
+    source_rule, target_rule = TOTALS_RULES[source], TOTALS_RULES[target]
+    theirs, ours = source_rule(lines), target_rule(lines)
+    if (theirs.subtotal, theirs.tax, theirs.total) != (ours.subtotal, ours.tax, ours.total):
+        raise TotalsNotRepresentableError(
+            f"{API_NAMES[source]} total {theirs.total} (VAT {theirs.tax}, {RULE_NAMES[source_rule]}) would be "
+            f"{ours.total} (VAT {ours.tax}, {RULE_NAMES[target_rule]}) on {API_NAMES[target]}; "
+            "adjust a line so both agree, or edit the document on one side only"
+        )
+    return ours
+
+
+def first_line_without_sku(lines: list[dict[str, str]]) -> int | None:
+    """The 1-based number of the first line that names no product SKU, or None."""
+    return next((number for number, line in enumerate(lines, 1) if not line["sku"]), None)
+
+
+def require_skus(lines: list[dict[str, str]], target: str) -> None:
+    """Every line must reference a product by SKU before a document is written anywhere.
+
+    Raises:
+        LineWithoutSkuError: a line has no SKU (it could only be sent as ``product: null``, which the
+            API refuses on every retry).
+    """
+    number = first_line_without_sku(lines)
+    if number is not None:
+        raise LineWithoutSkuError(
+            f"line {number} has no product SKU, so it cannot reference a product on {API_NAMES[target]}; "
+            "give the line a product with a SKU"
+        )
 
 
 @dataclass

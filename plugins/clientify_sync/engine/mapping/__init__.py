@@ -40,16 +40,34 @@ class PartialUpdateMapper:
         return self.update_body(rtype, {}, data, set(data), link)
 
 
+def without_empty_strings(value: Any) -> Any:
+    """A copy with every ``""`` value dropped from dicts, at any depth.
+
+    Facturama answers its own GET with ``""`` in optional strings (``CuentaPredial``) but rejects a PUT
+    that sends them back (length >= 1); its MCP server strips them the same way before a PUT.
+    """
+    if isinstance(value, dict):
+        return {key: without_empty_strings(item) for key, item in value.items() if item != ""}
+    if isinstance(value, list):
+        return [without_empty_strings(item) for item in value]
+    return copy.deepcopy(value)
+
+
 class FullObjectMapper:
     """Mixin for APIs whose PUT replaces the whole object (Facturama): an update starts from what the
-    API holds, so fields we do not map are carried over; ``_apply`` sets the changed ones."""
+    API holds (without its ``""`` values), so fields we do not map are carried over; ``_apply`` sets
+    the changed ones and ``_complete`` adds what the API requires on every write."""
 
     def _apply(self, body: dict[str, Any], data: dict[str, Any], changed: set[str]) -> None:
         raise NotImplementedError
 
+    def _complete(self, body: dict[str, Any]) -> None:
+        """Fill or check what every write needs (raise ``RecordError`` when it cannot be filled)."""
+
     def update_body(
         self, rtype: str, raw: dict[str, Any], data: dict[str, Any], changed: set[str], link: str | None
     ) -> dict[str, Any]:
-        body = copy.deepcopy(raw)
+        body = without_empty_strings(raw)
         self._apply(body, data, changed)
+        self._complete(body)
         return body

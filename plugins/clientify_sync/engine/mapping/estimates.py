@@ -18,7 +18,10 @@ from clientify_sync.engine.documents import (
     Directory,
     canonical_line,
     cents,
+    check_totals_representable,
     dec,
+    first_line_without_sku,
+    require_skus,
     totals_per_line,
 )
 from clientify_sync.engine.mapping import FullObjectMapper, PartialUpdateMapper
@@ -28,18 +31,28 @@ from clientify_sync.engine.mapping.facturadirecta import custom_attribute
 from clientify_sync.engine.mapping.facturadirecta import link_patch as fd_link_patch
 from clientify_sync.engine.model import Side, SideRecord, money, text
 from clientify_sync.engine.taxid import classify_rfc
+from clientify_sync.errors import RecordError, UnrepresentableError
 
 CRM_PREFIX = "CLI-"
 CRM_COLLECTIONS = {"contact": "contacts", "company": "companies"}
 STATUSES = ("pending", "accepted", "rejected", "closed")
 
 
-class UnrepresentableDocument(ValueError):
+class UnrepresentableDocument(UnrepresentableError):
     """The document cannot be written exactly on this side; ``reason`` goes into the run report."""
 
     def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
+        super().__init__(detail, reason=reason)
+
+
+def _linked_id(directory: Directory, kind: str, key: str, side: str) -> Any:
+    """A customer's or product's id on one side (``side`` "inv"/"crm"); the dependency check runs
+    first, so a gap here means it was unlinked meanwhile: the document waits, it is not half-written."""
+    table = directory.customers if kind == "customer" else directory.products
+    found = table.get(key if kind == "customer" else key.upper(), {}).get(side)
+    if not found:
+        raise RecordError(f"{kind} {key} is not linked on this side yet", reason="dependency_missing")
+    return found
 
 
 def _status(value: Any) -> str:
@@ -58,9 +71,12 @@ def _single_tax_rate(lines: list[dict[str, str]]) -> Decimal:
 
 
 def _document(record: SideRecord, expected: Decimal, reported: Any, problem: str | None) -> SideRecord:
-    """Fail a document whose reported total disagrees with the recomputation (never written on)."""
+    """Fail a document whose reported total disagrees with the recomputation (never written on), and
+    skip one with a line that names no product SKU (no other side can reference that line)."""
     if problem is None and reported not in (None, "") and cents(dec(reported)) != cents(expected):
         record.problem = "totals_mismatch"
+    elif problem is None and first_line_without_sku(record.data["lines"]) is not None:
+        record.problem = "line_without_sku"
     return record
 
 
@@ -101,7 +117,8 @@ class FacturamaEstimateMapper(FullObjectMapper):
 
     def _apply(self, body: dict[str, Any], data: dict[str, Any], changed: set[str]) -> None:
         if "customer" in changed:
-            body["Receiver"] = {"Id": self.directory.customers[data["customer"]]["inv"], "Rfc": data["customer"]}
+            body["Receiver"] = {"Id": _linked_id(self.directory, "customer", data["customer"], "inv"),
+                                "Rfc": data["customer"]}  # fmt: skip
         if "date" in changed:
             body["Date"] = f"{data['date']}T00:00:00"
         if "expiration_date" in changed:
@@ -113,6 +130,8 @@ class FacturamaEstimateMapper(FullObjectMapper):
         if "notes" in changed:
             body["Observations"] = data["notes"]
         if "lines" in changed:
+            require_skus(data["lines"], "facturama")
+            check_totals_representable(data["lines"], source="clientify", target="facturama")
             body["Items"] = [self._item(line) for line in data["lines"]]
 
     def _item(self, line: dict[str, str]) -> dict[str, Any]:
@@ -173,7 +192,7 @@ class FacturaDirectaEstimateMapper(PartialUpdateMapper):
     ) -> dict[str, Any]:
         body: dict[str, Any] = {}
         if "customer" in changed:
-            body["client"] = {"id": self.directory.customers[data["customer"]]["inv"]}
+            body["client"] = {"id": _linked_id(self.directory, "customer", data["customer"], "inv")}
         if "date" in changed:
             body["estimateDate"] = data["date"].replace("-", "")
         if "expiration_date" in changed:
@@ -182,7 +201,9 @@ class FacturaDirectaEstimateMapper(PartialUpdateMapper):
             if name in changed:
                 body[name] = data[name]
         if "lines" in changed:
+            require_skus(data["lines"], "facturadirecta")
             rate = _single_tax_rate(data["lines"])
+            check_totals_representable(data["lines"], source="clientify", target="facturadirecta")
             body["tax1"] = {"name": "IVA", "rate": money(rate)}
             body["estimateLines"] = [_fd_line(line) for line in data["lines"]]
         return body | fd_link_patch(raw, self.link_attribute, link)
@@ -222,6 +243,11 @@ class ClientifyBudgetMapper(PartialUpdateMapper):
     link_field: str
     base_url: str
     code_prefix: str  # "FM-" (Facturama) or "FD-" (FacturaDirecta): budgets created from that side
+    source_platform: str = ""  # the invoicing API paired with; from ``code_prefix`` when not given
+
+    def __post_init__(self) -> None:
+        if not self.source_platform:
+            self.source_platform = "facturadirecta" if self.code_prefix == "FD-" else "facturama"
 
     def read(self, rtype: str, raw: dict[str, Any]) -> SideRecord:
         customer = self._customer(raw)
@@ -278,7 +304,7 @@ class ClientifyBudgetMapper(PartialUpdateMapper):
     ) -> dict[str, Any]:
         body: dict[str, Any] = {}
         if "customer" in changed:
-            crm_type, crm_id = self.directory.customers[data["customer"]]["crm"]
+            crm_type, crm_id = _linked_id(self.directory, "customer", data["customer"], "crm")
             other = "company" if crm_type == "contact" else "contact"
             body[crm_type] = f"{self.base_url}/v1/{CRM_COLLECTIONS[crm_type]}/{crm_id}/"
             body[other] = None
@@ -288,13 +314,15 @@ class ClientifyBudgetMapper(PartialUpdateMapper):
         if "notes" in changed:
             body["comments"] = data["notes"]
         if "lines" in changed:
+            require_skus(data["lines"], "clientify")
+            check_totals_representable(data["lines"], source=self.source_platform, target="clientify")
             body["items"] = [self._item(line) for line in data["lines"]]
         return body | crm_link_patch(raw, self.link_field, link)
 
     def _item(self, line: dict[str, str]) -> dict[str, Any]:
-        product_id = self.directory.products.get(line["sku"].upper(), {}).get("crm")
+        product_id = _linked_id(self.directory, "product", line["sku"], "crm")
         return {
-            "product": f"{self.base_url}/v1/products/{product_id}/" if product_id else None,
+            "product": f"{self.base_url}/v1/products/{product_id}/",
             "description": line["description"], "quantity": line["quantity"], "price": line["unit_price"],
             "discount": line["discount"], "tax": line["tax_rate"],
         }  # fmt: skip

@@ -10,6 +10,12 @@ from typing import Any
 from clientify_sync.engine.mapping import FullObjectMapper
 from clientify_sync.engine.model import Side, SideRecord, country, money, text
 from clientify_sync.engine.taxid import classify_rfc
+from clientify_sync.errors import MissingEmailError
+
+# CFDI 4.0 c_ObjetoImp: "02" the product carries taxes, "01" it is not subject to tax.
+TAX_OBJECT_TAXED = "02"
+TAX_OBJECT_UNTAXED = "01"
+DEFAULT_UNIT = "Servicio"
 
 
 def compose_street(address: dict[str, Any]) -> str:
@@ -64,7 +70,21 @@ class FacturamaClientMapper(FullObjectMapper):
             "Address": {},
         }
         self._apply(body, data, set(data))
+        self._complete(body)
         return body
+
+    def _complete(self, body: dict[str, Any]) -> None:
+        """Facturama refuses a client write without ``Email`` and keeps the postal code only when it
+        travels in ``Address.ZipCode`` as well as ``TaxZipCode`` (its MCP server's findings)."""
+        if not body.get("Email"):
+            raise MissingEmailError(
+                "Facturama requires an e-mail on every client write and this customer has none; "
+                "add one in Clientify and the next run syncs it"
+            )
+        address = body.setdefault("Address", {})
+        zip_code = body.get("TaxZipCode") or address.get("ZipCode")
+        if zip_code:
+            body["TaxZipCode"] = address["ZipCode"] = zip_code
 
     @staticmethod
     def _apply(body: dict[str, Any], data: dict[str, Any], changed: set[str]) -> None:
@@ -94,9 +114,10 @@ class FacturamaProductMapper(FullObjectMapper):
 
     defaults: dict[str, Any] = field(
         default_factory=lambda: {
-            "Unit": "Servicio",
+            "Unit": DEFAULT_UNIT,
             "UnitCode": "E48",
             "CodeProdServ": "01010101",
+            "TaxObject": TAX_OBJECT_TAXED,
             "Taxes": [{"Name": "IVA", "Rate": 0.16, "IsRetention": False, "IsFederalTax": True}],
         }
     )
@@ -116,7 +137,19 @@ class FacturamaProductMapper(FullObjectMapper):
         body = copy.deepcopy(self.defaults)
         body["Description"] = data["name"]
         self._apply(body, data, set(data))
+        self._complete(body)
         return body
+
+    def _complete(self, body: dict[str, Any]) -> None:
+        """CFDI 4.0 products need the free-text ``Unit`` and ``TaxObject`` (``"02"`` when taxed) on
+        every write; a product created before them (or elsewhere) gets them on its next update."""
+        if not body.get("Unit"):
+            body["Unit"] = self.defaults.get("Unit") or DEFAULT_UNIT
+        if not body.get("TaxObject"):
+            taxed = any(not tax.get("IsRetention") for tax in body.get("Taxes") or [] if isinstance(tax, dict))
+            body["TaxObject"] = TAX_OBJECT_TAXED if taxed else TAX_OBJECT_UNTAXED
+        if not body.get("Description") and body.get("Name"):
+            body["Description"] = body["Name"]
 
     @staticmethod
     def _apply(body: dict[str, Any], data: dict[str, Any], changed: set[str]) -> None:
