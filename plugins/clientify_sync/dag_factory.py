@@ -12,8 +12,12 @@ Each DAG is seven thin tasks around one engine job (``clientify_sync.engine.job.
 - The watermark: ``read_watermark`` pulls what ``commit`` pushed in the latest earlier run of the
   same DAG; ``commit`` (default trigger rule: only when everything upstream succeeded) pushes the
   next one as its last action. See :mod:`clientify_sync.watermark` for the rules.
-- Ordering: contacts and products publish an Asset from ``commit``; estimates run when both assets
-  of their platform were updated, or on the clock (so they stay backfillable).
+- Ordering: contacts and products run on the platform's clock and publish an Asset from ``commit``;
+  estimates are scheduled on those two assets alone (a run is created once both were updated by a
+  successful commit since the last estimates run), and their first task, ``wait_for_prerequisites``,
+  waits (rescheduling, holding no worker) while any contacts or products run of the platform is
+  queued or running. So an estimates run never syncs while its customers or products are being
+  synced, and it sees the latest completed cycle. See docs/airflow.md, "Ordering".
 - ``AuthenticationError`` (and configuration errors) fail the task with ``AirflowFailException``:
   retrying with the same credentials cannot succeed.
 """
@@ -23,14 +27,13 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator
-from contextlib import ExitStack, closing, contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import pendulum
 from airflow.sdk import (
     DAG,
-    AssetOrTimeSchedule,
     CronDataIntervalTimetable,
     Param,
     get_current_context,
@@ -107,12 +110,21 @@ def build_dags(config: IntegrationsConfig | None = None) -> dict[str, DAG]:
 
 
 def build_schedule(platform: str, entity: str, config: IntegrationsConfig) -> Any:
-    """Return the schedule of one DAG: hourly data intervals, plus both prerequisite assets for estimates."""
-    timetable = CronDataIntervalTimetable(config.schedule, timezone=config.timezone)
-    if entity != "estimates":
-        return timetable
-    contacts, products = (sync_asset(platform, prerequisite) for prerequisite in ESTIMATE_PREREQUISITES)
-    return AssetOrTimeSchedule(timetable=timetable, assets=contacts & products)
+    """Return the schedule of one DAG: data intervals on the clock; estimates on both prerequisite assets.
+
+    Estimates have no clock of their own: a clock tick would start them beside the contacts and
+    products runs of the same tick (or match a stale event of the previous cycle), which is what
+    ordering by assets is for. Their full resync is a manual trigger with ``mode=full``.
+    """
+    if entity == "estimates":
+        contacts, products = (sync_asset(platform, prerequisite) for prerequisite in ESTIMATE_PREREQUISITES)
+        return contacts & products
+    return CronDataIntervalTimetable(config.schedule, timezone=config.timezone)
+
+
+def prerequisite_dag_ids(platform: str) -> list[str]:
+    """The DAGs whose runs an estimates run of ``platform`` must not overlap."""
+    return [f"{platform}_{entity}" for entity in ESTIMATE_PREREQUISITES]
 
 
 def build_sync_dag(platform: PlatformConfig, entity: str, config: IntegrationsConfig) -> DAG:
@@ -152,35 +164,42 @@ def _wire_tasks(platform: PlatformConfig, entity: str, config: IntegrationsConfi
     """
 
     @task(task_id="read_watermark", multiple_outputs=False)
-    def read_watermark() -> str | None:
-        """Pull the watermark the last successful run's ``commit`` pushed (``None`` in full mode)."""
+    def read_watermark() -> dict[str, str | None]:
+        """Pull the watermark the last successful run's ``commit`` pushed.
+
+        Returns ``{"watermark": <what this run reads from, None in full mode>, "stored": <the stored
+        value>}``: always a value, so the tasks that pull it never miss an XCom. ``stored`` lets a dry
+        run push back exactly what it found.
+        """
         context = get_current_context()
         params = context["params"]
-        if params["mode"] == wm.FULL:
-            log.info("Mode full: the stored watermark is ignored and will be reset by commit.")
-            return None
-        # map_indexes=-1 matters: without it, Airflow 3.3 answers an include_prior_dates pull through
-        # the "all map indexes" route, which returns the values of *every* earlier run as a list, in
-        # no particular order. With it, the newest (by logical date) single value comes back.
-        stored = context["ti"].xcom_pull(
-            task_ids=COMMIT_TASK_ID, key=WATERMARK_KEY, include_prior_dates=True, map_indexes=-1
-        )
+        ti = context["ti"]
+        stored = None
+        # Before the first successful run nothing was pushed: asking would only log "XCom not found".
+        if ti.get_dr_count(dag_id=ti.dag_id, states=["success"]):
+            # map_indexes=-1 matters: without it, Airflow 3.3 answers an include_prior_dates pull through
+            # the "all map indexes" route, which returns the values of *every* earlier run as a list, in
+            # no particular order. With it, the newest (by logical date) single value comes back.
+            stored = ti.xcom_pull(
+                task_ids=COMMIT_TASK_ID, key=WATERMARK_KEY, include_prior_dates=True, map_indexes=-1
+            )
         try:
-            watermark = wm.normalise(stored)
+            stored = wm.normalise(stored)
         except (TypeError, ValueError) as exc:
             raise AirflowFailException(
                 f"The stored watermark {stored!r} is not an ISO-8601 timestamp ({exc}). "
                 "Run the DAG once with mode=full to reset it."
             ) from exc
-        if watermark is None:
+        if params["mode"] == wm.FULL:
+            log.info("Mode full: the stored watermark (%s) is ignored and will be reset by commit.", stored)
+            return {"watermark": None, "stored": stored}
+        if stored is None:
             log.info("No watermark yet: this run reads every Clientify record.")
         else:
             log.info(
-                "Watermark %s (re-read from %s with the lookback overlap)",
-                watermark,
-                wm.since(watermark, config.lookback),
+                "Watermark %s (re-read from %s with the lookback overlap)", stored, wm.since(stored, config.lookback)
             )
-        return watermark
+        return {"watermark": stored, "stored": stored}
 
     @task(task_id="extract_invoicing", pool=platform.pool, multiple_outputs=False)
     def extract_invoicing() -> dict[str, Any]:
@@ -189,10 +208,10 @@ def _wire_tasks(platform: PlatformConfig, entity: str, config: IntegrationsConfi
             return _small(job.extract_invoicing())
 
     @task(task_id="extract_clientify", pool=config.clientify_pool, multiple_outputs=False)
-    def extract_clientify(watermark: str | None) -> dict[str, Any]:
+    def extract_clientify(start: dict[str, str | None]) -> dict[str, Any]:
         """Read Clientify's records modified since the watermark (all of them when ``None``)."""
         with _sync_job(platform, entity, config) as job:
-            return _small(job.extract_clientify(watermark))
+            return _small(job.extract_clientify(start["watermark"]))
 
     @task(task_id="reconcile", multiple_outputs=False)
     def reconcile(invoicing: dict[str, Any], clientify: dict[str, Any]) -> dict[str, Any]:
@@ -213,10 +232,11 @@ def _wire_tasks(platform: PlatformConfig, entity: str, config: IntegrationsConfi
             return _small(job.apply_invoicing())
 
     @task(task_id=COMMIT_TASK_ID, outlets=[asset], multiple_outputs=False)
-    def commit(watermark: str | None, clientify: dict[str, Any], invoicing_outcome: dict[str, Any]) -> dict:
+    def commit(start: dict[str, str | None], clientify: dict[str, Any], invoicing_outcome: dict[str, Any]) -> dict:
         """Record the run, log its report and, last of all, push the next watermark."""
         context = get_current_context()
         params = context["params"]
+        watermark = start["watermark"]
         seen_max = clientify.get("max_modified")
         with _sync_job(platform, entity, config) as job:
             report = _small(job.commit(previous_watermark=watermark, seen_max=seen_max))
@@ -229,7 +249,9 @@ def _wire_tasks(platform: PlatformConfig, entity: str, config: IntegrationsConfi
             "dry_run": bool(params["dry_run"]),
         }
         if params["dry_run"]:
-            log.info("Dry run: the watermark stays %s.", watermark)
+            # Pushed back unchanged, so the run counts as a successful one that left a watermark.
+            log.info("Dry run: the watermark stays %s.", start["stored"])
+            context["ti"].xcom_push(key=WATERMARK_KEY, value=start["stored"])
             return report
         # The engine proposes watermark_out; the monotonic rule is enforced here as well, so a
         # modified run can never move the watermark back.
@@ -242,12 +264,42 @@ def _wire_tasks(platform: PlatformConfig, entity: str, config: IntegrationsConfi
         return report
 
     start = read_watermark()
+    if entity == "estimates":
+        _wait_for_prerequisites(platform, config) >> start
     invoicing_summary = extract_invoicing()
     clientify_summary = extract_clientify(start)
     start >> invoicing_summary
     plan = reconcile(invoicing_summary, clientify_summary)
     invoicing_outcome = apply_invoicing(apply_clientify(plan))
     commit(start, clientify_summary, invoicing_outcome)
+
+
+def _wait_for_prerequisites(platform: PlatformConfig, config: IntegrationsConfig) -> Any:
+    """Declare the estimates gate: done when no contacts/products run of the platform is queued or running.
+
+    Reschedule mode: between pokes the task gives its worker slot back. Asked through the task SDK
+    (``get_dr_count``), since tasks may not read the metadata database.
+    """
+    dag_ids = prerequisite_dag_ids(platform.name)
+
+    @task.sensor(
+        task_id="wait_for_prerequisites",
+        mode="reschedule",
+        poke_interval=config.prerequisite_poke.total_seconds(),
+        timeout=config.prerequisite_timeout.total_seconds(),
+    )
+    def wait_for_prerequisites() -> bool:
+        """Wait while the customers or products of this platform are being synced."""
+        ti = get_current_context()["ti"]
+        busy = {dag_id: ti.get_dr_count(dag_id=dag_id, states=["queued", "running"]) for dag_id in dag_ids}
+        going = {dag_id: count for dag_id, count in busy.items() if count}
+        if going:
+            log.info("Waiting for %s to finish before syncing estimates.", going)
+            return False
+        log.info("No run of %s is queued or running: estimates see their latest cycle.", ", ".join(dag_ids))
+        return True
+
+    return wait_for_prerequisites()
 
 
 @contextmanager
@@ -260,6 +312,7 @@ def _sync_job(platform: PlatformConfig, entity: str, config: IntegrationsConfig)
     """
     # Imported here: DAG parsing must not load the engine or the API clients.
     from clientify_sync.engine.job import Entity, JobSpec, Mode, Platform, SyncJob, SyncOptions
+    from clientify_sync.engine.ledger import Ledger
     from clientify_sync.errors import AuthenticationError, ConfigurationError
     from clientify_sync.hooks.state import StateLedgerHook
 
@@ -275,17 +328,20 @@ def _sync_job(platform: PlatformConfig, entity: str, config: IntegrationsConfig)
     conn_ids = {platform.name: platform.conn_id, "clientify": config.clientify_conn_id}
     try:
         with ExitStack() as stack:
-            invoicing = stack.enter_context(closing(_invoicing_hook(platform).get_conn()))
-            clientify = stack.enter_context(closing(_clientify_hook(config).get_conn()))
-            job = SyncJob.open(
+            ledger = Ledger.open(StateLedgerHook().get_url(), spec.platform.value, spec.entity.value)
+            stack.callback(ledger.close)
+            hooks = (_invoicing_hook(platform), _clientify_hook(config))
+            for hook in hooks:
+                stack.callback(hook.close)
+                hook.share_budget(ledger.engine)  # one requests_per_minute for all tasks of the account
+            invoicing, clientify = (hook.get_conn() for hook in hooks)
+            yield SyncJob(
                 spec,
                 invoicing=invoicing,
                 clientify=clientify,
-                ledger_url=StateLedgerHook().get_url(),
+                ledger=ledger,
                 options=SyncOptions(lookback=config.lookback),
             )
-            stack.callback(job.close)
-            yield job
     except AuthenticationError as exc:
         api = getattr(exc, "api", None) or "the API"
         conn_id = conn_ids.get(api, f"{platform.conn_id} / {config.clientify_conn_id}")
@@ -330,17 +386,26 @@ def _small(summary: Any) -> dict[str, Any]:
 
 def _doc_md(platform: PlatformConfig, entity: str, config: IntegrationsConfig) -> str:
     prerequisites = ""
+    schedule = f"`{config.schedule}` ({config.timezone}), hourly data intervals"
     if entity == "estimates":
+        schedule = f"after `{platform.name}_contacts` and `{platform.name}_products`"
         prerequisites = (
-            f"\n**Runs after** `{platform.name}_contacts` and `{platform.name}_products`: on both of their "
-            f"assets being updated, or on the clock (`{config.schedule}` {config.timezone}).\n"
+            f"\n**Runs after** `{platform.name}_contacts` and `{platform.name}_products`: once both of their "
+            "assets were updated by a successful run; its first task waits while either is queued or running. "
+            "Full resync: a manual trigger with `mode=full` (an asset-scheduled DAG cannot be backfilled).\n"
+        )
+    backfill = ""
+    if entity != "estimates":
+        backfill = (
+            f", or backfill one interval: `airflow backfill create --dag-id {platform.name}_{entity} "
+            "--from-date T --to-date T --reprocess-behavior completed --dag-run-conf '{\"mode\": \"full\"}'`"
         )
     return f"""\
 ### {_PLATFORM_LABELS[platform.name]} ⇄ Clientify: {_ENTITY_LABELS[entity]}
 
 Two-way sync of {_ENTITY_LABELS[entity]} between {_PLATFORM_LABELS[platform.name]} (connection
 `{platform.conn_id}`, pool `{platform.pool}`) and Clientify (connection `{config.clientify_conn_id}`,
-pool `{config.clientify_pool}`). Schedule: `{config.schedule}` ({config.timezone}), hourly data intervals.
+pool `{config.clientify_pool}`). Schedule: {schedule}.
 {prerequisites}
 **Params**: `mode` = `modified` (changes since the watermark, re-read with a
 {int(config.lookback.total_seconds() // 60)}-minute overlap) or `full` (everything; resets the watermark);
@@ -350,6 +415,5 @@ pool `{config.clientify_pool}`). Schedule: `{config.schedule}` ({config.timezone
 `watermark`) only when every task succeeded; a failed run never advances it. Publishes asset
 `clientify-sync://{platform.name}/{entity}` when `commit` succeeds.
 
-**Full resync**: trigger with `{{"mode": "full"}}`, or
-`airflow backfill create --dag-id {platform.name}_{entity} --from-date ... --to-date ... --dag-run-conf '{{"mode": "full"}}'`.
+**Full resync**: trigger with `{{"mode": "full"}}`{backfill}.
 """

@@ -33,6 +33,8 @@ _TOP_KEYS = {
     "retries",
     "retry_delay_minutes",
     "max_active_tasks",
+    "prerequisite_poke_seconds",
+    "prerequisite_timeout_minutes",
     "clientify",
     "integrations",
 }
@@ -60,6 +62,9 @@ class IntegrationsConfig:
     retries: int = 3
     retry_delay: timedelta = timedelta(minutes=5)
     max_active_tasks: int = 2
+    # The estimates DAGs' first task waits while a contacts/products run of the platform is going.
+    prerequisite_poke: timedelta = timedelta(seconds=60)
+    prerequisite_timeout: timedelta = timedelta(minutes=120)
     clientify_conn_id: str = "clientify_default"
     clientify_pool: str = "clientify_api"
     platforms: tuple[PlatformConfig, ...] = ()
@@ -145,6 +150,14 @@ def parse_integrations(raw: dict[str, Any]) -> IntegrationsConfig:
         ),
         max_active_tasks=int(
             _number(raw.get("max_active_tasks", 2), "max_active_tasks", minimum=1, integer=True)
+        ),
+        prerequisite_poke=timedelta(
+            seconds=_number(raw.get("prerequisite_poke_seconds", 60), "prerequisite_poke_seconds", minimum=1)
+        ),
+        prerequisite_timeout=timedelta(
+            minutes=_number(
+                raw.get("prerequisite_timeout_minutes", 120), "prerequisite_timeout_minutes", minimum=1
+            )
         ),
         clientify_conn_id=_text(clientify.get("conn_id", defaults.clientify_conn_id), "clientify.conn_id"),
         clientify_pool=_text(clientify.get("pool", defaults.clientify_pool), "clientify.pool"),

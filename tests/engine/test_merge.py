@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from clientify_sync.engine.merge import merge_fields
+from clientify_sync.engine.merge import equivalent, fold, merge_fields
 from clientify_sync.engine.model import CONTACT_SCHEMA, Side
 
 FIELDS = CONTACT_SCHEMA.fields
@@ -55,4 +55,24 @@ def test_first_match_without_base_follows_the_invoicing_side_and_records_it():
     crm = BASE | {"city": "Irapuato"}
     result = merge_fields(FIELDS, None, inv, crm, WINS)
     assert result.merged["city"] == "Celaya" and result.to_clientify == {"city"} and not result.to_invoicing
-    assert [(c.field, c.winner, c.base_value) for c in result.conflicts] == [("city", Side.INVOICING, None)]
+    # A first-match difference, kept apart from conflicts (nobody edited against anybody).
+    assert result.conflicts == []
+    assert [(c.field, c.winner, c.base_value) for c in result.first_match] == [("city", Side.INVOICING, None)]
+
+
+def test_case_spacing_and_accents_are_the_same_value_neither_a_conflict_nor_a_write():
+    inv = BASE | {"name": "JOSÉ  PÉREZ LÓPEZ", "city": "Celaya"}
+    crm = BASE | {"name": "José Pérez López ", "city": "celaya"}
+    result = merge_fields(FIELDS, None, inv, crm, WINS)
+    assert result.conflicts == [] and result.first_match == []
+    assert not result.to_clientify and not result.to_invoicing
+    # A later real edit on one side still travels, compared against the equivalent base.
+    edited = crm | {"city": "León"}
+    again = merge_fields(FIELDS, result.merged, inv, edited, WINS)
+    assert again.to_invoicing == {"city"} and again.merged["city"] == "León" and again.conflicts == []
+
+
+def test_fold_drops_accents_case_and_extra_spaces_only():
+    assert fold("  Ñandú   ÁRBOL ") == "nandu arbol"
+    assert not equivalent("Celaya", "Celayas")
+    assert equivalent(None, None) and not equivalent("1", 1)

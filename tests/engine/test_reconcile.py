@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pytest
 import sqlalchemy as sa
 
-from clientify_sync.engine.ledger import Ledger
+from clientify_sync.engine.ledger import SCHEMA_VERSION, Ledger
 from clientify_sync.engine.model import CONTACT_SCHEMA, Mode, Side, SideRecord
 from clientify_sync.engine.reconcile import reconcile
 from clientify_sync.engine.taxid import classify_rfc
@@ -129,7 +129,7 @@ def test_schema_upgrade_is_idempotent(tmp_path):
     for _ in range(2):
         Ledger.open(url, "facturama", "contacts").close()
     ledger = Ledger.open(url, "facturama", "contacts")
-    assert ledger.get_meta("schema_version") == "2"
+    assert ledger.get_meta("schema_version") == str(SCHEMA_VERSION)
     ledger.close()
 
 
@@ -149,7 +149,7 @@ def test_a_version_1_ledger_is_upgraded_in_place(tmp_path):
                              "VALUES ('old', 'facturama', 'contacts', 'p', 'create', 'x', 'planned')"))  # fmt: skip
     engine.dispose()
     ledger = Ledger.open(url, "facturama", "contacts")
-    assert ledger.get_meta("schema_version") == "2"
+    assert ledger.get_meta("schema_version") == str(SCHEMA_VERSION)
     [item] = ledger.plan("old")
     assert item["priority"] == 1 and item["action"] == "create"  # the old row is kept, with the default
     ledger.close()

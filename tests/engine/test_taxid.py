@@ -63,3 +63,19 @@ def test_nif_invalid(value):
 @pytest.mark.parametrize("value", ["00000000T", "x-0000000-t"])
 def test_placeholder_nifs_are_generic(value):
     assert classify_nif(value).problem == TaxProblem.GENERIC
+
+
+@pytest.mark.parametrize("value", ["12345678Z", "B12345674", "ES B-12345674", "X6089822C"])
+def test_a_spanish_nif_in_the_mexican_integration_belongs_to_the_other_platform(value):
+    assert classify_rfc(value).problem == TaxProblem.OTHER_PLATFORM
+
+
+@pytest.mark.parametrize("value", ["URE180429TM6", "CACX7605101P8", "XAXX010101000"])
+def test_a_mexican_rfc_in_the_spanish_integration_belongs_to_the_other_platform(value):
+    assert classify_nif(value).problem == TaxProblem.OTHER_PLATFORM
+
+
+@pytest.mark.parametrize("value", ["12345678A", "HELLO", "GODE561231"])
+def test_what_is_no_tax_id_of_either_country_stays_invalid(value):
+    assert classify_rfc(value).problem == TaxProblem.INVALID
+    assert classify_nif(value).problem == TaxProblem.INVALID

@@ -45,6 +45,15 @@ MAYBE_APPLIED_STATUSES = frozenset({500, 502, 504})
 Params = Mapping[str, str | int | float]
 
 
+class RequestBudget(Protocol):
+    """Decides when the next request may leave: ``TokenBucket`` in one process, or a budget shared
+    through the ledger by every task of an account (``clientify_sync.engine.budget``)."""
+
+    def acquire(self) -> float:
+        """Block until one request may be sent; return the seconds waited."""
+        ...
+
+
 class ResponseReader(Protocol):
     """What an API module supplies: its name, its status mapping and its body decoder."""
 
@@ -98,7 +107,7 @@ class ApiSession:
         self.stats = CallStats(reader.api)
         self._reader = reader
         self._slots = threading.BoundedSemaphore(settings.concurrency)
-        self._bucket = TokenBucket(settings.requests_per_minute, sleep=sleep)
+        self._bucket: RequestBudget = TokenBucket(settings.requests_per_minute, sleep=sleep)
         self._retry = RetryPolicy(settings, sleep=sleep)
         self._client = httpx.Client(
             base_url=settings.base_url,
@@ -135,6 +144,10 @@ class ApiSession:
         target = self.rebase(url) if url else fill_route(route, path_params or {})
         call = Call(method, route, target, params, json, content, natural_key)
         return self._retry.run(lambda attempt: self._attempt(call, attempt), label=f"{self.api} {call.label}")
+
+    def share_budget(self, budget: RequestBudget) -> None:
+        """Draw every request from ``budget`` instead of this client's own token bucket."""
+        self._bucket = budget
 
     def rebase(self, url: str) -> str:
         """Keep a followed link on our own origin so credentials never go to another host."""

@@ -131,7 +131,10 @@ class SyncJob:
             crm_rtype_for=self.clientify.mapper.rtype_for, dead_letter_limit=self.options.dead_letter_limit,
             dry_run=self.spec.dry_run, dependencies=self.directory.missing if self.directory else None,
         )  # fmt: skip
-        summary = {"planned": dict(plan.planned), "counts": dict(plan.counts), "conflicts": plan.conflict_count}
+        summary = {
+            "planned": dict(plan.planned), "counts": dict(plan.counts), "conflicts": plan.conflict_count,
+            "first_match_differences": plan.first_match_count,
+        }  # fmt: skip
         return self._step("reconcile", summary)
 
     def _settle_pending_creates(self) -> None:

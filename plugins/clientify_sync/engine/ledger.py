@@ -23,7 +23,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from clientify_sync.engine.model import SideRecord
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 metadata = sa.MetaData()
 
 meta_table = sa.Table(
@@ -129,6 +129,12 @@ dead_letters = sa.Table(
     sa.Column("attempts", sa.Integer, nullable=False, default=1),
     sa.Column("first_run", sa.String(250), nullable=False),
     sa.Column("last_run", sa.String(250), nullable=False),
+    # Schema version 3: a user's decision from the status view. Dismissed letters are never retried;
+    # a requested retry resets the attempts at the next run.
+    sa.Column("dismissed_at", sa.DateTime(timezone=True)),
+    sa.Column("dismissed_by", sa.String(250)),
+    sa.Column("retry_requested_at", sa.DateTime(timezone=True)),
+    sa.Column("retry_requested_by", sa.String(250)),
 )
 
 conflicts = sa.Table(
@@ -174,6 +180,17 @@ run_steps = sa.Table(
 )
 
 
+# One row per request granted by the shared request budget (engine/budget.py), kept for a minute.
+request_log = sa.Table(
+    "cs_request_log",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("account", sa.String(64), nullable=False),
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Index("ix_cs_request_log_account_at", "account", "at"),
+)
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -189,24 +206,102 @@ def _migrate_to_2(conn: Connection) -> None:
         conn.execute(sa.text("ALTER TABLE cs_plan_items ADD COLUMN priority INTEGER NOT NULL DEFAULT 1"))
 
 
+def _migrate_to_3(conn: Connection) -> None:
+    """Dead letters get the status view's dismiss/retry columns; the shared request budget its table."""
+    metadata.create_all(conn, checkfirst=True)  # new tables, and any an older ledger lacks
+    columns = {c["name"] for c in sa.inspect(conn).get_columns("cs_dead_letters")}
+    for name, sql_type in (
+        ("dismissed_at", "TIMESTAMP"), ("dismissed_by", "VARCHAR(250)"),
+        ("retry_requested_at", "TIMESTAMP"), ("retry_requested_by", "VARCHAR(250)"),
+    ):  # fmt: skip
+        if name not in columns:
+            conn.execute(sa.text(f"ALTER TABLE cs_dead_letters ADD COLUMN {name} {sql_type}"))
+
+
 # Version n is reached by running _MIGRATIONS[n]; a new column or table is a new entry here.
-_MIGRATIONS = {1: _migrate_to_1, 2: _migrate_to_2}
+_MIGRATIONS = {1: _migrate_to_1, 2: _migrate_to_2, 3: _migrate_to_3}
+
+# Execution option that marks a connection's transaction as a writer (see ``create_ledger_engine``).
+WRITE = "clientify_sync_write"
+_SCHEMA_LOCK = "clientify_sync:schema"
 
 
 def create_ledger_engine(url: str) -> Engine:
-    """An engine that waits on a busy SQLite file instead of failing (several DAGs share the ledger)."""
+    """An engine on which concurrent tasks, DAGs and workers wait for each other instead of failing.
+
+    SQLite (one machine): WAL, a 60 s busy timeout, and every write transaction opened with
+    ``BEGIN IMMEDIATE``: the write lock is taken at the start, so two writers queue on the busy timeout
+    instead of one failing with ``database is locked`` when it upgrades a read lock (pysqlite's own
+    transaction handling is switched off so that SQLAlchemy's ``begin`` event issues the BEGIN; this is
+    SQLAlchemy's documented recipe, and it makes DDL transactional too). Reads use a plain ``BEGIN``.
+    PostgreSQL: read committed, with advisory locks where a write reads first (``lock``).
+    """
     if url.startswith("sqlite"):
-        engine = sa.create_engine(url, connect_args={"timeout": 60})
+        engine = sa.create_engine(url, connect_args={"timeout": 60, "check_same_thread": False})
 
         @sa.event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+            dbapi_connection.isolation_level = None  # SQLAlchemy's begin event issues BEGIN
             cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA busy_timeout=60000")
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.close()
 
+        @sa.event.listens_for(engine, "begin")
+        def _sqlite_begin(conn: Connection) -> None:
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(WRITE) else "BEGIN")
+
         return engine
     return sa.create_engine(url, pool_pre_ping=True)
+
+
+@contextmanager
+def write_transaction(engine: Engine) -> Iterator[Connection]:
+    """A transaction that will write: on SQLite it holds the write lock from its first statement."""
+    with engine.connect() as conn:
+        conn.execution_options(**{WRITE: True})
+        with conn.begin():
+            yield conn
+
+
+def lock(conn: Connection, name: str) -> None:
+    """Serialise writers of ``name`` until the transaction ends (a read-then-write becomes safe).
+
+    PostgreSQL: a transaction-scoped advisory lock. SQLite: nothing to do, since a write transaction
+    already holds the database's write lock (``BEGIN IMMEDIATE``).
+    """
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:name))"), {"name": name})
+
+
+def upsert(
+    conn: Connection,
+    table: sa.Table,
+    rows: dict[str, Any] | Sequence[dict[str, Any]],
+    keys: Sequence[str],
+    update: dict[str, Any] | Sequence[str] = (),
+) -> None:
+    """INSERT ... ON CONFLICT (keys) DO UPDATE/NOTHING, in one statement on SQLite and PostgreSQL.
+
+    Args:
+        update: the columns to overwrite with the new row's values, or a mapping of column to SQL
+            expression (``excluded`` is the rejected row: ``{"n": table.c.n + 1}``); empty: keep the old row.
+    """
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    statement = insert(table)
+    if isinstance(update, dict):
+        changes = update
+    else:
+        changes = {name: statement.excluded[name] for name in update}
+    if changes:
+        statement = statement.on_conflict_do_update(index_elements=list(keys), set_=changes)
+    else:
+        statement = statement.on_conflict_do_nothing(index_elements=list(keys))
+    conn.execute(statement, rows if isinstance(rows, dict) else list(rows))
 
 
 class Ledger:
@@ -228,8 +323,14 @@ class Ledger:
 
     @contextmanager
     def begin(self) -> Iterator[Connection]:
-        with self.engine.begin() as conn:
+        """A write transaction (see ``write_transaction``)."""
+        with write_transaction(self.engine) as conn:
             yield conn
+
+    @property
+    def _links_lock(self) -> str:
+        """Writers of this scope's links (a link is found by either id, then inserted or updated)."""
+        return f"clientify_sync:links:{self.integration}:{self.entity}"
 
     def _scope(self, table: sa.Table) -> sa.ColumnElement[bool]:
         return sa.and_(table.c.integration == self.integration, table.c.entity == self.entity)
@@ -240,10 +341,12 @@ class Ledger:
             return conn.scalar(sa.select(meta_table.c.value).where(meta_table.c.key == key))
 
     def set_meta(self, key: str, value: str | None) -> None:
+        """Set (upsert) or, with ``None``, delete a ledger-wide value."""
         with self.begin() as conn:
-            conn.execute(sa.delete(meta_table).where(meta_table.c.key == key))
-            if value is not None:
-                conn.execute(sa.insert(meta_table).values(key=key, value=value))
+            if value is None:
+                conn.execute(sa.delete(meta_table).where(meta_table.c.key == key))
+            else:
+                upsert(conn, meta_table, {"key": key, "value": value}, ["key"], ["value"])
 
     # -- remote records ------------------------------------------------------------------------
     def upsert_remote(
@@ -368,6 +471,7 @@ class Ledger:
         }  # fmt: skip
         t = links
         with _maybe_conn(self, conn) as c:
+            lock(c, self._links_lock)
             existing = c.scalar(
                 sa.select(t.c.id).where(
                     self._scope(t),
@@ -387,6 +491,7 @@ class Ledger:
         if not pairs:
             return
         t = links
+        lock(conn, self._links_lock)
         inv_ids = [p["inv"][1] for p in pairs]
         crm_ids = [p["crm"][1] for p in pairs]
         existing = conn.execute(
@@ -525,28 +630,33 @@ class Ledger:
 
     # -- dead letters and conflicts ------------------------------------------------------------
     def dead_letters(self) -> pd.DataFrame:
+        """Open dead letters (dismissed ones left out; a requested retry counts as no attempt yet)."""
         t = dead_letters
-        query = sa.select(t.c.side, t.c.rtype, t.c.rid, t.c.reason, t.c.attempts).where(self._scope(t))
+        attempts = sa.case((t.c.retry_requested_at.is_not(None), 0), else_=t.c.attempts).label("attempts")
+        query = sa.select(t.c.side, t.c.rtype, t.c.rid, t.c.reason, attempts).where(
+            self._scope(t), t.c.dismissed_at.is_(None)
+        )
         with self.engine.connect() as conn:
             return pd.read_sql(query, conn, dtype=object)
 
     def record_dead_letter(
         self, conn: Connection, side: str, rtype: str, rid: str, reason: str, detail: str | None, run_id: str
     ) -> None:
+        """Add a failed record, or count one more failed attempt (one statement: safe under concurrency)."""
         t = dead_letters
-        where = sa.and_(self._scope(t), t.c.side == side, t.c.rtype == rtype, t.c.rid == rid)
-        attempts = conn.scalar(sa.select(t.c.attempts).where(where))
-        if attempts is None:
-            conn.execute(
-                sa.insert(t).values(
-                    integration=self.integration, entity=self.entity, side=side, rtype=rtype, rid=rid,
-                    reason=reason, detail=detail, attempts=1, first_run=run_id, last_run=run_id,
-                )  # fmt: skip
-            )
-        else:
-            conn.execute(
-                sa.update(t).where(where).values(reason=reason, detail=detail, attempts=attempts + 1, last_run=run_id)
-            )
+        row = {
+            "integration": self.integration, "entity": self.entity, "side": side, "rtype": rtype, "rid": rid,
+            "reason": reason, "detail": detail, "attempts": 1, "first_run": run_id, "last_run": run_id,
+        }  # fmt: skip
+        keys = ["integration", "entity", "side", "rtype", "rid"]
+        excluded = _excluded(conn, t)
+        changes = {
+            "reason": excluded.reason, "detail": excluded.detail, "last_run": excluded.last_run,
+            # A retry the user asked for starts the count again.
+            "attempts": sa.case((t.c.retry_requested_at.is_not(None), 1), else_=t.c.attempts + 1),
+            "retry_requested_at": None, "retry_requested_by": None,
+        }  # fmt: skip
+        upsert(conn, t, row, keys, changes)
 
     def clear_dead_letter(self, conn: Connection, side: str, rtype: str, rid: str | Sequence[str]) -> None:
         t = dead_letters
@@ -576,15 +686,13 @@ class Ledger:
 
     # -- runs ----------------------------------------------------------------------------------
     def start_run(self, run_id: str, mode: str, dry_run: bool) -> None:
+        """Record the run once, whichever of its tasks starts first (the others keep that row)."""
+        row = {
+            "run_id": run_id, "integration": self.integration, "entity": self.entity, "mode": mode,
+            "dry_run": dry_run, "started_at": _now(),
+        }  # fmt: skip
         with self.begin() as conn:
-            exists = conn.scalar(sa.select(runs.c.run_id).where(self._scope(runs), runs.c.run_id == run_id))
-            if exists is None:
-                conn.execute(
-                    sa.insert(runs).values(
-                        run_id=run_id, integration=self.integration, entity=self.entity, mode=mode,
-                        dry_run=dry_run, started_at=_now(),
-                    )  # fmt: skip
-                )
+            upsert(conn, runs, row, ["run_id", "integration", "entity"])
 
     def finish_run(self, run_id: str, report: dict[str, Any]) -> None:
         with self.begin() as conn:
@@ -599,15 +707,13 @@ class Ledger:
             return conn.scalar(sa.select(runs.c.report).where(self._scope(runs), runs.c.run_id == run_id))
 
     def save_step(self, run_id: str, step: str, summary: dict[str, Any], calls: dict[str, Any]) -> None:
-        t = run_steps
+        """Store (or replace, on a retried task) one step's summary and API calls."""
+        row = {
+            "run_id": run_id, "integration": self.integration, "entity": self.entity, "step": step,
+            "summary": json.loads(json.dumps(summary, default=str)), "calls": calls,
+        }  # fmt: skip
         with self.begin() as conn:
-            conn.execute(sa.delete(t).where(self._scope(t), t.c.run_id == run_id, t.c.step == step))
-            conn.execute(
-                sa.insert(t).values(
-                    run_id=run_id, integration=self.integration, entity=self.entity, step=step,
-                    summary=json.loads(json.dumps(summary, default=str)), calls=calls,
-                )  # fmt: skip
-            )
+            upsert(conn, run_steps, row, ["run_id", "integration", "entity", "step"], ["summary", "calls"])
 
     def steps(self, run_id: str) -> dict[str, dict[str, Any]]:
         t = run_steps
@@ -616,18 +722,44 @@ class Ledger:
             return {r["step"]: {"summary": r["summary"], "calls": r["calls"]} for r in rows}
 
 
+def schema_version(engine: Engine) -> int:
+    """The ledger's schema version (0 for an empty database)."""
+    with engine.connect() as conn:
+        if not sa.inspect(conn).has_table(meta_table.name):
+            return 0
+        value = conn.scalar(sa.select(meta_table.c.value).where(meta_table.c.key == "schema_version"))
+        return int(value or 0)
+
+
 def upgrade_schema(engine: Engine) -> int:
-    """Create the tables on first use and run the migrations up to ``SCHEMA_VERSION``."""
-    with engine.begin() as conn:
+    """Create the tables on first use and run the migrations up to ``SCHEMA_VERSION``.
+
+    Safe when several processes start together: the upgrade runs in one write transaction under a
+    lock (PostgreSQL: an advisory lock, with transactional DDL; SQLite: ``BEGIN IMMEDIATE``), and the
+    version is read again inside it, so the second process finds the work done. An up-to-date ledger
+    is recognised by one read, without the lock.
+    """
+    if schema_version(engine) == SCHEMA_VERSION:
+        return SCHEMA_VERSION
+    with write_transaction(engine) as conn:
+        lock(conn, _SCHEMA_LOCK)
         meta_table.create(conn, checkfirst=True)
         current = conn.scalar(sa.select(meta_table.c.value).where(meta_table.c.key == "schema_version"))
         version = int(current or 0)
         for target in range(version + 1, SCHEMA_VERSION + 1):
             _MIGRATIONS[target](conn)
             version = target
-        conn.execute(sa.delete(meta_table).where(meta_table.c.key == "schema_version"))
-        conn.execute(sa.insert(meta_table).values(key="schema_version", value=str(version)))
+        upsert(conn, meta_table, {"key": "schema_version", "value": str(version)}, ["key"], ["value"])
     return version
+
+
+def _excluded(conn: Connection, table: sa.Table) -> Any:
+    """The ``excluded`` row of an upsert on ``table`` (the values that were rejected)."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(table).excluded
 
 
 @contextmanager

@@ -7,11 +7,18 @@ per-field policy and recorded with both values.
 Without a base (a pair matched for the first time, by tax ID or SKU) nobody "changed" anything: a
 value missing on one side is filled from the other, and a real difference goes the invoicing
 platform's way, as Clientify's own integration updates the CRM record from the invoicing one. Those
-differences are recorded as conflicts too, so a user can review them.
+first-match differences are recorded beside the conflicts (``first_match``, with no base value), so a
+user can review them, and counted apart: nobody edited anything against anybody.
+
+Text that differs only in case, spacing or accents is the same value (``equivalent``): the CFDI
+upper-cases names ("ACME SA" on Facturama is "Acme SA" in the CRM), and no API tells such values
+apart in a search. It is neither a conflict nor a write. The price: an edit that only adds an accent
+or changes case does not travel.
 """
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +40,21 @@ class MergeResult:
     to_clientify: set[str] = field(default_factory=set)
     to_invoicing: set[str] = field(default_factory=set)
     conflicts: list[FieldConflict] = field(default_factory=list)
+    first_match: list[FieldConflict] = field(default_factory=list)
+
+
+def fold(value: str) -> str:
+    """The form two texts are compared in: no accents, case-folded, single spaces, trimmed."""
+    decomposed = unicodedata.normalize("NFKD", value)
+    plain = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return " ".join(plain.casefold().split())
+
+
+def equivalent(a: Any, b: Any) -> bool:
+    """Equal, or texts equal after ``fold``."""
+    if a == b:
+        return True
+    return isinstance(a, str) and isinstance(b, str) and fold(a) == fold(b)
 
 
 def merge_fields(
@@ -46,11 +68,11 @@ def merge_fields(
     result = MergeResult(merged={})
     for name in fields:
         inv_value, crm_value = invoicing.get(name, ""), clientify.get(name, "")
-        value = _merge_one(name, base, inv_value, crm_value, invoicing_wins, result.conflicts)
+        value = _merge_one(name, base, inv_value, crm_value, invoicing_wins, result)
         result.merged[name] = value
-        if value != crm_value:
+        if not equivalent(value, crm_value):
             result.to_clientify.add(name)
-        if value != inv_value:
+        if not equivalent(value, inv_value):
             result.to_invoicing.add(name)
     return result
 
@@ -61,24 +83,24 @@ def _merge_one(
     inv_value: Any,
     crm_value: Any,
     invoicing_wins: frozenset[str],
-    conflicts: list[FieldConflict],
+    result: MergeResult,
 ) -> Any:
-    if inv_value == crm_value:
+    if equivalent(inv_value, crm_value):
         return inv_value
     if base is None:
         if _empty(inv_value):
             return crm_value
         if _empty(crm_value):
             return inv_value
-        conflicts.append(FieldConflict(name, inv_value, crm_value, None, Side.INVOICING))
+        result.first_match.append(FieldConflict(name, inv_value, crm_value, None, Side.INVOICING))
         return inv_value
     base_value = base.get(name, "")
-    if inv_value == base_value:
+    if equivalent(inv_value, base_value):
         return crm_value
-    if crm_value == base_value:
+    if equivalent(crm_value, base_value):
         return inv_value
     winner = Side.INVOICING if name in invoicing_wins else Side.CLIENTIFY
-    conflicts.append(FieldConflict(name, inv_value, crm_value, base_value, winner))
+    result.conflicts.append(FieldConflict(name, inv_value, crm_value, base_value, winner))
     return inv_value if winner is Side.INVOICING else crm_value
 
 

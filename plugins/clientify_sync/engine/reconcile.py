@@ -50,6 +50,7 @@ class PlanBuilder:
     counts: Counter[str] = field(default_factory=Counter)
     planned: Counter[str] = field(default_factory=Counter)
     conflict_count: int = 0
+    first_match_count: int = 0
 
     def add(self, **item: Any) -> None:
         item.setdefault("status", "planned")
@@ -57,8 +58,12 @@ class PlanBuilder:
         if len(self.items) >= self.chunk:
             self.flush()
 
-    def conflict(self, **row: Any) -> None:
-        self.conflict_count += 1
+    def conflict(self, *, first_match: bool = False, **row: Any) -> None:
+        """Record a field both sides hold differently (``first_match``: no base yet, nobody edited)."""
+        if first_match:
+            self.first_match_count += 1
+        else:
+            self.conflict_count += 1
         self.conflicts.append(row)
 
     def settle(self, outcome: str, direction: str, *, itemize: bool, **item: Any) -> None:
@@ -311,9 +316,10 @@ def _plan_pair_chunk(ledger: Ledger, schema: EntitySchema, plan: PlanBuilder, ev
         result = merge_fields(schema.fields, base, inv_row["data"], crm_row["data"], schema.invoicing_wins)
         ids = {"inv_type": pair["inv"][0], "inv_id": pair["inv"][1], "crm_type": pair["crm"][0],
                "crm_id": pair["crm"][1], "pair": pair_id(pair["inv"], None), "merged": result.merged}  # fmt: skip
-        reason = "conflict" if result.conflicts else None
-        for conflict in result.conflicts:
-            plan.conflict(**{"inv_id": pair["inv"][1], "crm_type": pair["crm"][0], "crm_id": pair["crm"][1],
+        reason = "conflict" if result.conflicts else ("first_match" if result.first_match else None)
+        for conflict in [*result.conflicts, *result.first_match]:
+            plan.conflict(first_match=base is None,
+                          **{"inv_id": pair["inv"][1], "crm_type": pair["crm"][0], "crm_id": pair["crm"][1],
                                    "field": conflict.field, "invoicing_value": str(conflict.invoicing_value),
                                    "clientify_value": str(conflict.clientify_value),
                                    "base_value": None if conflict.base_value is None else str(conflict.base_value),

@@ -57,6 +57,10 @@ def build_report(ledger: Ledger, spec: JobSpec, watermark_in: str | None, waterm
         "matched": int(reconcile_counts.get("matched", 0)),
         "reasons": dict(reasons),
         "conflicts": int(steps.get("reconcile", {}).get("summary", {}).get("conflicts", 0)),
+        # Fields a first match found different (no base yet: nobody edited against anybody).
+        "first_match_differences": int(
+            steps.get("reconcile", {}).get("summary", {}).get("first_match_differences", 0)
+        ),
         "calls": calls,
         "failures": failures,
         "failures_total": failures_total,
@@ -105,7 +109,10 @@ def format_report_table(report: dict[str, Any]) -> str:
         for outcome, count in outcomes.items():
             lines.append(f"{direction:<24}{outcome:<16}{count:>8}")
     lines.append(f"{'both':<24}{'unchanged':<16}{report['unchanged']:>8}")
-    lines.append(f"matched by link/key: {report['matched']}   conflicts: {report['conflicts']}")
+    lines.append(
+        f"matched by link/key: {report['matched']}   conflicts: {report['conflicts']}   "
+        f"first-match differences: {report.get('first_match_differences', 0)}"
+    )
     for reason, count in sorted(report["reasons"].items()):
         lines.append(f"  {reason}: {count}")
     lines.append(f"{'api':<24}{'calls':>8}{'retries':>9}{'errors':>8}")

@@ -37,6 +37,9 @@ class TaxProblem(StrEnum):
     MISSING = "no_tax_id"
     INVALID = "invalid_tax_id"
     GENERIC = "generic_tax_id"
+    # A valid tax ID of the other integration's country (a Spanish NIF in the Mexican integration, or
+    # an RFC in the Spanish one): the customer belongs to the other platform, nothing is wrong with it.
+    OTHER_PLATFORM = "other_platform"
 
 
 @dataclass(frozen=True)
@@ -70,7 +73,7 @@ def classify_rfc(value: str | None) -> TaxId:
     try:
         key = mx_rfc.validate(key, validate_check_digits=False)
     except StdnumValidationError:
-        return TaxId(key, None, TaxProblem.INVALID)
+        return TaxId(key, None, TaxProblem.OTHER_PLATFORM if _is_nif(key) else TaxProblem.INVALID)
     if len(key) == 13:
         return TaxId(key, Kind.PERSON)
     if len(key) == 12:
@@ -88,7 +91,17 @@ def classify_nif(value: str | None) -> TaxId:
     try:
         key = es_nif.validate(key)
     except StdnumValidationError:
-        return TaxId(key, None, TaxProblem.INVALID)
+        return TaxId(key, None, TaxProblem.OTHER_PLATFORM if _is_rfc(key) else TaxProblem.INVALID)
     if key in PLACEHOLDER_NIFS:
         return TaxId(key, None, TaxProblem.GENERIC)
     return TaxId(key, Kind.COMPANY if es_cif.is_valid(key) else Kind.PERSON)
+
+
+def _is_nif(key: str) -> bool:
+    """A Spanish NIF (also in its EU VAT form ``ES...``)."""
+    return es_nif.is_valid(key[2:] if key.startswith("ES") and len(key) > 3 else key)
+
+
+def _is_rfc(key: str) -> bool:
+    """A Mexican RFC of a person or a company (generic RFCs included: they are Mexican too)."""
+    return key in GENERIC_RFCS or (mx_rfc.is_valid(key, validate_check_digits=False) and len(key) in (12, 13))

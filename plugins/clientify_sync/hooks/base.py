@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 import httpx
 from airflow.sdk import BaseHook
@@ -10,6 +10,9 @@ from airflow.sdk import BaseHook
 from clientify_sync.api.client import ApiClient
 from clientify_sync.api.settings import HttpSettings
 from clientify_sync.errors import ClientifySyncError
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
 
 ClientT = TypeVar("ClientT", bound=ApiClient)
 
@@ -59,6 +62,24 @@ class ApiHook(BaseHook, Generic[ClientT]):
         if self._client is None:
             self._client = self.client_class(self.get_settings(), transport=self._transport)
         return self._client
+
+    def share_budget(self, ledger_engine: Engine) -> None:
+        """Make this connection's ``requests_per_minute`` one budget for every task and worker using it.
+
+        The budget lives in the ledger database (``clientify_sync.engine.budget``) under a hash of the
+        host and credentials, so two connections to the same account share it too. Without a limit
+        (0), nothing is shared and no database call is made per request.
+        """
+        from clientify_sync.engine.budget import SharedRequestBudget, account_key
+
+        client = self.get_conn()
+        session = client._session  # the client's HTTP session; the budget is a session concern
+        rpm = session.settings.requests_per_minute
+        if rpm <= 0:
+            return
+        conn = self.get_connection(self.conn_id)
+        account = account_key(session.api, conn.host, conn.login, conn.password)
+        session.share_budget(SharedRequestBudget(ledger_engine, account, rpm))
 
     def test_connection(self) -> tuple[bool, str]:
         """One cheap authenticated call; never raises (a missing connection is reported too)."""
