@@ -1,0 +1,692 @@
+"""Every query the sync status pages run against the state ledger, and nothing else.
+
+Plain SQLAlchemy Core, no Airflow: the pages, the tests and the page benchmark call the same functions.
+Each page runs a small, fixed number of queries; lists are keyset-paginated (never ``OFFSET``, never a
+``COUNT`` over a large table), lookups go through the ledger's keys or the indexes ``ensure_indexes``
+adds, so a page stays fast on a ledger of 100,000 records. The one scan is the name / e-mail search
+(no index can serve a substring match): it is bounded by ``LIMIT`` and runs only when asked for.
+
+The dead-letter actions need ledger schema version 3 (``dismissed_*`` and ``retry_requested_*`` columns):
+``cs_dead_letters`` is reflected, so on an older ledger the lists still work and the actions say so.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from clientify_sync.engine import ledger as L
+from clientify_sync.engine.model import Entity, Platform
+from clientify_sync.engine.taxid import normalise as normalise_tax_id
+
+log = logging.getLogger(__name__)
+
+INVOICING, CLIENTIFY = "invoicing", "clientify"
+SIDES = (INVOICING, CLIENTIFY)
+# Outcomes in the order the pages list them.
+OUTCOMES = ("created", "updated", "conflict", "unchanged", "skipped", "quarantined", "deferred", "failed")
+# The record types each side's mappers produce (the ledger's primary key starts with them).
+RTYPES: dict[tuple[str, str], tuple[str, ...]] = {
+    ("contacts", INVOICING): ("client",),
+    ("contacts", CLIENTIFY): ("contact", "company"),
+    ("products", INVOICING): ("product",),
+    ("products", CLIENTIFY): ("product",),
+    ("estimates", INVOICING): ("estimate",),
+    ("estimates", CLIENTIFY): ("budget",),
+}
+ALL_RTYPES = tuple(sorted({t for types in RTYPES.values() for t in types}))
+PAGE_SIZE = 50
+HISTORY_LIMIT = 100
+# Indexes the record page and the overview need beyond the ledger's own keys. Plain DDL (IF NOT EXISTS
+# works on SQLite and PostgreSQL) so the engine's SQLAlchemy metadata is left untouched.
+UI_INDEXES = {
+    "ix_cs_ui_plan_inv": "cs_plan_items (integration, entity, inv_id)",
+    "ix_cs_ui_plan_crm": "cs_plan_items (integration, entity, crm_id)",
+    "ix_cs_ui_plan_run_id": "cs_plan_items (run_id, integration, entity, id)",
+    "ix_cs_ui_conflicts_inv": "cs_conflicts (integration, entity, inv_id)",
+    "ix_cs_ui_conflicts_crm": "cs_conflicts (integration, entity, crm_id)",
+    "ix_cs_ui_conflicts_run": "cs_conflicts (integration, entity, run_id)",
+    "ix_cs_ui_runs_started": "cs_runs (integration, entity, started_at)",
+}
+V3_COLUMNS = ("dismissed_at", "dismissed_by", "retry_requested_at", "retry_requested_by")
+
+
+def dag_id_for(integration: str, entity: str) -> str:
+    """The DAG that syncs ``entity`` of ``integration`` (``dag_factory`` names them so)."""
+    return f"{integration}_{entity}"
+
+
+def scope_of(dag_id: str) -> tuple[str, str] | None:
+    """The (integration, entity) a DAG id stands for, or None for a DAG that is not ours."""
+    integration, _, entity = dag_id.partition("_")
+    if integration in {p.value for p in Platform} and entity in {e.value for e in Entity}:
+        return integration, entity
+    return None
+
+
+def all_scopes(integrations: Iterable[str] | None = None) -> list[tuple[str, str]]:
+    """Every (integration, entity) pair, platforms first (the overview's row order)."""
+    names = list(integrations) if integrations is not None else [p.value for p in Platform]
+    return [(i, e.value) for i in names for e in Entity]
+
+
+def encode_cursor(values: Sequence[Any]) -> str:
+    """An opaque page cursor for a URL (keyset pagination)."""
+    return base64.urlsafe_b64encode(json.dumps(list(values)).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None, size: int) -> list[Any] | None:
+    """The keyset values of a cursor; None when absent or not one of ours (a tampered URL starts over)."""
+    if not cursor:
+        return None
+    try:
+        values = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (ValueError, TypeError):
+        return None
+    return values if isinstance(values, list) and len(values) == size else None
+
+
+def _like(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _as_utc(value: Any) -> datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+@dataclass
+class Page:
+    """One page of a keyset-paginated list; ``next_cursor`` is None on the last page."""
+
+    rows: list[dict[str, Any]]
+    next_cursor: str | None = None
+
+
+@dataclass
+class Health:
+    """The overview's verdict: ``level`` is ok / running / warn / fail / none; ``reason`` says why."""
+
+    level: str
+    reason: str
+
+
+@dataclass
+class Summary:
+    """The overview row of one integration × entity."""
+
+    integration: str
+    entity: str
+    dag_id: str
+    last_run: dict[str, Any] | None
+    run_state: str | None
+    counts: dict[str, int]
+    live: bool
+    watermark: str | None
+    dead_open: int
+    dead_exhausted: int
+    dead_max_attempts: int
+    deferred: int
+    quarantined: int
+    conflicts: int
+    health: Health
+    reasons: dict[str, int] = field(default_factory=dict)
+
+
+class LedgerView:
+    """Read-mostly access to one ledger database for the status pages."""
+
+    def __init__(self, engine: Engine, *, dead_letter_limit: int = 5) -> None:
+        self.engine = engine
+        self.dead_letter_limit = dead_letter_limit
+        self._dead: sa.Table | None = None
+
+    # -- schema ------------------------------------------------------------------------------------
+    def dead_letters_table(self) -> sa.Table:
+        """``cs_dead_letters`` as the database has it (with the v3 columns once the engine added them)."""
+        if self._dead is None or not self.actions_supported:
+            with self.engine.connect() as conn:
+                self._dead = sa.Table("cs_dead_letters", sa.MetaData(), autoload_with=conn)
+        return self._dead
+
+    @property
+    def actions_supported(self) -> bool:
+        """Whether dismiss / retry can be recorded (ledger schema version 3)."""
+        return self._dead is not None and all(name in self._dead.c for name in V3_COLUMNS)
+
+    # -- overview ----------------------------------------------------------------------------------
+    def overview(
+        self, scopes: Sequence[tuple[str, str]], run_states: dict[tuple[str, str], str] | None = None
+    ) -> list[Summary]:
+        """One summary per scope: last run, counts, watermark, dead letters, conflicts, health.
+
+        Five queries per scope, each on a key or index: the latest run, the latest finished run, the
+        dead-letter aggregates, the conflicts of the latest finished run, and (while a run is going)
+        its live counts.
+        """
+        run_states = run_states or {}
+        summaries = []
+        dead_table = self.dead_letters_table()
+        with self.engine.connect() as conn:
+            for integration, entity in scopes:
+                last = self._latest_run(conn, integration, entity, finished=False)
+                done = last if last and last["finished_at"] else self._latest_run(conn, integration, entity, True)
+                dag_id = dag_id_for(integration, entity)
+                state = run_states.get((dag_id, last["run_id"])) if last else None
+                live = bool(last and not last["finished_at"])
+                report = (done or {}).get("report") or {}
+                counts = self.live_counts(conn, integration, entity, last["run_id"]) if live else _report_counts(report)
+                dead = self._dead_stats(conn, dead_table, integration, entity)
+                conflicts = 0
+                if done is not None:
+                    conflicts = conn.scalar(
+                        sa.select(sa.func.count()).select_from(L.conflicts).where(
+                            L.conflicts.c.integration == integration, L.conflicts.c.entity == entity,
+                            L.conflicts.c.run_id == done["run_id"],
+                        )  # fmt: skip
+                    ) or 0
+                reasons = {k: int(v) for k, v in (report.get("reasons") or {}).items()}
+                quarantined = sum(v for k, v in reasons.items() if k.startswith("quarantined:"))
+                deferred = sum(v for k, v in reasons.items() if k.startswith("deferred:"))
+                summary = Summary(
+                    integration=integration, entity=entity, dag_id=dag_id, last_run=last, run_state=state,
+                    counts=counts, live=live, watermark=report.get("watermark_out"),
+                    dead_open=dead["open"], dead_exhausted=dead["exhausted"], dead_max_attempts=dead["max_attempts"],
+                    deferred=deferred, quarantined=quarantined, conflicts=int(conflicts), reasons=reasons,
+                    health=Health("none", ""),
+                )  # fmt: skip
+                summary.health = verdict(summary, self.dead_letter_limit)
+                summaries.append(summary)
+        return summaries
+
+    def _latest_run(self, conn: Connection, integration: str, entity: str, finished: bool) -> dict[str, Any] | None:
+        t = L.runs
+        query = sa.select(t).where(t.c.integration == integration, t.c.entity == entity)
+        if finished:
+            query = query.where(t.c.finished_at.is_not(None), t.c.dry_run.is_(False))
+        row = conn.execute(query.order_by(t.c.started_at.desc()).limit(1)).mappings().first()
+        return dict(row) if row else None
+
+    def _dead_stats(self, conn: Connection, t: sa.Table, integration: str, entity: str) -> dict[str, int]:
+        """Open dead letters (not dismissed), failing ones only: deferred documents are waiting, not failing."""
+        where = [t.c.integration == integration, t.c.entity == entity, t.c.reason != "dependency_missing"]
+        if "dismissed_at" in t.c:
+            where.append(t.c.dismissed_at.is_(None))
+        exhausted = sa.func.sum(sa.case((t.c.attempts >= self.dead_letter_limit, 1), else_=0))
+        row = conn.execute(
+            sa.select(sa.func.count(), sa.func.max(t.c.attempts), exhausted).where(*where)
+        ).one()
+        return {"open": int(row[0] or 0), "max_attempts": int(row[1] or 0), "exhausted": int(row[2] or 0)}
+
+    def live_counts(self, conn: Connection, integration: str, entity: str, run_id: str) -> dict[str, int]:
+        """Outcomes so far of a run that is still going, from its plan (``planned`` = not written yet)."""
+        t = L.plan_items
+        rows = conn.execute(
+            sa.select(sa.func.coalesce(t.c.outcome, t.c.status), sa.func.count())
+            .where(t.c.run_id == run_id, t.c.integration == integration, t.c.entity == entity)
+            .group_by(sa.func.coalesce(t.c.outcome, t.c.status))
+        ).all()
+        return {str(k): int(v) for k, v in rows}
+
+    # -- a run -------------------------------------------------------------------------------------
+    def run(self, integration: str, entity: str, run_id: str) -> dict[str, Any] | None:
+        """A run's ledger row, its steps so far and (while it is going) its live counts."""
+        t = L.runs
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(t).where(t.c.run_id == run_id, t.c.integration == integration, t.c.entity == entity)
+            ).mappings().first()
+            if row is None:
+                return None
+            run = dict(row)
+            s = L.run_steps
+            steps = conn.execute(
+                sa.select(s.c.step, s.c.summary, s.c.calls).where(
+                    s.c.run_id == run_id, s.c.integration == integration, s.c.entity == entity
+                )
+            ).all()
+            run["steps"] = {r.step: {"summary": r.summary, "calls": r.calls} for r in steps}
+            run["live"] = None if run["finished_at"] else self.live_counts(conn, integration, entity, run_id)
+        return run
+
+    def run_items(
+        self, integration: str, entity: str, run_id: str, *, outcome: str | None = None,
+        cursor: str | None = None, limit: int = PAGE_SIZE,
+    ) -> Page:  # fmt: skip
+        """The run's records that did not end ``unchanged`` (outcome, reason, the API's message), by id."""
+        t = L.plan_items
+        after = (decode_cursor(cursor, 1) or [0])[0]
+        query = (
+            sa.select(
+                t.c.id, t.c.action, t.c.target, t.c.direction, t.c.inv_type, t.c.inv_id, t.c.crm_type, t.c.crm_id,
+                t.c.fields, t.c.reason, t.c.detail, t.c.status, t.c.outcome, t.c.result,
+            )  # fmt: skip
+            .where(t.c.run_id == run_id, t.c.integration == integration, t.c.entity == entity)
+            .where(sa.or_(t.c.outcome.is_(None), t.c.outcome != "unchanged"), t.c.id > int(after))
+            .order_by(t.c.id)
+            .limit(limit + 1)
+        )
+        if outcome == "planned":
+            query = query.where(t.c.outcome.is_(None))
+        elif outcome:
+            query = query.where(t.c.outcome == outcome)
+        with self.engine.connect() as conn:
+            rows = [dict(r) for r in conn.execute(query).mappings()]
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return Page(rows, encode_cursor([rows[-1]["id"]]) if more else None)
+
+    # -- records -----------------------------------------------------------------------------------
+    def search(
+        self, text: str, scopes: Sequence[tuple[str, str]], *, cursor: str | None = None, limit: int = PAGE_SIZE
+    ) -> Page:
+        """Records matching a tax ID / SKU / reference or either side's id exactly, then by name or e-mail.
+
+        The exact matches (two indexed queries) come first on the first page; the name / e-mail matches
+        follow in key order, a page at a time (a bounded scan: no index serves a substring).
+        """
+        text = text.strip()
+        if not text or not scopes:
+            return Page([])
+        t = L.remote_records
+        integrations = sorted({i for i, _ in scopes})
+        entities = sorted({e for _, e in scopes})
+        allowed = set(scopes)
+        base = [t.c.integration.in_(integrations), t.c.entity.in_(entities)]
+        columns = [t.c.integration, t.c.entity, t.c.side, t.c.rtype, t.c.rid, t.c.key, t.c.kind, t.c.problem,
+                   t.c.link, t.c.modified, t.c.seen_run, t.c.data]  # fmt: skip
+        rows: list[dict[str, Any]] = []
+        after = decode_cursor(cursor, 5)
+        with self.engine.connect() as conn:
+            if after is None:
+                keys = {normalise_tax_id(text), text.upper()}
+                exact = sa.or_(
+                    sa.and_(t.c.side.in_(SIDES), t.c.key.in_(keys)),
+                    sa.and_(t.c.side.in_(SIDES), t.c.rtype.in_(ALL_RTYPES), t.c.rid == text),
+                )
+                for row in conn.execute(sa.select(*columns).where(*base, exact).limit(200)).mappings():
+                    rows.append(dict(row, match="exact"))
+            name = t.c.data["name"].as_string()
+            email = t.c.data["email"].as_string()
+            pattern = _like(text.lower())
+            query = sa.select(*columns).where(
+                *base, sa.or_(sa.func.lower(name).like(pattern, escape="\\"),
+                              sa.func.lower(email).like(pattern, escape="\\"))
+            )  # fmt: skip
+            pk = (t.c.integration, t.c.entity, t.c.side, t.c.rtype, t.c.rid)
+            if after is not None:
+                query = query.where(sa.tuple_(*pk) > sa.tuple_(*after))
+            found = [dict(r, match="text") for r in conn.execute(query.order_by(*pk).limit(limit + 1)).mappings()]
+            more = len(found) > limit
+            found = found[:limit]
+            unique: dict[tuple[str, ...], dict[str, Any]] = {}
+            for row in rows + found:  # an exact match may also match by name: listed once, as exact
+                if (row["integration"], row["entity"]) in allowed:
+                    unique.setdefault((row["integration"], row["entity"], row["side"], row["rtype"], row["rid"]), row)
+            rows = list(unique.values())
+            self._attach_links(conn, rows)
+        next_cursor = None
+        if more:
+            last = found[-1]
+            next_cursor = encode_cursor([last["integration"], last["entity"], last["side"], last["rtype"], last["rid"]])
+        return Page(rows, next_cursor)
+
+    def _attach_links(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
+        """Each row's link (the other side's id): one query over the link table's unique keys."""
+        if not rows:
+            return
+        t = L.links
+        inv = [r for r in rows if r["side"] == INVOICING]
+        crm = [r for r in rows if r["side"] == CLIENTIFY]
+        conds = []
+        scope = [t.c.integration.in_({r["integration"] for r in rows}), t.c.entity.in_({r["entity"] for r in rows})]
+        if inv:
+            conds.append(sa.and_(t.c.inv_type.in_({r["rtype"] for r in inv}), t.c.inv_id.in_({r["rid"] for r in inv})))
+        if crm:
+            conds.append(sa.and_(t.c.crm_type.in_({r["rtype"] for r in crm}), t.c.crm_id.in_({r["rid"] for r in crm})))
+        found = conn.execute(
+            sa.select(t.c.integration, t.c.entity, t.c.inv_type, t.c.inv_id, t.c.crm_type, t.c.crm_id)
+            .where(*scope, sa.or_(*conds))
+        ).all()
+        by_inv = {(f.integration, f.entity, f.inv_type, f.inv_id): f for f in found}
+        by_crm = {(f.integration, f.entity, f.crm_type, f.crm_id): f for f in found}
+        for row in rows:
+            ident = (row["integration"], row["entity"], row["rtype"], row["rid"])
+            link = by_inv.get(ident) if row["side"] == INVOICING else by_crm.get(ident)
+            row["linked"] = None
+            if link is not None:
+                row["linked"] = (
+                    (CLIENTIFY, link.crm_type, link.crm_id) if row["side"] == INVOICING
+                    else (INVOICING, link.inv_type, link.inv_id)
+                )  # fmt: skip
+
+    def record(self, integration: str, entity: str, side: str, rtype: str, rid: str) -> dict[str, Any] | None:
+        """One record: both sides as last seen, the link and its synced snapshot, history, conflicts, dead letters.
+
+        At most seven queries, each on a key or a UI index. A record the ledger has no row for but that
+        appears in a plan or a dead letter (e.g. a failed create) still gets a page.
+        """
+        r, lk = L.remote_records, L.links
+        dead_table = self.dead_letters_table()
+        with self.engine.connect() as conn:
+            this = self._remote(conn, integration, entity, side, rtype, rid)
+            if side == INVOICING:
+                link_where = sa.and_(lk.c.inv_type == rtype, lk.c.inv_id == rid)
+            else:
+                link_where = sa.and_(lk.c.crm_type == rtype, lk.c.crm_id == rid)
+            link_row = conn.execute(
+                sa.select(lk).where(lk.c.integration == integration, lk.c.entity == entity, link_where)
+            ).mappings().first()
+            link = dict(link_row) if link_row else None
+            inv_ref = (rtype, rid) if side == INVOICING else ((link["inv_type"], link["inv_id"]) if link else None)
+            crm_ref = (rtype, rid) if side == CLIENTIFY else ((link["crm_type"], link["crm_id"]) if link else None)
+            other = None
+            if link is not None:
+                other_side, other_ref = (CLIENTIFY, crm_ref) if side == INVOICING else (INVOICING, inv_ref)
+                other = self._remote(conn, integration, entity, other_side, *other_ref)  # type: ignore[misc]
+            history = self._history(conn, integration, entity, inv_ref, crm_ref)
+            conflicts = self._record_conflicts(conn, integration, entity, inv_ref, crm_ref)
+            dead = self._record_dead(conn, dead_table, integration, entity, inv_ref, crm_ref)
+        if this is None and link is None and not history and not dead:
+            return None
+        inv_row, crm_row = (this, other) if side == INVOICING else (other, this)
+        return {
+            "integration": integration, "entity": entity, "side": side, "rtype": rtype, "rid": rid,
+            "inv_ref": inv_ref, "crm_ref": crm_ref, "invoicing": inv_row, "clientify": crm_row, "link": link,
+            "snapshot": _snapshot(link, inv_row, crm_row), "history": history, "conflicts": conflicts,
+            "dead_letters": dead, "remote_columns": [c.name for c in r.c],
+        }  # fmt: skip
+
+    def _remote(
+        self, conn: Connection, integration: str, entity: str, side: str, rtype: str, rid: str
+    ) -> dict[str, Any] | None:
+        t = L.remote_records
+        row = conn.execute(
+            sa.select(*[c for c in t.c if c.name != "raw"]).where(
+                t.c.integration == integration, t.c.entity == entity, t.c.side == side, t.c.rtype == rtype,
+                t.c.rid == rid,
+            )  # fmt: skip
+        ).mappings().first()
+        return dict(row) if row else None
+
+    def _history(
+        self, conn: Connection, integration: str, entity: str, inv_ref: tuple[str, str] | None,
+        crm_ref: tuple[str, str] | None,
+    ) -> list[dict[str, Any]]:  # fmt: skip
+        """Plan items of this pair, newest run first, with each run's start time and mode (two queries)."""
+        t = L.plan_items
+        conds = []
+        if inv_ref:
+            conds.append(sa.and_(t.c.inv_type == inv_ref[0], t.c.inv_id == inv_ref[1]))
+        if crm_ref:
+            conds.append(sa.and_(t.c.crm_type == crm_ref[0], t.c.crm_id == crm_ref[1]))
+        rows = [
+            dict(r)
+            for r in conn.execute(
+                sa.select(t.c.id, t.c.run_id, t.c.action, t.c.target, t.c.direction, t.c.outcome, t.c.status,
+                          t.c.reason, t.c.detail, t.c.fields)  # fmt: skip
+                .where(t.c.integration == integration, t.c.entity == entity, sa.or_(*conds))
+                .order_by(t.c.id.desc())
+                .limit(HISTORY_LIMIT)
+            ).mappings()
+        ]
+        run_ids = {r["run_id"] for r in rows}
+        if run_ids:
+            ru = L.runs
+            runs = {
+                x.run_id: x
+                for x in conn.execute(
+                    sa.select(ru.c.run_id, ru.c.started_at, ru.c.mode, ru.c.dry_run).where(
+                        ru.c.integration == integration, ru.c.entity == entity, ru.c.run_id.in_(run_ids)
+                    )
+                )
+            }
+            for row in rows:
+                run = runs.get(row["run_id"])
+                row["started_at"] = _as_utc(run.started_at) if run else None
+                row["mode"] = run.mode if run else None
+                row["dry_run"] = bool(run.dry_run) if run else False
+            rows.sort(key=lambda x: (x["started_at"] or datetime.min.replace(tzinfo=UTC), x["id"]), reverse=True)
+        return rows
+
+    def _record_conflicts(
+        self, conn: Connection, integration: str, entity: str, inv_ref: tuple[str, str] | None,
+        crm_ref: tuple[str, str] | None,
+    ) -> list[dict[str, Any]]:  # fmt: skip
+        t = L.conflicts
+        conds = []
+        if inv_ref:
+            conds.append(t.c.inv_id == inv_ref[1])
+        if crm_ref:
+            conds.append(sa.and_(t.c.crm_type == crm_ref[0], t.c.crm_id == crm_ref[1]))
+        query = (
+            sa.select(t).where(t.c.integration == integration, t.c.entity == entity, sa.or_(*conds))
+            .order_by(t.c.id.desc()).limit(HISTORY_LIMIT)
+        )  # fmt: skip
+        return [dict(r) for r in conn.execute(query).mappings()]
+
+    def _record_dead(
+        self, conn: Connection, t: sa.Table, integration: str, entity: str, inv_ref: tuple[str, str] | None,
+        crm_ref: tuple[str, str] | None,
+    ) -> list[dict[str, Any]]:  # fmt: skip
+        conds = []
+        for side, ref in ((INVOICING, inv_ref), (CLIENTIFY, crm_ref)):
+            if ref:
+                conds.append(sa.and_(t.c.side == side, t.c.rtype == ref[0], t.c.rid == ref[1]))
+        query = sa.select(t).where(t.c.integration == integration, t.c.entity == entity, sa.or_(*conds))
+        return [self._dead_row(dict(r)) for r in conn.execute(query).mappings()]
+
+    def _dead_row(self, row: dict[str, Any]) -> dict[str, Any]:
+        row["state"] = dead_letter_state(row, self.dead_letter_limit)
+        return row
+
+    # -- conflicts and dead letters ----------------------------------------------------------------
+    def conflicts(
+        self, scopes: Sequence[tuple[str, str]], *, field_name: str | None = None, winner: str | None = None,
+        run_id: str | None = None, cursor: str | None = None, limit: int = PAGE_SIZE,
+    ) -> Page:  # fmt: skip
+        """Conflicts, newest first (by id, keyset), filtered by scope, field, winner, run."""
+        if not scopes:
+            return Page([])
+        t = L.conflicts
+        query = sa.select(t).where(
+            t.c.integration.in_({i for i, _ in scopes}), t.c.entity.in_({e for _, e in scopes})
+        )
+        if field_name:
+            query = query.where(t.c.field == field_name)
+        if winner:
+            query = query.where(t.c.winner == winner)
+        if run_id:
+            query = query.where(t.c.run_id == run_id)
+        before = decode_cursor(cursor, 1)
+        if before is not None:
+            query = query.where(t.c.id < int(before[0]))
+        allowed = set(scopes)
+        with self.engine.connect() as conn:
+            rows = [dict(r) for r in conn.execute(query.order_by(t.c.id.desc()).limit(limit + 1)).mappings()]
+        more = len(rows) > limit
+        rows = rows[:limit]
+        next_cursor = encode_cursor([rows[-1]["id"]]) if more else None
+        return Page([r for r in rows if (r["integration"], r["entity"]) in allowed], next_cursor)
+
+    def dead_letters(
+        self, scopes: Sequence[tuple[str, str]], *, state: str | None = None, reason: str | None = None,
+        cursor: str | None = None, limit: int = PAGE_SIZE,
+    ) -> Page:  # fmt: skip
+        """Dead letters in key order (keyset), filtered by scope, state and reason."""
+        if not scopes:
+            return Page([])
+        t = self.dead_letters_table()
+        query = sa.select(t).where(
+            t.c.integration.in_({i for i, _ in scopes}), t.c.entity.in_({e for _, e in scopes})
+        )
+        v3 = self.actions_supported
+        if reason:
+            query = query.where(t.c.reason == reason)
+        waiting = t.c.reason == "dependency_missing"
+        not_dismissed = t.c.dismissed_at.is_(None) if v3 else sa.true()
+        if state == "dismissed":
+            query = query.where(t.c.dismissed_at.is_not(None) if v3 else sa.false())
+        elif state == "retry_requested":
+            query = query.where(not_dismissed, t.c.retry_requested_at.is_not(None) if v3 else sa.false())
+        elif state == "exhausted":
+            query = query.where(not_dismissed, ~waiting, t.c.attempts >= self.dead_letter_limit)
+        elif state == "retrying":
+            query = query.where(not_dismissed, sa.or_(waiting, t.c.attempts < self.dead_letter_limit))
+        elif state == "open":
+            query = query.where(not_dismissed)
+        pk = (t.c.integration, t.c.entity, t.c.side, t.c.rtype, t.c.rid)
+        after = decode_cursor(cursor, 5)
+        if after is not None:
+            query = query.where(sa.tuple_(*pk) > sa.tuple_(*after))
+        allowed = set(scopes)
+        with self.engine.connect() as conn:
+            rows = [dict(r) for r in conn.execute(query.order_by(*pk).limit(limit + 1)).mappings()]
+        more = len(rows) > limit
+        rows = rows[:limit]
+        next_cursor = None
+        if more:
+            last = rows[-1]
+            next_cursor = encode_cursor([last["integration"], last["entity"], last["side"], last["rtype"], last["rid"]])
+        return Page([self._dead_row(r) for r in rows if (r["integration"], r["entity"]) in allowed], next_cursor)
+
+    def act_on_dead_letter(
+        self, action: str, integration: str, entity: str, side: str, rtype: str, rid: str, user: str
+    ) -> bool:
+        """Dismiss a dead letter, or ask for it to be retried on the next run; False when it does not exist.
+
+        The only writes the status view makes, each recorded with the user's name and time. A retry
+        request also lifts a dismissal (it is how a dismissal is undone).
+        """
+        t = self.dead_letters_table()
+        if not self.actions_supported:
+            raise SchemaTooOld("dismiss and retry need ledger schema version 3 (cs_dead_letters.dismissed_at ...)")
+        now = datetime.now(UTC)
+        if action == "dismiss":
+            values = {"dismissed_at": now, "dismissed_by": user}
+        elif action == "retry":
+            values = {"retry_requested_at": now, "retry_requested_by": user, "dismissed_at": None, "dismissed_by": None}
+        else:
+            raise ValueError(f"unknown action {action!r}")
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                sa.update(t)
+                .where(t.c.integration == integration, t.c.entity == entity, t.c.side == side, t.c.rtype == rtype,
+                       t.c.rid == rid)  # fmt: skip
+                .values(**values)
+            )
+        return result.rowcount > 0
+
+
+class SchemaTooOld(RuntimeError):
+    """The ledger predates the columns an action needs."""
+
+
+def dead_letter_state(row: dict[str, Any], limit: int) -> str:
+    """dismissed / retry_requested / waiting (a deferred document) / exhausted (only reported) / retrying."""
+    if row.get("dismissed_at"):
+        return "dismissed"
+    if row.get("retry_requested_at"):
+        return "retry_requested"
+    if row["reason"] == "dependency_missing":
+        return "waiting"
+    return "exhausted" if int(row["attempts"]) >= limit else "retrying"
+
+
+def _report_counts(report: dict[str, Any]) -> dict[str, int]:
+    """A finished run's outcomes summed over both directions, ``unchanged`` included."""
+    counts: dict[str, int] = {}
+    for outcomes in (report.get("counts") or {}).values():
+        for outcome, n in outcomes.items():
+            counts[outcome] = counts.get(outcome, 0) + int(n)
+    if report:
+        counts["unchanged"] = counts.get("unchanged", 0) + int(report.get("unchanged") or 0)
+    return counts
+
+
+def _snapshot(
+    link: dict[str, Any] | None, inv: dict[str, Any] | None, crm: dict[str, Any] | None
+) -> list[dict[str, Any]]:
+    """Field by field: the last synced value (the merge base) and what each side held when last read."""
+    base = (link or {}).get("base") or {}
+    inv_data = (inv or {}).get("data") or {}
+    crm_data = (crm or {}).get("data") or {}
+    names = list(dict.fromkeys([*base, *inv_data, *crm_data]))
+    rows = []
+    for name in names:
+        values = [base.get(name), inv_data.get(name), crm_data.get(name)]
+        shown = [v if isinstance(v, str) or v is None else json.dumps(v, ensure_ascii=False, sort_keys=True)
+                 for v in values]  # fmt: skip
+        rows.append({"field": name, "base": shown[0], "invoicing": shown[1], "clientify": shown[2],
+                     "differs": len({s or "" for s in shown[1:] if s is not None}) > 1})  # fmt: skip
+    return rows
+
+
+def verdict(summary: Summary, limit: int) -> Health:
+    """The overview's health verdict and its reason, worst first (e.g. "3 records failing for 4 runs")."""
+    if summary.last_run is None:
+        return Health("none", "never run")
+    problems: list[tuple[int, str, str]] = []
+    if summary.run_state == "failed":
+        problems.append((3, "fail", "last run failed"))
+    elif summary.live:
+        if summary.run_state in (None, "running", "queued"):
+            done = sum(v for k, v in summary.counts.items() if k != "planned")
+            total = done + summary.counts.get("planned", 0)
+            problems.append((1, "running", f"run in progress: {done} of {total} records settled"))
+        else:
+            problems.append((3, "fail", "last run did not finish"))
+    if summary.dead_open:
+        runs = summary.dead_max_attempts
+        text = f"{summary.dead_open} record{'s' if summary.dead_open != 1 else ''} failing for {runs} run{'s' if runs != 1 else ''}"
+        if summary.dead_exhausted:
+            problems.append((3, "fail", f"{text} ({summary.dead_exhausted} no longer retried after {limit})"))
+        else:
+            problems.append((2, "warn", text))
+    if summary.quarantined:
+        problems.append((2, "warn", f"{summary.quarantined} quarantined ({_top_reason(summary.reasons, 'quarantined')})"))
+    if summary.deferred:
+        problems.append((1, "warn", f"{summary.deferred} deferred (waiting for their customer or products)"))
+    if not problems:
+        return Health("ok", "in sync")
+    problems.sort(key=lambda p: -p[0])
+    return Health(problems[0][1], "; ".join(p[2] for p in problems[:3]))
+
+
+def _top_reason(reasons: dict[str, int], outcome: str) -> str:
+    mine = {k.split(":", 1)[1]: v for k, v in reasons.items() if k.startswith(f"{outcome}:")}
+    return max(mine, key=lambda k: mine[k]).replace("_", " ") if mine else outcome
+
+
+def ensure_indexes(engine: Engine) -> list[str]:
+    """Create the indexes the pages need when missing; return the ones created.
+
+    Failures (a read-only database user) are logged, not raised: the pages still work, only slower.
+    """
+    created = []
+    try:
+        existing = set()
+        inspector = sa.inspect(engine)
+        tables = set(inspector.get_table_names())
+        for table in {spec.split(" ", 1)[0] for spec in UI_INDEXES.values()} & tables:
+            existing |= {ix["name"] for ix in inspector.get_indexes(table)}
+        with engine.begin() as conn:
+            for name, spec in UI_INDEXES.items():
+                if name not in existing and spec.split(" ", 1)[0] in tables:
+                    conn.execute(sa.text(f"CREATE INDEX IF NOT EXISTS {name} ON {spec}"))
+                    created.append(name)
+    except sa.exc.SQLAlchemyError as error:
+        log.warning("clientify-sync status view: could not create its ledger indexes (%s)", type(error).__name__)
+    return created
