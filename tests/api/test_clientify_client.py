@@ -168,9 +168,12 @@ def test_a_list_without_results_is_malformed() -> None:
 
 
 def test_test_connection_uses_users_endpoint() -> None:
-    ok = Script([json_response(200, {"count": 3, "next": None, "results": [{"id": 1}]})])
+    page = {"count": 3, "next": None, "results": [{"id": 1}]}
+    ok = Script([json_response(200, page), json_response(200, page), json_response(200, page)])
     success, message = client_with(ok.transport).test_connection()
     assert success and "(3 users)" in message and ok.requests[0].url.path == "/v1/users/"
+    assert message == "Connected to Clientify at https://clientify.test (3 users)"  # every probe answered
+    assert [r.url.path for r in ok.requests[1:]] == ["/v1/budgets/", "/v1/custom-fields/"]
     bad = Script([json_response(401, {"detail": "Invalid token."})])
     assert client_with(bad.transport).test_connection() == (
         False,

@@ -191,11 +191,13 @@ def test_a_list_with_the_wrong_root_is_malformed() -> None:
 
 
 def test_test_connection_lists_one_client() -> None:
-    script = Script(
-        [xml_response(200, f'{DECLARATION}<clients total="42"><client><id>1</id></client></clients>')]
-    )
+    script = Script([
+        xml_response(200, f'{DECLARATION}<clients total="42"><client><id>1</id></client></clients>'),
+        xml_response(200, f'{DECLARATION}<estimates total="0"/>'),
+    ])  # fmt: skip
     assert client_with(script.transport).test_connection() == (
         True,
         "Connected to FacturaDirecta at https://acme.facturadirecta.test (42 clients)",
     )
     assert dict(script.requests[0].url.params) == {"limit": "1"}
+    assert script.requests[1].url.path == "/api/estimates.xml"

@@ -156,7 +156,8 @@ def test_a_list_without_data_is_malformed() -> None:
 
 
 def test_test_connection_reports_success_and_rejected_credentials() -> None:
-    ok = Script([json_response(200, {"recordsTotal": 12, "recordsFiltered": 12, "data": []})])
+    page = {"recordsTotal": 12, "recordsFiltered": 12, "data": []}
+    ok = Script([json_response(200, page), json_response(200, page)])
     assert client_with(ok.transport).test_connection() == (
         True,
         "Connected to Facturama at https://facturama.test (12 clients)",

@@ -8,16 +8,18 @@ Listing follows the ``next`` links (``page_size=100``); incremental listing filt
 from __future__ import annotations
 
 import datetime
+import logging
 import re
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
 from clientify_sync.api.auth import TokenHeaderAuth
-from clientify_sync.api.client import ApiClient
+from clientify_sync.api.client import ApiClient, Probe
 from clientify_sync.api.http import ApiSession
 from clientify_sync.api.paging import NextLinkPaginator, Page, PageResult, iter_pages, iter_records
 from clientify_sync.api.responses import JsonReader, json_or_none, parse_retry_after, text_detail
@@ -29,10 +31,12 @@ from clientify_sync.errors import (
     MalformedResponseError,
     NotFoundError,
     RetriableApiError,
+    TransientApiError,
     UnconfirmedWriteError,
     ValidationError,
 )
 
+log = logging.getLogger("clientify_sync.api")
 API = "clientify"
 MISSING_KEY_DETAIL = "Api key not provided."
 Filter = str | int | float
@@ -43,14 +47,95 @@ def normalise_tax_id(tax_id: str) -> str:
     return re.sub(r"[\s\-./]", "", tax_id).upper()
 
 
-def format_modified(value: datetime.datetime | datetime.date | str) -> str:
-    """A ``modified[gte]`` value: aware datetimes in UTC ISO-8601 (naive ones are taken as UTC)."""
+# A naive filter value is read in the account's time zone, which the API does not tell: a value written
+# this much earlier than the UTC instant starts at or before it in any zone (UTC-12 at the latest).
+NAIVE_WIDENING = datetime.timedelta(hours=12)
+# ...and the earliest instant a naive value can mean (UTC+14): older records prove the filter ignored.
+NAIVE_EARLIEST = datetime.timedelta(hours=14)
+# An ISO value is exact; a second of slack for servers that truncate microseconds.
+ISO_SLACK = datetime.timedelta(seconds=1)
+INVALID_PAGE_DETAIL = "Invalid page."
+
+
+def _as_utc(value: datetime.datetime | datetime.date | str) -> datetime.datetime | None:
+    """A filter value as an aware UTC datetime (naive values are taken as UTC); None if unreadable."""
     if isinstance(value, str):
-        return value
-    if isinstance(value, datetime.datetime):
-        aware = value if value.tzinfo else value.replace(tzinfo=datetime.UTC)
-        return aware.astimezone(datetime.UTC).isoformat()
-    return value.isoformat()
+        try:
+            value = datetime.datetime.fromisoformat(value.strip().replace("/", "-").replace("Z", "+00:00"))
+        except ValueError:
+            return None
+    if not isinstance(value, datetime.datetime):
+        value = datetime.datetime(value.year, value.month, value.day)
+    aware = value if value.tzinfo else value.replace(tzinfo=datetime.UTC)
+    return aware.astimezone(datetime.UTC)
+
+
+def format_modified(value: datetime.datetime | datetime.date | str, style: str = "iso") -> str:
+    """A ``modified[gte]`` value in the connection's ``modified_format``.
+
+    ``iso``: aware datetimes in UTC ISO-8601 with microseconds (naive ones are taken as UTC; a string
+    is sent as given). ``minute`` (``YYYY-MM-DDTHH:MM``) and ``date`` (``YYYY-MM-DD``) carry no zone
+    and the API reads them in the account's zone, so they are written ``NAIVE_WIDENING`` earlier:
+    re-reading a few hours is harmless (unchanged records are recognised by hash), starting late is not.
+    """
+    if style == "iso":
+        if isinstance(value, str):
+            return value
+        if isinstance(value, datetime.datetime):
+            aware = value if value.tzinfo else value.replace(tzinfo=datetime.UTC)
+            return aware.astimezone(datetime.UTC).isoformat()
+        return value.isoformat()
+    moment = _as_utc(value)
+    if moment is None:
+        raise ValueError(f"cannot write {value!r} as a {style!r} modified[gte] value")
+    earlier = moment - NAIVE_WIDENING
+    return earlier.strftime("%Y-%m-%dT%H:%M") if style == "minute" else earlier.date().isoformat()
+
+
+def filter_floor(sent: str) -> datetime.datetime | None:
+    """The earliest instant the API can take a sent ``modified[gte]`` value for (UTC).
+
+    A listing that returns a record modified before it proves the API ignored the filter.
+    """
+    try:
+        parsed = datetime.datetime.fromisoformat(sent.strip().replace("/", "-").replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=datetime.UTC) - NAIVE_EARLIEST
+    return parsed.astimezone(datetime.UTC) - ISO_SLACK
+
+
+def _modified_of(record: dict[str, Any]) -> datetime.datetime | None:
+    value = record.get("modified")
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        moment = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment.astimezone(datetime.UTC) if moment.tzinfo else None
+
+
+@dataclass(frozen=True)
+class IgnoredFilter:
+    """A listing that sent ``modified[gte]`` and got back records modified before it.
+
+    The API ignored (or could not read) the filter, so that listing was a full read: nothing was
+    missed, but a modified run costs as much as a full one until ``modified_format`` is fixed.
+    """
+
+    route: str
+    sent: str
+    oldest_seen: str
+
+    @property
+    def message(self) -> str:
+        return (
+            f"clientify ignored modified[gte]={self.sent} on {self.route} (a record modified at "
+            f"{self.oldest_seen} came back): this read was a full read; set the Clientify connection "
+            "extra 'modified_format' to a format the API honours (iso, minute or date)"
+        )
 
 
 def clientify_error(response: httpx.Response, method: str, route: str) -> ApiError | None:
@@ -109,11 +194,14 @@ class ClientifyResource:
 
     natural_key_field = ""
 
-    def __init__(self, session: ApiSession, settings: ClientifySettings, path: str) -> None:
+    def __init__(self, session: Any, settings: ClientifySettings, path: str) -> None:
         self._session = session
         self.page_size = settings.page_size
+        self.modified_format = settings.modified_format
         self.list_route = path
         self.item_route = f"{path}{{id}}/"
+        # Set by the last listing filtered on modified[gte] when the API ignored the filter.
+        self.ignored_filter: IgnoredFilter | None = None
 
     def iter_pages(
         self, modified_gte: datetime.datetime | datetime.date | str | None = None, **filters: Filter
@@ -121,13 +209,29 @@ class ClientifyResource:
         """Pages following ``next``; ``modified_gte`` filters server-side (``modified[gte]``).
 
         Other filters go to the query as given (``query=``, ``cf_<name>=``, ``sku=``,
-        ``**{"modified[lt]": ...}``).
+        ``**{"modified[lt]": ...}``). A filtered listing that gets back records older than the filter
+        sets ``ignored_filter`` (and logs it) and still yields every record: it was a full read.
         """
         params: dict[str, Filter] = {**filters, "page_size": self.page_size}
-        if modified_gte is not None:
-            params["modified[gte]"] = format_modified(modified_gte)
         paginator = NextLinkPaginator(api=API, route=self.list_route, page_size=self.page_size)
-        return iter_pages(paginator, lambda current: self._fetch_page(current, params))
+        if modified_gte is None:
+            return iter_pages(paginator, lambda current: self._fetch_page(current, params))
+        sent = format_modified(modified_gte, self.modified_format)
+        params["modified[gte]"] = sent
+        self.ignored_filter = None
+        pages = iter_pages(paginator, lambda current: self._fetch_page(current, params))
+        return self._watch_filter(pages, sent)
+
+    def _watch_filter(self, pages: Iterator[Page], sent: str) -> Iterator[Page]:
+        """Yield the pages, noting the first record modified before the filter could start."""
+        floor = filter_floor(sent)
+        for page in pages:
+            if floor is not None and self.ignored_filter is None:
+                older = [moment for moment in map(_modified_of, page.records) if moment is not None and moment < floor]
+                if older:
+                    self.ignored_filter = IgnoredFilter(self.list_route, sent, min(older).isoformat())
+                    log.warning("%s", self.ignored_filter.message)
+            yield page
 
     def iter_records(
         self, modified_gte: datetime.datetime | datetime.date | str | None = None, **filters: Filter
@@ -136,10 +240,15 @@ class ClientifyResource:
         return iter_records(self.iter_pages(modified_gte, **filters))
 
     def _fetch_page(self, paginator: NextLinkPaginator, params: dict[str, Filter]) -> PageResult:
-        if paginator.next_url is None:
-            body = self._session.request("GET", self.list_route, params=params)
-        else:
-            body = self._session.request("GET", self.list_route, url=paginator.next_url)
+        try:
+            if paginator.next_url is None:
+                body = self._session.request("GET", self.list_route, params=params)
+            else:
+                body = self._session.request("GET", self.list_route, url=paginator.next_url)
+        except NotFoundError as error:
+            if is_invalid_page(error):
+                return PageResult([], None)  # records went away while paging: the listing is complete
+            raise
         if isinstance(body, dict) and isinstance(body.get("results"), list):
             count = body.get("count")
             return PageResult(body["results"], count if isinstance(count, int) else None, body.get("next"))
@@ -186,6 +295,11 @@ class ClientifyResource:
             for record in self.iter_records(**{f"cf_{name}": wanted})
             if custom_field_value(record, name) == wanted
         ]
+
+
+def is_invalid_page(error: NotFoundError) -> bool:
+    """DRF's answer to a page past the end (``404 {"detail": "Invalid page."}``): the end, not an error."""
+    return error.detail == INVALID_PAGE_DETAIL
 
 
 def custom_field_value(record: dict[str, Any], name: str) -> str | None:
@@ -254,7 +368,7 @@ class ClientifyCustomFields:
 
     route = "/v1/custom-fields/"
 
-    def __init__(self, session: ApiSession) -> None:
+    def __init__(self, session: Any) -> None:
         self._session = session
         self._lock = threading.Lock()
         self._known: list[dict[str, Any]] | None = None
@@ -266,10 +380,15 @@ class ClientifyCustomFields:
         return [record for page in pages for record in page.records]
 
     def _fetch_page(self, paginator: NextLinkPaginator) -> PageResult:
-        if paginator.next_url is None:
-            body = self._session.request("GET", self.route, params={"page_size": 100})
-        else:
-            body = self._session.request("GET", self.route, url=paginator.next_url)
+        try:
+            if paginator.next_url is None:
+                body = self._session.request("GET", self.route, params={"page_size": 100})
+            else:
+                body = self._session.request("GET", self.route, url=paginator.next_url)
+        except NotFoundError as error:
+            if paginator.next_url is not None and is_invalid_page(error):
+                return PageResult([], None)
+            raise
         if isinstance(body, list):
             return PageResult(body, len(body))
         if isinstance(body, dict) and isinstance(body.get("results"), list):
@@ -316,11 +435,50 @@ class ClientifyCustomFields:
         return None
 
 
+class ReadFailover:
+    """Sends reads to ``fallback_host`` once the main host has failed them with transient errors.
+
+    Clientify support pointed an integrator to ``api.clientify.com`` when ``api.clientify.net`` kept
+    answering 504. Only GETs move (a write whose outcome is unknown must not be replayed on another
+    host); once a read has failed over, later reads go to the fallback first, so a down host costs its
+    retries once, not once per page. Calls on both hosts are counted in the main session's ``stats``.
+    """
+
+    def __init__(self, primary: ApiSession, fallback: ApiSession | None) -> None:
+        self.primary = primary
+        self.fallback = fallback
+        self.api = primary.api
+        self.settings = primary.settings
+        self.stats = primary.stats
+        self.on_fallback = False
+        if fallback is not None:
+            fallback.stats = primary.stats
+
+    def request(self, method: str, route: str, **kwargs: Any) -> Any:
+        """``ApiSession.request``, on the fallback host for reads after the main one failed."""
+        if self.fallback is None or method != "GET":
+            return self.primary.request(method, route, **kwargs)
+        if not self.on_fallback:
+            try:
+                return self.primary.request(method, route, **kwargs)
+            except TransientApiError as error:
+                log.warning("clientify %s %s failed on the main host (%s): reading from the fallback host %s",
+                            method, route, error.status or "no response", self.fallback.settings.base_url)
+                self.on_fallback = True
+        return self.fallback.request(method, route, **kwargs)
+
+    def close(self) -> None:
+        self.primary.close()
+        if self.fallback is not None:
+            self.fallback.close()
+
+
 class ClientifyClient(ApiClient):
     """``ClientifyClient(settings, transport=None)`` with ``.contacts``, ``.companies``, ``.products``,
     ``.budgets`` and ``.custom_fields``."""
 
     display_name = "Clientify"
+    api_name = API
 
     def __init__(
         self,
@@ -339,11 +497,54 @@ class ClientifyClient(ApiClient):
         )
         super().__init__(session)
         self.settings = settings
-        self.contacts = ClientifyParties(session, settings, "/v1/contacts/")
-        self.companies = ClientifyParties(session, settings, "/v1/companies/")
-        self.products = ClientifyProducts(session, settings, "/v1/products/")
-        self.budgets = ClientifyBudgets(session, settings, settings.budgets_path)
-        self.custom_fields = ClientifyCustomFields(session)
+        fallback_settings = settings.fallback()
+        fallback = None
+        if fallback_settings is not None:
+            fallback = ApiSession(
+                JsonReader(API, clientify_error),
+                fallback_settings,
+                auth=TokenHeaderAuth(settings.api_key),
+                headers={"Accept": "application/json"},
+                transport=transport,
+                sleep=sleep,
+            )
+        self.reads = ReadFailover(session, fallback)
+        self.contacts = ClientifyParties(self.reads, settings, "/v1/contacts/")
+        self.companies = ClientifyParties(self.reads, settings, "/v1/companies/")
+        self.products = ClientifyProducts(self.reads, settings, "/v1/products/")
+        self.budgets = ClientifyBudgets(self.reads, settings, settings.budgets_path)
+        self.custom_fields = ClientifyCustomFields(self.reads)
+
+    def ignored_filters(self) -> list[IgnoredFilter]:
+        """The listings whose last ``modified[gte]`` read was ignored by the API (see ``IgnoredFilter``)."""
+        resources = (self.contacts, self.companies, self.products, self.budgets)
+        return [resource.ignored_filter for resource in resources if resource.ignored_filter is not None]
+
+    def _probes(self) -> list[Probe]:
+        """Budgets: path and shape unpublished. Custom-field definitions: where the link field lives."""
+        budgets, fields = self.settings.budgets_path, ClientifyCustomFields.route
+        return [
+            Probe("budgets", budgets, "estimates",
+                  "Clientify's budgets path is unpublished: set the Clientify connection extra 'budgets_path' to "
+                  "your account's budgets resource, or disable estimates",
+                  lambda: self._first_page(budgets)),
+            Probe("custom_fields", fields, None,
+                  "the link custom fields (in_facturama / in_facturadirecta) cannot be defined or read: check "
+                  "that the API key may read custom fields, or define them in Clientify by hand",
+                  lambda: self._first_page(fields)),
+        ]  # fmt: skip
+
+    def _first_page(self, route: str) -> Any:
+        try:
+            return self.reads.request("GET", route, params={"page_size": 1})
+        except NotFoundError as error:
+            if is_invalid_page(error):  # an empty collection on a strict paginator: the route exists
+                return None
+            raise
+
+    def close(self) -> None:
+        """Close both hosts' connection pools."""
+        self.reads.close()
 
     def _probe(self) -> str:
         body = self._session.request("GET", "/v1/users/", params={"page_size": 1})

@@ -17,7 +17,7 @@ from lxml import etree
 
 from clientify_sync.api import xmlcodec
 from clientify_sync.api.auth import QueryTokenAuth
-from clientify_sync.api.client import ApiClient
+from clientify_sync.api.client import ApiClient, Probe
 from clientify_sync.api.http import ApiSession
 from clientify_sync.api.paging import OffsetPaginator, Page, PageResult, iter_pages, iter_records
 from clientify_sync.api.responses import looks_like_html, parse_retry_after, text_detail
@@ -233,6 +233,7 @@ class FacturaDirectaClient(ApiClient):
     """``FacturaDirectaClient(settings, transport=None)`` with ``.clients``, ``.products``, ``.estimates``."""
 
     display_name = "FacturaDirecta"
+    api_name = API
 
     def __init__(
         self,
@@ -260,6 +261,13 @@ class FacturaDirectaClient(ApiClient):
         self.clients = FacturaDirectaClients(session, settings, plural="clients", singular="client")
         self.products = FacturaDirectaProducts(session, settings, plural="products", singular="product")
         self.estimates = FacturaDirectaResource(session, settings, plural="estimates", singular="estimate")
+
+    def _probes(self) -> list[Probe]:
+        """The estimates routes are documented, their element names are not."""
+        route = self.estimates.list_route
+        hint = "your FacturaDirecta account has no estimates resource: disable estimates for facturadirecta"
+        read = lambda: self._session.request("GET", route, params={"limit": 1})  # noqa: E731
+        return [Probe("estimates", route, "estimates", hint, read)]
 
     def _probe(self) -> str:
         root = self._session.request("GET", self.clients.list_route, params={"limit": 1})

@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from clientify_sync.api.client import ApiClient
+from clientify_sync.api.client import ApiClient, Probe
 from clientify_sync.api.http import ApiSession
 from clientify_sync.api.paging import OffsetPaginator, Page, PageResult, iter_pages, iter_records
 from clientify_sync.api.responses import JsonReader, json_or_none, parse_retry_after, text_detail
@@ -190,6 +190,7 @@ class FacturamaClient(ApiClient):
     """``FacturamaClient(settings, transport=None)`` with ``.clients``, ``.products``, ``.estimates``."""
 
     display_name = "Facturama"
+    api_name = API
 
     def __init__(
         self,
@@ -212,6 +213,16 @@ class FacturamaClient(ApiClient):
         self.products = FacturamaProducts(session, settings, singular="Product", plural="Products")
         path = settings.estimates_path
         self.estimates = FacturamaEstimates(session, settings, singular=path, plural=f"{path}s")
+
+    def _probes(self) -> list[Probe]:
+        """Facturama publishes no estimates API (none in its SDKs, Postman collection or MCP server)."""
+        route = self.estimates.list_route
+        hint = (
+            "Facturama publishes no estimates API: set the Facturama connection extra 'estimates_path' to "
+            "your account's estimates resource, or disable estimates for facturama"
+        )
+        read = lambda: self._session.request("GET", route, params={"start": 0, "length": 1})  # noqa: E731
+        return [Probe("estimates", route, "estimates", hint, read)]
 
     def _probe(self) -> str:
         body = self._session.request("GET", self.clients.list_route, params={"start": 0, "length": 1})

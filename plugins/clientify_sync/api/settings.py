@@ -172,15 +172,33 @@ class FacturamaSettings(HttpSettings):
         )
 
 
+MODIFIED_FORMATS = ("iso", "minute", "date")
+
+
+def _without_v1(url: str) -> str:
+    """Paths carry /v1/ themselves; accept a host given as ".../v1"."""
+    url = url.rstrip("/")
+    return url[: -len("/v1")] if url.endswith("/v1") else url
+
+
 @dataclass(frozen=True, kw_only=True)
 class ClientifySettings(HttpSettings):
-    """Clientify v1: ``Authorization: Token <api_key>``; the API key is the connection password."""
+    """Clientify v1: ``Authorization: Token <api_key>``; the API key is the connection password.
+
+    ``modified_format`` is how ``modified[gte]`` is written (the format the API honours is
+    undocumented): ``iso`` (UTC date-time with microseconds, the default), ``minute``
+    (``YYYY-MM-DDTHH:MM``) or ``date`` (``YYYY-MM-DD``). ``fallback_host`` (e.g.
+    ``https://api.clientify.com``, which Clientify support pointed to when ``api.clientify.net``
+    answered 504s) takes the reads once the main host has failed with transient errors; empty = none.
+    """
 
     max_page_size: ClassVar[int] = 100
     api_extras: ClassVar[dict[str, type]] = {
         "budgets_path": str,
         "link_field_facturama": str,
         "link_field_facturadirecta": str,
+        "modified_format": str,
+        "fallback_host": str,
     }
     default_host: ClassVar[str] = "https://api.clientify.net"
 
@@ -188,16 +206,31 @@ class ClientifySettings(HttpSettings):
     budgets_path: str = "/v1/budgets/"
     link_field_facturama: str = "in_facturama"
     link_field_facturadirecta: str = "in_facturadirecta"
+    modified_format: str = "iso"
+    fallback_host: str = ""
 
     def __post_init__(self) -> None:
-        # Paths carry /v1/ themselves; accept a host given as ".../v1".
-        if self.base_url.rstrip("/").endswith("/v1"):
-            object.__setattr__(self, "base_url", self.base_url.rstrip("/")[: -len("/v1")])
+        object.__setattr__(self, "base_url", _without_v1(self.base_url))
         super().__post_init__()
         if not self.api_key:
             raise ConfigurationError("Clientify needs the API key in the connection password")
         if not (self.budgets_path.startswith("/") and self.budgets_path.endswith("/")):
             raise ConfigurationError(f"budgets_path must start and end with '/', got {self.budgets_path!r}")
+        if self.modified_format not in MODIFIED_FORMATS:
+            raise ConfigurationError(
+                f"modified_format must be one of {list(MODIFIED_FORMATS)}, got {self.modified_format!r}"
+            )
+        if self.fallback_host:
+            fallback = _without_v1(base_url_from(self.fallback_host, None, None, None))
+            if "@" in fallback.split("://", 1)[1].split("/", 1)[0]:
+                raise ConfigurationError("fallback_host must not embed credentials")
+            object.__setattr__(self, "fallback_host", fallback)
+
+    def fallback(self) -> ClientifySettings | None:
+        """The same settings pointed at ``fallback_host``, or None when there is none."""
+        if not self.fallback_host or self.fallback_host == self.base_url:
+            return None
+        return dataclasses.replace(self, base_url=self.fallback_host, fallback_host="")
 
     @classmethod
     def from_connection(
