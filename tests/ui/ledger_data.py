@@ -11,8 +11,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
-
 from clientify_sync.engine.ledger import Ledger, create_ledger_engine, upgrade_schema
 from clientify_sync.engine.model import Side, SideRecord
 
@@ -34,16 +32,6 @@ def _contact(side: Side, rtype: str, rid: str, name: str, tax_id: str, email: st
     return SideRecord(side=side, rtype=rtype, rid=rid, data=data, key=tax_id, kind=kind, link=link, problem=problem)
 
 
-def ensure_v3_columns(engine: sa.Engine) -> None:
-    """The dead-letter action columns of ledger schema v3, added here until ``ledger.py`` has them."""
-    columns = {c["name"] for c in sa.inspect(engine).get_columns("cs_dead_letters")}
-    with engine.begin() as conn:
-        for name, kind in (("dismissed_at", "TIMESTAMP"), ("dismissed_by", "VARCHAR(250)"),
-                           ("retry_requested_at", "TIMESTAMP"), ("retry_requested_by", "VARCHAR(250)")):  # fmt: skip
-            if name not in columns:
-                conn.execute(sa.text(f"ALTER TABLE cs_dead_letters ADD COLUMN {name} {kind}"))
-
-
 def _report(run_id: str, platform: str, mode: str, counts: dict[str, dict[str, int]], *, unchanged: int,
             reasons: dict[str, int], conflicts: int, failures: int, wm_in: str | None, wm_out: str) -> dict[str, Any]:  # fmt: skip
     return {
@@ -55,13 +43,11 @@ def _report(run_id: str, platform: str, mode: str, counts: dict[str, dict[str, i
     }  # fmt: skip
 
 
-def build_ledger(path: Path, *, v3: bool = True) -> str:
+def build_ledger(path: Path) -> str:
     """Write the literal ledger to ``path``; return its URL."""
     url = f"sqlite:///{path}"
     engine = create_ledger_engine(url)
-    upgrade_schema(engine)
-    if v3:
-        ensure_v3_columns(engine)
+    upgrade_schema(engine)  # schema version 3: dead letters have the dismiss / retry columns
     fm = Ledger(engine, "facturama", "contacts")
     inv, crm = Side.INVOICING, Side.CLIENTIFY
 

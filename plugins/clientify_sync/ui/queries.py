@@ -580,7 +580,7 @@ class LedgerView:
             values = {"retry_requested_at": now, "retry_requested_by": user, "dismissed_at": None, "dismissed_by": None}
         else:
             raise ValueError(f"unknown action {action!r}")
-        with self.engine.begin() as conn:
+        with L.write_transaction(self.engine) as conn:  # on SQLite: the write lock from the start
             result = conn.execute(
                 sa.update(t)
                 .where(t.c.integration == integration, t.c.entity == entity, t.c.side == side, t.c.rtype == rtype,
