@@ -8,6 +8,8 @@ Flags override environment variables, which override the defaults::
     --facturadirecta-port 8703           SANDBOX_FACTURADIRECTA_PORT
     --db .sandbox/sandbox.db | --memory  SANDBOX_DB (":memory:" = in memory)
     --latency-ms 0                       SANDBOX_LATENCY_MS
+    --latency-profile none|realistic     SANDBOX_LATENCY_PROFILE (include/sandbox/latency.py)
+    --latency-scale 1                    SANDBOX_LATENCY_SCALE (multiplies the profile's latencies)
     --facturama-user / --facturama-password, --clientify-token, --facturadirecta-token
                                          SANDBOX_FACTURAMA_USER, ..._PASSWORD, SANDBOX_CLIENTIFY_TOKEN,
                                          SANDBOX_FACTURADIRECTA_TOKEN
@@ -21,6 +23,7 @@ import os
 from collections.abc import Sequence
 
 from include.sandbox.config import ClientifyConfig, FacturaDirectaConfig, FacturamaConfig
+from include.sandbox.latency import PROFILE_NAMES
 from include.sandbox.server import DEFAULT_PORTS, Settings, serve
 
 
@@ -40,12 +43,19 @@ def parse_args(argv: Sequence[str] | None = None) -> Settings:
     storage.add_argument("--memory", action="store_true", help="keep everything in memory")
     parser.add_argument("--latency-ms", type=float, default=float(_env("LATENCY_MS", "0")),
                         help="latency added to every API request (a baseline fault rule)")
+    parser.add_argument("--latency-profile", default=_env("LATENCY_PROFILE", "none"), choices=PROFILE_NAMES,
+                        help="per-request latency of the real services (realistic: Clientify 2.4 s per 100-record "
+                             "page; see docs/sandbox.md)")
+    parser.add_argument("--latency-scale", type=float, default=float(_env("LATENCY_SCALE", "1")),
+                        help="multiply the profile's latencies (e.g. 0.1 for a tenth of the real delays)")
     parser.add_argument("--log-level", default=_env("LOG_LEVEL", "warning"))
     parser.add_argument("--facturama-user", default=_env("FACTURAMA_USER", fm.user))
     parser.add_argument("--facturama-password", default=_env("FACTURAMA_PASSWORD", fm.password))
     parser.add_argument("--clientify-token", default=_env("CLIENTIFY_TOKEN", crm.token))
     parser.add_argument("--facturadirecta-token", default=_env("FACTURADIRECTA_TOKEN", fdc.token))
     args = parser.parse_args(argv)
+    if args.latency_scale < 0:
+        parser.error("--latency-scale must not be negative")
     fm.user, fm.password = args.facturama_user, args.facturama_password
     crm.token, fdc.token = args.clientify_token, args.facturadirecta_token
     db = None if args.memory or args.db == ":memory:" else args.db
@@ -54,6 +64,8 @@ def parse_args(argv: Sequence[str] | None = None) -> Settings:
         ports={name: getattr(args, f"{name}_port") for name in DEFAULT_PORTS},
         db=db,
         latency_ms=args.latency_ms,
+        latency_profile=args.latency_profile,
+        latency_scale=args.latency_scale,
         log_level=args.log_level,
         configs={"facturama": fm, "clientify": crm, "facturadirecta": fdc},
     )

@@ -173,8 +173,10 @@ def build_sandbox(
     store: Store,
     configs: dict[str, ApiConfig] | None = None,
     latency_ms: float = 0,
+    latency_profile: str = "none",
+    latency_scale: float = 1.0,
 ) -> Sandbox:
-    """Contexts sharing one store and one monotonic clock, and their apps."""
+    """Contexts sharing one store and one monotonic clock, and their apps (with the start-up latency profile)."""
     with store.session() as s:
         clock = MonotonicClock(s.max_modified(TABLES))
     baseline = [{"method": "*", "path": ".*", "latency_ms": latency_ms}] if latency_ms else []
@@ -184,8 +186,9 @@ def build_sandbox(
         context = ApiContext(
             name=name, store=store, clock=clock, defaults=defaults, config=defaults.copy(),
             injector=FaultInjector(baseline), stats=RequestStats(), baseline_faults=list(baseline),
-            install_defaults=control.DEFAULT_INSTALLERS.get(name),
+            install_defaults=control.DEFAULT_INSTALLERS.get(name), startup_profile=(latency_profile, latency_scale),
         )
+        context.set_latency_profile(latency_profile, latency_scale)
         if context.install_defaults is not None:
             context.install_defaults(context)
         contexts[name] = context

@@ -11,6 +11,7 @@ from starlette.requests import Request
 from include.sandbox.clock import MonotonicClock
 from include.sandbox.config import ApiConfig
 from include.sandbox.faults import FaultInjector
+from include.sandbox.latency import profile_rules
 from include.sandbox.stats import RequestStats
 from include.sandbox.store import Store
 
@@ -31,13 +32,24 @@ class ApiContext:
     baseline_faults: list[dict[str, Any]] = field(default_factory=list)
     # Installs per-API default data (e.g. FacturaDirecta's ID_CRM attribute) after a reset.
     install_defaults: Callable[[ApiContext], None] | None = None
+    # The latency profile chosen at start-up (reset returns to it) and the one in force.
+    startup_profile: tuple[str, float] = ("none", 1.0)
+    latency_scale: float = 1.0
+
+    def set_latency_profile(self, name: str, scale: float = 1.0) -> None:
+        """Install a latency profile (``include/sandbox/latency.py``); raises ``ValueError`` if unknown."""
+        self.injector.set_profile(name, profile_rules(name, self.name, scale))
+        self.latency_scale = scale
 
     def reset(self) -> None:
-        """Empty the API's data, restore its start-up config, clear faults (keep baseline latency) and stats."""
+        """Empty the API's data, restore its start-up config and latency profile, clear faults (keep baseline
+        latency), latency counters and stats."""
         with self.store.session(write=True) as s:
             s.clear_api(self.name)
         self.config = self.defaults.copy()
         self.injector.configure(self.baseline_faults)
+        self.set_latency_profile(*self.startup_profile)
+        self.injector.reset_counters()
         self.stats.reset()
         if self.install_defaults is not None:
             self.install_defaults(self)

@@ -1,7 +1,7 @@
 """The ``/_sandbox/`` control surface, the same on every port (JSON, no auth, never faulted or counted).
 
-``POST reset`` · ``POST seed`` · ``GET/PUT config`` · ``GET/PUT/DELETE faults`` · ``GET/DELETE stats``
-· ``GET health``; plus ``custom-fields`` on Clientify and ``custom-attributes`` on FacturaDirecta.
+``POST reset`` · ``POST seed`` · ``GET/PUT config`` · ``GET/PUT/DELETE faults`` · ``GET/PUT/DELETE
+latency`` · ``GET/DELETE stats`` · ``GET health``; plus ``custom-fields`` on Clientify and ``custom-attributes`` on FacturaDirecta.
 """
 
 from __future__ import annotations
@@ -120,6 +120,37 @@ def build_router(api: str) -> APIRouter:
     def delete_faults(request: Request) -> Response:
         ctx(request).injector.clear()
         return json_response({"rules": []})
+
+    def latency_state(context: ApiContext) -> dict[str, Any]:
+        return {**context.injector.profile(), "scale": context.latency_scale,
+                "counters": context.injector.counters()}
+
+    @router.get("/latency")
+    def get_latency(request: Request) -> Response:
+        """The latency profile in force, its rules (with ``delayed``/``delay_ms``) and the applied delays."""
+        return json_response(latency_state(ctx(request)))
+
+    @router.put("/latency")
+    def put_latency(request: Request, body: bytes = Depends(raw_body)) -> Response:
+        """``{"profile": "realistic", "scale": 1.0}``: switch this API's profile (``reset`` restores start-up's)."""
+        payload = _plain(_json(body, {}))
+        if not isinstance(payload, dict) or set(payload) - {"profile", "scale"}:
+            raise _error('the latency body must be {"profile": ..., "scale": ...}')
+        scale = payload.get("scale", 1.0)
+        if isinstance(scale, bool) or not isinstance(scale, int | float):
+            raise _error("scale must be a number")
+        try:
+            ctx(request).set_latency_profile(str(payload.get("profile", "none")), float(scale))
+        except ValueError as exc:
+            raise _error(str(exc)) from None
+        ctx(request).injector.reset_counters()
+        return json_response(latency_state(ctx(request)))
+
+    @router.delete("/latency")
+    def delete_latency(request: Request) -> Response:
+        """Zero the applied-delay counters (the profile stays)."""
+        ctx(request).injector.reset_counters()
+        return json_response(latency_state(ctx(request)))
 
     @router.get("/stats")
     def get_stats(request: Request) -> Response:

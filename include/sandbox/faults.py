@@ -30,6 +30,14 @@ What a client sees (httpx, over a real socket):
 - ``"xxe"``: 200 ``application/xml`` document whose element uses an external entity
   (``xxe_target``, default ``file:///etc/passwd``; ``XXE_HTTP_TARGET`` is the network variant).
 
+Latency: ``latency_ms`` is added to every matching request (summed over matching rules), plus
+``latency_per_item_ms`` times the page size the request asks for (query parameter ``items_param``,
+``items_default`` when absent, clamped to 1..``items_max``), so a list page costs in proportion to its
+size. A separate *profile* layer (``set_profile``; ``include/sandbox/latency.py`` builds them) gives each
+request the latency of its first matching profile rule, under any fault rules. Every added delay is
+counted (``delayed``, ``delay_ms`` per rule; ``counters()`` for the whole injector), so tests can assert
+that latency was applied without timing it.
+
 Paths under ``/_sandbox/`` are never faulted (the control surface must stay reachable).
 """
 
@@ -41,10 +49,11 @@ import json
 import random
 import re
 import threading
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any, Literal
+from urllib.parse import parse_qs
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -64,6 +73,10 @@ _RULE_DEFAULTS: dict[str, Any] = {
     "method": "*",
     "path": ".*",
     "latency_ms": 0,
+    "latency_per_item_ms": 0,
+    "items_param": None,
+    "items_default": 1,
+    "items_max": None,
     "rates": {},
     "retry_after": 1,
     "timeout_s": 30.0,
@@ -73,7 +86,7 @@ _RULE_DEFAULTS: dict[str, Any] = {
     "xxe_target": XXE_FILE_TARGET,
 }
 # Keys reported by rules() that configure() accepts back and ignores.
-_REPORT_KEYS = ("applied",)
+_REPORT_KEYS = ("applied", "delayed", "delay_ms")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -89,10 +102,31 @@ class _Rule:
     pattern: re.Pattern[str]
     rng: random.Random
     applied: int = 0
+    delayed: int = 0
+    delay_ms: float = 0.0
 
     def matches(self, method: str, path: str) -> bool:
         wanted = self.spec["method"]
         return (wanted == "*" or wanted == method) and self.pattern.search(path) is not None
+
+    def latency(self, query: Callable[[], dict[str, list[str]]]) -> float:
+        """This rule's delay for one request: fixed part plus per-item part scaled by the page size asked for."""
+        per_item = self.spec["latency_per_item_ms"]
+        if not per_item:
+            return self.spec["latency_ms"]
+        items = self.spec["items_default"]
+        param = self.spec["items_param"]
+        if param:
+            raw = (query().get(param) or [""])[0]
+            if raw.strip().isdigit():
+                items = int(raw)
+        if self.spec["items_max"] is not None:
+            items = min(items, self.spec["items_max"])
+        return self.spec["latency_ms"] + per_item * max(items, 1)
+
+    def report(self) -> dict[str, Any]:
+        return {**self.spec, "rates": dict(self.spec["rates"]), "applied": self.applied, "delayed": self.delayed,
+                "delay_ms": round(self.delay_ms, 3)}
 
     @property
     def active(self) -> bool:
@@ -139,6 +173,14 @@ def _normalise(rule: dict[str, Any]) -> dict[str, Any]:
         raise ValueError("fault rates must be between 0 and 1")
     spec["rates"] = rates
     spec["latency_ms"] = float(spec["latency_ms"] or 0)
+    spec["latency_per_item_ms"] = float(spec["latency_per_item_ms"] or 0)
+    if spec["latency_ms"] < 0 or spec["latency_per_item_ms"] < 0:
+        raise ValueError("latencies must not be negative")
+    spec["items_default"] = int(spec["items_default"])
+    if spec["items_max"] is not None:
+        spec["items_max"] = int(spec["items_max"])
+    if spec["items_param"] is not None:
+        spec["items_param"] = str(spec["items_param"])
     spec["timeout_s"] = float(spec["timeout_s"])
     if spec["count"] is not None:
         spec["count"] = int(spec["count"])
@@ -152,6 +194,10 @@ class FaultInjector:
         self.seed = seed
         self._lock = threading.Lock()
         self._rules: list[_Rule] = []
+        self._profile: list[_Rule] = []
+        self._profile_name = "none"
+        self._counters = _zero_counters()
+        self._in_flight = 0
         if rules:
             self.configure(rules)
 
@@ -177,21 +223,65 @@ class FaultInjector:
             self._rules = []
 
     def rules(self) -> list[dict[str, Any]]:
-        """The rules with defaults filled in, plus ``applied`` (faults injected so far)."""
+        """The rules with defaults filled in, plus ``applied`` (faults injected so far) and the latency
+        they added (``delayed`` requests, ``delay_ms`` in total)."""
         with self._lock:
-            return [{**r.spec, "rates": dict(r.spec["rates"]), "applied": r.applied} for r in self._rules]
+            return [r.report() for r in self._rules]
 
-    def decide(self, method: str, path: str) -> Decision:
-        """Sum the latency of every matching rule; the first active rule that draws a fault wins."""
+    def set_profile(self, name: str, rules: list[dict[str, Any]]) -> None:
+        """Replace the latency profile: first-match latency rules, kept apart from the fault rules."""
+        built = [self._build(r) for r in rules]
+        if any(r.spec["rates"] for r in built):
+            raise ValueError("profile rules add latency only (no rates)")
+        with self._lock:
+            self._profile, self._profile_name = built, name
+
+    def profile(self) -> dict[str, Any]:
+        with self._lock:
+            return {"profile": self._profile_name, "rules": [r.report() for r in self._profile]}
+
+    def counters(self) -> dict[str, Any]:
+        """Delays and timeout waits the middleware actually applied (``max_concurrent`` overlapping delays)."""
+        with self._lock:
+            return {**self._counters, "delay_ms": round(self._counters["delay_ms"], 3)}
+
+    def reset_counters(self) -> None:
+        with self._lock:
+            self._counters = _zero_counters()
+            for rule in (*self._rules, *self._profile):
+                rule.delayed, rule.delay_ms = 0, 0.0
+
+    def decide(self, method: str, path: str, query: str = "") -> Decision:
+        """First matching profile rule, plus the latency of every matching fault rule; the first active rule
+        that draws a fault wins. ``query`` (the raw query string) sizes per-item latency."""
         method = method.upper()
         latency = 0.0
         fault: str | None = None
         chosen: dict[str, Any] = {}
+        parsed: dict[str, list[str]] | None = None
+
+        def params() -> dict[str, list[str]]:
+            nonlocal parsed
+            if parsed is None:
+                parsed = parse_qs(query, keep_blank_values=True)
+            return parsed
+
+        def add(rule: _Rule) -> None:
+            nonlocal latency
+            delay = rule.latency(params)
+            if delay > 0:
+                rule.delayed += 1
+                rule.delay_ms += delay
+                latency += delay
+
         with self._lock:
+            profile = next((r for r in self._profile if r.matches(method, path)), None)
+            if profile is not None:
+                add(profile)
             for rule in self._rules:
                 if not rule.matches(method, path):
                     continue
-                latency += rule.spec["latency_ms"]
+                add(rule)
                 if fault is not None or not rule.active:
                     continue
                 kind = rule.draw()
@@ -199,6 +289,29 @@ class FaultInjector:
                     rule.applied += 1
                     fault, chosen = kind, rule.spec
         return Decision(latency_ms=latency, fault=fault, rule=chosen)
+
+    @contextlib.contextmanager
+    def delaying(self, latency_ms: float) -> Iterator[None]:
+        """Count one applied delay and how many overlap (parallel requests must not be serialised)."""
+        with self._lock:
+            self._in_flight += 1
+            self._counters["max_concurrent"] = max(self._counters["max_concurrent"], self._in_flight)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+                self._counters["delayed"] += 1
+                self._counters["delay_ms"] += latency_ms
+
+    def count_timeout(self, abandoned: bool) -> None:
+        """A ``timeout`` fault ended: the client gave up (``abandoned``) or the request went through."""
+        with self._lock:
+            self._counters["timeouts_abandoned" if abandoned else "timeouts_completed"] += 1
+
+
+def _zero_counters() -> dict[str, Any]:
+    return {"delayed": 0, "delay_ms": 0.0, "max_concurrent": 0, "timeouts_completed": 0, "timeouts_abandoned": 0}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -348,9 +461,11 @@ class FaultMiddleware:
         if scope["type"] != "http" or scope["path"].startswith(CONTROL_PREFIX):
             await self.app(scope, receive, send)
             return
-        decision = self.injector.decide(scope["method"], scope["path"])
+        query = scope.get("query_string", b"").decode("latin-1")
+        decision = self.injector.decide(scope["method"], scope["path"], query)
         if decision.latency_ms > 0:
-            await asyncio.sleep(decision.latency_ms / 1000)
+            with self.injector.delaying(decision.latency_ms):
+                await asyncio.sleep(decision.latency_ms / 1000)
         if decision.fault is None:
             await self.app(scope, receive, send)
             return
@@ -368,7 +483,9 @@ class FaultMiddleware:
     async def _fault_timeout(self, decision: Decision, scope: Scope, receive: Receive, send: Send) -> None:
         messages, gone = await _buffer_request(receive)
         if gone or not await _sleep_unless_disconnected(decision.rule["timeout_s"], receive):
+            self.injector.count_timeout(abandoned=True)
             return
+        self.injector.count_timeout(abandoned=False)
         await self.app(scope, _replaying(messages, receive), send)
 
     async def _fault_drop(self, decision: Decision, scope: Scope, receive: Receive, send: Send) -> None:

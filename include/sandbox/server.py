@@ -30,6 +30,8 @@ class Settings:
     ports: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_PORTS))
     db: str | None = ".sandbox/sandbox.db"  # None: in memory
     latency_ms: float = 0.0
+    latency_profile: str = "none"
+    latency_scale: float = 1.0
     log_level: str = "warning"
     configs: dict[str, ApiConfig] = field(default_factory=dict)
 
@@ -42,7 +44,8 @@ class _Server(uvicorn.Server):
 
 async def serve(settings: Settings) -> None:
     store = Store(settings.db)
-    sandbox = build_sandbox(store, settings.configs, settings.latency_ms)
+    sandbox = build_sandbox(store, settings.configs, settings.latency_ms, settings.latency_profile,
+                            settings.latency_scale)
     servers = [
         _Server(uvicorn.Config(
             sandbox.apps[name], host=settings.host, port=settings.ports[name], log_level=settings.log_level,
@@ -70,7 +73,9 @@ async def serve(settings: Settings) -> None:
         await asyncio.sleep(0.01)
     else:
         urls = ", ".join(f"{name} http://{settings.host}:{settings.ports[name]}" for name in API_NAMES)
-        print(f"sandbox ready: {urls} (db: {settings.db or 'memory'})", flush=True)
+        latency = "" if settings.latency_profile == "none" else (
+            f", latency profile {settings.latency_profile} x{settings.latency_scale:g}")
+        print(f"sandbox ready: {urls} (db: {settings.db or 'memory'}{latency})", flush=True)
     try:
         await asyncio.gather(*tasks)
     finally:

@@ -1,32 +1,33 @@
-"""100k records in one resource: a list page must still be served well under 100 ms.
+"""100k records in one resource: deep pages still return the right records in insertion order.
 
-The figure in docs/sandbox.md comes from ``python -m include.sandbox.measure``; this test only guards
-against a regression (generous bound: typical pages take a few milliseconds).
+How fast those pages are is not asserted here (no wall-clock assertions in tests): ``make bench``
+measures the median page at 100k records against its 100 ms target (bench/sandbox_checks.py), and
+docs/sandbox.md quotes ``python -m include.sandbox.measure``.
 """
 
 from __future__ import annotations
-
-import statistics
-import time
 
 from tests.fixtures.sandbox import SandboxHandle
 
 RECORDS = 100_000
 
 
-def test_list_page_latency_with_100k_records(clean_sandbox: SandboxHandle) -> None:
+def test_deep_pages_with_100k_records(clean_sandbox: SandboxHandle) -> None:
     created = clean_sandbox.seed("facturama", products=RECORDS, seed=1)["created"]
     assert created["products"] == RECORDS
     try:
         with clean_sandbox.facturama_client() as api:
-            timings = []
-            for start in (0, RECORDS // 2, RECORDS - 100) * 5:
-                began = time.perf_counter()
-                page = api.get("/api/Products", params={"start": start, "length": 100})
-                timings.append(time.perf_counter() - began)
-                assert page.status_code == 200 and len(page.json()["data"]) == 100
-            assert page.json()["recordsTotal"] == RECORDS
-        median_ms = statistics.median(timings) * 1000
-        assert median_ms < 100, f"median list page {median_ms:.1f} ms"
+            first_ids: list[str] = []
+            for start in (0, RECORDS // 2, RECORDS - 100):
+                page = api.get("/api/Products", params={"start": start, "length": 100}).json()
+                assert page["recordsTotal"] == RECORDS and page["recordsFiltered"] == RECORDS
+                assert len(page["data"]) == 100
+                skus = [p["IdentificationNumber"] for p in page["data"] if p["IdentificationNumber"]]
+                assert skus == sorted(skus)  # SKUs are numbered in creation order
+                first_ids.append(page["data"][0]["Id"])
+            assert len(set(first_ids)) == 3
+            assert api.get("/api/Products", params={"start": RECORDS, "length": 100}).json()["data"] == []
+            stats = clean_sandbox.stats("facturama")["by_route"]
+            assert stats == [{"method": "GET", "route": "/products", "status": 200, "count": 4}]
     finally:
         clean_sandbox.reset("facturama")
