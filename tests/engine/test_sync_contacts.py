@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import time
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
 from clientify_sync.engine.apply import Applier
-from clientify_sync.engine.job import Entity, Mode, Platform
+from clientify_sync.engine.job import Entity, Mode, Platform, SyncOptions
 from clientify_sync.engine.ledger import Ledger
 from tests.engine.conftest import PLATFORMS, World
 
@@ -229,3 +231,124 @@ def test_dry_run_writes_nothing_and_shows_the_plan(world: World, platform: Platf
     assert report["counts"]["invoicing→clientify"]["would_create"] == 2
     assert report["watermark_out"] is None
     assert crm_parties(world) == []
+
+
+# -- issue 12: what the strict APIs refuse, and links brought from Clientify's native integration -----
+
+
+def plan_items(world: World, platform: Platform, run_id: str) -> list[dict[str, Any]]:
+    """Every plan item of one contacts run, with its outcome, reason and detail."""
+    ledger = Ledger.open(world.ledger_url, platform.value, Entity.CONTACTS.value)
+    try:
+        return [item for chunk in ledger.iter_plan(run_id) for item in chunk]
+    finally:
+        ledger.close()
+
+
+def test_clientify_customer_without_email_is_skipped_for_facturama_and_the_clientify_side_still_syncs(world: World):
+    platform = Platform.FACTURAMA
+    tax_id, name = CUSTOMERS[platform]["company"]
+    inv_id = create_customer(world, platform, tax_id, name)
+    world.sync(platform, Entity.CONTACTS, mode=Mode.FULL)
+    [(_, company)] = by_tax_id(world, tax_id)
+    person_tax_id, person_name = CUSTOMERS[platform]["crm_person"]
+    first, _, last = person_name.partition(" ")
+    lead = world.clientify.contacts.create({"first_name": first, "last_name": last,
+                                            "taxpayer_identification_number": person_tax_id})  # fmt: skip
+    world.clientify.companies.update(company["id"], {"emails": []})  # the linked company loses its e-mail
+    edit_invoicing(world, platform, inv_id, name="NOMBRE FISCAL NUEVO")
+    world.sandbox.reset_stats()
+    report = world.sync(platform, Entity.CONTACTS)
+
+    assert world.writes("facturama") == 0  # nothing Facturama would refuse (400 Email required) was sent
+    assert [c["Rfc"] for c in world.facturama.clients.iter_records()] == [tax_id]
+    [(_, company)] = by_tax_id(world, tax_id)
+    assert company["name"] == "NOMBRE FISCAL NUEVO"  # the Facturama -> Clientify direction still syncs
+    skipped = [i for i in plan_items(world, platform, report["run_id"]) if i["outcome"] == "skipped"]
+    assert sorted((i["action"], i["crm_id"], i["reason"]) for i in skipped) == sorted(
+        [("create", str(lead["id"]), "missing_email"), ("update", str(company["id"]), "missing_email")]
+    )
+    assert all("requires an e-mail" in i["detail"] for i in skipped)
+    assert report["counts"]["clientify→invoicing"]["skipped"] == 2
+    assert report["failures"] == []  # a known limit of the target, not a failure to retry
+
+    # An e-mail added in Clientify brings the customer across on the next run.
+    world.clientify.contacts.update(lead["id"], {"emails": [{"type": 4, "email": "raul@example.mx"}]})
+    report = world.sync(platform, Entity.CONTACTS)
+    [created] = [c for c in world.facturama.clients.iter_records() if c["Rfc"] == person_tax_id]
+    assert created["Email"] == "raul@example.mx"
+
+
+def test_an_edit_to_a_facturama_client_whose_get_holds_empty_strings_is_accepted(world: World):
+    platform = Platform.FACTURAMA
+    tax_id, name = CUSTOMERS[platform]["company"]
+    body = {"Rfc": tax_id, "Name": name, "Email": "ventas@example.mx", "CfdiUse": "G03", "FiscalRegime": "601",
+            "TaxZipCode": "86991", "EmailOp1": "", "NumRegIdTrib": "", "TaxResidence": "",
+            "Address": {"Street": "Calle de Pruebas", "ExteriorNumber": "123", "InteriorNumber": "",
+                        "Neighborhood": "", "ZipCode": "86991", "Municipality": "León", "Country": "MEX"}}  # fmt: skip
+    inv_id = str(world.facturama.clients.create(body)["Id"])
+    held = world.facturama.clients.get(inv_id)
+    assert held["EmailOp1"] == "" and held["Address"]["InteriorNumber"] == ""  # the GET copy a PUT starts from
+    world.sync(platform, Entity.CONTACTS, mode=Mode.FULL)
+    [(_, company)] = by_tax_id(world, tax_id)
+    world.clientify.companies.update(company["id"], {"emails": [{"type": 4, "email": "compras@example.mx"}]})
+    report = world.sync(platform, Entity.CONTACTS)
+
+    assert report["failures"] == [] and report["counts"]["clientify→invoicing"]["updated"] == 1
+    updated = world.facturama.clients.get(inv_id)
+    assert updated["Email"] == "compras@example.mx"
+    assert (updated["TaxZipCode"], updated["Address"]["ZipCode"]) == ("86991", "86991")  # the zip survived
+
+
+def test_a_link_from_clientifys_native_facturama_integration_is_honoured_not_duplicated(world: World):
+    platform = Platform.FACTURAMA
+    for content_type in ("contacts", "companies"):  # the native integration defined the field already
+        world.sandbox.define_custom_field("in_facturama", content_type)
+    tax_id, name = CUSTOMERS[platform]["company"]
+    inv_id = create_customer(world, platform, tax_id, name)
+    person_tax_id, person_name = CUSTOMERS[platform]["person"]
+    native = world.clientify.companies.create({
+        "name": "Universidad Robótica (CRM)", "taxpayer_identification_number": tax_id,
+        "emails": [{"type": 4, "email": "crm@example.mx"}],
+        "custom_fields": [{"field": "in_facturama", "value": inv_id}],
+    })  # fmt: skip
+    first, _, last = person_name.partition(" ")
+    stale = world.clientify.contacts.create({
+        "first_name": first, "last_name": last, "taxpayer_identification_number": person_tax_id,
+        "email": "x@example.mx", "custom_fields": [{"field": "in_facturama", "value": "NoSuchFacturamaId0000002"}],
+    })  # fmt: skip
+    report = world.sync(platform, Entity.CONTACTS, mode=Mode.FULL)
+
+    assert report["matched"] == 1 and report["reasons"].get("skipped:linked_record_missing") == 1
+    [(kind, company)] = by_tax_id(world, tax_id)
+    assert (kind, company["id"], cf(company, "in_facturama")) == ("company", native["id"], inv_id)
+    assert company["name"] == name  # first match: the fiscal name follows the invoicing side
+    assert [c["Id"] for c in world.facturama.clients.iter_records()] == [inv_id]  # nothing duplicated
+    assert cf(world.clientify.contacts.get(stale["id"]), "in_facturama") == "NoSuchFacturamaId0000002"
+    world.sandbox.reset_stats()
+    world.sync(platform, Entity.CONTACTS)
+    assert world.writes("clientify") == 0 and world.writes("facturama") == 0
+
+
+def test_an_ignored_modified_filter_is_detected_and_nothing_is_missed(world: World):
+    platform = Platform.FACTURAMA
+    world.clientify.contacts.create({"first_name": "Lead", "last_name": "Antiguo", "email": "a@example.com"})
+    time.sleep(1.2)  # older than the next watermark by more than the second of slack an ISO filter gets
+    world.clientify.contacts.create({"first_name": "Lead", "last_name": "Reciente", "email": "r@example.com"})
+    tax_id, name = CUSTOMERS[platform]["company"]
+    inv_id = create_customer(world, platform, tax_id, name)
+    options = SyncOptions(lookback=timedelta(0))
+    world.sync(platform, Entity.CONTACTS, mode=Mode.FULL, options=options)
+    assert world.clientify.ignored_filters() == []
+    world.sandbox.config("clientify", modified_filter="ignored")
+    [(_, company)] = by_tax_id(world, tax_id)
+    world.clientify.companies.update(company["id"], {"emails": [{"type": 4, "email": "nuevo@example.mx"}]})
+    world.sandbox.reset_stats()
+    report = world.sync(platform, Entity.CONTACTS, options=options)
+
+    ignored = {i.route for i in world.clientify.ignored_filters()}
+    assert "/v1/contacts/" in ignored  # the lead older than the watermark came back
+    assert all("full read" in i.message for i in world.clientify.ignored_filters())
+    assert report["extract"]["extract_clientify"]["records"] == 3  # every record read: a full read
+    assert world.facturama.clients.get(inv_id)["Email"] == "nuevo@example.mx"  # the edit went through
+    assert world.writes("facturama") == 1 and world.writes("clientify") == 0  # and nothing else was written
