@@ -258,3 +258,67 @@ def test_a_budget_for_a_customer_of_the_other_integration_is_skipped_not_deferre
     ledger = Ledger.open(world.ledger_url, "facturadirecta", "estimates")
     assert ledger.dead_letters().empty
     ledger.close()
+
+
+# -- issue 12: amounts each side can hold exactly, lines without a SKU ----------------------------------
+
+
+def budget_writes(world: World) -> int:
+    """Writes on the budgets routes (the link field's definition is a write of its own)."""
+    rows = world.sandbox.stats("clientify")["by_route"]
+    return sum(r["count"] for r in rows if "budgets" in r["route"] and r["method"] in ("POST", "PUT", "PATCH"))
+
+
+# 100.03 + 257.60 at 21%: VAT 75.10 rounded once per document (FacturaDirecta), 21.01 + 54.10 = 75.11 per
+# line (Clientify). The same lines total 432.73 on one side and 432.74 on the other.
+CENT_APART = [("WEB003", 1, "100.03", "0"), ("HOST01", 1, "257.60", "0")]
+
+
+@pytest.mark.parametrize("linked", [PLATFORMS[1]], indirect=True)
+def test_an_estimate_whose_vat_rounds_to_another_cent_on_the_other_side_is_refused(world: World, linked):
+    doc = canonical(CENT_APART, VAT[Platform.FACTURADIRECTA])
+    assert (totals_per_document(doc).tax, totals_per_line(doc).tax) == (Decimal("75.10"), Decimal("75.11"))
+    create_estimate(world, Platform.FACTURADIRECTA, linked["customer_id"], CENT_APART)
+    world.sandbox.reset_stats()
+    report = world.sync(Platform.FACTURADIRECTA, Entity.ESTIMATES)
+
+    assert budgets(world) == [] and budget_writes(world) == 0  # refused before any call
+    [failure] = report["failures"]
+    assert failure["reason"] == "totals_not_representable" and failure["target"] == "clientify"
+    assert "432.73" in failure["detail"] and "432.74" in failure["detail"]  # both totals named
+
+    # The other way round: a Clientify budget of those lines would become 432.73 on FacturaDirecta.
+    items = [{"product": crm_product_url(world, sku), "quantity": "1.00", "price": price, "discount": "0.00",
+              "tax": "21.00"} for sku, _, price, _ in CENT_APART]  # fmt: skip
+    world.clientify.budgets.create({"name": "Céntimo", "company": crm_company_url(world, linked["tax_id"]),
+                                    "date": "2026-05-04", "currency": "EUR", "status": "pending", "items": items})  # fmt: skip
+    world.sandbox.reset_stats()
+    report = world.sync(Platform.FACTURADIRECTA, Entity.ESTIMATES)
+    assert world.writes("facturadirecta") == 0 and len(inv_estimates(world, Platform.FACTURADIRECTA)) == 1
+    reasons = {(f["target"], f["reason"]) for f in report["failures"]}
+    assert ("invoicing", "totals_not_representable") in reasons
+    detail = next(f["detail"] for f in report["failures"] if f["target"] == "invoicing")
+    assert "Clientify total 432.74" in detail and "432.73" in detail
+
+
+@pytest.mark.parametrize("linked", PLATFORMS, indirect=True)
+def test_an_estimate_with_a_line_without_sku_is_skipped_before_any_call(world: World, linked):
+    platform = linked["platform"]
+    create_estimate(world, platform, linked["customer_id"], [("WEB003", 1, "6500.00", "0"), ("", 1, "50.00", "0")])
+    no_sku = world.clientify.products.create({"name": "Servicio sin SKU", "price": "10.00"})
+    url = f"{world.clientify.settings.base_url}/v1/products/{no_sku['id']}/"
+    world.clientify.budgets.create({
+        "name": "Sin SKU", "company": crm_company_url(world, linked["tax_id"]), "date": "2026-05-04",
+        "currency": "MXN" if platform is Platform.FACTURAMA else "EUR", "status": "pending",
+        "items": [{"product": url, "quantity": "1.00", "price": "10.00", "discount": "0.00", "tax": str(VAT[platform])}],
+    })  # fmt: skip
+    world.sandbox.reset_stats()
+    report = world.sync(platform, Entity.ESTIMATES)
+
+    assert report["reasons"] == {"skipped:line_without_sku": 2}
+    assert world.writes("clientify") == 0 and world.writes(platform.value) == 0
+    assert len(budgets(world)) == 1 and len(inv_estimates(world, platform)) == 1  # only the originals
+    assert report["failures"] == []  # nothing dead-lettered to be retried five runs
+    ledger = Ledger.open(world.ledger_url, platform.value, "estimates")
+    assert ledger.dead_letters().empty
+    ledger.close()
