@@ -4,8 +4,18 @@ from __future__ import annotations
 
 from decimal import ROUND_HALF_UP, Decimal
 
-from clientify_sync.engine.documents import Directory, canonical_line, totals_per_document, totals_per_line
+import pytest
+
+from clientify_sync.engine.documents import (
+    Directory,
+    canonical_line,
+    check_totals_representable,
+    totals_per_document,
+    totals_per_line,
+)
 from clientify_sync.engine.mapping.estimates import ClientifyBudgetMapper, FacturamaEstimateMapper
+from clientify_sync.engine.mapping.facturama import FacturamaClientMapper, FacturamaProductMapper
+from clientify_sync.errors import LineWithoutSkuError, MissingEmailError, TotalsNotRepresentableError
 
 
 def many_lines(n: int = 40) -> list[dict[str, str]]:
@@ -72,3 +82,55 @@ def test_budget_round_trip_keeps_the_document():
               "total": str(totals_per_line(data["lines"]).total), "modified": "2026-05-03T10:00:00+02:00"}  # fmt: skip
     record = mapper.read("budget", served)
     assert record.data == data and record.key == "FM-abc" and record.link == "abc" and record.problem is None
+
+
+# -- issue 12: refusals raised before any call, and the Facturama bodies the strict API takes -----------
+
+
+def test_totals_that_differ_by_a_cent_between_rules_are_not_representable():
+    lines = [canonical_line("A", "", 1, "100.03", 0, 21), canonical_line("B", "", 1, "257.60", 0, 21)]
+    with pytest.raises(TotalsNotRepresentableError) as caught:
+        check_totals_representable(lines, source="facturadirecta", target="clientify")
+    assert caught.value.reason == "totals_not_representable" and caught.value.outcome == "failed"
+    assert "432.73" in caught.value.detail and "432.74" in caught.value.detail
+    assert check_totals_representable(lines, source="facturama", target="clientify").total == Decimal("432.74")
+    even = [canonical_line("A", "", 1, "100.00", 0, 21)]
+    assert check_totals_representable(even, source="facturadirecta", target="clientify").tax == Decimal("21.00")
+
+
+def test_a_line_without_sku_is_skipped_on_read_and_refused_on_write():
+    raw = {"Id": "e1", "Receiver": {"Rfc": "URE180429TM6"}, "Date": "2026-05-03T10:00:00", "Currency": "MXN",
+           "Items": [{"IdentificationNumber": "WEB003", "Quantity": 1, "UnitPrice": 10, "Taxes": []},
+                     {"IdentificationNumber": None, "Quantity": 1, "UnitPrice": 5, "Taxes": []}]}  # fmt: skip
+    record = FacturamaEstimateMapper(Directory()).read("estimate", raw)
+    assert record.problem == "line_without_sku"
+    mapper = ClientifyBudgetMapper(Directory(), "in_facturama", "https://api.clientify.net", "FM-")
+    with pytest.raises(LineWithoutSkuError) as caught:
+        mapper.update_body("budget", {}, record.data, {"lines"}, None)
+    assert caught.value.outcome == "skipped" and "line 2" in caught.value.detail
+
+
+def test_facturama_client_update_strips_empty_strings_and_needs_an_email():
+    raw = {"Id": "c1", "Rfc": "URE180429TM6", "Name": "X", "Email": "a@example.mx", "EmailOp1": "",
+           "TaxZipCode": "86991", "Address": {"Street": "Calle", "InteriorNumber": "", "ZipCode": None}}  # fmt: skip
+    mapper = FacturamaClientMapper()
+    data = mapper.read("client", raw).data
+    body = mapper.update_body("client", raw, data | {"city": "León"}, {"city"}, None)
+    assert "EmailOp1" not in body and "InteriorNumber" not in body["Address"]
+    assert (body["TaxZipCode"], body["Address"]["ZipCode"], body["Address"]["Municipality"]) == ("86991", "86991", "León")
+    with pytest.raises(MissingEmailError) as caught:
+        mapper.update_body("client", raw, data | {"email": ""}, {"email"}, None)
+    assert caught.value.reason == "missing_email" and caught.value.outcome == "skipped"
+    with pytest.raises(MissingEmailError):
+        mapper.create_body("client", data | {"email": ""}, None)
+
+
+def test_facturama_products_carry_tax_object_and_unit():
+    mapper = FacturamaProductMapper()
+    created = mapper.create_body("product", {"sku": "WEB003", "name": "Sitio", "price": "10.00"}, None)
+    assert (created["TaxObject"], created["Unit"], created["Description"]) == ("02", "Servicio", "Sitio")
+    old = {"Id": "p1", "Name": "Viejo", "IdentificationNumber": "OLD", "Price": 1, "Unit": "", "CuentaPredial": "",
+           "Taxes": []}  # fmt: skip
+    body = mapper.update_body("product", old, {"sku": "OLD", "name": "Nuevo", "price": "1.00"}, {"name"}, None)
+    assert (body["TaxObject"], body["Unit"], body["Name"]) == ("01", "Servicio", "Nuevo")  # untaxed: "01"
+    assert "CuentaPredial" not in body
