@@ -16,7 +16,7 @@ export AIRFLOW__CORE__PARALLELISM := 4
 export PYTHONPATH := $(CURDIR):$(CURDIR)/plugins
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: venv test lint unit demo sandbox airflow bench clean
+.PHONY: venv test lint unit e2e demo sandbox airflow bench clean
 
 venv: $(STAMP)
 
@@ -28,9 +28,16 @@ $(STAMP): constraints.txt requirements.txt requirements-dev.txt
 	$(BIN)/pip check
 	touch $(STAMP)
 
-## test: lint, then the whole suite (unit, sandbox contract, hooks, engine, end-to-end DAG runs, faults)
+## test: lint, the suite (unit, sandbox contract, hooks, engine, dag.test() runs, faults), then make e2e
 test: lint
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q tests --ignore=tests/e2e
+	$(MAKE) --no-print-directory e2e
+
+## e2e: Airflow for real on PostgreSQL (+ Redis): scheduler, API server, DAG processor, triggerer,
+## LocalExecutor then CeleryExecutor with two workers, against the sandbox (docs/e2e.md).
+## Installs postgresql/redis-server when missing, fails loudly where it cannot. E2E_KEEP=1 keeps the dir.
+e2e: $(STAMP)
+	scripts/e2e/run.sh
 
 ## lint: ruff, with Airflow's AIR rules
 lint: $(STAMP)

@@ -1,0 +1,330 @@
+"""The end-to-end scenario on a running stack: seed, two sync rounds, a wrong password; gather evidence.
+
+Why gather first and assert later: one scenario takes minutes, so it runs once per executor (a
+module fixture) and records what every check needs (runs, task instances, XComs, request times,
+logs, the APIs' contents); each test then asserts one property of that record and fails on its own.
+
+Every wait has a deadline (``E2E_ROUND_TIMEOUT_S``, default 900 s per round) and names what it was
+still waiting for when it gives up.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from e2e_stack import APIS, FACTURAMA_PASSWORD, FACTURAMA_USER, REQUESTS_PER_MINUTE, Stack
+
+from tests.e2e.inventory import Inventory, read_inventory
+
+PLATFORMS = ("facturama", "facturadirecta")
+ENTITIES = ("contacts", "products", "estimates")
+ALL_DAGS = tuple(f"{p}_{e}" for p in PLATFORMS for e in ENTITIES)
+PREREQUISITE_DAGS = tuple(f"{p}_{e}" for p in PLATFORMS for e in ("contacts", "products"))
+SYNC_TASKS = ("extract_invoicing", "extract_clientify", "reconcile", "apply_clientify", "apply_invoicing",
+              "commit")
+WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
+ROUND_TIMEOUT_S = float(os.environ.get("E2E_ROUND_TIMEOUT_S", "900"))
+QUIET_S = 15.0  # nothing queued or running for this long = the round is over (asset-triggered runs follow commits)
+POLL_S = 3.0
+WRONG_PASSWORD = "wrong-password-e2e"
+CONF = {"mode": "modified", "dry_run": False}
+
+# A small realistic data set: each platform's customers, products and estimates; Clientify's own
+# records; and 30% of each platform's customers already in the CRM, unlinked (matched by tax id).
+SEED = {
+    "facturama": {"seed": 7, "clients": 60, "products": 16, "estimates": 12},
+    "facturadirecta": {"seed": 8, "clients": 40, "products": 12, "estimates": 8},
+    "clientify": {
+        "seed": 9,
+        "overlap": [
+            {"platform": "facturama", "customers": 60, "fraction": 0.3, "seed": 7},
+            {"platform": "facturadirecta", "customers": 40, "fraction": 0.3, "seed": 8},
+        ],
+        "contacts": 10,
+        "companies": 6,
+        "products": 8,
+    },
+}
+
+
+@dataclass
+class Round:
+    """What one round did: its runs and task instances, request counts per API, time taken."""
+
+    name: str
+    seconds: float
+    triggered: dict[str, str]
+    runs: list[dict[str, Any]]
+    task_instances: list[dict[str, Any]]
+    retries_seen: list[str]
+    calls: dict[str, dict[str, int]]
+
+    def writes(self, api: str) -> int:
+        return sum(self.calls[api].get(method, 0) for method in WRITE_METHODS)
+
+
+@dataclass
+class AuthFailure:
+    """The run triggered with a wrong Facturama password."""
+
+    run: dict[str, Any]
+    task_instances: list[dict[str, Any]]
+    logs: dict[str, str]
+    tries: dict[str, list[dict[str, Any]]]
+    retries_seen: list[str]
+
+
+@dataclass
+class Outcome:
+    """Everything the e2e tests assert on, for one executor."""
+
+    executor: str
+    startup: dict[str, float]
+    rounds: list[Round] = field(default_factory=list)
+    arrivals: dict[str, list[float]] = field(default_factory=dict)
+    arrivals_dropped: dict[str, int] = field(default_factory=dict)
+    watermarks: dict[str, tuple[Any, Any]] = field(default_factory=dict)
+    error_lines: list[str] = field(default_factory=list)
+    before: Inventory | None = None
+    after: Inventory | None = None
+    auth: AuthFailure | None = None
+    seconds: float = 0.0
+
+
+# -- REST helpers --------------------------------------------------------------------------------------
+
+
+def paged(stack: Stack, path: str, key: str, **params: Any) -> list[dict[str, Any]]:
+    """Every item of a paged REST v2 list (offset/limit; bounded)."""
+    items: list[dict[str, Any]] = []
+    for _ in range(200):
+        body = stack.api("GET", path, params={**params, "limit": 100, "offset": len(items)}).json()
+        items += body[key]
+        if not body[key] or len(items) >= body["total_entries"]:
+            return items
+    raise AssertionError(f"GET {path} did not end within 200 pages")
+
+
+def dag_runs(stack: Stack, *states: str) -> list[dict[str, Any]]:
+    params: dict[str, Any] = {"state": list(states)} if states else {}
+    return paged(stack, "/api/v2/dags/~/dagRuns", "dag_runs", **params)
+
+
+def task_instances(stack: Stack, dag_id: str, run_id: str) -> list[dict[str, Any]]:
+    return paged(stack, f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances", "task_instances")
+
+
+def trigger(stack: Stack, dag_id: str) -> str:
+    """Trigger a run through the REST API, with an explicit logical date (orders watermark lookups)."""
+    body = {"logical_date": datetime.now(UTC).isoformat(), "conf": CONF}
+    return str(stack.api("POST", f"/api/v2/dags/{dag_id}/dagRuns", json=body).json()["dag_run_id"])
+
+
+def xcom(stack: Stack, dag_id: str, run_id: str, task_id: str, key: str) -> Any:
+    """One XCom value as JSON (``None`` when absent)."""
+    path = f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/{key}"
+    try:
+        value = stack.api("GET", path, params={"deserialize": "true", "stringify": "false"}).json()["value"]
+    except Exception as exc:  # noqa: BLE001 - a missing XCom is a finding, reported by the test
+        return f"<unavailable: {exc}>"
+    return value
+
+
+def task_log(stack: Stack, dag_id: str, run_id: str, task_id: str, try_number: int) -> str:
+    """A task try's log as text, through the REST API (what the UI shows)."""
+    path = f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/logs/{try_number}"
+    body = stack.api("GET", path, params={"full_content": "true"}, headers={"Accept": "application/json"}).json()
+    content = body.get("content")
+    if isinstance(content, list):
+        return "\n".join(json.dumps(line) if isinstance(line, dict) else str(line) for line in content)
+    return str(content)
+
+
+def sandbox_stats(stack: Stack) -> dict[str, dict[str, int]]:
+    return {api: httpx.get(f"{stack.sandbox_url(api)}/_sandbox/stats", timeout=30).json()["by_method"]
+            for api in APIS}
+
+
+# -- the scenario --------------------------------------------------------------------------------------
+
+
+def seed(stack: Stack) -> None:
+    for api in APIS:
+        response = httpx.post(f"{stack.sandbox_url(api)}/_sandbox/seed", json=SEED[api], timeout=120)
+        response.raise_for_status()
+
+
+def inventory(stack: Stack) -> Inventory:
+    return read_inventory(
+        {api: stack.sandbox_url(api) for api in APIS},
+        {"facturama_user": FACTURAMA_USER, "facturama_password": FACTURAMA_PASSWORD,
+         "clientify_token": "fake-clientify-sandbox-token",
+         "facturadirecta_token": "fake-facturadirecta-sandbox-token"},
+    )
+
+
+def wait_idle(stack: Stack, what: str) -> list[str]:
+    """Wait until no DAG run is queued or running for ``QUIET_S``; return task tries seen up_for_retry."""
+    deadline = time.monotonic() + ROUND_TIMEOUT_S
+    quiet_since: float | None = None
+    retries: set[str] = set()
+    while True:
+        for ti in paged(stack, "/api/v2/dags/~/dagRuns/~/taskInstances", "task_instances",
+                        state=["up_for_retry"]):
+            retries.add(f"{ti['dag_id']}/{ti['dag_run_id']}/{ti['task_id']} try {ti['try_number']}")
+        active = dag_runs(stack, "queued", "running")
+        now = time.monotonic()
+        if active:
+            quiet_since = None
+        elif quiet_since is None:
+            quiet_since = now
+        elif now - quiet_since >= QUIET_S:
+            return sorted(retries)
+        if now > deadline:
+            detail = []
+            for run in active:
+                states = {ti["task_id"]: ti["state"] for ti in task_instances(stack, run["dag_id"], run["dag_run_id"])}
+                detail.append(f"{run['dag_id']} {run['dag_run_id']} {run['state']}: {states}")
+            raise AssertionError(f"{what}: runs still queued/running after {ROUND_TIMEOUT_S:.0f}s:\n"
+                                 + "\n".join(detail))
+        time.sleep(POLL_S)
+
+
+def run_round(stack: Stack, name: str, *, unpause: bool) -> Round:
+    """Trigger contacts and products of both platforms (after unpausing all six DAGs in round 1)."""
+    known = {(r["dag_id"], r["dag_run_id"]) for r in dag_runs(stack)}
+    before = sandbox_stats(stack)
+    started = time.monotonic()
+    if unpause:
+        for dag_id in ALL_DAGS:
+            stack.api("PATCH", f"/api/v2/dags/{dag_id}", json={"is_paused": False})
+    triggered = {dag_id: trigger(stack, dag_id) for dag_id in PREREQUISITE_DAGS}
+    retries = wait_idle(stack, name)
+    seconds = time.monotonic() - started
+    after = sandbox_stats(stack)
+    runs = [r for r in dag_runs(stack) if (r["dag_id"], r["dag_run_id"]) not in known]
+    tis = [ti for r in runs for ti in task_instances(stack, r["dag_id"], r["dag_run_id"])]
+    calls = {api: {m: n - before[api].get(m, 0) for m, n in after[api].items() if n - before[api].get(m, 0)}
+             for api in APIS}
+    return Round(name, round(seconds, 1), triggered, runs, tis, retries, calls)
+
+
+def wrong_password(stack: Stack) -> AuthFailure:
+    """PATCH a wrong Facturama password, trigger facturama_contacts, gather how it failed; restore it."""
+    stack.set_connection_password("facturama_default", WRONG_PASSWORD)
+    try:
+        run_id = trigger(stack, "facturama_contacts")
+        retries = wait_idle(stack, "the wrong-password run")
+    finally:
+        stack.set_connection_password("facturama_default", FACTURAMA_PASSWORD)
+    run = stack.api("GET", f"/api/v2/dags/facturama_contacts/dagRuns/{run_id}").json()
+    tis = task_instances(stack, "facturama_contacts", run_id)
+    failed = [ti for ti in tis if ti["state"] == "failed"]
+    logs = {ti["task_id"]: task_log(stack, "facturama_contacts", run_id, ti["task_id"], ti["try_number"])
+            for ti in failed}
+    tries = {ti["task_id"]: stack.api(
+        "GET", f"/api/v2/dags/facturama_contacts/dagRuns/{run_id}/taskInstances/{ti['task_id']}/tries"
+    ).json()["task_instances"] for ti in failed}
+    return AuthFailure(run, tis, logs, tries, retries)
+
+
+def watermark_pairs(stack: Stack, first: Round, second: Round) -> dict[str, tuple[Any, Any]]:
+    """Per DAG: (``watermark`` pushed by round 1's commit, what round 2's read_watermark returned)."""
+    pairs = {}
+    for dag_id in PREREQUISITE_DAGS:
+        pushed = xcom(stack, dag_id, first.triggered[dag_id], "commit", "watermark")
+        read = xcom(stack, dag_id, second.triggered[dag_id], "read_watermark", "return_value")
+        pairs[dag_id] = (pushed, read)
+    return pairs
+
+
+LEVEL = re.compile(r"^\S+\s+\[(error|critical)\s*\]|\bERROR\b|\bCRITICAL\b|^Traceback ", re.IGNORECASE)
+
+
+def error_lines(stack: Stack) -> list[str]:
+    """ERROR/CRITICAL lines (and tracebacks) of the scheduler's log and of every task log so far."""
+    found = [f"scheduler: {line}" for line in stack.service_log("scheduler").splitlines()
+             if _is_error_text(line)]
+    for path in sorted((stack.airflow_home / "logs").rglob("*.log")):
+        rel = path.relative_to(stack.airflow_home / "logs")
+        for line in path.read_text(errors="replace").splitlines():
+            try:
+                event = json.loads(line)
+            except ValueError:
+                event = None
+            if isinstance(event, dict):
+                if str(event.get("level", "")).lower() in ("error", "critical"):
+                    found.append(f"{rel}: {line[:1000]}")
+            elif _is_error_text(line):
+                found.append(f"{rel}: {line[:1000]}")
+    return found
+
+
+def _is_error_text(line: str) -> bool:
+    # structlog console lines carry the level in brackets; "[uvicorn.error]" is a logger name, not a level.
+    match = re.match(r"^\S+\s+\[(\w+)\s*\]", line)
+    if match:
+        return match.group(1).lower() in ("error", "critical")
+    return bool(re.search(r"\bERROR\b|\bCRITICAL\b|^Traceback ", line))
+
+
+def arrivals(stack: Stack) -> tuple[dict[str, list[float]], dict[str, int]]:
+    times, dropped = {}, {}
+    for api in APIS:
+        body = httpx.get(f"{stack.sandbox_url(api)}/_sandbox/stats/arrivals", timeout=60).json()
+        times[api] = [row[0] for row in body["arrivals"]]
+        dropped[api] = body["dropped"]
+    return times, dropped
+
+
+def run_scenario(stack: Stack) -> Outcome:
+    """The whole scenario on one stack; returns the evidence."""
+    started = time.monotonic()
+    outcome = Outcome(stack.executor, dict(stack.timings))
+    seed(stack)
+    outcome.before = inventory(stack)
+    for api in APIS:  # the inventory read is ours, not the sync's
+        httpx.delete(f"{stack.sandbox_url(api)}/_sandbox/stats", timeout=30).raise_for_status()
+    first = run_round(stack, "round 1", unpause=True)
+    outcome.rounds.append(first)
+    second = run_round(stack, "round 2 (idle)", unpause=False)
+    outcome.rounds.append(second)
+    outcome.arrivals, outcome.arrivals_dropped = arrivals(stack)
+    outcome.watermarks = watermark_pairs(stack, first, second)
+    outcome.error_lines = error_lines(stack)
+    outcome.after = inventory(stack)
+    outcome.auth = wrong_password(stack)
+    outcome.seconds = round(time.monotonic() - started, 1)
+    return outcome
+
+
+def summary(outcome: Outcome) -> list[str]:
+    """Short per-round lines for the terminal: runs, task instances, time, calls per API."""
+    lines = [f"[{outcome.executor}] startup {outcome.startup}, scenario {outcome.seconds}s"]
+    for rnd in outcome.rounds:
+        states: dict[str, int] = {}
+        for run in rnd.runs:
+            states[run["state"]] = states.get(run["state"], 0) + 1
+        calls = ", ".join(f"{api} {sum(c.values())} ({', '.join(f'{m} {n}' for m, n in sorted(c.items()))})"
+                          for api, c in rnd.calls.items())
+        lines.append(f"  {rnd.name}: {len(rnd.runs)} runs {states}, {len(rnd.task_instances)} task instances, "
+                     f"{rnd.seconds}s; calls: {calls}")
+    from include.sandbox.stats import busiest_window
+
+    busiest = {api: busiest_window(times)[0] for api, times in outcome.arrivals.items()}
+    lines.append(f"  busiest 60 s window per API: {busiest} (requests_per_minute {REQUESTS_PER_MINUTE})")
+    return lines
+
+
+def dump(outcome: Outcome, path: Path) -> None:
+    """Write the evidence as JSON (kept with the throwaway dir when E2E_KEEP=1)."""
+    data = {k: v for k, v in outcome.__dict__.items() if k not in ("before", "after")}
+    path.write_text(json.dumps(data, default=lambda o: getattr(o, "__dict__", str(o)), indent=1))
