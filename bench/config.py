@@ -10,6 +10,7 @@ from pathlib import Path
 
 from clientify_sync.engine.job import SyncOptions
 from clientify_sync.engine.model import Platform
+from include.sandbox.latency import PROFILE_NAMES
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 ENGINE_LOOKBACK_S = SyncOptions().lookback.total_seconds()
@@ -26,6 +27,10 @@ class BenchConfig:
     overlap: float = 0.30
     seed: int = 7
     latency_ms: float = 20.0
+    # "realistic": the sandbox's per-request latency of the real services (include/sandbox/latency.py)
+    # instead of the flat latency_ms; latency_scale multiplies it.
+    latency_profile: str = "none"
+    latency_scale: float = 1.0
     concurrency: int = 4
     edit_fraction: float = 0.01
     lookback_s: float = ENGINE_LOOKBACK_S
@@ -34,6 +39,7 @@ class BenchConfig:
     output_dir: Path = RESULTS_DIR
     write_results: bool = True
     sequential: bool = False
+    sandbox_checks: bool = True
 
     @property
     def options(self) -> SyncOptions:
@@ -59,22 +65,41 @@ def parse_args(argv: Sequence[str] | None = None) -> BenchConfig:
     parser.add_argument("--overlap", type=float, default=BenchConfig.overlap,
                         help="fraction of the invoicing customers Clientify already holds (unlinked)")
     parser.add_argument("--seed", type=int, default=BenchConfig.seed)
-    parser.add_argument("--latency-ms", type=float, default=BenchConfig.latency_ms)
+    parser.add_argument("--latency-ms", type=float, default=None,
+                        help=f"flat latency per request (default {BenchConfig.latency_ms:g}; 0 with a profile)")
+    parser.add_argument("--latency-profile", default="none", choices=PROFILE_NAMES,
+                        help="realistic: the real services' latency (Clientify 2.4 s per 100-record page, the rest "
+                             "stated guesses; docs/sandbox.md); baseline and memory check then default to off")
+    parser.add_argument("--latency-scale", type=float, default=1.0,
+                        help="multiply the profile's latencies (e.g. 0.1)")
     parser.add_argument("--concurrency", type=int, default=BenchConfig.concurrency,
                         help="the API clients' concurrency setting (ours and the baseline's)")
     parser.add_argument("--edit-fraction", type=float, default=BenchConfig.edit_fraction)
     parser.add_argument("--lookback-s", type=float, default=ENGINE_LOOKBACK_S,
                         help="the engine's modified-run lookback (default: the engine's own)")
-    parser.add_argument("--baseline", default=",".join(BenchConfig.baseline_scenarios),
-                        help="baseline scenarios to measure: any of 1,2,3 (empty: none)")
-    parser.add_argument("--memory-sizes", default=",".join(str(n) for n in BenchConfig.memory_sizes),
-                        help="client counts of the dry-run memory check (empty: skip it)")
+    parser.add_argument("--baseline", default=None,
+                        help="baseline scenarios to measure: any of 1,2,3 (empty: none; default 1,3, none with "
+                             "a latency profile)")
+    parser.add_argument("--memory-sizes", default=None,
+                        help="client counts of the dry-run memory check (empty: skip it; default 10000,100000, "
+                             "none with a latency profile)")
+    parser.add_argument("--no-sandbox-checks", action="store_true",
+                        help="skip the sandbox's own speed targets (bench/sandbox_checks.py, about 40 s)")
     parser.add_argument("--output-dir", type=Path, default=RESULTS_DIR)
     parser.add_argument("--no-write", action="store_true", help="print only; leave bench/results alone")
     parser.add_argument("--sequential", action="store_true",
                         help="run the memory check after the baseline instead of beside it (clean wall times "
                              "for both, about 4 more minutes)")
     args = parser.parse_args(argv)
+    profiled = args.latency_profile != "none"
+    if args.baseline is None:
+        args.baseline = "" if profiled else ",".join(BenchConfig.baseline_scenarios)
+    if args.memory_sizes is None:
+        args.memory_sizes = "" if profiled else ",".join(str(n) for n in BenchConfig.memory_sizes)
+    if args.latency_ms is None:
+        args.latency_ms = 0.0 if profiled else BenchConfig.latency_ms
+    if args.latency_scale < 0:
+        parser.error("--latency-scale must not be negative")
     baseline = _csv(args.baseline)
     if set(baseline) - {"1", "2", "3"}:
         parser.error("--baseline takes scenarios among 1,2,3")
@@ -83,6 +108,8 @@ def parse_args(argv: Sequence[str] | None = None) -> BenchConfig:
     return BenchConfig(
         platforms=_platforms(args.platform), clients=args.clients, products=args.products,
         estimates=args.estimates, overlap=args.overlap, seed=args.seed, latency_ms=args.latency_ms,
+        latency_profile=args.latency_profile, latency_scale=args.latency_scale,
+        sandbox_checks=not args.no_sandbox_checks,
         concurrency=args.concurrency, edit_fraction=args.edit_fraction, lookback_s=args.lookback_s,
         baseline_scenarios=baseline, memory_sizes=tuple(sorted(int(n) for n in _csv(args.memory_sizes))),
         output_dir=args.output_dir, write_results=not args.no_write, sequential=args.sequential,

@@ -70,12 +70,21 @@ def pick(
 # -- one edit per (side, platform, entity) ------------------------------------------------------------
 
 
+def _without_empty_strings(value: Any) -> Any:
+    """Facturama rejects a PUT whose optional strings are ``""`` (facturama-mcp): strip them from the GET copy."""
+    if isinstance(value, dict):
+        return {k: _without_empty_strings(v) for k, v in value.items() if v != ""}
+    if isinstance(value, list):
+        return [_without_empty_strings(v) for v in value]
+    return value
+
+
 def _edit_invoicing(clients: ApiClients, platform: Platform, entity: Entity, pair: Pair, n: int) -> Edit:
     api = clients.invoicing(platform)
     rid = pair.inv_id
     if platform is Platform.FACTURAMA:
         resource = {Entity.CONTACTS: api.clients, Entity.PRODUCTS: api.products, Entity.ESTIMATES: api.estimates}[entity]
-        raw = resource.get(rid)
+        raw = _without_empty_strings(resource.get(rid))
         if entity is Entity.CONTACTS:
             name, value = "Email", f"bench.edit{n}@example.com"
         elif entity is Entity.PRODUCTS:

@@ -101,12 +101,21 @@ def environment(cfg: BenchConfig, duration_s: float) -> dict[str, Any]:
         "python": sys.version.split()[0], "platform": platform.platform(), "duration_s": round(duration_s, 1),
         "sizes": {"clients": cfg.clients, "products": cfg.products, "estimates": cfg.estimates,
                   "clientify_overlap": cfg.overlap},
-        "latency_ms": cfg.latency_ms, "concurrency": cfg.concurrency, "lookback_s": cfg.lookback_s,
+        "latency_ms": cfg.latency_ms, "latency_profile": cfg.latency_profile, "latency_scale": cfg.latency_scale,
+        "concurrency": cfg.concurrency, "lookback_s": cfg.lookback_s,
         "integrations": [p.value for p in cfg.platforms], "edit_fraction": cfg.edit_fraction, "seed": cfg.seed,
         "baseline_scenarios": list(cfg.baseline_scenarios), "memory_sizes": list(cfg.memory_sizes),
         "page_sizes": {"facturama": 100, "facturadirecta": 250, "clientify": 100},
         "memory_check_beside_baseline": not cfg.sequential and bool(cfg.memory_sizes),
     }  # fmt: skip
+
+
+def _latency(cfg: BenchConfig) -> str:
+    flat = f"latency {cfg.latency_ms:g} ms per request"
+    if cfg.latency_profile == "none":
+        return flat
+    scale = "" if cfg.latency_scale == 1 else f" × {cfg.latency_scale:g}"
+    return f"{cfg.latency_profile} latency profile{scale}" + (f" + {flat}" if cfg.latency_ms else "")
 
 
 def markdown(cfg: BenchConfig, env: dict[str, Any], ours: list[ScenarioResult], baseline: list[ScenarioResult],
@@ -116,8 +125,8 @@ def markdown(cfg: BenchConfig, env: dict[str, Any], ours: list[ScenarioResult], 
         "# clientify-sync benchmark", "",
         f"{env['date']} · {env['cpu_count']} CPUs · Python {env['python']} · integrations "
         f"{', '.join(env['integrations'])} · {cfg.clients} clients, {cfg.products} products, {cfg.estimates} "
-        f"estimates, Clientify holding {cfg.overlap:.0%} of the customers unlinked · latency {cfg.latency_ms:g} ms "
-        f"per request · concurrency {cfg.concurrency} · engine lookback {cfg.lookback_s:g} s · "
+        f"estimates, Clientify holding {cfg.overlap:.0%} of the customers unlinked · {_latency(cfg)} · "
+        f"concurrency {cfg.concurrency} · engine lookback {cfg.lookback_s:g} s · "
         f"`make bench` took {env['duration_s'] / 60:.1f} min · commit {env['git_commit'][:10]}"
         f"{' with uncommitted engine/sandbox changes' if env['uncommitted'] else ''}", "",
         *[f"**Note:** the memory probe at {m['clients']} clients imported commit {m['git_commit'][:10]} (the code "
@@ -174,7 +183,8 @@ def markdown(cfg: BenchConfig, env: dict[str, Any], ours: list[ScenarioResult], 
 
 def _scenario_json(s: ScenarioResult) -> dict[str, Any]:
     return {
-        "name": s.name, "title": s.title, "mode": s.mode, **s.rss, "calls": s.calls.nested(),
+        "name": s.name, "title": s.title, "mode": s.mode, **s.rss, "added_latency_s": round(s.delay_s, 3),
+        "calls": s.calls.nested(),
         "calls_total": s.calls.sum(), "writes": s.calls.sum(writes=True), "routes": s.calls.route_rows(),
         "calls_by_entity": {k: c.nested() for k, c in s.by_entity.items()},
         "calls_contacts_products": s.entity_calls(CP).sum() if s.by_entity else s.calls.sum(),

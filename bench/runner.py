@@ -1,4 +1,5 @@
-"""The whole benchmark: start the sandbox, ours, the baseline, the memory check, then the results.
+"""The whole benchmark: start the sandbox, its own speed checks, ours, the baseline, the memory check,
+then the results.
 
 Ours runs alone (its wall times are targets). The memory check then runs beside the baseline, on a
 second sandbox process: the baseline's time goes to the sandbox answering searches, the check's to
@@ -20,6 +21,7 @@ from bench.config import BenchConfig, parse_args
 from bench.memory import measure_memory
 from bench.report import environment, markdown, results_payload, write_results
 from bench.sandbox import SandboxHandle, seed_world, start_sandbox, stop_sandbox
+from bench.sandbox_checks import run_checks
 from bench.scenarios import ScenarioResult, run_baseline, run_ours
 from bench.targets import targets
 from bench.version import code_version
@@ -62,7 +64,12 @@ def run(cfg: BenchConfig) -> tuple[str, dict[str, Any]]:
     handle = start_sandbox()
     print(f"bench: sandbox up ({handle.facturama_url}, {handle.clientify_url}, {handle.facturadirecta_url})",
           flush=True)  # fmt: skip
+    checks = []
     try:
+        if cfg.sandbox_checks:
+            mark = time.perf_counter()
+            checks = run_checks(handle)
+            _timed(phases, "sandbox checks", mark)
         mark = time.perf_counter()
         seeded = seed_world(handle, cfg)
         _timed(phases, "seed", mark)
@@ -75,7 +82,7 @@ def run(cfg: BenchConfig) -> tuple[str, dict[str, Any]]:
     finally:
         stop_sandbox(handle)
     env = environment(cfg, time.perf_counter() - started) | version | {"seeded": seeded}
-    found = targets(cfg, ours, baseline, memory)
+    found = targets(cfg, ours, baseline, memory) + checks
     text = markdown(cfg, env, ours, baseline, memory, found, phases)
     return text, results_payload(env, ours, baseline, memory, found, phases)
 

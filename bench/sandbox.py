@@ -12,8 +12,8 @@ from typing import Any
 from bench.config import BenchConfig
 from tests.fixtures.sandbox import APIS, SandboxHandle, start_sandbox, stop_sandbox
 
-__all__ = ["APIS", "Calls", "SandboxHandle", "read_calls", "seed_world", "set_latency", "start_sandbox",
-           "stop_sandbox"]  # fmt: skip
+__all__ = ["APIS", "Calls", "SandboxHandle", "applied_delay_s", "read_calls", "seed_world", "set_latency",
+           "start_sandbox", "stop_sandbox"]  # fmt: skip
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
@@ -61,13 +61,24 @@ def read_calls(handle: SandboxHandle, *, reset: bool = True) -> Calls:
     return calls
 
 
-def set_latency(handle: SandboxHandle, latency_ms: float) -> None:
-    """One fault rule, ``{"latency_ms": N}`` on every request of every API (none when N is 0)."""
+def set_latency(handle: SandboxHandle, latency_ms: float, profile: str = "none", scale: float = 1.0) -> None:
+    """One fault rule, ``{"latency_ms": N}`` on every request of every API (none when N is 0), and the
+    latency profile (``realistic``: include/sandbox/latency.py) on all three."""
     for api in APIS:
         if latency_ms > 0:
             handle.faults(api, [{"latency_ms": latency_ms}])
         else:
             handle.clear_faults(api)
+        handle.latency(api, profile, scale)
+
+
+def applied_delay_s(handle: SandboxHandle, *, reset: bool = True) -> float:
+    """Seconds of latency the sandbox added since the last reset (all APIs; overlapping delays add up)."""
+    total = sum(handle.latency(api)["counters"]["delay_ms"] for api in APIS) / 1000
+    if reset:
+        for api in APIS:
+            handle.control(api, "DELETE", "latency")
+    return total
 
 
 def seed_world(
@@ -89,6 +100,9 @@ def seed_world(
     overlap = [{"platform": p.value, "customers": n_clients, "fraction": cfg.overlap, "seed": cfg.seed}
                for p in cfg.platforms]  # fmt: skip
     created["clientify"] = handle.seed("clientify", overlap=overlap)["created"]
-    set_latency(handle, cfg.latency_ms if latency else 0)
+    if latency:
+        set_latency(handle, cfg.latency_ms, cfg.latency_profile, cfg.latency_scale)
+    else:
+        set_latency(handle, 0)
     handle.reset_stats()
     return created

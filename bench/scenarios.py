@@ -26,7 +26,7 @@ from bench.config import BenchConfig
 from bench.edits import Edit, apply_edits, ledger_pairs, pick
 from bench.engine import ENTITIES, ApiClients, EngineDriver
 from bench.sampler import RssSampler
-from bench.sandbox import Calls, SandboxHandle, read_calls, seed_world
+from bench.sandbox import Calls, SandboxHandle, applied_delay_s, read_calls, seed_world
 from clientify_sync.engine.job import Entity, Mode, Platform
 
 TITLES = {"1": "initial full sync", "2": "idle modified run", "2b": "second idle modified run",
@@ -46,6 +46,7 @@ class ScenarioResult:
     reports: dict[str, dict[str, Any]] = field(default_factory=dict)
     edits: list[Edit] = field(default_factory=list)
     outcomes: dict[str, Any] = field(default_factory=dict)
+    delay_s: float = 0.0  # latency the sandbox added during the scenario (sum over requests)
 
     @property
     def title(self) -> str:
@@ -96,6 +97,7 @@ class OurRuns:
         bound, windows = read_bound(self.handle, integrations, mode, timedelta(seconds=self.cfg.lookback_s))
         defined = definitions(self.handle)
         self.handle.reset_stats()
+        applied_delay_s(self.handle)  # zero the counters: only this scenario's delays
         by_entity: dict[str, Calls] = {}
         reports: dict[str, dict[str, Any]] = {}
         with RssSampler(cpu_of=_sandbox_pid(self.handle)) as rss:
@@ -104,6 +106,7 @@ class OurRuns:
                     key = f"{driver.platform.value}/{entity.value}"
                     reports[key] = driver.sync(entity, mode)
                     by_entity[key] = read_calls(self.handle)
+        delay_s = applied_delay_s(self.handle)
         total = Calls()
         for calls in by_entity.values():
             total.add(calls)
@@ -118,7 +121,7 @@ class OurRuns:
             per_platform[Platform(key.split("/")[0])].add(calls)
         definition_writes(bound, per_platform, defined)
         result = ScenarioResult(name, mode.value, total, rss.as_dict(), by_entity, bound, windows,
-                                {k: _summary(r) for k, r in reports.items()}, edits or [])  # fmt: skip
+                                {k: _summary(r) for k, r in reports.items()}, edits or [], delay_s=delay_s)  # fmt: skip
         _log(result)
         return result
 
