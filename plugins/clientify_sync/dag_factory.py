@@ -415,5 +415,5 @@ pool `{config.clientify_pool}`). Schedule: {schedule}.
 `watermark`) only when every task succeeded; a failed run never advances it. Publishes asset
 `clientify-sync://{platform.name}/{entity}` when `commit` succeeds.
 
-**Full resync**: trigger with `{{"mode": "full"}}`{backfill}.
+**Full resync**: trigger `{platform.name}_{entity}` with `{{"mode": "full"}}`{backfill}.
 """

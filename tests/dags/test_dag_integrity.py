@@ -14,7 +14,7 @@ from datetime import timedelta
 
 import pytest
 import yaml
-from airflow.sdk import AssetOrTimeSchedule, CronDataIntervalTimetable, Param
+from airflow.sdk import CronDataIntervalTimetable, Param
 from airflow.sdk.exceptions import ParamValidationError
 
 from clientify_sync.assets import sync_asset
@@ -76,10 +76,13 @@ def test_params_mode_and_dry_run(dagbag, dag_id):
 @pytest.mark.parametrize("dag_id", sorted(EXPECTED_DAG_IDS))
 def test_task_graph(dagbag, dag_id):
     dag = dagbag.dags[dag_id]
-    assert sorted(dag.task_ids) == sorted(TASK_IDS)
+    estimates = dag_id.endswith("_estimates")
+    gate = ["wait_for_prerequisites"] if estimates else []
+    assert sorted(dag.task_ids) == sorted(TASK_IDS + gate)
     upstream = {task.task_id: task.upstream_task_ids for task in dag.tasks}
     assert upstream == {
-        "read_watermark": set(),
+        **({"wait_for_prerequisites": set()} if estimates else {}),
+        "read_watermark": set(gate),
         "extract_invoicing": {"read_watermark"},
         "extract_clientify": {"read_watermark"},
         "reconcile": {"extract_invoicing", "extract_clientify"},
@@ -89,7 +92,7 @@ def test_task_graph(dagbag, dag_id):
         "commit": {"read_watermark", "extract_clientify", "apply_invoicing"},
     }
     # Every task is upstream of commit, so commit (all_success) runs only if all of them succeeded.
-    assert dag.task_dict["commit"].get_flat_relative_ids(upstream=True) == set(TASK_IDS) - {"commit"}
+    assert dag.task_dict["commit"].get_flat_relative_ids(upstream=True) == set(TASK_IDS + gate) - {"commit"}
 
 
 @pytest.mark.parametrize("dag_id", sorted(EXPECTED_DAG_IDS))
@@ -118,28 +121,28 @@ def test_entity_dags_are_hourly_with_data_intervals(dagbag, dag_id):
 
 
 @pytest.mark.parametrize("dag_id", ESTIMATE_DAG_IDS)
-def test_estimates_wait_for_contacts_and_products_or_the_clock(dagbag, dag_id):
-    """Ordering: estimates run once both prerequisite DAGs of the platform committed, or hourly."""
-    from airflow.serialization.encoders import coerce_to_core_timetable
-    from airflow.serialization.serialized_objects import DagSerialization
+def test_estimates_run_after_both_prerequisites_and_never_on_a_clock(dagbag, dag_id):
+    """Ordering: an estimates run is created once both prerequisite DAGs of the platform committed.
 
+    No clock: a tick would start estimates beside the contacts and products runs of the same tick.
+    """
     dag = dagbag.dags[dag_id]
     platform = dag_id.split("_")[0]
-    schedule = dag.timetable
-    assert isinstance(schedule, AssetOrTimeSchedule)
-    assert isinstance(schedule.timetable, CronDataIntervalTimetable)
-    assert schedule.timetable.expression == "0 * * * *"
-    condition = schedule.asset_condition
+    condition = dag.timetable.asset_condition
     assert type(condition).__name__ == "AssetAll"  # contacts AND products, not OR
     assert set(condition.objects) == {sync_asset(platform, "contacts"), sync_asset(platform, "products")}
+    assert type(dag.timetable).__name__ == "AssetTriggeredTimetable"  # assets alone, no clock
     # The assets waited on are exactly the ones the prerequisite DAGs' commit tasks publish.
     for entity in ("contacts", "products"):
         producer = dagbag.dags[f"{platform}_{entity}"]
         assert producer.task_dict["commit"].outlets[0] in condition.objects
-    # Periodic, so `airflow backfill create` accepts it (a pure asset schedule would not).
-    assert coerce_to_core_timetable(schedule).periodic
-    serialized = DagSerialization.deserialize_dag(DagSerialization.serialize_dag(dag))
-    assert serialized.timetable.periodic
+
+
+@pytest.mark.parametrize("dag_id", ESTIMATE_DAG_IDS)
+def test_estimates_first_task_waits_for_running_prerequisites_without_holding_a_worker(dagbag, dag_id):
+    gate = dagbag.dags[dag_id].task_dict["wait_for_prerequisites"]
+    assert gate.mode == "reschedule"
+    assert gate.poke_interval == 60 and gate.timeout == 120 * 60
 
 
 def test_dag_ids_and_assets_are_consistent_across_platforms(dagbag):

@@ -48,14 +48,10 @@ class ScriptedJob:
 
     script: ClassVar[Script]
 
-    def __init__(self, spec: Any) -> None:
-        self.spec = spec
-
-    @classmethod
-    def open(cls, spec: Any, *, invoicing: Any, clientify: Any, ledger_url: str, options: Any = None):
-        assert ledger_url.startswith("sqlite:///")
+    def __init__(self, spec: Any, *, invoicing: Any, clientify: Any, ledger: Any, options: Any = None) -> None:
+        assert ledger.engine.url.drivername == "sqlite"
         assert options is not None and options.lookback == timedelta(minutes=10)
-        return cls(spec)
+        self.spec = spec
 
     def close(self) -> None:
         pass
@@ -145,7 +141,7 @@ def test_watermark_is_carried_between_runs_and_only_advances(scripted):
     second = run(dag, script, max_modified="2026-03-01T12:00:00Z")
     assert second.state == "success"
     assert script.watermarks_in[-1] == "2026-03-01T09:00:00Z"  # the previous run's, normalised to UTC
-    assert xcom_value(second, "read_watermark") == "2026-03-01T09:00:00Z"
+    assert xcom_value(second, "read_watermark")["watermark"] == "2026-03-01T09:00:00Z"
 
     # A run that sees an older max (clock skew, a straggler) never moves the watermark back.
     third = run(dag, script, max_modified="2026-03-01T08:00:00Z")
@@ -230,8 +226,12 @@ def test_dry_run_keeps_the_watermark(scripted):
 
     dry = run(dag, script, conf={"dry_run": True}, max_modified="2026-03-09T10:00:00Z")
     assert dry.state == "success"
-    assert xcom_value(dry, "commit", key="watermark") is None
-    assert [w for _, w in stored_watermarks(DAG_ID)] == ["2026-03-01T10:00:00Z"]
+    # Pushed back unchanged (a successful run always leaves the watermark it found).
+    assert xcom_value(dry, "commit", key="watermark") == "2026-03-01T10:00:00Z"
+    # A full dry run would reset the watermark if it pushed what it read from (nothing): it must not.
+    full_dry = run(dag, script, conf={"dry_run": True, "mode": "full"}, max_modified="2026-03-09T10:00:00Z")
+    assert full_dry.state == "success"
+    assert [w for _, w in stored_watermarks(DAG_ID)] == ["2026-03-01T10:00:00Z"] * 3
 
     run(dag, script, max_modified=None)
     assert script.watermarks_in[-1] == "2026-03-01T10:00:00Z"
@@ -280,26 +280,53 @@ def test_backfill_with_mode_full(scripted):
     assert script.watermarks_in[-1] == "2026-03-05T10:00:00Z"
 
 
-def test_estimates_backfill_is_accepted(scripted, dagbag):
-    """The estimates' AssetOrTimeSchedule is periodic: backfill creation accepts it (dry run)."""
-    from airflow.models.backfill import ReprocessBehavior, _do_dry_run
+def test_estimates_cannot_be_backfilled_and_say_so(scripted, dagbag):
+    """Estimates are scheduled on assets alone (see the DAG factory): a backfill is refused by Airflow
+    itself; their full resync is a manual trigger with mode=full."""
+    from airflow.models.backfill import DagNonPeriodicScheduleException, ReprocessBehavior, _do_dry_run
     from airflow.sdk import timezone
     from airflow.utils.session import create_session
 
-    # dag.test() of any DAG syncs the whole folder into the metadata DB, estimates included.
     dag, script = scripted
-    run(dag, script, max_modified=None)
+    run(dag, script, max_modified=None)  # dag.test() syncs the whole folder into the metadata DB
     now = timezone.utcnow().replace(minute=0, second=0, microsecond=0)
-    with create_session() as session:
-        infos = list(
+    with create_session() as session, pytest.raises(DagNonPeriodicScheduleException):
+        list(
             _do_dry_run(
-                dag_id="facturama_estimates",
-                from_date=now - timedelta(hours=3),
-                to_date=now - timedelta(hours=1),
-                reverse=False,
-                reprocess_behavior=ReprocessBehavior.NONE,
-                session=session,
+                dag_id="facturama_estimates", from_date=now - timedelta(hours=3), to_date=now - timedelta(hours=1),
+                reverse=False, reprocess_behavior=ReprocessBehavior.NONE, session=session,
                 dag_run_conf={"mode": "full"},
-            )
+            )  # fmt: skip
         )
-    assert len(infos) >= 2
+
+
+class GateTaskInstance:
+    """What the gate asks of the task SDK: how many runs of a DAG are in some states."""
+
+    def __init__(self, busy: dict[str, int]) -> None:
+        self.busy = busy
+        self.asked: list[tuple[str, tuple[str, ...]]] = []
+
+    def get_dr_count(self, dag_id: str, states: list[str]) -> int:
+        self.asked.append((dag_id, tuple(states)))
+        return self.busy.get(dag_id, 0)
+
+
+@pytest.mark.parametrize(
+    ("busy", "passes"),
+    [
+        ({}, True),
+        ({"facturama_contacts": 1}, False),
+        ({"facturama_products": 2}, False),
+        ({"facturadirecta_contacts": 1}, True),  # the other platform's runs do not hold Facturama's estimates
+    ],
+)
+def test_the_estimates_gate_waits_while_a_prerequisite_run_is_queued_or_running(monkeypatch, dagbag, busy, passes):
+    from clientify_sync import dag_factory
+
+    ti = GateTaskInstance(busy)
+    monkeypatch.setattr(dag_factory, "get_current_context", lambda: {"ti": ti})
+    gate = dagbag.dags["facturama_estimates"].task_dict["wait_for_prerequisites"]
+    assert gate.python_callable() is passes
+    assert {dag_id for dag_id, _ in ti.asked} <= {"facturama_contacts", "facturama_products"}
+    assert all(states == ("queued", "running") for _, states in ti.asked)

@@ -91,7 +91,7 @@ def test_full_then_modified_carries_the_watermark(dags, world):
         clientify.products.update(product["id"], {"price": "7000.00"})
     second, report = sync(dags, "facturama_products")
     assert second.state == "success", task_states(second)
-    assert xcom_value(second, "read_watermark") == mark
+    assert xcom_value(second, "read_watermark")["watermark"] == mark
     extract = xcom_value(second, "extract_clientify")
     # Clientify was read from the watermark (lookback 0). That still includes the records the first
     # run itself wrote after reading (its creates and link fields); the engine recognises them.
@@ -166,7 +166,8 @@ def test_dry_run_writes_nothing(dags, world):
     for api in ("facturama", "clientify", "facturadirecta"):
         assert writes(world, api) == 0, api
     assert world.stats("clientify")["by_method"].get("GET", 0) > 0  # it did read
-    assert stored_watermarks("facturama_contacts") == []  # the watermark is not touched
+    # The watermark is not touched: the run pushes back exactly what it found (none yet).
+    assert [w for _, w in stored_watermarks("facturama_contacts")] == [None]
 
     real, report = sync(dags, "facturama_contacts", mode="full")
     assert real.state == "success"

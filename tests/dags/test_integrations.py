@@ -52,6 +52,8 @@ def test_knobs_reach_the_dags():
             "retries": 4,
             "retry_delay_minutes": 2,
             "max_active_tasks": 1,
+            "prerequisite_poke_seconds": 5,
+            "prerequisite_timeout_minutes": 30,
             "clientify": {"pool": "crm_pool"},
             "integrations": {"facturama": {"pool": "mx_pool", "conn_id": "facturama_prod"}},
         }
@@ -64,7 +66,8 @@ def test_knobs_reach_the_dags():
     assert contacts.task_dict["extract_invoicing"].pool == "mx_pool"
     assert contacts.task_dict["apply_clientify"].pool == "crm_pool"
     assert "facturama_prod" in contacts.doc_md
-    assert dags["facturama_estimates"].timetable.timetable.expression == "15 */2 * * *"
+    gate = dags["facturama_estimates"].task_dict["wait_for_prerequisites"]
+    assert (gate.poke_interval, gate.timeout) == (5, 30 * 60)
 
 
 @pytest.mark.parametrize(
