@@ -241,8 +241,10 @@ def _wire_tasks(platform: PlatformConfig, entity: str, config: IntegrationsConfi
         with _sync_job(platform, entity, config) as job:
             report = _small(job.commit(previous_watermark=watermark, seen_max=seen_max))
         from clientify_sync.engine.report import format_report_table
+        from clientify_sync.hooks.state import StateLedgerHook
 
         log.info("Run report for %s:\n%s", context["dag"].dag_id, format_report_table(report))
+        log.info("State ledger: %s", StateLedgerHook().describe())
         context["outlet_events"][asset].extra = {
             "run_id": context["run_id"],
             "mode": params["mode"],

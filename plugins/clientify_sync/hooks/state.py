@@ -61,10 +61,21 @@ class StateLedgerHook(BaseHook):
         try:
             conn = self.get_connection(self.state_conn_id)
         except AirflowNotFoundException:
+            # Every task asks: logged at debug here, and once per run by the commit task (``describe``).
             url = default_ledger_url()
-            self.log.info("No connection %r; using the default ledger %s", self.state_conn_id, url)
+            self.log.debug("No connection %r; using the default ledger %s", self.state_conn_id, url)
             return url
         return url_from_connection(conn)
+
+    def describe(self) -> str:
+        """Where the ledger is, for one log line per run (password hidden)."""
+        from sqlalchemy.engine import make_url
+
+        url = self.get_url()
+        shown = make_url(url).render_as_string(hide_password=True)
+        if url == default_ledger_url():
+            return f"{shown} (the default: connection {self.state_conn_id!r} is not defined)"
+        return f"{shown} (connection {self.state_conn_id!r})"
 
     def test_connection(self) -> tuple[bool, str]:
         """Check that the URL parses as a SQLAlchemy URL (no database is opened)."""
