@@ -55,7 +55,6 @@ def check_generator() -> Target:
 
 
 def check_seeding(handle: SandboxHandle) -> Target:
-    handle.reset()
     body = {"overlap": {"platform": "facturama", "customers": 10_000, "fraction": 1.0, "seed": 1}}
     seconds = _elapsed(lambda: handle.seed("clientify", **body))
     handle.reset("clientify")
@@ -76,6 +75,7 @@ def check_list_page(handle: SandboxHandle) -> Target:
 
 
 def check_latency_rules(handle: SandboxHandle) -> list[Target]:
+    handle.latency("clientify", "none")  # only the rules below delay
     handle.faults("clientify", [{"latency_ms": LATENCY_MS}])
     with handle.clientify_client() as api:
         api.get("/v1/users/")  # open the connection
@@ -141,6 +141,7 @@ def run_checks(handle: SandboxHandle | None = None) -> list[Target]:
     print("bench: sandbox checks", flush=True)
     try:
         sandbox.reset()
+        sandbox.set_latency_profile("none")  # whatever SANDBOX_LATENCY_PROFILE started it with
         found = [check_generator(), check_seeding(sandbox), check_list_page(sandbox)]
         found += check_latency_rules(sandbox)
         found += check_realistic_profile(sandbox)

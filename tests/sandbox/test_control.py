@@ -246,6 +246,7 @@ def test_concurrent_requests_are_served(clean_sandbox: SandboxHandle) -> None:
 
 def test_injected_latency_does_not_serialise_parallel_requests(clean_sandbox: SandboxHandle) -> None:
     """All eight delays are in flight at once (counted by the sandbox; the wall time is a bench target)."""
+    clean_sandbox.latency("clientify", "none")  # only this rule's delays (whatever SANDBOX_LATENCY_PROFILE says)
     clean_sandbox.faults("clientify", [{"path": "^/v1/contacts/$", "latency_ms": 1500}])
     clients = [clean_sandbox.clientify_client() for _ in range(8)]
     try:
@@ -266,7 +267,7 @@ def test_injected_latency_does_not_serialise_parallel_requests(clean_sandbox: Sa
 
 
 def test_latency_profile_through_the_control_surface(clean_sandbox: SandboxHandle) -> None:
-    assert clean_sandbox.latency("clientify")["profile"] == "none"
+    startup = clean_sandbox.latency("facturama")["profile"]  # "none" unless SANDBOX_LATENCY_PROFILE is set
     state = clean_sandbox.latency("clientify", "realistic", scale=0.001)
     assert state["profile"] == "realistic" and state["scale"] == 0.001 and state["counters"]["delayed"] == 0
     clean_sandbox.faults("clientify", [{"path": "^/nothing$", "rates": {"503": 1.0}}])  # fault rules apart
@@ -279,17 +280,20 @@ def test_latency_profile_through_the_control_surface(clean_sandbox: SandboxHandl
     assert counters["delayed"] == 3 and counters["delay_ms"] == pytest.approx(2.4 + 0.48 + 2.4)
     clean_sandbox.control("clientify", "GET", "health")
     assert clean_sandbox.latency("clientify")["counters"]["delayed"] == 3  # the control surface is never delayed
-    assert clean_sandbox.latency("facturama")["profile"] == "none"  # per API
+    clean_sandbox.latency("facturama", "none")
+    assert clean_sandbox.latency("clientify")["profile"] == "realistic"  # per API
     clean_sandbox.reset("clientify")
-    assert clean_sandbox.latency("clientify")["profile"] == "none"  # reset restores the start-up profile
+    assert clean_sandbox.latency("clientify")["profile"] == startup  # reset restores the start-up profile
 
 
 def test_latency_profile_rejects_bad_bodies(clean_sandbox: SandboxHandle) -> None:
+    before = clean_sandbox.latency("clientify")
     for body in ({"profile": "glacial"}, {"profile": "realistic", "scale": -1}, {"profile": "none", "x": 1},
                  {"profile": "realistic", "scale": "fast"}):
         response = clean_sandbox.http.put(f"{clean_sandbox.clientify_url}/_sandbox/latency", json=body)
         assert response.status_code == 400, body
-    assert clean_sandbox.latency("clientify")["profile"] == "none"
+    after = clean_sandbox.latency("clientify")
+    assert (after["profile"], after["scale"]) == (before["profile"], before["scale"])
 
 
 def test_realistic_latency_profile_from_the_command_line() -> None:
@@ -318,7 +322,9 @@ def test_realistic_latency_profile_from_the_command_line() -> None:
 def test_latency_profile_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     from include.sandbox.__main__ import parse_args
 
-    assert parse_args([]).latency_profile == "none"
+    monkeypatch.delenv("SANDBOX_LATENCY_PROFILE", raising=False)
+    monkeypatch.delenv("SANDBOX_LATENCY_SCALE", raising=False)
+    assert (parse_args([]).latency_profile, parse_args([]).latency_scale) == ("none", 1.0)
     monkeypatch.setenv("SANDBOX_LATENCY_PROFILE", "realistic")
     monkeypatch.setenv("SANDBOX_LATENCY_SCALE", "0.5")
     settings = parse_args([])
@@ -331,7 +337,7 @@ def test_latency_profile_from_the_environment(monkeypatch: pytest.MonkeyPatch) -
 
 def test_file_database_survives_a_restart_and_cli_options_apply(tmp_path: Path) -> None:
     db = tmp_path / "sandbox.db"
-    first = start_sandbox(["--latency-ms", "150", "--clientify-token", "cli-token"], db=db)
+    first = start_sandbox(["--latency-ms", "150", "--clientify-token", "cli-token"], db=db, latency_profile="none")
     try:
         headers = {"Authorization": "Token cli-token"}
         with httpx.Client(base_url=first.clientify_url, headers=headers, verify=False) as api:
