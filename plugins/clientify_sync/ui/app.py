@@ -185,7 +185,7 @@ RunStatesDep = Annotated[RunStates, Depends(get_run_states)]
 
 
 def _fmt_time(value: Any) -> str:
-    if value is None or value == "":
+    if not value:  # None, "", or a missing report key (Jinja's Undefined)
         return "–"
     if isinstance(value, str):
         try:
