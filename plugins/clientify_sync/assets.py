@@ -11,9 +11,35 @@ old asset, so keep them as they are.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from airflow.sdk import Asset
 
+if TYPE_CHECKING:
+    from urllib.parse import SplitResult
+
 URI_SCHEME = "clientify-sync"
+_PLATFORMS = ("facturama", "facturadirecta")
+_ENTITIES = ("contacts", "products", "estimates")
+
+
+def normalize_uri(parts: SplitResult) -> SplitResult:
+    """Check a ``clientify-sync://<platform>/<entity>`` URI (the scheme's handler, see provider.py).
+
+    Airflow calls it for every asset of this scheme once the distribution is installed, so a typo in
+    a hand-written asset (``clientify-sync://facturama/contact``) fails the DAG import instead of
+    creating an asset no sync ever updates.
+
+    Raises:
+        ValueError: an unknown platform or entity, or anything after the entity.
+    """
+    platform, entity = parts.netloc.lower(), parts.path.strip("/").lower()
+    if platform not in _PLATFORMS or entity not in _ENTITIES or parts.query:
+        raise ValueError(
+            f"{URI_SCHEME} URIs are {URI_SCHEME}://<{'|'.join(_PLATFORMS)}>/<{'|'.join(_ENTITIES)}>, "
+            f"got {parts.geturl()!r}"
+        )
+    return parts._replace(netloc=platform, path=f"/{entity}")
 
 
 def sync_asset(platform: str, entity: str) -> Asset:

@@ -97,10 +97,14 @@ def build_dags(config: IntegrationsConfig | None = None) -> dict[str, DAG]:
     """
     Build every sync DAG of the enabled integrations.
 
-    :param config: the integration config; read from ``include/integrations.yaml`` when omitted.
+    :param config: the integration config; when omitted, the packaged defaults with the overrides of
+        ``$CLIENTIFY_SYNC_INTEGRATIONS`` and the Variable ``clientify_sync_integrations`` (see
+        :mod:`clientify_sync.integrations`).
     :return: DAGs by ``dag_id`` (``{platform}_{entity}``), in config order.
     """
-    config = config if config is not None else load_integrations()
+    if config is None:
+        config = load_integrations()
+        log.debug("Integration config from %s", " + ".join(config.sources))
     dags: dict[str, DAG] = {}
     for platform in config.enabled_platforms:
         for entity in ENTITIES:
@@ -119,7 +123,9 @@ def build_schedule(platform: str, entity: str, config: IntegrationsConfig) -> An
     if entity == "estimates":
         contacts, products = (sync_asset(platform, prerequisite) for prerequisite in ESTIMATE_PREREQUISITES)
         return contacts & products
-    return CronDataIntervalTimetable(config.schedule, timezone=config.timezone)
+    # Each platform on its own clock, read in its country's timezone (business hours differ).
+    settings = config.platform(platform)
+    return CronDataIntervalTimetable(settings.schedule, timezone=settings.timezone)
 
 
 def prerequisite_dag_ids(platform: str) -> list[str]:
@@ -388,7 +394,7 @@ def _small(summary: Any) -> dict[str, Any]:
 
 def _doc_md(platform: PlatformConfig, entity: str, config: IntegrationsConfig) -> str:
     prerequisites = ""
-    schedule = f"`{config.schedule}` ({config.timezone}), hourly data intervals"
+    schedule = f"`{platform.schedule}` ({platform.timezone}), with data intervals"
     if entity == "estimates":
         schedule = f"after `{platform.name}_contacts` and `{platform.name}_products`"
         prerequisites = (

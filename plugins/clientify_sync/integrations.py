@@ -1,16 +1,25 @@
-"""The integration config: which invoicing platforms are synced, how often, with which knobs.
+"""The integration config: which invoicing platforms are synced, when, with which knobs.
 
-One small YAML file (``include/integrations.yaml``) that the DAG factory reads when the DAG files
-are parsed. It holds no secrets: credentials are Airflow connections, named here by ``conn_id``.
-``CLIENTIFY_SYNC_INTEGRATIONS`` points at another file (tests, per-environment overrides).
+Read when the DAG files are parsed, from layers, each on top of the previous one (a layer sets only
+the keys it changes):
 
-Reading a local file is the only I/O: no network, no metadata database. No Airflow imports.
+1. the package's defaults, ``clientify_sync/config/integrations.yaml`` (installed with the package);
+2. a YAML file named by the environment variable ``CLIENTIFY_SYNC_INTEGRATIONS``;
+3. the Airflow Variable ``clientify_sync_integrations`` (YAML or JSON). ``AIRFLOW_VAR_CLIENTIFY_SYNC_
+   INTEGRATIONS`` works without a database; a lookup that fails (``dag.test()`` without a task
+   context, a secrets backend that is down) is logged and skipped, so parsing never breaks on it.
+
+Every layer is validated on its own first, so a bad value fails the DAG import with an error naming
+the key and the source. It holds no secrets: credentials are Airflow connections, named by ``conn_id``.
+No network, no metadata database: only files, environment variables and the secrets backends.
 """
 
 from __future__ import annotations
 
+import logging
 import os
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -19,12 +28,18 @@ import yaml
 
 from clientify_sync.errors import ConfigurationError
 
+log = logging.getLogger(__name__)
+
 ENV_VAR = "CLIENTIFY_SYNC_INTEGRATIONS"
-# plugins/clientify_sync/integrations.py -> <project>/include/integrations.yaml (Astro layout).
-DEFAULT_PATH = Path(__file__).resolve().parents[2] / "include" / "integrations.yaml"
+VARIABLE = "clientify_sync_integrations"
+# The packaged defaults (package data of the distribution).
+DEFAULT_PATH = Path(__file__).resolve().parent / "config" / "integrations.yaml"
 
 PLATFORMS = ("facturama", "facturadirecta")
 ENTITIES = ("contacts", "products", "estimates")
+# Each platform syncs in its country's business time unless a source says otherwise.
+PLATFORM_TIMEZONES = {"facturama": "America/Mexico_City", "facturadirecta": "Europe/Madrid"}
+DEFAULT_SCHEDULE = "0 * * * *"
 
 _TOP_KEYS = {
     "schedule",
@@ -39,25 +54,30 @@ _TOP_KEYS = {
     "integrations",
 }
 _CLIENTIFY_KEYS = {"conn_id", "pool"}
-_PLATFORM_KEYS = {"enabled", "conn_id", "pool"}
+_PLATFORM_KEYS = {"enabled", "conn_id", "pool", "schedule", "timezone"}
+# Top-level keys that are per-platform defaults: a layer setting one replaces earlier per-platform values.
+_PER_PLATFORM_DEFAULTS = ("schedule", "timezone")
 
 
 @dataclass(frozen=True)
 class PlatformConfig:
-    """One invoicing platform: whether it is synced, its Airflow connection and its pool."""
+    """One invoicing platform: whether it is synced, its connection, pool, clock and timezone."""
 
     name: str
     enabled: bool
     conn_id: str
     pool: str
+    schedule: str = DEFAULT_SCHEDULE
+    timezone: str = "UTC"
 
 
 @dataclass(frozen=True)
 class IntegrationsConfig:
     """The whole config, validated."""
 
-    schedule: str = "0 * * * *"
-    timezone: str = "UTC"
+    schedule: str = DEFAULT_SCHEDULE
+    # None: each platform's own timezone (PLATFORM_TIMEZONES) unless set per platform.
+    timezone: str | None = None
     lookback: timedelta = timedelta(minutes=10)
     retries: int = 3
     retry_delay: timedelta = timedelta(minutes=5)
@@ -68,6 +88,8 @@ class IntegrationsConfig:
     clientify_conn_id: str = "clientify_default"
     clientify_pool: str = "clientify_api"
     platforms: tuple[PlatformConfig, ...] = ()
+    # Where the values came from, in layering order (for logs and error messages).
+    sources: tuple[str, ...] = field(default=(), compare=False)
 
     @property
     def enabled_platforms(self) -> tuple[PlatformConfig, ...]:
@@ -82,32 +104,112 @@ class IntegrationsConfig:
         raise ConfigurationError(f"integration {name!r} is not configured")
 
 
-def config_path() -> Path:
-    """Return the config file in use: ``$CLIENTIFY_SYNC_INTEGRATIONS`` or ``include/integrations.yaml``."""
+def config_path() -> Path | None:
+    """Return the override file named by ``$CLIENTIFY_SYNC_INTEGRATIONS``, if any."""
     override = os.environ.get(ENV_VAR, "").strip()
-    return Path(override) if override else DEFAULT_PATH
+    return Path(override) if override else None
 
 
 def load_integrations(path: str | os.PathLike[str] | None = None) -> IntegrationsConfig:
-    """
-    Read and validate the integration config.
+    """Read, layer and validate the integration config.
 
-    :param path: the YAML file; defaults to :func:`config_path`.
-    :raise ConfigurationError: missing file, bad YAML, unknown key or invalid value.
+    Args:
+        path: one override file on top of the packaged defaults (then neither the environment
+            variable nor the Variable is read); by default every layer described in the module doc.
+
+    Raises:
+        ConfigurationError: a missing override file, bad YAML, an unknown key or an invalid value,
+            with the source it came from.
     """
-    source = Path(path) if path is not None else config_path()
+    layers = list(_layers(Path(path) if path is not None else None))
+    merged: dict[str, Any] = {}
+    for source, raw in layers:
+        try:
+            parse_integrations(raw)
+        except ConfigurationError as exc:
+            raise ConfigurationError(f"{source}: {exc}") from exc
+        merged = merge_layer(merged, raw)
+    names = tuple(source for source, _ in layers)
     try:
-        raw = yaml.safe_load(source.read_text(encoding="utf-8"))
+        config = parse_integrations(merged)
+    except ConfigurationError as exc:
+        raise ConfigurationError(f"the layered config ({' + '.join(names)}): {exc}") from exc
+    return IntegrationsConfig(**{**config.__dict__, "sources": names})
+
+
+def merge_layer(base: dict[str, Any], layer: dict[str, Any]) -> dict[str, Any]:
+    """Return ``base`` with ``layer`` on top: mappings merge key by key, anything else is replaced.
+
+    A top-level ``schedule``/``timezone`` in ``layer`` also drops the per-platform values of ``base``,
+    so "every platform at this time" from a later source is not shadowed by an earlier default.
+    """
+    merged = _deep_merge(base, {})
+    for key in _PER_PLATFORM_DEFAULTS:
+        if key in layer:
+            for entry in (merged.get("integrations") or {}).values():
+                if isinstance(entry, dict):
+                    entry.pop(key, None)
+    return _deep_merge(merged, layer)
+
+
+def _deep_merge(base: dict[str, Any], layer: dict[str, Any]) -> dict[str, Any]:
+    merged = {key: _deep_merge(value, {}) if isinstance(value, dict) else value for key, value in base.items()}
+    for key, value in layer.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = _deep_merge(value, {}) if isinstance(value, dict) else value
+    return merged
+
+
+def _layers(path: Path | None) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Yield ``(source name, mapping)`` per layer, lowest first."""
+    yield f"the packaged defaults ({DEFAULT_PATH})", _read_file(DEFAULT_PATH, "the packaged defaults")
+    override = path if path is not None else config_path()
+    if override is not None:
+        where = f"{override}" if path is not None else f"{ENV_VAR}={override}"
+        yield where, _read_file(override, where)
+    if path is None:
+        text = _variable_text()
+        if text is not None and text.strip():
+            source = f"Airflow Variable {VARIABLE}"
+            yield source, _parse_text(text, source)
+
+
+def _read_file(path: Path, where: str) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError as exc:
         raise ConfigurationError(
-            f"integration config not found: {source} (set {ENV_VAR} to use another file)"
+            f"integration config not found: {where} (set {ENV_VAR} to an existing file, or unset it)"
         ) from exc
-    except yaml.YAMLError as exc:
-        raise ConfigurationError(f"integration config {source} is not valid YAML: {exc}") from exc
+    return _parse_text(text, str(path))
+
+
+def _parse_text(text: str, source: str) -> dict[str, Any]:
+    """Parse YAML (JSON is YAML too) into a mapping, naming the source on failure."""
     try:
-        return parse_integrations(raw or {})
-    except ConfigurationError as exc:
-        raise ConfigurationError(f"{source}: {exc}") from exc
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigurationError(f"integration config {source} is not valid YAML or JSON: {exc}") from exc
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigurationError(f"integration config {source} must be a mapping, got {type(raw).__name__}")
+    return raw
+
+
+def _variable_text() -> str | None:
+    """Return the Variable's text, or None when absent or unreadable (parsing must not break on it)."""
+    try:
+        from airflow.sdk import Variable
+
+        value = Variable.get(VARIABLE, default=None)
+    except Exception as exc:  # noqa: BLE001 - e.g. no task context under dag.test(); other layers still apply
+        log.warning("Airflow Variable %s could not be read (%s: %s); it is ignored for this parse.",
+                    VARIABLE, type(exc).__name__, exc)  # fmt: skip
+        return None
+    return value if value is None or isinstance(value, str) else yaml.safe_dump(value)
 
 
 def parse_integrations(raw: dict[str, Any]) -> IntegrationsConfig:
@@ -119,6 +221,8 @@ def parse_integrations(raw: dict[str, Any]) -> IntegrationsConfig:
     clientify = _section(raw, "clientify", "clientify")
     _no_unknown_keys(clientify, _CLIENTIFY_KEYS, "clientify")
 
+    schedule = _cron(raw.get("schedule", defaults.schedule), "schedule")
+    timezone = _timezone(raw["timezone"], "timezone") if raw.get("timezone") is not None else None
     integrations = _section(raw, "integrations", "integrations")
     _no_unknown_keys(integrations, set(PLATFORMS), "integrations")
     platforms = []
@@ -134,15 +238,16 @@ def parse_integrations(raw: dict[str, Any]) -> IntegrationsConfig:
                 enabled=enabled,
                 conn_id=_text(entry.get("conn_id", f"{name}_default"), f"integrations.{name}.conn_id"),
                 pool=_text(entry.get("pool", f"{name}_api"), f"integrations.{name}.pool"),
+                schedule=_cron(entry.get("schedule", schedule), f"integrations.{name}.schedule"),
+                timezone=_timezone(
+                    entry.get("timezone", timezone or PLATFORM_TIMEZONES[name]), f"integrations.{name}.timezone"
+                ),
             )
         )
 
-    schedule = _text(raw.get("schedule", defaults.schedule), "schedule")
-    if len(schedule.split()) != 5:
-        raise ConfigurationError(f"schedule must be a five-field cron expression, got {schedule!r}")
     return IntegrationsConfig(
         schedule=schedule,
-        timezone=_text(raw.get("timezone", defaults.timezone), "timezone"),
+        timezone=timezone,
         lookback=timedelta(minutes=_number(raw.get("lookback_minutes", 10), "lookback_minutes", minimum=0)),
         retries=int(_number(raw.get("retries", defaults.retries), "retries", minimum=2, integer=True)),
         retry_delay=timedelta(
@@ -186,6 +291,30 @@ def _text(value: Any, where: str) -> str:
     if not isinstance(value, str) or not value.strip():
         raise ConfigurationError(f"{where} must be a non-empty string, got {value!r}")
     return value.strip()
+
+
+def _cron(value: Any, where: str) -> str:
+    """A five-field cron expression (presets such as @hourly are refused: they hide the time of day)."""
+    expression = _text(value, where)
+    if len(expression.split()) != 5:
+        raise ConfigurationError(f"{where} must be a five-field cron expression, got {expression!r}")
+    from croniter import croniter  # Airflow's own cron library
+
+    if not croniter.is_valid(expression):
+        raise ConfigurationError(f"{where} is not a valid cron expression: {expression!r}")
+    return expression
+
+
+def _timezone(value: Any, where: str) -> str:
+    """An IANA timezone name pendulum knows (``America/Mexico_City``, ``Europe/Madrid``, ``UTC``)."""
+    name = _text(value, where)
+    import pendulum
+
+    try:
+        pendulum.timezone(name)
+    except Exception:  # noqa: BLE001 - pendulum raises several types for unknown names
+        raise ConfigurationError(f"{where} must be an IANA timezone name, got {name!r}") from None
+    return name
 
 
 def _number(value: Any, where: str, *, minimum: float, integer: bool = False) -> float:

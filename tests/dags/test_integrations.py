@@ -11,13 +11,28 @@ import yaml
 from clientify_sync.dag_factory import build_dags
 from clientify_sync.errors import ConfigurationError
 from clientify_sync.hooks.state import StateLedgerHook, default_ledger_url
-from clientify_sync.integrations import DEFAULT_PATH, ENV_VAR, load_integrations, parse_integrations
+from clientify_sync.integrations import (
+    DEFAULT_PATH,
+    ENV_VAR,
+    VARIABLE,
+    load_integrations,
+    merge_layer,
+    parse_integrations,
+)
+from tests.dags.conftest import ROOT
+
+VARIABLE_ENV = f"AIRFLOW_VAR_{VARIABLE.upper()}"
 
 
-def test_shipped_config():
+def test_packaged_defaults():
     config = load_integrations(DEFAULT_PATH)
+    assert DEFAULT_PATH.parent.name == "config" and DEFAULT_PATH.parent.parent.name == "clientify_sync"
     assert [p.name for p in config.enabled_platforms] == ["facturama", "facturadirecta"]
-    assert config.schedule == "0 * * * *" and config.timezone == "UTC"
+    assert config.schedule == "0 * * * *" and config.timezone is None
+    assert {p.name: (p.schedule, p.timezone) for p in config.platforms} == {
+        "facturama": ("0 * * * *", "America/Mexico_City"),
+        "facturadirecta": ("0 * * * *", "Europe/Madrid"),
+    }
     assert config.lookback == timedelta(minutes=10)
     assert config.retries >= 2
     assert config.platform("facturama").conn_id == "facturama_default"
@@ -25,17 +40,117 @@ def test_shipped_config():
     assert (config.clientify_conn_id, config.clientify_pool) == ("clientify_default", "clientify_api")
 
 
-def test_env_var_selects_another_file(tmp_path, monkeypatch):
+def test_the_repository_example_is_the_defaults_spelled_out():
+    """include/integrations.yaml is one example override; as shipped it changes nothing."""
+    example = load_integrations(ROOT / "include" / "integrations.yaml")
+    assert example == load_integrations(DEFAULT_PATH)
+    assert example.sources[-1].endswith("include/integrations.yaml")
+
+
+def test_env_var_file_is_layered_on_the_defaults(tmp_path, monkeypatch):
     path = tmp_path / "i.yaml"
-    path.write_text(yaml.safe_dump({"integrations": {"facturadirecta": {"enabled": True}}}))
+    path.write_text(yaml.safe_dump({"integrations": {"facturama": {"enabled": False}}, "retries": 5}))
     monkeypatch.setenv(ENV_VAR, str(path))
     config = load_integrations()
     assert [p.name for p in config.enabled_platforms] == ["facturadirecta"]
+    assert config.retries == 5 and config.platform("facturadirecta").conn_id == "facturadirecta_default"
+    assert config.sources[1] == f"{ENV_VAR}={path}"
     assert sorted(build_dags(config)) == [
         "facturadirecta_contacts",
         "facturadirecta_estimates",
         "facturadirecta_products",
     ]
+
+
+def test_the_variable_overrides_the_file_in_yaml_or_json(tmp_path, monkeypatch):
+    path = tmp_path / "i.yaml"
+    path.write_text("retries: 5\nintegrations: {facturama: {conn_id: from_file}}\n")
+    monkeypatch.setenv(ENV_VAR, str(path))
+    monkeypatch.setenv(VARIABLE_ENV, "retries: 7\nintegrations:\n  facturadirecta: {enabled: false}\n")
+    config = load_integrations()
+    assert config.retries == 7
+    assert [p.name for p in config.enabled_platforms] == ["facturama"]
+    assert config.platform("facturama").conn_id == "from_file"
+    assert config.sources[-1] == f"Airflow Variable {VARIABLE}"
+    monkeypatch.setenv(VARIABLE_ENV, json.dumps({"integrations": {"facturama": {"schedule": "15 9 * * 1-5"}}}))
+    config = load_integrations()
+    assert config.platform("facturama").schedule == "15 9 * * 1-5"
+    assert config.platform("facturadirecta").schedule == "0 * * * *"
+
+
+def test_an_explicit_path_ignores_the_env_var_and_the_variable(tmp_path, monkeypatch):
+    monkeypatch.setenv(ENV_VAR, str(tmp_path / "absent.yaml"))
+    monkeypatch.setenv(VARIABLE_ENV, "retries: 9")
+    assert load_integrations(DEFAULT_PATH).retries == 3
+
+
+def test_a_top_level_timezone_or_schedule_replaces_earlier_per_platform_values():
+    base = yaml.safe_load(DEFAULT_PATH.read_text())
+    merged = merge_layer(base, {"timezone": "UTC", "schedule": "0 6 * * *"})
+    config = parse_integrations(merged)
+    assert {(p.schedule, p.timezone) for p in config.platforms} == {("0 6 * * *", "UTC")}
+    # ... while a per-platform value in the same (or a later) source still wins for its platform.
+    merged = merge_layer(base, {"timezone": "UTC", "integrations": {"facturadirecta": {"timezone": "Atlantic/Canary"}}})
+    config = parse_integrations(merged)
+    assert (config.platform("facturama").timezone, config.platform("facturadirecta").timezone) == (
+        "UTC",
+        "Atlantic/Canary",
+    )
+    assert base["integrations"]["facturama"]["timezone"] == "America/Mexico_City"  # inputs untouched
+
+
+def test_each_platform_gets_its_own_clock(monkeypatch):
+    config = parse_integrations(
+        {
+            "integrations": {
+                "facturama": {"schedule": "0 8-20 * * 1-6"},
+                "facturadirecta": {"schedule": "30 8-19 * * 1-5", "timezone": "Atlantic/Canary"},
+            }
+        }
+    )
+    dags = build_dags(config)
+    mx, es = dags["facturama_contacts"].timetable, dags["facturadirecta_products"].timetable
+    assert (mx.expression, str(mx.timezone)) == ("0 8-20 * * 1-6", "America/Mexico_City")
+    assert (es.expression, str(es.timezone)) == ("30 8-19 * * 1-5", "Atlantic/Canary")
+    assert "America/Mexico_City" in dags["facturama_contacts"].doc_md
+
+
+@pytest.mark.parametrize(
+    ("source", "text", "message"),
+    [
+        pytest.param("variable", "integrations: {facturama: {enabled: maybe}}", "integrations.facturama.enabled", id="var-value"),
+        pytest.param("variable", '{"integrations": {"sage": {}}}', "unknown key(s) in integrations: sage", id="var-json-key"),
+        pytest.param("variable", "integrations: [unclosed", "not valid YAML or JSON", id="var-syntax"),
+        pytest.param("variable", "- a list", "must be a mapping", id="var-list"),
+        pytest.param("file", "integrations: {facturadirecta: {timezone: Europe/Madird}}", "integrations.facturadirecta.timezone must be an IANA", id="file-tz"),
+        pytest.param("file", "schedule: '61 * * * *'", "schedule is not a valid cron", id="file-cron"),
+    ],
+)  # fmt: skip
+def test_a_bad_source_is_named_with_its_key(tmp_path, monkeypatch, source, text, message):
+    path = tmp_path / "override.yaml"
+    if source == "variable":
+        monkeypatch.setenv(VARIABLE_ENV, text)
+        where = f"Airflow Variable {VARIABLE}"
+    else:
+        path.write_text(text)
+        monkeypatch.setenv(ENV_VAR, str(path))
+        where = f"{ENV_VAR}={path}"
+    with pytest.raises(ConfigurationError) as caught:
+        load_integrations()
+    assert message in str(caught.value) and where in str(caught.value)
+
+
+def test_a_failing_variable_lookup_is_skipped_with_a_warning(monkeypatch, caplog):
+    from airflow.sdk import Variable
+
+    def broken(*args, **kwargs):
+        raise ImportError("cannot import name 'SUPERVISOR_COMMS'")
+
+    monkeypatch.setattr(Variable, "get", broken)
+    with caplog.at_level("WARNING", logger="clientify_sync.integrations"):
+        config = load_integrations()
+    assert [p.name for p in config.enabled_platforms] == ["facturama", "facturadirecta"]
+    assert VARIABLE in caplog.text and "SUPERVISOR_COMMS" in caplog.text
 
 
 def test_defaults_fill_in_a_minimal_entry():
@@ -79,6 +194,8 @@ def test_knobs_reach_the_dags():
         pytest.param({"retries": 1}, "retries must be an integer >= 2", id="too-few-retries"),
         pytest.param({"lookback_minutes": -5}, "lookback_minutes", id="negative-lookback"),
         pytest.param({"schedule": "@hourly"}, "five-field cron", id="preset-schedule"),
+        pytest.param({"integrations": {"facturama": {"schedule": "0 25 * * *"}}}, "integrations.facturama.schedule", id="bad-hour"),
+        pytest.param({"timezone": "Mars/Olympus"}, "timezone must be an IANA", id="bad-tz"),
         pytest.param({"schedule": "0 * * * *", "clientify": []}, "must be a mapping", id="clientify-list"),
         pytest.param({"max_active_tasks": True}, "max_active_tasks", id="bool-is-not-int"),
     ],
@@ -88,9 +205,12 @@ def test_invalid_configs_are_rejected(raw, message):
         parse_integrations(raw)
 
 
-def test_missing_file_names_the_env_var(tmp_path):
+def test_missing_file_names_the_env_var(tmp_path, monkeypatch):
     with pytest.raises(ConfigurationError, match=ENV_VAR):
         load_integrations(tmp_path / "absent.yaml")
+    monkeypatch.setenv(ENV_VAR, str(tmp_path / "gone.yaml"))
+    with pytest.raises(ConfigurationError, match="gone.yaml"):
+        load_integrations()
 
 
 def test_invalid_yaml_names_the_file(tmp_path):

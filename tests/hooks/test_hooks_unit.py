@@ -31,10 +31,11 @@ def set_connection(monkeypatch: pytest.MonkeyPatch, conn_id: str, **fields: obje
     ],
 )
 def test_hooks_follow_airflow_hook_conventions(hook_class: type, conn_name_attr: str, default: str) -> None:
+    # The provider registers these connection types (clientify_sync.provider).
     assert (hook_class.conn_name_attr, hook_class.default_conn_name, hook_class.conn_type) == (
         conn_name_attr,
         default,
-        "http",
+        default.removesuffix("_default"),
     )
     assert hook_class.hook_name
     hook = hook_class(**{conn_name_attr: "other_conn"})

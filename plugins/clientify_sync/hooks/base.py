@@ -29,6 +29,9 @@ class ApiHook(BaseHook, Generic[ClientT]):
 
     conn_name_attr: ClassVar[str]
     default_conn_name: ClassVar[str]
+    # Each API hook declares its own type (facturama, clientify, facturadirecta), registered through the
+    # provider entry point so the UI shows its form and "Test" runs test_connection(). The type of the
+    # connection itself is never checked: connections created as "http" keep working.
     conn_type: ClassVar[str] = "http"
     hook_name: ClassVar[str]
     settings_class: ClassVar[type[Any]]

@@ -18,6 +18,7 @@ class ClientifyHook(ApiHook[ClientifyClient]):
     """
 
     conn_name_attr = "clientify_conn_id"
+    conn_type = "clientify"  # registered by this distribution (provider.py); "http" connections work too
     default_conn_name = "clientify_default"
     hook_name = "Clientify"
     settings_class = ClientifySettings

@@ -18,6 +18,7 @@ class FacturaDirectaHook(ApiHook[FacturaDirectaClient]):
     """
 
     conn_name_attr = "facturadirecta_conn_id"
+    conn_type = "facturadirecta"  # registered by this distribution (provider.py); "http" connections work too
     default_conn_name = "facturadirecta_default"
     hook_name = "FacturaDirecta"
     settings_class = FacturaDirectaSettings

@@ -18,6 +18,7 @@ class FacturamaHook(ApiHook[FacturamaClient]):
     """
 
     conn_name_attr = "facturama_conn_id"
+    conn_type = "facturama"  # registered by this distribution (provider.py); "http" connections work too
     default_conn_name = "facturama_default"
     hook_name = "Facturama"
     settings_class = FacturamaSettings
