@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from clientify_sync.engine.documents import Directory
+from clientify_sync.engine.documents import Directory, totals_per_document, totals_per_line
 from clientify_sync.engine.job import Entity, Mode, Platform
 from clientify_sync.engine.model import SCHEMAS, SideRecord
 from clientify_sync.engine.sides import build_sides
@@ -48,6 +48,8 @@ class Convergence:
     missing: list[str] = field(default_factory=list)
     mismatches: list[str] = field(default_factory=list)
     lost_edits: list[str] = field(default_factory=list)
+    # Documents rightly left unpaired: amounts the other side cannot hold, or a problem on read.
+    refused: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -106,6 +108,20 @@ def by_key(records: Iterable[SideRecord]) -> dict[str, list[SideRecord]]:
     return grouped
 
 
+def refusal(platform: Platform, document: SideRecord) -> str | None:
+    """Why a document is rightly never written on the other side, or None.
+
+    A problem found on read (``line_without_sku``, ``totals_mismatch``...), or FacturaDirecta's VAT
+    rounded per document differing from Clientify's per line (``totals_not_representable``).
+    """
+    if document.problem is not None:
+        return document.problem
+    lines = document.data["lines"]
+    if platform is Platform.FACTURADIRECTA and totals_per_line(lines) != totals_per_document(lines):
+        return "totals_not_representable"
+    return None
+
+
 def estimate_pairs(platform: Platform, inv: list[SideRecord], crm: list[SideRecord]):
     """Estimates pair by link or reference: the budget's link field, the estimate's ID_CRM, Folio/code."""
     prefix = "FM-" if platform is Platform.FACTURAMA else "FD-"
@@ -143,6 +159,7 @@ def check(
         if entity is Entity.ESTIMATES:
             by_inv, by_crm = estimate_pairs(platform, inv, crm)
             inv_by_id = {e.rid: e for e in inv}
+            crm_by_id = {b.rid: b for b in crm}
             for rid, matches in by_inv.items():
                 if len(matches) > 1:
                     result.duplicates.append(
@@ -150,6 +167,8 @@ def check(
                     )
                 elif matches:
                     pairs[rid] = (inv_by_id[rid], matches[0])
+                elif refusal(platform, inv_by_id[rid]):
+                    result.refused.append(f"estimate {rid}: {refusal(platform, inv_by_id[rid])}")
                 elif rid not in excluded:
                     result.missing.append(f"estimate {rid}: no budget")
             for rid, matches in by_crm.items():
@@ -157,6 +176,8 @@ def check(
                     result.duplicates.append(
                         f"budget {rid}: {len(matches)} estimates {[e.rid for e in matches]}"
                     )
+                elif not matches and refusal(platform, crm_by_id[rid]):
+                    result.refused.append(f"budget {rid}: {refusal(platform, crm_by_id[rid])}")
                 elif not matches and f"budget:{rid}" not in excluded:
                     result.missing.append(f"budget {rid}: no estimate")
         else:
