@@ -168,7 +168,9 @@ class Stack:
         owns = base is None
         root = Path(tempfile.mkdtemp(prefix=f"clientify-e2e-{executor}-", dir=base))
         # PostgreSQL runs as another user: it must be able to reach its data directory.
-        root.chmod(0o755)
+        for directory in (root, base):
+            if directory is not None and directory.stat().st_uid == os.geteuid():
+                directory.chmod(directory.stat().st_mode | 0o755)
         stack = cls(executor=executor, root=root, keep=os.environ.get("E2E_KEEP") == "1", _owns_root=owns)
         stack.logs_dir.mkdir()
         atexit.register(stack.stop)
@@ -344,7 +346,10 @@ class Stack:
         finally:
             del sys.path[:2]
         if "prerequisite_poke_seconds" in getattr(integrations, "_TOP_KEYS", ()):
-            raw["prerequisite_poke_seconds"] = 5
+            # Not 5 s: a poke interval shorter than the scheduler's executor-event latency hits Airflow
+            # 3.3's stale-success race for reschedule sensors (apache/airflow#71172, PR #71194): the TI is
+            # failed into up_for_retry. 20 s leaves a margin on a loaded 2-core machine.
+            raw["prerequisite_poke_seconds"] = int(os.environ.get("E2E_POKE_SECONDS", "20"))
         else:
             raw.pop("prerequisite_poke_seconds", None)
         (self.root / "integrations.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))

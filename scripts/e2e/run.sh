@@ -26,6 +26,7 @@ fi
 
 E2E_ROOT="$(mktemp -d -t clientify-e2e.XXXXXX)"
 export E2E_ROOT
+chmod 755 "$E2E_ROOT"  # PostgreSQL runs as another user and must reach its data directory below
 cleanup() {
     local rc=$?
     trap - EXIT INT TERM
@@ -52,7 +53,7 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 started=$(date +%s)
-.venv/bin/python -m pytest -p no:cacheprovider -q -rA tests/e2e "$@"
+.venv/bin/python -m pytest -p no:cacheprovider -q -rA --timeout "${E2E_TIMEOUT_S:-1800}" tests/e2e "$@"
 rc=$?
 echo "make e2e: pytest exited $rc after $(( $(date +%s) - started ))s"
 exit "$rc"
