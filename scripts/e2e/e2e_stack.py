@@ -52,8 +52,11 @@ LEDGER_DB = "ledger"
 # The sandbox's default (obviously fake) credentials, as in airflow_settings.yaml.
 FACTURAMA_USER = "sandbox-user"
 FACTURAMA_PASSWORD = "sandbox-password-fake"
-# A fresh round is sized so these budgets are pressed: its requests would exceed them unthrottled.
-REQUESTS_PER_MINUTE = {"facturama": 240, "clientify": 240, "facturadirecta": 240}
+# Each connection's requests_per_minute, set below what a round's tasks would send unthrottled (round 1
+# sends about 230 Clientify, 70 FacturaDirecta and 40 Facturama requests, several tasks at once), so
+# the budget is pressed. The suite asserts no 60-second window exceeded these.
+REQUESTS_PER_MINUTE = {"facturama": 30, "clientify": 120, "facturadirecta": 60}
+BREAKS = {b.strip() for b in os.environ.get("E2E_BREAK", "").split(",") if b.strip()}
 CELERY_WORKERS = ("worker-a", "worker-b")
 CELERY_CONCURRENCY = 3
 START_TIMEOUT_S = 180.0
@@ -375,7 +378,8 @@ class Stack:
         self._spawn("triggerer", [airflow, "triggerer"], env=self.env)
         if self.executor == "celery":
             hostname_module = ROOT / "scripts" / "e2e"
-            for worker in CELERY_WORKERS:
+            # E2E_BREAK=one-worker: the second worker is never started.
+            for worker in CELERY_WORKERS[:1] if "one-worker" in BREAKS else CELERY_WORKERS:
                 env = {
                     **self.env,
                     "PYTHONPATH": f"{self.env['PYTHONPATH']}{os.pathsep}{hostname_module}",
@@ -430,7 +434,9 @@ class Stack:
         settings = yaml.safe_load((ROOT / "airflow_settings.yaml").read_text())["airflow"]
         for conn in settings["connections"]:
             api = conn["conn_id"].removesuffix("_default")
-            extra = {"requests_per_minute": REQUESTS_PER_MINUTE[api]} if api in APIS else {}
+            # E2E_BREAK=budget: the clients get 4x the budget the suite asserts.
+            rpm = REQUESTS_PER_MINUTE.get(api, 0) * (4 if "budget" in BREAKS else 1)
+            extra = {"requests_per_minute": rpm} if api in APIS else {}
             body = {
                 "connection_id": conn["conn_id"],
                 "conn_type": conn["conn_type"],

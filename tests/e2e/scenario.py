@@ -32,6 +32,8 @@ SYNC_TASKS = ("extract_invoicing", "extract_clientify", "reconcile", "apply_clie
               "commit")
 WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 ROUND_TIMEOUT_S = float(os.environ.get("E2E_ROUND_TIMEOUT_S", "900"))
+# Deliberate breaks (docs/e2e.md): each makes one check fail, to show it can. Comma-separated.
+BREAKS = {b.strip() for b in os.environ.get("E2E_BREAK", "").split(",") if b.strip()}
 QUIET_S = 15.0  # nothing queued or running for this long = the round is over (asset-triggered runs follow commits)
 POLL_S = 3.0
 WRONG_PASSWORD = "wrong-password-e2e"
@@ -171,12 +173,22 @@ def inventory(stack: Stack) -> Inventory:
     )
 
 
-def wait_idle(stack: Stack, what: str) -> list[str]:
-    """Wait until no DAG run is queued or running for ``QUIET_S``; return task tries seen up_for_retry."""
+def wait_idle(stack: Stack, what: str, *, break_gate: bool = False) -> list[str]:
+    """Wait until no DAG run is queued or running for ``QUIET_S``; return task tries seen up_for_retry.
+
+    ``break_gate`` (E2E_BREAK=gate) triggers a contacts run as soon as an estimates sync task of the
+    same platform runs: the overlap the ordering check must catch.
+    """
     deadline = time.monotonic() + ROUND_TIMEOUT_S
     quiet_since: float | None = None
     retries: set[str] = set()
     while True:
+        if break_gate:
+            for ti in paged(stack, "/api/v2/dags/~/dagRuns/~/taskInstances", "task_instances", state=["running"]):
+                if ti["dag_id"].endswith("_estimates") and ti["task_id"] in SYNC_TASKS:
+                    trigger(stack, ti["dag_id"].replace("_estimates", "_contacts"))
+                    break_gate = False
+                    break
         for ti in paged(stack, "/api/v2/dags/~/dagRuns/~/taskInstances", "task_instances",
                         state=["up_for_retry"]):
             retries.add(f"{ti['dag_id']}/{ti['dag_run_id']}/{ti['task_id']} try {ti['try_number']}")
@@ -207,7 +219,7 @@ def run_round(stack: Stack, name: str, *, unpause: bool) -> Round:
         for dag_id in ALL_DAGS:
             stack.api("PATCH", f"/api/v2/dags/{dag_id}", json={"is_paused": False})
     triggered = {dag_id: trigger(stack, dag_id) for dag_id in PREREQUISITE_DAGS}
-    retries = wait_idle(stack, name)
+    retries = wait_idle(stack, name, break_gate=unpause and "gate" in BREAKS)
     seconds = time.monotonic() - started
     after = sandbox_stats(stack)
     runs = [r for r in dag_runs(stack) if (r["dag_id"], r["dag_run_id"]) not in known]
@@ -219,7 +231,10 @@ def run_round(stack: Stack, name: str, *, unpause: bool) -> Round:
 
 def wrong_password(stack: Stack) -> AuthFailure:
     """PATCH a wrong Facturama password, trigger facturama_contacts, gather how it failed; restore it."""
-    stack.set_connection_password("facturama_default", WRONG_PASSWORD)
+    if "auth" in BREAKS:  # a server error instead of a wrong password: retried, not failed fast
+        fault(stack, "facturama", [{"method": "GET", "path": "^/clients", "rates": {"500": 1.0}, "count": 6}])
+    else:
+        stack.set_connection_password("facturama_default", WRONG_PASSWORD)
     try:
         run_id = trigger(stack, "facturama_contacts")
         retries = wait_idle(stack, "the wrong-password run")
@@ -236,14 +251,48 @@ def wrong_password(stack: Stack) -> AuthFailure:
     return AuthFailure(run, tis, logs, tries, retries)
 
 
-def watermark_pairs(stack: Stack, first: Round, second: Round) -> dict[str, tuple[Any, Any]]:
-    """Per DAG: (``watermark`` pushed by round 1's commit, what round 2's read_watermark returned)."""
-    pairs = {}
-    for dag_id in PREREQUISITE_DAGS:
-        pushed = xcom(stack, dag_id, first.triggered[dag_id], "commit", "watermark")
-        read = xcom(stack, dag_id, second.triggered[dag_id], "read_watermark", "return_value")
-        pairs[dag_id] = (pushed, read)
-    return pairs
+def pushed_watermarks(stack: Stack, first: Round) -> dict[str, Any]:
+    """Per DAG: the ``watermark`` XCom round 1's triggered run's commit pushed (read right after round 1)."""
+    return {dag_id: xcom(stack, dag_id, first.triggered[dag_id], "commit", "watermark") for dag_id in PREREQUISITE_DAGS}
+
+
+def read_watermarks(stack: Stack, second: Round) -> dict[str, Any]:
+    """Per DAG: what round 2's triggered run's read_watermark returned."""
+    return {dag_id: xcom(stack, dag_id, second.triggered[dag_id], "read_watermark", "return_value")
+            for dag_id in PREREQUISITE_DAGS}
+
+
+def fault(stack: Stack, api: str, rules: list[dict[str, Any]]) -> None:
+    httpx.put(f"{stack.sandbox_url(api)}/_sandbox/faults", json=rules, timeout=30).raise_for_status()
+
+
+def clientify(stack: Stack) -> httpx.Client:
+    return httpx.Client(base_url=stack.sandbox_url("clientify"), timeout=30,
+                        headers={"Authorization": "Token fake-clientify-sandbox-token"})
+
+
+def break_between_rounds(stack: Stack, first: Round) -> None:
+    """E2E_BREAK=watermark: rewind a stored watermark; =idle: edit a Clientify contact (round 2 must sync it)."""
+    if "watermark" in BREAKS:
+        dag_id = "facturama_contacts"
+        path = (f"/api/v2/dags/{dag_id}/dagRuns/{first.triggered[dag_id]}/taskInstances/commit/"
+                "xcomEntries/watermark")
+        stack.api("PATCH", path, json={"value": "2020-01-01T00:00:00Z"})
+    if "idle" in BREAKS:
+        with clientify(stack) as crm:
+            contact = crm.get("/v1/contacts/", params={"page_size": 1}).raise_for_status().json()["results"][0]
+            crm.patch(f"/v1/contacts/{contact['id']}/", json={"last_name": "Edited Between Rounds"}).raise_for_status()
+
+
+def break_after_rounds(stack: Stack, before: Inventory) -> None:
+    """E2E_BREAK=duplicate: a second Clientify contact with an existing contact's tax id."""
+    if "duplicate" in BREAKS:
+        existing = next(c for c in before.records["clientify"]["contacts"]
+                        if c.get("taxpayer_identification_number"))
+        with clientify(stack) as crm:
+            crm.post("/v1/contacts/", json={"first_name": "Duplicate", "last_name": "On Purpose",
+                                            "taxpayer_identification_number":
+                                                existing["taxpayer_identification_number"]}).raise_for_status()
 
 
 LEVEL = re.compile(r"^\S+\s+\[(error|critical)\s*\]|\bERROR\b|\bCRITICAL\b|^Traceback ", re.IGNORECASE)
@@ -293,13 +342,19 @@ def run_scenario(stack: Stack) -> Outcome:
     outcome.before = inventory(stack)
     for api in APIS:  # the inventory read is ours, not the sync's
         httpx.delete(f"{stack.sandbox_url(api)}/_sandbox/stats", timeout=30).raise_for_status()
+    if "retry" in BREAKS:  # a Clientify outage longer than the client's own retries: Airflow retries a task
+        fault(stack, "clientify", [{"method": "GET", "path": "^/v1/products/", "rates": {"500": 1.0}, "count": 6}])
     first = run_round(stack, "round 1", unpause=True)
     outcome.rounds.append(first)
+    pushed = pushed_watermarks(stack, first)
+    break_between_rounds(stack, first)
     second = run_round(stack, "round 2 (idle)", unpause=False)
     outcome.rounds.append(second)
     outcome.arrivals, outcome.arrivals_dropped = arrivals(stack)
-    outcome.watermarks = watermark_pairs(stack, first, second)
+    read = read_watermarks(stack, second)
+    outcome.watermarks = {dag_id: (pushed[dag_id], read[dag_id]) for dag_id in PREREQUISITE_DAGS}
     outcome.error_lines = error_lines(stack)
+    break_after_rounds(stack, outcome.before)
     outcome.after = inventory(stack)
     outcome.auth = wrong_password(stack)
     outcome.seconds = round(time.monotonic() - started, 1)
