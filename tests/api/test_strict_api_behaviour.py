@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from clientify_sync.api.client import ProbeStatus
+from clientify_sync.api.client import ProbeStatus, unsupported
 from clientify_sync.api.clientify import IgnoredFilter, format_modified
 from clientify_sync.api.settings import ClientifySettings
 from clientify_sync.errors import ConfigurationError, TransientApiError, ValidationError
@@ -50,6 +50,10 @@ def test_a_404_on_an_assumed_resource_is_reported_unsupported_with_a_hint(clean_
     assert fd_estimates.as_dict()["status"] == "unsupported" and fd_estimates.as_dict()["entity"] == "estimates"
     # The credentials work, so the connection test passes and names what a run would report unsupported.
     assert connected and "unsupported: facturama answered 404 on /Estimates" in message
+    with facturama_for(clean_sandbox) as fm, clientify_for(clean_sandbox) as crm:
+        ruled_out = unsupported("estimates", fm, crm)
+        assert unsupported("contacts", fm, crm) == []
+    assert [(r.api, r.resource) for r in ruled_out] == [("facturama", "estimates"), ("clientify", "budgets")]
 
 
 def test_a_page_past_the_end_ends_the_listing(clean_sandbox) -> None:

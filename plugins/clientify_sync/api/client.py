@@ -75,6 +75,16 @@ class Probe:
     read: Callable[[], Any]
 
 
+def unsupported(entity: str, *clients: ApiClient) -> list[ProbeResult]:
+    """The probes of ``clients`` that rule ``entity`` out: a 404 on a resource it needs.
+
+    E.g. ``unsupported("estimates", facturama, clientify)`` before an estimates run: a non-empty answer
+    means the run should end green with the entity reported unsupported (each result's ``message``),
+    not fail every hour.
+    """
+    return [result for client in clients for result in client.probe() if result.entity == entity and not result.supported]
+
+
 class ApiClient:
     """Base of the three clients; subclasses add resource groups, a cheap ``_probe`` and ``_probes``."""
 
