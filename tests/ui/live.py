@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +31,8 @@ from websockets.sync.client import connect
 
 from tests.fixtures.sandbox import ROOT, SandboxHandle, free_ports, start_sandbox, stop_sandbox
 
-AIRFLOW_START_TIMEOUT_S = 180.0
-RUN_TIMEOUT_S = 240.0
+AIRFLOW_START_TIMEOUT_S = 300.0  # generous: a busy 2-core machine parses the DAG file in up to a minute
+RUN_TIMEOUT_S = 400.0
 CHROMIUM_FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync", "--hide-scrollbars",
@@ -43,6 +44,15 @@ DUP_RFC = "DUPL800101AB1"  # a Facturama client and two Clientify contacts share
 SCRIPT_RFC = "SCRI800101AB1"
 SCRIPT_NAME = "<script>window.__xss=1</script> Pérez"
 BAD_ZIP_RFC = "ZIPB800101AB1"  # a Clientify contact whose 4-digit postal code Facturama refuses: failed
+
+
+@dataclass
+class Scenario:
+    """What ``LiveAirflow.scenario`` did: the DAG runs (REST API objects), their reports, the conflict."""
+
+    runs: dict[str, dict[str, Any]]
+    reports: dict[str, dict[str, Any]]
+    conflict: tuple[str, str, str, str]
 
 
 class LiveAirflowError(RuntimeError):
@@ -139,6 +149,8 @@ class LiveAirflow:
             "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
             "AIRFLOW__API__SECRET_KEY": secrets.token_urlsafe(32),
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+            "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": "240",
+            "AIRFLOW__DAG_PROCESSOR__DAG_FILE_PROCESSOR_TIMEOUT": "300",
             "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(self.worker_log_port),
             "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(self.trigger_log_port),
             "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
@@ -167,7 +179,12 @@ class LiveAirflow:
             except (httpx.TransportError, KeyError, ValueError, LiveAirflowError):
                 pass
             time.sleep(1)
-        raise LiveAirflowError(f"airflow not ready after {AIRFLOW_START_TIMEOUT_S:.0f}s:\n{self.log_tail()}")
+        errors = ""
+        try:
+            errors = json.dumps(self.api("GET", "/api/v2/importErrors"))[:3000]
+        except (httpx.HTTPError, LiveAirflowError):
+            pass
+        raise LiveAirflowError(f"airflow not ready after {AIRFLOW_START_TIMEOUT_S:.0f}s: {errors}\n{self.log_tail()}")
 
     def log_tail(self, lines: int = 60) -> str:
         text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
@@ -205,6 +222,25 @@ class LiveAirflow:
         entry = self.api("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/commit/xcomEntries/return_value")
         value = entry["value"]
         return json.loads(value) if isinstance(value, str) else value
+
+    def scenario(self) -> Scenario:
+        """Seed, full runs of both contacts DAGs, a conflicting edit, then a modified Facturama run.
+
+        The second Facturama run has a conflict (an e-mail edited on both sides), the failed record
+        again (Facturama refuses its postal code) and the quarantined duplicate tax ID.
+        """
+        self.seed()
+        runs = {
+            "facturama_full": self.run_dag("facturama_contacts", "full"),
+            "facturadirecta_full": self.run_dag("facturadirecta_contacts", "full"),
+        }
+        conflict = self.make_conflict()
+        runs["facturama_modified"] = self.run_dag("facturama_contacts", "modified")
+        for name, run in runs.items():
+            if run["state"] != "success":
+                raise LiveAirflowError(f"{name} run ended {run['state']}:\n{self.log_tail()}")
+        reports = {name: self.report(run["dag_id"], run["dag_run_id"]) for name, run in runs.items()}
+        return Scenario(runs, reports, conflict)
 
     # -- the sandbox's data --------------------------------------------------------------------------
     def seed(self) -> None:
