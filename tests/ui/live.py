@@ -72,7 +72,7 @@ class LiveAirflow:
         self.sandbox: SandboxHandle | None = None
         self.process: subprocess.Popen | None = None
         self.log_path = self.workdir / "airflow.log"
-        self.http = httpx.Client(base_url=self.url, timeout=30)
+        self.http = httpx.Client(base_url=self.url, timeout=120)
         self._token: str | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------------
@@ -197,9 +197,16 @@ class LiveAirflow:
         return response.json()["access_token"]
 
     def api(self, method: str, path: str, **kwargs: Any) -> Any:
+        """One REST call as admin; reads are retried when a loaded machine makes the API server slow."""
         if self._token is None:
             self._token = self.token()
-        response = self.http.request(method, path, headers={"Authorization": f"Bearer {self._token}"}, **kwargs)
+        for attempt in range(4 if method == "GET" else 1):
+            try:
+                response = self.http.request(method, path, headers={"Authorization": f"Bearer {self._token}"}, **kwargs)
+                break
+            except httpx.TimeoutException:
+                if attempt == 3 or method != "GET":
+                    raise
         if response.status_code >= 400:
             raise LiveAirflowError(f"{method} {path}: {response.status_code} {response.text[:500]}")
         return response.json() if response.content else None
