@@ -182,3 +182,17 @@ def test_airflow_auth_rejects_a_forged_token(view: Q.LedgerView, monkeypatch: py
     for headers in ({"Authorization": "Bearer not.a.jwt"}, {"Cookie": "_token=forged"}):
         response = client.get(f"{P}/", headers=headers)
         assert response.status_code == 403 and "Invalid JWT token" in response.text
+
+
+def test_ids_with_url_syntax_are_encoded_in_links(view: Q.LedgerView, client: TestClient) -> None:
+    from clientify_sync.engine.ledger import Ledger, write_transaction
+
+    odd = "A/B?C#D%E&F"
+    with write_transaction(view.engine) as conn:
+        Ledger(view.engine, "facturama", "contacts").record_dead_letter(
+            conn, "clientify", "contact", odd, "validation_error", "odd id", RUN2)
+    html = client.get(f"{P}/dead-letters").text
+    [href] = re.findall(r'href="([^"]*/records/facturama_contacts/clientify/contact/[^"]*)"', html)
+    assert href.endswith(quote(odd, safe="")) and "?" not in href
+    page = client.get(href.replace("&amp;", "&"))
+    assert page.status_code == 200 and "A/B?C#D%E&amp;F" in page.text and "odd id" in page.text

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
 from fastapi import Depends, FastAPI, HTTPException, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse
@@ -213,7 +213,8 @@ def _render(request: Request, template: str, viewer: Viewer, *, status_code: int
     root = request.scope.get("root_path", "")
 
     def path(name: str, query: dict[str, Any] | None = None, **params: Any) -> str:
-        url = root + str(request.app.url_path_for(name, **{k: str(v) for k, v in params.items()}))
+        # Ids and run ids come from the APIs and Airflow: percent-encoded, never taken as URL syntax.
+        url = root + str(request.app.url_path_for(name, **{k: quote(str(v), safe='') for k, v in params.items()}))
         query = {k: v for k, v in (query or {}).items() if v not in (None, "")}
         return f"{url}?{urlencode(query)}" if query else url
 
