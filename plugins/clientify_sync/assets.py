@@ -15,10 +15,12 @@ from typing import TYPE_CHECKING
 
 from airflow.sdk import Asset
 
+from clientify_sync.provider import URI_SCHEME
+
 if TYPE_CHECKING:
     from urllib.parse import SplitResult
 
-URI_SCHEME = "clientify-sync"
+__all__ = ["URI_SCHEME", "normalize_uri", "sync_asset"]
 _PLATFORMS = ("facturama", "facturadirecta")
 _ENTITIES = ("contacts", "products", "estimates")
 

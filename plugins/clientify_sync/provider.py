@@ -8,7 +8,7 @@ defaults, ``max_page_size`` and the ``Attributes:`` docstrings), so the form, th
 run and the docs cannot disagree.
 
 Airflow imports this module in every component that loads providers: it imports only the settings
-dataclasses (no hooks, no HTTP client, no Airflow).
+dataclasses and what they import (no hooks, no Airflow: it runs while Airflow loads its configuration).
 """
 
 from __future__ import annotations
@@ -21,9 +21,11 @@ from importlib import metadata
 from typing import Any
 
 from clientify_sync.api import settings as api_settings
-from clientify_sync.assets import URI_SCHEME
 
 DISTRIBUTION = "clientify-sync"
+# The scheme of the sync's asset URIs (clientify_sync.assets). Defined here, not imported from there:
+# Airflow reads provider info while it loads its own configuration, before airflow.sdk is importable.
+URI_SCHEME = "clientify-sync"
 
 # Extras whose valid values settings.py checks in __post_init__ but does not declare as data.
 # A ``choices`` entry in a field's ``metadata`` (when settings.py gains one) takes precedence.
