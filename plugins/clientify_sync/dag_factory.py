@@ -39,7 +39,7 @@ from airflow.sdk import (
     get_current_context,
     task,
 )
-from airflow.sdk.exceptions import AirflowFailException, AirflowNotFoundException
+from airflow.sdk.exceptions import AirflowFailException, AirflowNotFoundException, AirflowSkipException
 
 from clientify_sync import watermark as wm
 from clientify_sync.assets import sync_asset
@@ -180,6 +180,8 @@ def _wire_tasks(platform: PlatformConfig, entity: str, config: IntegrationsConfi
         context = get_current_context()
         params = context["params"]
         ti = context["ti"]
+        if entity == "estimates":
+            _skip_if_unsupported(platform, entity, config)
         stored = None
         # Before the first successful run nothing was pushed: asking would only log "XCom not found".
         if ti.get_dr_count(dag_id=ti.dag_id, states=["success"]):
@@ -280,6 +282,21 @@ def _wire_tasks(platform: PlatformConfig, entity: str, config: IntegrationsConfi
     plan = reconcile(invoicing_summary, clientify_summary)
     invoicing_outcome = apply_invoicing(apply_clientify(plan))
     commit(start, clientify_summary, invoicing_outcome)
+
+
+def _skip_if_unsupported(platform: PlatformConfig, entity: str, config: IntegrationsConfig) -> None:
+    """End the run green, once, when an API lacks a resource the entity needs (probed with one read).
+
+    Raises:
+        AirflowSkipException: every later task is skipped; the run succeeds and its report in the
+            ledger says which API answered 404 where, and what to set.
+    """
+    with _sync_job(platform, entity, config) as job:
+        found = job.check_supported()
+    if found:
+        messages = "; ".join(item["message"] for item in found)
+        log.warning("%s %s is not synced: %s", platform.name, entity, messages)
+        raise AirflowSkipException(f"{platform.name} {entity} unsupported by the account: {messages}")
 
 
 def _wait_for_prerequisites(platform: PlatformConfig, config: IntegrationsConfig) -> Any:

@@ -10,6 +10,7 @@ unexpected failure retries at once instead of parking ``dag.test()`` for minutes
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 import pytest
@@ -206,3 +207,23 @@ def test_a_platform_in_order_contacts_products_then_estimates(dags, world):
     assert reports["products"]["counts"]["invoicing→clientify"]["created"] == 3
     assert reports["estimates"]["counts"]["invoicing→clientify"]["created"] == 2
     assert not reports["estimates"]["failures"]
+
+
+def test_an_account_without_estimates_ends_the_run_green_with_the_reason(dags, world):
+    """Facturama publishes no estimates API: the probe's 404 makes the run succeed, skip the sync
+    steps and say why in its report, instead of failing every hour."""
+    from clientify_sync.engine.ledger import Ledger
+
+    world.config("facturama", estimates_available=False)
+    dag_run = dags["facturama_estimates"].test(run_conf={"mode": "modified", "dry_run": False})
+    states = task_states(dag_run)
+    assert dag_run.state == "success", states
+    assert states["wait_for_prerequisites"] == "success"
+    assert {state for task, state in states.items() if task != "wait_for_prerequisites"} == {"skipped"}
+    assert writes(world, "facturama") == writes(world, "clientify") == 0
+    ledger_url = json.loads(os.environ["AIRFLOW_CONN_CLIENTIFY_SYNC_STATE"])["extra"]["url"]
+    ledger = Ledger.open(ledger_url, "facturama", "estimates")
+    report = ledger.report(dag_run.run_id)
+    ledger.close()
+    (problem,) = report["unsupported"]
+    assert problem["api"] == "facturama" and problem["message"].startswith("unsupported: facturama answered 404 on")

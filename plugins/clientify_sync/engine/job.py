@@ -14,6 +14,7 @@ from datetime import timedelta
 from typing import Any
 
 from clientify_sync import watermark as watermarks
+from clientify_sync.api.client import unsupported
 from clientify_sync.engine.apply import Applier
 from clientify_sync.engine.documents import Directory
 from clientify_sync.engine.ledger import Ledger
@@ -96,6 +97,25 @@ class SyncJob:
             products.remote_frame(CRM), products.links_frame(),
             inv_products_raw={row["key"]: row["raw"] or {} for row in rows.values() if row["key"]},
         )  # fmt: skip
+
+    # -- capabilities --------------------------------------------------------------------------
+    def check_supported(self) -> list[dict[str, Any]]:
+        """Probe the resources this entity assumes (one read each); record an ``unsupported`` run.
+
+        An account without an estimates endpoint is a fact, not a failure: the run stores a report
+        saying ``unsupported: <api> answered 404 on <path> (<hint>)`` and the caller ends it green.
+        Only entities with assumed endpoints (estimates) are probed; others return ``[]`` at no cost.
+        """
+        if self.spec.entity is not Entity.ESTIMATES:
+            return []
+        found = [r.as_dict() for r in unsupported(self.spec.entity.value, self.invoicing_client, self.clientify_client)]
+        if found:
+            report = {
+                "run_id": self.spec.run_id, "platform": self.spec.platform.value, "entity": self.spec.entity.value,
+                "mode": self.spec.mode.value, "dry_run": self.spec.dry_run, "unsupported": found,
+            }  # fmt: skip
+            self.ledger.finish_run(self.spec.run_id, report)
+        return found
 
     # -- extract -------------------------------------------------------------------------------
     def extract_invoicing(self) -> dict[str, Any]:
