@@ -103,7 +103,7 @@ def get_provider_info() -> dict[str, Any]:
         "name": "Clientify sync",
         "description": (
             "Two-way sync of the invoicing platforms Facturama (Mexico) and FacturaDirecta (Spain) with "
-            "the Clientify CRM: hooks, connection types and the sync DAGs (``clientify_sync.dags``)."
+            "the Clientify CRM: hooks, connection types and the sync DAGs (from clientify_sync.dags import build_dags)."
         ),
         "versions": [_version()],
         "integrations": [

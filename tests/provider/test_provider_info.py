@@ -1,0 +1,144 @@
+"""get_provider_info(): what Airflow reads is valid, complete and agrees with the settings the hooks enforce."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import json
+import tomllib
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+from clientify_sync.api.settings import COMMON_EXTRAS
+from clientify_sync.errors import ConfigurationError
+from clientify_sync.provider import CONNECTION_TYPES, URI_SCHEME, conn_fields, get_provider_info
+
+ROOT = Path(__file__).resolve().parents[2]
+KINDS = {kind.conn_type: kind for kind in CONNECTION_TYPES}
+
+
+def test_the_provider_info_passes_airflows_schema():
+    from airflow.providers_manager import _create_provider_info_schema_validator
+
+    info = get_provider_info()
+    _create_provider_info_schema_validator().validate(info)
+    assert info["package-name"] == "clientify-sync"
+    assert [c["connection-type"] for c in info["connection-types"]] == ["facturama", "clientify", "facturadirecta"]
+    json.dumps(info)  # plain data: Airflow caches and prints it
+
+
+def test_pyproject_wires_the_entry_points_to_real_objects():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    provider = project["entry-points"]["apache_airflow_provider"]["provider_info"]
+    module, _, name = provider.partition(":")
+    assert getattr(importlib.import_module(module), name) is get_provider_info
+    plugin = project["entry-points"]["airflow.plugins"]["clientify_sync_status"]
+    module, _, name = plugin.partition(":")
+    from airflow.plugins_manager import AirflowPlugin
+
+    assert issubclass(getattr(importlib.import_module(module), name), AirflowPlugin)
+    assert project["version"] and "apache-airflow>=3.3,<4" in project["dependencies"]
+    assert not [d for d in project["dependencies"] if "==" in d]  # ranges, not pins
+    assert set(project["optional-dependencies"]) == {"postgres", "sandbox"}
+
+
+@pytest.mark.parametrize("conn_type", sorted(KINDS))
+def test_each_type_names_a_hook_that_declares_it(conn_type):
+    info = {c["connection-type"]: c for c in get_provider_info()["connection-types"]}[conn_type]
+    module, _, name = info["hook-class-name"].rpartition(".")
+    hook_class = getattr(importlib.import_module(module), name)
+    assert hook_class.conn_type == conn_type
+    assert hook_class.hook_name == info["hook-name"]
+    assert hook_class.settings_class is KINDS[conn_type].settings_class
+
+
+@pytest.mark.parametrize("conn_type", sorted(KINDS))
+def test_conn_fields_are_every_extra_the_settings_accept_typed_and_defaulted(conn_type):
+    settings_class = KINDS[conn_type].settings_class
+    fields = conn_fields(settings_class)
+    assert set(fields) == set(COMMON_EXTRAS) | set(settings_class.api_extras)
+    defaults = {f.name: f.default for f in dataclasses.fields(settings_class)}
+    json_type = {int: "integer", float: "number", str: "string"}
+    for name, kind in {**COMMON_EXTRAS, **settings_class.api_extras}.items():
+        schema = fields[name]["schema"]
+        assert schema["type"] == [json_type[kind], "null"], name
+        assert schema["default"] == defaults[name], name
+        assert fields[name]["label"] and fields[name]["description"], name
+    assert fields["page_size"]["schema"]["maximum"] == settings_class.max_page_size
+    # Descriptions come from the settings' docstrings where they have them.
+    assert fields["requests_per_minute"]["description"].startswith("Token-bucket budget")
+
+
+@pytest.mark.parametrize("conn_type", sorted(KINDS))
+def test_what_the_form_proposes_the_hook_accepts(conn_type):
+    """Every default and every enum value of the form passes the settings' own validation."""
+    settings_class = KINDS[conn_type].settings_class
+    fields = conn_fields(settings_class)
+    form = {name: field["schema"]["default"] for name, field in fields.items()}
+    credentials = {"host": "https://example.test", "login": "user", "password": "a-long-password"}
+    assert settings_class.from_connection(**credentials, extra=form)
+    for name, field in fields.items():
+        for choice in field["schema"].get("enum", []):
+            assert settings_class.from_connection(**credentials, extra={name: choice})
+    with pytest.raises(ConfigurationError, match="page_size"):
+        settings_class.from_connection(**credentials, extra={"page_size": fields["page_size"]["schema"]["maximum"] + 1})
+
+
+def test_form_labels_hidden_fields_and_placeholders():
+    from airflow.providers_manager import _create_customized_form_field_behaviours_schema_validator
+
+    validator = _create_customized_form_field_behaviours_schema_validator()
+    types = {c["connection-type"]: c for c in get_provider_info()["connection-types"]}
+    for info in types.values():
+        behaviour = info["ui-field-behaviour"]
+        validator.validate({"hidden_fields": behaviour["hidden-fields"], "relabeling": behaviour["relabeling"]})
+        assert {"schema", "port"} <= set(behaviour["hidden-fields"])
+    assert types["facturama"]["ui-field-behaviour"]["relabeling"] == {
+        "host": "API host",
+        "login": "API user",
+        "password": "API password",
+    }
+    assert types["clientify"]["ui-field-behaviour"]["relabeling"]["password"] == "API key"
+    assert "login" in types["clientify"]["ui-field-behaviour"]["hidden-fields"]  # the key alone authenticates
+    assert types["facturadirecta"]["ui-field-behaviour"]["relabeling"]["password"] == "API key"
+    hosts = {t: i["ui-field-behaviour"]["placeholders"]["host"] for t, i in types.items()}
+    assert "https://api.facturama.mx" in hosts["facturama"]
+    assert hosts["clientify"] == "https://api.clientify.net"
+    assert hosts["facturadirecta"] == "https://ACCOUNT.facturadirecta.com"
+
+
+def test_the_asset_uri_scheme_is_registered_with_a_checking_handler():
+    (entry,) = get_provider_info()["asset-uris"]
+    assert entry["schemes"] == [URI_SCHEME]
+    module, _, name = entry["handler"].rpartition(".")
+    handler = getattr(importlib.import_module(module), name)
+    from clientify_sync.assets import sync_asset
+
+    uri = sync_asset("facturadirecta", "estimates").uri
+    assert handler(urlsplit(uri)).geturl() == uri
+    with pytest.raises(ValueError, match="clientify-sync://<facturama|facturadirecta>"):
+        handler(urlsplit("clientify-sync://facturama/invoices"))
+
+
+def test_provider_module_imports_no_airflow():
+    """Airflow loads provider info while it reads its own configuration: importing airflow there fails."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys; sys.path.insert(0, 'plugins'); import clientify_sync.provider as p; p.get_provider_info(); "
+        "print(sorted(m for m in sys.modules if m == 'airflow' or m.startswith('airflow.')))"
+    )
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("conn_type", ["http", "facturama"])
+def test_hooks_accept_the_new_type_and_existing_http_connections(monkeypatch, conn_type):
+    from clientify_sync.hooks.facturama import FacturamaHook
+
+    body = {"conn_type": conn_type, "host": "https://apisandbox.facturama.mx", "login": "u", "password": "p"}
+    monkeypatch.setenv("AIRFLOW_CONN_FACTURAMA_DEFAULT", json.dumps(body))
+    assert FacturamaHook().get_settings().base_url == "https://apisandbox.facturama.mx"
