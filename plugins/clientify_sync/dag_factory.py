@@ -15,7 +15,7 @@ Each DAG is seven thin tasks around one engine job (``clientify_sync.engine.job.
 - Ordering: contacts and products run on the platform's clock and publish an Asset from ``commit``;
   estimates are scheduled on those two assets alone (a run is created once both were updated by a
   successful commit since the last estimates run), and their first task, ``wait_for_prerequisites``,
-  waits (rescheduling, holding no worker) while any contacts or products run of the platform is
+  waits (poking) while any contacts or products run of the platform is
   queued or running. So an estimates run never syncs while its customers or products are being
   synced, and it sees the latest completed cycle. See docs/airflow.md, "Ordering".
 - ``AuthenticationError`` (and configuration errors) fail the task with ``AirflowFailException``:
@@ -302,14 +302,17 @@ def _skip_if_unsupported(platform: PlatformConfig, entity: str, config: Integrat
 def _wait_for_prerequisites(platform: PlatformConfig, config: IntegrationsConfig) -> Any:
     """Declare the estimates gate: done when no contacts/products run of the platform is queued or running.
 
-    Reschedule mode: between pokes the task gives its worker slot back. Asked through the task SDK
-    (``get_dr_count``), since tasks may not read the metadata database.
+    Asked through the task SDK (``get_dr_count``), since tasks may not read the metadata database.
+    Poke mode, holding one worker slot while it waits (minutes, at most two estimates DAGs): in
+    reschedule mode Airflow 3.3 can fail the sensor when the executor's event for one poke arrives
+    after the next poke was queued (apache/airflow#71172, fix PR #71194 open), which turns a wait
+    into a retry.
     """
     dag_ids = prerequisite_dag_ids(platform.name)
 
     @task.sensor(
         task_id="wait_for_prerequisites",
-        mode="reschedule",
+        mode="poke",
         poke_interval=config.prerequisite_poke.total_seconds(),
         timeout=config.prerequisite_timeout.total_seconds(),
     )
