@@ -254,7 +254,7 @@ def test_a_budget_for_a_customer_of_the_other_integration_is_skipped_not_deferre
     world.sync(Platform.FACTURADIRECTA, Entity.CONTACTS, mode=Mode.FULL)  # an RFC is no NIF: out of scope
     world.sync(Platform.FACTURADIRECTA, Entity.PRODUCTS, mode=Mode.FULL)
     report = world.sync(Platform.FACTURADIRECTA, Entity.ESTIMATES, mode=Mode.FULL)
-    assert report["reasons"] == {"skipped:customer_out_of_scope": 1}
+    assert report["reasons"] == {"skipped:other_platform": 1}  # as the customer itself is
     ledger = Ledger.open(world.ledger_url, "facturadirecta", "estimates")
     assert ledger.dead_letters().empty
     ledger.close()

@@ -136,7 +136,11 @@ class SyncJob:
             self.ledger.upsert_remote(page, self.spec.run_id)
             records, pages = records + len(page), pages + 1
         seen_max = self.ledger.max_modified(CRM, self.spec.run_id)
-        summary = {"records": records, "pages": pages, "since": since, "max_modified": seen_max}
+        summary: dict[str, Any] = {"records": records, "pages": pages, "since": since, "max_modified": seen_max}
+        # An API that ignores modified[gte] returned everything: the read was a full one, and says so.
+        ignored = [r.ignored_filter.message for r in self.clientify.resources.values() if getattr(r, "ignored_filter", None)]
+        if ignored:
+            summary["modified_filter_ignored"] = ignored
         return self._step("extract_clientify", summary)
 
     # -- reconcile -----------------------------------------------------------------------------

@@ -35,6 +35,8 @@ def build_report(ledger: Ledger, spec: JobSpec, watermark_in: str | None, waterm
             outcome = item["outcome"] or ("planned" if spec.dry_run else "not_run")
             verb = f"would_{item['action']}" if spec.dry_run else outcome
             outcomes[(item["direction"], verb, "")] += 1
+            if outcome == "skipped" and item["reason"]:  # decided when writing, e.g. missing_email
+                reasons[f"skipped:{item['reason']}"] += 1
             if outcome == "failed":
                 failures_total += 1
                 if len(failures) < MAX_LISTED_FAILURES:

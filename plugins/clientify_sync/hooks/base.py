@@ -82,7 +82,11 @@ class ApiHook(BaseHook, Generic[ClientT]):
             return
         conn = self.get_connection(self.conn_id)
         account = account_key(session.api, conn.host, conn.login, conn.password)
-        session.share_budget(SharedRequestBudget(ledger_engine, account, rpm))
+        budget = SharedRequestBudget(ledger_engine, account, rpm)
+        session.share_budget(budget)
+        fallback = getattr(getattr(client, "reads", None), "fallback", None)
+        if fallback is not None:  # Clientify's fallback host serves the same account
+            fallback.share_budget(budget)
 
     def test_connection(self) -> tuple[bool, str]:
         """One cheap authenticated call; never raises (a missing connection is reported too)."""

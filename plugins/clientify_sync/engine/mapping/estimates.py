@@ -30,7 +30,7 @@ from clientify_sync.engine.mapping.clientify import link_patch as crm_link_patch
 from clientify_sync.engine.mapping.facturadirecta import custom_attribute
 from clientify_sync.engine.mapping.facturadirecta import link_patch as fd_link_patch
 from clientify_sync.engine.model import Side, SideRecord, money, text
-from clientify_sync.engine.taxid import classify_rfc
+from clientify_sync.engine.taxid import TaxProblem, classify_rfc
 from clientify_sync.errors import RecordError, UnrepresentableError
 
 CRM_PREFIX = "CLI-"
@@ -272,8 +272,9 @@ class ClientifyBudgetMapper(PartialUpdateMapper):
                             raw=raw)  # fmt: skip
         # A budget for a customer this integration does not sync (say, a Mexican company seen by the
         # FacturaDirecta integration) belongs to the other integration: skipped, not deferred forever.
+        # The same reason as for the customer itself (taxid.TaxProblem.OTHER_PLATFORM).
         out_of_scope = self._customer_ref(raw) in self.directory.crm_customers_out_of_scope
-        problem = "customer_out_of_scope" if out_of_scope else None
+        problem = TaxProblem.OTHER_PLATFORM.value if out_of_scope else None
         record.problem = problem
         return _document(record, totals_per_line(lines).total, raw.get("total"), problem)
 
