@@ -1,4 +1,4 @@
-"""include/load_settings.py: airflow_settings.yaml (Astro format) into plain Airflow and env vars."""
+"""include/load_settings.py: airflow_settings.yaml into Airflow's own import files and commands, and env vars."""
 
 from __future__ import annotations
 
@@ -10,17 +10,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from include.load_settings import (
-    SettingsError,
-    apply_settings,
-    cli_commands,
-    connection_env,
-    main,
-    read_settings,
-)
+from include.load_settings import connection_env, main, read_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 SETTINGS = ROOT / "airflow_settings.yaml"
+# What the issue named: the query of a conn_uri must survive as extras.
+URI = "facturama://api-user:p%40ss@127.0.0.1:8701/?requests_per_minute=60&api_prefix=/api"
+EXTRAS = {"requests_per_minute": 60, "api_prefix": "/api"}  # Airflow reads the query's numbers as numbers
 
 
 @pytest.fixture(scope="module")
@@ -36,62 +32,46 @@ def write(tmp_path: Path, body: dict) -> Path:
     return path
 
 
-def test_shipped_settings_are_the_sandbox_defaults():
+def test_shipped_settings_are_the_sandbox_defaults_with_the_registered_types():
     settings = read_settings(SETTINGS)
-    conns = {c.conn_id: c for c in settings.connections}
+    conns = settings["connections"]
     assert set(conns) == {"facturama_default", "clientify_default", "facturadirecta_default"}
-    assert conns["facturama_default"].host == "http://127.0.0.1:8701"
-    assert (conns["facturama_default"].login, conns["facturama_default"].password) == (
-        "sandbox-user",
-        "sandbox-password-fake",
-    )
-    assert conns["clientify_default"].host == "http://127.0.0.1:8702"
-    assert conns["clientify_default"].password == "fake-clientify-sandbox-token"
-    assert conns["facturadirecta_default"].host == "http://127.0.0.1:8703"
-    assert conns["facturadirecta_default"].password == "fake-facturadirecta-sandbox-token"
-    assert all(c.conn_type == "http" for c in conns.values())
-    pools = {p.name: p for p in settings.pools}
-    assert set(pools) == {"facturama_api", "clientify_api", "facturadirecta_api"}
-    assert all(p.slots >= 1 and "concurrent" in p.description for p in pools.values())
-    assert settings.variables == ()  # the Astro template's empty placeholder is skipped
+    assert {conn_id: c["conn_type"] for conn_id, c in conns.items()} == {
+        "facturama_default": "facturama",
+        "clientify_default": "clientify",
+        "facturadirecta_default": "facturadirecta",
+    }
+    assert conns["facturama_default"] == {
+        "conn_type": "facturama",
+        "host": "http://127.0.0.1:8701",
+        "login": "sandbox-user",
+        "password": "sandbox-password-fake",
+    }
+    assert conns["clientify_default"]["password"] == "fake-clientify-sandbox-token"
+    assert set(settings["pools"]) == {"facturama_api", "clientify_api", "facturadirecta_api"}
+    assert all(p["slots"] >= 1 and "concurrent" in p["description"] for p in settings["pools"].values())
+    assert settings["variables"] == {}  # the Astro template's empty placeholder is skipped
 
 
-def test_pools_match_the_integration_config():
+def test_pools_and_connections_match_the_integration_config():
     from clientify_sync.integrations import load_integrations
 
     config = load_integrations()
-    declared = {p.name for p in read_settings(SETTINGS).pools}
-    used = {config.clientify_pool} | {p.pool for p in config.platforms}
-    assert used <= declared
-
-
-def test_connections_match_the_integration_config():
-    from clientify_sync.integrations import load_integrations
-
-    config = load_integrations()
-    declared = {c.conn_id for c in read_settings(SETTINGS).connections}
-    assert {config.clientify_conn_id} | {p.conn_id for p in config.platforms} <= declared
+    settings = read_settings(SETTINGS)
+    assert {config.clientify_pool} | {p.pool for p in config.platforms} <= set(settings["pools"])
+    assert {config.clientify_conn_id} | {p.conn_id for p in config.platforms} <= set(settings["connections"])
 
 
 def test_connection_env_is_json_airflow_understands(monkeypatch):
     from airflow.sdk import BaseHook
 
     env = connection_env(SETTINGS, hosts={"clientify_default": "http://127.0.0.1:9999"})
-    assert set(env) == {
-        "AIRFLOW_CONN_FACTURAMA_DEFAULT",
-        "AIRFLOW_CONN_CLIENTIFY_DEFAULT",
-        "AIRFLOW_CONN_FACTURADIRECTA_DEFAULT",
-    }
+    assert set(env) == {"AIRFLOW_CONN_FACTURAMA_DEFAULT", "AIRFLOW_CONN_CLIENTIFY_DEFAULT", "AIRFLOW_CONN_FACTURADIRECTA_DEFAULT"}
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     conn = BaseHook.get_connection("clientify_default")
-    assert (conn.conn_type, conn.host, conn.password) == (
-        "http",
-        "http://127.0.0.1:9999",
-        "fake-clientify-sandbox-token",
-    )
-    facturama = BaseHook.get_connection("facturama_default")
-    assert (facturama.host, facturama.login) == ("http://127.0.0.1:8701", "sandbox-user")
+    assert (conn.conn_type, conn.host, conn.password) == ("clientify", "http://127.0.0.1:9999", "fake-clientify-sandbox-token")
+    assert BaseHook.get_connection("facturama_default").login == "sandbox-user"
 
 
 def test_connection_env_overrides_any_field():
@@ -101,7 +81,6 @@ def test_connection_env_overrides_any_field():
 
 
 def test_the_api_hooks_accept_the_shipped_connections(monkeypatch):
-    """The hooks validate host/login/password/extra strictly: the sandbox defaults must pass."""
     from clientify_sync.hooks.clientify import ClientifyHook
     from clientify_sync.hooks.facturadirecta import FacturaDirectaHook
     from clientify_sync.hooks.facturama import FacturamaHook
@@ -113,125 +92,92 @@ def test_the_api_hooks_accept_the_shipped_connections(monkeypatch):
     assert FacturaDirectaHook().get_settings().base_url == "http://127.0.0.1:8703"
 
 
-def test_extras_port_schema_and_uri_forms(tmp_path):
-    path = write(
-        tmp_path,
-        {
-            "airflow": {
-                "connections": [
-                    {
-                        "conn_id": "a",
-                        "conn_type": "http",
-                        "conn_host": "example.test",
-                        "conn_schema": "https",
-                        "conn_port": "8443",
-                        "conn_extra": '{"page_size": 50}',
-                    },
-                    {"conn_id": "b", "conn_type": "http", "conn_extra": {"timeout": 5}},
-                    {"conn_id": "c", "conn_uri": "postgresql://user:p%40ss@db:5432/ledger"},
-                ],
-                "pools": [{"pool_name": "p", "pool_slot": 2, "pool_description": "d"}],
-                "variables": [{"variable_name": "v", "variable_value": {"k": 1}}],
-            }
-        },
-    )
-    settings = read_settings(path)
-    a, b, c = settings.connections
-    assert (a.host, a.schema, a.port, a.extra) == ("example.test", "https", 8443, {"page_size": 50})
-    assert b.extra == {"timeout": 5}
-    assert (c.conn_type, c.host, c.login, c.password, c.port, c.schema) == (
-        "postgresql",
-        "db",
-        "user",
-        "p@ss",
-        5432,
-        "ledger",
-    )
-    assert settings.variables == (("v", '{"k": 1}'),)
+def test_uri_extras_survive_as_env_vars_and_reach_the_hook(tmp_path, monkeypatch):
+    from clientify_sync.hooks.facturama import FacturamaHook
+
+    path = write(tmp_path, {"airflow": {"connections": [{"conn_id": "facturama_uri", "conn_uri": URI}]}})
+    env = connection_env(path)
+    assert env == {"AIRFLOW_CONN_FACTURAMA_URI": URI}  # Airflow parses the URI itself
+    monkeypatch.setenv("AIRFLOW_CONN_FACTURAMA_URI", env["AIRFLOW_CONN_FACTURAMA_URI"])
+    settings = FacturamaHook(facturama_conn_id="facturama_uri").get_settings()
+    assert (settings.requests_per_minute, settings.api_prefix, settings.password) == (60, "/api", "p@ss")
+    # Repointing a URI connection (the sandbox's port) goes through Airflow's own parser, extras kept.
+    moved = json.loads(connection_env(path, hosts={"facturama_uri": "http://127.0.0.1:9000"})["AIRFLOW_CONN_FACTURAMA_URI"])
+    assert (moved["host"], moved["login"], moved["password"]) == ("http://127.0.0.1:9000", "api-user", "p@ss")
+    assert moved["extra"] == EXTRAS
 
 
-@pytest.mark.parametrize(
-    ("body", "message"),
-    [
-        pytest.param(
-            {"airflow": {"connections": [{"conn_id": "x", "conn_typo": "http"}]}}, "unknown key", id="typo"
-        ),
-        pytest.param({"airflow": {"connections": [{"conn_id": "x"}]}}, "conn_type is required", id="no-type"),
-        pytest.param(
-            {"airflow": {"pools": [{"pool_name": "p", "pool_slot": "many"}]}}, "pool_slot", id="slots"
-        ),
-        pytest.param(
-            {"airflow": {"connections": [{"conn_id": "x", "conn_type": "http", "conn_extra": "{bad"}]}},
-            "not valid JSON",
-            id="extra-json",
-        ),
-        pytest.param(
-            {"airflow": {"connections": [{"conn_type": "http"}]}}, "conn_id is required", id="no-id"
-        ),
-        pytest.param({"airflow": {"dags": []}}, "unknown key", id="unknown-section"),
-    ],
-)
-def test_malformed_settings_are_rejected(tmp_path, body, message):
-    with pytest.raises(SettingsError, match=message):
-        read_settings(write(tmp_path, body))
+def test_out_writes_the_files_airflows_import_commands_take(tmp_path):
+    from airflow.secrets.local_filesystem import load_connections_dict, load_variables
+
+    path = write(tmp_path, {"airflow": {
+        "connections": [{"conn_id": "facturama_uri", "conn_uri": URI},
+                        {"conn_id": "x", "conn_type": "clientify", "conn_host": "h", "conn_port": 8443, "conn_extra": '{"page_size": 50}'}],
+        "pools": [{"pool_name": "p", "pool_slot": 2, "pool_description": "d"}],
+        "variables": [{"variable_name": "v", "variable_value": {"k": 1}}, {"variable_name": None, "variable_value": None}],
+    }})  # fmt: skip
+    assert main([str(path), "--out", str(tmp_path / "out")]) == 0
+    connections = load_connections_dict(str(tmp_path / "out" / "connections.json"))
+    assert connections["facturama_uri"].extra_dejson == EXTRAS
+    assert (connections["x"].port, connections["x"].extra_dejson) == (8443, {"page_size": 50})
+    assert json.loads((tmp_path / "out" / "pools.json").read_text()) == {"p": {"slots": 2, "description": "d"}}
+    assert load_variables(str(tmp_path / "out" / "variables.json")) == {"v": {"k": 1}}
 
 
-def test_apply_settings_creates_then_updates(airflow_db, tmp_path):
+def test_the_import_runs_airflows_commands_and_overwrites(airflow_db, tmp_path):
+    import os
+
+    from airflow.configuration import conf
     from airflow.models.connection import Connection
     from airflow.models.pool import Pool
     from airflow.models.variable import Variable
     from airflow.utils.session import create_session
-    from sqlalchemy import select
+    from sqlalchemy import delete, select
 
-    first = read_settings(SETTINGS)
-    log = apply_settings(first)
-    assert "connection facturama_default created" in log or "connection facturama_default updated" in log
-    changed = yaml.safe_load(SETTINGS.read_text())
-    changed["airflow"]["connections"][1]["conn_password"] = "rotated-fake-token"
-    changed["airflow"]["pools"][0]["pool_slot"] = 7
-    changed["airflow"]["variables"] = [{"variable_name": "clientify_sync_note", "variable_value": "hello"}]
-    log = apply_settings(read_settings(write(tmp_path, changed)))
-    assert "connection clientify_default updated" in log
     with create_session() as session:
-        conn = session.scalar(select(Connection).where(Connection.conn_id == "clientify_default"))
-        assert (conn.host, conn.password) == ("http://127.0.0.1:8702", "rotated-fake-token")
-        pool = session.scalar(select(Pool).where(Pool.pool == "facturama_api"))
-        assert pool.slots == 7 and "Facturama" in pool.description
-        assert session.scalar(select(Pool).where(Pool.pool == "clientify_api")).slots == 4
+        session.execute(delete(Connection).where(Connection.conn_id.in_(["facturama_uri", "clientify_default"])))
+    # The subprocesses must encrypt with the key this process decrypts with.
+    env = {**os.environ, "AIRFLOW__CORE__FERNET_KEY": conf.get("core", "fernet_key")}
+
+    def load(body: dict) -> None:
+        done = subprocess.run([sys.executable, "-m", "include.load_settings", str(write(tmp_path, body))], cwd=ROOT,
+                              env=env, capture_output=True, text=True, timeout=300, check=False)  # fmt: skip
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+        assert "sandbox-password-fake" not in done.stdout + done.stderr
+
+    # An older definition first, then the shipped one: the second import replaces it.
+    load({"airflow": {"connections": [{"conn_id": "clientify_default", "conn_type": "http", "conn_password": "old"}]}})
+    body = yaml.safe_load(SETTINGS.read_text())
+    body["airflow"]["connections"].append({"conn_id": "facturama_uri", "conn_uri": URI})
+    body["airflow"]["pools"][0]["pool_slot"] = 7
+    body["airflow"]["variables"] = [{"variable_name": "clientify_sync_note", "variable_value": "hello"}]
+    load(body)
+    with create_session() as session:
+        conns = {c.conn_id: c for c in session.scalars(select(Connection))}
+        assert (conns["clientify_default"].conn_type, conns["clientify_default"].password) == (
+            "clientify",
+            "fake-clientify-sandbox-token",
+        )
+        assert conns["facturama_uri"].extra_dejson == EXTRAS
+        assert session.scalar(select(Pool).where(Pool.pool == "facturama_api")).slots == 7
     assert Variable.get("clientify_sync_note") == "hello"
-    # The CLI entry point applies the file as shipped (idempotently).
-    assert main([str(SETTINGS)]) == 0
-    with create_session() as session:
-        assert session.scalar(select(Pool).where(Pool.pool == "facturama_api")).slots == 4
-
-
-def test_cli_commands_are_idempotent_airflow_calls():
-    commands = cli_commands(read_settings(SETTINGS), airflow="airflow")
-    adds = [c for c in commands if c[1:3] == ["connections", "add"]]
-    assert len(adds) == 3
-    for command in adds:
-        assert command[4] == "--conn-json"
-        assert json.loads(command[5])["conn_type"] == "http"
-    deletes = [c for c in commands if c[1:3] == ["connections", "delete"]]
-    assert [c[3] for c in deletes] == [c[3] for c in adds]
-    assert ["airflow", "pools", "set", "clientify_api", "4"] == [
-        c for c in commands if c[1:3] == ["pools", "set"] and c[3] == "clientify_api"
-    ][0][:5]
 
 
 def test_env_flag_prints_exports():
-    done = subprocess.run(
-        [sys.executable, "-m", "include.load_settings", str(SETTINGS), "--env"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        check=False,
-    )
+    done = subprocess.run([sys.executable, "-m", "include.load_settings", str(SETTINGS), "--env"],
+                          capture_output=True, text=True, cwd=ROOT, check=False)  # fmt: skip
     assert done.returncode == 0, done.stderr
     lines = done.stdout.strip().splitlines()
     assert len(lines) == 3 and all(line.startswith("export AIRFLOW_CONN_") for line in lines)
 
 
-def test_missing_file_is_a_clean_error(tmp_path, capsys):
-    assert main([str(tmp_path / "absent.yaml")]) == 2
-    assert "absent.yaml" in capsys.readouterr().err
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        pytest.param({"airflow": {"connections": [{"conn_id": "x", "conn_typo": "http"}]}}, "unknown key", id="typo"),
+        pytest.param({"airflow": {"dags": []}}, "unknown key", id="unknown-section"),
+    ],
+)
+def test_malformed_settings_are_rejected(tmp_path, body, message):
+    with pytest.raises(ValueError, match=message):
+        read_settings(write(tmp_path, body))
