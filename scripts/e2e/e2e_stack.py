@@ -35,6 +35,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -343,6 +344,15 @@ class Stack:
         raw = yaml.safe_load((ROOT / "include" / "integrations.yaml").read_text())
         # An unexpected failure retries within seconds, so the suite sees try_number 2 instead of waiting 5 min.
         raw["retry_delay_minutes"] = 0.05
+        # A daily clock 12 hours away: unpausing still starts a scheduled run for the latest interval at
+        # once, but no clock tick lands inside the test. An hourly tick during a round would start
+        # contacts/products runs at an arbitrary moment (possibly beside a syncing estimates run),
+        # which would make the ordering check depend on the minute the suite started.
+        raw["schedule"] = f"0 {(datetime.now(UTC).hour + 12) % 24} * * *"
+        raw["timezone"] = "UTC"
+        for platform in (raw.get("integrations") or {}).values():
+            platform.pop("schedule", None)
+            platform.pop("timezone", None)
         sys.path[:0] = [str(ROOT), str(ROOT / "plugins")]
         try:
             from clientify_sync import integrations
