@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Any
 
 from clientify_sync.api.clientify import ClientifyClient
@@ -22,13 +24,14 @@ def facturama_for(sandbox: Any, **overrides: Any) -> FacturamaClient:
     return FacturamaClient(settings)
 
 
-def clientify_for(sandbox: Any, **overrides: Any) -> ClientifyClient:
+def clientify_for(sandbox: Any, *, sleep: Callable[[float], None] = time.sleep, **overrides: Any) -> ClientifyClient:
+    """``sleep`` replaces the waits between retries (a test records them instead of waiting)."""
     settings = ClientifySettings(
         base_url=sandbox.clientify_url,
         api_key=overrides.pop("api_key", sandbox.clientify_token),
         **{**QUICK, **overrides},
     )
-    return ClientifyClient(settings)
+    return ClientifyClient(settings, sleep=sleep)
 
 
 def facturadirecta_for(sandbox: Any, **overrides: Any) -> FacturaDirectaClient:
@@ -43,3 +46,19 @@ def facturadirecta_for(sandbox: Any, **overrides: Any) -> FacturaDirectaClient:
 def sent(sandbox: Any, api: str, method: str) -> int:
     """Requests with ``method`` the sandbox received (whatever their outcome)."""
     return sandbox.stats(api)["by_method"].get(method, 0)
+
+
+
+def wait_for_timeouts_to_end(sandbox: Any, api: str, count: int = 1, *, within_s: float = 10.0) -> None:
+    """Wait (bounded) until ``count`` injected ``timeout`` faults have let go of their requests.
+
+    A request the client abandoned when its own timeout fired is counted in the sandbox's stats only
+    when the fault lets go of it, after the client has moved on.
+    """
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        counters = sandbox.latency(api)["counters"]
+        if counters["timeouts_completed"] + counters["timeouts_abandoned"] >= count:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{api}: the injected timeout did not end within {within_s} s")

@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 
 from clientify_sync.api.clientify import ClientifyClient
+from clientify_sync.api.ratelimit import TokenBucket
 
 from .scripted import Sleeps, clientify_settings, handler_transport, json_response
 
@@ -47,11 +48,13 @@ def test_concurrency_caps_requests_in_flight_across_threads() -> None:
 
 
 def test_rate_budget_spaces_requests_from_all_threads() -> None:
+    """One bucket for all threads: 8 calls at one instant queue 50 ms apart (a frozen clock, waits recorded)."""
     handler = InFlight(hold=0.0)
     settings = clientify_settings(concurrency=4, requests_per_minute=1200)  # one every 50 ms
     client = ClientifyClient(settings, transport=handler_transport(handler))
+    waits = Sleeps()
+    client._session.share_budget(TokenBucket(1200, clock=lambda: 0.0, sleep=waits))
     with ThreadPoolExecutor(max_workers=4) as pool:
         list(pool.map(client.contacts.get, range(8)))
-    gaps = [b - a for a, b in zip(handler.times, handler.times[1:], strict=False)]
-    assert handler.times[-1] - handler.times[0] >= 7 * 0.05 - 0.01
-    assert min(gaps) >= 0.04
+    assert sorted(round(w, 3) for w in waits) == [0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35]
+    assert len(handler.times) == 8

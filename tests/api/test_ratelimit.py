@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 
 from clientify_sync.api.ratelimit import TokenBucket
 
@@ -45,11 +44,12 @@ def test_idle_time_refills_up_to_the_burst_only() -> None:
 
 
 def test_threads_share_one_budget() -> None:
-    bucket = TokenBucket(1200)  # one every 50 ms, real clock
-    started = time.monotonic()
+    clock = FakeClock()
+    bucket = TokenBucket(1200, clock=clock, sleep=clock.sleep)  # one every 50 ms
     threads = [threading.Thread(target=bucket.acquire) for _ in range(8)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    assert time.monotonic() - started >= 7 * 0.05 - 0.01
+    # Eight threads at one instant: one reservation each, 50 ms apart, none lost to a race.
+    assert sorted(round(s, 3) for s in clock.sleeps) == [0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35]
