@@ -222,3 +222,13 @@ def test_cursors_are_opaque_and_tamper_safe() -> None:
 def test_scope_of_dag_ids() -> None:
     assert Q.scope_of("facturadirecta_estimates") == ("facturadirecta", "estimates")
     assert Q.scope_of("example_bash_operator") is None and Q.scope_of("facturama_invoices") is None
+
+
+def test_snapshot_highlights_real_differences_only() -> None:
+    link = {"base": {"name": "Ana Pérez", "email": "a@x.mx"}}
+    inv = {"data": {"name": "ANA PEREZ", "email": "a@x.mx", "city": "León"}}
+    crm = {"data": {"name": "Ana  Pérez", "email": "b@x.mx"}}
+    rows = {r["field"]: r for r in Q._snapshot(link, inv, crm)}
+    assert not rows["name"]["differs"] and rows["email"]["differs"]
+    assert not rows["city"]["differs"]  # one side has no value to compare
+    assert [r["differs"] for r in Q._snapshot(None, inv, None)] == [False, False, False]

@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -630,8 +631,14 @@ def _snapshot(
         shown = [v if isinstance(v, str) or v is None else json.dumps(v, ensure_ascii=False, sort_keys=True)
                  for v in values]  # fmt: skip
         rows.append({"field": name, "base": shown[0], "invoicing": shown[1], "clientify": shown[2],
-                     "differs": len({s or "" for s in shown[1:] if s is not None}) > 1})  # fmt: skip
+                     "differs": len({_fold(s) for s in shown[1:] if s is not None}) > 1})  # fmt: skip
     return rows
+
+
+def _fold(value: str | None) -> str:
+    """Case, accents and spacing left out, as the engine compares text: only real differences are shown."""
+    decomposed = unicodedata.normalize("NFKD", " ".join((value or "").split()).casefold())
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
 
 
 def verdict(summary: Summary, limit: int) -> Health:
