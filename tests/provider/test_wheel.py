@@ -92,6 +92,14 @@ def connection_env(sandbox: SandboxHandle, ledger: Path) -> dict[str, str]:
     return env
 
 
+def json_output(stdout: str) -> list[dict]:
+    """The JSON list an ``airflow ... -o json`` command printed (log lines may come before it)."""
+    for line in reversed(stdout.splitlines()):
+        if line.startswith("["):
+            return json.loads(line)
+    raise AssertionError(f"no JSON list in:\n{stdout[-3000:]}")
+
+
 def _run(cmd: list[str], timeout: float, **kwargs: object) -> subprocess.CompletedProcess[str]:
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False, **kwargs)
     assert done.returncode == 0, f"{' '.join(cmd[:4])} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
@@ -137,10 +145,10 @@ def test_the_venv_has_no_repository_code(fresh: FreshAirflow) -> None:
 def test_providers_list_shows_it_with_its_three_connection_types(fresh: FreshAirflow) -> None:
     done = fresh.airflow("providers", "list", "-o", "json")
     assert done.returncode == 0, done.stderr[-3000:]
-    providers = {p["package_name"]: p for p in json.loads(done.stdout[done.stdout.index("[") :])}
+    providers = {p["package_name"]: p for p in json_output(done.stdout)}
     assert providers["clientify-sync"]["version"] == fresh.wheel.name.split("-")[1]
     done = fresh.airflow("providers", "hooks", "-o", "json")
-    hooks = {h["connection_type"]: h for h in json.loads(done.stdout[done.stdout.index("[") :])}
+    hooks = {h["connection_type"]: h for h in json_output(done.stdout)}
     for conn_type, hook_class in CONN_TYPES.items():
         assert hooks[conn_type]["package_name"] == "clientify-sync"
         assert hooks[conn_type]["class"] == f"clientify_sync.hooks.{conn_type}.{hook_class}"
@@ -149,7 +157,7 @@ def test_providers_list_shows_it_with_its_three_connection_types(fresh: FreshAir
 def test_the_six_dags_import_from_the_two_line_file(fresh: FreshAirflow) -> None:
     done = fresh.airflow("dags", "list", "--local", "-o", "json")
     assert done.returncode == 0, done.stderr[-3000:]
-    dags = json.loads(done.stdout[done.stdout.index("[") :])
+    dags = json_output(done.stdout)
     assert sorted(d["dag_id"] for d in dags) == EXPECTED_DAG_IDS
     assert {Path(d["fileloc"]).name for d in dags} == {"clientify_sync_dags.py"}
     errors = fresh.airflow("dags", "list-import-errors", "--local", "-o", "json")
