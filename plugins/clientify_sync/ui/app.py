@@ -289,11 +289,11 @@ def create_app() -> FastAPI:
     @app.get("/records", response_class=HTMLResponse, name="records")
     def records(
         request: Request, viewer: ViewerDep, view: ViewDep, q: str = "", dag: str | None = None,
-        cursor: str | None = None,
+        cursor: str | None = None, contains: bool = False,
     ) -> HTMLResponse:  # fmt: skip
-        """Search by tax ID, SKU, name, e-mail or either side's id."""
-        page = view.search(q[:200], viewer.scopes(dag), cursor=cursor) if q.strip() else None
-        return _render(request, "records.html", viewer, q=q, dag=dag, page=page)
+        """Search by tax ID, SKU, name, e-mail or either side's id (names and e-mails: by start, or inside)."""
+        page = view.search(q[:200], viewer.scopes(dag), cursor=cursor, contains=contains) if q.strip() else None
+        return _render(request, "records.html", viewer, q=q, dag=dag, page=page, contains=contains)
 
     @app.get("/records/{dag_id}/{side}/{rtype}/{rid:path}", response_class=HTMLResponse, name="record")
     def record(request: Request, dag_id: str, side: str, rtype: str, rid: str, viewer: ViewerDep,

@@ -57,6 +57,13 @@ UI_INDEXES = {
     "ix_cs_ui_conflicts_run": "cs_conflicts (integration, entity, run_id)",
     "ix_cs_ui_runs_started": "cs_runs (integration, entity, started_at)",
 }
+# Lower-cased names and e-mails of the remote records, for the search's prefix match (``json_text``).
+EXPRESSION_INDEXES = {
+    "sqlite": {
+        f"ix_cs_ui_remote_{f}": f"cs_remote_records (lower(json_extract(data, '$.{f}')))" for f in ("name", "email")
+    },
+    "postgresql": {f"ix_cs_ui_remote_{f}": f"cs_remote_records ((lower(data ->> '{f}')))" for f in ("name", "email")},
+}
 V3_COLUMNS = ("dismissed_at", "dismissed_by", "retry_requested_at", "retry_requested_by")
 
 
@@ -93,6 +100,24 @@ def decode_cursor(cursor: str | None, size: int) -> list[Any] | None:
     except (ValueError, TypeError):
         return None
     return values if isinstance(values, list) and len(values) == size else None
+
+
+def _unindexed(column: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
+    """SQLite's documented way to keep a term from choosing an index: a unary ``+`` before the column."""
+    return sa.literal_column(f"+{column.table.name}.{column.name}", column.type)  # type: ignore[attr-defined]
+
+
+def _ident(row: dict[str, Any]) -> tuple[str, str, str, str, str]:
+    return row["integration"], row["entity"], row["side"], row["rtype"], row["rid"]
+
+
+def json_text(dialect: str, field_name: str) -> sa.ColumnElement[str]:
+    """``lower(data.<field>)`` spelled literally, so the expression index of ``ensure_indexes`` matches it."""
+    if field_name not in ("name", "email"):
+        raise ValueError(field_name)
+    if dialect == "postgresql":
+        return sa.literal_column(f"lower(cs_remote_records.data ->> '{field_name}')", sa.String)
+    return sa.literal_column(f"lower(json_extract(cs_remote_records.data, '$.{field_name}'))", sa.String)
 
 
 def _like(text: str) -> str:
@@ -291,58 +316,64 @@ class LedgerView:
 
     # -- records -----------------------------------------------------------------------------------
     def search(
-        self, text: str, scopes: Sequence[tuple[str, str]], *, cursor: str | None = None, limit: int = PAGE_SIZE
-    ) -> Page:
+        self, text: str, scopes: Sequence[tuple[str, str]], *, cursor: str | None = None, limit: int = PAGE_SIZE,
+        contains: bool = False,
+    ) -> Page:  # fmt: skip
         """Records matching a tax ID / SKU / reference or either side's id exactly, then by name or e-mail.
 
-        The exact matches (two indexed queries) come first on the first page; the name / e-mail matches
-        follow in key order, a page at a time (a bounded scan: no index serves a substring).
+        Exact matches (key and id, on the ledger's keys) come first on the first page. Then names and
+        e-mails that start with ``text`` (``ensure_indexes`` indexes both, lower-cased), a page at a
+        time in key order. ``contains`` matches anywhere inside them instead: a bounded scan, since no
+        index serves a substring, so the pages offer it as a second step.
         """
         text = text.strip()
         if not text or not scopes:
             return Page([])
         t = L.remote_records
-        integrations = sorted({i for i, _ in scopes})
-        entities = sorted({e for _, e in scopes})
         allowed = set(scopes)
-        base = [t.c.integration.in_(integrations), t.c.entity.in_(entities)]
+        base = [t.c.integration.in_(sorted({i for i, _ in scopes})), t.c.entity.in_(sorted({e for _, e in scopes}))]
         columns = [t.c.integration, t.c.entity, t.c.side, t.c.rtype, t.c.rid, t.c.key, t.c.kind, t.c.problem,
                    t.c.link, t.c.modified, t.c.seen_run, t.c.data]  # fmt: skip
-        rows: list[dict[str, Any]] = []
+        pk = (t.c.integration, t.c.entity, t.c.side, t.c.rtype, t.c.rid)
+        exact: list[dict[str, Any]] = []
         after = decode_cursor(cursor, 5)
         with self.engine.connect() as conn:
             if after is None:
-                keys = {normalise_tax_id(text), text.upper()}
-                exact = sa.or_(
+                keys = sorted({normalise_tax_id(text), text.upper()})
+                for where in (  # two queries: an OR of both would not use either key
                     sa.and_(t.c.side.in_(SIDES), t.c.key.in_(keys)),
                     sa.and_(t.c.side.in_(SIDES), t.c.rtype.in_(ALL_RTYPES), t.c.rid == text),
-                )
-                for row in conn.execute(sa.select(*columns).where(*base, exact).limit(200)).mappings():
-                    rows.append(dict(row, match="exact"))
-            name = t.c.data["name"].as_string()
-            email = t.c.data["email"].as_string()
-            pattern = _like(text.lower())
-            query = sa.select(*columns).where(
-                *base, sa.or_(sa.func.lower(name).like(pattern, escape="\\"),
-                              sa.func.lower(email).like(pattern, escape="\\"))
-            )  # fmt: skip
-            pk = (t.c.integration, t.c.entity, t.c.side, t.c.rtype, t.c.rid)
-            if after is not None:
-                query = query.where(sa.tuple_(*pk) > sa.tuple_(*after))
-            found = [dict(r, match="text") for r in conn.execute(query.order_by(*pk).limit(limit + 1)).mappings()]
+                ):
+                    exact += [dict(r, match="exact") for r in conn.execute(sa.select(*columns).where(*base, where).limit(200)).mappings()]
+            lowered = text.lower()
+            found: list[dict[str, Any]] = []
+            for field_name in ("name", "email"):
+                value = json_text(conn.dialect.name, field_name)
+                if contains:
+                    match = value.like(_like(lowered), escape="\\")
+                else:  # a range on the expression index: what LIKE 'text%' means, on any dialect
+                    match = sa.and_(value >= lowered, value < lowered + "\U0010ffff")
+                # On SQLite the scope and keyset terms are written so they cannot use the primary key: its
+                # planner would rather walk the whole table in key order than sort a few prefix matches.
+                plain = _unindexed if conn.dialect.name == "sqlite" and not contains else (lambda c: c)
+                query = sa.select(*columns).where(
+                    plain(t.c.integration).in_(sorted({i for i, _ in scopes})),
+                    plain(t.c.entity).in_(sorted({e for _, e in scopes})), match,
+                )  # fmt: skip
+                if after is not None:
+                    query = query.where(sa.tuple_(*[plain(c) for c in pk]) > sa.tuple_(*after))
+                found += [dict(r, match="text") for r in conn.execute(query.order_by(*pk).limit(limit + 1)).mappings()]
+            by_key = {_ident(r): r for r in found}  # a record matching on both fields is listed once
+            found = [by_key[k] for k in sorted(by_key)][: limit + 1]
             more = len(found) > limit
             found = found[:limit]
             unique: dict[tuple[str, ...], dict[str, Any]] = {}
-            for row in rows + found:  # an exact match may also match by name: listed once, as exact
+            for row in exact + found:  # an exact match may also match by name: listed once, as exact
                 if (row["integration"], row["entity"]) in allowed:
-                    unique.setdefault((row["integration"], row["entity"], row["side"], row["rtype"], row["rid"]), row)
+                    unique.setdefault(_ident(row), row)
             rows = list(unique.values())
             self._attach_links(conn, rows)
-        next_cursor = None
-        if more:
-            last = found[-1]
-            next_cursor = encode_cursor([last["integration"], last["entity"], last["side"], last["rtype"], last["rid"]])
-        return Page(rows, next_cursor)
+        return Page(rows, encode_cursor(list(_ident(found[-1]))) if more else None)
 
     def _attach_links(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
         """Each row's link (the other side's id): one query over the link table's unique keys."""
@@ -683,14 +714,16 @@ def ensure_indexes(engine: Engine) -> list[str]:
     Failures (a read-only database user) are logged, not raised: the pages still work, only slower.
     """
     created = []
+    wanted = {**UI_INDEXES, **EXPRESSION_INDEXES.get(engine.dialect.name, {})}
     try:
-        existing = set()
-        inspector = sa.inspect(engine)
-        tables = set(inspector.get_table_names())
-        for table in {spec.split(" ", 1)[0] for spec in UI_INDEXES.values()} & tables:
-            existing |= {ix["name"] for ix in inspector.get_indexes(table)}
+        with engine.connect() as conn:
+            tables = set(sa.inspect(conn).get_table_names())
+            existing = set(conn.execute(sa.text(
+                "SELECT name FROM sqlite_master WHERE type = 'index'" if engine.dialect.name == "sqlite"
+                else "SELECT indexname FROM pg_indexes"
+            )).scalars()) if engine.dialect.name in ("sqlite", "postgresql") else set()  # fmt: skip
         with engine.begin() as conn:
-            for name, spec in UI_INDEXES.items():
+            for name, spec in wanted.items():
                 if name not in existing and spec.split(" ", 1)[0] in tables:
                     conn.execute(sa.text(f"CREATE INDEX IF NOT EXISTS {name} ON {spec}"))
                     created.append(name)
