@@ -169,6 +169,7 @@ class Summary:
     conflicts: int
     health: Health
     reasons: dict[str, int] = field(default_factory=dict)
+    first_match: int = 0  # differences found when a pair was first matched (no base): recorded, not conflicts
 
 
 class LedgerView:
@@ -198,9 +199,9 @@ class LedgerView:
     ) -> list[Summary]:
         """One summary per scope: last run, counts, watermark, dead letters, conflicts, health.
 
-        Five queries per scope, each on a key or index: the latest run, the latest finished run, the
-        dead-letter aggregates, the conflicts of the latest finished run, and (while a run is going)
-        its live counts.
+        Four queries per scope, each on a key or index: the latest run, the latest finished run, the
+        dead-letter aggregates and (while a run is going) its live counts. Conflicts, quarantined and
+        deferred records come from the latest finished run's report.
         """
         run_states = run_states or {}
         summaries = []
@@ -215,14 +216,6 @@ class LedgerView:
                 report = (done or {}).get("report") or {}
                 counts = self.live_counts(conn, integration, entity, last["run_id"]) if live else _report_counts(report)
                 dead = self._dead_stats(conn, dead_table, integration, entity)
-                conflicts = 0
-                if done is not None:
-                    conflicts = conn.scalar(
-                        sa.select(sa.func.count()).select_from(L.conflicts).where(
-                            L.conflicts.c.integration == integration, L.conflicts.c.entity == entity,
-                            L.conflicts.c.run_id == done["run_id"],
-                        )  # fmt: skip
-                    ) or 0
                 reasons = {k: int(v) for k, v in (report.get("reasons") or {}).items()}
                 quarantined = sum(v for k, v in reasons.items() if k.startswith("quarantined:"))
                 deferred = sum(v for k, v in reasons.items() if k.startswith("deferred:"))
@@ -230,7 +223,8 @@ class LedgerView:
                     integration=integration, entity=entity, dag_id=dag_id, last_run=last, run_state=state,
                     counts=counts, live=live, watermark=report.get("watermark_out"),
                     dead_open=dead["open"], dead_exhausted=dead["exhausted"], dead_max_attempts=dead["max_attempts"],
-                    deferred=deferred, quarantined=quarantined, conflicts=int(conflicts), reasons=reasons,
+                    deferred=deferred, quarantined=quarantined, conflicts=int(report.get("conflicts") or 0),
+                    first_match=int(report.get("first_match_differences") or 0), reasons=reasons,
                     health=Health("none", ""),
                 )  # fmt: skip
                 summary.health = verdict(summary, self.dead_letter_limit)
