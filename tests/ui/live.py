@@ -63,6 +63,8 @@ class LiveAirflow:
     """``airflow standalone`` on a free port with the sandbox behind it (a context manager)."""
 
     def __init__(self, workdir: Path | None = None) -> None:
+        # A directory of our own is removed at the end (set CLIENTIFY_SYNC_UI_KEEP=1 to read its logs).
+        self.own_workdir = workdir is None
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="clientify-sync-ui-"))
         self.home = self.workdir / "airflow"
         self.ledger = self.workdir / "clientify_sync_state.db"
@@ -115,6 +117,8 @@ class LiveAirflow:
         if self.sandbox is not None:
             stop_sandbox(self.sandbox)
             self.sandbox = None
+        if self.own_workdir and not os.environ.get("CLIENTIFY_SYNC_UI_KEEP"):
+            shutil.rmtree(self.workdir, ignore_errors=True)
 
     def environment(self) -> dict[str, str]:
         """What the Makefile exports, plus a private home, port, users and the sandbox connections."""
