@@ -12,6 +12,7 @@ SQL statements of each. Target: every page under 300 ms (the opt-in substring se
 from __future__ import annotations
 
 import argparse
+import shutil
 import statistics
 import sys
 import tempfile
@@ -156,12 +157,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--db", type=Path, help="ledger file to (re)create (default: a temporary one)")
     args = parser.parse_args(argv)
-    db = args.db or Path(tempfile.mkdtemp(prefix="clientify-sync-ui-bench-")) / "ledger.db"
+    scratch = None if args.db else Path(tempfile.mkdtemp(prefix="clientify-sync-ui-bench-"))
+    db = args.db or scratch / "ledger.db"  # type: ignore[operator]
     db.unlink(missing_ok=True)
-    started = time.perf_counter()
-    url = build(db, args.records)
-    print(f"ledger: {args.records:,} records per side in {time.perf_counter() - started:.1f} s ({db})")
-    results = measure(url, args.repeat)
+    try:
+        started = time.perf_counter()
+        url = build(db, args.records)
+        print(f"ledger: {args.records:,} records per side in {time.perf_counter() - started:.1f} s ({db})")
+        results = measure(url, args.repeat)
+    finally:
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
     print(f"\n| page | median ms ({args.repeat} runs) | SQL statements |\n|---|---|---|")
     for name, ms, count in results:
         over = ms > TARGET_MS and name != SCAN
