@@ -152,6 +152,10 @@ def test_providers_list_shows_it_with_its_three_connection_types(fresh: FreshAir
     for conn_type, hook_class in CONN_TYPES.items():
         assert hooks[conn_type]["package_name"] == "clientify-sync"
         assert hooks[conn_type]["class"] == f"clientify_sync.hooks.{conn_type}.{hook_class}"
+    # The status pages come in through the airflow.plugins entry point (no plugins folder here).
+    done = fresh.airflow("plugins", "-o", "json")
+    plugins = {p["name"]: p for p in json_output(done.stdout)}
+    assert "clientify_sync_status" in plugins, done.stdout[-2000:]
 
 
 def test_the_six_dags_import_from_the_two_line_file(fresh: FreshAirflow) -> None:
