@@ -24,6 +24,7 @@ from typing import Any
 
 from clientify_sync.engine.ledger import Ledger
 from clientify_sync.engine.model import Side, SideRecord
+from clientify_sync.engine.progress import Progress
 from clientify_sync.engine.sides import ClientifySide, InvoicingSide
 from clientify_sync.errors import (
     ApiError,
@@ -105,6 +106,7 @@ class Applier:
     # The ledger changes of the batch being settled (see ``run``); flushed once per batch.
     writes: LedgerWrites = field(default_factory=LedgerWrites)
     consecutive_transient: int = 0  # across batches and plan chunks: what trips the breaker
+    progress: Progress | None = None  # a line every 500 records or 30 s, across plan chunks
 
     def run(self, items: list[dict[str, Any]]) -> ApplyStats:
         """Write ``items`` with up to ``4 × concurrency`` in flight (a sliding window, no barrier).
@@ -136,7 +138,10 @@ class Applier:
                     done, _ = wait(futures, return_when=FIRST_COMPLETED)
                     for future in done:
                         item = futures.pop(future)
+                        failures = len(self.stats.failures)
                         self._count_transient(self._settle(item, future, pending_ids.get(item["id"])))
+                        if self.progress is not None:
+                            self.progress.settled(failed=len(self.stats.failures) > failures)
                     if len(self.writes.finished) >= batch:
                         self._flush()
             except Exception:

@@ -19,6 +19,7 @@ from clientify_sync.engine.apply import Applier
 from clientify_sync.engine.documents import Directory
 from clientify_sync.engine.ledger import Ledger
 from clientify_sync.engine.model import SCHEMAS, Entity, Mode, Platform, Side
+from clientify_sync.engine.progress import Progress
 from clientify_sync.engine.reconcile import reconcile
 from clientify_sync.engine.report import build_report
 from clientify_sync.engine.sides import CONTENT_TYPES, build_sides
@@ -191,9 +192,11 @@ class SyncJob:
         if self.spec.dry_run:
             return self._step(step, {"dry_run": True, "would_write": sum(len(c) for c in chunks)})
         concurrency = self.options.concurrency or self._client_concurrency(target)
+        label = f"{step} {self.spec.platform.value} {self.spec.entity.value}"
+        progress = Progress(label, total=self.ledger.count_plan(self.spec.run_id, target=target.value, status="planned"))
         applier = Applier(
             self.ledger, self.spec.run_id, target, self.invoicing, self.clientify, concurrency=concurrency,
-            breaker_limit=self.options.breaker_limit,
+            breaker_limit=self.options.breaker_limit, progress=progress,
         )  # fmt: skip
         total = 0
         for items in chunks:  # a chunk at a time: memory stays flat however large the plan
@@ -201,6 +204,8 @@ class SyncJob:
                 self._ensure_link_fields()
             applier.run(items)
             total += len(items)
+        if total:
+            progress.report()
         stats = applier.stats
         return self._step(step, {"items": total, "outcomes": stats.outcomes, "failed": len(stats.failures)})
 

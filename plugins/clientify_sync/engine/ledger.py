@@ -592,6 +592,17 @@ class Ledger:
         with self.engine.connect() as conn:
             return [dict(r) for r in conn.execute(query).mappings()]
 
+    def count_plan(self, run_id: str, *, target: str | None = None, status: str | None = None) -> int:
+        """How many plan items of a run (for one target and status): the total a progress line shows."""
+        t = plan_items
+        query = sa.select(sa.func.count()).select_from(t).where(self._scope(t), t.c.run_id == run_id)
+        if target is not None:
+            query = query.where(t.c.target == target)
+        if status is not None:
+            query = query.where(t.c.status == status)
+        with self.engine.connect() as conn:
+            return int(conn.scalar(query) or 0)
+
     def finish_item(
         self, conn: Connection, item_id: int, *, status: str, outcome: str, reason: str | None = None,
         detail: str | None = None, result: dict[str, Any] | None = None,
