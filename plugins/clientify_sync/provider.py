@@ -8,7 +8,8 @@ defaults, ``max_page_size`` and the ``Attributes:`` docstrings), so the form, th
 run and the docs cannot disagree.
 
 Airflow imports this module in every component that loads providers: it imports only the settings
-dataclasses and what they import (no hooks, no Airflow: it runs while Airflow loads its configuration).
+dataclasses, and those only inside ``get_provider_info()`` (no hooks, no Airflow: it runs while Airflow
+loads its configuration; ``clientify_sync.assets`` imports ``URI_SCHEME`` from here at DAG parse time).
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ import inspect
 import re
 import textwrap
 from importlib import metadata
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from clientify_sync.api import settings as api_settings
+if TYPE_CHECKING:
+    from clientify_sync.api.settings import HttpSettings
 
 DISTRIBUTION = "clientify-sync"
 # The scheme of the sync's asset URIs (clientify_sync.assets). Defined here, not imported from there:
@@ -32,7 +34,7 @@ URI_SCHEME = "clientify-sync"
 _CHOICES: dict[str, list[str]] = {
     "api_prefix": ["", "/api"],
     "auth_style": ["basic", "query"],
-    "modified_format": list(api_settings.MODIFIED_FORMATS),
+    "modified_format": ["iso", "minute", "date"],  # settings.MODIFIED_FORMATS (a test keeps them equal)
 }
 _JSON_TYPES = {int: "integer", float: "number", str: "string", bool: "boolean"}
 
@@ -44,10 +46,17 @@ class ConnectionType:
     conn_type: str
     hook_class: str
     hook_name: str
-    settings_class: type[api_settings.HttpSettings]
+    settings_name: str  # a class of clientify_sync.api.settings, imported only when the fields are built
     hidden: tuple[str, ...]
     labels: dict[str, str]
     placeholders: dict[str, str]
+
+    @property
+    def settings_class(self) -> type[HttpSettings]:
+        """The typed settings the hook builds from a connection of this type."""
+        from clientify_sync.api import settings
+
+        return getattr(settings, self.settings_name)
 
 
 CONNECTION_TYPES: tuple[ConnectionType, ...] = (
@@ -55,7 +64,7 @@ CONNECTION_TYPES: tuple[ConnectionType, ...] = (
         conn_type="facturama",
         hook_class="clientify_sync.hooks.facturama.FacturamaHook",
         hook_name="Facturama",
-        settings_class=api_settings.FacturamaSettings,
+        settings_name="FacturamaSettings",
         hidden=("schema", "port"),
         labels={"host": "API host", "login": "API user", "password": "API password"},
         placeholders={
@@ -68,7 +77,7 @@ CONNECTION_TYPES: tuple[ConnectionType, ...] = (
         conn_type="clientify",
         hook_class="clientify_sync.hooks.clientify.ClientifyHook",
         hook_name="Clientify",
-        settings_class=api_settings.ClientifySettings,
+        settings_name="ClientifySettings",
         hidden=("schema", "port", "login"),  # the API key alone authenticates (login is ignored)
         labels={"host": "API host", "password": "API key"},
         placeholders={
@@ -81,7 +90,7 @@ CONNECTION_TYPES: tuple[ConnectionType, ...] = (
         conn_type="facturadirecta",
         hook_class="clientify_sync.hooks.facturadirecta.FacturaDirectaHook",
         hook_name="FacturaDirecta",
-        settings_class=api_settings.FacturaDirectaSettings,
+        settings_name="FacturaDirectaSettings",
         hidden=("schema", "port"),
         labels={
             "host": "Account URL",
@@ -134,9 +143,11 @@ def connection_type_info(kind: ConnectionType) -> dict[str, Any]:
     }
 
 
-def conn_fields(settings_class: type[api_settings.HttpSettings]) -> dict[str, dict[str, Any]]:
+def conn_fields(settings_class: type[HttpSettings]) -> dict[str, dict[str, Any]]:
     """Return a form field per extra the settings class accepts, typed and defaulted from the dataclass."""
-    allowed = {**api_settings.COMMON_EXTRAS, **settings_class.api_extras}
+    from clientify_sync.api.settings import COMMON_EXTRAS
+
+    allowed = {**COMMON_EXTRAS, **settings_class.api_extras}
     fields = {f.name: f for f in dataclasses.fields(settings_class)}
     docs = attribute_docs(settings_class)
     result = {}

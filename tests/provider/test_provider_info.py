@@ -122,17 +122,26 @@ def test_the_asset_uri_scheme_is_registered_with_a_checking_handler():
         handler(urlsplit("clientify-sync://facturama/invoices"))
 
 
+def test_the_enumerations_match_the_settings():
+    from clientify_sync.api.settings import MODIFIED_FORMATS
+
+    fields = conn_fields(KINDS["clientify"].settings_class)
+    assert fields["modified_format"]["schema"]["enum"] == [*MODIFIED_FORMATS, None]
+
+
 def test_provider_module_imports_no_airflow():
     """Airflow loads provider info while it reads its own configuration: importing airflow there fails."""
     import subprocess
     import sys
 
     script = (
-        "import sys; sys.path.insert(0, 'plugins'); import clientify_sync.provider as p; p.get_provider_info(); "
+        "import sys; sys.path.insert(0, 'plugins'); import clientify_sync.provider as p; "
+        "print(sorted(m for m in sys.modules if m.startswith('clientify_sync.api'))); p.get_provider_info(); "
         "print(sorted(m for m in sys.modules if m == 'airflow' or m.startswith('airflow.')))"
     )
     done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True)
-    assert done.stdout.strip() == "[]"
+    # Importing it (as clientify_sync.assets does at parse time) loads no API client either.
+    assert done.stdout.split("\n")[:2] == ["[]", "[]"]
 
 
 @pytest.mark.parametrize("conn_type", ["http", "facturama"])
