@@ -61,7 +61,7 @@ BREAKS = {b.strip() for b in os.environ.get("E2E_BREAK", "").split(",") if b.str
 CELERY_WORKERS = ("worker-a", "worker-b")
 CELERY_CONCURRENCY = 3
 START_TIMEOUT_S = 180.0
-STOP_TIMEOUT_S = 20.0
+STOP_TIMEOUT_S = 10.0
 
 
 class StackError(RuntimeError):
