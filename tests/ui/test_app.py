@@ -162,7 +162,8 @@ def test_airflow_auth_rejects_an_unauthenticated_request(view: Q.LedgerView, met
 def test_the_plugin_registers_the_app_and_both_views() -> None:
     from airflow.api_fastapi.app import RESERVED_URL_PREFIXES
     from airflow.api_fastapi.core_api.datamodels.plugins import ExternalViewResponse
-    from clientify_sync_status_plugin import ClientifySyncStatusPlugin as Plugin
+
+    from clientify_sync.ui.plugin import ClientifySyncStatusPlugin as Plugin
 
     [fastapi_app] = Plugin.fastapi_apps
     assert fastapi_app["app"] is ui.app and not fastapi_app["url_prefix"].startswith(tuple(RESERVED_URL_PREFIXES))

@@ -246,7 +246,7 @@ def _safe_next(request: Request, target: str | None) -> str:
 
 
 def create_app() -> FastAPI:
-    """The status app; Airflow mounts it at ``URL_PREFIX`` (see ``clientify_sync_status_plugin``)."""
+    """The status app; Airflow mounts it at ``URL_PREFIX`` (see ``clientify_sync.ui.plugin``)."""
     app = FastAPI(title="clientify-sync status", docs_url=None, redoc_url=None, openapi_url=None)
 
     @app.get("/", response_class=HTMLResponse, name="overview")
