@@ -8,6 +8,7 @@ it cannot be installed (no root or no apt-get).
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 from collections.abc import Iterator
@@ -27,7 +28,7 @@ FRAME = "document.querySelector('iframe').contentDocument"
 def live() -> Iterator[tuple[LiveAirflow, Scenario]]:
     installed = subprocess.run([str(ROOT / "scripts" / "ensure-debian-packages.sh"), "chromium"],
                                capture_output=True, text=True, timeout=900)  # fmt: skip
-    if installed.returncode == 3:
+    if installed.returncode == 3 and not os.environ.get("CI"):  # CI runs as root: there it must run
         pytest.skip(f"chromium is missing and cannot be installed here: {installed.stderr.strip()}")
     assert installed.returncode == 0, installed.stderr
     with LiveAirflow() as airflow:
