@@ -22,7 +22,6 @@ import argparse
 import contextlib
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -30,6 +29,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from include.sandbox.ports import free_ports as _free_ports
 
 ROOT = Path(__file__).resolve().parent.parent
 APIS = ("facturama", "clientify", "facturadirecta")
@@ -105,16 +106,6 @@ class Sandbox:
                 self.process.kill()
                 self.process.wait(timeout=10)
 
-
-def _free_ports(count: int) -> list[int]:
-    sockets = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
 
 
 def start_sandbox(workdir: Path, timeout: float = 30.0) -> Sandbox:

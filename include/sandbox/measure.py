@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import socket
 import statistics
 import subprocess
 import sys
@@ -20,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+
+from include.sandbox.ports import free_ports as _free_ports
 
 ROOT = Path(__file__).resolve().parents[2]
 BEGIN, END = "<!-- measure:begin -->", "<!-- measure:end -->"
@@ -33,16 +34,6 @@ class Row:
     median_ms: float
     p95_ms: float
 
-
-def _free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
 
 
 def _start() -> tuple[subprocess.Popen, dict[str, str]]:

@@ -43,6 +43,11 @@ import httpx
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:  # run as a script (docs/e2e.md), not only under make's PYTHONPATH
+    sys.path.insert(0, str(ROOT))
+
+from include.sandbox.ports import free_ports  # noqa: E402
+
 VENV_BIN = Path(sys.executable).parent
 APIS = ("facturama", "clientify", "facturadirecta")
 ADMIN_USER = "admin"
@@ -67,17 +72,6 @@ STOP_TIMEOUT_S = 10.0
 class StackError(RuntimeError):
     """A service did not start, or a step failed: the message says which and where its log is."""
 
-
-def free_ports(count: int) -> list[int]:
-    """Ports the OS just handed out on loopback (bound together so they differ)."""
-    sockets = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(count)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
 
 
 def wait_for(what: str, check: Callable[[], bool], timeout: float, *, interval: float = 0.5,
