@@ -487,27 +487,21 @@ class ClientifyClient(ApiClient):
         *,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        session = ApiSession(
-            JsonReader(API, clientify_error),
-            settings,
-            auth=TokenHeaderAuth(settings.api_key),
-            headers={"Accept": "application/json"},
-            transport=transport,
-            sleep=sleep,
-        )
-        super().__init__(session)
-        self.settings = settings
-        fallback_settings = settings.fallback()
-        fallback = None
-        if fallback_settings is not None:
-            fallback = ApiSession(
+        def session_for(host_settings: ClientifySettings) -> ApiSession:
+            return ApiSession(
                 JsonReader(API, clientify_error),
-                fallback_settings,
+                host_settings,
                 auth=TokenHeaderAuth(settings.api_key),
                 headers={"Accept": "application/json"},
                 transport=transport,
                 sleep=sleep,
             )
+
+        session = session_for(settings)
+        super().__init__(session)
+        self.settings = settings
+        fallback_settings = settings.fallback()
+        fallback = session_for(fallback_settings) if fallback_settings is not None else None
         self.reads = ReadFailover(session, fallback)
         self.contacts = ClientifyParties(self.reads, settings, "/v1/contacts/")
         self.companies = ClientifyParties(self.reads, settings, "/v1/companies/")
