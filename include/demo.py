@@ -278,6 +278,7 @@ def run_dag(dag: Any, mode: str, log_path: Path) -> RunResult:
 
 def make_edits(sandbox: Sandbox) -> list[str]:
     """Change records on both sides through the APIs, with the project's own clients."""
+    from clientify_sync.engine.mapping import without_empty_strings
     from clientify_sync.hooks.clientify import ClientifyHook
     from clientify_sync.hooks.facturadirecta import FacturaDirectaHook
     from clientify_sync.hooks.facturama import FacturamaHook
@@ -291,7 +292,8 @@ def make_edits(sandbox: Sandbox) -> list[str]:
         done.append("Clientify: new product DEMO-CONS-1")
     with FacturamaHook().get_conn() as facturama:
         client = next(c for c in facturama.clients.iter_records() if c.get("Email"))
-        record = facturama.clients.get(client["Id"])
+        # Read-modify-write as Facturama's own MCP server does it: "" values are refused on a PUT.
+        record = without_empty_strings(facturama.clients.get(client["Id"]))
         record["Email"] = "facturacion.demo@example.mx"
         facturama.clients.update(client["Id"], record)
         done.append(f"Facturama: client {record.get('Rfc')} e-mail -> facturacion.demo@example.mx")
@@ -304,6 +306,7 @@ def make_edits(sandbox: Sandbox) -> list[str]:
                 "Description": "Sitio web (demo)",
                 "Price": 6500.0,
                 "CodeProdServ": "43232408",
+                "TaxObject": "02",  # CFDI 4.0: taxed
                 "Taxes": [{"Name": "IVA", "Rate": 0.16, "IsRetention": False, "IsFederalTax": True}],
             }
         )
