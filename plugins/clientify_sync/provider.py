@@ -31,11 +31,6 @@ URI_SCHEME = "clientify-sync"
 
 # Extras whose valid values settings.py checks in __post_init__ but does not declare as data.
 # A ``choices`` entry in a field's ``metadata`` (when settings.py gains one) takes precedence.
-_CHOICES: dict[str, list[str]] = {
-    "api_prefix": ["", "/api"],
-    "auth_style": ["basic", "query"],
-    "modified_format": ["iso", "minute", "date"],  # settings.MODIFIED_FORMATS (a test keeps them equal)
-}
 _JSON_TYPES = {int: "integer", float: "number", str: "string", bool: "boolean"}
 
 
@@ -157,14 +152,14 @@ def conn_fields(settings_class: type[HttpSettings]) -> dict[str, dict[str, Any]]
         if field is not None and field.default is not dataclasses.MISSING:
             schema["default"] = field.default
         metadata_ = dict(field.metadata) if field is not None else {}
-        choices = metadata_.get("choices", _CHOICES.get(name))
+        choices = metadata_.get("choices")
         if choices is not None:
             schema["enum"] = [*choices, None]
         if name == "page_size":
             schema.update(minimum=1, maximum=settings_class.max_page_size)
         elif kind in (int, float):
             schema["minimum"] = 1 if name == "concurrency" else 0
-        description = metadata_.get("description") or docs.get(name) or _fallback_description(name)
+        description = metadata_.get("description") or docs.get(name) or _label(name) + "."
         result[name] = {"label": _label(name), "schema": schema, "description": description}
     return result
 
@@ -181,21 +176,6 @@ def attribute_docs(settings_class: type) -> dict[str, str]:
             text = " ".join(match.group(2).replace("``", "").split())
             docs[match.group(1)] = text[:1].upper() + text[1:]
     return docs
-
-
-def _fallback_description(name: str) -> str:
-    """Describe an extra settings.py documents only in prose (see the class docstrings)."""
-    return {
-        "estimates_path": "The estimates resource (list path = this + 's'); Facturama publishes none.",
-        "api_prefix": "'' or '/api': every Facturama API Web route answers with or without it.",
-        "budgets_path": "Path of Clientify's budgets (estimates) resource; starts and ends with '/'.",
-        "link_field_facturama": "Clientify custom field that holds the Facturama id (the link).",
-        "link_field_facturadirecta": "Clientify custom field that holds the FacturaDirecta id (the link).",
-        "modified_format": "How modified[gte] is written: iso (default), minute or date.",
-        "fallback_host": "Second Clientify host for reads after transient failures; empty = none.",
-        "link_attribute": "FacturaDirecta custom attribute that holds the Clientify id (the link).",
-        "auth_style": "basic: the key as Basic user (default); query: ?api_token=.",
-    }.get(name, name.replace("_", " ").capitalize() + ".")
 
 
 def _label(name: str) -> str:

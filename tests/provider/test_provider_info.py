@@ -151,3 +151,16 @@ def test_hooks_accept_the_new_type_and_existing_http_connections(monkeypatch, co
     body = {"conn_type": conn_type, "host": "https://apisandbox.facturama.mx", "login": "u", "password": "p"}
     monkeypatch.setenv("AIRFLOW_CONN_FACTURAMA_DEFAULT", json.dumps(body))
     assert FacturamaHook().get_settings().base_url == "https://apisandbox.facturama.mx"
+
+
+def test_every_api_specific_extra_is_described_where_it_is_validated():
+    """One definition: the settings field carries the form's description (and choices, when closed)."""
+    import dataclasses
+
+    for kind in KINDS.values():
+        settings_class = kind.settings_class
+        fields = {f.name: f for f in dataclasses.fields(settings_class)}
+        form = conn_fields(settings_class)
+        for name in settings_class.api_extras:
+            assert fields[name].metadata.get("description"), f"{settings_class.__name__}.{name}"
+            assert form[name]["description"] == fields[name].metadata["description"]

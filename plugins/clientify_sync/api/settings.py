@@ -27,6 +27,23 @@ COMMON_EXTRAS: dict[str, type] = {
 }
 
 
+API_PREFIXES = ("", "/api")
+AUTH_STYLES = ("basic", "query")
+MODIFIED_FORMATS = ("iso", "minute", "date")
+
+
+def _extra(default: Any, description: str, *, choices: tuple[str, ...] | None = None) -> Any:
+    """A connection extra of one API: its default, and what the connection form says about it.
+
+    The provider's form (``clientify_sync.provider.conn_fields``) is generated from these fields, so the
+    form, the validation here and the docs never disagree.
+    """
+    metadata: dict[str, Any] = {"description": description}
+    if choices is not None:
+        metadata["choices"] = choices
+    return field(default=default, metadata=metadata)
+
+
 @dataclass(frozen=True, kw_only=True)
 class HttpSettings:
     """Transport, paging and politeness settings shared by every client.
@@ -139,14 +156,18 @@ class FacturamaSettings(HttpSettings):
 
     username: str
     password: str = field(repr=False)
-    estimates_path: str = "Estimate"
-    api_prefix: str = ""
+    estimates_path: str = _extra(
+        "Estimate", "The estimates resource (list path = this + 's'); Facturama publishes none."
+    )
+    api_prefix: str = _extra(
+        "", "'' or '/api': every Facturama API Web route answers with or without it.", choices=API_PREFIXES
+    )
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if not self.username or not self.password:
             raise ConfigurationError("Facturama needs login (API user) and password")
-        if self.api_prefix not in ("", "/api"):
+        if self.api_prefix not in API_PREFIXES:
             raise ConfigurationError(f"api_prefix must be '' or '/api', got {self.api_prefix!r}")
         if not self.estimates_path.strip("/") or "/" in self.estimates_path.strip("/"):
             raise ConfigurationError(f"estimates_path must be one path segment, got {self.estimates_path!r}")
@@ -170,9 +191,6 @@ class FacturamaSettings(HttpSettings):
             password=password or "",
             **cls.extras_from(extra),
         )
-
-
-MODIFIED_FORMATS = ("iso", "minute", "date")
 
 
 def _without_v1(url: str) -> str:
@@ -203,11 +221,15 @@ class ClientifySettings(HttpSettings):
     default_host: ClassVar[str] = "https://api.clientify.net"
 
     api_key: str = field(repr=False)
-    budgets_path: str = "/v1/budgets/"
-    link_field_facturama: str = "in_facturama"
-    link_field_facturadirecta: str = "in_facturadirecta"
-    modified_format: str = "iso"
-    fallback_host: str = ""
+    budgets_path: str = _extra("/v1/budgets/", "Path of Clientify's budgets (estimates) resource; starts and ends with '/'.")
+    link_field_facturama: str = _extra("in_facturama", "Clientify custom field that holds the Facturama id (the link).")
+    link_field_facturadirecta: str = _extra(
+        "in_facturadirecta", "Clientify custom field that holds the FacturaDirecta id (the link)."
+    )
+    modified_format: str = _extra(
+        "iso", "How modified[gte] is written: iso (default), minute or date.", choices=MODIFIED_FORMATS
+    )
+    fallback_host: str = _extra("", "Second Clientify host for reads after transient failures; empty = none.")
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "base_url", _without_v1(self.base_url))
@@ -260,14 +282,16 @@ class FacturaDirectaSettings(HttpSettings):
 
     token: str = field(repr=False)
     page_size: int = 250
-    link_attribute: str = "ID_CRM"
-    auth_style: str = "basic"
+    link_attribute: str = _extra("ID_CRM", "FacturaDirecta custom attribute that holds the Clientify id (the link).")
+    auth_style: str = _extra(
+        "basic", "basic: the key as Basic user (default); query: ?api_token=.", choices=AUTH_STYLES
+    )
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if not self.token:
             raise ConfigurationError("FacturaDirecta needs the API token in the password (or login)")
-        if self.auth_style not in ("basic", "query"):
+        if self.auth_style not in AUTH_STYLES:
             raise ConfigurationError(f"auth_style must be 'basic' or 'query', got {self.auth_style!r}")
         if not self.link_attribute:
             raise ConfigurationError("link_attribute must not be empty")
