@@ -291,8 +291,11 @@ def _skip_if_unsupported(platform: PlatformConfig, entity: str, config: Integrat
         AirflowSkipException: every later task is skipped; the run succeeds and its report in the
             ledger says which API answered 404 where, and what to set.
     """
-    with _sync_job(platform, entity, config) as job:
-        found = job.check_supported()
+    from clientify_sync.engine.job import check_supported
+
+    # Only the clients and the ledger: a whole SyncJob would also load the estimates' directory.
+    with _opened(platform, entity, config) as (spec, ledger, invoicing, clientify):
+        found = check_supported(spec, ledger, invoicing, clientify)
     if found:
         messages = "; ".join(item["message"] for item in found)
         log.warning("%s %s is not synced: %s", platform.name, entity, messages)
@@ -332,14 +335,25 @@ def _wait_for_prerequisites(platform: PlatformConfig, config: IntegrationsConfig
 
 @contextmanager
 def _sync_job(platform: PlatformConfig, entity: str, config: IntegrationsConfig) -> Iterator[Any]:
+    """Open the engine job of the current DAG run (see ``_opened``), and close everything after."""
+    from clientify_sync.engine.job import SyncJob, SyncOptions
+
+    with _opened(platform, entity, config) as (spec, ledger, invoicing, clientify):
+        yield SyncJob(spec, invoicing=invoicing, clientify=clientify, ledger=ledger,
+                      options=SyncOptions(lookback=config.lookback))  # fmt: skip
+
+
+@contextmanager
+def _opened(platform: PlatformConfig, entity: str, config: IntegrationsConfig) -> Iterator[tuple[Any, ...]]:
     """
-    Open the engine job of the current DAG run, with fresh API clients, and close everything after.
+    Open the run's ledger and fresh API clients sharing the account budgets: ``(spec, ledger, invoicing,
+    clientify)``; close everything after.
 
     Translates errors that a retry cannot fix (bad credentials, bad configuration, missing
     connection) into ``AirflowFailException``, so Airflow fails the task at once.
     """
     # Imported here: DAG parsing must not load the engine or the API clients.
-    from clientify_sync.engine.job import Entity, JobSpec, Mode, Platform, SyncJob, SyncOptions
+    from clientify_sync.engine.job import Entity, JobSpec, Mode, Platform
     from clientify_sync.engine.ledger import Ledger
     from clientify_sync.errors import AuthenticationError, ConfigurationError
     from clientify_sync.hooks.state import StateLedgerHook
@@ -363,13 +377,7 @@ def _sync_job(platform: PlatformConfig, entity: str, config: IntegrationsConfig)
                 stack.callback(hook.close)
                 hook.share_budget(ledger.engine)  # one requests_per_minute for all tasks of the account
             invoicing, clientify = (hook.get_conn() for hook in hooks)
-            yield SyncJob(
-                spec,
-                invoicing=invoicing,
-                clientify=clientify,
-                ledger=ledger,
-                options=SyncOptions(lookback=config.lookback),
-            )
+            yield spec, ledger, invoicing, clientify
     except AuthenticationError as exc:
         api = getattr(exc, "api", None) or "the API"
         conn_id = conn_ids.get(api, f"{platform.conn_id} / {config.clientify_conn_id}")

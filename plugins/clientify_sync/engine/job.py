@@ -99,25 +99,6 @@ class SyncJob:
             inv_products_raw={row["key"]: row["raw"] or {} for row in rows.values() if row["key"]},
         )  # fmt: skip
 
-    # -- capabilities --------------------------------------------------------------------------
-    def check_supported(self) -> list[dict[str, Any]]:
-        """Probe the resources this entity assumes (one read each); record an ``unsupported`` run.
-
-        An account without an estimates endpoint is a fact, not a failure: the run stores a report
-        saying ``unsupported: <api> answered 404 on <path> (<hint>)`` and the caller ends it green.
-        Only entities with assumed endpoints (estimates) are probed; others return ``[]`` at no cost.
-        """
-        if self.spec.entity is not Entity.ESTIMATES:
-            return []
-        found = [r.as_dict() for r in unsupported(self.spec.entity.value, self.invoicing_client, self.clientify_client)]
-        if found:
-            report = {
-                "run_id": self.spec.run_id, "platform": self.spec.platform.value, "entity": self.spec.entity.value,
-                "mode": self.spec.mode.value, "dry_run": self.spec.dry_run, "unsupported": found,
-            }  # fmt: skip
-            self.ledger.finish_run(self.spec.run_id, report)
-        return found
-
     # -- extract -------------------------------------------------------------------------------
     def extract_invoicing(self) -> dict[str, Any]:
         """Stage the invoicing platform's full listing (it has no modified filter; hashes tell changes)."""
@@ -278,6 +259,27 @@ class SyncJob:
         self.ledger.save_step(self.spec.run_id, step, summary, calls)
         log.info("%s %s %s: %s", self.spec.platform.value, self.spec.entity.value, step, summary)
         return summary
+
+
+def check_supported(spec: JobSpec, ledger: Ledger, invoicing: Any, clientify: Any) -> list[dict[str, Any]]:
+    """Probe the resources the entity assumes (one read each); record an ``unsupported`` run.
+
+    An account without an estimates endpoint is a fact, not a failure: the run stores a report
+    saying ``unsupported: <api> answered 404 on <path> (<hint>)`` and the caller ends it green.
+    Only entities with assumed endpoints (estimates) are probed; others return ``[]`` at no cost.
+    Needs only the clients and the ledger (no ``SyncJob``: its sides and directory are not needed).
+    """
+    if spec.entity is not Entity.ESTIMATES:
+        return []
+    found = [r.as_dict() for r in unsupported(spec.entity.value, invoicing, clientify)]
+    if found:
+        report = {
+            "run_id": spec.run_id, "platform": spec.platform.value, "entity": spec.entity.value,
+            "mode": spec.mode.value, "dry_run": spec.dry_run, "unsupported": found,
+        }  # fmt: skip
+        ledger.start_run(spec.run_id, spec.mode.value, spec.dry_run)
+        ledger.finish_run(spec.run_id, report)
+    return found
 
 
 def _stats_summary(client: Any) -> dict[str, Any]:
