@@ -20,8 +20,8 @@ import httpx
 
 from bench.edits import Pair
 from bench.sandbox import SandboxHandle
-from clientify_sync.engine.job import Entity
 from clientify_sync.engine.model import split_person_name
+from clientify_sync.engine.vocabulary import Entity
 
 LINK_FIELD = "in_facturama"
 CONTENT_TYPES = ("contacts | contact", "companies | company", "products | product")

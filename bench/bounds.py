@@ -30,8 +30,8 @@ from typing import Any
 
 from bench.sandbox import Calls, SandboxHandle
 from clientify_sync.api.clientify import content_type_key
-from clientify_sync.engine.job import Entity, Mode, Platform
 from clientify_sync.engine.sides import CONTENT_TYPES
+from clientify_sync.engine.vocabulary import Entity, Mode, Platform
 
 TO_CRM = "invoicing→clientify"
 TO_INV = "clientify→invoicing"

@@ -8,8 +8,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
-from clientify_sync.engine.job import SyncOptions
-from clientify_sync.engine.model import Platform
+from clientify_sync.engine.vocabulary import Platform, SyncOptions
 from include.sandbox.latency import PROFILE_NAMES
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"

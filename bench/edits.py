@@ -17,9 +17,9 @@ from decimal import Decimal
 from typing import Any
 
 from bench.engine import ApiClients
-from clientify_sync.engine.job import Entity, Platform
 from clientify_sync.engine.ledger import Ledger
 from clientify_sync.engine.mapping.clientify import pick_address
+from clientify_sync.engine.vocabulary import Entity, Platform
 
 ADDRESS_KEYS = ("street", "city", "state", "postal_code", "country", "type")
 

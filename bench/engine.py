@@ -14,7 +14,8 @@ from clientify_sync.api.clientify import ClientifyClient
 from clientify_sync.api.facturadirecta import FacturaDirectaClient
 from clientify_sync.api.facturama import FacturamaClient
 from clientify_sync.api.settings import ClientifySettings, FacturaDirectaSettings, FacturamaSettings
-from clientify_sync.engine.job import Entity, JobSpec, Mode, Platform, SyncJob, SyncOptions
+from clientify_sync.engine.job import SyncJob
+from clientify_sync.engine.vocabulary import Entity, JobSpec, Mode, Platform, SyncOptions
 from tests.fixtures.sandbox import SandboxHandle
 
 ENTITIES = (Entity.CONTACTS, Entity.PRODUCTS, Entity.ESTIMATES)  # DAG order: dependencies first

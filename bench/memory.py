@@ -24,7 +24,7 @@ from bench.engine import ApiClients, EngineDriver
 from bench.sampler import RssSampler
 from bench.sandbox import SandboxHandle, read_calls, seed_world
 from bench.version import code_version
-from clientify_sync.engine.job import Entity, Mode, Platform, SyncOptions
+from clientify_sync.engine.vocabulary import Entity, Mode, Platform, SyncOptions
 
 ROOT = Path(__file__).resolve().parents[1]
 CHILD_TIMEOUT_S = 900

@@ -27,7 +27,7 @@ from bench.edits import Edit, apply_edits, ledger_pairs, pick
 from bench.engine import ENTITIES, ApiClients, EngineDriver
 from bench.sampler import RssSampler
 from bench.sandbox import Calls, SandboxHandle, applied_delay_s, read_calls, seed_world
-from clientify_sync.engine.job import Entity, Mode, Platform
+from clientify_sync.engine.vocabulary import Entity, Mode, Platform
 
 TITLES = {"1": "initial full sync", "2": "idle modified run", "2b": "second idle modified run",
           "3": "modified run after 1% edits each side"}  # fmt: skip

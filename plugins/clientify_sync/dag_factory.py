@@ -336,7 +336,8 @@ def _wait_for_prerequisites(platform: PlatformConfig, config: IntegrationsConfig
 @contextmanager
 def _sync_job(platform: PlatformConfig, entity: str, config: IntegrationsConfig) -> Iterator[Any]:
     """Open the engine job of the current DAG run (see ``_opened``), and close everything after."""
-    from clientify_sync.engine.job import SyncJob, SyncOptions
+    from clientify_sync.engine.job import SyncJob
+    from clientify_sync.engine.vocabulary import SyncOptions
 
     with _opened(platform, entity, config) as (spec, ledger, invoicing, clientify):
         yield SyncJob(spec, invoicing=invoicing, clientify=clientify, ledger=ledger,
@@ -353,8 +354,8 @@ def _opened(platform: PlatformConfig, entity: str, config: IntegrationsConfig) -
     connection) into ``AirflowFailException``, so Airflow fails the task at once.
     """
     # Imported here: DAG parsing must not load the engine or the API clients.
-    from clientify_sync.engine.job import Entity, JobSpec, Mode, Platform
     from clientify_sync.engine.ledger import Ledger
+    from clientify_sync.engine.vocabulary import Entity, JobSpec, Mode, Platform
     from clientify_sync.errors import AuthenticationError, ConfigurationError
     from clientify_sync.hooks.state import StateLedgerHook
 

@@ -13,7 +13,8 @@ from clientify_sync.api.clientify import ClientifyClient
 from clientify_sync.api.facturadirecta import FacturaDirectaClient
 from clientify_sync.api.facturama import FacturamaClient
 from clientify_sync.api.settings import ClientifySettings, FacturaDirectaSettings, FacturamaSettings
-from clientify_sync.engine.job import Entity, JobSpec, Mode, Platform, SyncJob, SyncOptions
+from clientify_sync.engine.job import SyncJob
+from clientify_sync.engine.vocabulary import Entity, JobSpec, Mode, Platform, SyncOptions
 
 FAST = {"max_retries": 2, "backoff_base": 0.01, "backoff_max": 0.05, "timeout": 5.0}
 _run_numbers = itertools.count(1)

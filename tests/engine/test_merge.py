@@ -1,7 +1,8 @@
 from __future__ import annotations
 
 from clientify_sync.engine.merge import equivalent, fold, merge_fields
-from clientify_sync.engine.model import CONTACT_SCHEMA, Side
+from clientify_sync.engine.model import CONTACT_SCHEMA
+from clientify_sync.engine.vocabulary import Side
 
 FIELDS = CONTACT_SCHEMA.fields
 WINS = CONTACT_SCHEMA.invoicing_wins

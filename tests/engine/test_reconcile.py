@@ -8,9 +8,10 @@ import pytest
 import sqlalchemy as sa
 
 from clientify_sync.engine.ledger import SCHEMA_VERSION, Ledger
-from clientify_sync.engine.model import CONTACT_SCHEMA, Mode, Side, SideRecord
+from clientify_sync.engine.model import CONTACT_SCHEMA, SideRecord
 from clientify_sync.engine.reconcile import reconcile
 from clientify_sync.engine.taxid import classify_rfc
+from clientify_sync.engine.vocabulary import Mode, Side
 
 RUN = "run-1"
 

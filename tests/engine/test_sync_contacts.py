@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from clientify_sync.engine.apply import Applier
-from clientify_sync.engine.job import Entity, Mode, Platform, SyncOptions
 from clientify_sync.engine.ledger import Ledger
+from clientify_sync.engine.vocabulary import Entity, Mode, Platform, SyncOptions
 from tests.engine.conftest import PLATFORMS, World
 
 CUSTOMERS = {

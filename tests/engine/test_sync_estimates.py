@@ -9,8 +9,8 @@ import pytest
 
 from clientify_sync.engine.apply import Applier
 from clientify_sync.engine.documents import canonical_line, totals_per_document, totals_per_line
-from clientify_sync.engine.job import Entity, Mode, Platform
 from clientify_sync.engine.ledger import Ledger
+from clientify_sync.engine.vocabulary import Entity, Mode, Platform
 from tests.engine.conftest import PLATFORMS, World
 from tests.engine.test_sync_contacts import CUSTOMERS, Crash, create_customer
 from tests.engine.test_sync_products import create_product

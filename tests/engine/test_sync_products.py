@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from clientify_sync.engine.job import Entity, Mode, Platform
+from clientify_sync.engine.vocabulary import Entity, Mode, Platform
 from tests.engine.conftest import PLATFORMS, World
 
 

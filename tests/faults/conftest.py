@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from clientify_sync.engine.job import Entity, Mode, Platform
+from clientify_sync.engine.vocabulary import Entity, Mode, Platform
 from tests.engine.conftest import World, make_clients
 from tests.faults.convergence import (
     Edit,

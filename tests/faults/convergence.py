@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from clientify_sync.engine.documents import Directory, totals_per_document, totals_per_line
-from clientify_sync.engine.job import Entity, Mode, Platform
 from clientify_sync.engine.model import SCHEMAS, SideRecord
 from clientify_sync.engine.sides import build_sides
+from clientify_sync.engine.vocabulary import Entity, Mode, Platform
 from clientify_sync.errors import ClientifySyncError
 
 WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")

@@ -9,8 +9,8 @@ from collections import Counter
 
 import pytest
 
-from clientify_sync.engine.job import Entity, Mode, Platform
 from clientify_sync.engine.ledger import Ledger
+from clientify_sync.engine.vocabulary import Entity, Mode, Platform
 from tests.engine.conftest import PLATFORMS, World
 from tests.faults.conftest import COUNTRY, SKU_OPTION, add_row, create_budgets
 from tests.faults.convergence import Edit, converge, read_sides, sync_round

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from clientify_sync.engine.job import Entity, Platform
 from clientify_sync.engine.ledger import Ledger
+from clientify_sync.engine.vocabulary import Entity, Platform
 from tests.engine.conftest import FAST, PLATFORMS, World
 from tests.faults.conftest import CONTACTS_AND_PRODUCTS, Sizes, add_row, build_scenario
 from tests.faults.convergence import converge, sync_round
@@ -29,7 +29,8 @@ from types import SimpleNamespace
 import tests.engine.conftest as engine_conftest
 from clientify_sync.engine import sides
 from clientify_sync.engine.apply import Applier
-from clientify_sync.engine.job import Entity, Mode, Platform, SyncJob
+from clientify_sync.engine.job import SyncJob
+from clientify_sync.engine.vocabulary import Entity, Mode, Platform
 
 def die(*_args, **_kwargs):
     os._exit(137)  # the task process is killed: no cleanup, no ledger write, no exception handler

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from clientify_sync.engine.job import Entity, Platform
+from clientify_sync.engine.vocabulary import Entity, Platform
 from clientify_sync.errors import AuthenticationError
 from tests.engine.conftest import PLATFORMS
 from tests.faults.conftest import CONTACTS_AND_PRODUCTS, TOKENS, Sizes, add_row, build_scenario

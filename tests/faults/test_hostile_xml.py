@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from clientify_sync.engine.job import Entity, Platform
+from clientify_sync.engine.vocabulary import Entity, Platform
 from clientify_sync.errors import MalformedResponseError, TransientApiError
 from tests.faults.conftest import CONTACTS_AND_PRODUCTS, Sizes, add_row, applied, build_scenario, fault_rule
 from tests.faults.convergence import converge

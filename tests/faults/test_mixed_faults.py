@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from clientify_sync.engine.job import Entity, Mode, Platform
+from clientify_sync.engine.vocabulary import Entity, Mode, Platform
 from tests.engine.conftest import PLATFORMS
 from tests.faults.conftest import Sizes, add_row, applied, build_scenario, seed_both_sides
 from tests.faults.convergence import converge, sync_round

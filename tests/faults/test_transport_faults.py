@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from clientify_sync.engine.job import Mode, Platform, SyncOptions
+from clientify_sync.engine.vocabulary import Mode, Platform, SyncOptions
 from tests.engine.conftest import PLATFORMS
 from tests.faults.conftest import (
     CONTACTS_AND_PRODUCTS,

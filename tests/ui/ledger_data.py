@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from clientify_sync.engine.ledger import Ledger, create_ledger_engine, upgrade_schema
-from clientify_sync.engine.model import Side, SideRecord
+from clientify_sync.engine.model import SideRecord
+from clientify_sync.engine.vocabulary import Side
 
 RUN1 = "scheduled__2026-11-28T10:00:00+00:00"
 RUN2 = "manual__2026-11-29T10:00:00+00:00"

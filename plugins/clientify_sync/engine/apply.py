@@ -23,9 +23,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from clientify_sync.engine.ledger import Ledger
-from clientify_sync.engine.model import Side, SideRecord
+from clientify_sync.engine.model import SideRecord
 from clientify_sync.engine.progress import Progress
 from clientify_sync.engine.sides import ClientifySide, InvoicingSide
+from clientify_sync.engine.vocabulary import Side
 from clientify_sync.errors import (
     ApiError,
     AuthenticationError,

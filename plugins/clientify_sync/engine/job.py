@@ -9,8 +9,6 @@ failed step can be retried alone. Each step returns a small JSON-able dict for X
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import Any
 
 from clientify_sync import watermark as watermarks
@@ -18,45 +16,16 @@ from clientify_sync.api.client import unsupported
 from clientify_sync.engine.apply import Applier
 from clientify_sync.engine.documents import Directory
 from clientify_sync.engine.ledger import Ledger
-from clientify_sync.engine.model import SCHEMAS, Entity, Mode, Platform, Side
+from clientify_sync.engine.model import SCHEMAS
 from clientify_sync.engine.progress import Progress
 from clientify_sync.engine.reconcile import reconcile
 from clientify_sync.engine.report import build_report
 from clientify_sync.engine.sides import CONTENT_TYPES, build_sides
-
-__all__ = ["Entity", "JobSpec", "Mode", "Platform", "SyncJob", "SyncOptions"]
+from clientify_sync.engine.vocabulary import Entity, JobSpec, Mode, Side, SyncOptions
 
 log = logging.getLogger(__name__)
 INV = Side.INVOICING.value
 CRM = Side.CLIENTIFY.value
-
-
-@dataclass(frozen=True)
-class JobSpec:
-    platform: Platform
-    entity: Entity
-    run_id: str
-    mode: Mode = Mode.MODIFIED
-    dry_run: bool = False
-
-
-@dataclass(frozen=True)
-class SyncOptions:
-    """Engine knobs (the DAG config can override them).
-
-    ``lookback``: how far before the watermark a modified run re-reads Clientify (API-side delays,
-    same-timestamp writes); re-read records that did not change are recognised by hash.
-    ``dead_letter_limit``: how many runs a failed record is retried before it is only reported.
-    ``breaker_limit``: consecutive transient write failures that stop the run.
-    ``invoicing_wins``: per entity, the fields whose conflicts the invoicing side wins (else Clientify).
-    """
-
-    lookback: timedelta = timedelta(minutes=10)
-    concurrency: int | None = None
-    dead_letter_limit: int = 5
-    breaker_limit: int = 10
-    keep_plans: int = 50
-    invoicing_wins: dict[Entity, frozenset[str]] = field(default_factory=dict)
 
 
 class SyncJob:

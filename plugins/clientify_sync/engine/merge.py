@@ -22,7 +22,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
-from clientify_sync.engine.model import Side
+from clientify_sync.engine.vocabulary import Side
 
 
 @dataclass(frozen=True)

@@ -11,35 +11,9 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
-from enum import StrEnum
 from typing import Any
 
-
-class Platform(StrEnum):
-    FACTURAMA = "facturama"
-    FACTURADIRECTA = "facturadirecta"
-
-
-class Entity(StrEnum):
-    CONTACTS = "contacts"
-    PRODUCTS = "products"
-    ESTIMATES = "estimates"
-
-
-class Mode(StrEnum):
-    """``full`` reconciles every record; ``modified`` only what changed since the last run."""
-
-    FULL = "full"
-    MODIFIED = "modified"
-
-
-class Side(StrEnum):
-    INVOICING = "invoicing"
-    CLIENTIFY = "clientify"
-
-    @property
-    def other(self) -> Side:
-        return Side.CLIENTIFY if self is Side.INVOICING else Side.INVOICING
+from clientify_sync.engine.vocabulary import Entity, Side
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,8 @@ import pandas as pd
 
 from clientify_sync.engine.ledger import Ledger
 from clientify_sync.engine.merge import merge_fields
-from clientify_sync.engine.model import EntitySchema, Mode, Side
+from clientify_sync.engine.model import EntitySchema
+from clientify_sync.engine.vocabulary import Mode, Side
 
 # Problems that make a record's outcome "failed" (the data is wrong), not "skipped" (out of scope).
 FAILING_PROBLEMS = frozenset({"totals_mismatch"})

@@ -7,12 +7,10 @@ small XCom and logged as a table.
 from __future__ import annotations
 
 from collections import Counter
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from clientify_sync.engine.ledger import Ledger
-
-if TYPE_CHECKING:
-    from clientify_sync.engine.job import JobSpec
+from clientify_sync.engine.vocabulary import JobSpec
 
 MAX_LISTED_FAILURES = 50  # the report stays a small XCom; the ledger keeps every item
 

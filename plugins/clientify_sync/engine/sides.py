@@ -24,8 +24,9 @@ from clientify_sync.engine.mapping.facturadirecta import (
     FacturaDirectaProductMapper,
 )
 from clientify_sync.engine.mapping.facturama import FacturamaClientMapper, FacturamaProductMapper
-from clientify_sync.engine.model import Entity, Platform, SideRecord
+from clientify_sync.engine.model import SideRecord
 from clientify_sync.engine.taxid import classify_nif, classify_rfc
+from clientify_sync.engine.vocabulary import Entity, Platform
 
 log = logging.getLogger(__name__)
 

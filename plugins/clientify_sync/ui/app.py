@@ -133,8 +133,8 @@ def ledger_url() -> str:
 
 def open_view(url: str) -> Q.LedgerView:
     """A ``LedgerView`` on ``url``: the schema created or upgraded as the engine would, UI indexes added."""
-    from clientify_sync.engine.job import SyncOptions
     from clientify_sync.engine.ledger import create_ledger_engine, upgrade_schema
+    from clientify_sync.engine.vocabulary import SyncOptions
 
     engine = create_ledger_engine(url)
     upgrade_schema(engine)

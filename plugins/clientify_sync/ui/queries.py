@@ -25,8 +25,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from clientify_sync.engine import ledger as L
-from clientify_sync.engine.model import Entity, Platform
 from clientify_sync.engine.taxid import normalise as normalise_tax_id
+from clientify_sync.engine.vocabulary import Entity, Platform
 
 log = logging.getLogger(__name__)
 

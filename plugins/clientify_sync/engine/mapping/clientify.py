@@ -8,8 +8,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from clientify_sync.engine.mapping import PartialUpdateMapper
-from clientify_sync.engine.model import Side, SideRecord, country, money, split_person_name, text
+from clientify_sync.engine.model import SideRecord, country, money, split_person_name, text
 from clientify_sync.engine.taxid import Kind, TaxId
+from clientify_sync.engine.vocabulary import Side
 
 MAIN_EMAIL = 4  # e-mail type "Main"
 BILLING_ADDRESS = 3  # address type "Billing": the fiscal address we keep in step

@@ -29,8 +29,9 @@ from clientify_sync.engine.mapping.clientify import custom_field_value, utc_iso
 from clientify_sync.engine.mapping.clientify import link_patch as crm_link_patch
 from clientify_sync.engine.mapping.facturadirecta import custom_attribute
 from clientify_sync.engine.mapping.facturadirecta import link_patch as fd_link_patch
-from clientify_sync.engine.model import Side, SideRecord, money, text
+from clientify_sync.engine.model import SideRecord, money, text
 from clientify_sync.engine.taxid import TaxProblem, classify_rfc
+from clientify_sync.engine.vocabulary import Side
 from clientify_sync.errors import RecordError, UnrepresentableError
 
 CRM_PREFIX = "CLI-"

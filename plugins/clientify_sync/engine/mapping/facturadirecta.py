@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from clientify_sync.engine.mapping import PartialUpdateMapper
-from clientify_sync.engine.model import Side, SideRecord, country, money, split_person_name, text
+from clientify_sync.engine.model import SideRecord, country, money, split_person_name, text
 from clientify_sync.engine.taxid import Kind, classify_nif
+from clientify_sync.engine.vocabulary import Side
 
 
 def custom_attribute(raw: dict[str, Any], label: str) -> str | None:

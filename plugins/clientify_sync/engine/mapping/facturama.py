@@ -8,8 +8,9 @@ from decimal import Decimal
 from typing import Any
 
 from clientify_sync.engine.mapping import FullObjectMapper
-from clientify_sync.engine.model import Side, SideRecord, country, money, text
+from clientify_sync.engine.model import SideRecord, country, money, text
 from clientify_sync.engine.taxid import classify_rfc
+from clientify_sync.engine.vocabulary import Side
 from clientify_sync.errors import MissingEmailError
 
 # CFDI 4.0 c_ObjetoImp: "02" the product carries taxes, "01" it is not subject to tax.
