@@ -21,7 +21,14 @@ import httpx
 from clientify_sync.api.auth import TokenHeaderAuth
 from clientify_sync.api.client import ApiClient, Probe
 from clientify_sync.api.http import ApiSession
-from clientify_sync.api.paging import NextLinkPaginator, Page, PageResult, iter_pages, iter_records
+from clientify_sync.api.paging import (
+    Page,
+    PageNumberPaginator,
+    PageRequest,
+    PageResult,
+    iter_records,
+    read_pages,
+)
 from clientify_sync.api.responses import JsonReader, json_or_none, parse_retry_after, text_detail
 from clientify_sync.api.settings import ClientifySettings
 from clientify_sync.api.statusmap import error_class_for
@@ -197,6 +204,7 @@ class ClientifyResource:
     def __init__(self, session: Any, settings: ClientifySettings, path: str) -> None:
         self._session = session
         self.page_size = settings.page_size
+        self.concurrency = settings.concurrency
         self.modified_format = settings.modified_format
         self.list_route = path
         self.item_route = f"{path}{{id}}/"
@@ -206,21 +214,27 @@ class ClientifyResource:
     def iter_pages(
         self, modified_gte: datetime.datetime | datetime.date | str | None = None, **filters: Filter
     ) -> Iterator[Page]:
-        """Pages following ``next``; ``modified_gte`` filters server-side (``modified[gte]``).
+        """The listing's pages: ``page=2..n`` concurrently once the first page gave ``count``.
 
         Other filters go to the query as given (``query=``, ``cf_<name>=``, ``sku=``,
         ``**{"modified[lt]": ...}``). A filtered listing that gets back records older than the filter
         sets ``ignored_filter`` (and logs it) and still yields every record: it was a full read.
+
+        Args:
+            modified_gte: sent as ``modified[gte]`` in the connection's ``modified_format``.
+            **filters: further query parameters, sent as given.
         """
-        params: dict[str, Filter] = {**filters, "page_size": self.page_size}
-        paginator = NextLinkPaginator(api=API, route=self.list_route, page_size=self.page_size)
+        params: dict[str, Filter] = dict(filters)
         if modified_gte is None:
-            return iter_pages(paginator, lambda current: self._fetch_page(current, params))
+            return self._read(params)
         sent = format_modified(modified_gte, self.modified_format)
         params["modified[gte]"] = sent
         self.ignored_filter = None
-        pages = iter_pages(paginator, lambda current: self._fetch_page(current, params))
-        return self._watch_filter(pages, sent)
+        return self._watch_filter(self._read(params), sent)
+
+    def _read(self, params: dict[str, Filter]) -> Iterator[Page]:
+        paginator = PageNumberPaginator(api=API, route=self.list_route, page_size=self.page_size, params=params)
+        return read_pages(paginator, self.request_page, concurrency=self.concurrency)
 
     def _watch_filter(self, pages: Iterator[Page], sent: str) -> Iterator[Page]:
         """Yield the pages, noting the first record modified before the filter could start."""
@@ -236,15 +250,17 @@ class ClientifyResource:
     def iter_records(
         self, modified_gte: datetime.datetime | datetime.date | str | None = None, **filters: Filter
     ) -> Iterator[dict[str, Any]]:
-        """Every matching record, streamed one page at a time."""
+        """Every matching record, streamed a few pages at a time."""
         return iter_records(self.iter_pages(modified_gte, **filters))
 
-    def _fetch_page(self, paginator: NextLinkPaginator, params: dict[str, Filter]) -> PageResult:
+    def request_page(self, request: PageRequest) -> PageResult:
+        """One DRF page (``{count, next, results}``); a page past the end (``Invalid page.``) is empty.
+
+        Raises:
+            MalformedResponseError: the answer has no ``results`` array.
+        """
         try:
-            if paginator.next_url is None:
-                body = self._session.request("GET", self.list_route, params=params)
-            else:
-                body = self._session.request("GET", self.list_route, url=paginator.next_url)
+            body = self._session.request("GET", self.list_route, params=request.params or None, url=request.url)
         except NotFoundError as error:
             if is_invalid_page(error):
                 return PageResult([], None)  # records went away while paging: the listing is complete
@@ -374,25 +390,28 @@ class ClientifyCustomFields:
         self._known: list[dict[str, Any]] | None = None
 
     def list(self) -> list[dict[str, Any]]:
-        """Every definition (follows ``next`` if the endpoint pages at all)."""
-        paginator = NextLinkPaginator(api=API, route=self.route, page_size=100)
-        pages = iter_pages(paginator, self._fetch_page)
-        return [record for page in pages for record in page.records]
+        """Every definition (pages through ``next`` / ``page=N`` if the endpoint pages at all)."""
+        paginator = PageNumberPaginator(api=API, route=self.route, page_size=100)
+        return [record for page in read_pages(paginator, self.request_page) for record in page.records]
 
-    def _fetch_page(self, paginator: NextLinkPaginator) -> PageResult:
+    def request_page(self, request: PageRequest) -> PageResult:
+        """One page of definitions: a bare list, or a DRF page.
+
+        Raises:
+            MalformedResponseError: neither a list nor a ``results`` array.
+        """
+        following = request.url is not None or "page" in request.params
         try:
-            if paginator.next_url is None:
-                body = self._session.request("GET", self.route, params={"page_size": 100})
-            else:
-                body = self._session.request("GET", self.route, url=paginator.next_url)
+            body = self._session.request("GET", self.route, params=request.params or None, url=request.url)
         except NotFoundError as error:
-            if paginator.next_url is not None and is_invalid_page(error):
+            if following and is_invalid_page(error):
                 return PageResult([], None)
             raise
         if isinstance(body, list):
             return PageResult(body, len(body))
         if isinstance(body, dict) and isinstance(body.get("results"), list):
-            return PageResult(body["results"], body.get("count"), body.get("next"))
+            count = body.get("count")
+            return PageResult(body["results"], count if isinstance(count, int) else None, body.get("next"))
         raise MalformedResponseError(API, "GET", self.route, 200, "list without a 'results' array")
 
     def create(self, name: str, content_type: str, field_type: int = 3) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from clientify_sync.api import xmlcodec
 from clientify_sync.api.auth import QueryTokenAuth
 from clientify_sync.api.client import ApiClient, Probe
 from clientify_sync.api.http import ApiSession
-from clientify_sync.api.paging import OffsetPaginator, Page, PageResult, iter_pages, iter_records
+from clientify_sync.api.paging import OffsetPaginator, Page, PageRequest, PageResult, iter_records, read_pages
 from clientify_sync.api.responses import looks_like_html, parse_retry_after, text_detail
 from clientify_sync.api.settings import FacturaDirectaSettings
 from clientify_sync.api.statusmap import error_class_for
@@ -131,6 +131,7 @@ class FacturaDirectaResource:
     ) -> None:
         self._session = session
         self.page_size = settings.page_size
+        self.concurrency = settings.concurrency
         self.plural = plural
         self.singular = singular
         self.list_route = f"/api/{plural}.xml"
@@ -139,7 +140,7 @@ class FacturaDirectaResource:
     def iter_pages(
         self, *, custom_attributes: Mapping[str, str] | None = None, **filters: Filter
     ) -> Iterator[Page]:
-        """Pages of ``start``/``limit`` until ``total`` is reached or a page is empty.
+        """Pages of ``start``/``limit`` (concurrently once ``total`` is known).
 
         Filters: ``taxCode``, ``code``, ``term``, ``email``, ``emailMatch``, ``ownerEmail`` (clients),
         ``client``, ``status``, ``dateFrom``, ``dateTo`` (estimates), and ``custom_attributes``.
@@ -149,14 +150,14 @@ class FacturaDirectaResource:
             **custom_attribute_params(custom_attributes),
         }
         paginator = OffsetPaginator(
-            api=API, route=self.list_route, size_param="limit", page_size=self.page_size, id_key="id"
+            api=API, route=self.list_route, size_param="limit", page_size=self.page_size, id_key="id", params=params
         )
-        return iter_pages(paginator, lambda current: self._fetch_page(current, params))
+        return read_pages(paginator, self.request_page, concurrency=self.concurrency)
 
     def iter_records(
         self, *, custom_attributes: Mapping[str, str] | None = None, **filters: Filter
     ) -> Iterator[dict[str, Any]]:
-        """Every matching record, streamed one page at a time."""
+        """Every matching record, streamed a few pages at a time."""
         return iter_records(self.iter_pages(custom_attributes=custom_attributes, **filters))
 
     def find(
@@ -167,8 +168,13 @@ class FacturaDirectaResource:
             raise ValueError("find() needs at least one filter")
         return list(self.iter_records(custom_attributes=custom_attributes, **filters))
 
-    def _fetch_page(self, paginator: OffsetPaginator, params: dict[str, str]) -> PageResult:
-        root = self._session.request("GET", self.list_route, params={**params, **paginator.params()})
+    def request_page(self, request: PageRequest) -> PageResult:
+        """One ``<{plural} total="n">`` page of the listing.
+
+        Raises:
+            MalformedResponseError: the answer is not a list of this resource.
+        """
+        root = self._session.request("GET", self.list_route, params=request.params)
         if root is not None and root.tag == self.plural:
             records, total = xmlcodec.to_list(root)
             return PageResult(records, total)

@@ -15,7 +15,7 @@ import httpx
 
 from clientify_sync.api.client import ApiClient, Probe
 from clientify_sync.api.http import ApiSession
-from clientify_sync.api.paging import OffsetPaginator, Page, PageResult, iter_pages, iter_records
+from clientify_sync.api.paging import OffsetPaginator, Page, PageRequest, PageResult, iter_records, read_pages
 from clientify_sync.api.responses import JsonReader, json_or_none, parse_retry_after, text_detail
 from clientify_sync.api.settings import FacturamaSettings
 from clientify_sync.api.statusmap import error_class_for
@@ -91,26 +91,34 @@ class FacturamaResource:
     ) -> None:
         self._session = session
         self.page_size = settings.page_size
+        self.concurrency = settings.concurrency
         self.list_route = f"{settings.api_prefix}/{plural}"
         self.create_route = f"{settings.api_prefix}/{singular}"
         self.item_route = f"{settings.api_prefix}/{singular}/{{id}}"
 
     def iter_pages(self, search: str | None = None) -> Iterator[Page]:
-        """Pages of ``start``/``length`` until ``recordsFiltered`` is reached or a page is empty."""
+        """Pages of ``start``/``length`` (concurrently once ``recordsFiltered`` is known).
+
+        Args:
+            search: Facturama's server-side ``search`` (a substring match on several fields).
+        """
         paginator = OffsetPaginator(
-            api=API, route=self.list_route, size_param="length", page_size=self.page_size, id_key="Id"
-        )
-        return iter_pages(paginator, lambda current: self._fetch_page(current, search))
+            api=API, route=self.list_route, size_param="length", page_size=self.page_size, id_key="Id",
+            params={"search": search} if search else None,
+        )  # fmt: skip
+        return read_pages(paginator, self.request_page, concurrency=self.concurrency)
 
     def iter_records(self, search: str | None = None) -> Iterator[dict[str, Any]]:
-        """Every record (optionally matching ``search``), streamed one page at a time."""
+        """Every record (optionally matching ``search``), streamed a few pages at a time."""
         return iter_records(self.iter_pages(search))
 
-    def _fetch_page(self, paginator: OffsetPaginator, search: str | None) -> PageResult:
-        params: dict[str, str | int] = dict(paginator.params())
-        if search:
-            params["search"] = search
-        body = self._session.request("GET", self.list_route, params=params)
+    def request_page(self, request: PageRequest) -> PageResult:
+        """One ``{data, recordsFiltered}`` page of the listing.
+
+        Raises:
+            MalformedResponseError: the answer has no ``data`` array.
+        """
+        body = self._session.request("GET", self.list_route, params=request.params)
         if isinstance(body, dict) and isinstance(body.get("data"), list):
             total = body.get("recordsFiltered", body.get("recordsTotal"))
             return PageResult(body["data"], total if isinstance(total, int) else None)
