@@ -6,6 +6,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import httpx
+
 from clientify_sync.api.clientify import ClientifyClient
 from clientify_sync.api.facturadirecta import FacturaDirectaClient
 from clientify_sync.api.facturama import FacturamaClient
@@ -14,33 +16,41 @@ from clientify_sync.api.settings import ClientifySettings, FacturaDirectaSetting
 QUICK = {"backoff_base": 0.01, "backoff_max": 0.05, "max_retries": 3, "timeout": 5.0, "connect_timeout": 2.0}
 
 
-def facturama_for(sandbox: Any, **overrides: Any) -> FacturamaClient:
+def facturama_for(sandbox: Any, *, transport: httpx.BaseTransport | None = None, **overrides: Any) -> FacturamaClient:
     settings = FacturamaSettings(
         base_url=sandbox.facturama_url,
         username=sandbox.facturama_user,
         password=overrides.pop("password", sandbox.facturama_password),
         **{**QUICK, **overrides},
     )
-    return FacturamaClient(settings)
+    return FacturamaClient(settings, transport)
 
 
-def clientify_for(sandbox: Any, *, sleep: Callable[[float], None] = time.sleep, **overrides: Any) -> ClientifyClient:
+def clientify_for(
+    sandbox: Any,
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+    transport: httpx.BaseTransport | None = None,
+    **overrides: Any,
+) -> ClientifyClient:
     """``sleep`` replaces the waits between retries (a test records them instead of waiting)."""
     settings = ClientifySettings(
         base_url=sandbox.clientify_url,
         api_key=overrides.pop("api_key", sandbox.clientify_token),
         **{**QUICK, **overrides},
     )
-    return ClientifyClient(settings, sleep=sleep)
+    return ClientifyClient(settings, transport, sleep=sleep)
 
 
-def facturadirecta_for(sandbox: Any, **overrides: Any) -> FacturaDirectaClient:
+def facturadirecta_for(
+    sandbox: Any, *, transport: httpx.BaseTransport | None = None, **overrides: Any
+) -> FacturaDirectaClient:
     settings = FacturaDirectaSettings(
         base_url=sandbox.facturadirecta_url,
         token=overrides.pop("token", sandbox.facturadirecta_token),
         **{**QUICK, **overrides},
     )
-    return FacturaDirectaClient(settings)
+    return FacturaDirectaClient(settings, transport)
 
 
 def sent(sandbox: Any, api: str, method: str) -> int:
