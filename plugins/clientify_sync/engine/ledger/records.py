@@ -1,0 +1,194 @@
+"""The last seen state of every remote record: ``cs_remote_records``.
+
+The invoicing listing, and a mirror of the Clientify records seen so far, which lets a modified run
+match by tax ID without a search per record. Staging is cheap for a record that did not change: one
+read of the stored hashes per chunk, and for the unchanged rows one executemany ``UPDATE`` of a few
+short columns; only new or changed rows have their JSON written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from clientify_sync.engine.ledger.database import Repository, chunks
+from clientify_sync.engine.ledger.schema import remote_records
+from clientify_sync.engine.model import SideRecord
+
+# Ids per ``rid IN (...)``: well under SQLite's bound-parameter limit with the scope's parameters.
+_CHUNK = 400
+
+# What ``content_hash`` leaves out and a read can still change: rewritten on every unchanged row.
+_CHEAP = ("key", "kind", "problem", "modified")
+
+
+def raw_hash(raw: dict[str, Any] | None) -> str | None:
+    """A stable hash of an API record as read (``None`` for none): equal hashes, same record."""
+    if raw is None:
+        return None
+    payload = json.dumps(raw, sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()[:32]
+
+
+class Records(Repository):
+    """The remote records of one integration and entity, on both sides."""
+
+    def stage(
+        self,
+        records: Sequence[SideRecord],
+        run_id: str,
+        *,
+        keep_raw: bool = True,
+        conn: Connection | None = None,
+    ) -> None:
+        """Store the latest state of records read in this run (``prev_hash`` keeps the one before).
+
+        A record whose content hash (and, with ``keep_raw``, raw hash) equals the stored one keeps its
+        stored ``data`` and ``raw``: only ``seen_run``, ``prev_hash`` (= its hash) and the columns the
+        hash does not cover (key, kind, problem, modified) are updated. Others are replaced whole.
+
+        Args:
+            records: what was read; of several states of one record, the last wins.
+            run_id: the run that read them (``seen_run``).
+            keep_raw: store the API's whole record too (needed by writes).
+            conn: a write transaction to join; by default one of its own.
+        """
+        if not records:
+            return
+        latest = {(r.side.value, r.rtype, r.rid): r for r in records}  # the last state wins
+        groups: dict[tuple[str, str], list[SideRecord]] = {}
+        for (side, rtype, _), record in latest.items():
+            groups.setdefault((side, rtype), []).append(record)
+        with self._writing(conn) as c:
+            for (side, rtype), group in groups.items():
+                for chunk in chunks(group, _CHUNK):
+                    self._stage_chunk(c, side, rtype, chunk, run_id, keep_raw)
+
+    def _stage_chunk(
+        self,
+        conn: Connection,
+        side: str,
+        rtype: str,
+        chunk: Sequence[SideRecord],
+        run_id: str,
+        keep_raw: bool,
+    ) -> None:
+        """Stage records of one side and type (``rid IN (...)`` uses the primary key; a row-value IN does not)."""
+        t = remote_records
+        where = sa.and_(self._scope(t), t.c.side == side, t.c.rtype == rtype)
+        ids = [r.rid for r in chunk]
+        stored = {
+            row.rid: (row.hash, row.raw_hash)
+            for row in conn.execute(sa.select(t.c.rid, t.c.hash, t.c.raw_hash).where(where, t.c.rid.in_(ids)))
+        }
+        unchanged: list[dict[str, Any]] = []
+        fresh: list[dict[str, Any]] = []
+        for r in chunk:
+            content = r.content_hash
+            raw = r.raw if keep_raw else None
+            raw_digest = raw_hash(raw)
+            old = stored.get(r.rid)
+            if old is not None and old[0] == content and (not keep_raw or old[1] == raw_digest):
+                unchanged.append({"b_rid": r.rid, **{f"b_{name}": getattr(r, name) for name in _CHEAP}})
+                continue
+            fresh.append(
+                {
+                    "integration": self.integration,
+                    "entity": self.entity,
+                    "side": side,
+                    "rtype": rtype,
+                    "rid": r.rid,
+                    "key": r.key,
+                    "kind": r.kind,
+                    "problem": r.problem,
+                    "link": r.link,
+                    "hash": content,
+                    "prev_hash": old[0] if old else None,
+                    "modified": r.modified,
+                    "seen_run": run_id,
+                    "data": r.data,
+                    "raw": raw,
+                    "raw_hash": raw_digest,
+                }
+            )
+        if unchanged:
+            statement = (
+                sa.update(t)
+                .where(where, t.c.rid == sa.bindparam("b_rid"))
+                .values(
+                    seen_run=run_id,
+                    prev_hash=t.c.hash,
+                    **{name: sa.bindparam(f"b_{name}") for name in _CHEAP},
+                )
+            )
+            conn.execute(statement, unchanged)
+        if fresh:
+            replaced = [row["rid"] for row in fresh if row["rid"] in stored]
+            if replaced:
+                conn.execute(sa.delete(t).where(where, t.c.rid.in_(replaced)))
+            conn.execute(sa.insert(t), fresh)
+
+    def identities(self, side: str, *, seen_run: str | None = None) -> pd.DataFrame:
+        """The identity columns of one side's records (no payloads): what matching joins on."""
+        t = remote_records
+        query = sa.select(
+            t.c.rtype,
+            t.c.rid,
+            t.c.key,
+            t.c.kind,
+            t.c.problem,
+            t.c.link,
+            t.c.hash,
+            t.c.prev_hash,
+            t.c.modified,
+            t.c.seen_run,
+        ).where(self._scope(t), t.c.side == side)
+        if seen_run is not None:
+            query = query.where(t.c.seen_run == seen_run)
+        with self.engine.connect() as conn:
+            return pd.read_sql(query, conn, dtype=object)
+
+    def fetch(
+        self, side: str, ids: Iterable[tuple[str, str]], *, with_raw: bool = True
+    ) -> dict[tuple[str, str], dict[str, Any]]:
+        """Full rows (data, link, hash, and ``raw`` unless told not to) by (rtype, rid).
+
+        ``raw`` is the API's whole record, several times the size of ``data``: only writes need it.
+
+        Args:
+            side: the side the records are on.
+            ids: (rtype, rid) pairs; repeats are read once, unknown ones are left out.
+            with_raw: read ``raw`` too.
+
+        Returns:
+            The rows found, by (rtype, rid).
+        """
+        t = remote_records
+        columns = [c for c in t.c if c.name != "raw_hash" and (with_raw or c.name != "raw")]
+        by_type: dict[str, list[str]] = {}
+        for rtype, rid in dict.fromkeys(ids):
+            by_type.setdefault(rtype, []).append(rid)
+        found: dict[tuple[str, str], dict[str, Any]] = {}
+        with self.engine.connect() as conn:
+            for rtype, rids in by_type.items():
+                where = sa.and_(self._scope(t), t.c.side == side, t.c.rtype == rtype)
+                for chunk in chunks(rids, _CHUNK):
+                    for row in conn.execute(sa.select(*columns).where(where, t.c.rid.in_(chunk))).mappings():
+                        found[(row["rtype"], row["rid"])] = dict(row)
+        return found
+
+    def max_modified(self, side: str, run_id: str) -> str | None:
+        """The latest ``modified`` among one side's records seen by ``run_id`` (the next cursor)."""
+        t = remote_records
+        query = sa.select(sa.func.max(t.c.modified)).where(
+            self._scope(t), t.c.side == side, t.c.seen_run == run_id
+        )
+        with self.engine.connect() as conn:
+            value: str | None = conn.scalar(query)
+            return value
