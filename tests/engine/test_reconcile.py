@@ -7,9 +7,10 @@ from dataclasses import dataclass
 import pytest
 import sqlalchemy as sa
 
+from clientify_sync.engine.job import store_plan
 from clientify_sync.engine.ledger import SCHEMA_VERSION, Ledger
 from clientify_sync.engine.model import CONTACT_SCHEMA, SideRecord
-from clientify_sync.engine.reconcile import reconcile
+from clientify_sync.engine.reconcile import Reconciler
 from clientify_sync.engine.taxid import classify_rfc
 from clientify_sync.engine.vocabulary import Mode, Side
 
@@ -47,9 +48,10 @@ class Plan:
 
 
 def plan_for(ledger: Ledger, *, mode: Mode = Mode.MODIFIED, run: str = RUN, dry_run: bool = False) -> Plan:
-    builder = reconcile(ledger, CONTACT_SCHEMA, run_id=run, mode=mode, dry_run=dry_run,
-                        crm_rtype_for=lambda kind: "company" if kind == "company" else "contact")  # fmt: skip
-    return Plan(ledger.plan(run), ledger.conflicts(run), builder.counts)
+    planner = Reconciler(ledger, CONTACT_SCHEMA, run, mode, lambda kind: "company" if kind == "company" else "contact")
+    store_plan(ledger, run, planner.chunks(), dry_run=dry_run)
+    counts = planner.counts.as_summary()
+    return Plan(ledger.plan.page(run), ledger.conflicts.list(run), counts)
 
 
 def actions(plan) -> set[tuple]:
@@ -57,14 +59,14 @@ def actions(plan) -> set[tuple]:
 
 
 def test_link_field_then_tax_id_then_create(ledger):
-    ledger.upsert_remote(
+    ledger.records.stage(
         [inv_client("A", "URE180429TM6"), inv_client("B", "EKU9003173C9"), inv_client("C", "CACX7605101P8")], RUN
     )
-    ledger.upsert_remote(
+    ledger.records.stage(
         [crm_record("10", "URE180429TM7", link="A"), crm_record("11", "EKU9003173C9")], RUN
     )
     plan = plan_for(ledger)
-    links = {(r.inv_id, r.crm_id) for r in ledger.links_frame().itertuples()}
+    links = {(r.inv_id, r.crm_id) for r in ledger.links.identities().itertuples()}
     assert links == {("A", "10"), ("B", "11")}  # A by link field (tax ID differs), B by tax ID
     assert ("create", "clientify", "C", None, "no_match") in actions(plan)
     create = next(i for i in plan.items if i["action"] == "create")
@@ -76,52 +78,52 @@ def test_link_field_then_tax_id_then_create(ledger):
 
 
 def test_records_without_usable_tax_id_are_skipped_with_reasons(ledger):
-    ledger.upsert_remote(
+    ledger.records.stage(
         [inv_client("A", ""), inv_client("B", "XAXX010101000"), inv_client("C", "RODJ899315654")], RUN
     )
-    ledger.upsert_remote([crm_record("9", "")], RUN)
+    ledger.records.stage([crm_record("9", "")], RUN)
     plan = plan_for(ledger)
     assert {(i["action"], i["reason"]) for i in plan.items} == {
         ("skipped", "no_tax_id"), ("skipped", "generic_tax_id"), ("skipped", "invalid_tax_id"),
     }  # fmt: skip
-    assert ledger.links_frame().empty
+    assert ledger.links.identities().empty
 
 
 def test_duplicate_tax_ids_in_clientify_are_quarantined_not_merged(ledger):
-    ledger.upsert_remote([inv_client("A", "URE180429TM6")], RUN)
-    ledger.upsert_remote([crm_record("10", "URE180429TM6"), crm_record("11", "URE180429TM6")], RUN)
+    ledger.records.stage([inv_client("A", "URE180429TM6")], RUN)
+    ledger.records.stage([crm_record("10", "URE180429TM6"), crm_record("11", "URE180429TM6")], RUN)
     plan = plan_for(ledger)
     reasons = {(i["action"], i.get("inv_id"), i.get("crm_id"), i["reason"]) for i in plan.items}
     assert ("quarantined", "A", None, "duplicate_tax_id") in reasons
     assert ("quarantined", None, "10", "duplicate_tax_id") in reasons
     assert not any(i["action"] in ("create", "update") for i in plan.items)
-    assert ledger.links_frame().empty
+    assert ledger.links.identities().empty
 
 
 def test_clientify_only_record_is_created_on_the_invoicing_side(ledger):
-    ledger.upsert_remote([crm_record("20", "EKU9003173C9")], RUN)
+    ledger.records.stage([crm_record("20", "EKU9003173C9")], RUN)
     plan = plan_for(ledger)
     assert actions(plan) == {("create", "invoicing", None, "20", "no_match")}
 
 
 def test_idle_rerun_plans_nothing(ledger):
-    ledger.upsert_remote([inv_client("A", "URE180429TM6")], RUN)
-    ledger.upsert_remote([crm_record("10", "URE180429TM6", link="A")], RUN)
+    ledger.records.stage([inv_client("A", "URE180429TM6")], RUN)
+    ledger.records.stage([crm_record("10", "URE180429TM6", link="A")], RUN)
     plan_for(ledger)
-    inv_row = ledger.remote_records("invoicing", [("client", "A")])[("client", "A")]
-    crm_row = ledger.remote_records("clientify", [("company", "10")])[("company", "10")]
-    ledger.save_link(("client", "A"), ("company", "10"), base=inv_row["data"], inv_hash=inv_row["hash"],
+    inv_row = ledger.records.fetch("invoicing", [("client", "A")])[("client", "A")]
+    crm_row = ledger.records.fetch("clientify", [("company", "10")])[("company", "10")]
+    ledger.links.save(("client", "A"), ("company", "10"), base=inv_row["data"], inv_hash=inv_row["hash"],
                      crm_hash=crm_row["hash"], run_id=RUN)  # fmt: skip
-    ledger.upsert_remote([inv_client("A", "URE180429TM6")], "run-2")  # same listing, nothing in the window
+    ledger.records.stage([inv_client("A", "URE180429TM6")], "run-2")  # same listing, nothing in the window
     plan = plan_for(ledger, run="run-2")
     assert plan.items == [] and plan.counts["unchanged"] == 1
 
 
 def test_dry_run_saves_no_links(ledger):
-    ledger.upsert_remote([inv_client("B", "EKU9003173C9")], RUN)
-    ledger.upsert_remote([crm_record("11", "EKU9003173C9")], RUN)
+    ledger.records.stage([inv_client("B", "EKU9003173C9")], RUN)
+    ledger.records.stage([crm_record("11", "EKU9003173C9")], RUN)
     plan = plan_for(ledger, dry_run=True)
-    assert ledger.links_frame().empty
+    assert ledger.links.identities().empty
     assert any(i["action"] == "update" and i["crm_id"] == "11" for i in plan.items)
 
 
@@ -130,7 +132,7 @@ def test_schema_upgrade_is_idempotent(tmp_path):
     for _ in range(2):
         Ledger.open(url, "facturama", "contacts").close()
     ledger = Ledger.open(url, "facturama", "contacts")
-    assert ledger.get_meta("schema_version") == str(SCHEMA_VERSION)
+    assert ledger.meta.get("schema_version") == str(SCHEMA_VERSION)
     ledger.close()
 
 
@@ -150,7 +152,7 @@ def test_a_version_1_ledger_is_upgraded_in_place(tmp_path):
                              "VALUES ('old', 'facturama', 'contacts', 'p', 'create', 'x', 'planned')"))  # fmt: skip
     engine.dispose()
     ledger = Ledger.open(url, "facturama", "contacts")
-    assert ledger.get_meta("schema_version") == str(SCHEMA_VERSION)
-    [item] = ledger.plan("old")
+    assert ledger.meta.get("schema_version") == str(SCHEMA_VERSION)
+    [item] = ledger.plan.page("old")
     assert item["priority"] == 1 and item["action"] == "create"  # the old row is kept, with the default
     ledger.close()

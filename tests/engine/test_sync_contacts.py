@@ -177,7 +177,7 @@ def test_same_field_conflict_follows_the_policy_and_is_recorded(world: World, pl
     assert company["name"] == "NOMBRE FISCAL NUEVO"  # fiscal field: the invoicing side wins
     assert (inv.get("Email") or inv.get("email")) == "crm@example.com"  # CRM field: Clientify wins
     ledger = Ledger.open(world.ledger_url, platform.value, "contacts")
-    recorded = {(c["field"], c["invoicing_value"], c["clientify_value"], c["winner"]) for c in ledger.conflicts()}
+    recorded = {(c["field"], c["invoicing_value"], c["clientify_value"], c["winner"]) for c in ledger.conflicts.list()}
     ledger.close()
     assert ("name", "NOMBRE FISCAL NUEVO", "Nombre Comercial", "invoicing") in recorded
     assert ("email", "inv@example.com", "crm@example.com", "clientify") in recorded
@@ -240,7 +240,7 @@ def plan_items(world: World, platform: Platform, run_id: str) -> list[dict[str, 
     """Every plan item of one contacts run, with its outcome, reason and detail."""
     ledger = Ledger.open(world.ledger_url, platform.value, Entity.CONTACTS.value)
     try:
-        return [item for chunk in ledger.iter_plan(run_id) for item in chunk]
+        return [item for chunk in ledger.plan.iter(run_id) for item in chunk]
     finally:
         ledger.close()
 

@@ -256,7 +256,7 @@ def test_a_budget_for_a_customer_of_the_other_integration_is_skipped_not_deferre
     report = world.sync(Platform.FACTURADIRECTA, Entity.ESTIMATES, mode=Mode.FULL)
     assert report["reasons"] == {"skipped:other_platform": 1}  # as the customer itself is
     ledger = Ledger.open(world.ledger_url, "facturadirecta", "estimates")
-    assert ledger.dead_letters().empty
+    assert ledger.dead_letters.open().empty
     ledger.close()
 
 
@@ -320,5 +320,5 @@ def test_an_estimate_with_a_line_without_sku_is_skipped_before_any_call(world: W
     assert len(budgets(world)) == 1 and len(inv_estimates(world, platform)) == 1  # only the originals
     assert report["failures"] == []  # nothing dead-lettered to be retried five runs
     ledger = Ledger.open(world.ledger_url, platform.value, "estimates")
-    assert ledger.dead_letters().empty
+    assert ledger.dead_letters.open().empty
     ledger.close()

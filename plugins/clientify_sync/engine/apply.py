@@ -24,6 +24,7 @@ from typing import Any
 
 from clientify_sync.engine.ledger import Ledger
 from clientify_sync.engine.model import SideRecord
+from clientify_sync.engine.plan import Action, PlanItem, Reason
 from clientify_sync.engine.progress import Progress
 from clientify_sync.engine.sides import ClientifySide, InvoicingSide
 from clientify_sync.engine.vocabulary import Side
@@ -72,14 +73,14 @@ class LedgerWrites:
         for side, rtype, rid in self.cleared:
             cleared.setdefault((side, rtype), []).append(rid)
         with ledger.begin() as conn:
-            ledger.upsert_remote(self.records, run_id, conn=conn)
-            ledger.save_links(conn, self.links, run_id)
-            ledger.delete_pending(self.settled_pending, conn)
-            ledger.finish_items(conn, self.finished)
+            ledger.records.stage(self.records, run_id, conn=conn)
+            ledger.links.save_many(conn, self.links, run_id)
+            ledger.pending.delete(self.settled_pending, conn)
+            ledger.plan.finish_many(conn, self.finished)
             for (side, rtype), rids in cleared.items():
-                ledger.clear_dead_letter(conn, side, rtype, rids)
+                ledger.dead_letters.clear(conn, side, rtype, rids)
             for side, rtype, rid, reason, detail in self.dead:  # failures are few: one at a time
-                ledger.record_dead_letter(conn, side, rtype, rid, reason, detail, run_id)
+                ledger.dead_letters.record(conn, side, rtype, rid, reason, detail, run_id)
 
 
 @dataclass
@@ -109,7 +110,7 @@ class Applier:
     consecutive_transient: int = 0  # across batches and plan chunks: what trips the breaker
     progress: Progress | None = None  # a line every 500 records or 30 s, across plan chunks
 
-    def run(self, items: list[dict[str, Any]]) -> ApplyStats:
+    def run(self, items: list[PlanItem]) -> ApplyStats:
         """Write ``items`` with up to ``4 × concurrency`` in flight (a sliding window, no barrier).
 
         Pending creates are journaled a group ahead of the writes that need them, and the ledger is
@@ -117,13 +118,13 @@ class Applier:
         """
         if not items:
             return self.stats
-        inv_rows = self.ledger.remote_records(INV, [(i["inv_type"], i["inv_id"]) for i in items if i["inv_id"]])
-        crm_rows = self.ledger.remote_records(CRM, [(i["crm_type"], i["crm_id"]) for i in items if i["crm_id"]])
+        inv_rows = self.ledger.records.fetch(INV, [i.inv for i in items if i.inv])
+        crm_rows = self.ledger.records.fetch(CRM, [i.crm for i in items if i.crm])
         batch = max(1, self.concurrency * 8)
         window = max(1, self.concurrency * 4)
         pending_ids: dict[int, int] = {}
         journaled = submitted = 0
-        futures: dict[Future[Written], dict[str, Any]] = {}
+        futures: dict[Future[Written], PlanItem] = {}
         self.writes = LedgerWrites()
         with ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="apply") as pool:
             try:
@@ -140,7 +141,7 @@ class Applier:
                     for future in done:
                         item = futures.pop(future)
                         failures = len(self.stats.failures)
-                        self._count_transient(self._settle(item, future, pending_ids.get(item["id"])))
+                        self._count_transient(self._settle(item, future, pending_ids.get(item.id)))
                         if self.progress is not None:
                             self.progress.settled(failed=len(self.stats.failures) > failures)
                     if len(self.writes.finished) >= batch:
@@ -168,59 +169,59 @@ class Applier:
 
     # -- before the writes: the pending-create journal ---------------------------------------------
     def _journal_creates(
-        self, batch: list[dict[str, Any]], inv_rows: dict, crm_rows: dict
+        self, batch: list[PlanItem], inv_rows: dict, crm_rows: dict
     ) -> dict[int, int]:
         pending_ids: dict[int, int] = {}
         with self.ledger.begin() as conn:
             for item in batch:
-                if item["action"] != "create":
+                if item.action is not Action.CREATE:
                     continue
                 if self.target is Side.CLIENTIFY:
-                    source = (item["inv_type"], item["inv_id"])
+                    source = (item.inv_type, item.inv_id)
                     key = inv_rows[source]["key"]
-                    target_type = item["crm_type"]
+                    target_type = item.crm_type
                 else:
-                    source = (item["crm_type"], item["crm_id"])
+                    source = (item.crm_type, item.crm_id)
                     key = crm_rows[source]["key"]
                     target_type = self.invoicing.mapper.rtype_for(None)
-                pending_ids[item["id"]] = self.ledger.add_pending(
+                pending_ids[item.id] = self.ledger.pending.add(
                     conn, target=self.target.value, target_type=target_type, source=source, natural_key=key,
                     run_id=self.run_id,
                 )  # fmt: skip
         return pending_ids
 
     # -- the write itself (worker threads: no ledger access here) ----------------------------------
-    def _write(self, item: dict[str, Any], inv_rows: dict, crm_rows: dict) -> Written:
-        inv_row = inv_rows.get((item["inv_type"], item["inv_id"])) if item["inv_id"] else None
-        crm_row = crm_rows.get((item["crm_type"], item["crm_id"])) if item["crm_id"] else None
-        if item["action"] == "create" and self.target is Side.CLIENTIFY:
-            record = self.clientify.create(item["crm_type"], inv_row["data"], link=item["inv_id"])
+    def _write(self, item: PlanItem, inv_rows: dict, crm_rows: dict) -> Written:
+        inv_row = inv_rows.get((item.inv_type, item.inv_id)) if item.inv_id else None
+        crm_row = crm_rows.get((item.crm_type, item.crm_id)) if item.crm_id else None
+        if item.action is Action.CREATE and self.target is Side.CLIENTIFY:
+            record = self.clientify.create(item.crm_type, inv_row["data"], link=item.inv_id)
             if not self.invoicing.link_supported:
                 return Written(record, inv_row["hash"])
             source = self.invoicing.update(
                 inv_row["rtype"], inv_row["rid"], inv_row["raw"], inv_row["data"], set(), link=record.rid
             )
             return Written(record, source.content_hash, source)
-        if item["action"] == "create":
+        if item.action is Action.CREATE:
             record = self.invoicing.create(self.invoicing.mapper.rtype_for(None), crm_row["data"], crm_row["rid"])
             source = self.clientify.update(
                 crm_row["rtype"], crm_row["rid"], crm_row["raw"], crm_row["data"], set(), link=record.rid
             )
             return Written(record, source.content_hash, source)
-        changed = set(item["fields"] or [])
+        changed = set(item.fields or [])
         if self.target is Side.CLIENTIFY:
             record = self.clientify.update(
-                item["crm_type"], item["crm_id"], crm_row["raw"], item["merged"], changed, link=item["inv_id"]
+                item.crm_type, item.crm_id, crm_row["raw"], item.merged, changed, link=item.inv_id
             )
         else:
-            link = item["crm_id"] if self.invoicing.link_supported else None
+            link = item.crm_id if self.invoicing.link_supported else None
             record = self.invoicing.update(
-                item["inv_type"], item["inv_id"], inv_row["raw"], item["merged"], changed, link=link
+                item.inv_type, item.inv_id, inv_row["raw"], item.merged, changed, link=link
             )
         return Written(record, "")
 
     # -- after the write: outcome, link, mirror, dead letters ---------------------------------------
-    def _settle(self, item: dict[str, Any], future: Future[Written], pending_id: int | None) -> bool:
+    def _settle(self, item: PlanItem, future: Future[Written], pending_id: int | None) -> bool:
         """Record one item's outcome. Returns False for a transient failure (for the breaker)."""
         try:
             written = future.result()
@@ -247,16 +248,16 @@ class Applier:
         self._succeed(item, written, pending_id)
         return True
 
-    def _succeed(self, item: dict[str, Any], written: Written, pending_id: int | None) -> None:
+    def _succeed(self, item: PlanItem, written: Written, pending_id: int | None) -> None:
         record = written.record
         self.writes.records.extend([record] + ([written.source] if written.source else []))
-        outcome = "created" if item["action"] == "create" else "conflict" if item["reason"] == "conflict" else "updated"
-        if item["action"] == "create":
+        outcome = "created" if item.action is Action.CREATE else "conflict" if item.reason == Reason.CONFLICT else "updated"
+        if item.action is Action.CREATE:
             if self.target is Side.CLIENTIFY:
-                inv_ref, crm_ref = (item["inv_type"], item["inv_id"]), (record.rtype, record.rid)
+                inv_ref, crm_ref = (item.inv_type, item.inv_id), (record.rtype, record.rid)
                 inv_hash, crm_hash = written.source_hash, record.content_hash
             else:
-                inv_ref, crm_ref = (record.rtype, record.rid), (item["crm_type"], item["crm_id"])
+                inv_ref, crm_ref = (record.rtype, record.rid), (item.crm_type, item.crm_id)
                 inv_hash, crm_hash = record.content_hash, written.source_hash
             self.writes.links.append(
                 {"inv": inv_ref, "crm": crm_ref, "base": record.data, "inv_hash": inv_hash, "crm_hash": crm_hash}
@@ -265,56 +266,56 @@ class Applier:
                 self.writes.settled_pending.append(pending_id)
         result = {"rid": record.rid, "rtype": record.rtype, "hash": record.content_hash}
         self.writes.finished.append(
-            {"item_id": item["id"], "status": "done", "outcome": outcome, "reason": item["reason"], "result": result}
+            {"item_id": item.id, "status": "done", "outcome": outcome, "reason": item.reason, "result": result}
         )
         self._clear_dead_letters(item)
         self.stats.count(outcome)
 
     def _fail(
-        self, item: dict[str, Any], reason: str, error: Exception, *, keep_pending: int | None = None,
+        self, item: PlanItem, reason: str, error: Exception, *, keep_pending: int | None = None,
         drop_pending: int | None = None,
     ) -> None:  # fmt: skip
         detail = _describe(error)
         side, rtype, rid = self._record_of(item)
-        log.warning("%s %s %s failed: %s (%s)", item["action"], rtype, rid, reason, detail)
+        log.warning("%s %s %s failed: %s (%s)", item.action, rtype, rid, reason, detail)
         if drop_pending is not None:
             self.writes.settled_pending.append(drop_pending)
         self.writes.finished.append(
-            {"item_id": item["id"], "status": "failed", "outcome": "failed", "reason": reason, "detail": detail}
+            {"item_id": item.id, "status": "failed", "outcome": "failed", "reason": reason, "detail": detail}
         )
         self.writes.dead.append((side, rtype, rid, reason, detail))
         self.stats.count("failed")
         self.stats.failures.append({"side": side, "rtype": rtype, "id": rid, "reason": reason, "detail": detail})
 
-    def _skip(self, item: dict[str, Any], error: RecordError, *, drop_pending: int | None = None) -> None:
+    def _skip(self, item: PlanItem, error: RecordError, *, drop_pending: int | None = None) -> None:
         """A record the target cannot take as it stands (no e-mail, a line without SKU): no dead letter,
         since retrying cannot help until the record itself changes, which brings it back anyway.
 
         Its status is ``skipped``, not ``done``, so the pair's merge base does not move past it.
         """
         side, rtype, rid = self._record_of(item)
-        log.info("%s %s %s skipped: %s", item["action"], rtype, rid, error.reason)
+        log.info("%s %s %s skipped: %s", item.action, rtype, rid, error.reason)
         if drop_pending is not None:
             self.writes.settled_pending.append(drop_pending)
         self.writes.finished.append(
-            {"item_id": item["id"], "status": "skipped", "outcome": "skipped", "reason": error.reason,
+            {"item_id": item.id, "status": "skipped", "outcome": "skipped", "reason": error.reason,
              "detail": error.detail}
         )  # fmt: skip
         self._clear_dead_letters(item)  # an earlier failure of it is settled: it is now a known skip
         self.stats.count("skipped")
         self.stats.skips.append({"side": side, "rtype": rtype, "id": rid, "reason": error.reason, "detail": error.detail})
 
-    def _record_of(self, item: dict[str, Any]) -> tuple[str, str, str]:
+    def _record_of(self, item: PlanItem) -> tuple[str, str, str]:
         """The record a failure is filed under: the source record of a create, else the pair's invoicing one."""
-        if item["action"] == "create" and self.target is Side.INVOICING:
-            return CRM, item["crm_type"], item["crm_id"]
-        return INV, item["inv_type"], item["inv_id"]
+        if item.action is Action.CREATE and self.target is Side.INVOICING:
+            return CRM, item.crm_type, item.crm_id
+        return INV, item.inv_type, item.inv_id
 
-    def _clear_dead_letters(self, item: dict[str, Any]) -> None:
-        if item["inv_id"]:
-            self.writes.cleared.append((INV, item["inv_type"], item["inv_id"]))
-        if item["crm_id"]:
-            self.writes.cleared.append((CRM, item["crm_type"], item["crm_id"]))
+    def _clear_dead_letters(self, item: PlanItem) -> None:
+        if item.inv_id:
+            self.writes.cleared.append((INV, item.inv_type, item.inv_id))
+        if item.crm_id:
+            self.writes.cleared.append((CRM, item.crm_type, item.crm_id))
 
 
 def _describe(error: Exception) -> str:

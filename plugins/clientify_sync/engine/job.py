@@ -9,6 +9,7 @@ failed step can be retried alone. Each step returns a small JSON-able dict for X
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from typing import Any
 
 from clientify_sync import watermark as watermarks
@@ -16,9 +17,11 @@ from clientify_sync.api.client import unsupported
 from clientify_sync.engine.apply import Applier
 from clientify_sync.engine.documents import Directory
 from clientify_sync.engine.ledger import Ledger
+from clientify_sync.engine.ledger.candidates import Candidates
 from clientify_sync.engine.model import SCHEMAS
+from clientify_sync.engine.plan import Action, PlanItem, Reason, Status
 from clientify_sync.engine.progress import Progress
-from clientify_sync.engine.reconcile import reconcile
+from clientify_sync.engine.reconcile import PlanChunk, Reconciler
 from clientify_sync.engine.report import build_report
 from clientify_sync.engine.sides import CONTENT_TYPES, build_sides
 from clientify_sync.engine.vocabulary import Entity, JobSpec, Mode, Side, SyncOptions
@@ -44,7 +47,8 @@ class SyncJob:
         schema = SCHEMAS[spec.entity]
         wins = self.options.invoicing_wins.get(spec.entity)
         self.schema = schema if wins is None else type(schema)(schema.entity, schema.fields, schema.key_field, wins)
-        self.ledger.start_run(spec.run_id, spec.mode.value, spec.dry_run)
+        self.candidates = Candidates(ledger.engine, ledger.integration, ledger.entity)
+        self.ledger.runs.start(spec.run_id, spec.mode.value, spec.dry_run)
 
     @classmethod
     def open(
@@ -58,13 +62,13 @@ class SyncJob:
 
     def _directory(self) -> Directory:
         """Customers and products of the same integration, from the contacts and products ledgers."""
-        contacts = Ledger(self.ledger.engine, self.spec.platform.value, Entity.CONTACTS.value)
-        products = Ledger(self.ledger.engine, self.spec.platform.value, Entity.PRODUCTS.value)
-        products_inv = products.remote_frame(INV)
-        rows = products.remote_records(INV, zip(products_inv["rtype"], products_inv["rid"], strict=True))
+        contacts = self.ledger.scoped(Entity.CONTACTS.value)
+        products = self.ledger.scoped(Entity.PRODUCTS.value)
+        products_inv = products.records.identities(INV)
+        rows = products.records.fetch(INV, zip(products_inv["rtype"], products_inv["rid"], strict=True))
         return Directory.from_frames(
-            contacts.remote_frame(INV), contacts.remote_frame(CRM), contacts.links_frame(), products_inv,
-            products.remote_frame(CRM), products.links_frame(),
+            contacts.records.identities(INV), contacts.records.identities(CRM), contacts.links.identities(),
+            products_inv, products.records.identities(CRM), products.links.identities(),
             inv_products_raw={row["key"]: row["raw"] or {} for row in rows.values() if row["key"]},
         )  # fmt: skip
 
@@ -74,19 +78,22 @@ class SyncJob:
         self._reset_stats()
         records = pages = 0
         for page in self.invoicing.pages():
-            self.ledger.upsert_remote(page, self.spec.run_id)
+            self.ledger.records.stage(page, self.spec.run_id)
             records, pages = records + len(page), pages + 1
         return self._step("extract_invoicing", {"records": records, "pages": pages})
 
     def extract_clientify(self, watermark: str | None) -> dict[str, Any]:
-        """Stage the Clientify records modified since ``watermark - lookback`` (all of them in full mode)."""
+        """Settle pending creates, then stage the Clientify records modified since ``watermark - lookback``
+        (all of them in full mode)."""
         self._reset_stats()
+        if not self.spec.dry_run:
+            self._settle_pending_creates()
         since = watermarks.since(watermark, self.options.lookback) if self.spec.mode is Mode.MODIFIED else None
         records = pages = 0
         for page in self.clientify.pages(since):
-            self.ledger.upsert_remote(page, self.spec.run_id)
+            self.ledger.records.stage(page, self.spec.run_id)
             records, pages = records + len(page), pages + 1
-        seen_max = self.ledger.max_modified(CRM, self.spec.run_id)
+        seen_max = self.ledger.records.max_modified(CRM, self.spec.run_id)
         summary: dict[str, Any] = {"records": records, "pages": pages, "since": since, "max_modified": seen_max}
         # An API that ignores modified[gte] returned everything: the read was a full one, and says so.
         ignored = [r.ignored_filter.message for r in self.clientify.resources.values() if getattr(r, "ignored_filter", None)]
@@ -94,40 +101,33 @@ class SyncJob:
             summary["modified_filter_ignored"] = ignored
         return self._step("extract_clientify", summary)
 
-    # -- reconcile -----------------------------------------------------------------------------
-    def reconcile(self) -> dict[str, Any]:
-        """Settle pending creates, then match, merge and store the plan."""
-        self._reset_stats()
-        if not self.spec.dry_run:
-            self._settle_pending_creates()
-        self.ledger.clear_plan(self.spec.run_id)
-        plan = reconcile(
-            self.ledger, self.schema, run_id=self.spec.run_id, mode=self.spec.mode,
-            crm_rtype_for=self.clientify.mapper.rtype_for, dead_letter_limit=self.options.dead_letter_limit,
-            dry_run=self.spec.dry_run, dependencies=self.directory.missing if self.directory else None,
-        )  # fmt: skip
-        summary = {
-            "planned": dict(plan.planned), "counts": dict(plan.counts), "conflicts": plan.conflict_count,
-            "first_match_differences": plan.first_match_count,
-        }  # fmt: skip
-        return self._step("reconcile", summary)
-
     def _settle_pending_creates(self) -> None:
         """Creates whose outcome a crash left unknown: find the record before anything is created again.
 
         The invoicing listing is complete, and a record created in Clientify carries the link field
         and a ``modified`` after the unadvanced watermark, so matching normally sees it; a lookup by
-        link field and key covers the rest. Either way the entry is settled here.
+        link field and key covers the rest. Either way the entry is settled here, in the step that
+        already reads Clientify (and holds its pool).
         """
-        mirror = self.ledger.remote_frame(CRM)
-        for entry in self.ledger.pending():
-            if entry["target"] == CRM:
-                known = mirror[(mirror["link"] == entry["source_id"]) | (mirror["key"] == entry["natural_key"])]
-                if known.empty:
-                    found = self.clientify.find(entry["source_id"], entry["natural_key"])
-                    self.ledger.upsert_remote(found, self.spec.run_id)
-                    log.info("pending create %s: %d found in Clientify", entry["source_id"], len(found))
-            self.ledger.delete_pending(entry["id"])
+        for entry in self.ledger.pending.all():
+            if entry["target"] == CRM and not self.candidates.mirror_by(link=entry["source_id"], key=entry["natural_key"]):
+                found = self.clientify.find(entry["source_id"], entry["natural_key"])
+                self.ledger.records.stage(found, self.spec.run_id)
+                log.info("pending create %s: %d found in Clientify", entry["source_id"], len(found))
+            self.ledger.pending.delete(entry["id"])
+
+    # -- reconcile -----------------------------------------------------------------------------
+    def reconcile(self) -> dict[str, Any]:
+        """Match, merge and store the plan (no API call: the planner reads the ledger only)."""
+        self._reset_stats()
+        self.ledger.plan.clear(self.spec.run_id)
+        planner = Reconciler(
+            self.ledger, self.schema, self.spec.run_id, self.spec.mode, self.clientify.mapper.rtype_for,
+            dead_letter_limit=self.options.dead_letter_limit,
+            dependencies=self.directory.missing if self.directory else None,
+        )  # fmt: skip
+        store_plan(self.ledger, self.spec.run_id, planner.chunks(), dry_run=self.spec.dry_run)
+        return self._step("reconcile", planner.counts.as_summary())
 
     # -- apply ---------------------------------------------------------------------------------
     def apply_clientify(self) -> dict[str, Any]:
@@ -138,12 +138,12 @@ class SyncJob:
 
     def _apply(self, target: Side, step: str) -> dict[str, Any]:
         self._reset_stats()
-        chunks = self.ledger.iter_plan(self.spec.run_id, target=target.value, status="planned")
+        chunks = self.ledger.plan.iter(self.spec.run_id, target=target.value, status="planned")
         if self.spec.dry_run:
             return self._step(step, {"dry_run": True, "would_write": sum(len(c) for c in chunks)})
         concurrency = self.options.concurrency or self._client_concurrency(target)
         label = f"{step} {self.spec.platform.value} {self.spec.entity.value}"
-        progress = Progress(label, total=self.ledger.count_plan(self.spec.run_id, target=target.value, status="planned"))
+        progress = Progress(label, total=self.ledger.plan.count(self.spec.run_id, target=target.value, status="planned"))
         applier = Applier(
             self.ledger, self.spec.run_id, target, self.invoicing, self.clientify, concurrency=concurrency,
             breaker_limit=self.options.breaker_limit, progress=progress,
@@ -152,7 +152,7 @@ class SyncJob:
         for items in chunks:  # a chunk at a time: memory stays flat however large the plan
             if total == 0:
                 self._ensure_link_fields()
-            applier.run(items)
+            applier.run([PlanItem.from_row(row) for row in items])
             total += len(items)
         if total:
             progress.report()
@@ -163,9 +163,9 @@ class SyncJob:
         """Define the Clientify link field once per content type (remembered in the ledger)."""
         for rtype in self.clientify.resources:
             key = f"clientify.custom_field:{self.clientify.link_field}:{CONTENT_TYPES[rtype]}"
-            if self.ledger.get_meta(key) is None:
+            if self.ledger.meta.get(key) is None:
                 self.clientify.custom_fields.ensure(self.clientify.link_field, CONTENT_TYPES[rtype])
-                self.ledger.set_meta(key, "defined")
+                self.ledger.meta.set(key, "defined")
 
     def _client_concurrency(self, target: Side) -> int:
         client = self.clientify_client if target is Side.CLIENTIFY else self.invoicing_client
@@ -182,36 +182,50 @@ class SyncJob:
             else watermarks.next_watermark(previous_watermark, seen_max, self.spec.mode.value)
         )
         report = build_report(self.ledger, self.spec, previous_watermark, watermark_out)
-        self.ledger.finish_run(self.spec.run_id, report)
-        self.ledger.prune_plans(self.options.keep_plans)
+        self.ledger.runs.finish(self.spec.run_id, report)
+        self.ledger.plan.prune(self.options.keep_plans)
         return report
 
     def _finalise_pairs(self) -> None:
-        """A pair whose every write of this run succeeded gets the merged record as its new base."""
-        by_pair: dict[str, list[dict[str, Any]]] = {}
-        for chunk in self.ledger.iter_plan(self.spec.run_id):
-            for item in chunk:
-                if item["action"] in ("update", "touch"):
-                    by_pair.setdefault(item["pair"], []).append(item)
-        done = [items for items in by_pair.values() if all(i["status"] == "done" for i in items)]
-        for start in range(0, len(done), 1000):
-            self._finalise_chunk(done[start : start + 1000])
+        """A pair whose every write of this run succeeded gets the merged record as its new base.
 
-    def _finalise_chunk(self, done: list[list[dict[str, Any]]]) -> None:
-        inv_rows = self.ledger.remote_records(INV, [(i[0]["inv_type"], i[0]["inv_id"]) for i in done], with_raw=False)
-        crm_rows = self.ledger.remote_records(CRM, [(i[0]["crm_type"], i[0]["crm_id"]) for i in done], with_raw=False)
+        The plan is read a chunk at a time; a pair's items are stored next to each other (same
+        priority, consecutive ids), so a pair is complete when the next one starts.
+        """
+        done: list[list[PlanItem]] = []
+        current: list[PlanItem] = []
+        for chunk in self.ledger.plan.iter(self.spec.run_id):
+            for item in map(PlanItem.from_row, chunk):
+                if item.action not in (Action.UPDATE, Action.TOUCH):
+                    continue
+                if current and current[0].pair != item.pair:
+                    done.append(current)
+                    current = []
+                current.append(item)
+                if len(done) >= 1000:
+                    self._finalise_chunk(done)
+                    done = []
+        if current:
+            done.append(current)
+        self._finalise_chunk(done)
+
+    def _finalise_chunk(self, pairs: list[list[PlanItem]]) -> None:
+        done = [items for items in pairs if all(i.status is Status.DONE for i in items)]
+        if not done:
+            return
+        inv_rows = self.ledger.records.fetch(INV, [i[0].inv for i in done if i[0].inv], with_raw=False)
+        crm_rows = self.ledger.records.fetch(CRM, [i[0].crm for i in done if i[0].crm], with_raw=False)
         with self.ledger.begin() as conn:
             for items in done:
                 first = items[0]
-                inv_ref, crm_ref = (first["inv_type"], first["inv_id"]), (first["crm_type"], first["crm_id"])
-                self.ledger.save_link(
-                    inv_ref, crm_ref, base=first["merged"], inv_hash=inv_rows[inv_ref]["hash"],
-                    crm_hash=crm_rows[crm_ref]["hash"], run_id=self.spec.run_id, conn=conn,
+                assert first.inv is not None and first.crm is not None
+                self.ledger.links.save(
+                    first.inv, first.crm, base=first.merged, inv_hash=inv_rows[first.inv]["hash"],
+                    crm_hash=crm_rows[first.crm]["hash"], run_id=self.spec.run_id, conn=conn,
                 )  # fmt: skip
                 for item in items:
-                    if item["action"] == "touch":
-                        self.ledger.finish_item(conn, item["id"], status="done", outcome="unchanged",
-                                                reason=item["reason"])  # fmt: skip
+                    if item.action is Action.TOUCH and item.id is not None:
+                        self.ledger.plan.finish(conn, item.id, status="done", outcome="unchanged", reason=item.reason)
 
     # -- helpers -------------------------------------------------------------------------------
     def _reset_stats(self) -> None:
@@ -225,9 +239,26 @@ class SyncJob:
             self.spec.platform.value: _stats_summary(self.invoicing_client),
             "clientify": _stats_summary(self.clientify_client),
         }
-        self.ledger.save_step(self.spec.run_id, step, summary, calls)
+        self.ledger.runs.save_step(self.spec.run_id, step, summary, calls)
         log.info("%s %s %s: %s", self.spec.platform.value, self.spec.entity.value, step, summary)
         return summary
+
+
+def store_plan(ledger: Ledger, run_id: str, chunks: Iterable[PlanChunk], *, dry_run: bool) -> None:
+    """The reconcile step's writes, a chunk at a time: plan items always; conflicts, the links of pairs
+    matched in this run and the dead letters of deferred Clientify documents unless it is a dry run."""
+    for chunk in chunks:
+        ledger.plan.add(run_id, [item.as_row() for item in chunk.items])
+        if dry_run:
+            continue
+        ledger.conflicts.add(run_id, [c.as_row() for c in chunk.conflicts])
+        with ledger.begin() as conn:
+            pairs = [{"inv": inv, "crm": crm, "base": None, "inv_hash": "", "crm_hash": ""} for inv, crm in chunk.new_links]
+            ledger.links.save_many(conn, pairs, run_id)
+            for item in chunk.dead_letters:  # a Clientify document may leave the window before its customer is linked
+                assert item.crm is not None
+                ledger.dead_letters.record(conn, CRM, item.crm.rtype, item.crm.rid, Reason.DEPENDENCY_MISSING,
+                                           item.detail, run_id)  # fmt: skip
 
 
 def check_supported(spec: JobSpec, ledger: Ledger, invoicing: Any, clientify: Any) -> list[dict[str, Any]]:
@@ -246,8 +277,8 @@ def check_supported(spec: JobSpec, ledger: Ledger, invoicing: Any, clientify: An
             "run_id": spec.run_id, "platform": spec.platform.value, "entity": spec.entity.value,
             "mode": spec.mode.value, "dry_run": spec.dry_run, "unsupported": found,
         }  # fmt: skip
-        ledger.start_run(spec.run_id, spec.mode.value, spec.dry_run)
-        ledger.finish_run(spec.run_id, report)
+        ledger.runs.start(spec.run_id, spec.mode.value, spec.dry_run)
+        ledger.runs.finish(spec.run_id, report)
     return found
 
 

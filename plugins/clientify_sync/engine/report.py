@@ -10,40 +10,38 @@ from collections import Counter
 from typing import Any
 
 from clientify_sync.engine.ledger import Ledger
-from clientify_sync.engine.vocabulary import JobSpec
+from clientify_sync.engine.plan import Action, Outcome, PlanCounts, PlanItem
+from clientify_sync.engine.vocabulary import JobSpec, Side
 
 MAX_LISTED_FAILURES = 50  # the report stays a small XCom; the ledger keeps every item
 
 
-def build_report(ledger: Ledger, spec: JobSpec, watermark_in: str | None, watermark_out: str | None) -> dict:
-    steps = ledger.steps(spec.run_id)
-    reconcile_counts: dict[str, int] = steps.get("reconcile", {}).get("summary", {}).get("counts", {})
+def build_report(ledger: Ledger, spec: JobSpec, watermark_in: str | None, watermark_out: str | None) -> dict[str, Any]:
+    """The report of a run, from its step summaries and its plan items (read a chunk at a time)."""
+    steps = ledger.runs.steps(spec.run_id)
+    planned = PlanCounts.from_summary(steps.get("reconcile", {}).get("summary", {}))
     outcomes: Counter[tuple[str, str, str]] = Counter()
     reasons: Counter[str] = Counter()
-    for key, count in reconcile_counts.items():
-        if key.count("|") == 2:  # "direction|outcome|reason" for skipped / quarantined / failed
-            direction, outcome, reason = key.split("|")
-            outcomes[(direction, outcome, reason)] += count
+    for (direction, outcome, reason), count in planned.settled.items():
+        outcomes[(direction.value, outcome.value, reason)] += count
     failures: list[dict[str, Any]] = []
     failures_total = 0
-    for chunk in ledger.iter_plan(spec.run_id):
-        for item in chunk:
-            if item["action"] not in ("create", "update", "touch"):
+    for chunk in ledger.plan.iter(spec.run_id):
+        for item in map(PlanItem.from_row, chunk):
+            if item.action not in (Action.CREATE, Action.UPDATE, Action.TOUCH):
                 continue
-            outcome = item["outcome"] or ("planned" if spec.dry_run else "not_run")
-            verb = f"would_{item['action']}" if spec.dry_run else outcome
-            outcomes[(item["direction"], verb, "")] += 1
-            if outcome == "skipped" and item["reason"]:  # decided when writing, e.g. missing_email
-                reasons[f"skipped:{item['reason']}"] += 1
-            if outcome == "failed":
+            outcome = item.outcome.value if item.outcome else ("planned" if spec.dry_run else "not_run")
+            verb = f"would_{item.action.value}" if spec.dry_run else outcome
+            outcomes[(item.direction.value, verb, "")] += 1
+            if item.outcome is Outcome.SKIPPED and item.reason:  # decided when writing, e.g. missing_email
+                reasons[f"skipped:{item.reason}"] += 1
+            if item.outcome is Outcome.FAILED:
                 failures_total += 1
                 if len(failures) < MAX_LISTED_FAILURES:
                     failures.append(_failure(item))
-    unchanged = int(reconcile_counts.get("unchanged", 0))
     for (_, outcome, reason), count in outcomes.items():
         if reason:
             reasons[f"{outcome}:{reason}"] += count
-    calls = _calls(steps)
     return {
         "run_id": spec.run_id,
         "platform": spec.platform.value,
@@ -53,29 +51,27 @@ def build_report(ledger: Ledger, spec: JobSpec, watermark_in: str | None, waterm
         "watermark_in": watermark_in,
         "watermark_out": watermark_out,
         "counts": _nest(outcomes),
-        "unchanged": unchanged,
-        "matched": int(reconcile_counts.get("matched", 0)),
+        "unchanged": planned.unchanged,
+        "matched": planned.matched,
         "reasons": dict(reasons),
-        "conflicts": int(steps.get("reconcile", {}).get("summary", {}).get("conflicts", 0)),
+        "conflicts": planned.conflicts,
         # Fields a first match found different (no base yet: nobody edited against anybody).
-        "first_match_differences": int(
-            steps.get("reconcile", {}).get("summary", {}).get("first_match_differences", 0)
-        ),
-        "calls": calls,
+        "first_match_differences": planned.first_match_differences,
+        "calls": _calls(steps),
         "failures": failures,
         "failures_total": failures_total,
         "extract": {s: steps[s]["summary"] for s in ("extract_invoicing", "extract_clientify") if s in steps},
     }
 
 
-def _failure(item: dict[str, Any]) -> dict[str, Any]:
-    record = (
-        {"side": "clientify", "type": item["crm_type"], "id": item["crm_id"]}
-        if item["action"] == "create" and item["target"] == "invoicing"
-        else {"side": "invoicing", "type": item["inv_type"], "id": item["inv_id"]}
-    )
-    return {**record, "action": item["action"], "target": item["target"], "reason": item["reason"],
-            "detail": item["detail"]}  # fmt: skip
+def _failure(item: PlanItem) -> dict[str, Any]:
+    """The record a failed item is filed under: the source of a create, else the pair's invoicing record."""
+    if item.action is Action.CREATE and item.target is Side.INVOICING:
+        record = {"side": Side.CLIENTIFY.value, "type": item.crm_type, "id": item.crm_id}
+    else:
+        record = {"side": Side.INVOICING.value, "type": item.inv_type, "id": item.inv_id}
+    target = item.target.value if item.target else None
+    return {**record, "action": item.action.value, "target": target, "reason": item.reason, "detail": item.detail}
 
 
 def _nest(outcomes: Counter[tuple[str, str, str]]) -> dict[str, dict[str, int]]:
