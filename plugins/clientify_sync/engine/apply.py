@@ -168,9 +168,7 @@ class Applier:
         self.writes = LedgerWrites()
 
     # -- before the writes: the pending-create journal ---------------------------------------------
-    def _journal_creates(
-        self, batch: list[PlanItem], inv_rows: dict, crm_rows: dict
-    ) -> dict[int, int]:
+    def _journal_creates(self, batch: list[PlanItem], inv_rows: dict, crm_rows: dict) -> dict[int, int]:
         pending_ids: dict[int, int] = {}
         with self.ledger.begin() as conn:
             for item in batch:
@@ -185,9 +183,13 @@ class Applier:
                     key = crm_rows[source]["key"]
                     target_type = self.invoicing.mapper.rtype_for(None)
                 pending_ids[item.id] = self.ledger.pending.add(
-                    conn, target=self.target.value, target_type=target_type, source=source, natural_key=key,
+                    conn,
+                    target=self.target.value,
+                    target_type=target_type,
+                    source=source,
+                    natural_key=key,
                     run_id=self.run_id,
-                )  # fmt: skip
+                )
         return pending_ids
 
     # -- the write itself (worker threads: no ledger access here) ----------------------------------
@@ -203,7 +205,9 @@ class Applier:
             )
             return Written(record, source.content_hash, source)
         if item.action is Action.CREATE:
-            record = self.invoicing.create(self.invoicing.mapper.rtype_for(None), crm_row["data"], crm_row["rid"])
+            record = self.invoicing.create(
+                self.invoicing.mapper.rtype_for(None), crm_row["data"], crm_row["rid"]
+            )
             source = self.clientify.update(
                 crm_row["rtype"], crm_row["rid"], crm_row["raw"], crm_row["data"], set(), link=record.rid
             )
@@ -251,7 +255,13 @@ class Applier:
     def _succeed(self, item: PlanItem, written: Written, pending_id: int | None) -> None:
         record = written.record
         self.writes.records.extend([record] + ([written.source] if written.source else []))
-        outcome = "created" if item.action is Action.CREATE else "conflict" if item.reason == Reason.CONFLICT else "updated"
+        outcome = (
+            "created"
+            if item.action is Action.CREATE
+            else "conflict"
+            if item.reason == Reason.CONFLICT
+            else "updated"
+        )
         if item.action is Action.CREATE:
             if self.target is Side.CLIENTIFY:
                 inv_ref, crm_ref = (item.inv_type, item.inv_id), (record.rtype, record.rid)
@@ -260,21 +270,38 @@ class Applier:
                 inv_ref, crm_ref = (record.rtype, record.rid), (item.crm_type, item.crm_id)
                 inv_hash, crm_hash = record.content_hash, written.source_hash
             self.writes.links.append(
-                {"inv": inv_ref, "crm": crm_ref, "base": record.data, "inv_hash": inv_hash, "crm_hash": crm_hash}
+                {
+                    "inv": inv_ref,
+                    "crm": crm_ref,
+                    "base": record.data,
+                    "inv_hash": inv_hash,
+                    "crm_hash": crm_hash,
+                }
             )
             if pending_id is not None:
                 self.writes.settled_pending.append(pending_id)
         result = {"rid": record.rid, "rtype": record.rtype, "hash": record.content_hash}
         self.writes.finished.append(
-            {"item_id": item.id, "status": "done", "outcome": outcome, "reason": item.reason, "result": result}
+            {
+                "item_id": item.id,
+                "status": "done",
+                "outcome": outcome,
+                "reason": item.reason,
+                "result": result,
+            }
         )
         self._clear_dead_letters(item)
         self.stats.count(outcome)
 
     def _fail(
-        self, item: PlanItem, reason: str, error: Exception, *, keep_pending: int | None = None,
+        self,
+        item: PlanItem,
+        reason: str,
+        error: Exception,
+        *,
+        keep_pending: int | None = None,
         drop_pending: int | None = None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         detail = _describe(error)
         side, rtype, rid = self._record_of(item)
         log.warning("%s %s %s failed: %s (%s)", item.action, rtype, rid, reason, detail)
@@ -285,7 +312,9 @@ class Applier:
         )
         self.writes.dead.append((side, rtype, rid, reason, detail))
         self.stats.count("failed")
-        self.stats.failures.append({"side": side, "rtype": rtype, "id": rid, "reason": reason, "detail": detail})
+        self.stats.failures.append(
+            {"side": side, "rtype": rtype, "id": rid, "reason": reason, "detail": detail}
+        )
 
     def _skip(self, item: PlanItem, error: RecordError, *, drop_pending: int | None = None) -> None:
         """A record the target cannot take as it stands (no e-mail, a line without SKU): no dead letter,
@@ -298,12 +327,19 @@ class Applier:
         if drop_pending is not None:
             self.writes.settled_pending.append(drop_pending)
         self.writes.finished.append(
-            {"item_id": item.id, "status": "skipped", "outcome": "skipped", "reason": error.reason,
-             "detail": error.detail}
-        )  # fmt: skip
+            {
+                "item_id": item.id,
+                "status": "skipped",
+                "outcome": "skipped",
+                "reason": error.reason,
+                "detail": error.detail,
+            }
+        )
         self._clear_dead_letters(item)  # an earlier failure of it is settled: it is now a known skip
         self.stats.count("skipped")
-        self.stats.skips.append({"side": side, "rtype": rtype, "id": rid, "reason": error.reason, "detail": error.detail})
+        self.stats.skips.append(
+            {"side": side, "rtype": rtype, "id": rid, "reason": error.reason, "detail": error.detail}
+        )
 
     def _record_of(self, item: PlanItem) -> tuple[str, str, str]:
         """The record a failure is filed under: the source record of a create, else the pair's invoicing one."""
@@ -324,5 +360,3 @@ def _describe(error: Exception) -> str:
     if field_errors:
         return "; ".join(f"{name}: {' '.join(msgs)}" for name, msgs in field_errors.items())[:500]
     return str(error)[:500]
-
-

@@ -35,7 +35,13 @@ class SyncJob:
     """The steps of one run; see the module docstring."""
 
     def __init__(
-        self, spec: JobSpec, *, invoicing: Any, clientify: Any, ledger: Ledger, options: SyncOptions | None = None
+        self,
+        spec: JobSpec,
+        *,
+        invoicing: Any,
+        clientify: Any,
+        ledger: Ledger,
+        options: SyncOptions | None = None,
     ) -> None:
         self.spec = spec
         self.options = options or SyncOptions()
@@ -43,16 +49,26 @@ class SyncJob:
         self.invoicing_client = invoicing
         self.clientify_client = clientify
         self.directory = self._directory() if spec.entity is Entity.ESTIMATES else None
-        self.invoicing, self.clientify = build_sides(spec.platform, spec.entity, invoicing, clientify, self.directory)
+        self.invoicing, self.clientify = build_sides(
+            spec.platform, spec.entity, invoicing, clientify, self.directory
+        )
         schema = SCHEMAS[spec.entity]
         wins = self.options.invoicing_wins.get(spec.entity)
-        self.schema = schema if wins is None else type(schema)(schema.entity, schema.fields, schema.key_field, wins)
+        self.schema = (
+            schema if wins is None else type(schema)(schema.entity, schema.fields, schema.key_field, wins)
+        )
         self.candidates = Candidates(ledger.engine, ledger.integration, ledger.entity)
         self.ledger.runs.start(spec.run_id, spec.mode.value, spec.dry_run)
 
     @classmethod
     def open(
-        cls, spec: JobSpec, *, invoicing: Any, clientify: Any, ledger_url: str, options: SyncOptions | None = None
+        cls,
+        spec: JobSpec,
+        *,
+        invoicing: Any,
+        clientify: Any,
+        ledger_url: str,
+        options: SyncOptions | None = None,
     ) -> SyncJob:
         ledger = Ledger.open(ledger_url, spec.platform.value, spec.entity.value)
         return cls(spec, invoicing=invoicing, clientify=clientify, ledger=ledger, options=options)
@@ -67,10 +83,14 @@ class SyncJob:
         products_inv = products.records.identities(INV)
         rows = products.records.fetch(INV, zip(products_inv["rtype"], products_inv["rid"], strict=True))
         return Directory.from_frames(
-            contacts.records.identities(INV), contacts.records.identities(CRM), contacts.links.identities(),
-            products_inv, products.records.identities(CRM), products.links.identities(),
+            contacts.records.identities(INV),
+            contacts.records.identities(CRM),
+            contacts.links.identities(),
+            products_inv,
+            products.records.identities(CRM),
+            products.links.identities(),
             inv_products_raw={row["key"]: row["raw"] or {} for row in rows.values() if row["key"]},
-        )  # fmt: skip
+        )
 
     # -- extract -------------------------------------------------------------------------------
     def extract_invoicing(self) -> dict[str, Any]:
@@ -88,15 +108,26 @@ class SyncJob:
         self._reset_stats()
         if not self.spec.dry_run:
             self._settle_pending_creates()
-        since = watermarks.since(watermark, self.options.lookback) if self.spec.mode is Mode.MODIFIED else None
+        since = (
+            watermarks.since(watermark, self.options.lookback) if self.spec.mode is Mode.MODIFIED else None
+        )
         records = pages = 0
         for page in self.clientify.pages(since):
             self.ledger.records.stage(page, self.spec.run_id)
             records, pages = records + len(page), pages + 1
         seen_max = self.ledger.records.max_modified(CRM, self.spec.run_id)
-        summary: dict[str, Any] = {"records": records, "pages": pages, "since": since, "max_modified": seen_max}
+        summary: dict[str, Any] = {
+            "records": records,
+            "pages": pages,
+            "since": since,
+            "max_modified": seen_max,
+        }
         # An API that ignores modified[gte] returned everything: the read was a full one, and says so.
-        ignored = [r.ignored_filter.message for r in self.clientify.resources.values() if getattr(r, "ignored_filter", None)]
+        ignored = [
+            r.ignored_filter.message
+            for r in self.clientify.resources.values()
+            if getattr(r, "ignored_filter", None)
+        ]
         if ignored:
             summary["modified_filter_ignored"] = ignored
         return self._step("extract_clientify", summary)
@@ -110,7 +141,9 @@ class SyncJob:
         already reads Clientify (and holds its pool).
         """
         for entry in self.ledger.pending.all():
-            if entry["target"] == CRM and not self.candidates.mirror_by(link=entry["source_id"], key=entry["natural_key"]):
+            if entry["target"] == CRM and not self.candidates.mirror_by(
+                link=entry["source_id"], key=entry["natural_key"]
+            ):
                 found = self.clientify.find(entry["source_id"], entry["natural_key"])
                 self.ledger.records.stage(found, self.spec.run_id)
                 log.info("pending create %s: %d found in Clientify", entry["source_id"], len(found))
@@ -122,10 +155,14 @@ class SyncJob:
         self._reset_stats()
         self.ledger.plan.clear(self.spec.run_id)
         planner = Reconciler(
-            self.ledger, self.schema, self.spec.run_id, self.spec.mode, self.clientify.mapper.rtype_for,
+            self.ledger,
+            self.schema,
+            self.spec.run_id,
+            self.spec.mode,
+            self.clientify.mapper.rtype_for,
             dead_letter_limit=self.options.dead_letter_limit,
             dependencies=self.directory.missing if self.directory else None,
-        )  # fmt: skip
+        )
         store_plan(self.ledger, self.spec.run_id, planner.chunks(), dry_run=self.spec.dry_run)
         return self._step("reconcile", planner.counts.as_summary())
 
@@ -143,11 +180,19 @@ class SyncJob:
             return self._step(step, {"dry_run": True, "would_write": sum(len(c) for c in chunks)})
         concurrency = self.options.concurrency or self._client_concurrency(target)
         label = f"{step} {self.spec.platform.value} {self.spec.entity.value}"
-        progress = Progress(label, total=self.ledger.plan.count(self.spec.run_id, target=target.value, status="planned"))
+        progress = Progress(
+            label, total=self.ledger.plan.count(self.spec.run_id, target=target.value, status="planned")
+        )
         applier = Applier(
-            self.ledger, self.spec.run_id, target, self.invoicing, self.clientify, concurrency=concurrency,
-            breaker_limit=self.options.breaker_limit, progress=progress,
-        )  # fmt: skip
+            self.ledger,
+            self.spec.run_id,
+            target,
+            self.invoicing,
+            self.clientify,
+            concurrency=concurrency,
+            breaker_limit=self.options.breaker_limit,
+            progress=progress,
+        )
         total = 0
         for items in chunks:  # a chunk at a time: memory stays flat however large the plan
             if total == 0:
@@ -220,12 +265,19 @@ class SyncJob:
                 first = items[0]
                 assert first.inv is not None and first.crm is not None
                 self.ledger.links.save(
-                    first.inv, first.crm, base=first.merged, inv_hash=inv_rows[first.inv]["hash"],
-                    crm_hash=crm_rows[first.crm]["hash"], run_id=self.spec.run_id, conn=conn,
-                )  # fmt: skip
+                    first.inv,
+                    first.crm,
+                    base=first.merged,
+                    inv_hash=inv_rows[first.inv]["hash"],
+                    crm_hash=crm_rows[first.crm]["hash"],
+                    run_id=self.spec.run_id,
+                    conn=conn,
+                )
                 for item in items:
                     if item.action is Action.TOUCH and item.id is not None:
-                        self.ledger.plan.finish(conn, item.id, status="done", outcome="unchanged", reason=item.reason)
+                        self.ledger.plan.finish(
+                            conn, item.id, status="done", outcome="unchanged", reason=item.reason
+                        )
 
     # -- helpers -------------------------------------------------------------------------------
     def _reset_stats(self) -> None:
@@ -253,12 +305,18 @@ def store_plan(ledger: Ledger, run_id: str, chunks: Iterable[PlanChunk], *, dry_
             continue
         ledger.conflicts.add(run_id, [c.as_row() for c in chunk.conflicts])
         with ledger.begin() as conn:
-            pairs = [{"inv": inv, "crm": crm, "base": None, "inv_hash": "", "crm_hash": ""} for inv, crm in chunk.new_links]
+            pairs = [
+                {"inv": inv, "crm": crm, "base": None, "inv_hash": "", "crm_hash": ""}
+                for inv, crm in chunk.new_links
+            ]
             ledger.links.save_many(conn, pairs, run_id)
-            for item in chunk.dead_letters:  # a Clientify document may leave the window before its customer is linked
+            for item in (
+                chunk.dead_letters
+            ):  # a Clientify document may leave the window before its customer is linked
                 assert item.crm is not None
-                ledger.dead_letters.record(conn, CRM, item.crm.rtype, item.crm.rid, Reason.DEPENDENCY_MISSING,
-                                           item.detail, run_id)  # fmt: skip
+                ledger.dead_letters.record(
+                    conn, CRM, item.crm.rtype, item.crm.rid, Reason.DEPENDENCY_MISSING, item.detail, run_id
+                )
 
 
 def check_supported(spec: JobSpec, ledger: Ledger, invoicing: Any, clientify: Any) -> list[dict[str, Any]]:
@@ -274,9 +332,13 @@ def check_supported(spec: JobSpec, ledger: Ledger, invoicing: Any, clientify: An
     found = [r.as_dict() for r in unsupported(spec.entity.value, invoicing, clientify)]
     if found:
         report = {
-            "run_id": spec.run_id, "platform": spec.platform.value, "entity": spec.entity.value,
-            "mode": spec.mode.value, "dry_run": spec.dry_run, "unsupported": found,
-        }  # fmt: skip
+            "run_id": spec.run_id,
+            "platform": spec.platform.value,
+            "entity": spec.entity.value,
+            "mode": spec.mode.value,
+            "dry_run": spec.dry_run,
+            "unsupported": found,
+        }
         ledger.runs.start(spec.run_id, spec.mode.value, spec.dry_run)
         ledger.runs.finish(spec.run_id, report)
     return found

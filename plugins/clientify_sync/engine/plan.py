@@ -136,39 +136,106 @@ class PlanItem:
     def create(cls, direction: Direction, source: Ref, *, target_type: str) -> PlanItem:
         """Create ``source``'s counterpart on the other side (``target_type``: the type to create)."""
         if direction is Direction.TO_CLIENTIFY:
-            return cls(Action.CREATE, direction, pair_id(source, None), direction.target, source.rtype,
-                       source.rid, target_type, None, reason=Reason.NO_MATCH)  # fmt: skip
-        return cls(Action.CREATE, direction, pair_id(None, source), direction.target, target_type, None,
-                   source.rtype, source.rid, reason=Reason.NO_MATCH)  # fmt: skip
+            return cls(
+                Action.CREATE,
+                direction,
+                pair_id(source, None),
+                direction.target,
+                source.rtype,
+                source.rid,
+                target_type,
+                None,
+                reason=Reason.NO_MATCH,
+            )
+        return cls(
+            Action.CREATE,
+            direction,
+            pair_id(None, source),
+            direction.target,
+            target_type,
+            None,
+            source.rtype,
+            source.rid,
+            reason=Reason.NO_MATCH,
+        )
 
     @classmethod
     def update(
-        cls, direction: Direction, inv: Ref, crm: Ref, *, fields: tuple[str, ...], merged: dict[str, Any],
+        cls,
+        direction: Direction,
+        inv: Ref,
+        crm: Ref,
+        *,
+        fields: tuple[str, ...],
+        merged: dict[str, Any],
         reason: str | None,
-    ) -> PlanItem:  # fmt: skip
+    ) -> PlanItem:
         """Write ``fields`` of the merged record to ``direction.target``."""
-        return cls(Action.UPDATE, direction, pair_id(inv, None), direction.target, inv.rtype, inv.rid, crm.rtype,
-                   crm.rid, tuple(sorted(fields)), merged, reason)  # fmt: skip
+        return cls(
+            Action.UPDATE,
+            direction,
+            pair_id(inv, None),
+            direction.target,
+            inv.rtype,
+            inv.rid,
+            crm.rtype,
+            crm.rid,
+            tuple(sorted(fields)),
+            merged,
+            reason,
+        )
 
     @classmethod
     def touch(cls, inv: Ref, crm: Ref, *, merged: dict[str, Any], reason: str | None) -> PlanItem:
         """Nothing to write, but the pair's base and hashes move on (e.g. the same edit on both sides)."""
-        return cls(Action.TOUCH, Direction.TO_CLIENTIFY, pair_id(inv, None), None, inv.rtype, inv.rid,
-                   crm.rtype, crm.rid, merged=merged, reason=reason)  # fmt: skip
+        return cls(
+            Action.TOUCH,
+            Direction.TO_CLIENTIFY,
+            pair_id(inv, None),
+            None,
+            inv.rtype,
+            inv.rid,
+            crm.rtype,
+            crm.rid,
+            merged=merged,
+            reason=reason,
+        )
 
     @classmethod
     def settled(
-        cls, outcome: Outcome, direction: Direction, *, reason: str, inv: Ref | None = None, crm: Ref | None = None,
-    ) -> PlanItem:  # fmt: skip
+        cls,
+        outcome: Outcome,
+        direction: Direction,
+        *,
+        reason: str,
+        inv: Ref | None = None,
+        crm: Ref | None = None,
+    ) -> PlanItem:
         """A record that ends in the planner (skipped, quarantined, failed): listed, never written."""
-        return cls(Action(outcome.value), direction, pair_id(inv, crm), None,
-                   inv.rtype if inv else None, inv.rid if inv else None, crm.rtype if crm else None,
-                   crm.rid if crm else None, reason=reason, status=Status.DONE, outcome=outcome)  # fmt: skip
+        return cls(
+            Action(outcome.value),
+            direction,
+            pair_id(inv, crm),
+            None,
+            inv.rtype if inv else None,
+            inv.rid if inv else None,
+            crm.rtype if crm else None,
+            crm.rid if crm else None,
+            reason=reason,
+            status=Status.DONE,
+            outcome=outcome,
+        )
 
     def deferred(self, missing: str) -> PlanItem:
         """This write waits: a customer or product it needs is not linked on the target side yet."""
-        return dataclasses.replace(self, action=Action.DEFERRED, status=Status.DONE, outcome=Outcome.DEFERRED,
-                                   reason=Reason.DEPENDENCY_MISSING, detail=missing[:500])  # fmt: skip
+        return dataclasses.replace(
+            self,
+            action=Action.DEFERRED,
+            status=Status.DONE,
+            outcome=Outcome.DEFERRED,
+            reason=Reason.DEPENDENCY_MISSING,
+            detail=missing[:500],
+        )
 
     def first(self) -> PlanItem:
         """The same item, applied before new work (a record that failed in an earlier run)."""
@@ -194,14 +261,23 @@ class PlanItem:
     def as_row(self) -> dict[str, Any]:
         """The ``cs_plan_items`` columns (without ``id`` when the item is not stored yet)."""
         row: dict[str, Any] = {
-            "pair": self.pair, "action": self.action.value, "target": self.target.value if self.target else None,
-            "direction": self.direction.value, "inv_type": self.inv_type, "inv_id": self.inv_id,
-            "crm_type": self.crm_type, "crm_id": self.crm_id, "fields": list(self.fields) or None,
-            "merged": self.merged, "reason": None if self.reason is None else str(self.reason),
-            "detail": self.detail, "status": self.status.value,
-            "outcome": self.outcome.value if self.outcome else None, "priority": self.priority,
+            "pair": self.pair,
+            "action": self.action.value,
+            "target": self.target.value if self.target else None,
+            "direction": self.direction.value,
+            "inv_type": self.inv_type,
+            "inv_id": self.inv_id,
+            "crm_type": self.crm_type,
+            "crm_id": self.crm_id,
+            "fields": list(self.fields) or None,
+            "merged": self.merged,
+            "reason": None if self.reason is None else str(self.reason),
+            "detail": self.detail,
+            "status": self.status.value,
+            "outcome": self.outcome.value if self.outcome else None,
+            "priority": self.priority,
             "result": self.result,
-        }  # fmt: skip
+        }
         if self.id is not None:
             row["id"] = self.id
         return row
@@ -210,13 +286,24 @@ class PlanItem:
     def from_row(cls, row: dict[str, Any]) -> PlanItem:
         """An item as the ledger stored it."""
         return cls(
-            Action(row["action"]), Direction(row["direction"]), row["pair"],
-            Side(row["target"]) if row.get("target") else None, row.get("inv_type"), row.get("inv_id"),
-            row.get("crm_type"), row.get("crm_id"), tuple(row.get("fields") or ()), row.get("merged"),
-            row.get("reason"), row.get("detail"), Status(row.get("status") or Status.PLANNED),
-            Outcome(row["outcome"]) if row.get("outcome") else None, int(row.get("priority", 1)), row.get("id"),
+            Action(row["action"]),
+            Direction(row["direction"]),
+            row["pair"],
+            Side(row["target"]) if row.get("target") else None,
+            row.get("inv_type"),
+            row.get("inv_id"),
+            row.get("crm_type"),
+            row.get("crm_id"),
+            tuple(row.get("fields") or ()),
+            row.get("merged"),
+            row.get("reason"),
+            row.get("detail"),
+            Status(row.get("status") or Status.PLANNED),
+            Outcome(row["outcome"]) if row.get("outcome") else None,
+            int(row.get("priority", 1)),
+            row.get("id"),
             row.get("result"),
-        )  # fmt: skip
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,10 +323,15 @@ class ConflictRow:
     def as_row(self) -> dict[str, Any]:
         """The ``cs_conflicts`` columns."""
         return {
-            "inv_id": self.inv_id, "crm_type": self.crm_type, "crm_id": self.crm_id, "field": self.field,
-            "invoicing_value": self.invoicing_value, "clientify_value": self.clientify_value,
-            "base_value": self.base_value, "winner": self.winner,
-        }  # fmt: skip
+            "inv_id": self.inv_id,
+            "crm_type": self.crm_type,
+            "crm_id": self.crm_id,
+            "field": self.field,
+            "invoicing_value": self.invoicing_value,
+            "clientify_value": self.clientify_value,
+            "base_value": self.base_value,
+            "winner": self.winner,
+        }
 
 
 SettledKey = tuple[Direction, Outcome, str]
@@ -267,12 +359,16 @@ class PlanCounts:
     def as_summary(self) -> dict[str, Any]:
         """JSON for the step summary: tuples become rows."""
         return {
-            "planned": {f"{a.value}:{t.value if t else '-'}": n for (a, t), n in sorted(self.planned.items())},
+            "planned": {
+                f"{a.value}:{t.value if t else '-'}": n for (a, t), n in sorted(self.planned.items())
+            },
             "settled": [[d.value, o.value, r, n] for (d, o, r), n in sorted(self.settled.items())],
-            "unchanged": self.unchanged, "matched": self.matched,
-            "dead_letters_exhausted": self.dead_letters_exhausted, "conflicts": self.conflicts,
+            "unchanged": self.unchanged,
+            "matched": self.matched,
+            "dead_letters_exhausted": self.dead_letters_exhausted,
+            "conflicts": self.conflicts,
             "first_match_differences": self.first_match_differences,
-        }  # fmt: skip
+        }
 
     @classmethod
     def from_summary(cls, summary: dict[str, Any]) -> PlanCounts:
@@ -281,8 +377,10 @@ class PlanCounts:
         for direction, outcome, reason, n in summary.get("settled", []):
             settled[(Direction(direction), Outcome(outcome), reason)] += int(n)
         return cls(
-            settled=settled, unchanged=int(summary.get("unchanged", 0)), matched=int(summary.get("matched", 0)),
+            settled=settled,
+            unchanged=int(summary.get("unchanged", 0)),
+            matched=int(summary.get("matched", 0)),
             dead_letters_exhausted=int(summary.get("dead_letters_exhausted", 0)),
             conflicts=int(summary.get("conflicts", 0)),
             first_match_differences=int(summary.get("first_match_differences", 0)),
-        )  # fmt: skip
+        )

@@ -92,8 +92,13 @@ def match_linked(
     for row in rows:
         if row.crm_hash is None:
             failed.append(
-                PlanItem.settled(Outcome.FAILED, Direction.TO_CLIENTIFY, reason=Reason.CLIENTIFY_RECORD_UNKNOWN,
-                                 inv=row.inv, crm=row.crm)  # fmt: skip
+                PlanItem.settled(
+                    Outcome.FAILED,
+                    Direction.TO_CLIENTIFY,
+                    reason=Reason.CLIENTIFY_RECORD_UNKNOWN,
+                    inv=row.inv,
+                    crm=row.crm,
+                )
             )
             continue
         inv_changed = row.link_inv_hash != row.inv_hash or (INV, *row.inv) in dead
@@ -124,8 +129,9 @@ def match_invoicing(
         crm = by_link.get(row.rid)
         if crm is None:
             if row.key in state.crm_dupes or row.key in state.inv_dupes:
-                item = PlanItem.settled(Outcome.QUARANTINED, Direction.TO_CLIENTIFY, reason=state.key_reason,
-                                        inv=row.ref)  # fmt: skip
+                item = PlanItem.settled(
+                    Outcome.QUARANTINED, Direction.TO_CLIENTIFY, reason=state.key_reason, inv=row.ref
+                )
                 yield Settled(item, state.full or row.changed)
                 continue
             keyed = by_key.get(row.key) if row.key else None
@@ -158,19 +164,23 @@ def match_window(
             continue
         listed = state.full or row.changed
         if row.link is not None and row.link not in invoicing_ids:
-            item = PlanItem.settled(Outcome.SKIPPED, Direction.TO_INVOICING, reason=Reason.LINKED_RECORD_MISSING,
-                                    crm=row.ref)  # fmt: skip
+            item = PlanItem.settled(
+                Outcome.SKIPPED, Direction.TO_INVOICING, reason=Reason.LINKED_RECORD_MISSING, crm=row.ref
+            )
             yield Settled(item, listed)
         elif row.key in state.crm_dupes or row.key in state.inv_dupes or row.link is not None:
             # A link field naming an invoicing record linked elsewhere is a conflict of links.
             reason = Reason.LINK_CONFLICT if row.link is not None else state.key_reason
-            yield Settled(PlanItem.settled(Outcome.QUARANTINED, Direction.TO_INVOICING, reason=reason, crm=row.ref),
-                          listed)  # fmt: skip
+            yield Settled(
+                PlanItem.settled(Outcome.QUARANTINED, Direction.TO_INVOICING, reason=reason, crm=row.ref),
+                listed,
+            )
         elif row.key and row.key in invoicing_by_key:
             inv = invoicing_by_key[row.key]
             if inv in linked_invoicing or inv in state.matched_inv:
-                item = PlanItem.settled(Outcome.QUARANTINED, Direction.TO_INVOICING, reason=Reason.DUPLICATE_TAX_ID,
-                                        crm=row.ref)  # fmt: skip
+                item = PlanItem.settled(
+                    Outcome.QUARANTINED, Direction.TO_INVOICING, reason=Reason.DUPLICATE_TAX_ID, crm=row.ref
+                )
                 yield Settled(item, listed)
             # else: already paired by match_invoicing (same key; the invoicing side drove the match)
         else:
@@ -201,22 +211,42 @@ def plan_pair(state: PairState, schema: EntitySchema) -> tuple[list[PlanItem], l
     result = merge_fields(schema.fields, state.base, state.inv_data, state.crm_data, schema.invoicing_wins)
     reason = Reason.CONFLICT if result.conflicts else (Reason.FIRST_MATCH if result.first_match else None)
     conflicts = [
-        ConflictRow(pair.inv.rid, pair.crm.rtype, pair.crm.rid, c.field, str(c.invoicing_value),
-                    str(c.clientify_value), None if c.base_value is None else str(c.base_value), c.winner.value,
-                    first_match=state.base is None)  # fmt: skip
+        ConflictRow(
+            pair.inv.rid,
+            pair.crm.rtype,
+            pair.crm.rid,
+            c.field,
+            str(c.invoicing_value),
+            str(c.clientify_value),
+            None if c.base_value is None else str(c.base_value),
+            c.winner.value,
+            first_match=state.base is None,
+        )
         for c in [*result.conflicts, *result.first_match]
     ]
     items: list[PlanItem] = []
     needs_link = state.crm_link != pair.inv.rid
     if result.to_clientify or needs_link:
         items.append(
-            PlanItem.update(Direction.TO_CLIENTIFY, pair.inv, pair.crm, fields=tuple(result.to_clientify),
-                            merged=result.merged, reason=reason or (None if result.to_clientify else Reason.LINK))  # fmt: skip
+            PlanItem.update(
+                Direction.TO_CLIENTIFY,
+                pair.inv,
+                pair.crm,
+                fields=tuple(result.to_clientify),
+                merged=result.merged,
+                reason=reason or (None if result.to_clientify else Reason.LINK),
+            )
         )
     if result.to_invoicing:
         items.append(
-            PlanItem.update(Direction.TO_INVOICING, pair.inv, pair.crm, fields=tuple(result.to_invoicing),
-                            merged=result.merged, reason=reason)  # fmt: skip
+            PlanItem.update(
+                Direction.TO_INVOICING,
+                pair.inv,
+                pair.crm,
+                fields=tuple(result.to_invoicing),
+                merged=result.merged,
+                reason=reason,
+            )
         )
     if items:
         return items, conflicts, False

@@ -66,7 +66,10 @@ class Reconciler:
         self.full = self.mode is Mode.FULL
         dead = self.ledger.dead_letters.open()
         # Deferred documents wait for their customer/products however long it takes: no attempt limit.
-        retry = dead[(dead["attempts"].astype(int) < self.dead_letter_limit) | (dead["reason"] == Reason.DEPENDENCY_MISSING)]
+        retry = dead[
+            (dead["attempts"].astype(int) < self.dead_letter_limit)
+            | (dead["reason"] == Reason.DEPENDENCY_MISSING)
+        ]
         self.dead: set[DeadKey] = {(r.side, r.rtype, r.rid) for r in retry.itertuples()}
         self.counts.dead_letters_exhausted = len(dead) - len(retry)
 
@@ -104,9 +107,11 @@ class Reconciler:
     def _unlinked(self) -> Iterator[PlanItem | Settled | PlanChunk]:
         key_reason = Reason.DUPLICATE_TAX_ID if self.schema.key_field == "tax_id" else Reason.DUPLICATE_SKU
         state = Matching(
-            key_reason, self.full, self.candidates.duplicate_keys(INV, run_id=self.run_id),
+            key_reason,
+            self.full,
+            self.candidates.duplicate_keys(INV, run_id=self.run_id),
             self.candidates.duplicate_keys(CRM),
-        )  # fmt: skip
+        )
         for rows in self.candidates.unlinked_invoicing(self.run_id):
             by_link, by_key = self._clientify_counterparts(rows, state)
             yield from match_invoicing(rows, by_link, by_key, state, crm_type_for=self.crm_type_for)
@@ -126,7 +131,9 @@ class Reconciler:
             merged.new_links = [(p.inv, p.crm) for p in new[start : start + CHUNK]]
             yield merged
 
-    def _clientify_counterparts(self, rows: list[RecordRow], state: Matching) -> tuple[dict[str, Ref], dict[str, Ref]]:
+    def _clientify_counterparts(
+        self, rows: list[RecordRow], state: Matching
+    ) -> tuple[dict[str, Ref], dict[str, Ref]]:
         """Unlinked Clientify records naming these invoicing records, or holding their keys."""
         found = self.candidates.unlinked_clientify_by(
             links_to=[r.rid for r in rows], keys=[r.key for r in rows if r.key not in state.crm_dupes]
@@ -153,8 +160,15 @@ class Reconciler:
         bases = self.ledger.links.bases([p.link_id for p in pairs if p.link_id is not None])
         for pair in pairs:
             inv, crm = inv_rows[pair.inv], crm_rows[pair.crm]
-            state = PairState(pair, inv["data"], inv["hash"], crm["data"], crm["hash"], crm["link"],
-                              None if pair.link_id is None else bases.get(pair.link_id))  # fmt: skip
+            state = PairState(
+                pair,
+                inv["data"],
+                inv["hash"],
+                crm["data"],
+                crm["hash"],
+                crm["link"],
+                None if pair.link_id is None else bases.get(pair.link_id),
+            )
             items, conflicts, unchanged = plan_pair(state, self.schema)
             self.counts.unchanged += int(unchanged)
             for conflict in conflicts:
@@ -184,7 +198,9 @@ class Reconciler:
             return
         if self.dependencies is not None:
             out.items = self._defer(out.items)
-            out.dead_letters = [i for i in out.items if i.reason == Reason.DEPENDENCY_MISSING and i.crm and not i.inv]
+            out.dead_letters = [
+                i for i in out.items if i.reason == Reason.DEPENDENCY_MISSING and i.crm and not i.inv
+            ]
         out.items = [prioritise(item, self.dead) for item in out.items]
         for item in out.items:
             self.counts.count(item)

@@ -16,7 +16,9 @@ from clientify_sync.engine.vocabulary import JobSpec, Side
 MAX_LISTED_FAILURES = 50  # the report stays a small XCom; the ledger keeps every item
 
 
-def build_report(ledger: Ledger, spec: JobSpec, watermark_in: str | None, watermark_out: str | None) -> dict[str, Any]:
+def build_report(
+    ledger: Ledger, spec: JobSpec, watermark_in: str | None, watermark_out: str | None
+) -> dict[str, Any]:
     """The report of a run, from its step summaries and its plan items (read a chunk at a time)."""
     steps = ledger.runs.steps(spec.run_id)
     planned = PlanCounts.from_summary(steps.get("reconcile", {}).get("summary", {}))
@@ -71,7 +73,13 @@ def _failure(item: PlanItem) -> dict[str, Any]:
     else:
         record = {"side": Side.INVOICING.value, "type": item.inv_type, "id": item.inv_id}
     target = item.target.value if item.target else None
-    return {**record, "action": item.action.value, "target": target, "reason": item.reason, "detail": item.detail}
+    return {
+        **record,
+        "action": item.action.value,
+        "target": target,
+        "reason": item.reason,
+        "detail": item.detail,
+    }
 
 
 def _nest(outcomes: Counter[tuple[str, str, str]]) -> dict[str, dict[str, int]]:
@@ -119,5 +127,7 @@ def format_report_table(report: dict[str, Any]) -> str:
             f"FAILED {failure['side']} {failure['type']} {failure['id']}: {failure['reason']} {failure['detail'] or ''}"
         )
     if report["failures_total"] > len(report["failures"]):
-        lines.append(f"... and {report['failures_total'] - len(report['failures'])} more failures (see the ledger)")
+        lines.append(
+            f"... and {report['failures_total'] - len(report['failures'])} more failures (see the ledger)"
+        )
     return "\n".join(lines)

@@ -82,10 +82,22 @@ class Candidates:
         self.entity = entity
 
     def _records(self, alias: sa.Table | sa.sql.Alias, side: str) -> sa.ColumnElement[bool]:
-        return sa.and_(alias.c.integration == self.integration, alias.c.entity == self.entity, alias.c.side == side)
+        return sa.and_(
+            alias.c.integration == self.integration, alias.c.entity == self.entity, alias.c.side == side
+        )
 
     def _identity(self, t: sa.Table | sa.sql.Alias) -> list[sa.ColumnElement[object]]:
-        return [t.c.rtype, t.c.rid, t.c.key, t.c.kind, t.c.problem, t.c.link, t.c.hash, t.c.prev_hash, t.c.seen_run]
+        return [
+            t.c.rtype,
+            t.c.rid,
+            t.c.key,
+            t.c.kind,
+            t.c.problem,
+            t.c.link,
+            t.c.hash,
+            t.c.prev_hash,
+            t.c.seen_run,
+        ]
 
     def _stream(self, query: sa.Select[tuple[object, ...]]) -> Iterator[list[RecordRow]]:
         with self.engine.connect() as conn:
@@ -109,14 +121,26 @@ class Candidates:
         inv, crm, t = remote_records.alias("inv"), remote_records.alias("crm"), links
         query = (
             sa.select(
-                t.c.id, t.c.inv_type, t.c.inv_id, t.c.crm_type, t.c.crm_id, t.c.inv_hash, t.c.crm_hash, inv.c.hash,
-                crm.c.hash, sa.func.coalesce(crm.c.seen_run == run_id, False),
+                t.c.id,
+                t.c.inv_type,
+                t.c.inv_id,
+                t.c.crm_type,
+                t.c.crm_id,
+                t.c.inv_hash,
+                t.c.crm_hash,
+                inv.c.hash,
+                crm.c.hash,
+                sa.func.coalesce(crm.c.seen_run == run_id, False),
             )
             .select_from(t)
             .join(inv, sa.and_(self._records(inv, INV), inv.c.rtype == t.c.inv_type, inv.c.rid == t.c.inv_id))
-            .outerjoin(crm, sa.and_(self._records(crm, CRM), crm.c.rtype == t.c.crm_type, crm.c.rid == t.c.crm_id))
+            .outerjoin(
+                crm, sa.and_(self._records(crm, CRM), crm.c.rtype == t.c.crm_type, crm.c.rid == t.c.crm_id)
+            )
             .where(
-                t.c.integration == self.integration, t.c.entity == self.entity, inv.c.seen_run == run_id,
+                t.c.integration == self.integration,
+                t.c.entity == self.entity,
+                inv.c.seen_run == run_id,
                 inv.c.problem.is_(None),
                 sa.or_(crm.c.rid.is_(None), crm.c.seen_run != run_id, crm.c.problem.is_(None)),
             )
@@ -157,7 +181,9 @@ class Candidates:
             by_column.setdefault((side, rtype), []).append(rid)
         with self.engine.connect() as conn:
             for (side, rtype), rids in by_column.items():
-                type_col, id_col = (links.c.inv_type, links.c.inv_id) if side == INV else (links.c.crm_type, links.c.crm_id)
+                type_col, id_col = (
+                    (links.c.inv_type, links.c.inv_id) if side == INV else (links.c.crm_type, links.c.crm_id)
+                )
                 for part in chunks(rids, 500):
                     rows = conn.execute(query.where(type_col == rtype, id_col.in_(part))).all()
                     found.extend(_linked_row(row) for row in rows)
@@ -166,9 +192,13 @@ class Candidates:
     # -- records without a link --------------------------------------------------------------------
     def _unlinked(self, side: str) -> sa.Select[tuple[object, ...]]:
         t = remote_records
-        type_col, id_col = (links.c.inv_type, links.c.inv_id) if side == INV else (links.c.crm_type, links.c.crm_id)
+        type_col, id_col = (
+            (links.c.inv_type, links.c.inv_id) if side == INV else (links.c.crm_type, links.c.crm_id)
+        )
         linked = sa.exists().where(
-            links.c.integration == self.integration, links.c.entity == self.entity, type_col == t.c.rtype,
+            links.c.integration == self.integration,
+            links.c.entity == self.entity,
+            type_col == t.c.rtype,
             id_col == t.c.rid,
         )
         return sa.select(*self._identity(t)).where(self._records(t, side), t.c.problem.is_(None), ~linked)
@@ -178,7 +208,9 @@ class Candidates:
         t = remote_records
         return self._stream(self._unlinked(INV).where(t.c.seen_run == run_id).order_by(t.c.rtype, t.c.rid))
 
-    def unlinked_clientify(self, run_id: str, also: Sequence[tuple[str, str]] = ()) -> Iterator[list[RecordRow]]:
+    def unlinked_clientify(
+        self, run_id: str, also: Sequence[tuple[str, str]] = ()
+    ) -> Iterator[list[RecordRow]]:
         """Clientify records read in this run (and the ``also`` ones: failed earlier, retried), without a
         problem and without a link."""
         t = remote_records
@@ -189,7 +221,9 @@ class Candidates:
         window += [sa.and_(t.c.rtype == rtype, t.c.rid.in_(rids)) for rtype, rids in by_type.items()]
         return self._stream(self._unlinked(CRM).where(sa.or_(*window)).order_by(t.c.rtype, t.c.rid))
 
-    def unlinked_clientify_by(self, *, links_to: Sequence[str] = (), keys: Sequence[str] = ()) -> list[RecordRow]:
+    def unlinked_clientify_by(
+        self, *, links_to: Sequence[str] = (), keys: Sequence[str] = ()
+    ) -> list[RecordRow]:
         """Unlinked Clientify records whose link field names one of ``links_to`` or whose key is in ``keys``."""
         t = remote_records
         found: list[RecordRow] = []
@@ -200,7 +234,9 @@ class Candidates:
                     found.extend(RecordRow(*row) for row in rows)
         return found
 
-    def invoicing_by(self, run_id: str, *, rids: Sequence[str] = (), keys: Sequence[str] = ()) -> list[RecordRow]:
+    def invoicing_by(
+        self, run_id: str, *, rids: Sequence[str] = (), keys: Sequence[str] = ()
+    ) -> list[RecordRow]:
         """Invoicing records read in this run with one of ``rids`` (any problem) or ``keys`` (none)."""
         t = remote_records
         seen = sa.and_(self._records(t, INV), t.c.seen_run == run_id)
@@ -226,7 +262,9 @@ class Candidates:
                 for part in chunks(rids, 500):
                     rows = conn.execute(
                         sa.select(t.c.inv_type, t.c.inv_id).where(
-                            t.c.integration == self.integration, t.c.entity == self.entity, t.c.inv_type == rtype,
+                            t.c.integration == self.integration,
+                            t.c.entity == self.entity,
+                            t.c.inv_type == rtype,
                             t.c.inv_id.in_(part),
                         )
                     ).all()
@@ -255,6 +293,14 @@ class Candidates:
 def _linked_row(row: sa.Row[tuple[object, ...]]) -> LinkedRow:
     values = tuple(row)
     return LinkedRow(
-        int(values[0]), str(values[1]), str(values[2]), str(values[3]), str(values[4]), str(values[5] or ""),
-        str(values[6] or ""), str(values[7]), None if values[8] is None else str(values[8]), bool(values[9]),
+        int(values[0]),
+        str(values[1]),
+        str(values[2]),
+        str(values[3]),
+        str(values[4]),
+        str(values[5] or ""),
+        str(values[6] or ""),
+        str(values[7]),
+        None if values[8] is None else str(values[8]),
+        bool(values[9]),
     )
