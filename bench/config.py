@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -19,7 +19,10 @@ ENGINE_LOOKBACK_S = SyncOptions().lookback.total_seconds()
 class BenchConfig:
     """Everything a run depends on; stored in the results so a number can be traced to its setup."""
 
-    platforms: tuple[Platform, ...] = (Platform.FACTURAMA,)
+    platforms: tuple[Platform, ...] = (Platform.FACTURAMA, Platform.FACTURADIRECTA)
+    # Customer counts of the scale runs: one run per (platform, size), each in a fresh process (its own
+    # CPU time and peak RSS). ``clients`` is the first size: the baseline and the dry-run check use it.
+    sizes: tuple[int, ...] = (10_000, 100_000)
     clients: int = 10_000
     products: int = 2_000
     estimates: int = 3_000
@@ -33,7 +36,11 @@ class BenchConfig:
     concurrency: int = 4
     edit_fraction: float = 0.01
     lookback_s: float = ENGINE_LOOKBACK_S
-    baseline_scenarios: tuple[str, ...] = ("1", "3")
+    # After the 20 ms scenarios, idle (2r) and 1%-edit (3r) runs at this latency profile ("none": skip).
+    # The full sync stays at the fast profile: at the realistic one it would take hours at 100k.
+    modified_profile: str = "realistic"
+    quick: bool = False
+    baseline_scenarios: tuple[str, ...] = ("1", "2", "3")
     memory_sizes: tuple[int, ...] = (10_000, 100_000)
     output_dir: Path = RESULTS_DIR
     write_results: bool = True
@@ -44,11 +51,26 @@ class BenchConfig:
     def options(self) -> SyncOptions:
         return SyncOptions(lookback=timedelta(seconds=self.lookback_s))
 
+    def for_run(self, platform: Platform, size: int) -> BenchConfig:
+        """The settings of one scale run: one platform, one customer count."""
+        return replace(self, platforms=(platform,), clients=size, sizes=(size,))
+
+    def runs(self) -> list[tuple[Platform, int]]:
+        """Every scale run, smaller sizes first (a 100k run may be cut short; the 10k figures come first)."""
+        return [(platform, size) for size in self.sizes for platform in self.platforms]
+
 
 def _platforms(value: str) -> tuple[Platform, ...]:
     if value == "both":
         return (Platform.FACTURAMA, Platform.FACTURADIRECTA)
     return (Platform(value),)
+
+
+def _sizes(value: str) -> tuple[int, ...]:
+    sizes = tuple(int(part) for part in _csv(value))
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError("--sizes takes positive customer counts, e.g. 10000,100000")
+    return sizes
 
 
 def _csv(value: str) -> tuple[str, ...]:
@@ -57,10 +79,20 @@ def _csv(value: str) -> tuple[str, ...]:
 
 def parse_args(argv: Sequence[str] | None = None) -> BenchConfig:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("--platform", default="facturama", choices=["facturama", "facturadirecta", "both"])
-    parser.add_argument("--clients", type=int, default=BenchConfig.clients)
-    parser.add_argument("--products", type=int, default=BenchConfig.products)
-    parser.add_argument("--estimates", type=int, default=BenchConfig.estimates)
+    parser.add_argument("--platform", default="both", choices=["facturama", "facturadirecta", "both"],
+                        help="invoicing platform(s) of the scale runs, one run per platform and size (default both)")
+    parser.add_argument("--sizes", type=_sizes, default=None,
+                        help="customer counts of the scale runs (default 10000,100000; --quick: 1000)")
+    parser.add_argument("--clients", type=int, default=None, help="one size only (same as --sizes N)")
+    parser.add_argument("--products", type=int, default=None, help=f"default {BenchConfig.products} (--quick 200)")
+    parser.add_argument("--estimates", type=int, default=None,
+                        help=f"default {BenchConfig.estimates} (--quick 300); the same at every size")
+    parser.add_argument("--modified-profile", default=None, choices=PROFILE_NAMES,
+                        help="latency profile of the extra idle (2r) and 1%%-edit (3r) runs after the 20 ms "
+                             "scenarios (default realistic; none: skip them; off with --latency-profile or --quick)")
+    parser.add_argument("--quick", action="store_true",
+                        help="CI mode: 1,000 customers, both platforms, no latency, call-count targets only "
+                             "(exit 1 on a MISS), no sandbox checks, memory check or realistic runs, prints only")
     parser.add_argument("--overlap", type=float, default=BenchConfig.overlap,
                         help="fraction of the invoicing customers Clientify already holds (unlinked)")
     parser.add_argument("--seed", type=int, default=BenchConfig.seed)
@@ -74,11 +106,11 @@ def parse_args(argv: Sequence[str] | None = None) -> BenchConfig:
     parser.add_argument("--concurrency", type=int, default=BenchConfig.concurrency,
                         help="the API clients' concurrency setting (ours and the baseline's)")
     parser.add_argument("--edit-fraction", type=float, default=BenchConfig.edit_fraction)
-    parser.add_argument("--lookback-s", type=float, default=ENGINE_LOOKBACK_S,
-                        help="the engine's modified-run lookback (default: the engine's own)")
+    parser.add_argument("--lookback-s", type=float, default=None,
+                        help="the engine's modified-run lookback (default: the engine's own; --quick 0)")
     parser.add_argument("--baseline", default=None,
-                        help="baseline scenarios to measure: any of 1,2,3 (empty: none; default 1,3, none with "
-                             "a latency profile)")
+                        help="baseline scenarios to measure (Facturama, first size): any of 1,2,3 (empty: none; "
+                             "default 1,2,3, none with a latency profile; --quick 3)")
     parser.add_argument("--memory-sizes", default=None,
                         help="client counts of the dry-run memory check (empty: skip it; default 10000,100000, "
                              "none with a latency profile)")
@@ -90,7 +122,26 @@ def parse_args(argv: Sequence[str] | None = None) -> BenchConfig:
                         help="run the memory check after the baseline instead of beside it (clean wall times "
                              "for both, about 4 more minutes)")
     args = parser.parse_args(argv)
+    if args.sizes is not None and args.clients is not None:
+        parser.error("give --sizes or --clients, not both")
+    sizes = args.sizes or ((args.clients,) if args.clients is not None else None)
+    if args.quick:
+        sizes = sizes or (1_000,)
+        args.products = 200 if args.products is None else args.products
+        args.estimates = 300 if args.estimates is None else args.estimates
+        args.latency_ms = 0.0 if args.latency_ms is None else args.latency_ms
+        # Runs a second apart: any lookback re-reads the previous run's writes (see README, Benchmark)
+        args.lookback_s = 0.0 if args.lookback_s is None else args.lookback_s
+        args.baseline = "3" if args.baseline is None else args.baseline
+        args.memory_sizes = "" if args.memory_sizes is None else args.memory_sizes
+        args.modified_profile = args.modified_profile or "none"
+        args.no_sandbox_checks = args.no_write = True
+    sizes = sizes or BenchConfig.sizes
+    if min(sizes) < 1:
+        parser.error("sizes must be positive")
     profiled = args.latency_profile != "none"
+    if args.modified_profile is None:
+        args.modified_profile = "none" if profiled else BenchConfig.modified_profile
     if args.baseline is None:
         args.baseline = "" if profiled else ",".join(BenchConfig.baseline_scenarios)
     if args.memory_sizes is None:
@@ -105,11 +156,14 @@ def parse_args(argv: Sequence[str] | None = None) -> BenchConfig:
     if args.concurrency < 1:
         parser.error("--concurrency must be >= 1")
     return BenchConfig(
-        platforms=_platforms(args.platform), clients=args.clients, products=args.products,
-        estimates=args.estimates, overlap=args.overlap, seed=args.seed, latency_ms=args.latency_ms,
+        platforms=_platforms(args.platform), sizes=sizes, clients=sizes[0],
+        products=BenchConfig.products if args.products is None else args.products,
+        estimates=BenchConfig.estimates if args.estimates is None else args.estimates,
+        modified_profile=args.modified_profile, quick=args.quick, overlap=args.overlap, seed=args.seed, latency_ms=args.latency_ms,
         latency_profile=args.latency_profile, latency_scale=args.latency_scale,
         sandbox_checks=not args.no_sandbox_checks,
-        concurrency=args.concurrency, edit_fraction=args.edit_fraction, lookback_s=args.lookback_s,
+        concurrency=args.concurrency, edit_fraction=args.edit_fraction,
+        lookback_s=ENGINE_LOOKBACK_S if args.lookback_s is None else args.lookback_s,
         baseline_scenarios=baseline, memory_sizes=tuple(sorted(int(n) for n in _csv(args.memory_sizes))),
         output_dir=args.output_dir, write_results=not args.no_write, sequential=args.sequential,
     )  # fmt: skip

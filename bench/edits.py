@@ -50,7 +50,7 @@ class Edit:
 def ledger_pairs(ledger_url: str, platform: Platform, entity: Entity) -> list[Pair]:
     ledger = Ledger.open(ledger_url, platform.value, entity.value)
     try:
-        frame = ledger.links_frame()
+        frame = ledger.links.identities()
     finally:
         ledger.close()
     return [Pair(str(r.inv_id), str(r.crm_type), str(r.crm_id)) for r in frame.itertuples()]
@@ -134,10 +134,12 @@ def apply_edits(
     clients: ApiClients,
     picks: Iterable[tuple[Platform, Entity, list[Pair], list[Pair]]],
     concurrency: int,
+    first: int = 0,
 ) -> list[Edit]:
-    """Make every edit (concurrently); raises if one fails, since the bound would then be wrong."""
+    """Make every edit (concurrently); raises if one fails, since the bound would then be wrong. Values
+    count from ``first`` + 1, so a second round of edits never writes a value a record already holds."""
     jobs: list[Callable[[], Edit]] = []
-    counter = 0
+    counter = first
     for platform, entity, on_invoicing, on_clientify in picks:
         for chosen, edit in ((on_invoicing, _edit_invoicing), (on_clientify, _edit_clientify)):
             for pair in chosen:

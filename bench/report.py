@@ -14,6 +14,7 @@ from typing import Any
 from bench.bounds import __doc__ as BOUND_DOC
 from bench.config import BenchConfig
 from bench.sandbox import Calls
+from bench.scale import ScaleRun, size_label
 from bench.scenarios import CP, ScenarioResult, by_name
 from bench.targets import Target
 
@@ -43,7 +44,7 @@ def _keys(*calls: Any) -> list[tuple[str, str]]:
 
 
 def table_rows(cfg: BenchConfig, ours: list[ScenarioResult], baseline: list[ScenarioResult],
-               memory: list[dict[str, Any]], found: list[Target]) -> list[list[str]]:  # fmt: skip
+               memory: list[dict[str, Any]], found: list[Target], run: str = "") -> list[list[str]]:  # fmt: skip
     naive = by_name(baseline)
     rows: list[list[str]] = []
     for s in ours:
@@ -57,7 +58,8 @@ def table_rows(cfg: BenchConfig, ours: list[ScenarioResult], baseline: list[Scen
             rows.append([label, api, method, str(calls), str(bound), _ratio(calls, bound),
                          "not run" if base_n is None else str(base_n),
                          "" if base_n is None else _ratio(cp.get(api, method), base_n), "", "", "", ""])  # fmt: skip
-        verdicts = "; ".join(f"{t.name}: {t.verdict}" for t in found if t.scenario == s.name) or "(reported)"
+        verdicts = "; ".join(f"{t.name}: {t.verdict}" for t in found
+                             if t.scenario == s.name and t.run == run) or "(reported)"
         total, bound_total = s.calls.sum(), s.bound.sum() if s.bound else 0
         base_total = base.calls.sum() if base else None
         rows.append([f"**{label}**", "all", "all", f"**{total}**", str(bound_total), _ratio(total, bound_total),
@@ -99,8 +101,9 @@ def environment(cfg: BenchConfig, duration_s: float) -> dict[str, Any]:
     return {
         "date": datetime.now(UTC).isoformat(timespec="seconds"), "cpu_count": os.cpu_count(),
         "python": sys.version.split()[0], "platform": platform.platform(), "duration_s": round(duration_s, 1),
-        "sizes": {"clients": cfg.clients, "products": cfg.products, "estimates": cfg.estimates,
+        "sizes": {"clients": list(cfg.sizes), "products": cfg.products, "estimates": cfg.estimates,
                   "clientify_overlap": cfg.overlap},
+        "modified_profile": cfg.modified_profile, "quick": cfg.quick,
         "latency_ms": cfg.latency_ms, "latency_profile": cfg.latency_profile, "latency_scale": cfg.latency_scale,
         "concurrency": cfg.concurrency, "lookback_s": cfg.lookback_s,
         "integrations": [p.value for p in cfg.platforms], "edit_fraction": cfg.edit_fraction, "seed": cfg.seed,
@@ -108,6 +111,13 @@ def environment(cfg: BenchConfig, duration_s: float) -> dict[str, Any]:
         "page_sizes": {"facturama": 100, "facturadirecta": 250, "clientify": 100},
         "memory_check_beside_baseline": not cfg.sequential and bool(cfg.memory_sizes),
     }  # fmt: skip
+
+
+def _modified(cfg: BenchConfig) -> str:
+    if cfg.modified_profile == "none" or cfg.latency_profile != "none":
+        return ""
+    scale = "" if cfg.latency_scale == 1 else f" × {cfg.latency_scale:g}"
+    return f", then 2r and 3r at the {cfg.modified_profile} latency profile{scale}"
 
 
 def _latency(cfg: BenchConfig) -> str:
@@ -118,57 +128,137 @@ def _latency(cfg: BenchConfig) -> str:
     return f"{cfg.latency_profile} latency profile{scale}" + (f" + {flat}" if cfg.latency_ms else "")
 
 
-def markdown(cfg: BenchConfig, env: dict[str, Any], ours: list[ScenarioResult], baseline: list[ScenarioResult],
+SUMMARY_COLUMNS = ["run", "scenario", "latency", "calls", "lower bound", "ratio", "baseline calls", "wall s",
+                   "API floor s", "wall/floor", "sync CPU s", "peak MB", "writes"]  # fmt: skip
+
+
+def _latency_of(cfg: BenchConfig, s: ScenarioResult) -> str:
+    if s.profile != "none":
+        return s.profile + ("" if cfg.latency_scale == 1 else f" ×{cfg.latency_scale:g}")
+    if cfg.latency_profile != "none":
+        return cfg.latency_profile
+    return f"{cfg.latency_ms:g} ms" if cfg.latency_ms else "none"
+
+
+def summary_rows(cfg: BenchConfig, runs: list[ScaleRun], baseline: list[ScenarioResult]) -> list[list[str]]:
+    """One row per scenario of every run: the README's table."""
+    naive = by_name(baseline)
+    rows = []
+    for run in runs:
+        primary = run.platform.value == "facturama" and run.clients == cfg.clients
+        for s in run.scenarios:
+            bound = s.bound.sum() if s.bound else 0
+            base = naive.get(s.name) if primary else None
+            floor = s.floor_s
+            rows.append([run.label, f"{s.name} {s.title}", _latency_of(cfg, s), str(s.calls.sum()), str(bound),
+                         _ratio(s.calls.sum(), bound), str(base.calls.sum()) if base else "–",
+                         f"{s.rss['wall_s']:.1f}", f"{floor:.1f}" if floor else "–",
+                         _ratio(s.rss["wall_s"], floor) if floor else "–", f"{s.cpu_s:.1f}", f"{s.rss['peak_rss_mb']:.0f}",
+                         str(s.calls.sum(writes=True))])  # fmt: skip
+    for s in baseline:
+        rows.append([f"baseline facturama {size_label(cfg.clients)}", f"{s.name} {s.title}", _latency_of(cfg, s),
+                     str(s.calls.sum()), "", "", str(s.calls.sum()), f"{s.rss['wall_s']:.1f}", "", "",
+                     f"{s.cpu_s:.1f}", f"{s.rss['peak_rss_mb']:.0f}", str(s.calls.sum(writes=True))])  # fmt: skip
+    return rows
+
+
+def _table(columns: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
+
+
+def target_rows(found: list[Target]) -> list[list[str]]:
+    def num(value: float | None, unit: str) -> str:
+        return "" if value is None else f"{value:g} {unit}".strip()
+
+    return [[t.run or "–", t.scenario, t.name, num(t.measured, t.unit), num(t.limit, t.unit),
+             f"**{t.verdict}**" if t.verdict == "MISS" else t.verdict, t.detail] for t in found]  # fmt: skip
+
+
+TARGET_COLUMNS = ["run", "scenario", "target", "measured", "limit", "verdict", "numbers"]
+
+
+def print_targets(found: list[Target]) -> None:
+    """The target table on stdout, one line per target (PASS/MISS with the numbers)."""
+    print("bench: targets", flush=True)
+    for t in found:
+        print(f"  {t.verdict:4} {t.line()}", flush=True)
+    misses = [t for t in found if t.ok is False]
+    print(f"bench: {sum(t.ok is True for t in found)} PASS, {len(misses)} MISS, "
+          f"{sum(t.ok is None for t in found)} n/a", flush=True)  # fmt: skip
+
+
+def markdown(cfg: BenchConfig, env: dict[str, Any], runs: list[ScaleRun], baseline: list[ScenarioResult],
              memory: list[dict[str, Any]], found: list[Target], phases: dict[str, float]) -> str:  # fmt: skip
     measured = ", ".join(f"({r.name})" for r in baseline) or "none"
+    sizes = ", ".join(size_label(n) for n in cfg.sizes)
     parts = [
         "# clientify-sync benchmark", "",
         f"{env['date']} · {env['cpu_count']} CPUs · Python {env['python']} · integrations "
-        f"{', '.join(env['integrations'])} · {cfg.clients} clients, {cfg.products} products, {cfg.estimates} "
-        f"estimates, Clientify holding {cfg.overlap:.0%} of the customers unlinked · {_latency(cfg)} · "
-        f"concurrency {cfg.concurrency} · engine lookback {cfg.lookback_s:g} s · "
-        f"`make bench` took {env['duration_s'] / 60:.1f} min · commit {env['git_commit'][:10]}"
+        f"{', '.join(env['integrations'])}, one run per platform and size ({sizes} customers; {cfg.products} products, "
+        f"{cfg.estimates} estimates at every size), Clientify holding {cfg.overlap:.0%} of the customers unlinked · "
+        f"{_latency(cfg)}{_modified(cfg)} · concurrency {cfg.concurrency} · engine lookback {cfg.lookback_s:g} s · "
+        f"the whole run took {env['duration_s'] / 60:.1f} min · commit {env['git_commit'][:10]}"
         f"{' with uncommitted engine/sandbox changes' if env['uncommitted'] else ''}", "",
         *[f"**Note:** the memory probe at {m['clients']} clients imported commit {m['git_commit'][:10]} (the code "
           "changed during the run)." for m in memory if m.get("git_commit") != env["git_commit"]],
-        markdown_table(table_rows(cfg, ours, baseline, memory, found)), "",
-        f"Baseline scenarios measured: {measured} (each at full size; nothing derived or extrapolated). "
-        "The baseline syncs contacts and products only, Facturama → Clientify; `ours/baseline` compares our "
-        "calls for those two entities with it. `ratio` is calls ÷ lower bound. `peak MB` is the process's "
-        "peak RSS (sampled every 20 ms), Δ its growth during the scenario.", "",
-        *([] if cfg.sequential or not memory else [
-            "\\* The baseline and the memory check ran side by side (separate processes and sandboxes) to fit "
-            "the time budget: those wall times include sharing two CPUs; calls and peak RSS do not depend on "
-            "it. Ours ran alone.", ""]),
-        "## Targets", "", *[f"- {t.line()}" for t in found], "",
-        "## Lower bound", "", (BOUND_DOC or "").strip(), "",
+        *[f"**Note:** run {r.label} imported commit {r.git_commit[:10]} (the code changed during the run)."
+          for r in runs if r.git_commit and r.git_commit != env["git_commit"]],
+        "## Summary", "", _table(SUMMARY_COLUMNS, summary_rows(cfg, runs, baseline)), "",
+        "Each run (platform, size) is a fresh process: `sync CPU s` is its CPU time (user + system) during the "
+        "scenario, `peak MB` its peak RSS (total, sampled every 20 ms). `API floor` = the latency the sandbox "
+        "added (calls × per-call latency) ÷ concurrency, reads counted as parallel. Scenarios 1–3 run at the "
+        "flat latency; 2r and 3r at the modified profile after an unmeasured idle run (the full sync at the "
+        "realistic profile would take hours at 100k, so the state is built at the fast one).", "",
+        "## Targets", "", _table(TARGET_COLUMNS, target_rows(found)), "",
     ]
-    for s in ours:
-        if s.bound is None:
-            continue
-        parts += [f"### ({s.name}) {s.title}", ""]
-        parts += [f"- {b['api']} {b['method']} {b['calls']}: {b['why']}" for b in s.bound.lines if b["calls"]]
-        for w in s.windows:
-            if w["watermark"]:
-                parts.append(f"- engine read window for clientify {w['resource']} ({w['integration']}): since "
-                             f"{w['engine_since']} (watermark − lookback) → {w['engine_records']} records, "
-                             f"{w['engine_pages']} pages; since the watermark: {w['records']} records")  # fmt: skip
+    for run in runs:
+        primary = run.platform.value == "facturama" and run.clients == cfg.clients
+        ours = run.scenarios
+        run_baseline = baseline if primary else []
+        parts += [f"## Run {run.label}", "", f"Seeded {run.seeded}; the run took {run.wall_s / 60:.1f} min.", "",
+                  markdown_table(table_rows(cfg, ours, run_baseline, memory if primary else [], found, run.label)), ""]
+        if primary:
+            parts += [
+                f"Baseline scenarios measured: {measured} (each at full size; nothing derived or extrapolated). "
+                "The baseline syncs contacts and products only, Facturama → Clientify; `ours/baseline` compares our "
+                "calls for those two entities with it. `ratio` is calls ÷ lower bound. `peak MB` is the process's "
+                "peak RSS (sampled every 20 ms), Δ its growth during the scenario.", "",
+                *([] if cfg.sequential or not memory else [
+                    "\\* The baseline and the memory check ran side by side (separate processes and sandboxes) to "
+                    "fit the time budget: those wall times include sharing two CPUs; calls and peak RSS do not "
+                    "depend on it. Ours ran alone.", ""])]
+        parts += ["### Lower bound", ""]
+        if run is runs[0]:
+            parts += [(BOUND_DOC or "").strip(), ""]
+        for s in ours:
+            if s.bound is None:
+                continue
+            parts += [f"#### ({s.name}) {s.title}", ""]
+            parts += [f"- {b['api']} {b['method']} {b['calls']}: {b['why']}" for b in s.bound.lines if b["calls"]]
+            for w in s.windows:
+                if w["watermark"]:
+                    parts.append(f"- engine read window for clientify {w['resource']} ({w['integration']}): since "
+                                 f"{w['engine_since']} (watermark − lookback) → {w['engine_records']} records, "
+                                 f"{w['engine_pages']} pages; since the watermark: {w['records']} records")  # fmt: skip
+            parts.append("")
+        parts += ["### Calls and time per sync", "",
+                  "| scenario | sync | calls | writes | per API and method | seconds per step |", "|---|---|---|---|---|---|"]
+        for s in ours:
+            for key, calls in s.by_entity.items():
+                detail = ", ".join(f"{a} {m} {n}" for (a, m), n in sorted(calls.by_method.items()))
+                steps = _steps(s.reports.get(key, {}).get("step_seconds") or {}, "")
+                parts.append(f"| {s.name} | {key} | {calls.sum()} | {calls.sum(writes=True)} | {detail} | {steps} |")
+        parts += ["", "### Where the wall time went", "",
+                  "CPU seconds spent during each scenario by the sync's process (the engine, or the baseline's "
+                  "client) and by the sandbox serving it, against the wall time (two CPUs).", "",
+                  "| run | scenario | wall s | sync CPU s | sandbox CPU s |", "|---|---|---|---|---|"]
+        for who, group in (("ours", ours), ("baseline", run_baseline)):
+            for s in group:
+                cpu = s.rss.get("cpu_s", {})
+                parts.append(f"| {who} | {s.name} | {s.rss['wall_s']:.1f} | {cpu.get('bench', '')} | "
+                             f"{cpu.get('sandbox', '')} |")  # fmt: skip
         parts.append("")
-    parts += ["## Calls and time per sync (ours)", "",
-              "| scenario | sync | calls | writes | per API and method | seconds per step |", "|---|---|---|---|---|---|"]
-    for s in ours:
-        for key, calls in s.by_entity.items():
-            detail = ", ".join(f"{a} {m} {n}" for (a, m), n in sorted(calls.by_method.items()))
-            steps = _steps(s.reports.get(key, {}).get("step_seconds") or {}, "")
-            parts.append(f"| {s.name} | {key} | {calls.sum()} | {calls.sum(writes=True)} | {detail} | {steps} |")
-    parts += ["", "## Where the wall time went", "",
-              "CPU seconds spent during each scenario by the benchmark process (the engine, or the baseline's "
-              "client) and by the sandbox serving it, against the wall time (two CPUs).", "",
-              "| run | scenario | wall s | bench CPU s | sandbox CPU s |", "|---|---|---|---|---|"]
-    for who, runs in (("ours", ours), ("baseline", baseline)):
-        for s in runs:
-            cpu = s.rss.get("cpu_s", {})
-            parts.append(f"| {who} | {s.name} | {s.rss['wall_s']:.1f} | {cpu.get('bench', '')} | {cpu.get('sandbox', '')} |")
     if memory:
         parts += ["", "## Memory check, step by step", "",
                   "Peak RSS (MB) and seconds of each step of the dry-run contacts sync, in one process as the "
@@ -183,7 +273,9 @@ def markdown(cfg: BenchConfig, env: dict[str, Any], ours: list[ScenarioResult], 
 
 def _scenario_json(s: ScenarioResult) -> dict[str, Any]:
     return {
-        "name": s.name, "title": s.title, "mode": s.mode, **s.rss, "added_latency_s": round(s.delay_s, 3),
+        "name": s.name, "title": s.title, "mode": s.mode, "profile": s.profile, **s.rss,
+        "added_latency_s": round(s.delay_s, 3), "api_floor_s": round(s.floor_s, 2), "sync_cpu_s": s.cpu_s,
+        "unchanged": s.unchanged,
         "calls": s.calls.nested(),
         "calls_total": s.calls.sum(), "writes": s.calls.sum(writes=True), "routes": s.calls.route_rows(),
         "calls_by_entity": {k: c.nested() for k, c in s.by_entity.items()},
@@ -203,10 +295,21 @@ def write_results(out_dir: Path, payload: dict[str, Any], text: str) -> None:
     (out_dir / "latest.md").write_text(text + "\n")
 
 
-def results_payload(env: dict[str, Any], ours: list[ScenarioResult], baseline: list[ScenarioResult],
+def primary_run(cfg: BenchConfig, runs: list[ScaleRun]) -> ScaleRun | None:
+    """The run today's scenarios and the baseline compare: Facturama at the first size (else the first)."""
+    return next((r for r in runs if r.platform.value == "facturama" and r.clients == cfg.clients),
+                runs[0] if runs else None)  # fmt: skip
+
+
+def results_payload(cfg: BenchConfig, env: dict[str, Any], runs: list[ScaleRun], baseline: list[ScenarioResult],
                     memory: list[dict[str, Any]], found: list[Target], phases: dict[str, float]) -> dict[str, Any]:  # fmt: skip
+    primary = primary_run(cfg, runs)
     return {
         "environment": env, "targets": [asdict(t) | {"verdict": t.verdict} for t in found],
-        "scenarios": [_scenario_json(s) for s in ours], "baseline": [_scenario_json(s) for s in baseline],
+        "runs": [{"label": r.label, "platform": r.platform.value, "clients": r.clients, "seeded": r.seeded,
+                  "wall_s": r.wall_s, "peak_rss_mb": r.peak_rss_mb, "git_commit": r.git_commit,
+                  "scenarios": [_scenario_json(s) for s in r.scenarios]} for r in runs],
+        "scenarios": [_scenario_json(s) for s in primary.scenarios] if primary else [],
+        "baseline": [_scenario_json(s) for s in baseline],
         "memory": memory, "phases_s": {k: round(v, 1) for k, v in phases.items()},
     }  # fmt: skip

@@ -11,7 +11,6 @@ stopped at the end whatever happens; only 127.0.0.1 traffic, every loop bounded 
 
 from __future__ import annotations
 
-import tempfile
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -19,12 +18,14 @@ from typing import Any
 
 from bench.config import BenchConfig, parse_args
 from bench.memory import measure_memory
-from bench.report import environment, markdown, results_payload, write_results
-from bench.sandbox import SandboxHandle, seed_world, start_sandbox, stop_sandbox
+from bench.report import environment, markdown, print_targets, results_payload, write_results
+from bench.sandbox import SandboxHandle, start_sandbox, stop_sandbox
 from bench.sandbox_checks import run_checks
-from bench.scenarios import ScenarioResult, run_baseline, run_ours
-from bench.targets import targets
+from bench.scale import ScaleRun, run_scale, size_label
+from bench.scenarios import ScenarioResult, run_baseline
+from bench.targets import Target, call_misses, targets
 from bench.version import code_version
+from clientify_sync.engine.vocabulary import Platform
 
 
 def _timed(phases: dict[str, float], name: str, started: float) -> None:
@@ -34,6 +35,9 @@ def _timed(phases: dict[str, float], name: str, started: float) -> None:
 def _baseline_and_memory(
     handle: SandboxHandle, cfg: BenchConfig, phases: dict[str, float]
 ) -> tuple[list[ScenarioResult], list[dict[str, Any]]]:
+    """The baseline (Facturama only) and the dry-run memory check, both on the first platform and size."""
+    first = cfg.for_run(cfg.platforms[0], cfg.clients)
+    cfg = cfg.for_run(Platform.FACTURAMA, cfg.clients) if Platform.FACTURAMA in cfg.platforms else first
     if cfg.sequential or not cfg.memory_sizes:
         mark = time.perf_counter()
         baseline = run_baseline(handle, cfg)
@@ -59,39 +63,46 @@ def _baseline_and_memory(
 def run(cfg: BenchConfig) -> tuple[str, dict[str, Any]]:
     """Run everything; return the markdown report and the JSON payload."""
     started = time.perf_counter()
-    version = code_version()  # what this process imports; the memory probes record their own
+    version = code_version()  # what this process imports; the runs and memory probes record their own
     phases: dict[str, float] = {}
     handle = start_sandbox()
     print(f"bench: sandbox up ({handle.facturama_url}, {handle.clientify_url}, {handle.facturadirecta_url})",
           flush=True)  # fmt: skip
-    checks = []
+    checks: list[Target] = []
+    runs: list[ScaleRun] = []
     try:
         if cfg.sandbox_checks:
             mark = time.perf_counter()
             checks = run_checks(handle)
             _timed(phases, "sandbox checks", mark)
-        mark = time.perf_counter()
-        seeded = seed_world(handle, cfg)
-        _timed(phases, "seed", mark)
-        print(f"bench: seeded {seeded}", flush=True)
-        with tempfile.TemporaryDirectory(prefix="bench-ledger-") as tmp:
+        for platform, size in cfg.runs():
             mark = time.perf_counter()
-            ours = run_ours(handle, cfg, f"sqlite:///{tmp}/ledger.db")
-            _timed(phases, "ours (scenarios + edits + bound counting)", mark)
+            print(f"bench: run {platform.value} {size_label(size)} (fresh process)", flush=True)
+            runs.append(run_scale(handle, cfg, platform, size))
+            _timed(phases, f"run {runs[-1].label} (seed, scenarios, edits, bound counting)", mark)
         baseline, memory = _baseline_and_memory(handle, cfg, phases)
     finally:
         stop_sandbox(handle)
-    env = environment(cfg, time.perf_counter() - started) | version | {"seeded": seeded}
-    found = targets(cfg, ours, baseline, memory) + checks
-    text = markdown(cfg, env, ours, baseline, memory, found, phases)
-    return text, results_payload(env, ours, baseline, memory, found, phases)
+    env = environment(cfg, time.perf_counter() - started) | version
+    found = targets(cfg, runs, baseline, memory) + checks
+    text = markdown(cfg, env, runs, baseline, memory, found, phases)
+    return text, results_payload(cfg, env, runs, baseline, memory, found, phases)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     cfg = parse_args(argv)
+    started = time.perf_counter()
     text, payload = run(cfg)
-    print(text, flush=True)
+    if not cfg.quick:
+        print(text, flush=True)
+    found = [Target(**{k: v for k, v in t.items() if k != "verdict"}) for t in payload["targets"]]
+    print_targets(found)
     if cfg.write_results:
         write_results(cfg.output_dir, payload, text)
         print(f"bench: results in {cfg.output_dir}/latest.json and latest.md", flush=True)
+    if cfg.quick:
+        misses = call_misses(found)
+        print(f"bench --quick: {len(found)} call-count targets, {len(misses)} MISS, "
+              f"{time.perf_counter() - started:.0f} s", flush=True)  # fmt: skip
+        return 1 if misses else 0
     return 0

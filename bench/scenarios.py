@@ -26,11 +26,13 @@ from bench.config import BenchConfig
 from bench.edits import Edit, apply_edits, ledger_pairs, pick
 from bench.engine import ENTITIES, ApiClients, EngineDriver
 from bench.sampler import RssSampler
-from bench.sandbox import Calls, SandboxHandle, applied_delay_s, read_calls, seed_world
+from bench.sandbox import Calls, SandboxHandle, applied_delay_s, read_calls, seed_world, set_latency
 from clientify_sync.engine.vocabulary import Entity, Mode, Platform
 
-TITLES = {"1": "initial full sync", "2": "idle modified run", "2b": "second idle modified run",
-          "3": "modified run after 1% edits each side"}  # fmt: skip
+TITLES = {"settle": "unmeasured idle run before the profile switch", "1": "initial full sync", "2": "idle modified run", "2b": "second idle modified run",
+          "3": "modified run after 1% edits each side", "2r": "idle modified run, {profile} profile",
+          "3r": "modified run after 1% edits each side, {profile} profile"}  # fmt: skip
+REALISTIC_EDIT_OFFSET = 1_000_000  # 3r's edit values count from here (3's from 1)
 CP = (Entity.CONTACTS, Entity.PRODUCTS)  # what the baseline syncs
 
 
@@ -47,10 +49,28 @@ class ScenarioResult:
     edits: list[Edit] = field(default_factory=list)
     outcomes: dict[str, Any] = field(default_factory=dict)
     delay_s: float = 0.0  # latency the sandbox added during the scenario (sum over requests)
+    profile: str = "none"  # latency: "none" (the flat latency_ms only) or a profile name
+    concurrency: int = 1
 
     @property
     def title(self) -> str:
-        return TITLES[self.name]
+        return TITLES[self.name].format(profile=self.profile)
+
+    @property
+    def floor_s(self) -> float:
+        """The API floor: the latency the sandbox added (calls × per-call latency) ÷ concurrency, as if
+        every call, reads included, ran ``concurrency`` at a time and cost nothing else."""
+        return self.delay_s / max(self.concurrency, 1)
+
+    @property
+    def cpu_s(self) -> float:
+        """CPU seconds of the process that ran the sync (user + system) during the scenario."""
+        return float(self.rss.get("cpu_s", {}).get("bench", 0.0))
+
+    @property
+    def unchanged(self) -> int:
+        """Records the run found unchanged (sum over its syncs' reports)."""
+        return sum(int(r.get("unchanged") or 0) for r in self.reports.values())
 
     def entity_calls(self, entities: tuple[Entity, ...]) -> Calls:
         """Calls of the given entities only (all integrations)."""
@@ -62,7 +82,9 @@ class ScenarioResult:
 
 
 def _sandbox_pid(handle: SandboxHandle) -> dict[str, int]:
-    return {"sandbox": handle.process.pid} if handle.process is not None else {}
+    """The sandbox process to count CPU of: ours, or the one a parent started (``sandbox_pid``)."""
+    pid = handle.process.pid if handle.process is not None else getattr(handle, "sandbox_pid", None)
+    return {"sandbox": pid} if pid else {}
 
 
 def by_name(results: list[ScenarioResult]) -> dict[str, ScenarioResult]:
@@ -91,7 +113,7 @@ class OurRuns:
     def __post_init__(self) -> None:
         self.drivers = [EngineDriver(p, self.clients, self.ledger_url, self.cfg.options) for p in self.cfg.platforms]
 
-    def scenario(self, name: str, mode: Mode, edits: list[Edit] | None = None) -> ScenarioResult:
+    def scenario(self, name: str, mode: Mode, edits: list[Edit] | None = None, profile: str = "none") -> ScenarioResult:
         integrations = [Integration(d.platform, self.clients.invoicing(d.platform).settings.page_size,
                                     dict(d.watermarks)) for d in self.drivers]  # fmt: skip
         bound, windows = read_bound(self.handle, integrations, mode, timedelta(seconds=self.cfg.lookback_s))
@@ -121,12 +143,14 @@ class OurRuns:
             per_platform[Platform(key.split("/")[0])].add(calls)
         definition_writes(bound, per_platform, defined)
         result = ScenarioResult(name, mode.value, total, rss.as_dict(), by_entity, bound, windows,
-                                {k: _summary(r) for k, r in reports.items()}, edits or [], delay_s=delay_s)  # fmt: skip
+                                {k: _summary(r) for k, r in reports.items()}, edits or [], delay_s=delay_s,
+                                profile=profile, concurrency=self.cfg.concurrency)  # fmt: skip
         _log(result)
         return result
 
-    def edit(self) -> list[Edit]:
-        """1% of each side, among the pairs the ledger links (outside any measured window)."""
+    def edit(self, tag: str = "", first: int = 0) -> list[Edit]:
+        """1% of each side, among the pairs the ledger links (outside any measured window); ``tag`` and
+        ``first`` make a second round pick other records and write other values."""
         picks = []
         totals = {Entity.CONTACTS: self.cfg.clients, Entity.PRODUCTS: self.cfg.products,
                   Entity.ESTIMATES: self.cfg.estimates}  # fmt: skip
@@ -136,9 +160,9 @@ class OurRuns:
                 pairs = ledger_pairs(self.ledger_url, driver.platform, entity)
                 for p in pairs:
                     linked.setdefault((entity.value, p.crm_type, p.crm_id), []).append(driver.platform.value)
-                seed = f"bench-edits:{self.cfg.seed}:{driver.platform.value}:{entity.value}"
+                seed = f"bench-edits{tag}:{self.cfg.seed}:{driver.platform.value}:{entity.value}"
                 picks.append((driver.platform, entity, *pick(pairs, totals[entity], self.cfg.edit_fraction, seed)))
-        edits = apply_edits(self.clients, picks, self.cfg.concurrency)
+        edits = apply_edits(self.clients, picks, self.cfg.concurrency, first)
         return [replace(e, reach=tuple(linked[(e.entity.value, e.rtype, e.rid)])) if e.side == "clientify" else e
                 for e in edits]  # fmt: skip
 
@@ -152,9 +176,30 @@ def run_ours(handle: SandboxHandle, cfg: BenchConfig, ledger_url: str) -> list[S
             results.append(runs.scenario("2b", Mode.MODIFIED))
         edits = runs.edit()
         results.append(runs.scenario("3", Mode.MODIFIED, edits))
+        if cfg.modified_profile != "none" and cfg.latency_profile == "none":
+            results += _modified_at_profile(runs, cfg)
         return results
     finally:
         clients.close()
+
+
+def _modified_at_profile(runs: OurRuns, cfg: BenchConfig) -> list[ScenarioResult]:
+    """The hourly runs at ``cfg.modified_profile`` (2r idle, 3r after new 1% edits). The full sync that
+    built the state ran at the flat latency: at the realistic profile it would take hours at 100k.
+
+    First an unmeasured idle run at the flat latency takes in what scenario 3 wrote (its echoes), so 2r
+    is truly idle; the 3r edits are made at the flat latency too, then the profile is switched on."""
+    handle, profile = runs.handle, cfg.modified_profile
+    runs.scenario("settle", Mode.MODIFIED)
+    set_latency(handle, 0, profile, cfg.latency_scale)
+    print(f"  latency profile switched to {profile} (scale {cfg.latency_scale:g}) for 2r and 3r", flush=True)
+    results = [runs.scenario("2r", Mode.MODIFIED, profile=profile)]
+    set_latency(handle, cfg.latency_ms, "none")
+    edits = runs.edit(tag=":r", first=REALISTIC_EDIT_OFFSET)
+    set_latency(handle, 0, profile, cfg.latency_scale)
+    results.append(runs.scenario("3r", Mode.MODIFIED, edits, profile=profile))
+    set_latency(handle, cfg.latency_ms, "none")
+    return results
 
 
 def re_read_echoes(result: ScenarioResult) -> bool:
