@@ -252,4 +252,9 @@ def _log(result: ScenarioResult, prefix: str = "ours") -> None:
     bound = f", lower bound {result.bound.sum()}" if result.bound else ""
     print(f"  {prefix} scenario {result.name} ({result.title}): {result.calls.sum()} calls{bound}, "
           f"{result.calls.sum(writes=True)} writes, {result.rss['wall_s']} s, peak {result.rss['peak_rss_mb']} MB, "
-          f"CPU s {result.rss['cpu_s']}", flush=True)  # fmt: skip
+          f"CPU s {result.rss['cpu_s']}{_failures(result)}", flush=True)  # fmt: skip
+
+
+def _failures(result: ScenarioResult) -> str:
+    failed = sum(int(r.get("failures_total") or 0) for r in result.reports.values())
+    return f", {failed} records failed (see the reports)" if failed else ""
