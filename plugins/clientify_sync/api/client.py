@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Self
 
-from clientify_sync.api.http import ApiSession
+from clientify_sync.api.http import ApiSession, RequestBudget
+from clientify_sync.api.settings import HttpSettings
 from clientify_sync.api.stats import CallStats
 from clientify_sync.errors import AuthenticationError, ClientifySyncError, NotFoundError
 
@@ -93,11 +94,22 @@ class ApiClient:
 
     def __init__(self, session: ApiSession) -> None:
         self._session = session
+        self.settings: HttpSettings = session.settings
         self.stats: CallStats = session.stats
 
     @property
     def base_url(self) -> str:
+        """The API's scheme, host and port."""
         return self._session.settings.base_url
+
+    def share_budget(self, budget: RequestBudget) -> None:
+        """Draw every request of this client from ``budget`` instead of its own token bucket.
+
+        Args:
+            budget: e.g. ``clientify_sync.engine.budget.SharedRequestBudget``, one budget for every task
+                and worker using the same account.
+        """
+        self._session.share_budget(budget)
 
     def _probe(self) -> str:
         """Make one cheap authenticated call; return a short success description."""

@@ -20,7 +20,7 @@ import httpx
 
 from clientify_sync.api.auth import TokenHeaderAuth
 from clientify_sync.api.client import ApiClient, Probe
-from clientify_sync.api.http import ApiSession
+from clientify_sync.api.http import ApiSession, RequestBudget, Requester
 from clientify_sync.api.paging import (
     Page,
     PageNumberPaginator,
@@ -201,7 +201,7 @@ class ClientifyResource:
 
     natural_key_field = ""
 
-    def __init__(self, session: Any, settings: ClientifySettings, path: str) -> None:
+    def __init__(self, session: Requester, settings: ClientifySettings, path: str) -> None:
         self._session = session
         self.page_size = settings.page_size
         self.concurrency = settings.concurrency
@@ -293,7 +293,10 @@ class ClientifyResource:
 
     def update(self, record_id: int | str, body: dict[str, Any]) -> dict[str, Any] | None:
         """PUT a partial body (Clientify's PUT behaves like PATCH); returns the full record."""
-        return self._session.request("PUT", self.item_route, path_params={"id": record_id}, json=body)
+        answer: dict[str, Any] | None = self._session.request(
+            "PUT", self.item_route, path_params={"id": record_id}, json=body
+        )
+        return answer
 
     def delete(self, record_id: int | str) -> None:
         """DELETE (204)."""
@@ -384,7 +387,7 @@ class ClientifyCustomFields:
 
     route = "/v1/custom-fields/"
 
-    def __init__(self, session: Any) -> None:
+    def __init__(self, session: Requester) -> None:
         self._session = session
         self._lock = threading.Lock()
         self._known: list[dict[str, Any]] | None = None
@@ -498,6 +501,7 @@ class ClientifyClient(ApiClient):
 
     display_name = "Clientify"
     api_name = API
+    settings: ClientifySettings
 
     def __init__(
         self,
@@ -554,6 +558,12 @@ class ClientifyClient(ApiClient):
             if is_invalid_page(error):  # an empty collection on a strict paginator: the route exists
                 return None
             raise
+
+    def share_budget(self, budget: RequestBudget) -> None:
+        """Draw every request from ``budget``, on both hosts (the fallback host serves the same account)."""
+        self.reads.primary.share_budget(budget)
+        if self.reads.fallback is not None:
+            self.reads.fallback.share_budget(budget)
 
     def close(self) -> None:
         """Close both hosts' connection pools."""

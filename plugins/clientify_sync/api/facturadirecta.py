@@ -240,6 +240,7 @@ class FacturaDirectaClient(ApiClient):
 
     display_name = "FacturaDirecta"
     api_name = API
+    settings: FacturaDirectaSettings
 
     def __init__(
         self,

@@ -148,15 +148,19 @@ class FacturamaResource:
     def update(self, record_id: str, body: dict[str, Any]) -> dict[str, Any] | None:
         """PUT the full object (``Id`` included); None when the API answers 204/empty."""
         full = {**body, "Id": record_id}
-        return self._session.request("PUT", self.item_route, path_params={"id": record_id}, json=full)
+        answer: dict[str, Any] | None = self._session.request(
+            "PUT", self.item_route, path_params={"id": record_id}, json=full
+        )
+        return answer
 
     def delete(self, record_id: str) -> dict[str, Any] | None:
         """DELETE; returns the deleted object when the API sends one."""
-        return self._session.request("DELETE", self.item_route, path_params={"id": record_id})
+        deleted: dict[str, Any] | None = self._session.request("DELETE", self.item_route, path_params={"id": record_id})
+        return deleted
 
     def _find_exact(
         self, search: str, field: str, wanted: str, normalise: Callable[[str], str]
-    ) -> list[dict]:
+    ) -> list[dict[str, Any]]:
         """Server-side ``search`` (a substring match), then an exact client-side comparison."""
         return [
             record
@@ -199,6 +203,7 @@ class FacturamaClient(ApiClient):
 
     display_name = "Facturama"
     api_name = API
+    settings: FacturamaSettings
 
     def __init__(
         self,

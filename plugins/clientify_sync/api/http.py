@@ -57,13 +57,35 @@ class RequestBudget(Protocol):
 class ResponseReader(Protocol):
     """What an API module supplies: its name, its status mapping and its body decoder."""
 
-    api: str
+    @property
+    def api(self) -> str:
+        """The API's name, in logs, stats and errors."""
+        ...
 
     def error_for(self, response: httpx.Response, method: str, route: str) -> ApiError | None:
         """The typed error for an unsuccessful response, or None when it succeeded."""
 
     def decode(self, response: httpx.Response, method: str, route: str) -> Any:
         """The decoded body of a successful response."""
+
+
+class Requester(Protocol):
+    """Sends one logical request and returns the decoded body: ``ApiSession``, or Clientify's failover."""
+
+    def request(
+        self,
+        method: str,
+        route: str,
+        *,
+        path_params: Mapping[str, object] | None = None,
+        params: Params | None = None,
+        json: Any = None,
+        content: bytes | None = None,
+        url: str | None = None,
+        natural_key: str | None = None,
+    ) -> Any:
+        """See ``ApiSession.request``."""
+        ...
 
 
 @dataclass(frozen=True)

@@ -84,7 +84,7 @@ def parse(raw: bytes) -> etree._Element:
         root = etree.fromstring(raw, parser=_hardened_parser())
     except etree.XMLSyntaxError as exc:
         raise BrokenXmlError(f"unparseable XML ({exc.msg})") from None
-    docinfo = root.getroottree().docinfo
+    docinfo: Any = root.getroottree().docinfo  # lxml-stubs lack DocInfo.doctype
     if docinfo.doctype or docinfo.internalDTD is not None:
         raise HostileXmlError("XML with a DOCTYPE or ENTITY declaration is refused")
     return root

@@ -51,7 +51,7 @@ class ApiHook(BaseHook, Generic[ClientT]):
             ConfigurationError: missing credentials, bad values or unknown extra keys.
         """
         conn = self.get_connection(self.conn_id)
-        return self.settings_class.from_connection(
+        settings: HttpSettings = self.settings_class.from_connection(
             host=conn.host,
             login=conn.login,
             password=conn.password,
@@ -59,6 +59,7 @@ class ApiHook(BaseHook, Generic[ClientT]):
             port=conn.port,
             schema=conn.schema,
         )
+        return settings
 
     def get_conn(self) -> ClientT:
         """The API client for this connection (built once per hook)."""
@@ -76,17 +77,12 @@ class ApiHook(BaseHook, Generic[ClientT]):
         from clientify_sync.engine.budget import SharedRequestBudget, account_key
 
         client = self.get_conn()
-        session = client._session  # the client's HTTP session; the budget is a session concern
-        rpm = session.settings.requests_per_minute
+        rpm = client.settings.requests_per_minute
         if rpm <= 0:
             return
         conn = self.get_connection(self.conn_id)
-        account = account_key(session.api, conn.host, conn.login, conn.password)
-        budget = SharedRequestBudget(ledger_engine, account, rpm)
-        session.share_budget(budget)
-        fallback = getattr(getattr(client, "reads", None), "fallback", None)
-        if fallback is not None:  # Clientify's fallback host serves the same account
-            fallback.share_budget(budget)
+        account = account_key(client.api_name, conn.host, conn.login, conn.password)
+        client.share_budget(SharedRequestBudget(ledger_engine, account, rpm))
 
     def test_connection(self) -> tuple[bool, str]:
         """One cheap authenticated call; never raises (a missing connection is reported too)."""
