@@ -1,15 +1,18 @@
 """The last seen state of every remote record: ``cs_remote_records``.
 
 The invoicing listing, and a mirror of the Clientify records seen so far, which lets a modified run
-match by tax ID without a search per record. Staging is cheap for a record that did not change: one
-read of the stored hashes per chunk, and for the unchanged rows one executemany ``UPDATE`` of a few
-short columns; only new or changed rows have their JSON written.
+match by tax ID without a search per record.
+
+Staging costs a record that did not change a hash comparison: one read of the stored hashes per
+chunk, then one ``UPDATE ... WHERE rid IN (...)`` of ``seen_run`` and ``prev_hash`` for all unchanged
+rows; only new or changed rows have their JSON written. ``raw_hash`` catches a change of the API's
+record outside the mapped fields (a second e-mail, a phone), which must not leave a stale ``raw``
+behind for the read-modify-write of a later update.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -29,11 +32,14 @@ _CHEAP = ("key", "kind", "problem", "modified")
 
 
 def raw_hash(raw: dict[str, Any] | None) -> str | None:
-    """A stable hash of an API record as read (``None`` for none): equal hashes, same record."""
+    """A digest of an API record as read (``None`` for none): equal digests, same record.
+
+    ``repr`` of parsed JSON is exact and several times faster than a sorted ``json.dumps``; it follows
+    key order, so a reordered record only counts as changed (one rewrite), never the reverse.
+    """
     if raw is None:
         return None
-    payload = json.dumps(raw, sort_keys=True, ensure_ascii=False, default=str)
-    return hashlib.sha256(payload.encode()).hexdigest()[:32]
+    return hashlib.blake2b(repr(raw).encode(), digest_size=16).hexdigest()
 
 
 class Records(Repository):
@@ -49,9 +55,10 @@ class Records(Repository):
     ) -> None:
         """Store the latest state of records read in this run (``prev_hash`` keeps the one before).
 
-        A record whose content hash (and, with ``keep_raw``, raw hash) equals the stored one keeps its
-        stored ``data`` and ``raw``: only ``seen_run``, ``prev_hash`` (= its hash) and the columns the
-        hash does not cover (key, kind, problem, modified) are updated. Others are replaced whole.
+        A record whose content hash (and, with ``keep_raw``, raw digest) equals the stored one keeps its
+        stored ``data`` and ``raw``: only ``seen_run``, ``prev_hash`` (= its hash) and, when they
+        differ, the columns the hash does not cover (key, kind, problem, modified) are updated.
+        Others are replaced whole, with ``prev_hash`` = the hash stored before.
 
         Args:
             records: what was read; of several states of one record, the last wins.
@@ -83,19 +90,24 @@ class Records(Repository):
         t = remote_records
         where = sa.and_(self._scope(t), t.c.side == side, t.c.rtype == rtype)
         ids = [r.rid for r in chunk]
-        stored = {
-            row.rid: (row.hash, row.raw_hash)
-            for row in conn.execute(sa.select(t.c.rid, t.c.hash, t.c.raw_hash).where(where, t.c.rid.in_(ids)))
-        }
-        unchanged: list[dict[str, Any]] = []
-        fresh: list[dict[str, Any]] = []
+        query = sa.select(t.c.rid, t.c.hash, t.c.raw_hash, *(t.c[name] for name in _CHEAP))
+        stored = {row[0]: tuple(row[1:]) for row in conn.execute(query.where(where, t.c.rid.in_(ids)))}
+        seen: list[str] = []  # unchanged, cheap columns too: one UPDATE ... WHERE rid IN
+        refreshed: list[dict[str, Any]] = []  # unchanged, some cheap column not: one executemany
+        fresh: list[dict[str, Any]] = []  # new or changed: replaced whole
         for r in chunk:
             content = r.content_hash
             raw = r.raw if keep_raw else None
             raw_digest = raw_hash(raw)
             old = stored.get(r.rid)
             if old is not None and old[0] == content and (not keep_raw or old[1] == raw_digest):
-                unchanged.append({"b_rid": r.rid, **{f"b_{name}": getattr(r, name) for name in _CHEAP}})
+                cheap = tuple(getattr(r, name) for name in _CHEAP)
+                if old[2:] == cheap:
+                    seen.append(r.rid)
+                else:
+                    refreshed.append(
+                        {"b_rid": r.rid, **{f"b_{n}": v for n, v in zip(_CHEAP, cheap, strict=True)}}
+                    )
                 continue
             fresh.append(
                 {
@@ -117,17 +129,18 @@ class Records(Repository):
                     "raw_hash": raw_digest,
                 }
             )
-        if unchanged:
+        if seen:
+            conn.execute(
+                sa.update(t).where(where, t.c.rid.in_(seen)).values(seen_run=run_id, prev_hash=t.c.hash)
+            )
+        if refreshed:
+            cheap_values = {name: sa.bindparam(f"b_{name}") for name in _CHEAP}
             statement = (
                 sa.update(t)
                 .where(where, t.c.rid == sa.bindparam("b_rid"))
-                .values(
-                    seen_run=run_id,
-                    prev_hash=t.c.hash,
-                    **{name: sa.bindparam(f"b_{name}") for name in _CHEAP},
-                )
+                .values(seen_run=run_id, prev_hash=t.c.hash, **cheap_values)
             )
-            conn.execute(statement, unchanged)
+            conn.execute(statement, refreshed)
         if fresh:
             replaced = [row["rid"] for row in fresh if row["rid"] in stored]
             if replaced:
