@@ -24,7 +24,7 @@ from typing import Any
 
 from clientify_sync.engine.ledger import Ledger
 from clientify_sync.engine.model import SideRecord
-from clientify_sync.engine.plan import Action, PlanItem, Reason
+from clientify_sync.engine.plan import Action, PlanItem, Reason, Ref
 from clientify_sync.engine.progress import Progress
 from clientify_sync.engine.sides import ClientifySide, InvoicingSide
 from clientify_sync.engine.vocabulary import Side
@@ -38,6 +38,7 @@ from clientify_sync.errors import (
 )
 
 log = logging.getLogger(__name__)
+Rows = dict[tuple[str, str], dict[str, Any]]  # staged records by (rtype, rid)
 
 INV = Side.INVOICING.value
 CRM = Side.CLIENTIFY.value
@@ -141,7 +142,9 @@ class Applier:
                     for future in done:
                         item = futures.pop(future)
                         failures = len(self.stats.failures)
-                        self._count_transient(self._settle(item, future, pending_ids.get(item.id)))
+                        self._count_transient(
+                            self._settle(item, future, None if item.id is None else pending_ids.get(item.id))
+                        )
                         if self.progress is not None:
                             self.progress.settled(failed=len(self.stats.failures) > failures)
                     if len(self.writes.finished) >= batch:
@@ -168,18 +171,18 @@ class Applier:
         self.writes = LedgerWrites()
 
     # -- before the writes: the pending-create journal ---------------------------------------------
-    def _journal_creates(self, batch: list[PlanItem], inv_rows: dict, crm_rows: dict) -> dict[int, int]:
+    def _journal_creates(self, batch: list[PlanItem], inv_rows: Rows, crm_rows: Rows) -> dict[int, int]:
         pending_ids: dict[int, int] = {}
         with self.ledger.begin() as conn:
             for item in batch:
-                if item.action is not Action.CREATE:
+                if item.action is not Action.CREATE or item.id is None:
                     continue
                 if self.target is Side.CLIENTIFY:
-                    source = (item.inv_type, item.inv_id)
+                    source = _ref(item.inv)
                     key = inv_rows[source]["key"]
-                    target_type = item.crm_type
+                    target_type = item.crm_type or ""
                 else:
-                    source = (item.crm_type, item.crm_id)
+                    source = _ref(item.crm)
                     key = crm_rows[source]["key"]
                     target_type = self.invoicing.mapper.rtype_for(None)
                 pending_ids[item.id] = self.ledger.pending.add(
@@ -193,11 +196,10 @@ class Applier:
         return pending_ids
 
     # -- the write itself (worker threads: no ledger access here) ----------------------------------
-    def _write(self, item: PlanItem, inv_rows: dict, crm_rows: dict) -> Written:
-        inv_row = inv_rows.get((item.inv_type, item.inv_id)) if item.inv_id else None
-        crm_row = crm_rows.get((item.crm_type, item.crm_id)) if item.crm_id else None
+    def _write(self, item: PlanItem, inv_rows: Rows, crm_rows: Rows) -> Written:
         if item.action is Action.CREATE and self.target is Side.CLIENTIFY:
-            record = self.clientify.create(item.crm_type, inv_row["data"], link=item.inv_id)
+            inv_row = inv_rows[_ref(item.inv)]
+            record = self.clientify.create(item.crm_type or "", inv_row["data"], link=inv_row["rid"])
             if not self.invoicing.link_supported:
                 return Written(record, inv_row["hash"])
             source = self.invoicing.update(
@@ -205,6 +207,7 @@ class Applier:
             )
             return Written(record, source.content_hash, source)
         if item.action is Action.CREATE:
+            crm_row = crm_rows[_ref(item.crm)]
             record = self.invoicing.create(
                 self.invoicing.mapper.rtype_for(None), crm_row["data"], crm_row["rid"]
             )
@@ -212,15 +215,16 @@ class Applier:
                 crm_row["rtype"], crm_row["rid"], crm_row["raw"], crm_row["data"], set(), link=record.rid
             )
             return Written(record, source.content_hash, source)
-        changed = set(item.fields or [])
+        inv, crm, merged = _ref(item.inv), _ref(item.crm), item.merged or {}
+        changed = set(item.fields)
         if self.target is Side.CLIENTIFY:
             record = self.clientify.update(
-                item.crm_type, item.crm_id, crm_row["raw"], item.merged, changed, link=item.inv_id
+                crm.rtype, crm.rid, crm_rows[crm]["raw"], merged, changed, link=inv.rid
             )
         else:
-            link = item.crm_id if self.invoicing.link_supported else None
+            link = crm.rid if self.invoicing.link_supported else None
             record = self.invoicing.update(
-                item.inv_type, item.inv_id, inv_row["raw"], item.merged, changed, link=link
+                inv.rtype, inv.rid, inv_rows[inv]["raw"], merged, changed, link=link
             )
         return Written(record, "")
 
@@ -264,10 +268,10 @@ class Applier:
         )
         if item.action is Action.CREATE:
             if self.target is Side.CLIENTIFY:
-                inv_ref, crm_ref = (item.inv_type, item.inv_id), (record.rtype, record.rid)
+                inv_ref, crm_ref = _ref(item.inv), Ref(record.rtype, record.rid)
                 inv_hash, crm_hash = written.source_hash, record.content_hash
             else:
-                inv_ref, crm_ref = (record.rtype, record.rid), (item.crm_type, item.crm_id)
+                inv_ref, crm_ref = Ref(record.rtype, record.rid), _ref(item.crm)
                 inv_hash, crm_hash = record.content_hash, written.source_hash
             self.writes.links.append(
                 {
@@ -344,14 +348,21 @@ class Applier:
     def _record_of(self, item: PlanItem) -> tuple[str, str, str]:
         """The record a failure is filed under: the source record of a create, else the pair's invoicing one."""
         if item.action is Action.CREATE and self.target is Side.INVOICING:
-            return CRM, item.crm_type, item.crm_id
-        return INV, item.inv_type, item.inv_id
+            return (CRM, *_ref(item.crm))
+        return (INV, *_ref(item.inv))
 
     def _clear_dead_letters(self, item: PlanItem) -> None:
-        if item.inv_id:
-            self.writes.cleared.append((INV, item.inv_type, item.inv_id))
-        if item.crm_id:
-            self.writes.cleared.append((CRM, item.crm_type, item.crm_id))
+        if item.inv is not None:
+            self.writes.cleared.append((INV, *item.inv))
+        if item.crm is not None:
+            self.writes.cleared.append((CRM, *item.crm))
+
+
+def _ref(ref: Ref | None) -> Ref:
+    """The record an item names; a plan item without it is a bug (the planner always sets it)."""
+    if ref is None:
+        raise ValueError("plan item without the record it writes from")
+    return ref
 
 
 def _describe(error: Exception) -> str:

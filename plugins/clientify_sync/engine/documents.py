@@ -37,7 +37,9 @@ def cents(value: Decimal) -> Decimal:
     return value.quantize(CENT, rounding=ROUND_HALF_UP)
 
 
-def canonical_line(sku: Any, description: Any, quantity: Any, unit_price: Any, discount: Any, tax_rate: Any) -> dict:
+def canonical_line(
+    sku: Any, description: Any, quantity: Any, unit_price: Any, discount: Any, tax_rate: Any
+) -> dict[str, str]:
     """One line in canonical form: strings with two decimals, ``discount`` an amount, ``tax_rate`` a %."""
     return {
         "sku": text(sku),
@@ -86,7 +88,8 @@ TOTALS_RULES: dict[str, Callable[[Iterable[dict[str, str]]], Totals]] = {
     "facturadirecta": totals_per_document,
 }
 API_NAMES = {"facturama": "Facturama", "clientify": "Clientify", "facturadirecta": "FacturaDirecta"}
-RULE_NAMES = {totals_per_line: "VAT rounded per line", totals_per_document: "VAT rounded once per document"}
+TotalsRule = Callable[[Iterable[dict[str, str]]], Totals]
+RULE_NAMES: dict[TotalsRule, str] = {totals_per_line: "VAT rounded per line", totals_per_document: "VAT rounded once per document"}
 
 
 def check_totals_representable(lines: list[dict[str, str]], *, source: str, target: str) -> Totals:

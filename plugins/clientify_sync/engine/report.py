@@ -32,8 +32,8 @@ def build_report(
         for item in map(PlanItem.from_row, chunk):
             if item.action not in (Action.CREATE, Action.UPDATE, Action.TOUCH):
                 continue
-            outcome = item.outcome.value if item.outcome else ("planned" if spec.dry_run else "not_run")
-            verb = f"would_{item.action.value}" if spec.dry_run else outcome
+            ended = item.outcome.value if item.outcome else ("planned" if spec.dry_run else "not_run")
+            verb = f"would_{item.action.value}" if spec.dry_run else ended
             outcomes[(item.direction.value, verb, "")] += 1
             if item.outcome is Outcome.SKIPPED and item.reason:  # decided when writing, e.g. missing_email
                 reasons[f"skipped:{item.reason}"] += 1
@@ -41,9 +41,9 @@ def build_report(
                 failures_total += 1
                 if len(failures) < MAX_LISTED_FAILURES:
                     failures.append(_failure(item))
-    for (_, outcome, reason), count in outcomes.items():
+    for (_, column, reason), count in outcomes.items():
         if reason:
-            reasons[f"{outcome}:{reason}"] += count
+            reasons[f"{column}:{reason}"] += count
     return {
         "run_id": spec.run_id,
         "platform": spec.platform.value,

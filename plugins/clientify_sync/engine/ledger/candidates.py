@@ -9,7 +9,7 @@ chunks, so memory does not grow with the account.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -22,6 +22,7 @@ from clientify_sync.engine.vocabulary import Side
 INV = Side.INVOICING.value
 CRM = Side.CLIENTIFY.value
 CHUNK = 1000
+Query = sa.Select[*tuple[Any, ...]]
 
 
 class RecordRow(NamedTuple):
@@ -81,12 +82,12 @@ class Candidates:
         self.integration = integration
         self.entity = entity
 
-    def _records(self, alias: sa.Table | sa.sql.Alias, side: str) -> sa.ColumnElement[bool]:
+    def _records(self, alias: sa.FromClause, side: str) -> sa.ColumnElement[bool]:
         return sa.and_(
             alias.c.integration == self.integration, alias.c.entity == self.entity, alias.c.side == side
         )
 
-    def _identity(self, t: sa.Table | sa.sql.Alias) -> list[sa.ColumnElement[object]]:
+    def _identity(self, t: sa.FromClause) -> list[sa.ColumnElement[Any]]:
         return [
             t.c.rtype,
             t.c.rid,
@@ -99,11 +100,11 @@ class Candidates:
             t.c.seen_run,
         ]
 
-    def _stream(self, query: sa.Select[tuple[object, ...]]) -> Iterator[list[RecordRow]]:
+    def _stream(self, query: Query) -> Iterator[list[RecordRow]]:
         with self.engine.connect() as conn:
             result = conn.execution_options(yield_per=CHUNK).execute(query)
             for part in result.partitions(CHUNK):
-                yield [RecordRow(*row) for row in part]
+                yield [RecordRow._make(row) for row in part]
 
     # -- records that cannot sync ------------------------------------------------------------------
     def with_problems(self, side: str, run_id: str) -> Iterator[list[RecordRow]]:
@@ -115,7 +116,7 @@ class Candidates:
         return self._stream(query.order_by(t.c.rtype, t.c.rid))
 
     # -- linked pairs ------------------------------------------------------------------------------
-    def _linked(self, run_id: str) -> tuple[sa.Select[tuple[object, ...]], sa.sql.Alias, sa.sql.Alias]:
+    def _linked(self, run_id: str) -> tuple[Query, sa.FromClause, sa.FromClause]:
         """Links whose invoicing record was read in this run without a problem, and whose Clientify
         record, when read in this run, has none either (problems are settled apart)."""
         inv, crm, t = remote_records.alias("inv"), remote_records.alias("crm"), links
@@ -190,7 +191,7 @@ class Candidates:
         return found
 
     # -- records without a link --------------------------------------------------------------------
-    def _unlinked(self, side: str) -> sa.Select[tuple[object, ...]]:
+    def _unlinked(self, side: str) -> Query:
         t = remote_records
         type_col, id_col = (
             (links.c.inv_type, links.c.inv_id) if side == INV else (links.c.crm_type, links.c.crm_id)
@@ -231,7 +232,7 @@ class Candidates:
             for column, values in ((t.c.link, links_to), (t.c.key, keys)):
                 for part in chunks(list(dict.fromkeys(v for v in values if v)), 500):
                     rows = conn.execute(self._unlinked(CRM).where(column.in_(part))).all()
-                    found.extend(RecordRow(*row) for row in rows)
+                    found.extend(RecordRow._make(row) for row in rows)
         return found
 
     def invoicing_by(
@@ -244,10 +245,10 @@ class Candidates:
         with self.engine.connect() as conn:
             for part in chunks(list(dict.fromkeys(rids)), 500):
                 rows = conn.execute(sa.select(*self._identity(t)).where(seen, t.c.rid.in_(part))).all()
-                found.extend(RecordRow(*row) for row in rows)
+                found.extend(RecordRow._make(row) for row in rows)
             for part in chunks(list(dict.fromkeys(k for k in keys if k)), 500):
                 query = sa.select(*self._identity(t)).where(seen, t.c.problem.is_(None), t.c.key.in_(part))
-                found.extend(RecordRow(*row) for row in conn.execute(query).all())
+                found.extend(RecordRow._make(row) for row in conn.execute(query).all())
         return found
 
     def linked_invoicing(self, refs: Iterable[Ref]) -> set[Ref]:
@@ -290,7 +291,7 @@ class Candidates:
             return int(conn.scalar(query) or 0)
 
 
-def _linked_row(row: sa.Row[tuple[object, ...]]) -> LinkedRow:
+def _linked_row(row: sa.Row[Any]) -> LinkedRow:
     values = tuple(row)
     return LinkedRow(
         int(values[0]),
