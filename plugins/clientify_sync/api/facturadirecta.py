@@ -142,8 +142,10 @@ class FacturaDirectaResource:
     ) -> Iterator[Page]:
         """Pages of ``start``/``limit`` (concurrently once ``total`` is known).
 
-        Filters: ``taxCode``, ``code``, ``term``, ``email``, ``emailMatch``, ``ownerEmail`` (clients),
-        ``client``, ``status``, ``dateFrom``, ``dateTo`` (estimates), and ``custom_attributes``.
+        Args:
+            custom_attributes: ``{label: value}`` filters on custom attributes (at most three).
+            **filters: ``taxCode``, ``code``, ``term``, ``email``, ``emailMatch``, ``ownerEmail`` (clients),
+                ``client``, ``status``, ``dateFrom``, ``dateTo`` (estimates).
         """
         params = {
             **{key: str(value) for key, value in filters.items()},

@@ -37,10 +37,10 @@ def default_ledger_url() -> str:
 
 
 class StateLedgerHook(BaseHook):
-    """
-    Resolve the state ledger's SQLAlchemy URL from connection ``clientify_sync_state``.
+    """Resolve the state ledger's SQLAlchemy URL from connection ``clientify_sync_state``.
 
-    :param state_conn_id: the connection id; absent means the SQLite default under AIRFLOW_HOME.
+    Args:
+        state_conn_id: the connection id; absent means the SQLite default under AIRFLOW_HOME.
     """
 
     conn_name_attr = "state_conn_id"
