@@ -30,6 +30,7 @@ from fastapi import FastAPI  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
 
 from clientify_sync.engine import ledger as L  # noqa: E402
+from clientify_sync.engine.ledger import schema  # noqa: E402
 from clientify_sync.ui import app as ui  # noqa: E402
 from clientify_sync.ui import queries as Q  # noqa: E402
 
@@ -63,13 +64,13 @@ def build(path: Path, records: int) -> str:
                 rows.append({**common, "side": "invoicing", "rtype": "client", "rid": f"I{n}", "link": None})
                 rows.append({**common, "side": "clientify", "rtype": "contact", "rid": f"{1000000 + n}",
                              "link": f"I{n}" if n % 10 < 7 else None})  # fmt: skip
-            conn.execute(sa.insert(L.remote_records), rows)
-            conn.execute(sa.insert(L.links), [
+            conn.execute(sa.insert(schema.remote_records), rows)
+            conn.execute(sa.insert(schema.links), [
                 {**scope, "inv_type": "client", "inv_id": f"I{n}", "crm_type": "contact", "crm_id": f"{1000000 + n}",
                  "base": {"email": f"cliente{n}@example.mx"}, "inv_hash": "", "crm_hash": "", "updated_run": FULL,
                  "updated_at": now} for n in chunk if n % 10 < 7
             ])  # fmt: skip
-            conn.execute(sa.insert(L.plan_items), [
+            conn.execute(sa.insert(schema.plan_items), [
                 {**scope, "run_id": FULL, "pair": f"inv:client:I{n}", "action": "create" if n % 10 >= 7 else "update",
                  "target": "clientify", "direction": TO_CRM, "inv_type": "client", "inv_id": f"I{n}",
                  "crm_type": "contact", "crm_id": None if n % 10 >= 7 else f"{1000000 + n}", "fields": ["email"],
@@ -77,19 +78,19 @@ def build(path: Path, records: int) -> str:
                  "status": "done", "priority": 1, "outcome": "failed" if n % 100 == 0 else "created", "result": None}
                 for n in chunk
             ])  # fmt: skip
-        conn.execute(sa.insert(L.plan_items), [
+        conn.execute(sa.insert(schema.plan_items), [
             {**scope, "run_id": MODIFIED, "pair": f"inv:client:I{n}", "action": "update", "target": "clientify",
              "direction": TO_CRM, "inv_type": "client", "inv_id": f"I{n}", "crm_type": "contact",
              "crm_id": f"{1000000 + n}", "fields": ["email"], "merged": None, "reason": None, "detail": None,
              "status": "done", "priority": 1, "outcome": "updated", "result": None}
             for n in range(0, records, 50)
         ])  # fmt: skip
-        conn.execute(sa.insert(L.conflicts), [
+        conn.execute(sa.insert(schema.conflicts), [
             {**scope, "run_id": MODIFIED, "inv_id": f"I{n}", "crm_type": "contact", "crm_id": f"{1000000 + n}",
              "field": "email", "invoicing_value": "a@x.mx", "clientify_value": "b@x.mx", "base_value": "c@x.mx",
              "winner": "clientify", "created_at": now} for n in range(0, records, max(1, records // 5000))
         ])  # fmt: skip
-        conn.execute(sa.insert(L.dead_letters), [
+        conn.execute(sa.insert(schema.dead_letters), [
             {**scope, "side": "invoicing", "rtype": "client", "rid": f"I{n}", "reason": "validation_error",
              "detail": "HTTP 400", "attempts": 1 + n % 6, "first_run": FULL, "last_run": MODIFIED}
             for n in range(0, records, 100)
@@ -98,7 +99,7 @@ def build(path: Path, records: int) -> str:
                   "reasons": {"quarantined:duplicate_tax_id": 12}, "watermark_out": "2026-11-29T10:00:00Z",
                   "calls": {"facturama": {"calls": 1000, "retries": 0, "errors": 0}}}  # fmt: skip
         for run_id, started in ((FULL, now - timedelta(days=1)), (MODIFIED, now)):
-            conn.execute(sa.insert(L.runs).values(**scope, run_id=run_id, mode="full", dry_run=False,
+            conn.execute(sa.insert(schema.runs).values(**scope, run_id=run_id, mode="full", dry_run=False,
                                                   started_at=started, finished_at=started, report=report))  # fmt: skip
     engine.dispose()
     return url

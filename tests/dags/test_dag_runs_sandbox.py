@@ -223,7 +223,7 @@ def test_an_account_without_estimates_ends_the_run_green_with_the_reason(dags, w
     assert writes(world, "facturama") == writes(world, "clientify") == 0
     ledger_url = json.loads(os.environ["AIRFLOW_CONN_CLIENTIFY_SYNC_STATE"])["extra"]["url"]
     ledger = Ledger.open(ledger_url, "facturama", "estimates")
-    report = ledger.report(dag_run.run_id)
+    report = ledger.runs.report(dag_run.run_id)
     ledger.close()
     (problem,) = report["unsupported"]
     assert problem["api"] == "facturama" and problem["message"].startswith("unsupported: facturama answered 404 on")

@@ -133,7 +133,7 @@ def test_killed_task_then_reruns_converge_without_duplicates(
     else:
         assert writes >= 1  # killed after writing
     pending = Ledger.open(world.ledger_url, platform.value, entity.value)
-    left_pending = len(pending.pending())
+    left_pending = len(pending.pending.all())
     pending.close()
 
     outcome = converge(world, platform, CONTACTS_AND_PRODUCTS, scenario.edits)

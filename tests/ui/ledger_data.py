@@ -53,19 +53,19 @@ def build_ledger(path: Path) -> str:
     inv, crm = Side.INVOICING, Side.CLIENTIFY
 
     # -- run 1: full ---------------------------------------------------------------------------------
-    fm.start_run(RUN1, "full", False)
-    fm.upsert_remote([
+    fm.runs.start(RUN1, "full", False)
+    fm.records.stage([
         _contact(inv, "client", "101", "Ana Godínez", "GODE561231GR8", "ana@example.mx"),
         _contact(crm, "contact", "9001", "Ana Godínez", "GODE561231GR8", "ana@example.mx", link="101"),
     ], RUN1)  # fmt: skip
-    fm.save_link(("client", "101"), ("contact", "9001"), base={"tax_id": "GODE561231GR8", "name": "Ana Godínez",
+    fm.links.save(("client", "101"), ("contact", "9001"), base={"tax_id": "GODE561231GR8", "name": "Ana Godínez",
                  "email": "ana@example.mx"}, inv_hash="h1", crm_hash="h2", run_id=RUN1)  # fmt: skip
-    fm.finish_run(RUN1, _report(RUN1, "facturama", "full", {TO_CRM: {"created": 1}}, unchanged=0, reasons={},
+    fm.runs.finish(RUN1, _report(RUN1, "facturama", "full", {TO_CRM: {"created": 1}}, unchanged=0, reasons={},
                                 conflicts=0, failures=0, wm_in=None, wm_out="2026-11-28T10:00:00Z"))  # fmt: skip
 
     # -- run 2: modified, with everything that can go wrong ---------------------------------------------
-    fm.start_run(RUN2, "modified", False)
-    fm.upsert_remote([
+    fm.runs.start(RUN2, "modified", False)
+    fm.records.stage([
         _contact(inv, "client", "101", "Ana Godínez", "GODE561231GR8", "ana@empresa.mx"),
         _contact(crm, "contact", "9001", "Ana Godínez", "GODE561231GR8", "ana.g@empresa.mx", link="101"),
         _contact(inv, "client", "103", "Jorge Pérez Pineda", DUP_RFC, "jorge@example.mx"),
@@ -76,9 +76,9 @@ def build_ledger(path: Path) -> str:
         _contact(inv, "client", "105", "Luisa Fernanda Ruiz", "RUIL850505AB1", "luisa@@example"),
         _contact(inv, "client", "106", "Sin RFC", "", "sin@example.mx", problem="no_tax_id"),
     ], RUN2)  # fmt: skip
-    fm.save_link(("client", "104"), ("contact", "9004"), base={"tax_id": "SCRP800101AAA", "name": SCRIPT_NAME,
+    fm.links.save(("client", "104"), ("contact", "9004"), base={"tax_id": "SCRP800101AAA", "name": SCRIPT_NAME,
                  "email": "script@example.mx"}, inv_hash="h3", crm_hash="h4", run_id=RUN2)  # fmt: skip
-    fm.add_plan_items(RUN2, [
+    fm.plan.add(RUN2, [
         {"pair": "inv:client:103", "action": "quarantined", "direction": TO_CRM, "inv_type": "client",
          "inv_id": "103", "reason": "duplicate_tax_id", "status": "done", "outcome": "quarantined"},
         {"pair": "inv:client:105", "action": "create", "target": "clientify", "direction": TO_CRM,
@@ -91,9 +91,9 @@ def build_ledger(path: Path) -> str:
         {"pair": "inv:client:106", "action": "skipped", "direction": TO_CRM, "inv_type": "client",
          "inv_id": "106", "reason": "no_tax_id", "status": "done", "outcome": "skipped"},
     ])  # fmt: skip
-    items = {i["inv_id"]: i["id"] for chunk in fm.iter_plan(RUN2) for i in chunk}
+    items = {i["inv_id"]: i["id"] for chunk in fm.plan.iter(RUN2) for i in chunk}
     with fm.begin() as conn:
-        fm.finish_items(conn, [
+        fm.plan.finish_many(conn, [
             {"item_id": items["105"], "status": "failed", "outcome": "failed", "reason": "validation_error",
              "detail": FAILED_MESSAGE},
             {"item_id": items["101"], "status": "done", "outcome": "conflict", "reason": "conflict",
@@ -102,16 +102,16 @@ def build_ledger(path: Path) -> str:
              "result": {"rid": "9004", "rtype": "contact", "hash": "y"}},
         ])  # fmt: skip
         for _ in range(3):  # failing for three runs
-            fm.record_dead_letter(conn, "invoicing", "client", "105", "validation_error", FAILED_MESSAGE, RUN2)
+            fm.dead_letters.record(conn, "invoicing", "client", "105", "validation_error", FAILED_MESSAGE, RUN2)
         for _ in range(5):  # no longer retried
-            fm.record_dead_letter(conn, "invoicing", "client", "107", "server_error", "HTTP 500", RUN2)
-    fm.add_conflicts(RUN2, [
+            fm.dead_letters.record(conn, "invoicing", "client", "107", "server_error", "HTTP 500", RUN2)
+    fm.conflicts.add(RUN2, [
         {"inv_id": "101", "crm_type": "contact", "crm_id": "9001", "field": "email",
          "invoicing_value": "ana@empresa.mx", "clientify_value": "ana.g@empresa.mx",
          "base_value": "ana@example.mx", "winner": "clientify"},
     ])  # fmt: skip
-    fm.save_step(RUN2, "reconcile", {"counts": {}}, {})
-    fm.finish_run(RUN2, _report(
+    fm.runs.save_step(RUN2, "reconcile", {"counts": {}}, {})
+    fm.runs.finish(RUN2, _report(
         RUN2, "facturama", "modified",
         {TO_CRM: {"conflict": 1, "created": 1, "failed": 1, "quarantined": 1, "skipped": 1}},
         unchanged=40, reasons={"quarantined:duplicate_tax_id": 1, "skipped:no_tax_id": 1},
@@ -120,22 +120,22 @@ def build_ledger(path: Path) -> str:
 
     # -- FacturaDirecta contacts: one clean run ---------------------------------------------------------
     fd = Ledger(engine, "facturadirecta", "contacts")
-    fd.start_run(FD_RUN, "full", False)
-    fd.upsert_remote([_contact(inv, "client", "1", "Talleres Ebro SL", "B12345674", "info@ebro.es")], FD_RUN)
-    fd.finish_run(FD_RUN, {**_report(FD_RUN, "facturadirecta", "full", {TO_CRM: {"created": 3}, TO_INV: {"updated": 2}},
+    fd.runs.start(FD_RUN, "full", False)
+    fd.records.stage([_contact(inv, "client", "1", "Talleres Ebro SL", "B12345674", "info@ebro.es")], FD_RUN)
+    fd.runs.finish(FD_RUN, {**_report(FD_RUN, "facturadirecta", "full", {TO_CRM: {"created": 3}, TO_INV: {"updated": 2}},
                                      unchanged=5, reasons={}, conflicts=0, failures=0, wm_in=None,
                                      wm_out="2026-11-29T09:00:00Z"), "calls": {}})  # fmt: skip
 
     # -- Facturama estimates: a run that is still going -------------------------------------------------
     est = Ledger(engine, "facturama", "estimates")
-    est.start_run(LIVE_RUN, "modified", False)
-    est.add_plan_items(LIVE_RUN, [
+    est.runs.start(LIVE_RUN, "modified", False)
+    est.plan.add(LIVE_RUN, [
         {"pair": f"inv:estimate:{n}", "action": "create", "target": "clientify", "direction": TO_CRM,
          "inv_type": "estimate", "inv_id": str(n), "crm_type": "budget", "reason": "no_match"}
         for n in range(1, 5)
     ])  # fmt: skip
-    ids = [i["id"] for chunk in est.iter_plan(LIVE_RUN) for i in chunk]
+    ids = [i["id"] for chunk in est.plan.iter(LIVE_RUN) for i in chunk]
     with est.begin() as conn:
-        est.finish_items(conn, [{"item_id": ids[0], "status": "done", "outcome": "created"}])
+        est.plan.finish_many(conn, [{"item_id": ids[0], "status": "done", "outcome": "created"}])
     engine.dispose()
     return url

@@ -190,7 +190,7 @@ def test_ids_with_url_syntax_are_encoded_in_links(view: Q.LedgerView, client: Te
 
     odd = "A/B?C#D%E&F"
     with write_transaction(view.engine) as conn:
-        Ledger(view.engine, "facturama", "contacts").record_dead_letter(
+        Ledger(view.engine, "facturama", "contacts").dead_letters.record(
             conn, "clientify", "contact", odd, "validation_error", "odd id", RUN2)
     html = client.get(f"{P}/dead-letters").text
     [href] = re.findall(r'href="([^"]*/records/facturama_contacts/clientify/contact/[^"]*)"', html)

@@ -22,7 +22,8 @@ from collections.abc import Callable
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from clientify_sync.engine.ledger import lock, request_log, write_transaction
+from clientify_sync.engine.ledger import lock, write_transaction
+from clientify_sync.engine.ledger.schema import request_log
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from clientify_sync.engine import ledger as L
+from clientify_sync.engine.ledger import schema as L
+from clientify_sync.engine.ledger import write_transaction
 from clientify_sync.engine.taxid import normalise as normalise_tax_id
 from clientify_sync.engine.vocabulary import Entity, Platform
 
@@ -606,7 +607,7 @@ class LedgerView:
             values = {"retry_requested_at": now, "retry_requested_by": user, "dismissed_at": None, "dismissed_by": None}
         else:
             raise ValueError(f"unknown action {action!r}")
-        with L.write_transaction(self.engine) as conn:  # on SQLite: the write lock from the start
+        with write_transaction(self.engine) as conn:  # on SQLite: the write lock from the start
             result = conn.execute(
                 sa.update(t)
                 .where(t.c.integration == integration, t.c.entity == entity, t.c.side == side, t.c.rtype == rtype,

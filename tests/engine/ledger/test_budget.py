@@ -8,7 +8,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from clientify_sync.engine.budget import SharedRequestBudget, account_key
-from clientify_sync.engine.ledger import Ledger, create_ledger_engine, request_log
+from clientify_sync.engine.ledger import Ledger, create_ledger_engine
+from clientify_sync.engine.ledger.schema import request_log
 
 ACCOUNT = account_key("clientify", "https://api.clientify.net", None, "not-a-real-key")
 

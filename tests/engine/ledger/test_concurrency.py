@@ -9,7 +9,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from clientify_sync.engine.ledger import SCHEMA_VERSION, Ledger, dead_letters, links, run_steps, runs
+from clientify_sync.engine.ledger import SCHEMA_VERSION, Ledger
+from clientify_sync.engine.ledger.schema import dead_letters, links, run_steps, runs
 
 WORKERS = 8
 RUN_ID = "manual__2026-11-29T10:00:00+00:00"
@@ -20,13 +21,13 @@ def _task(url: str, index: int, barrier: Any, errors: Any) -> None:
     try:
         barrier.wait(timeout=60)
         ledger = Ledger.open(url, "facturama", "contacts")  # creates the schema when it is missing
-        ledger.start_run(RUN_ID, "modified", False)
-        ledger.save_step(RUN_ID, "extract_invoicing", {"records": index}, {})
+        ledger.runs.start(RUN_ID, "modified", False)
+        ledger.runs.save_step(RUN_ID, "extract_invoicing", {"records": index}, {})
         with ledger.begin() as conn:
-            ledger.record_dead_letter(conn, "invoicing", "client", "C-1", "api_error", f"try {index}", RUN_ID)
-        ledger.set_meta("clientify.custom_field:in_facturama:contacts", "defined")
+            ledger.dead_letters.record(conn, "invoicing", "client", "C-1", "api_error", f"try {index}", RUN_ID)
+        ledger.meta.set("clientify.custom_field:in_facturama:contacts", "defined")
         pair = index % 2
-        ledger.save_link(("client", f"C-{pair}"), ("contact", f"K-{pair}"), base=None, inv_hash="", crm_hash="",
+        ledger.links.save(("client", f"C-{pair}"), ("contact", f"K-{pair}"), base=None, inv_hash="", crm_hash="",
                          run_id=RUN_ID)  # fmt: skip
         ledger.close()
     except BaseException:  # reported to the parent, which fails the test with it
