@@ -92,7 +92,7 @@ def facturadirecta_settings(**overrides: Any) -> FacturaDirectaSettings:
     )
 
 
-class Sleeps(list):
+class Sleeps(list[float]):
     """An injectable ``sleep`` that records the waits instead of sleeping."""
 
     def __call__(self, seconds: float) -> None:

@@ -17,7 +17,7 @@ Either way a consumer holds at most about ``concurrency`` pages in memory, never
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -225,7 +225,9 @@ class PageNumberPaginator:
         self.next_url = result.next_url
 
 
-def read_pages(paginator: Paginator, request_page: RequestPage, *, concurrency: int = 1) -> Iterator[Page]:
+def read_pages(
+    paginator: Paginator, request_page: RequestPage, *, concurrency: int = 1
+) -> Generator[Page, None, None]:
     """The paging loop: yield the listing's non-empty pages, concurrently when the paging allows it.
 
     Args:
