@@ -7,6 +7,7 @@ from itertools import count
 
 import pytest
 
+from clientify_sync.engine.ledger import Ledger
 from tests.fixtures.postgres import running_postgres
 
 _databases = count()
@@ -32,3 +33,11 @@ def ledger_url(request: pytest.FixtureRequest, tmp_path) -> str:
         conn.execute(sa.text(f"CREATE DATABASE {name}"))
     admin.dispose()
     return admin_url.rsplit("/", 1)[0] + f"/{name}"
+
+
+@pytest.fixture
+def ledger(ledger_url: str) -> Iterator[Ledger]:
+    """The Facturama contacts ledger on a fresh database of each dialect."""
+    opened = Ledger.open(ledger_url, "facturama", "contacts")
+    yield opened
+    opened.close()

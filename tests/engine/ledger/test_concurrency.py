@@ -24,7 +24,9 @@ def _task(url: str, index: int, barrier: Any, errors: Any) -> None:
         ledger.runs.start(RUN_ID, "modified", False)
         ledger.runs.save_step(RUN_ID, "extract_invoicing", {"records": index}, {})
         with ledger.begin() as conn:
-            ledger.dead_letters.record(conn, "invoicing", "client", "C-1", "api_error", f"try {index}", RUN_ID)
+            ledger.dead_letters.record(
+                conn, "invoicing", "client", "C-1", "api_error", f"try {index}", RUN_ID
+            )
         ledger.meta.set("clientify.custom_field:in_facturama:contacts", "defined")
         pair = index % 2
         ledger.links.save(("client", f"C-{pair}"), ("contact", f"K-{pair}"), base=None, inv_hash="", crm_hash="",
@@ -58,7 +60,9 @@ def test_concurrent_tasks_create_the_schema_once_and_lose_no_write(ledger_url):
     assert _run_together(ledger_url) == []
     engine = sa.create_engine(ledger_url)
     with engine.connect() as conn:
-        assert conn.scalar(sa.text("SELECT value FROM cs_meta WHERE key = 'schema_version'")) == str(SCHEMA_VERSION)
+        assert conn.scalar(sa.text("SELECT value FROM cs_meta WHERE key = 'schema_version'")) == str(
+            SCHEMA_VERSION
+        )
         assert conn.scalar(sa.select(sa.func.count()).select_from(runs)) == 1  # one row per run, not per task
         assert conn.scalar(sa.select(sa.func.count()).select_from(run_steps)) == 1
         assert conn.scalar(sa.select(dead_letters.c.attempts)) == WORKERS  # every attempt counted

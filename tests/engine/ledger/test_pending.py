@@ -1,0 +1,59 @@
+"""``PendingCreates``: creates written down before their POST."""
+
+from __future__ import annotations
+
+from clientify_sync.engine.ledger import Ledger
+
+RUN = "manual__2026-11-29T10:00:00+00:00"
+
+
+def add(ledger: Ledger, rid: str) -> int:
+    with ledger.begin() as conn:
+        return ledger.pending.add(
+            conn,
+            target="clientify",
+            target_type="contact",
+            source=("client", rid),
+            natural_key=f"RFC-{rid}",
+            run_id=RUN,
+        )
+
+
+def test_pending_creates_are_added_listed_and_deleted(ledger: Ledger) -> None:
+    first, second, third = add(ledger, "101"), add(ledger, "102"), add(ledger, "103")
+    assert len({first, second, third}) == 3
+    [row] = [p for p in ledger.pending.all() if p["id"] == second]
+    assert (row["source_type"], row["source_id"], row["natural_key"], row["target"]) == (
+        "client",
+        "102",
+        "RFC-102",
+        "clientify",
+    )
+    assert row["created_at"] is not None
+    ledger.pending.delete(first)
+    with ledger.begin() as conn:
+        ledger.pending.delete([second], conn=conn)
+    assert [p["id"] for p in ledger.pending.all()] == [third]
+
+
+def test_a_pending_create_rolls_back_with_its_transaction(ledger: Ledger) -> None:
+    try:
+        with ledger.begin() as conn:
+            ledger.pending.add(
+                conn,
+                target="invoicing",
+                target_type="client",
+                source=("contact", "9001"),
+                natural_key="X",
+                run_id=RUN,
+            )
+            raise RuntimeError("the POST failed before commit")
+    except RuntimeError:
+        pass
+    assert ledger.pending.all() == []
+
+
+def test_pending_creates_are_scoped(ledger: Ledger) -> None:
+    add(ledger, "101")
+    assert ledger.scoped("products").pending.all() == []
+    assert len(ledger.scoped("contacts").pending.all()) == 1
