@@ -134,7 +134,7 @@ class Records(Repository):
                 sa.update(t).where(where, t.c.rid.in_(seen)).values(seen_run=run_id, prev_hash=t.c.hash)
             )
         if refreshed:
-            cheap_values = {name: sa.bindparam(f"b_{name}") for name in _CHEAP}
+            cheap_values: dict[str, Any] = {name: sa.bindparam(f"b_{name}") for name in _CHEAP}
             statement = (
                 sa.update(t)
                 .where(where, t.c.rid == sa.bindparam("b_rid"))
