@@ -28,14 +28,16 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from include.sandbox.ports import free_ports as _free_ports
 
+if TYPE_CHECKING:  # imported at run time once _configure_environment put plugins/ on the path
+    from clientify_sync.engine.vocabulary import Mode
+
 ROOT = Path(__file__).resolve().parent.parent
+# The sandbox's three emulators, by the name its control API knows them by.
 APIS = ("facturama", "clientify", "facturadirecta")
-PLATFORMS = ("facturama", "facturadirecta")
-ENTITIES = ("contacts", "products", "estimates")
 WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 
 
@@ -180,7 +182,7 @@ def seed(sandbox: Sandbox, size: int) -> dict[str, Any]:
 @dataclass
 class RunResult:
     dag_id: str
-    mode: str
+    mode: Mode
     state: str
     seconds: float
     report: dict[str, Any] | None = None
@@ -246,7 +248,7 @@ def load_dags() -> dict[str, Any]:
     return bag.dags
 
 
-def run_dag(dag: Any, mode: str, log_path: Path) -> RunResult:
+def run_dag(dag: Any, mode: Mode, log_path: Path) -> RunResult:
     """One ``dag.test()`` run; the conf names every param (dag.test keeps values on the DAG object)."""
     from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
@@ -254,7 +256,7 @@ def run_dag(dag: Any, mode: str, log_path: Path) -> RunResult:
 
     started = time.monotonic()
     with _output_to(log_path):
-        dag_run = dag.test(run_conf={"mode": mode, "dry_run": False})
+        dag_run = dag.test(run_conf={"mode": mode.value, "dry_run": False})
     with create_session() as session:
         xcom = session.scalar(
             select(XComModel).where(
@@ -363,6 +365,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     home = _configure_environment()
+    from clientify_sync.engine.vocabulary import Entity, Mode, Platform
     workdir = home / "demo"
     workdir.mkdir(parents=True, exist_ok=True)
     log_path = workdir / "demo.log"
@@ -385,15 +388,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             dags = load_dags()
         print(f"DAGs: {', '.join(sorted(dags))}")
 
-        for mode in ("full", "modified"):
-            if mode == "modified":
+        for mode in (Mode.FULL, Mode.MODIFIED):
+            if mode is Mode.MODIFIED:
                 print("\nEdits through the APIs:")
                 for line in make_edits(sandbox):
                     print(f"  - {line}")
             print(f"\n== {mode} sync: per platform contacts, products, then estimates ==")
-            for platform in PLATFORMS:
-                for entity in ENTITIES:
-                    dag_id = f"{platform}_{entity}"
+            for platform in Platform:
+                for entity in Entity:  # dependencies first: contacts, products, then estimates
+                    dag_id = f"{platform.value}_{entity.value}"
                     if dag_id not in dags:
                         continue
                     result = run_dag(dags[dag_id], mode, log_path)
@@ -408,7 +411,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         print("\n== Reports of the modified runs ==")
         for result in results:
-            if result.mode == "modified" and result.report:
+            if result.mode is Mode.MODIFIED and result.report:
                 print(f"\n-- {result.dag_id} ({result.report.get('run_id')}) --")
                 print(format_report_table(result.report))
         print_summary(results)

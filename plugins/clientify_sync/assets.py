@@ -15,14 +15,15 @@ from typing import TYPE_CHECKING
 
 from airflow.sdk import Asset
 
+from clientify_sync.engine.vocabulary import Entity, Platform
 from clientify_sync.provider import URI_SCHEME
 
 if TYPE_CHECKING:
     from urllib.parse import SplitResult
 
 __all__ = ["URI_SCHEME", "normalize_uri", "sync_asset"]
-_PLATFORMS = ("facturama", "facturadirecta")
-_ENTITIES = ("contacts", "products", "estimates")
+_PLATFORMS = tuple(platform.value for platform in Platform)
+_ENTITIES = tuple(entity.value for entity in Entity)
 
 
 def normalize_uri(parts: SplitResult) -> SplitResult:
@@ -44,8 +45,13 @@ def normalize_uri(parts: SplitResult) -> SplitResult:
     return parts._replace(netloc=platform, path=f"/{entity}")
 
 
-def sync_asset(platform: str, entity: str) -> Asset:
-    """Return the Asset a ``{platform}_{entity}`` DAG publishes."""
+def sync_asset(platform: Platform | str, entity: Entity | str) -> Asset:
+    """Return the Asset a ``{platform}_{entity}`` DAG publishes.
+
+    Raises:
+        ValueError: an unknown platform or entity.
+    """
+    platform, entity = Platform(platform).value, Entity(entity).value
     return Asset(
         name=f"{platform}_{entity}",
         uri=f"{URI_SCHEME}://{platform}/{entity}",
@@ -54,9 +60,9 @@ def sync_asset(platform: str, entity: str) -> Asset:
     )
 
 
-FACTURAMA_CONTACTS = sync_asset("facturama", "contacts")
-FACTURAMA_PRODUCTS = sync_asset("facturama", "products")
-FACTURAMA_ESTIMATES = sync_asset("facturama", "estimates")
-FACTURADIRECTA_CONTACTS = sync_asset("facturadirecta", "contacts")
-FACTURADIRECTA_PRODUCTS = sync_asset("facturadirecta", "products")
-FACTURADIRECTA_ESTIMATES = sync_asset("facturadirecta", "estimates")
+FACTURAMA_CONTACTS = sync_asset(Platform.FACTURAMA, Entity.CONTACTS)
+FACTURAMA_PRODUCTS = sync_asset(Platform.FACTURAMA, Entity.PRODUCTS)
+FACTURAMA_ESTIMATES = sync_asset(Platform.FACTURAMA, Entity.ESTIMATES)
+FACTURADIRECTA_CONTACTS = sync_asset(Platform.FACTURADIRECTA, Entity.CONTACTS)
+FACTURADIRECTA_PRODUCTS = sync_asset(Platform.FACTURADIRECTA, Entity.PRODUCTS)
+FACTURADIRECTA_ESTIMATES = sync_asset(Platform.FACTURADIRECTA, Entity.ESTIMATES)

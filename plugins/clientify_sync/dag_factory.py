@@ -10,8 +10,9 @@ Each DAG is seven thin tasks around one engine job (``clientify_sync.engine.job.
   the job afresh and a failed task can be retried alone.
 - Hooks, clients and the engine are created inside the tasks; building a DAG does no I/O.
 - The watermark: ``read_watermark`` pulls what ``commit`` pushed in the latest earlier run of the
-  same DAG; ``commit`` (default trigger rule: only when everything upstream succeeded) pushes the
-  next one as its last action. See :mod:`clientify_sync.watermark` for the rules.
+  same DAG; ``commit`` (default trigger rule: only when everything upstream succeeded) pushes, as its
+  last action, the ``watermark_out`` of the engine's run report. The engine alone applies the rules
+  (:mod:`clientify_sync.watermark`); the DAG only carries the value between runs.
 - Ordering: contacts and products run on the platform's clock and publish an Asset from ``commit``;
   estimates are scheduled on those two assets alone (a run is created once both were updated by a
   successful commit since the last estimates run), and their first task, ``wait_for_prerequisites``,
@@ -43,12 +44,8 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowNotFoundExceptio
 
 from clientify_sync import watermark as wm
 from clientify_sync.assets import sync_asset
-from clientify_sync.integrations import (
-    ENTITIES,
-    IntegrationsConfig,
-    PlatformConfig,
-    load_integrations,
-)
+from clientify_sync.engine.vocabulary import Entity, Mode, Platform
+from clientify_sync.integrations import IntegrationsConfig, PlatformConfig, load_integrations
 
 if TYPE_CHECKING:
     from airflow.sdk import Asset
@@ -61,13 +58,16 @@ WATERMARK_KEY = "watermark"
 COMMIT_TASK_ID = "commit"
 TAGS = ("clientify-sync",)
 # Estimates reference customers and products: they wait for both of these of the same platform.
-ESTIMATE_PREREQUISITES = ("contacts", "products")
+ESTIMATE_PREREQUISITES = (Entity.CONTACTS, Entity.PRODUCTS)
 
-_PLATFORM_LABELS = {"facturama": "Facturama (Mexico, JSON)", "facturadirecta": "FacturaDirecta (Spain, XML)"}
+_PLATFORM_LABELS = {
+    Platform.FACTURAMA: "Facturama (Mexico, JSON)",
+    Platform.FACTURADIRECTA: "FacturaDirecta (Spain, XML)",
+}
 _ENTITY_LABELS = {
-    "contacts": "contacts and companies",
-    "products": "products",
-    "estimates": "estimates (Clientify budgets)",
+    Entity.CONTACTS: "contacts and companies",
+    Entity.PRODUCTS: "products",
+    Entity.ESTIMATES: "estimates (Clientify budgets)",
 }
 
 
@@ -75,9 +75,9 @@ def sync_params() -> dict[str, Param]:
     """Return the Params every sync DAG takes (shown in the trigger form)."""
     return {
         "mode": Param(
-            wm.MODIFIED,
+            Mode.MODIFIED.value,
             type="string",
-            enum=list(wm.MODES),
+            enum=[mode.value for mode in (Mode.MODIFIED, Mode.FULL)],
             title="Mode",
             description=(
                 "modified: only Clientify records changed since the last successful run's watermark "
@@ -94,33 +94,35 @@ def sync_params() -> dict[str, Param]:
 
 
 def build_dags(config: IntegrationsConfig | None = None) -> dict[str, DAG]:
-    """
-    Build every sync DAG of the enabled integrations.
+    """Build every sync DAG of the enabled integrations.
 
-    :param config: the integration config; when omitted, the packaged defaults with the overrides of
-        ``$CLIENTIFY_SYNC_INTEGRATIONS`` and the Variable ``clientify_sync_integrations`` (see
-        :mod:`clientify_sync.integrations`).
-    :return: DAGs by ``dag_id`` (``{platform}_{entity}``), in config order.
+    Args:
+        config: the integration config; when omitted, the packaged defaults with the overrides of
+            ``$CLIENTIFY_SYNC_INTEGRATIONS`` and the Variable ``clientify_sync_integrations`` (see
+            :mod:`clientify_sync.integrations`).
+
+    Returns:
+        DAGs by ``dag_id`` (``{platform}_{entity}``), in config order.
     """
     if config is None:
         config = load_integrations()
         log.debug("Integration config from %s", " + ".join(config.sources))
     dags: dict[str, DAG] = {}
     for platform in config.enabled_platforms:
-        for entity in ENTITIES:
+        for entity in Entity:
             dag = build_sync_dag(platform, entity, config)
             dags[dag.dag_id] = dag
     return dags
 
 
-def build_schedule(platform: str, entity: str, config: IntegrationsConfig) -> Any:
+def build_schedule(platform: Platform | str, entity: Entity | str, config: IntegrationsConfig) -> Any:
     """Return the schedule of one DAG: data intervals on the clock; estimates on both prerequisite assets.
 
     Estimates have no clock of their own: a clock tick would start them beside the contacts and
     products runs of the same tick (or match a stale event of the previous cycle), which is what
     ordering by assets is for. Their full resync is a manual trigger with ``mode=full``.
     """
-    if entity == "estimates":
+    if entity == Entity.ESTIMATES:
         contacts, products = (sync_asset(platform, prerequisite) for prerequisite in ESTIMATE_PREREQUISITES)
         return contacts & products
     # Each platform on its own clock, read in its country's timezone (business hours differ).
@@ -128,14 +130,15 @@ def build_schedule(platform: str, entity: str, config: IntegrationsConfig) -> An
     return CronDataIntervalTimetable(settings.schedule, timezone=settings.timezone)
 
 
-def prerequisite_dag_ids(platform: str) -> list[str]:
+def prerequisite_dag_ids(platform: Platform | str) -> list[str]:
     """The DAGs whose runs an estimates run of ``platform`` must not overlap."""
-    return [f"{platform}_{entity}" for entity in ESTIMATE_PREREQUISITES]
+    return [f"{Platform(platform).value}_{entity.value}" for entity in ESTIMATE_PREREQUISITES]
 
 
-def build_sync_dag(platform: PlatformConfig, entity: str, config: IntegrationsConfig) -> DAG:
+def build_sync_dag(platform: PlatformConfig, entity: Entity | str, config: IntegrationsConfig) -> DAG:
     """Build the ``{platform}_{entity}`` DAG."""
-    dag_id = f"{platform.name}_{entity}"
+    entity = Entity(entity)
+    dag_id = f"{platform.name.value}_{entity.value}"
     asset = sync_asset(platform.name, entity)
     with DAG(
         dag_id=dag_id,
@@ -155,13 +158,13 @@ def build_sync_dag(platform: PlatformConfig, entity: str, config: IntegrationsCo
             "max_retry_delay": timedelta(minutes=30),
         },
         params=sync_params(),
-        tags=[*TAGS, platform.name, entity],
+        tags=[*TAGS, platform.name.value, entity.value],
     ) as dag:
         _wire_tasks(platform, entity, config, asset)
     return dag
 
 
-def _wire_tasks(platform: PlatformConfig, entity: str, config: IntegrationsConfig, asset: Asset) -> None:
+def _wire_tasks(platform: PlatformConfig, entity: Entity, config: IntegrationsConfig, asset: Asset) -> None:
     """Declare the seven tasks of one sync DAG inside the active ``with DAG`` block.
 
     ``multiple_outputs=False`` everywhere: TaskFlow would otherwise infer it from the ``dict`` return
@@ -180,7 +183,7 @@ def _wire_tasks(platform: PlatformConfig, entity: str, config: IntegrationsConfi
         context = get_current_context()
         params = context["params"]
         ti = context["ti"]
-        if entity == "estimates":
+        if entity is Entity.ESTIMATES:
             _skip_if_unsupported(platform, entity, config)
         stored = None
         # Before the first successful run nothing was pushed: asking would only log "XCom not found".
@@ -198,7 +201,7 @@ def _wire_tasks(platform: PlatformConfig, entity: str, config: IntegrationsConfi
                 f"The stored watermark {stored!r} is not an ISO-8601 timestamp ({exc}). "
                 "Run the DAG once with mode=full to reset it."
             ) from exc
-        if params["mode"] == wm.FULL:
+        if Mode(params["mode"]) is Mode.FULL:
             log.info("Mode full: the stored watermark (%s) is ignored and will be reset by commit.", stored)
             return {"watermark": None, "stored": stored}
         if stored is None:
@@ -240,14 +243,20 @@ def _wire_tasks(platform: PlatformConfig, entity: str, config: IntegrationsConfi
             return _small(job.apply_invoicing())
 
     @task(task_id=COMMIT_TASK_ID, outlets=[asset], multiple_outputs=False)
-    def commit(start: dict[str, str | None], clientify: dict[str, Any], invoicing_outcome: dict[str, Any]) -> dict:
-        """Record the run, log its report and, last of all, push the next watermark."""
+    def commit(
+        start: dict[str, str | None], clientify: dict[str, Any], invoicing_outcome: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Record the run, log its report and, last of all, push the report's ``watermark_out``.
+
+        The engine gets the *stored* watermark, not the one this run read from (``None`` in full
+        mode): its rules then give the value to store in every case, a dry run included (it keeps
+        the stored one), so nothing here recomputes or second-guesses it.
+        """
         context = get_current_context()
         params = context["params"]
-        watermark = start["watermark"]
-        seen_max = clientify.get("max_modified")
+        stored = start["stored"]
         with _sync_job(platform, entity, config) as job:
-            report = _small(job.commit(previous_watermark=watermark, seen_max=seen_max))
+            report = _small(job.commit(previous_watermark=stored, seen_max=clientify.get("max_modified")))
         from clientify_sync.engine.report import format_report_table
         from clientify_sync.hooks.state import StateLedgerHook
 
@@ -258,33 +267,29 @@ def _wire_tasks(platform: PlatformConfig, entity: str, config: IntegrationsConfi
             "mode": params["mode"],
             "dry_run": bool(params["dry_run"]),
         }
-        if params["dry_run"]:
-            # Pushed back unchanged, so the run counts as a successful one that left a watermark.
-            log.info("Dry run: the watermark stays %s.", start["stored"])
-            context["ti"].xcom_push(key=WATERMARK_KEY, value=start["stored"])
-            return report
-        # The engine proposes watermark_out; the monotonic rule is enforced here as well, so a
-        # modified run can never move the watermark back.
-        proposed = report.get("watermark_out", seen_max)
-        new = wm.next_watermark(watermark, proposed, params["mode"])
-        log.info("Watermark %s -> %s (mode %s)", watermark, new, params["mode"])
-        # Last action: once this is pushed, later runs start from it. (``None`` after a full run
-        # that saw nothing is pushed too: it is the reset.)
+        new = report["watermark_out"]
+        log.info("Watermark %s -> %s (mode %s%s)", stored, new, params["mode"], ", dry run" if params["dry_run"] else "")
+        # Last action: once this is pushed, later runs start from it. A dry run pushes the stored value
+        # back, so it counts as a successful run that left a watermark; ``None`` after a full run that
+        # saw nothing is pushed too: it is the reset.
         context["ti"].xcom_push(key=WATERMARK_KEY, value=new)
         return report
 
-    start = read_watermark()
-    if entity == "estimates":
+    # Calling a task while declaring the DAG returns an XComArg, which Airflow resolves to the value
+    # the task function is annotated with before the downstream task runs: typed Any here.
+    start: Any = read_watermark()
+    if entity is Entity.ESTIMATES:
         _wait_for_prerequisites(platform, config) >> start
-    invoicing_summary = extract_invoicing()
-    clientify_summary = extract_clientify(start)
+    invoicing_summary: Any = extract_invoicing()
+    clientify_summary: Any = extract_clientify(start)
     start >> invoicing_summary
-    plan = reconcile(invoicing_summary, clientify_summary)
-    invoicing_outcome = apply_invoicing(apply_clientify(plan))
+    plan: Any = reconcile(invoicing_summary, clientify_summary)
+    clientify_outcome: Any = apply_clientify(plan)
+    invoicing_outcome: Any = apply_invoicing(clientify_outcome)
     commit(start, clientify_summary, invoicing_outcome)
 
 
-def _skip_if_unsupported(platform: PlatformConfig, entity: str, config: IntegrationsConfig) -> None:
+def _skip_if_unsupported(platform: PlatformConfig, entity: Entity, config: IntegrationsConfig) -> None:
     """End the run green, once, when an API lacks a resource the entity needs (probed with one read).
 
     Raises:
@@ -334,7 +339,7 @@ def _wait_for_prerequisites(platform: PlatformConfig, config: IntegrationsConfig
 
 
 @contextmanager
-def _sync_job(platform: PlatformConfig, entity: str, config: IntegrationsConfig) -> Iterator[Any]:
+def _sync_job(platform: PlatformConfig, entity: Entity, config: IntegrationsConfig) -> Iterator[Any]:
     """Open the engine job of the current DAG run (see ``_opened``), and close everything after."""
     from clientify_sync.engine.job import SyncJob
     from clientify_sync.engine.vocabulary import SyncOptions
@@ -345,30 +350,32 @@ def _sync_job(platform: PlatformConfig, entity: str, config: IntegrationsConfig)
 
 
 @contextmanager
-def _opened(platform: PlatformConfig, entity: str, config: IntegrationsConfig) -> Iterator[tuple[Any, ...]]:
-    """
-    Open the run's ledger and fresh API clients sharing the account budgets: ``(spec, ledger, invoicing,
-    clientify)``; close everything after.
+def _opened(platform: PlatformConfig, entity: Entity, config: IntegrationsConfig) -> Iterator[tuple[Any, ...]]:
+    """Open the run's ledger and fresh API clients sharing the account budgets; close everything after.
 
-    Translates errors that a retry cannot fix (bad credentials, bad configuration, missing
-    connection) into ``AirflowFailException``, so Airflow fails the task at once.
+    Yields:
+        ``(spec, ledger, invoicing, clientify)``.
+
+    Raises:
+        AirflowFailException: an error a retry cannot fix (bad credentials, bad configuration,
+            missing connection), so Airflow fails the task at once.
     """
     # Imported here: DAG parsing must not load the engine or the API clients.
     from clientify_sync.engine.ledger import Ledger
-    from clientify_sync.engine.vocabulary import Entity, JobSpec, Mode, Platform
+    from clientify_sync.engine.vocabulary import JobSpec
     from clientify_sync.errors import AuthenticationError, ConfigurationError
     from clientify_sync.hooks.state import StateLedgerHook
 
     context = get_current_context()
     params = context["params"]
     spec = JobSpec(
-        platform=Platform(platform.name),
-        entity=Entity(entity),
+        platform=platform.name,
+        entity=entity,
         run_id=context["run_id"],
         mode=Mode(params["mode"]),
         dry_run=bool(params["dry_run"]),
     )
-    conn_ids = {platform.name: platform.conn_id, "clientify": config.clientify_conn_id}
+    conn_ids = {platform.name.value: platform.conn_id, "clientify": config.clientify_conn_id}
     try:
         with ExitStack() as stack:
             ledger = Ledger.open(StateLedgerHook().get_url(), spec.platform.value, spec.entity.value)
@@ -396,11 +403,13 @@ def _opened(platform: PlatformConfig, entity: str, config: IntegrationsConfig) -
 
 
 def _invoicing_hook(platform: PlatformConfig) -> Any:
-    if platform.name == "facturama":
-        from clientify_sync.hooks.facturama import FacturamaHook as hook_class
-    else:
-        from clientify_sync.hooks.facturadirecta import FacturaDirectaHook as hook_class
-    return _hook(hook_class, platform.conn_id)
+    if platform.name is Platform.FACTURAMA:
+        from clientify_sync.hooks.facturama import FacturamaHook
+
+        return _hook(FacturamaHook, platform.conn_id)
+    from clientify_sync.hooks.facturadirecta import FacturaDirectaHook
+
+    return _hook(FacturaDirectaHook, platform.conn_id)
 
 
 def _clientify_hook(config: IntegrationsConfig) -> Any:
@@ -409,7 +418,7 @@ def _clientify_hook(config: IntegrationsConfig) -> Any:
     return _hook(ClientifyHook, config.clientify_conn_id)
 
 
-def _hook(hook_class: type, conn_id: str) -> Any:
+def _hook(hook_class: type[Any], conn_id: str) -> Any:
     # Airflow's hook convention: the constructor argument is named by ``conn_name_attr``.
     return hook_class(**{hook_class.conn_name_attr: conn_id})
 
@@ -418,13 +427,14 @@ def _small(summary: Any) -> dict[str, Any]:
     """Return a plain-JSON copy of an engine summary (what XCom stores, and nothing it could choke on)."""
     if summary is None:
         return {}
-    return json.loads(json.dumps(summary, default=str))
+    plain: dict[str, Any] = json.loads(json.dumps(summary, default=str))
+    return plain
 
 
-def _doc_md(platform: PlatformConfig, entity: str, config: IntegrationsConfig) -> str:
+def _doc_md(platform: PlatformConfig, entity: Entity, config: IntegrationsConfig) -> str:
     prerequisites = ""
     schedule = f"`{platform.schedule}` ({platform.timezone}), with data intervals"
-    if entity == "estimates":
+    if entity is Entity.ESTIMATES:
         schedule = f"after `{platform.name}_contacts` and `{platform.name}_products`"
         prerequisites = (
             f"\n**Runs after** `{platform.name}_contacts` and `{platform.name}_products`: once both of their "
@@ -432,7 +442,7 @@ def _doc_md(platform: PlatformConfig, entity: str, config: IntegrationsConfig) -
             "Full resync: a manual trigger with `mode=full` (an asset-scheduled DAG cannot be backfilled).\n"
         )
     backfill = ""
-    if entity != "estimates":
+    if entity is not Entity.ESTIMATES:
         backfill = (
             f", or backfill one interval: `airflow backfill create --dag-id {platform.name}_{entity} "
             "--from-date T --to-date T --reprocess-behavior completed --dag-run-conf '{\"mode\": \"full\"}'`"

@@ -26,6 +26,7 @@ from typing import Any
 
 import yaml
 
+from clientify_sync.engine.vocabulary import Platform
 from clientify_sync.errors import ConfigurationError
 
 log = logging.getLogger(__name__)
@@ -35,10 +36,8 @@ VARIABLE = "clientify_sync_integrations"
 # The packaged defaults (package data of the distribution).
 DEFAULT_PATH = Path(__file__).resolve().parent / "config" / "integrations.yaml"
 
-PLATFORMS = ("facturama", "facturadirecta")
-ENTITIES = ("contacts", "products", "estimates")
 # Each platform syncs in its country's business time unless a source says otherwise.
-PLATFORM_TIMEZONES = {"facturama": "America/Mexico_City", "facturadirecta": "Europe/Madrid"}
+PLATFORM_TIMEZONES = {Platform.FACTURAMA: "America/Mexico_City", Platform.FACTURADIRECTA: "Europe/Madrid"}
 DEFAULT_SCHEDULE = "0 * * * *"
 
 _TOP_KEYS = {
@@ -63,7 +62,7 @@ _PER_PLATFORM_DEFAULTS = ("schedule", "timezone")
 class PlatformConfig:
     """One invoicing platform: whether it is synced, its connection, pool, clock and timezone."""
 
-    name: str
+    name: Platform
     enabled: bool
     conn_id: str
     pool: str
@@ -96,12 +95,16 @@ class IntegrationsConfig:
         """The platforms that get DAGs, in config order."""
         return tuple(p for p in self.platforms if p.enabled)
 
-    def platform(self, name: str) -> PlatformConfig:
-        """Return one platform's config by name."""
+    def platform(self, name: Platform | str) -> PlatformConfig:
+        """Return one platform's config by name.
+
+        Raises:
+            ConfigurationError: the platform is not in the config.
+        """
         for platform in self.platforms:
             if platform.name == name:
                 return platform
-        raise ConfigurationError(f"integration {name!r} is not configured")
+        raise ConfigurationError(f"integration {str(name)!r} is not configured")
 
 
 def config_path() -> Path | None:
@@ -177,6 +180,11 @@ def _layers(path: Path | None) -> Iterator[tuple[str, dict[str, Any]]]:
 
 
 def _read_file(path: Path, where: str) -> dict[str, Any]:
+    """Read and parse one YAML layer.
+
+    Raises:
+        ConfigurationError: the file does not exist, or is not a YAML mapping.
+    """
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError as exc:
@@ -213,7 +221,11 @@ def _variable_text() -> str | None:
 
 
 def parse_integrations(raw: dict[str, Any]) -> IntegrationsConfig:
-    """Validate an already-loaded mapping into an :class:`IntegrationsConfig`."""
+    """Validate an already-loaded mapping into an :class:`IntegrationsConfig`.
+
+    Raises:
+        ConfigurationError: an unknown key or an invalid value, named by its path in the config.
+    """
     _mapping(raw, "the config")
     _no_unknown_keys(raw, _TOP_KEYS, "the config")
     defaults = IntegrationsConfig()
@@ -224,9 +236,9 @@ def parse_integrations(raw: dict[str, Any]) -> IntegrationsConfig:
     schedule = _cron(raw.get("schedule", defaults.schedule), "schedule")
     timezone = _timezone(raw["timezone"], "timezone") if raw.get("timezone") is not None else None
     integrations = _section(raw, "integrations", "integrations")
-    _no_unknown_keys(integrations, set(PLATFORMS), "integrations")
+    _no_unknown_keys(integrations, {platform.value for platform in Platform}, "integrations")
     platforms = []
-    for name in PLATFORMS:
+    for name in Platform:
         entry = _section(integrations, name, f"integrations.{name}")
         _no_unknown_keys(entry, _PLATFORM_KEYS, f"integrations.{name}")
         enabled = entry.get("enabled", name in integrations)
@@ -322,4 +334,4 @@ def _number(value: Any, where: str, *, minimum: float, integer: bool = False) ->
     if isinstance(value, bool) or not valid or value < minimum:
         kind = "an integer" if integer else "a number"
         raise ConfigurationError(f"{where} must be {kind} >= {minimum}, got {value!r}")
-    return value
+    return float(value)

@@ -7,9 +7,9 @@ field for every extra its settings class accepts and the form's labels and place
 defaults, ``max_page_size`` and the ``Attributes:`` docstrings), so the form, the validation the hooks
 run and the docs cannot disagree.
 
-Airflow imports this module in every component that loads providers: it imports only the settings
-dataclasses, and those only inside ``get_provider_info()`` (no hooks, no Airflow: it runs while Airflow
-loads its configuration; ``clientify_sync.assets`` imports ``URI_SCHEME`` from here at DAG parse time).
+Airflow imports this module in every component that loads providers: it imports only the shared
+vocabulary (plain enums) and the settings dataclasses, those only inside ``get_provider_info()`` (no
+hooks, no Airflow: it runs while Airflow loads its configuration; ``clientify_sync.assets`` imports ``URI_SCHEME`` from here at DAG parse time).
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ import re
 import textwrap
 from importlib import metadata
 from typing import TYPE_CHECKING, Any
+
+from clientify_sync.engine.vocabulary import Platform
 
 if TYPE_CHECKING:
     from clientify_sync.api.settings import HttpSettings
@@ -51,12 +53,13 @@ class ConnectionType:
         """The typed settings the hook builds from a connection of this type."""
         from clientify_sync.api import settings
 
-        return getattr(settings, self.settings_name)
+        settings_class: type[HttpSettings] = getattr(settings, self.settings_name)
+        return settings_class
 
 
 CONNECTION_TYPES: tuple[ConnectionType, ...] = (
     ConnectionType(
-        conn_type="facturama",
+        conn_type=Platform.FACTURAMA.value,
         hook_class="clientify_sync.hooks.facturama.FacturamaHook",
         hook_name="Facturama",
         settings_name="FacturamaSettings",
@@ -82,7 +85,7 @@ CONNECTION_TYPES: tuple[ConnectionType, ...] = (
         },
     ),
     ConnectionType(
-        conn_type="facturadirecta",
+        conn_type=Platform.FACTURADIRECTA.value,
         hook_class="clientify_sync.hooks.facturadirecta.FacturaDirectaHook",
         hook_name="FacturaDirecta",
         settings_name="FacturaDirectaSettings",

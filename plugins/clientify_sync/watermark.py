@@ -16,14 +16,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, tzinfo
 
-FULL = "full"
-MODIFIED = "modified"
-MODES = (MODIFIED, FULL)
+from clientify_sync.engine.vocabulary import Mode
 
 __all__ = [
-    "FULL",
-    "MODES",
-    "MODIFIED",
     "format_timestamp",
     "next_watermark",
     "normalise",
@@ -33,15 +28,21 @@ __all__ = [
 
 
 def parse_timestamp(value: str | datetime, *, naive_tz: tzinfo = UTC) -> datetime:
-    """
-    Parse an ISO-8601 timestamp (or a datetime) into an aware UTC datetime.
+    """Parse an ISO-8601 timestamp (or a datetime) into an aware UTC datetime.
 
     Accepts ``Z`` and numeric offsets (``+01:00``, ``+0200``), a space instead of ``T`` and 1-6
     fractional digits. A naive value is read in ``naive_tz`` (UTC unless told otherwise).
 
-    :param value: the timestamp.
-    :param naive_tz: the zone a value without offset is in.
-    :raise ValueError: the value is empty or not an ISO-8601 timestamp.
+    Args:
+        value: the timestamp.
+        naive_tz: the zone a value without offset is in.
+
+    Returns:
+        The moment as an aware datetime in UTC.
+
+    Raises:
+        ValueError: the value is empty or not an ISO-8601 timestamp.
+        TypeError: the value is neither a string nor a datetime.
     """
     if isinstance(value, datetime):
         parsed = value
@@ -61,7 +62,11 @@ def parse_timestamp(value: str | datetime, *, naive_tz: tzinfo = UTC) -> datetim
 
 
 def format_timestamp(value: datetime) -> str:
-    """Format an aware datetime as ISO-8601 UTC with a ``Z`` suffix (microseconds only if set)."""
+    """Format an aware datetime as ISO-8601 UTC with a ``Z`` suffix (microseconds only if set).
+
+    Raises:
+        ValueError: the datetime is naive.
+    """
     if value.tzinfo is None:
         raise ValueError("refusing to format a naive datetime as UTC")
     utc = value.astimezone(UTC)
@@ -78,36 +83,50 @@ def normalise(value: str | datetime | None) -> str | None:
 def next_watermark(
     previous: str | datetime | None,
     seen_max: str | datetime | None,
-    mode: str,
+    mode: Mode | str,
 ) -> str | None:
-    """
-    Return the watermark a successful run stores.
+    """Return the watermark a successful run stores.
 
-    :param previous: the watermark the run started from (``None`` on a first run).
-    :param seen_max: the highest ``modified`` the run read from the API (``None`` if it read nothing).
-    :param mode: ``"modified"`` advances monotonically; ``"full"`` resets to ``seen_max``.
-    :raise ValueError: unknown mode or unparseable timestamp.
+    Args:
+        previous: the watermark the run started from (``None`` on a first run).
+        seen_max: the highest ``modified`` the run read from the API (``None`` if it read nothing).
+        mode: ``Mode.MODIFIED`` advances monotonically; ``Mode.FULL`` resets to ``seen_max``. Its
+            string value (``"modified"``, ``"full"``, as DAG params carry it) is accepted too.
+
+    Returns:
+        The new watermark in canonical ISO-8601 UTC form, or ``None`` when there is none.
+
+    Raises:
+        ValueError: unknown mode or unparseable timestamp.
     """
-    if mode == FULL:
+    try:
+        mode = Mode(mode)
+    except ValueError:
+        raise ValueError(f"unknown sync mode {mode!r}; expected one of {[m.value for m in Mode]}") from None
+    if mode is Mode.FULL:
         return normalise(seen_max)
-    if mode != MODIFIED:
-        raise ValueError(f"unknown sync mode {mode!r}; expected one of {MODES}")
-    candidates = [parse_timestamp(v) for v in (previous, seen_max) if normalise(v) is not None]
+    candidates = [parse_timestamp(v) for v in (previous, seen_max) if v is not None and normalise(v) is not None]
     if not candidates:
         return None
     return format_timestamp(max(candidates))
 
 
 def since(watermark: str | datetime | None, lookback: timedelta | float) -> str | None:
-    """
-    Return the lower bound to re-read from: the watermark minus the lookback overlap.
+    """Return the lower bound to re-read from: the watermark minus the lookback overlap.
 
-    :param watermark: the stored watermark; ``None`` means read everything (returns ``None``).
-    :param lookback: a ``timedelta`` or a number of seconds, not negative.
+    Args:
+        watermark: the stored watermark; ``None`` means read everything (returns ``None``).
+        lookback: a ``timedelta`` or a number of seconds, not negative.
+
+    Returns:
+        The ISO-8601 UTC lower bound, or ``None`` when there is no watermark.
+
+    Raises:
+        ValueError: the lookback is negative.
     """
     delta = lookback if isinstance(lookback, timedelta) else timedelta(seconds=lookback)
     if delta < timedelta(0):
         raise ValueError(f"lookback must not be negative, got {delta}")
-    if normalise(watermark) is None:
+    if watermark is None or normalise(watermark) is None:
         return None
     return format_timestamp(parse_timestamp(watermark) - delta)

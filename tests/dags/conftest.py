@@ -150,7 +150,10 @@ def running_existing_dagrun(run_id: str) -> Iterator[None]:
 def create_backfill(dag_id: str, *, hours_ago: tuple[int, int], conf: dict) -> list[dict]:
     """Create a backfill as ``airflow backfill create`` does; return its runs, oldest first.
 
-    :param hours_ago: the window, as whole hours before the current hour (``(3, 2)``: two runs).
+    Args:
+        dag_id: the DAG to backfill.
+        hours_ago: the window, as whole hours before the current hour (``(3, 2)``: two runs).
+        conf: the runs' conf.
     """
     from datetime import timedelta
 
