@@ -40,11 +40,15 @@ from stdnum.es import nie as es_nie
 from stdnum.es import nif as es_nif
 from stdnum.mx import rfc as mx_rfc
 
+from clientify_sync.api.facturama import GENERIC_RFCS
+from clientify_sync.engine.taxid import PLACEHOLDER_NIFS
+
 Record = dict[str, Any]
 
-MX_GENERIC_RFCS = ("XAXX010101000", "XEXX010101000")
+# The product's definitions, in a fixed order: the generator picks from them with a seeded random.
+MX_GENERIC_RFCS = tuple(sorted(GENERIC_RFCS))
 # Spanish placeholders with valid check letters: they pass validation yet identify no one.
-ES_GENERIC_NIFS = ("00000000T", "X0000000T")
+ES_GENERIC_NIFS = tuple(sorted(PLACEHOLDER_NIFS))
 GENERIC_TAX_IDS = frozenset(MX_GENERIC_RFCS + ES_GENERIC_NIFS)
 
 # --------------------------------------------------------------------------------------------------

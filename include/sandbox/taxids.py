@@ -4,9 +4,20 @@ from __future__ import annotations
 
 import re
 
+# The product's own definition: the emulator accepts the generic RFCs the sync knows about.
+from clientify_sync.api.facturama import GENERIC_RFCS
+
+__all__ = [
+    "GENERIC_RFCS",
+    "normalise_rfc",
+    "normalise_tax_code",
+    "rfc_check_digit",
+    "rfc_problem",
+    "spanish_tax_code_kind",
+]
+
 # SAT tdCFDI t_RFC pattern.
 RFC_PATTERN = re.compile(r"[A-Z&Ñ]{3,4}[0-9]{2}(0[1-9]|1[012])(0[1-9]|[12][0-9]|3[01])[A-Z0-9]{2}[0-9A]")
-GENERIC_RFCS = frozenset({"XAXX010101000", "XEXX010101000"})
 _RFC_ALPHABET = "0123456789ABCDEFGHIJKLMN&OPQRSTUVWXYZ Ñ"
 
 

@@ -15,8 +15,21 @@ from stdnum.es import nif as es_nif
 from stdnum.exceptions import ValidationError as StdnumValidationError
 from stdnum.mx import rfc as mx_rfc
 
-# RMF rule 2.7.1.26: "público en general" and "residente en el extranjero". They identify no one.
-GENERIC_RFCS = frozenset({"XAXX010101000", "XEXX010101000"})
+# GENERIC_RFCS, RMF rule 2.7.1.26: "público en general" and "residente en el extranjero", which
+# identify no one. A fact of Facturama's API, so the API layer owns it; the engine reads it from there.
+from clientify_sync.api.facturama import GENERIC_RFCS
+
+__all__ = [
+    "GENERIC_RFCS",
+    "PLACEHOLDER_NIFS",
+    "Kind",
+    "TaxId",
+    "TaxProblem",
+    "classify_nif",
+    "classify_rfc",
+    "normalise",
+]
+
 # Spain has no official generic NIF; these all-zero DNI/NIE numbers are valid by their check letter
 # and are used as "cliente de contado" placeholders. Like the generic RFCs, they identify no one.
 PLACEHOLDER_NIFS = frozenset({"00000000T", "X0000000T"})
