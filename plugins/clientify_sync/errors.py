@@ -1,8 +1,13 @@
 """One error tree for the whole package.
 
 Callers branch on the class, never on message text: ``AuthenticationError`` stops a run,
-``ValidationError`` fails one record, ``RetriableApiError`` may be tried again later and
-``UnconfirmedWriteError`` means "look the record up before creating it again".
+``ValidationError`` fails one record, ``RetriableApiError`` may be tried again later,
+``UnconfirmedWriteError`` means "look the record up before creating it again" and
+``SystemicFailure`` stops a run whose writes keep failing.
+
+The run report's reason code for a failed or skipped record is the ``reason`` class attribute of the
+error (``RecordError`` and its subclasses before any call, the ``ApiError`` tree for an API's
+answer), never a name derived from the class.
 
 Every error is picklable (Airflow may ship it to another process) and carries only what is safe to
 log: the API name, the HTTP method, the route *template* (``/Client/{id}``, never a URL with query
@@ -33,6 +38,8 @@ class ConfigurationError(ClientifySyncError):
 class ApiError(ClientifySyncError):
     """An API answered (or failed to answer) a request in a way the caller must handle.
 
+    ``reason`` (class attribute) is the run report's code for a record whose write failed this way.
+
     Attributes:
         api: ``"facturama"``, ``"clientify"`` or ``"facturadirecta"``.
         method: HTTP method of the request.
@@ -43,6 +50,8 @@ class ApiError(ClientifySyncError):
             FacturaDirecta errorCode -> errorMessage).
     """
 
+    reason = "api_error"
+
     def __init__(
         self,
         api: str,
@@ -52,6 +61,16 @@ class ApiError(ClientifySyncError):
         detail: str = "",
         field_errors: dict[str, list[str]] | None = None,
     ) -> None:
+        """Keep the safe-to-log facts of the failed request.
+
+        Args:
+            api: the API's name.
+            method: HTTP method.
+            route: path template, without query values.
+            status: HTTP status, or None when no response arrived.
+            detail: the server's message (truncated here).
+            field_errors: per-field messages, copied.
+        """
         self.api = api
         self.method = method
         self.route = route
@@ -95,21 +114,31 @@ def _rebuild(cls: type[ClientifySyncError], state: dict[str, Any]) -> ClientifyS
 class FatalApiError(ApiError):
     """Retrying the same request will not help."""
 
+    reason = "fatal_api_error"
+
 
 class AuthenticationError(FatalApiError):
     """Bad credentials, inactive subscription or missing permission: stop the run."""
+
+    reason = "authentication_error"
 
 
 class NotFoundError(FatalApiError):
     """The record or route does not exist."""
 
+    reason = "not_found_error"
+
 
 class ValidationError(FatalApiError):
     """The API rejected the record (400/422) or a duplicate (409): fail this record, go on."""
 
+    reason = "validation_error"
+
 
 class MalformedResponseError(FatalApiError):
     """A success status with a body that is HTML, not JSON/XML, or hostile XML."""
+
+    reason = "malformed_response_error"
 
 
 class RetriableApiError(ApiError):
@@ -118,6 +147,8 @@ class RetriableApiError(ApiError):
     ``retry_after`` is the pause in seconds the server asked for (``Retry-After`` on 429 or 503),
     or None.
     """
+
+    reason = "transient_error"
 
     def __init__(self, *args: Any, retry_after: float | None = None, **kwargs: Any) -> None:
         self.retry_after = retry_after
@@ -139,7 +170,8 @@ class UnconfirmedWriteError(ClientifySyncError):
     """A POST whose request may have reached the server, but whose outcome is unknown.
 
     The client never re-sends such a POST; the caller looks the record up by ``natural_key``
-    (RFC, SKU, tax code, folio...) before creating it again.
+    (RFC, SKU, tax code, folio...) before creating it again. Its ``reason`` is the free text of what
+    went wrong (``ReadTimeout``, ...), not a report code: the report says ``unconfirmed_create``.
     """
 
     def __init__(
@@ -184,23 +216,27 @@ class UnconfirmedWriteError(ClientifySyncError):
 class RecordError(ClientifySyncError):
     """One record cannot be written on a side as it stands; the run goes on without it.
 
-    Raised by the mappings before any API call, so nothing half-written is left behind. ``reason``
-    is the report's reason code; ``outcome`` says what the record ends as: ``"failed"`` (the data is
-    wrong: dead-lettered and retried) or ``"skipped"`` (out of scope until the record changes).
-    Anything else a mapping raises is a programming error and is not turned into a dead letter.
+    Raised by the mappings before any API call, so nothing half-written is left behind. Each kind is
+    a subclass whose class attributes say how it ends: ``reason`` is the report's reason code and
+    ``outcome`` is ``"failed"`` (the data is wrong: dead-lettered and retried) or ``"skipped"`` (out
+    of scope until the record changes). Anything else a mapping raises is a programming error and
+    is not turned into a dead letter.
     """
 
     outcome = "failed"
     reason = "bad_record"
 
-    def __init__(self, detail: str, *, reason: str | None = None) -> None:
-        if reason is not None:
-            self.reason = reason
+    def __init__(self, detail: str) -> None:
+        """Keep what to tell the user about this record.
+
+        Args:
+            detail: what is wrong and, where it helps, how to fix it (truncated here).
+        """
         self.detail = truncate(detail)
         super().__init__(f"{self.reason}: {self.detail}")
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (_rebuild, (type(self), {"detail": self.detail, "reason": self.reason}))
+        return (_rebuild, (type(self), {"detail": self.detail}))
 
 
 class RecordSkipped(RecordError):
@@ -221,11 +257,39 @@ class LineWithoutSkuError(RecordSkipped):
     reason = "line_without_sku"
 
 
+class DependencyMissingError(RecordError):
+    """A document's customer or product is not linked on the target side (yet): the document waits."""
+
+    reason = "dependency_missing"
+
+
 class UnrepresentableError(RecordError):
-    """The target side cannot hold the record exactly (amounts, discounts, tax mix); ``reason`` says how."""
+    """The target side cannot hold the record exactly (amounts, discounts, tax mix); the subclass says how."""
+
+    reason = "not_representable"
 
 
 class TotalsNotRepresentableError(UnrepresentableError):
     """The target side's own totals would differ from the source's by at least a cent."""
 
     reason = "totals_not_representable"
+
+
+class UnsupportedTaxMixError(UnrepresentableError):
+    """The document's lines carry VAT rates the target cannot combine (FacturaDirecta: one per document)."""
+
+    reason = "unsupported_tax_mix"
+
+
+class DiscountNotRepresentableError(UnrepresentableError):
+    """A line's discount amount is no rate the target keeps (FacturaDirecta: two-decimal percentages)."""
+
+    reason = "discount_not_representable"
+
+
+class SystemicFailure(ClientifySyncError):
+    """Too many consecutive transient failures: the API is down, so the run stops here.
+
+    Built like any exception, from one message (``SystemicFailure("10 consecutive ...")``); the
+    watermark is not advanced, and the records not written are picked up by the next run.
+    """

@@ -32,18 +32,15 @@ from clientify_sync.engine.mapping.facturadirecta import link_patch as fd_link_p
 from clientify_sync.engine.model import SideRecord, money, text
 from clientify_sync.engine.taxid import TaxProblem, classify_rfc
 from clientify_sync.engine.vocabulary import Side
-from clientify_sync.errors import RecordError, UnrepresentableError
+from clientify_sync.errors import (
+    DependencyMissingError,
+    DiscountNotRepresentableError,
+    UnsupportedTaxMixError,
+)
 
 CRM_PREFIX = "CLI-"
 CRM_COLLECTIONS = {"contact": "contacts", "company": "companies"}
 STATUSES = ("pending", "accepted", "rejected", "closed")
-
-
-class UnrepresentableDocument(UnrepresentableError):
-    """The document cannot be written exactly on this side; ``reason`` goes into the run report."""
-
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(detail, reason=reason)
 
 
 def _linked_id(directory: Directory, kind: str, key: str, side: str) -> Any:
@@ -52,7 +49,7 @@ def _linked_id(directory: Directory, kind: str, key: str, side: str) -> Any:
     table = directory.customers if kind == "customer" else directory.products
     found = table.get(key if kind == "customer" else key.upper(), {}).get(side)
     if not found:
-        raise RecordError(f"{kind} {key} is not linked on this side yet", reason="dependency_missing")
+        raise DependencyMissingError(f"{kind} {key} is not linked on this side yet")
     return found
 
 
@@ -65,9 +62,7 @@ def _single_tax_rate(lines: list[dict[str, str]]) -> Decimal:
     """FacturaDirecta carries one VAT rate per document (``tax1``) with a per-line on/off switch."""
     rates = {dec(line["tax_rate"]) for line in lines} - {Decimal("0")}
     if len(rates) > 1:
-        raise UnrepresentableDocument(
-            "unsupported_tax_mix", f"FacturaDirecta has one VAT rate per document, got {sorted(rates)}"
-        )
+        raise UnsupportedTaxMixError(f"FacturaDirecta has one VAT rate per document, got {sorted(rates)}")
     return rates.pop() if rates else Decimal("0")
 
 
@@ -226,8 +221,7 @@ def _fd_line(line: dict[str, str]) -> dict[str, Any]:
     discount = dec(line["discount"])
     rate = (discount / gross * 100).quantize(CENT) if gross else Decimal(0)
     if cents(gross) - cents(gross * (1 - rate / 100)) != discount:
-        raise UnrepresentableDocument(
-            "discount_not_representable",
+        raise DiscountNotRepresentableError(
             f"a discount of {discount} on {cents(gross)} is no 2-decimal rate (FacturaDirecta keeps rates)",
         )
     return {
