@@ -67,7 +67,7 @@ class FullObjectMapper:
     def update_body(
         self, rtype: str, raw: dict[str, Any], data: dict[str, Any], changed: set[str], link: str | None
     ) -> dict[str, Any]:
-        body = without_empty_strings(raw)
+        body: dict[str, Any] = without_empty_strings(raw)
         self._apply(body, data, changed)
         self._complete(body)
         return body
