@@ -5,12 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from clientify_sync.api.http import ApiSession, RequestBudget
 from clientify_sync.api.settings import HttpSettings
 from clientify_sync.api.stats import CallStats
 from clientify_sync.errors import AuthenticationError, ClientifySyncError, NotFoundError
+
+if TYPE_CHECKING:
+    from clientify_sync.api.protocols import ServiceClient
 
 
 class ProbeStatus(StrEnum):
@@ -76,7 +79,7 @@ class Probe:
     read: Callable[[], Any]
 
 
-def unsupported(entity: str, *clients: ApiClient) -> list[ProbeResult]:
+def unsupported(entity: str, *clients: ServiceClient) -> list[ProbeResult]:
     """The probes of ``clients`` that rule ``entity`` out: a 404 on a resource it needs.
 
     E.g. ``unsupported("estimates", facturama, clientify)`` before an estimates run: a non-empty answer

@@ -97,6 +97,8 @@ class SharedRequestBudget:
             expires = conn.scalar(
                 sa.select(t.c.at).where(mine).order_by(t.c.at).offset(granted - self.limit).limit(1)
             )
+        if expires is None:  # the window emptied between the count and this read
+            return 0.01
         return max(0.01, float(expires) + self.span - now)
 
 

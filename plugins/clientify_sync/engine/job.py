@@ -14,10 +14,10 @@ from typing import Any
 
 from clientify_sync import watermark as watermarks
 from clientify_sync.api.client import unsupported
+from clientify_sync.api.protocols import CrmClient, InvoicingClient, ServiceClient
 from clientify_sync.engine.apply import Applier
 from clientify_sync.engine.documents import Directory
 from clientify_sync.engine.ledger import Ledger
-from clientify_sync.engine.ledger.candidates import Candidates
 from clientify_sync.engine.model import SCHEMAS
 from clientify_sync.engine.plan import Action, PlanItem, Reason, Status
 from clientify_sync.engine.progress import Progress
@@ -38,8 +38,8 @@ class SyncJob:
         self,
         spec: JobSpec,
         *,
-        invoicing: Any,
-        clientify: Any,
+        invoicing: InvoicingClient,
+        clientify: CrmClient,
         ledger: Ledger,
         options: SyncOptions | None = None,
     ) -> None:
@@ -57,7 +57,6 @@ class SyncJob:
         self.schema = (
             schema if wins is None else type(schema)(schema.entity, schema.fields, schema.key_field, wins)
         )
-        self.candidates = Candidates(ledger.engine, ledger.integration, ledger.entity)
         self.ledger.runs.start(spec.run_id, spec.mode.value, spec.dry_run)
 
     @classmethod
@@ -65,8 +64,8 @@ class SyncJob:
         cls,
         spec: JobSpec,
         *,
-        invoicing: Any,
-        clientify: Any,
+        invoicing: InvoicingClient,
+        clientify: CrmClient,
         ledger_url: str,
         options: SyncOptions | None = None,
     ) -> SyncJob:
@@ -126,7 +125,7 @@ class SyncJob:
         ignored = [
             r.ignored_filter.message
             for r in self.clientify.resources.values()
-            if getattr(r, "ignored_filter", None)
+            if r.ignored_filter is not None
         ]
         if ignored:
             summary["modified_filter_ignored"] = ignored
@@ -141,7 +140,7 @@ class SyncJob:
         already reads Clientify (and holds its pool).
         """
         for entry in self.ledger.pending.all():
-            if entry["target"] == CRM and not self.candidates.mirror_by(
+            if entry["target"] == CRM and not self.ledger.candidates.mirror_by(
                 link=entry["source_id"], key=entry["natural_key"]
             ):
                 found = self.clientify.find(entry["source_id"], entry["natural_key"])
@@ -319,7 +318,9 @@ def store_plan(ledger: Ledger, run_id: str, chunks: Iterable[PlanChunk], *, dry_
                 )
 
 
-def check_supported(spec: JobSpec, ledger: Ledger, invoicing: Any, clientify: Any) -> list[dict[str, Any]]:
+def check_supported(
+    spec: JobSpec, ledger: Ledger, invoicing: InvoicingClient, clientify: CrmClient
+) -> list[dict[str, Any]]:
     """Probe the resources the entity assumes (one read each); record an ``unsupported`` run.
 
     An account without an estimates endpoint is a fact, not a failure: the run stores a report
@@ -344,6 +345,6 @@ def check_supported(spec: JobSpec, ledger: Ledger, invoicing: Any, clientify: An
     return found
 
 
-def _stats_summary(client: Any) -> dict[str, Any]:
+def _stats_summary(client: ServiceClient) -> dict[str, Any]:
     stats = getattr(client, "stats", None)
     return stats.summary() if stats is not None else {}

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from clientify_sync.engine.ledger import Ledger
-from clientify_sync.engine.ledger.candidates import Candidates, RecordRow
+from clientify_sync.engine.ledger.candidates import RecordRow
 from clientify_sync.engine.model import EntitySchema
 from clientify_sync.engine.plan import ConflictRow, PlanCounts, PlanItem, Reason, Ref
 from clientify_sync.engine.planner import (
@@ -62,7 +62,7 @@ class Reconciler:
     counts: PlanCounts = field(default_factory=PlanCounts)
 
     def __post_init__(self) -> None:
-        self.candidates = Candidates(self.ledger.engine, self.ledger.integration, self.ledger.entity)
+        self.candidates = self.ledger.candidates
         self.full = self.mode is Mode.FULL
         dead = self.ledger.dead_letters.open()
         # Deferred documents wait for their customer/products however long it takes: no attempt limit.

@@ -7,10 +7,18 @@ This is the only engine module that calls the API clients; the rest of the engin
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from clientify_sync.api.protocols import (
+    CrmClient,
+    CrmResource,
+    CustomFieldDefinitions,
+    InvoicingClient,
+    ListingResource,
+)
+from clientify_sync.api.settings import FacturaDirectaSettings
 from clientify_sync.engine.documents import Directory
 from clientify_sync.engine.mapping import Mapper
 from clientify_sync.engine.mapping.clientify import ClientifyContactMapper, ClientifyProductMapper
@@ -29,6 +37,7 @@ from clientify_sync.engine.taxid import classify_nif, classify_rfc
 from clientify_sync.engine.vocabulary import Entity, Platform
 
 log = logging.getLogger(__name__)
+Finder = Callable[[str], list[dict[str, Any]]]  # a natural key in, the records holding it out
 
 # Clientify custom-field content types, keyed by our record type.
 CONTENT_TYPES = {
@@ -45,10 +54,11 @@ class InvoicingSide:
 
     platform: Platform
     mapper: Mapper
-    resource: Any
+    resource: ListingResource
     link_supported: bool
 
     def pages(self) -> Iterator[list[SideRecord]]:
+        """The whole listing, a page of canonical records at a time."""
         for page in self.resource.iter_pages():
             log.info("%s listing: %s", self.platform.value, page.progress())
             yield [self.mapper.read("", raw) for raw in page.records]
@@ -58,7 +68,13 @@ class InvoicingSide:
         return self.mapper.read(rtype, created)
 
     def update(
-        self, rtype: str, rid: str, raw: dict[str, Any], data: dict[str, Any], changed: set[str], link: str | None
+        self,
+        rtype: str,
+        rid: str,
+        raw: dict[str, Any],
+        data: dict[str, Any],
+        changed: set[str],
+        link: str | None,
     ) -> SideRecord:
         body = self.mapper.update_body(rtype, raw, data, changed, link)
         answer = self.resource.update(rid, body)
@@ -74,11 +90,13 @@ class ClientifySide:
     """Clientify for one entity: one or two resources (contacts and companies), read by ``modified``."""
 
     mapper: Mapper
-    resources: dict[str, Any]
-    custom_fields: Any
+    resources: dict[str, CrmResource]
+    finders: dict[str, Finder]  # by natural key, per record type
+    custom_fields: CustomFieldDefinitions
     link_field: str
 
     def pages(self, since: str | None) -> Iterator[list[SideRecord]]:
+        """The records modified since ``since`` (all of them when ``None``), a page at a time."""
         for rtype, resource in self.resources.items():
             for page in resource.iter_pages(modified_gte=since):
                 log.info("clientify %s listing: %s", rtype, page.progress())
@@ -89,12 +107,19 @@ class ClientifySide:
         return self.mapper.read(rtype, created)
 
     def update(
-        self, rtype: str, rid: str, raw: dict[str, Any], data: dict[str, Any], changed: set[str], link: str | None
+        self,
+        rtype: str,
+        rid: str,
+        raw: dict[str, Any],
+        data: dict[str, Any],
+        changed: set[str],
+        link: str | None,
     ) -> SideRecord:
         body = self.mapper.update_body(rtype, raw, data, changed, link)
         if not body:
             return self.mapper.read(rtype, raw)
-        return self.mapper.read(rtype, self.resources[rtype].update(rid, body))
+        resource = self.resources[rtype]
+        return self.mapper.read(rtype, resource.update(rid, body) or resource.get(rid))
 
     def find(self, link_value: str | None, key: str | None) -> list[SideRecord]:
         """Look a record up by link field, then by natural key: used only to settle pending creates."""
@@ -103,10 +128,9 @@ class ClientifySide:
                 found = resource.find_by_custom_field(self.link_field, link_value)
                 if found:
                     return [self.mapper.read(rtype, raw) for raw in found]
-        finders = {"product": "find_by_sku", "budget": "find_by_code"}
-        for rtype, resource in self.resources.items():
+        for rtype, find in self.finders.items():
             if key:
-                found = getattr(resource, finders.get(rtype, "find_by_tax_id"))(key)
+                found = find(key)
                 if found:
                     return [self.mapper.read(rtype, raw) for raw in found]
         return []
@@ -115,8 +139,8 @@ class ClientifySide:
 def build_sides(
     platform: Platform,
     entity: Entity,
-    invoicing_client: Any,
-    clientify_client: Any,
+    invoicing_client: InvoicingClient,
+    clientify_client: CrmClient,
     directory: Directory | None = None,
 ) -> tuple[InvoicingSide, ClientifySide]:
     """The two sides of one (platform, entity) sync, configured from the clients' settings."""
@@ -127,7 +151,12 @@ def build_sides(
         classify = classify_rfc
     else:
         link_field = crm_settings.link_field_facturadirecta
-        link_attribute = invoicing_client.settings.link_attribute
+        settings = invoicing_client.settings
+        if not isinstance(settings, FacturaDirectaSettings):
+            raise TypeError(
+                f"a FacturaDirecta sync needs a FacturaDirecta client, not {type(invoicing_client).__name__}"
+            )
+        link_attribute = settings.link_attribute
         classify = classify_nif
     if entity is Entity.CONTACTS:
         inv_mapper: Mapper = (
@@ -137,7 +166,14 @@ def build_sides(
         )
         crm_mapper: Mapper = ClientifyContactMapper(classify=classify, link_field=link_field)
         inv_resource = invoicing_client.clients
-        crm_resources = {"contact": clientify_client.contacts, "company": clientify_client.companies}
+        crm_resources: dict[str, CrmResource] = {
+            "contact": clientify_client.contacts,
+            "company": clientify_client.companies,
+        }
+        finders: dict[str, Finder] = {
+            "contact": clientify_client.contacts.find_by_tax_id,
+            "company": clientify_client.companies.find_by_tax_id,
+        }
     elif entity is Entity.PRODUCTS:
         inv_mapper = (
             FacturamaProductMapper()
@@ -147,6 +183,7 @@ def build_sides(
         crm_mapper = ClientifyProductMapper(link_field=link_field)
         inv_resource = invoicing_client.products
         crm_resources = {"product": clientify_client.products}
+        finders = {"product": clientify_client.products.find_by_sku}
     else:
         directory = directory or Directory()
         if platform is Platform.FACTURAMA:
@@ -157,7 +194,7 @@ def build_sides(
         crm_mapper = ClientifyBudgetMapper(directory, link_field, crm_settings.base_url.rstrip("/"), prefix)
         inv_resource = invoicing_client.estimates
         crm_resources = {"budget": clientify_client.budgets}
+        finders = {"budget": clientify_client.budgets.find_by_code}
     invoicing = InvoicingSide(platform, inv_mapper, inv_resource, link_supported=link_attribute is not None)
-    clientify = ClientifySide(crm_mapper, crm_resources, clientify_client.custom_fields, link_field)
+    clientify = ClientifySide(crm_mapper, crm_resources, finders, clientify_client.custom_fields, link_field)
     return invoicing, clientify
-

@@ -13,6 +13,7 @@ from contextlib import contextmanager
 
 from sqlalchemy.engine import Connection, Engine
 
+from clientify_sync.engine.ledger.candidates import Candidates
 from clientify_sync.engine.ledger.conflicts import Conflicts
 from clientify_sync.engine.ledger.database import create_ledger_engine, lock, upsert, write_transaction
 from clientify_sync.engine.ledger.dead_letters import DeadLetters
@@ -48,6 +49,7 @@ class Ledger:
         dead_letters: records that failed to sync.
         conflicts: resolved same-field conflicts.
         runs: runs, reports and step summaries.
+        candidates: what the planner reads (changed pairs, unlinked records, duplicated keys).
     """
 
     def __init__(self, engine: Engine, integration: str, entity: str) -> None:
@@ -62,6 +64,7 @@ class Ledger:
         self.dead_letters = DeadLetters(engine, integration, entity)
         self.conflicts = Conflicts(engine, integration, entity)
         self.runs = Runs(engine, integration, entity)
+        self.candidates = Candidates(engine, integration, entity)
 
     @classmethod
     def open(cls, url: str, integration: str, entity: str) -> Ledger:
