@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal, cast
 from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
 from fastapi import Depends, FastAPI, HTTPException, Request, status
@@ -62,7 +62,7 @@ class Viewer:
         if self.user is not None:
             from airflow.api_fastapi.core_api.security import requires_access_dag
 
-            requires_access_dag(method, param_dag_id=dag_id)(request, self.user)
+            requires_access_dag(cast("Literal['GET', 'POST', 'PUT', 'DELETE']", method), param_dag_id=dag_id)(request, self.user)
 
     def scopes(self, dag_filter: str | None = None) -> list[tuple[str, str]]:
         """The (integration, entity) pairs this user may read, narrowed to one DAG when asked."""
@@ -191,10 +191,10 @@ def _fmt_time(value: Any) -> str:
         try:
             value = datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError:
-            return value
+            return str(value)
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return str(value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"))
 
 
 def _label(value: Any) -> str:

@@ -105,7 +105,7 @@ def decode_cursor(cursor: str | None, size: int) -> list[Any] | None:
 
 def _unindexed(column: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
     """SQLite's documented way to keep a term from choosing an index: a unary ``+`` before the column."""
-    return sa.literal_column(f"+{column.table.name}.{column.name}", column.type)  # type: ignore[attr-defined]
+    return sa.literal_column(f"+{column.table.name}.{column.name}", column.type)
 
 
 def _ident(row: dict[str, Any]) -> tuple[str, str, str, str, str]:
@@ -129,9 +129,8 @@ def _like(text: str) -> str:
 def _as_utc(value: Any) -> datetime | None:
     if value is None:
         return None
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+    moment: datetime = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 @dataclass
@@ -215,7 +214,9 @@ class LedgerView:
                 state = run_states.get((dag_id, last["run_id"])) if last else None
                 live = bool(last and not last["finished_at"])
                 report = (done or {}).get("report") or {}
-                counts = self.live_counts(conn, integration, entity, last["run_id"]) if live else _report_counts(report)
+                counts = (
+                    self.live_counts(conn, integration, entity, last["run_id"]) if live and last else _report_counts(report)
+                )
                 dead = self._dead_stats(conn, dead_table, integration, entity)
                 reasons = {k: int(v) for k, v in (report.get("reasons") or {}).items()}
                 quarantined = sum(v for k, v in reasons.items() if k.startswith("quarantined:"))
@@ -344,6 +345,7 @@ class LedgerView:
             found: list[dict[str, Any]] = []
             for field_name in ("name", "email"):
                 value = json_text(conn.dialect.name, field_name)
+                match: sa.ColumnElement[bool]
                 if contains:
                     match = value.like(_like(lowered), escape="\\")
                 else:  # a range on the expression index: what LIKE 'text%' means, on any dialect
