@@ -169,7 +169,10 @@ def _table(columns: list[str], rows: list[list[str]]) -> str:
 
 def target_rows(found: list[Target]) -> list[list[str]]:
     def num(value: float | None, unit: str) -> str:
-        return "" if value is None else f"{value:g} {unit}".strip()
+        if value is None:
+            return ""
+        text = f"{value:.0f}" if abs(value) >= 100 else f"{value:.2f}" if abs(value) >= 1 else f"{value:.3g}"
+        return f"{text} {unit}".strip()
 
     return [[t.run or "–", t.scenario, t.name, num(t.measured, t.unit), num(t.limit, t.unit),
              f"**{t.verdict}**" if t.verdict == "MISS" else t.verdict, t.detail] for t in found]  # fmt: skip
@@ -203,7 +206,7 @@ def markdown(cfg: BenchConfig, env: dict[str, Any], runs: list[ScaleRun], baseli
         *[f"**Note:** the memory probe at {m['clients']} clients imported commit {m['git_commit'][:10]} (the code "
           "changed during the run)." for m in memory if m.get("git_commit") != env["git_commit"]],
         *[f"**Note:** run {r.label} imported commit {r.git_commit[:10]} (the code changed during the run)."
-          for r in runs if r.git_commit and r.git_commit != env["git_commit"]],
+          for r in runs if r.git_commit and r.git_commit != env["git_commit"]], "",
         "## Summary", "", _table(SUMMARY_COLUMNS, summary_rows(cfg, runs, baseline)), "",
         "Each run (platform, size) is a fresh process: `sync CPU s` is its CPU time (user + system) during the "
         "scenario, `peak MB` its peak RSS (total, sampled every 20 ms). `API floor` = the latency the sandbox "

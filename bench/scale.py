@@ -83,7 +83,7 @@ def _child(job_path: str, out_path: str) -> None:
     cfg: BenchConfig = job["cfg"]
     handle = SandboxHandle(*job["urls"])
     handle.sandbox_pid = job["sandbox_pid"]  # type: ignore[attr-defined]  # CPU of the sandbox per scenario
-    started = time.perf_counter()
+    started, version = time.perf_counter(), code_version()  # the commit this process imported
     try:
         seeded = seed_world(handle, cfg)
         print(f"bench: {cfg.platforms[0].value} {cfg.clients}: seeded {seeded}", flush=True)
@@ -91,7 +91,7 @@ def _child(job_path: str, out_path: str) -> None:
     finally:
         handle.http.close()
     run = ScaleRun(cfg.platforms[0], cfg.clients, seeded, scenarios, round(time.perf_counter() - started, 1),
-                   code_version()["git_commit"])  # fmt: skip
+                   version["git_commit"])  # fmt: skip
     Path(out_path).write_bytes(pickle.dumps(run))
 
 
