@@ -97,7 +97,7 @@ def test_hostile_or_broken_xml_answering_writes(make_world, fault_table, caplog,
     injected = applied(world.sandbox, ("facturadirecta",))
     assert injected == 4 and failures, reports
     assert all(
-        f["reason"] in {"unconfirmed_create", "transient_error", "malformedresponse_error"} for f in failures
+        f["reason"] in {"unconfirmed_create", "transient_error", "malformed_response_error"} for f in failures
     )
     outcome = converge(world, PLATFORM, CONTACTS_AND_PRODUCTS, scenario.edits)
     add_row(fault_table, f"facturadirecta: {kind} answering POST+PUT", injected, outcome)

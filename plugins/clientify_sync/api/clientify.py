@@ -322,11 +322,12 @@ def is_invalid_page(error: NotFoundError) -> bool:
 
 
 def custom_field_value(record: dict[str, Any], name: str) -> str | None:
-    """The value of custom field ``name`` on a record (``[{"field": name, "value": v}]``)."""
+    """The value of custom field ``name`` on a record (``[{"field": name, "value": v}]``), whitespace
+    collapsed; ``None`` when absent, empty, or ``"--"`` (what Clientify's web client saves for "empty")."""
     for item in record.get("custom_fields") or []:
         if isinstance(item, dict) and (item.get("field") or item.get("name")) == name:
-            value = item.get("value")
-            return None if value is None else str(value)
+            value = " ".join(("" if item.get("value") is None else str(item.get("value"))).split())
+            return value if value and value != "--" else None
     return None
 
 

@@ -31,9 +31,9 @@ from clientify_sync.engine.vocabulary import Side
 from clientify_sync.errors import (
     ApiError,
     AuthenticationError,
-    ClientifySyncError,
     RecordError,
     RetriableApiError,
+    SystemicFailure,
     UnconfirmedWriteError,
 )
 
@@ -42,10 +42,6 @@ Rows = dict[tuple[str, str], dict[str, Any]]  # staged records by (rtype, rid)
 
 INV = Side.INVOICING.value
 CRM = Side.CLIENTIFY.value
-
-
-class SystemicFailure(ClientifySyncError):
-    """Too many consecutive transient failures: the API is down, so the run stops here."""
 
 
 @dataclass
@@ -240,11 +236,10 @@ class Applier:
             self._fail(item, "unconfirmed_create", error, keep_pending=pending_id)
             return False
         except RetriableApiError as error:
-            self._fail(item, "transient_error", error, drop_pending=pending_id)
+            self._fail(item, error.reason, error, drop_pending=pending_id)
             return False
         except ApiError as error:
-            reason = type(error).__name__.removesuffix("Error").lower()
-            self._fail(item, f"{reason}_error", error, drop_pending=pending_id)
+            self._fail(item, error.reason, error, drop_pending=pending_id)
             return True
         except RecordError as error:
             # Raised by a mapping before any call: the record is out of scope or cannot be held exactly.

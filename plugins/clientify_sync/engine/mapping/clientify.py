@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from clientify_sync.api.clientify import custom_field_value as api_custom_field_value
+from clientify_sync.api.clientify import custom_field_value
 from clientify_sync.engine.mapping import PartialUpdateMapper
 from clientify_sync.engine.model import SideRecord, country, money, split_person_name, text
 from clientify_sync.engine.taxid import Kind, TaxId
@@ -26,17 +26,6 @@ def utc_iso(value: str | None) -> str | None:
     if moment.tzinfo is None:
         raise ValueError(f"naive timestamp from Clientify: {value!r}")
     return moment.astimezone(UTC).isoformat(timespec="microseconds")
-
-
-def custom_field_value(raw: dict[str, Any], name: str) -> str | None:
-    """The value of custom field ``name`` as the sync reads it: canonical text, or None when empty.
-
-    The API layer reads the field (:func:`clientify_sync.api.clientify.custom_field_value`); here its
-    value is canonicalised, and ``""`` and ``"--"`` (what Clientify's web client saves for "empty")
-    are no value.
-    """
-    value = text(api_custom_field_value(raw, name))
-    return value if value and value != "--" else None
 
 
 def link_patch(raw: dict[str, Any], name: str, link: str | None) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from clientify_sync.api.clientify import custom_field_value
 from clientify_sync.engine.documents import (
     CENT,
     Directory,
@@ -25,8 +26,8 @@ from clientify_sync.engine.documents import (
     totals_per_line,
 )
 from clientify_sync.engine.mapping import FullObjectMapper, PartialUpdateMapper
-from clientify_sync.engine.mapping.clientify import custom_field_value, utc_iso
 from clientify_sync.engine.mapping.clientify import link_patch as crm_link_patch
+from clientify_sync.engine.mapping.clientify import utc_iso
 from clientify_sync.engine.mapping.facturadirecta import custom_attribute
 from clientify_sync.engine.mapping.facturadirecta import link_patch as fd_link_patch
 from clientify_sync.engine.model import SideRecord, money, text
