@@ -48,9 +48,10 @@ test: lint
 e2e: $(STAMP)
 	scripts/e2e/run.sh
 
-## lint: ruff, with Airflow's AIR rules
+## lint: ruff, with Airflow's AIR rules; mypy over the package (strict for engine/ and api/, pyproject.toml)
 lint: $(STAMP)
 	$(BIN)/ruff check $(wildcard dags plugins include tests bench scripts)
+	$(BIN)/mypy
 
 ## demo: start the sandbox, run every DAG through Airflow (full, then modified with edits), print the reports
 demo: $(STAMP)
