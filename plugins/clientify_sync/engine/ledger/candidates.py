@@ -88,17 +88,8 @@ class Candidates:
         )
 
     def _identity(self, t: sa.FromClause) -> list[sa.ColumnElement[Any]]:
-        return [
-            t.c.rtype,
-            t.c.rid,
-            t.c.key,
-            t.c.kind,
-            t.c.problem,
-            t.c.link,
-            t.c.hash,
-            t.c.prev_hash,
-            t.c.seen_run,
-        ]
+        """The columns a ``RecordRow`` holds, in its order."""
+        return [t.c[name] for name in RecordRow._fields]
 
     def _stream(self, query: Query) -> Iterator[list[RecordRow]]:
         with self.engine.connect() as conn:
