@@ -156,3 +156,25 @@ def test_a_version_1_ledger_is_upgraded_in_place(tmp_path):
     [item] = ledger.plan.page("old")
     assert item["priority"] == 1 and item["action"] == "create"  # the old row is kept, with the default
     ledger.close()
+
+
+def test_planning_writes_nothing_until_the_store_step(ledger):
+    """Reconciler only reads: every INSERT/UPDATE/DELETE of a run's plan comes from ``store_plan``."""
+    ledger.records.stage([inv_client("A", "URE180429TM6"), inv_client("B", "EKU9003173C9")], RUN)
+    ledger.records.stage([crm_record("11", "EKU9003173C9"), crm_record("12", "CACX7605101P8")], RUN)
+    statements: list[str] = []
+
+    def record_writes(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().split()[0].upper() in ("INSERT", "UPDATE", "DELETE"):
+            statements.append(statement)
+
+    sa.event.listen(ledger.engine, "before_cursor_execute", record_writes)
+    try:
+        planner = Reconciler(ledger, CONTACT_SCHEMA, RUN, Mode.MODIFIED, lambda kind: "company")
+        chunks = list(planner.chunks())
+        assert statements == []  # matched B↔11, planned creates for A and 12: nothing written yet
+        assert sum(len(c.items) for c in chunks) == 3 and [c.new_links for c in chunks if c.new_links]
+        store_plan(ledger, RUN, chunks, dry_run=False)
+        assert any(s.lstrip().upper().startswith("INSERT INTO CS_LINKS") for s in statements)
+    finally:
+        sa.event.remove(ledger.engine, "before_cursor_execute", record_writes)

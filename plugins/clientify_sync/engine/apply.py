@@ -27,7 +27,7 @@ from clientify_sync.engine.model import SideRecord
 from clientify_sync.engine.plan import Action, PlanItem, Reason, Ref
 from clientify_sync.engine.progress import Progress
 from clientify_sync.engine.sides import ClientifySide, InvoicingSide
-from clientify_sync.engine.vocabulary import Side
+from clientify_sync.engine.vocabulary import CRM, INV, Side
 from clientify_sync.errors import (
     ApiError,
     AuthenticationError,
@@ -39,9 +39,6 @@ from clientify_sync.errors import (
 
 log = logging.getLogger(__name__)
 Rows = dict[tuple[str, str], dict[str, Any]]  # staged records by (rtype, rid)
-
-INV = Side.INVOICING.value
-CRM = Side.CLIENTIFY.value
 
 
 @dataclass

@@ -24,11 +24,9 @@ from clientify_sync.engine.progress import Progress
 from clientify_sync.engine.reconcile import PlanChunk, Reconciler
 from clientify_sync.engine.report import build_report
 from clientify_sync.engine.sides import CONTENT_TYPES, build_sides
-from clientify_sync.engine.vocabulary import Entity, JobSpec, Mode, Side, SyncOptions
+from clientify_sync.engine.vocabulary import CRM, INV, Entity, JobSpec, Mode, Side, SyncOptions
 
 log = logging.getLogger(__name__)
-INV = Side.INVOICING.value
-CRM = Side.CLIENTIFY.value
 
 
 class SyncJob:

@@ -26,10 +26,8 @@ from clientify_sync.engine.plan import (
     Reason,
     Ref,
 )
-from clientify_sync.engine.vocabulary import Side
+from clientify_sync.engine.vocabulary import CRM, INV, Side
 
-INV = Side.INVOICING.value
-CRM = Side.CLIENTIFY.value
 DeadKey = tuple[str, str, str]  # (side, rtype, rid) of a record that failed in an earlier run
 
 

@@ -31,10 +31,8 @@ from clientify_sync.engine.planner import (
     prioritise,
     settle_unsyncable,
 )
-from clientify_sync.engine.vocabulary import Mode, Side
+from clientify_sync.engine.vocabulary import CRM, INV, Mode, Side
 
-INV = Side.INVOICING.value
-CRM = Side.CLIENTIFY.value
 CHUNK = 1000  # pairs merged, or items stored, at a time
 
 

@@ -45,6 +45,11 @@ class Side(StrEnum):
         return Side.CLIENTIFY if self is Side.INVOICING else Side.INVOICING
 
 
+# The ledger's ``side`` column values, as plain strings for SQL.
+INV: str = Side.INVOICING.value
+CRM: str = Side.CLIENTIFY.value
+
+
 @dataclass(frozen=True)
 class JobSpec:
     """One run of one entity between one platform and Clientify (a DAG run, or a bench step)."""

@@ -17,10 +17,8 @@ from sqlalchemy.engine import Engine
 from clientify_sync.engine.ledger.database import chunks
 from clientify_sync.engine.ledger.schema import links, remote_records
 from clientify_sync.engine.plan import Ref
-from clientify_sync.engine.vocabulary import Side
+from clientify_sync.engine.vocabulary import CRM, INV
 
-INV = Side.INVOICING.value
-CRM = Side.CLIENTIFY.value
 CHUNK = 1000
 Query = sa.Select[*tuple[Any, ...]]
 
