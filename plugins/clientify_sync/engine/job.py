@@ -215,13 +215,19 @@ class SyncJob:
 
     # -- commit --------------------------------------------------------------------------------
     def commit(self, previous_watermark: str | None, seen_max: str | None) -> dict[str, Any]:
-        """Move the merge bases of fully written pairs, compute the watermark, store the report."""
+        """Move the merge bases of fully written pairs, compute the watermark, store the report.
+
+        Args:
+            previous_watermark: the watermark stored by the last successful run (the DAG pushes the
+                report's ``watermark_out`` as the next one; this is the only place the rule is applied).
+            seen_max: the highest ``modified`` this run read from Clientify.
+        """
         if not self.spec.dry_run:
             self._finalise_pairs()
         watermark_out = (
             previous_watermark  # a dry run wrote nothing: it never moves the watermark
             if self.spec.dry_run
-            else watermarks.next_watermark(previous_watermark, seen_max, self.spec.mode.value)
+            else watermarks.next_watermark(previous_watermark, seen_max, self.spec.mode)
         )
         report = build_report(self.ledger, self.spec, previous_watermark, watermark_out)
         self.ledger.runs.finish(self.spec.run_id, report)
