@@ -24,6 +24,7 @@ from clientify_sync.engine.progress import Progress
 from clientify_sync.engine.reconcile import PlanChunk, Reconciler
 from clientify_sync.engine.report import build_report
 from clientify_sync.engine.sides import CONTENT_TYPES, build_sides
+from clientify_sync.engine.staging import PageStager
 from clientify_sync.engine.vocabulary import CRM, INV, Entity, JobSpec, Mode, Side, SyncOptions
 
 log = logging.getLogger(__name__)
@@ -93,11 +94,10 @@ class SyncJob:
     def extract_invoicing(self) -> dict[str, Any]:
         """Stage the invoicing platform's full listing (it has no modified filter; hashes tell changes)."""
         self._reset_stats()
-        records = pages = 0
-        for page in self.invoicing.pages():
-            self.ledger.records.stage(page, self.spec.run_id)
-            records, pages = records + len(page), pages + 1
-        return self._step("extract_invoicing", {"records": records, "pages": pages})
+        stager = PageStager(self.ledger, Side.INVOICING, self.invoicing.mapper, self.spec.run_id)
+        for rtype, page in self.invoicing.pages():
+            stager.stage(rtype, page)
+        return self._step("extract_invoicing", stager.finish())
 
     def extract_clientify(self, watermark: str | None) -> dict[str, Any]:
         """Settle pending creates, then stage the Clientify records modified since ``watermark - lookback``
@@ -108,17 +108,12 @@ class SyncJob:
         since = (
             watermarks.since(watermark, self.options.lookback) if self.spec.mode is Mode.MODIFIED else None
         )
-        records = pages = 0
-        for page in self.clientify.pages(since):
-            self.ledger.records.stage(page, self.spec.run_id)
-            records, pages = records + len(page), pages + 1
+        stager = PageStager(self.ledger, Side.CLIENTIFY, self.clientify.mapper, self.spec.run_id)
+        for rtype, page in self.clientify.pages(since):
+            stager.stage(rtype, page)
+        staged = stager.finish()  # before the cursor is read: the last batch is written here
         seen_max = self.ledger.records.max_modified(CRM, self.spec.run_id)
-        summary: dict[str, Any] = {
-            "records": records,
-            "pages": pages,
-            "since": since,
-            "max_modified": seen_max,
-        }
+        summary: dict[str, Any] = {**staged, "since": since, "max_modified": seen_max}
         # An API that ignores modified[gte] returned everything: the read was a full one, and says so.
         ignored = [
             r.ignored_filter.message

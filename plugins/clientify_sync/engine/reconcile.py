@@ -92,12 +92,15 @@ class Reconciler:
                 yield from settle_unsyncable(rows, side, full=self.full)
 
     def _linked(self) -> Iterator[PlanItem | Settled | PlanChunk]:
-        changed = [row for part in self.candidates.linked(self.run_id, full=self.full) for row in part]
+        total, to_read = self.candidates.linked_count(self.run_id)
+        changed = []
+        if self.full or to_read:  # an idle run reads no pair at all
+            changed = [row for part in self.candidates.linked(self.run_id, full=self.full) for row in part]
         seen = {row.link_id for row in changed}
         retried = [r for r in self.candidates.linked_of(self.dead, self.run_id) if r.link_id not in seen]
         pairs, failed, unchanged = match_linked([*changed, *retried], full=self.full, dead=self.dead)
         known = sum(1 for row in [*changed, *retried] if row.crm_hash is not None)
-        self.counts.unchanged += unchanged + self.candidates.linked_count(self.run_id) - known
+        self.counts.unchanged += unchanged + total - known
         yield from failed
         for start in range(0, len(pairs), CHUNK):
             yield self._merge(pairs[start : start + CHUNK])

@@ -57,11 +57,12 @@ class InvoicingSide:
     resource: ListingResource
     link_supported: bool
 
-    def pages(self) -> Iterator[list[SideRecord]]:
-        """The whole listing, a page of canonical records at a time."""
+    def pages(self) -> Iterator[tuple[str, list[dict[str, Any]]]]:
+        """The whole listing as the API returns it, a page at a time: ``("", records)`` (the mapper
+        knows the type)."""
         for page in self.resource.iter_pages():
             log.info("%s listing: %s", self.platform.value, page.progress())
-            yield [self.mapper.read("", raw) for raw in page.records]
+            yield "", page.records
 
     def create(self, rtype: str, data: dict[str, Any], link: str | None) -> SideRecord:
         created = self.resource.create(self.mapper.create_body(rtype, data, link))
@@ -95,12 +96,13 @@ class ClientifySide:
     custom_fields: CustomFieldDefinitions
     link_field: str
 
-    def pages(self, since: str | None) -> Iterator[list[SideRecord]]:
-        """The records modified since ``since`` (all of them when ``None``), a page at a time."""
+    def pages(self, since: str | None) -> Iterator[tuple[str, list[dict[str, Any]]]]:
+        """The records modified since ``since`` (all of them when ``None``) as the API returns them, a
+        page at a time: ``(record type, records)``."""
         for rtype, resource in self.resources.items():
             for page in resource.iter_pages(modified_gte=since):
                 log.info("clientify %s listing: %s", rtype, page.progress())
-                yield [self.mapper.read(rtype, raw) for raw in page.records]
+                yield rtype, page.records
 
     def create(self, rtype: str, data: dict[str, Any], link: str | None) -> SideRecord:
         created = self.resources[rtype].create(self.mapper.create_body(rtype, data, link))

@@ -137,30 +137,38 @@ class Candidates:
         )
         return query, inv, crm
 
+    @staticmethod
+    def _changed(run_id: str, inv: sa.FromClause, crm: sa.FromClause) -> sa.ColumnElement[bool]:
+        """A linked pair may need work: its Clientify record is unknown, or a hash differs from the link's
+        (the Clientify one only when read in this run)."""
+        return sa.or_(
+            crm.c.rid.is_(None),
+            inv.c.hash != links.c.inv_hash,
+            sa.and_(crm.c.seen_run == run_id, crm.c.hash != links.c.crm_hash),
+        )
+
     def linked(self, run_id: str, *, full: bool) -> Iterator[list[LinkedRow]]:
-        """Linked pairs that may need work: all of them in a full run, else those whose invoicing hash
-        or (read in this run) Clientify hash differs from the link's, and those missing in Clientify."""
+        """Linked pairs that may need work: all of them in a full run, else the ``_changed`` ones."""
         query, inv, crm = self._linked(run_id)
         if not full:
-            query = query.where(
-                sa.or_(
-                    crm.c.rid.is_(None),
-                    inv.c.hash != links.c.inv_hash,
-                    sa.and_(crm.c.seen_run == run_id, crm.c.hash != links.c.crm_hash),
-                )
-            )
+            query = query.where(self._changed(run_id, inv, crm))
         with self.engine.connect() as conn:
             result = conn.execution_options(yield_per=CHUNK).execute(query.order_by(links.c.id))
             for part in result.partitions(CHUNK):
                 yield [_linked_row(row) for row in part]
 
-    def linked_count(self, run_id: str) -> int:
-        """Linked pairs both of whose records are known and without a problem (the unchanged ones and
-        those ``linked`` returns)."""
-        query, _inv, crm = self._linked(run_id)
-        count = sa.select(sa.func.count()).select_from(query.where(crm.c.rid.is_not(None)).subquery())
+    def linked_count(self, run_id: str) -> tuple[int, int]:
+        """How many linked pairs have both records known (and no problem), and how many pairs ``linked``
+        returns in a modified run: one pass, so an idle run need not read them at all."""
+        query, inv, crm = self._linked(run_id)
+        known = sa.case((crm.c.rid.is_not(None), 1), else_=0)
+        changed = sa.case((self._changed(run_id, inv, crm), 1), else_=0)
+        counts = query.with_only_columns(
+            sa.func.coalesce(sa.func.sum(known), 0), sa.func.coalesce(sa.func.sum(changed), 0)
+        )
         with self.engine.connect() as conn:
-            return int(conn.scalar(count) or 0)
+            row = conn.execute(counts).one()
+            return int(row[0]), int(row[1])
 
     def linked_of(self, refs: Iterable[tuple[str, str, str]], run_id: str) -> list[LinkedRow]:
         """The linked pairs (as ``linked`` gives them) of the given ``(side, rtype, rid)`` records."""

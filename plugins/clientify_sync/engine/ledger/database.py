@@ -144,6 +144,15 @@ class Repository:
         return sa.and_(table.c.integration == self.integration, table.c.entity == self.entity)
 
     @contextmanager
+    def _reading(self, conn: Connection | None) -> Iterator[Connection]:
+        """The caller's connection, or a connection of our own when there is none."""
+        if conn is not None:
+            yield conn
+        else:
+            with self.engine.connect() as own:
+                yield own
+
+    @contextmanager
     def _writing(self, conn: Connection | None) -> Iterator[Connection]:
         """The caller's connection, or a write transaction of our own when there is none."""
         if conn is not None:

@@ -147,6 +147,33 @@ class Records(Repository):
                 conn.execute(sa.delete(t).where(where, t.c.rid.in_(replaced)))
             conn.execute(sa.insert(t), fresh)
 
+    def raw_digests(
+        self, side: str, rtype: str, rids: Sequence[str], *, conn: Connection | None = None
+    ) -> dict[str, str | None]:
+        """The stored ``raw_hash`` of these records (unknown ones are left out)."""
+        t = remote_records
+        where = sa.and_(self._scope(t), t.c.side == side, t.c.rtype == rtype)
+        found: dict[str, str | None] = {}
+        with self._reading(conn) as conn:
+            for chunk in chunks(list(dict.fromkeys(rids)), _CHUNK):
+                rows = conn.execute(sa.select(t.c.rid, t.c.raw_hash).where(where, t.c.rid.in_(chunk))).all()
+                found.update((row[0], row[1]) for row in rows)
+        return found
+
+    def touch(
+        self, side: str, rtype: str, rids: Sequence[str], run_id: str, *, conn: Connection | None = None
+    ) -> None:
+        """Mark records as read in ``run_id`` and unchanged (``prev_hash`` = ``hash``), writing nothing else."""
+        if not rids:
+            return
+        t = remote_records
+        where = sa.and_(self._scope(t), t.c.side == side, t.c.rtype == rtype)
+        with self._writing(conn) as c:
+            for chunk in chunks(list(rids), _CHUNK):
+                c.execute(
+                    sa.update(t).where(where, t.c.rid.in_(chunk)).values(seen_run=run_id, prev_hash=t.c.hash)
+                )
+
     def identities(self, side: str, *, seen_run: str | None = None) -> pd.DataFrame:
         """The identity columns of one side's records (no payloads): what matching joins on."""
         t = remote_records

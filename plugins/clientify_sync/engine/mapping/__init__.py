@@ -14,7 +14,16 @@ from clientify_sync.engine.model import SideRecord
 
 
 class Mapper(Protocol):
-    """What the engine needs from a mapping, for one entity on one side."""
+    """What the engine needs from a mapping, for one entity on one side.
+
+    ``identity``: how to tell a raw record's (type, id) without reading it, for a mapping whose result
+    depends on the raw record alone: ``(type, id key)``, the type ``None`` when the resource gives it.
+    ``None`` for a mapping that depends on more (estimates read the contacts and products links), which
+    is then read again on every listing (``engine/staging.py``).
+    """
+
+    @property
+    def identity(self) -> tuple[str | None, str] | None: ...
 
     def read(self, rtype: str, raw: dict[str, Any]) -> SideRecord: ...
 

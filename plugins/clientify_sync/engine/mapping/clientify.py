@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from clientify_sync.api.clientify import custom_field_value
 from clientify_sync.engine.mapping import PartialUpdateMapper
@@ -61,6 +61,8 @@ class ClientifyContactMapper(PartialUpdateMapper):
     ``classify`` is the tax-ID rule of the invoicing platform this integration pairs with (RFC for
     Facturama, NIF for FacturaDirecta); ``link_field`` is the custom field holding its id.
     """
+
+    identity: ClassVar[tuple[str | None, str] | None] = (None, "id")
 
     classify: Callable[[str | None], TaxId]
     link_field: str
@@ -135,6 +137,8 @@ class ClientifyContactMapper(PartialUpdateMapper):
 @dataclass
 class ClientifyProductMapper(PartialUpdateMapper):
     """Clientify product ↔ canonical product; joined on ``sku``."""
+
+    identity: ClassVar[tuple[str | None, str] | None] = ("product", "id")
 
     link_field: str
 

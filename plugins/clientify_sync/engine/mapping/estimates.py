@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, ClassVar
 
 from clientify_sync.api.clientify import custom_field_value
 from clientify_sync.engine.documents import (
@@ -81,6 +81,9 @@ def _document(record: SideRecord, expected: Decimal, reported: Any, problem: str
 class FacturamaEstimateMapper(FullObjectMapper):
     """Facturama's assumed ``Estimate`` resource (PascalCase, full-object PUT)."""
 
+    # Reads the directory too: read again on every listing.
+    identity: ClassVar[tuple[str | None, str] | None] = None
+
     directory: Directory
 
     def read(self, rtype: str, raw: dict[str, Any]) -> SideRecord:
@@ -146,6 +149,9 @@ class FacturamaEstimateMapper(FullObjectMapper):
 @dataclass
 class FacturaDirectaEstimateMapper(PartialUpdateMapper):
     """FacturaDirecta ``estimate`` (assumed element names; ``estimateLines`` replaces all lines on PUT)."""
+
+    # Reads the directory too: read again on every listing.
+    identity: ClassVar[tuple[str | None, str] | None] = None
 
     directory: Directory
     link_attribute: str | None = "ID_CRM"
@@ -234,6 +240,9 @@ def _fd_line(line: dict[str, str]) -> dict[str, Any]:
 @dataclass
 class ClientifyBudgetMapper(PartialUpdateMapper):
     """Clientify's assumed ``budget`` (contact/company and products referenced by URL)."""
+
+    # Reads the directory too: read again on every listing.
+    identity: ClassVar[tuple[str | None, str] | None] = None
 
     directory: Directory
     link_field: str

@@ -7,7 +7,7 @@ so the account's other custom attributes stay untouched (absent attributes are n
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from clientify_sync.engine.mapping import PartialUpdateMapper
 from clientify_sync.engine.model import SideRecord, country, money, split_person_name, text
@@ -32,6 +32,8 @@ def link_patch(raw: dict[str, Any], label: str | None, link: str | None) -> dict
 @dataclass
 class FacturaDirectaClientMapper(PartialUpdateMapper):
     """FacturaDirecta ``client`` ↔ canonical contact; ``legalType`` F/J agrees with the NIF kind."""
+
+    identity: ClassVar[tuple[str | None, str] | None] = ("client", "id")
 
     link_attribute: str | None = "ID_CRM"
 
@@ -97,6 +99,8 @@ class FacturaDirectaClientMapper(PartialUpdateMapper):
 @dataclass
 class FacturaDirectaProductMapper(PartialUpdateMapper):
     """FacturaDirecta ``product`` ↔ canonical product; the SKU is ``productCode``."""
+
+    identity: ClassVar[tuple[str | None, str] | None] = ("product", "id")
 
     link_attribute: str | None = "ID_CRM"
 

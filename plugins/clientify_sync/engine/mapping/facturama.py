@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, ClassVar
 
 from clientify_sync.engine.mapping import FullObjectMapper
 from clientify_sync.engine.model import SideRecord, country, money, text
@@ -35,6 +35,8 @@ def facturama_country(value: str) -> str:
 @dataclass
 class FacturamaClientMapper(FullObjectMapper):
     """Facturama ``Client`` ↔ canonical contact. The RFC decides person (13) or company (12)."""
+
+    identity: ClassVar[tuple[str | None, str] | None] = ("client", "Id")
 
     cfdi_use: str = "G03"
     fiscal_regime_person: str = "616"
@@ -112,6 +114,8 @@ class FacturamaClientMapper(FullObjectMapper):
 @dataclass
 class FacturamaProductMapper(FullObjectMapper):
     """Facturama ``Product`` ↔ canonical product; the SKU is ``IdentificationNumber``."""
+
+    identity: ClassVar[tuple[str | None, str] | None] = ("product", "Id")
 
     defaults: dict[str, Any] = field(
         default_factory=lambda: {
