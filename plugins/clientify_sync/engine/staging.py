@@ -45,10 +45,12 @@ def _code_digest() -> str:
 
 
 def mapping_fingerprint(mapper: Mapper) -> str:
-    """A digest of the mapping code and of this mapper's settings (callables by name)."""
+    """A digest of the mapping code and of this mapper's settings: its public attributes, callables by
+    name (a ``_private`` attribute is state, not a setting)."""
     settings = {
         name: getattr(value, "__qualname__", None) or repr(value)
         for name, value in sorted(vars(mapper).items())
+        if not name.startswith("_")
     }
     return hashlib.blake2b(
         f"{_code_digest()}|{type(mapper).__qualname__}|{settings}".encode(), digest_size=16
@@ -69,9 +71,10 @@ class PageStager:
     _pending: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        if self.mapper.identity is None:
+            return  # always mapped: no digest to compare, none to keep
         self.fingerprint = mapping_fingerprint(self.mapper)
-        stored = self.ledger.meta.get(self._meta_key)
-        self.skip_unchanged = self.mapper.identity is not None and stored == self.fingerprint
+        self.skip_unchanged = self.ledger.meta.get(self._meta_key) == self.fingerprint
 
     @property
     def _meta_key(self) -> str:
@@ -89,7 +92,8 @@ class PageStager:
     def finish(self) -> dict[str, int]:
         """Write what is gathered, remember the mapping these records were staged with; return the counts."""
         self._flush()
-        self.ledger.meta.set(self._meta_key, self.fingerprint)
+        if self.fingerprint and not self.skip_unchanged:
+            self.ledger.meta.set(self._meta_key, self.fingerprint)
         return dict(self.counts)
 
     def _flush(self) -> None:
