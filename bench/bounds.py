@@ -30,11 +30,10 @@ from typing import Any
 
 from bench.sandbox import Calls, SandboxHandle
 from clientify_sync.api.clientify import content_type_key
+from clientify_sync.engine.plan import Direction
 from clientify_sync.engine.sides import CONTENT_TYPES
 from clientify_sync.engine.vocabulary import Entity, Mode, Platform
 
-TO_CRM = "invoicing→clientify"
-TO_INV = "clientify→invoicing"
 CLIENTIFY_PAGE = 100
 CRM_RESOURCES = {Entity.CONTACTS: ("contacts", "companies"), Entity.PRODUCTS: ("products",),
                  Entity.ESTIMATES: ("budgets",)}  # fmt: skip
@@ -142,8 +141,8 @@ def _written(counts: dict[str, int]) -> tuple[int, int]:
 
 def writes_from_report(bound: Bound, platform: Platform, entity: Entity, report: dict[str, Any]) -> None:
     api = platform.value
-    to_crm_created, to_crm_updated = _written(report["counts"].get(TO_CRM, {}))
-    to_inv_created, to_inv_updated = _written(report["counts"].get(TO_INV, {}))
+    to_crm_created, to_crm_updated = _written(report["counts"].get(Direction.TO_CLIENTIFY, {}))
+    to_inv_created, to_inv_updated = _written(report["counts"].get(Direction.TO_INVOICING, {}))
     bound.add("clientify", "POST", to_crm_created, f"{entity}: created in Clientify (link in the POST)")
     bound.add("clientify", "PUT", to_crm_updated, f"{entity}: updated in Clientify (fields and/or link)")
     bound.add(api, "POST", to_inv_created, f"{entity}: created in {api}")

@@ -13,13 +13,14 @@ from typing import Any
 
 from clientify_sync.engine.ledger import Ledger, create_ledger_engine, upgrade_schema
 from clientify_sync.engine.model import SideRecord
+from clientify_sync.engine.plan import Direction
 from clientify_sync.engine.vocabulary import Side
 
 RUN1 = "scheduled__2026-11-28T10:00:00+00:00"
 RUN2 = "manual__2026-11-29T10:00:00+00:00"
 FD_RUN = "scheduled__2026-11-29T09:00:00+00:00"
 LIVE_RUN = "manual__2026-11-29T11:00:00+00:00"
-TO_CRM, TO_INV = "invoicing→clientify", "clientify→invoicing"
+TO_CRM, TO_INV = Direction.TO_CLIENTIFY.value, Direction.TO_INVOICING.value
 SCRIPT_NAME = "<script>alert('x')</script> Pérez"
 DUP_RFC = "PEPJ800101AB1"
 FAILED_MESSAGE = "Email: El campo Email no es válido. <b>bold</b>"
