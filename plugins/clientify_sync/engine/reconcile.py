@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from clientify_sync.engine.ledger import Ledger
-from clientify_sync.engine.ledger.candidates import RecordRow
+from clientify_sync.engine.ledger.candidates import LinkedRow, RecordRow
 from clientify_sync.engine.model import EntitySchema
 from clientify_sync.engine.plan import ConflictRow, PlanCounts, PlanItem, Reason, Ref
 from clientify_sync.engine.planner import (
@@ -92,18 +92,28 @@ class Reconciler:
                 yield from settle_unsyncable(rows, side, full=self.full)
 
     def _linked(self) -> Iterator[PlanItem | Settled | PlanChunk]:
+        """Linked pairs, a chunk at a time: those that failed before first, then those that changed (all
+        of them in a full run); an idle run reads none and only counts them."""
         total, to_read = self.candidates.linked_count(self.run_id)
-        changed = []
-        if self.full or to_read:  # an idle run reads no pair at all
-            changed = [row for part in self.candidates.linked(self.run_id, full=self.full) for row in part]
-        seen = {row.link_id for row in changed}
-        retried = [r for r in self.candidates.linked_of(self.dead, self.run_id) if r.link_id not in seen]
-        pairs, failed, unchanged = match_linked([*changed, *retried], full=self.full, dead=self.dead)
-        known = sum(1 for row in [*changed, *retried] if row.crm_hash is not None)
-        self.counts.unchanged += unchanged + total - known
-        yield from failed
-        for start in range(0, len(pairs), CHUNK):
-            yield self._merge(pairs[start : start + CHUNK])
+        retried = self.candidates.linked_of(self.dead, self.run_id)
+        again = {row.link_id for row in retried}
+        known = 0
+        for rows in self._linked_parts(retried, again, read=self.full or to_read > 0):
+            pairs, failed, unchanged = match_linked(rows, full=self.full, dead=self.dead)
+            known += sum(1 for row in rows if row.crm_hash is not None)
+            self.counts.unchanged += unchanged
+            yield from failed
+            for start in range(0, len(pairs), CHUNK):
+                yield self._merge(pairs[start : start + CHUNK])
+        self.counts.unchanged += total - known
+
+    def _linked_parts(
+        self, retried: list[LinkedRow], again: set[int], *, read: bool
+    ) -> Iterator[list[LinkedRow]]:
+        yield retried
+        if read:
+            for part in self.candidates.linked(self.run_id, full=self.full):
+                yield [row for row in part if row.link_id not in again]
 
     def _unlinked(self) -> Iterator[PlanItem | Settled | PlanChunk]:
         key_reason = Reason.DUPLICATE_TAX_ID if self.schema.key_field == "tax_id" else Reason.DUPLICATE_SKU
