@@ -132,7 +132,8 @@ class Reconciler:
             keyed = [r.key for r in rows if r.key and r.key not in state.inv_dupes]
             found = self.candidates.invoicing_by(self.run_id, rids=named, keys=keyed)
             ids = {r.rid for r in found}
-            by_key = {r.key: r.ref for r in found if r.problem is None and r.key in keyed}
+            wanted = set(keyed)
+            by_key = {r.key: r.ref for r in found if r.problem is None and r.key in wanted}
             linked = self.candidates.linked_invoicing(by_key.values())
             yield from match_window(rows, ids, by_key, linked, state)
         self.counts.matched += len(state.new_pairs)
