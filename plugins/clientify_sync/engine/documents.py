@@ -17,12 +17,12 @@ from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-import pandas as pd
-
 from clientify_sync.engine.model import money, text
 from clientify_sync.errors import LineWithoutSkuError, TotalsNotRepresentableError
 
 CENT = Decimal("0.01")
+KeyRow = tuple[str, str, str, str | None]  # a staged record: rtype, rid, key, problem
+LinkRow = tuple[str, str, str, str]  # a link: inv_type, inv_id, crm_type, crm_id
 LINE_FIELDS = ("sku", "description", "quantity", "unit_price", "discount", "tax_rate")
 
 
@@ -89,7 +89,10 @@ TOTALS_RULES: dict[str, Callable[[Iterable[dict[str, str]]], Totals]] = {
 }
 API_NAMES = {"facturama": "Facturama", "clientify": "Clientify", "facturadirecta": "FacturaDirecta"}
 TotalsRule = Callable[[Iterable[dict[str, str]]], Totals]
-RULE_NAMES: dict[TotalsRule, str] = {totals_per_line: "VAT rounded per line", totals_per_document: "VAT rounded once per document"}
+RULE_NAMES: dict[TotalsRule, str] = {
+    totals_per_line: "VAT rounded per line",
+    totals_per_document: "VAT rounded once per document",
+}
 
 
 def check_totals_representable(lines: list[dict[str, str]], *, source: str, target: str) -> Totals:
@@ -147,40 +150,45 @@ class Directory:
     inv_products_raw: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @classmethod
-    def from_frames(
+    def build(
         cls,
-        contacts_inv: pd.DataFrame,
-        contacts_crm: pd.DataFrame,
-        contact_links: pd.DataFrame,
-        products_inv: pd.DataFrame,
-        products_crm: pd.DataFrame,
-        product_links: pd.DataFrame,
+        contacts_inv: Iterable[KeyRow],
+        contacts_crm: Iterable[KeyRow],
+        contact_links: Iterable[LinkRow],
+        products_inv: Iterable[KeyRow],
+        products_crm: Iterable[KeyRow],
+        product_links: Iterable[LinkRow],
         inv_products_raw: dict[str, dict[str, Any]] | None = None,
     ) -> Directory:
+        """The directory from the contacts' and products' records ``(rtype, rid, key, problem)`` and links
+        ``(inv_type, inv_id, crm_type, crm_id)``, read as streams (no frame of every customer in memory)."""
         directory = cls(inv_products_raw=inv_products_raw or {})
-        inv_key = {r.rid: r.key for r in contacts_inv.itertuples()}
-        crm_key = {(r.rtype, r.rid): r.key for r in contacts_crm.itertuples()}
-        directory.inv_customer_keys = inv_key
-        directory.crm_customer_keys = crm_key
-        directory.crm_customers_out_of_scope = {
-            (r.rtype, r.rid) for r in contacts_crm.itertuples() if isinstance(r.problem, str)
-        }
-        for link in contact_links.itertuples():
-            key = inv_key.get(link.inv_id) or crm_key.get((link.crm_type, link.crm_id))
-            if key:
-                directory.customers[key] = {"inv": link.inv_id, "crm": (link.crm_type, link.crm_id)}
-        inv_sku = {r.rid: r.key for r in products_inv.itertuples()}
-        directory.crm_product_skus = {r.rid: r.key for r in products_crm.itertuples()}
-        for link in product_links.itertuples():
-            sku = inv_sku.get(link.inv_id) or directory.crm_product_skus.get(link.crm_id)
+        inv_key = directory.inv_customer_keys
+        crm_key = directory.crm_customer_keys
+        for _, rid, key, _ in contacts_inv:
+            inv_key[rid] = key
+        for rtype, rid, key, problem in contacts_crm:
+            crm_key[(rtype, rid)] = key
+            if problem is not None:
+                directory.crm_customers_out_of_scope.add((rtype, rid))
+        for _, inv_id, crm_type, crm_id in contact_links:
+            customer = inv_key.get(inv_id) or crm_key.get((crm_type, crm_id))
+            if customer:
+                directory.customers[customer] = {"inv": inv_id, "crm": (crm_type, crm_id)}
+        inv_sku = {rid: key for _, rid, key, _ in products_inv}
+        directory.crm_product_skus = {rid: key for _, rid, key, _ in products_crm}
+        for _, inv_id, _, crm_id in product_links:
+            sku = inv_sku.get(inv_id) or directory.crm_product_skus.get(crm_id)
             if sku:
-                directory.products[sku] = {"inv": link.inv_id, "crm": link.crm_id}
+                directory.products[sku] = {"inv": inv_id, "crm": crm_id}
         return directory
 
     def missing(self, data: dict[str, Any], side: str) -> list[str]:
         """What the document needs on ``side`` ("invoicing"/"clientify") that is not linked yet."""
         wanted = "inv" if side == "invoicing" else "crm"
-        missing = [] if self.customers.get(data["customer"], {}).get(wanted) else [f"customer {data['customer']}"]
+        missing = (
+            [] if self.customers.get(data["customer"], {}).get(wanted) else [f"customer {data['customer']}"]
+        )
         for line in data["lines"]:
             if line["sku"] and not self.products.get(line["sku"].upper(), {}).get(wanted):
                 missing.append(f"product {line['sku']}")

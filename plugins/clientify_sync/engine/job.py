@@ -78,15 +78,15 @@ class SyncJob:
         """Customers and products of the same integration, from the contacts and products ledgers."""
         contacts = self.ledger.scoped(Entity.CONTACTS.value)
         products = self.ledger.scoped(Entity.PRODUCTS.value)
-        products_inv = products.records.identities(INV)
-        rows = products.records.fetch(INV, zip(products_inv["rtype"], products_inv["rid"], strict=True))
-        return Directory.from_frames(
-            contacts.records.identities(INV),
-            contacts.records.identities(CRM),
-            contacts.links.identities(),
-            products_inv,
-            products.records.identities(CRM),
-            products.links.identities(),
+        product_ids = [(rtype, rid) for rtype, rid, _, _ in products.records.keys(INV)]
+        rows = products.records.fetch(INV, product_ids)
+        return Directory.build(
+            contacts.records.keys(INV),
+            contacts.records.keys(CRM),
+            contacts.links.pairs(),
+            products.records.keys(INV),
+            products.records.keys(CRM),
+            products.links.pairs(),
             inv_products_raw={row["key"]: row["raw"] or {} for row in rows.values() if row["key"]},
         )
 

@@ -7,7 +7,7 @@ because a link is found by either id, then inserted or updated.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import pandas as pd
@@ -25,6 +25,14 @@ class Links(Repository):
     def _lock_name(self) -> str:
         """Writers of this scope's links (a link is found by either id, then inserted or updated)."""
         return f"clientify_sync:links:{self.integration}:{self.entity}"
+
+    def pairs(self) -> Iterator[tuple[str, str, str, str]]:
+        """Every link as ``(inv_type, inv_id, crm_type, crm_id)``, streamed (no frame in memory)."""
+        t = links
+        query = sa.select(t.c.inv_type, t.c.inv_id, t.c.crm_type, t.c.crm_id).where(self._scope(t))
+        with self.engine.connect() as conn:
+            for row in conn.execution_options(yield_per=2000).execute(query):
+                yield row[0], row[1], row[2], row[3]
 
     def identities(self) -> pd.DataFrame:
         """Every link's ids and hashes (``link_id`` and no base): what matching joins on."""

@@ -13,7 +13,7 @@ behind for the read-modify-write of a later update.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import pandas as pd
@@ -173,6 +173,14 @@ class Records(Repository):
                 c.execute(
                     sa.update(t).where(where, t.c.rid.in_(chunk)).values(seen_run=run_id, prev_hash=t.c.hash)
                 )
+
+    def keys(self, side: str) -> Iterator[tuple[str, str, str, str | None]]:
+        """Every record of one side as ``(rtype, rid, key, problem)``, streamed (no frame in memory)."""
+        t = remote_records
+        query = sa.select(t.c.rtype, t.c.rid, t.c.key, t.c.problem).where(self._scope(t), t.c.side == side)
+        with self.engine.connect() as conn:
+            for row in conn.execution_options(yield_per=2000).execute(query):
+                yield row[0], row[1], row[2], row[3]
 
     def identities(self, side: str, *, seen_run: str | None = None) -> pd.DataFrame:
         """The identity columns of one side's records (no payloads): what matching joins on."""
