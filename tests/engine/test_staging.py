@@ -102,3 +102,15 @@ def test_the_fingerprint_names_callables_not_their_addresses():
     first, second = CountingMapper(), CountingMapper()
     first.classify = second.classify = len  # type: ignore[attr-defined]
     assert mapping_fingerprint(first) == mapping_fingerprint(second)
+
+
+def test_a_record_read_twice_in_one_batch_keeps_its_last_state(ledger):
+    """Pages read concurrently can hold a record twice (it moved while the listing was read)."""
+    mapper = CountingMapper()
+    stage(ledger, mapper, "r1", [client("A")])
+    stager = PageStager(ledger, Side.INVOICING, mapper, "r2")
+    stager.stage("", [client("A")])  # as last read
+    stager.stage("", [client("A", name="ACME NUEVO")])  # edited between the two pages
+    stager.finish()
+    row = ledger.records.fetch("invoicing", [("client", "A")])[("client", "A")]
+    assert row["data"]["name"] == "ACME NUEVO" and row["seen_run"] == "r2"

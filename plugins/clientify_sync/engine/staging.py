@@ -105,18 +105,23 @@ class PageStager:
             self.ledger.records.stage([self.mapper.read(rtype, raw) for rtype, raw in pending], self.run_id)
             return
         fixed_type, id_key = identity
-        by_type: dict[str, list[tuple[str, str, dict[str, Any]]]] = {}
+        # Per type, the last state of each record (a record can move between pages read concurrently).
+        by_type: dict[str, dict[str, tuple[str, dict[str, Any]]]] = {}
         for rtype, raw in pending:
-            by_type.setdefault(fixed_type or rtype, []).append((rtype, str(raw[id_key]), raw))
+            by_type.setdefault(fixed_type or rtype, {})[str(raw[id_key])] = (rtype, raw)
         changed: list[SideRecord] = []
         with self.ledger.begin() as conn:
-            for record_type, rows in by_type.items():
+            for record_type, latest in by_type.items():
                 stored = self.ledger.records.raw_digests(
-                    self.side.value, record_type, [r[1] for r in rows], conn=conn
+                    self.side.value, record_type, list(latest), conn=conn
                 )
-                unchanged = [rid for _, rid, raw in rows if rid in stored and stored[rid] == raw_hash(raw)]
+                unchanged = [
+                    rid for rid, (_, raw) in latest.items() if rid in stored and stored[rid] == raw_hash(raw)
+                ]
                 self.ledger.records.touch(self.side.value, record_type, unchanged, self.run_id, conn=conn)
                 self.counts["unchanged"] += len(unchanged)
                 kept = set(unchanged)
-                changed.extend(self.mapper.read(rtype, raw) for rtype, rid, raw in rows if rid not in kept)
+                changed.extend(
+                    self.mapper.read(rtype, raw) for rid, (rtype, raw) in latest.items() if rid not in kept
+                )
             self.ledger.records.stage(changed, self.run_id, conn=conn)
