@@ -205,8 +205,8 @@ class SyncJob:
                 self.ledger.meta.set(key, "defined")
 
     def _client_concurrency(self, target: Side) -> int:
-        client = self.clientify_client if target is Side.CLIENTIFY else self.invoicing_client
-        return int(getattr(client.settings, "concurrency", 4) or 4)
+        client: ServiceClient = self.clientify_client if target is Side.CLIENTIFY else self.invoicing_client
+        return client.settings.concurrency
 
     # -- commit --------------------------------------------------------------------------------
     def commit(self, previous_watermark: str | None, seen_max: str | None) -> dict[str, Any]:
@@ -280,9 +280,7 @@ class SyncJob:
     # -- helpers -------------------------------------------------------------------------------
     def _reset_stats(self) -> None:
         for client in (self.invoicing_client, self.clientify_client):
-            stats = getattr(client, "stats", None)
-            if stats is not None:
-                stats.reset()
+            client.stats.reset()
 
     def _step(self, step: str, summary: dict[str, Any]) -> dict[str, Any]:
         calls = {
@@ -345,5 +343,5 @@ def check_supported(
 
 
 def _stats_summary(client: ServiceClient) -> dict[str, Any]:
-    stats = getattr(client, "stats", None)
-    return stats.summary() if stats is not None else {}
+    """The client's calls, retries and errors since the step started."""
+    return client.stats.summary()
