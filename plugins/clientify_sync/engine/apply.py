@@ -24,7 +24,7 @@ from typing import Any
 
 from clientify_sync.engine.ledger import Ledger
 from clientify_sync.engine.model import SideRecord
-from clientify_sync.engine.plan import Action, PlanItem, Reason, Ref
+from clientify_sync.engine.plan import Action, Outcome, PlanItem, Reason, Ref, Status
 from clientify_sync.engine.progress import Progress
 from clientify_sync.engine.sides import ClientifySide, InvoicingSide
 from clientify_sync.engine.vocabulary import CRM, INV, Side
@@ -240,7 +240,7 @@ class Applier:
             return True
         except RecordError as error:
             # Raised by a mapping before any call: the record is out of scope or cannot be held exactly.
-            if error.outcome == "skipped":
+            if error.outcome == Outcome.SKIPPED:
                 self._skip(item, error, drop_pending=pending_id)
             else:
                 self._fail(item, error.reason, error, drop_pending=pending_id)
@@ -251,13 +251,10 @@ class Applier:
     def _succeed(self, item: PlanItem, written: Written, pending_id: int | None) -> None:
         record = written.record
         self.writes.records.extend([record] + ([written.source] if written.source else []))
-        outcome = (
-            "created"
-            if item.action is Action.CREATE
-            else "conflict"
-            if item.reason == Reason.CONFLICT
-            else "updated"
-        )
+        if item.action is Action.CREATE:
+            outcome = Outcome.CREATED
+        else:
+            outcome = Outcome.CONFLICT if item.reason == Reason.CONFLICT else Outcome.UPDATED
         if item.action is Action.CREATE:
             if self.target is Side.CLIENTIFY:
                 inv_ref, crm_ref = _ref(item.inv), Ref(record.rtype, record.rid)
@@ -280,14 +277,14 @@ class Applier:
         self.writes.finished.append(
             {
                 "item_id": item.id,
-                "status": "done",
-                "outcome": outcome,
+                "status": Status.DONE.value,
+                "outcome": outcome.value,
                 "reason": item.reason,
                 "result": result,
             }
         )
         self._clear_dead_letters(item)
-        self.stats.count(outcome)
+        self.stats.count(outcome.value)
 
     def _fail(
         self,
@@ -304,10 +301,16 @@ class Applier:
         if drop_pending is not None:
             self.writes.settled_pending.append(drop_pending)
         self.writes.finished.append(
-            {"item_id": item.id, "status": "failed", "outcome": "failed", "reason": reason, "detail": detail}
+            {
+                "item_id": item.id,
+                "status": Status.FAILED.value,
+                "outcome": Outcome.FAILED.value,
+                "reason": reason,
+                "detail": detail,
+            }
         )
         self.writes.dead.append((side, rtype, rid, reason, detail))
-        self.stats.count("failed")
+        self.stats.count(Outcome.FAILED.value)
         self.stats.failures.append(
             {"side": side, "rtype": rtype, "id": rid, "reason": reason, "detail": detail}
         )
@@ -325,23 +328,22 @@ class Applier:
         self.writes.finished.append(
             {
                 "item_id": item.id,
-                "status": "skipped",
-                "outcome": "skipped",
+                "status": Status.SKIPPED.value,
+                "outcome": Outcome.SKIPPED.value,
                 "reason": error.reason,
                 "detail": error.detail,
             }
         )
         self._clear_dead_letters(item)  # an earlier failure of it is settled: it is now a known skip
-        self.stats.count("skipped")
+        self.stats.count(Outcome.SKIPPED.value)
         self.stats.skips.append(
             {"side": side, "rtype": rtype, "id": rid, "reason": error.reason, "detail": error.detail}
         )
 
     def _record_of(self, item: PlanItem) -> tuple[str, str, str]:
-        """The record a failure is filed under: the source record of a create, else the pair's invoicing one."""
-        if item.action is Action.CREATE and self.target is Side.INVOICING:
-            return (CRM, *_ref(item.crm))
-        return (INV, *_ref(item.inv))
+        """The record a failure or skip is filed under (``PlanItem.filed_under``), as ledger columns."""
+        side, ref = item.filed_under()
+        return (side.value, *_ref(ref))
 
     def _clear_dead_letters(self, item: PlanItem) -> None:
         if item.inv is not None:

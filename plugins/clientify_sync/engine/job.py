@@ -19,7 +19,7 @@ from clientify_sync.engine.apply import Applier
 from clientify_sync.engine.documents import Directory
 from clientify_sync.engine.ledger import Ledger
 from clientify_sync.engine.model import SCHEMAS
-from clientify_sync.engine.plan import Action, PlanItem, Reason, Status
+from clientify_sync.engine.plan import Action, Outcome, PlanItem, Reason, Status
 from clientify_sync.engine.progress import Progress
 from clientify_sync.engine.reconcile import PlanChunk, Reconciler
 from clientify_sync.engine.report import build_report
@@ -274,7 +274,7 @@ class SyncJob:
                 for item in items:
                     if item.action is Action.TOUCH and item.id is not None:
                         self.ledger.plan.finish(
-                            conn, item.id, status="done", outcome="unchanged", reason=item.reason
+                            conn, item.id, status=Status.DONE, outcome=Outcome.UNCHANGED, reason=item.reason
                         )
 
     # -- helpers -------------------------------------------------------------------------------

@@ -45,11 +45,6 @@ class Direction(StrEnum):
         """The side written to."""
         return Side.CLIENTIFY if self is Direction.TO_CLIENTIFY else Side.INVOICING
 
-    @classmethod
-    def towards(cls, side: Side) -> Direction:
-        """The direction that writes to ``side``."""
-        return cls.TO_CLIENTIFY if side is Side.CLIENTIFY else cls.TO_INVOICING
-
 
 class Status(StrEnum):
     """Where an item stands: ``planned`` until the applier settles it."""
@@ -251,6 +246,13 @@ class PlanItem:
     def crm(self) -> Ref | None:
         """The pair's Clientify record (``None`` for a create towards Clientify)."""
         return Ref(self.crm_type, self.crm_id) if self.crm_type is not None and self.crm_id else None
+
+    def filed_under(self) -> tuple[Side, Ref | None]:
+        """The record this item's outcome is filed under (dead letters, the report's failures): the source
+        record of a create towards the invoicing side, else the pair's invoicing record."""
+        if self.action is Action.CREATE and self.target is Side.INVOICING:
+            return Side.CLIENTIFY, self.crm
+        return Side.INVOICING, self.inv
 
     def summary(self) -> str:
         """``"create clientify contact for client:A (no_match)"``-style one-liner for logs."""

@@ -11,7 +11,7 @@ from typing import Any
 
 from clientify_sync.engine.ledger import Ledger
 from clientify_sync.engine.plan import Action, Outcome, PlanCounts, PlanItem
-from clientify_sync.engine.vocabulary import JobSpec, Side
+from clientify_sync.engine.vocabulary import JobSpec
 
 MAX_LISTED_FAILURES = 50  # the report stays a small XCom; the ledger keeps every item
 
@@ -67,11 +67,9 @@ def build_report(
 
 
 def _failure(item: PlanItem) -> dict[str, Any]:
-    """The record a failed item is filed under: the source of a create, else the pair's invoicing record."""
-    if item.action is Action.CREATE and item.target is Side.INVOICING:
-        record = {"side": Side.CLIENTIFY.value, "type": item.crm_type, "id": item.crm_id}
-    else:
-        record = {"side": Side.INVOICING.value, "type": item.inv_type, "id": item.inv_id}
+    """A failed item, under the record it is filed under (``PlanItem.filed_under``)."""
+    side, ref = item.filed_under()
+    record = {"side": side.value, "type": ref.rtype if ref else None, "id": ref.rid if ref else None}
     target = item.target.value if item.target else None
     return {
         **record,

@@ -129,10 +129,7 @@ class Records(Repository):
                     "raw_hash": raw_digest,
                 }
             )
-        if seen:
-            conn.execute(
-                sa.update(t).where(where, t.c.rid.in_(seen)).values(seen_run=run_id, prev_hash=t.c.hash)
-            )
+        self.touch(side, rtype, seen, run_id, conn=conn)
         if refreshed:
             cheap_values: dict[str, Any] = {name: sa.bindparam(f"b_{name}") for name in _CHEAP}
             statement = (
