@@ -1,4 +1,9 @@
-"""The end-to-end scenario on a running stack: seed, two sync rounds, a wrong password; gather evidence.
+"""The end-to-end scenario on a running stack: seed, three sync rounds, a wrong password; gather evidence.
+
+The rounds: round 1 creates; round 2 catches up (a record one platform's run created in Clientify
+reaches the other platform only on that platform's next run, and in round 1 that next run may have
+read Clientify first: eventual consistency across two platforms sharing one CRM, docs/e2e.md
+Findings); round 3 must write nothing.
 
 Why gather first and assert later: one scenario takes minutes, so it runs once per executor (a
 module fixture) and records what every check needs (runs, task instances, XComs, request times,
@@ -93,7 +98,7 @@ class Outcome:
     rounds: list[Round] = field(default_factory=list)
     arrivals: dict[str, list[float]] = field(default_factory=dict)
     arrivals_dropped: dict[str, int] = field(default_factory=dict)
-    watermarks: dict[str, tuple[Any, Any]] = field(default_factory=dict)
+    watermarks: dict[str, list[tuple[Any, Any]]] = field(default_factory=dict)
     error_lines: list[str] = field(default_factory=list)
     before: Inventory | None = None
     after: Inventory | None = None
@@ -251,14 +256,14 @@ def wrong_password(stack: Stack) -> AuthFailure:
     return AuthFailure(run, tis, logs, tries, retries)
 
 
-def pushed_watermarks(stack: Stack, first: Round) -> dict[str, Any]:
-    """Per DAG: the ``watermark`` XCom round 1's triggered run's commit pushed (read right after round 1)."""
-    return {dag_id: xcom(stack, dag_id, first.triggered[dag_id], "commit", "watermark") for dag_id in PREREQUISITE_DAGS}
+def pushed_watermarks(stack: Stack, rnd: Round) -> dict[str, Any]:
+    """Per DAG: the ``watermark`` XCom a round's triggered run's commit pushed (read right after the round)."""
+    return {dag_id: xcom(stack, dag_id, rnd.triggered[dag_id], "commit", "watermark") for dag_id in PREREQUISITE_DAGS}
 
 
-def read_watermarks(stack: Stack, second: Round) -> dict[str, Any]:
-    """Per DAG: what round 2's triggered run's read_watermark returned."""
-    return {dag_id: xcom(stack, dag_id, second.triggered[dag_id], "read_watermark", "return_value")
+def read_watermarks(stack: Stack, rnd: Round) -> dict[str, Any]:
+    """Per DAG: what a round's triggered run's read_watermark returned."""
+    return {dag_id: xcom(stack, dag_id, rnd.triggered[dag_id], "read_watermark", "return_value")
             for dag_id in PREREQUISITE_DAGS}
 
 
@@ -272,12 +277,16 @@ def clientify(stack: Stack) -> httpx.Client:
 
 
 def break_between_rounds(stack: Stack, first: Round) -> None:
-    """E2E_BREAK=watermark: rewind a stored watermark; =idle: edit a Clientify contact (round 2 must sync it)."""
+    """E2E_BREAK=watermark: rewind the watermark round 1 stored (round 2 must read what round 1 pushed)."""
     if "watermark" in BREAKS:
         dag_id = "facturama_contacts"
         path = (f"/api/v2/dags/{dag_id}/dagRuns/{first.triggered[dag_id]}/taskInstances/commit/"
                 "xcomEntries/watermark")
         stack.api("PATCH", path, json={"value": "2020-01-01T00:00:00Z"})
+
+
+def break_before_idle(stack: Stack) -> None:
+    """E2E_BREAK=idle: edit a Clientify contact before the idle round (which must then sync it)."""
     if "idle" in BREAKS:
         with clientify(stack) as crm:
             contact = crm.get("/v1/contacts/", params={"page_size": 1}).raise_for_status().json()["results"][0]
@@ -348,11 +357,16 @@ def run_scenario(stack: Stack) -> Outcome:
     outcome.rounds.append(first)
     pushed = pushed_watermarks(stack, first)
     break_between_rounds(stack, first)
-    second = run_round(stack, "round 2 (idle)", unpause=False)
-    outcome.rounds.append(second)
+    for name in ("round 2 (catch-up)", "round 3 (idle)"):
+        if name.endswith("(idle)"):
+            break_before_idle(stack)
+        rnd = run_round(stack, name, unpause=False)
+        outcome.rounds.append(rnd)
+        read = read_watermarks(stack, rnd)
+        for dag_id in PREREQUISITE_DAGS:
+            outcome.watermarks.setdefault(dag_id, []).append((pushed[dag_id], read[dag_id]))
+        pushed = pushed_watermarks(stack, rnd)
     outcome.arrivals, outcome.arrivals_dropped = arrivals(stack)
-    read = read_watermarks(stack, second)
-    outcome.watermarks = {dag_id: (pushed[dag_id], read[dag_id]) for dag_id in PREREQUISITE_DAGS}
     outcome.error_lines = error_lines(stack)
     break_after_rounds(stack, outcome.before)
     outcome.after = inventory(stack)
