@@ -3,11 +3,13 @@ that staged them is the same; anything else is mapped and staged in full."""
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 import pytest
 
+from clientify_sync.engine.documents import Directory
 from clientify_sync.engine.ledger import Ledger
+from clientify_sync.engine.mapping.estimates import FacturamaEstimateMapper
 from clientify_sync.engine.mapping.facturama import FacturamaClientMapper
 from clientify_sync.engine.model import SideRecord
 from clientify_sync.engine.staging import PageStager, mapping_fingerprint
@@ -29,10 +31,39 @@ class CountingMapper(FacturamaClientMapper):
         return super().read(rtype, raw)
 
 
-class DirectoryMapper(CountingMapper):
-    """A mapping that depends on more than the raw record (as the estimates' do)."""
+class CountingEstimateMapper(FacturamaEstimateMapper):
+    """Facturama's estimate mapping (it also reads the directory), counting its reads."""
 
-    identity: ClassVar[tuple[str | None, str] | None] = None
+    def __init__(self, directory: Directory) -> None:
+        super().__init__(directory)
+        self._reads = [0]
+
+    @property
+    def reads(self) -> int:
+        return self._reads[0]
+
+    def read(self, rtype: str, raw: dict[str, Any]) -> SideRecord:
+        self._reads[0] += 1
+        return super().read(rtype, raw)
+
+
+def estimate(rid: str, quantity: int = 2) -> dict[str, Any]:
+    item = {"IdentificationNumber": "SKU-1", "Description": "Linea", "Quantity": quantity, "UnitPrice": 10.0,
+            "Discount": 0, "Taxes": [{"Name": "IVA", "Rate": 0.16, "IsRetention": False}]}  # fmt: skip
+    return {"Id": rid, "Folio": "COT-1", "Date": "2026-05-03T10:00:00", "Currency": "MXN", "Status": "Pending",
+            "Receiver": {"Id": "c1", "Rfc": "URE180429TM6"}, "Items": [item]}  # fmt: skip
+
+
+def directory(*links: tuple[str, str]) -> Directory:
+    """A directory where customer ``c1`` (RFC URE180429TM6) and product SKU-1 are linked as given."""
+    return Directory.build(
+        [("client", "c1", "URE180429TM6", None)],
+        [("contact", crm, "URE180429TM6", None) for crm, _ in links],
+        [("client", "c1", "contact", crm) for crm, _ in links],
+        [("product", "p1", "SKU-1", None)],
+        [("product", product, "SKU-1", None) for _, product in links],
+        [("product", "p1", "product", product) for _, product in links],
+    )
 
 
 def client(rid: str, name: str = "ACME SA") -> dict[str, Any]:
@@ -91,11 +122,34 @@ def test_another_mapping_reads_everything_once(ledger):
     assert changed.reads == 1  # and from then on skipped
 
 
-def test_a_mapping_that_reads_more_than_the_record_is_always_read(ledger):
-    mapper = DirectoryMapper()
-    for run in ("r1", "r2", "r3"):
-        stage(ledger, mapper, run, [client("A")])
-    assert mapper.reads == 3 and seen(ledger, "r3") == {"A"}
+def test_a_document_is_skipped_only_while_it_and_the_directory_are_unchanged(ledger):
+    unlinked = CountingEstimateMapper(directory())
+    stage(ledger, unlinked, "r1", [estimate("E1"), estimate("E2")])
+    stage(ledger, unlinked, "r2", [estimate("E1"), estimate("E2", quantity=3)])
+    assert unlinked.reads == 3 and seen(ledger, "r2") == {"E1", "E2"}  # E1 unchanged: not mapped again
+    # The customer got linked since: every document is mapped again, changed or not.
+    linked = CountingEstimateMapper(directory(("9001", "77")))
+    assert mapping_fingerprint(linked) != mapping_fingerprint(unlinked)
+    stage(ledger, linked, "r3", [estimate("E1"), estimate("E2", quantity=3)])
+    assert linked.reads == 2
+    stage(ledger, linked, "r4", [estimate("E1"), estimate("E2", quantity=3)])
+    assert linked.reads == 2 and seen(ledger, "r4") == {"E1", "E2"}
+
+
+def test_the_directory_fingerprint_does_not_depend_on_row_order():
+    """Each task builds the directory again from the ledger, whose rows come in no promised order."""
+    customers = [("client", f"c{n}", f"RFC{n}", None) for n in range(5)]
+    crm = [("contact", f"90{n}", f"RFC{n}", "out_of_scope" if n % 2 else None) for n in range(5)]
+    links = [("client", f"c{n}", "contact", f"90{n}") for n in range(3)]
+    products = [("product", f"p{n}", f"SKU-{n}", None) for n in range(4)]
+    product_links = [("product", f"p{n}", "product", f"7{n}") for n in range(4)]
+    rows = [customers, crm, links, products, products, product_links]
+    forward = Directory.build(*rows)
+    backward = Directory.build(*(list(reversed(r)) for r in rows))
+    assert forward.fingerprint() == backward.fingerprint()
+    assert Directory.build(customers, crm, links[:2], products, products, product_links).fingerprint() != (
+        forward.fingerprint()
+    )
 
 
 def test_the_fingerprint_names_callables_not_their_addresses():

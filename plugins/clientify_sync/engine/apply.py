@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from clientify_sync.engine.ledger import Ledger
+from clientify_sync.engine.ledger.dead_letters import Letter
+from clientify_sync.engine.ledger.pending import Create
 from clientify_sync.engine.model import SideRecord
 from clientify_sync.engine.plan import Action, Outcome, PlanItem, Reason, Ref, Status
 from clientify_sync.engine.progress import Progress
@@ -59,7 +61,7 @@ class LedgerWrites:
     links: list[dict[str, Any]] = field(default_factory=list)
     settled_pending: list[int] = field(default_factory=list)
     finished: list[dict[str, Any]] = field(default_factory=list)
-    dead: list[tuple[str, str, str, str, str | None]] = field(default_factory=list)
+    dead: list[Letter] = field(default_factory=list)
     cleared: list[tuple[str, str, str]] = field(default_factory=list)
 
     def flush(self, ledger: Ledger, run_id: str) -> None:
@@ -73,8 +75,7 @@ class LedgerWrites:
             ledger.plan.finish_many(conn, self.finished)
             for (side, rtype), rids in cleared.items():
                 ledger.dead_letters.clear(conn, side, rtype, rids)
-            for side, rtype, rid, reason, detail in self.dead:  # failures are few: one at a time
-                ledger.dead_letters.record(conn, side, rtype, rid, reason, detail, run_id)
+            ledger.dead_letters.record_many(conn, self.dead, run_id)
 
 
 @dataclass
@@ -165,28 +166,25 @@ class Applier:
 
     # -- before the writes: the pending-create journal ---------------------------------------------
     def _journal_creates(self, batch: list[PlanItem], inv_rows: Rows, crm_rows: Rows) -> dict[int, int]:
-        pending_ids: dict[int, int] = {}
-        with self.ledger.begin() as conn:
-            for item in batch:
-                if item.action is not Action.CREATE or item.id is None:
-                    continue
-                if self.target is Side.CLIENTIFY:
-                    source = _ref(item.inv)
-                    key = inv_rows[source]["key"]
-                    target_type = item.crm_type or ""
-                else:
-                    source = _ref(item.crm)
-                    key = crm_rows[source]["key"]
-                    target_type = self.invoicing.mapper.rtype_for(None)
-                pending_ids[item.id] = self.ledger.pending.add(
-                    conn,
-                    target=self.target.value,
-                    target_type=target_type,
-                    source=source,
-                    natural_key=key,
-                    run_id=self.run_id,
+        """Write down the creates of ``batch`` (one statement) before any of their POSTs; their ids."""
+        creates: dict[int, Create] = {}
+        for item in batch:
+            if item.action is not Action.CREATE or item.id is None:
+                continue
+            if self.target is Side.CLIENTIFY:
+                source = _ref(item.inv)
+                creates[item.id] = Create(
+                    self.target.value, item.crm_type or "", source, inv_rows[source]["key"]
                 )
-        return pending_ids
+            else:
+                source = _ref(item.crm)
+                target_type = self.invoicing.mapper.rtype_for(None)
+                creates[item.id] = Create(self.target.value, target_type, source, crm_rows[source]["key"])
+        if not creates:
+            return {}
+        with self.ledger.begin() as conn:
+            ids = self.ledger.pending.add_many(conn, list(creates.values()), self.run_id)
+        return dict(zip(creates, ids, strict=True))
 
     # -- the write itself (worker threads: no ledger access here) ----------------------------------
     def _write(self, item: PlanItem, inv_rows: Rows, crm_rows: Rows) -> Written:
@@ -309,7 +307,7 @@ class Applier:
                 "detail": detail,
             }
         )
-        self.writes.dead.append((side, rtype, rid, reason, detail))
+        self.writes.dead.append(Letter(side, rtype, rid, reason, detail))
         self.stats.count(Outcome.FAILED.value)
         self.stats.failures.append(
             {"side": side, "rtype": rtype, "id": rid, "reason": reason, "detail": detail}

@@ -12,6 +12,7 @@ links, and says when one is not linked yet (the estimate is then deferred: ``dep
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
@@ -148,6 +149,7 @@ class Directory:
     crm_customers_out_of_scope: set[tuple[str, str]] = field(default_factory=set)
     crm_product_skus: dict[str, str] = field(default_factory=dict)
     inv_products_raw: dict[str, dict[str, Any]] = field(default_factory=dict)
+    _fingerprint: str | None = field(default=None, repr=False, compare=False)  # built once: see fingerprint()
 
     @classmethod
     def build(
@@ -182,6 +184,28 @@ class Directory:
             if sku:
                 directory.products[sku] = {"inv": inv_id, "crm": crm_id}
         return directory
+
+    def fingerprint(self) -> str:
+        """A digest of everything a document mapping can read here, independent of the order rows came in.
+
+        Why: a document's mapping depends on its record and on this directory, so an unchanged record
+        read under an unchanged directory maps to what is stored and need not be mapped again
+        (``staging.mapping_fingerprint``); any change here (a customer linked, a product renamed) maps
+        every document again.
+        """
+        if self._fingerprint is not None:  # a directory is not changed once built; both extract steps ask
+            return self._fingerprint
+        contents = (
+            sorted(self.customers.items()),
+            sorted(self.products.items()),
+            sorted(self.inv_customer_keys.items()),
+            sorted(self.crm_customer_keys.items()),
+            sorted(self.crm_customers_out_of_scope),
+            sorted(self.crm_product_skus.items()),
+            sorted(self.inv_products_raw.items()),
+        )
+        self._fingerprint = hashlib.blake2b(repr(contents).encode(), digest_size=16).hexdigest()
+        return self._fingerprint
 
     def missing(self, data: dict[str, Any], side: str) -> list[str]:
         """What the document needs on ``side`` ("invoicing"/"clientify") that is not linked yet."""

@@ -18,6 +18,7 @@ from clientify_sync.api.protocols import CrmClient, InvoicingClient, ServiceClie
 from clientify_sync.engine.apply import Applier
 from clientify_sync.engine.documents import Directory
 from clientify_sync.engine.ledger import Ledger
+from clientify_sync.engine.ledger.dead_letters import Letter
 from clientify_sync.engine.model import SCHEMAS
 from clientify_sync.engine.plan import Action, Outcome, PlanItem, Reason, Status
 from clientify_sync.engine.progress import Progress
@@ -306,13 +307,13 @@ def store_plan(ledger: Ledger, run_id: str, chunks: Iterable[PlanChunk], *, dry_
                 for inv, crm in chunk.new_links
             ]
             ledger.links.save_many(conn, pairs, run_id)
-            for item in (
-                chunk.dead_letters
-            ):  # a Clientify document may leave the window before its customer is linked
-                assert item.crm is not None
-                ledger.dead_letters.record(
-                    conn, CRM, item.crm.rtype, item.crm.rid, Reason.DEPENDENCY_MISSING, item.detail, run_id
-                )
+            # A Clientify document may leave the window before its customer is linked.
+            letters = [
+                Letter(CRM, item.crm.rtype, item.crm.rid, Reason.DEPENDENCY_MISSING, item.detail)
+                for item in chunk.dead_letters
+                if item.crm is not None
+            ]
+            ledger.dead_letters.record_many(conn, letters, run_id)
 
 
 def check_supported(

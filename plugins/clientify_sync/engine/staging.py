@@ -7,7 +7,9 @@ again (``Records.touch``); the others are mapped and staged in full (``Records.s
 The shortcut is only sound while the mapping is the same: the digest of the mapping code and of the
 mapper's settings is kept in the ledger per integration, entity and side, and a run that finds another
 one maps every record once and stores the new digest. A mapping that depends on more than the raw
-record (estimates read the contacts and products links) declares no ``identity`` and is always mapped.
+record (estimates read the contacts' and products' links and keys: the ``Directory``) puts that state's
+own ``fingerprint()`` into the digest: an estimate is skipped only while it and the directory are both
+unchanged, so an idle run maps no document and a run that links one customer maps them all again.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ ENGINE = Path(__file__).resolve().parent
 MAPPING_SOURCES = (
     *sorted((ENGINE / "mapping").glob("*.py")),
     ENGINE / "model.py",
+    ENGINE / "documents.py",  # the document rules (lines, totals) and the directory the estimates read
     ENGINE / "taxid.py",
     ENGINE.parent / "api" / "clientify.py",  # custom_field_value
     ENGINE.parent / "api" / "facturama.py",  # GENERIC_RFCS
@@ -48,13 +51,20 @@ def mapping_fingerprint(mapper: Mapper) -> str:
     """A digest of the mapping code and of this mapper's settings: its public attributes, callables by
     name (a ``_private`` attribute is state, not a setting)."""
     settings = {
-        name: getattr(value, "__qualname__", None) or repr(value)
-        for name, value in sorted(vars(mapper).items())
-        if not name.startswith("_")
+        name: _setting(value) for name, value in sorted(vars(mapper).items()) if not name.startswith("_")
     }
     return hashlib.blake2b(
         f"{_code_digest()}|{type(mapper).__qualname__}|{settings}".encode(), digest_size=16
     ).hexdigest()
+
+
+def _setting(value: Any) -> str:
+    """How a mapper setting enters the fingerprint: a state it reads by its own ``fingerprint()``
+    (the estimates' ``Directory``), a callable by name, anything else by ``repr``."""
+    fingerprint = getattr(value, "fingerprint", None)
+    if callable(fingerprint):
+        return str(fingerprint())
+    return getattr(value, "__qualname__", None) or repr(value)
 
 
 @dataclass

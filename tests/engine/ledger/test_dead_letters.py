@@ -6,6 +6,7 @@ import sqlalchemy as sa
 
 from clientify_sync.engine.ledger import Ledger
 from clientify_sync.engine.ledger.database import now
+from clientify_sync.engine.ledger.dead_letters import Letter
 from clientify_sync.engine.ledger.schema import dead_letters
 
 RUN1 = "scheduled__2026-11-28T10:00:00+00:00"
@@ -70,3 +71,18 @@ def test_clear_forgets_one_or_many_records(ledger: Ledger) -> None:
         ledger.dead_letters.clear(conn, "clientify", "contact", "103")  # another side: kept
     assert ledger.dead_letters.open()["rid"].tolist() == ["103"]
     assert ledger.scoped("products").dead_letters.open().empty
+
+
+def test_many_failures_recorded_in_one_statement_count_like_single_ones(ledger: Ledger) -> None:
+    fail(ledger, "105", RUN1)
+    letters = [
+        Letter("invoicing", "client", "105", "server_error", "HTTP 500"),
+        Letter("invoicing", "client", "106", "validation_error", "no e-mail"),
+        Letter("invoicing", "client", "105", "server_error", "HTTP 502"),  # the same record twice in one batch
+    ]
+    with ledger.begin() as conn:
+        ledger.dead_letters.record_many(conn, letters, RUN2)
+        ledger.dead_letters.record_many(conn, [], RUN2)
+    again, new = stored(ledger, "105"), stored(ledger, "106")
+    assert (again["attempts"], again["first_run"], again["last_run"], again["detail"]) == (3, RUN1, RUN2, "HTTP 502")
+    assert (new["attempts"], new["first_run"], new["reason"]) == (1, RUN2, "validation_error")

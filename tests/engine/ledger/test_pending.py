@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from clientify_sync.engine.ledger import Ledger
+from clientify_sync.engine.ledger.pending import Create
 
 RUN = "manual__2026-11-29T10:00:00+00:00"
 
@@ -57,3 +58,14 @@ def test_pending_creates_are_scoped(ledger: Ledger) -> None:
     add(ledger, "101")
     assert ledger.scoped("products").pending.all() == []
     assert len(ledger.scoped("contacts").pending.all()) == 1
+
+
+def test_a_group_of_creates_is_written_in_one_go_with_ids_in_order(ledger: Ledger) -> None:
+    earlier = add(ledger, "100")
+    creates = [Create("clientify", "contact", ("client", rid), f"RFC-{rid}") for rid in ("103", "101", "102")]
+    with ledger.begin() as conn:
+        ids = ledger.pending.add_many(conn, creates, RUN)
+        assert ledger.pending.add_many(conn, [], RUN) == []
+    assert len(set(ids)) == 3 and earlier not in ids
+    by_id = {p["id"]: p["source_id"] for p in ledger.pending.all()}
+    assert [by_id[i] for i in ids] == ["103", "101", "102"]  # each id is its own create's

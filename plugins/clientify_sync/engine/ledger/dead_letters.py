@@ -7,6 +7,7 @@ start again at the next failure).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import pandas as pd
 import sqlalchemy as sa
@@ -16,6 +17,16 @@ from clientify_sync.engine.ledger.database import Repository, chunks, excluded, 
 from clientify_sync.engine.ledger.schema import dead_letters
 
 _KEYS = ["integration", "entity", "side", "rtype", "rid"]
+
+
+class Letter(NamedTuple):
+    """One failed record: where it lives, why it failed, and the error's text."""
+
+    side: str
+    rtype: str
+    rid: str
+    reason: str
+    detail: str | None
 
 
 class DeadLetters(Repository):
@@ -35,19 +46,32 @@ class DeadLetters(Repository):
         self, conn: Connection, side: str, rtype: str, rid: str, reason: str, detail: str | None, run_id: str
     ) -> None:
         """Add a failed record, or count one more failed attempt (one statement: safe under concurrency)."""
+        self.record_many(conn, [Letter(side, rtype, rid, reason, detail)], run_id)
+
+    def record_many(self, conn: Connection, letters: Sequence[Letter], run_id: str) -> None:
+        """``record`` for many failures: one statement built once, executed per row (an executemany).
+
+        Why: a run that fails the same thousand records again (a data issue the user has not fixed)
+        built a thousand upsert statements; now it builds one.
+        """
+        if not letters:
+            return
         t = dead_letters
-        row = {
-            "integration": self.integration,
-            "entity": self.entity,
-            "side": side,
-            "rtype": rtype,
-            "rid": rid,
-            "reason": reason,
-            "detail": detail,
-            "attempts": 1,
-            "first_run": run_id,
-            "last_run": run_id,
-        }
+        rows = [
+            {
+                "integration": self.integration,
+                "entity": self.entity,
+                "side": letter.side,
+                "rtype": letter.rtype,
+                "rid": letter.rid,
+                "reason": letter.reason,
+                "detail": letter.detail,
+                "attempts": 1,
+                "first_run": run_id,
+                "last_run": run_id,
+            }
+            for letter in letters
+        ]
         rejected = excluded(conn, t)
         changes = {
             "reason": rejected.reason,
@@ -58,7 +82,7 @@ class DeadLetters(Repository):
             "retry_requested_at": None,
             "retry_requested_by": None,
         }
-        upsert(conn, t, row, _KEYS, changes)
+        upsert(conn, t, rows, _KEYS, changes)
 
     def clear(self, conn: Connection, side: str, rtype: str, rid: str | Sequence[str]) -> None:
         """Forget the dead letters of one or many records (they synced)."""

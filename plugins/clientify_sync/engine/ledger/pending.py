@@ -7,13 +7,22 @@ saved; what is left after a crash is a create whose outcome is unknown, to be lo
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from clientify_sync.engine.ledger.database import Repository, chunks, now
 from clientify_sync.engine.ledger.schema import pending_creates
+
+
+class Create(NamedTuple):
+    """A create about to be sent: the side and type it makes, its source record, the key to find it by."""
+
+    target: str
+    target_type: str
+    source: tuple[str, str]
+    natural_key: str
 
 
 class PendingCreates(Repository):
@@ -42,22 +51,29 @@ class PendingCreates(Repository):
         Returns:
             The pending create's id.
         """
-        result = conn.execute(
-            sa.insert(pending_creates).values(
-                integration=self.integration,
-                entity=self.entity,
-                target=target,
-                target_type=target_type,
-                source_type=source[0],
-                source_id=source[1],
-                natural_key=natural_key,
-                run_id=run_id,
-                created_at=now(),
-            )
-        )
-        primary_key = result.inserted_primary_key
-        assert primary_key is not None  # a single-row INSERT always reports its key
-        return int(primary_key[0])
+        return self.add_many(conn, [Create(target, target_type, source, natural_key)], run_id)[0]
+
+    def add_many(self, conn: Connection, creates: Sequence[Create], run_id: str) -> list[int]:
+        """``add`` for a group of creates: one INSERT ... RETURNING; their ids, in the order given."""
+        if not creates:
+            return []
+        at = now()
+        rows = [
+            {
+                "integration": self.integration,
+                "entity": self.entity,
+                "target": create.target,
+                "target_type": create.target_type,
+                "source_type": create.source[0],
+                "source_id": create.source[1],
+                "natural_key": create.natural_key,
+                "run_id": run_id,
+                "created_at": at,
+            }
+            for create in creates
+        ]
+        statement = sa.insert(pending_creates).returning(pending_creates.c.id, sort_by_parameter_order=True)
+        return [int(row[0]) for row in conn.execute(statement, rows)]
 
     def all(self) -> list[dict[str, Any]]:
         """Every pending create of this scope (the unresolved ones after a crash)."""

@@ -16,10 +16,11 @@ from clientify_sync.engine.model import SideRecord
 class Mapper(Protocol):
     """What the engine needs from a mapping, for one entity on one side.
 
-    ``identity``: how to tell a raw record's (type, id) without reading it, for a mapping whose result
-    depends on the raw record alone: ``(type, id key)``, the type ``None`` when the resource gives it.
-    ``None`` for a mapping that depends on more (estimates read the contacts and products links), which
-    is then read again on every listing (``engine/staging.py``).
+    ``identity``: how to tell a raw record's (type, id) without reading it: ``(type, id key)``, the type
+    ``None`` when the resource gives it. It lets staging skip an unchanged record, which is sound when
+    the mapping depends on the raw record and the mapper's settings alone; a mapper that reads more
+    (the estimates read the contacts' and products' ``Directory``) holds it as a setting with a
+    ``fingerprint()``. ``None``: always mapped again (``engine/staging.py``).
     """
 
     @property

@@ -81,8 +81,8 @@ def _document(record: SideRecord, expected: Decimal, reported: Any, problem: str
 class FacturamaEstimateMapper(FullObjectMapper):
     """Facturama's assumed ``Estimate`` resource (PascalCase, full-object PUT)."""
 
-    # Reads the directory too: read again on every listing.
-    identity: ClassVar[tuple[str | None, str] | None] = None
+    # Also reads the directory: the directory's fingerprint is part of the mapping's (staging.py).
+    identity: ClassVar[tuple[str | None, str] | None] = ("estimate", "Id")
 
     directory: Directory
 
@@ -150,8 +150,8 @@ class FacturamaEstimateMapper(FullObjectMapper):
 class FacturaDirectaEstimateMapper(PartialUpdateMapper):
     """FacturaDirecta ``estimate`` (assumed element names; ``estimateLines`` replaces all lines on PUT)."""
 
-    # Reads the directory too: read again on every listing.
-    identity: ClassVar[tuple[str | None, str] | None] = None
+    # Also reads the directory: the directory's fingerprint is part of the mapping's (staging.py).
+    identity: ClassVar[tuple[str | None, str] | None] = ("estimate", "id")
 
     directory: Directory
     link_attribute: str | None = "ID_CRM"
@@ -241,8 +241,8 @@ def _fd_line(line: dict[str, str]) -> dict[str, Any]:
 class ClientifyBudgetMapper(PartialUpdateMapper):
     """Clientify's assumed ``budget`` (contact/company and products referenced by URL)."""
 
-    # Reads the directory too: read again on every listing.
-    identity: ClassVar[tuple[str | None, str] | None] = None
+    # Also reads the directory: the directory's fingerprint is part of the mapping's (staging.py).
+    identity: ClassVar[tuple[str | None, str] | None] = ("budget", "id")
 
     directory: Directory
     link_field: str
