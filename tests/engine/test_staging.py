@@ -16,11 +16,10 @@ from clientify_sync.engine.staging import PageStager, mapping_fingerprint
 from clientify_sync.engine.vocabulary import Side
 
 
-class CountingMapper(FacturamaClientMapper):
-    """Facturama's client mapping, counting its reads."""
+class CountingReads:
+    """Mixed in before a real mapper: counts its ``read`` calls (``_reads`` is private: not a setting)."""
 
-    def __init__(self) -> None:
-        self._reads = [0]  # private: not a setting of the mapping
+    _reads: list[int]
 
     @property
     def reads(self) -> int:
@@ -28,23 +27,22 @@ class CountingMapper(FacturamaClientMapper):
 
     def read(self, rtype: str, raw: dict[str, Any]) -> SideRecord:
         self._reads[0] += 1
-        return super().read(rtype, raw)
+        return super().read(rtype, raw)  # type: ignore[misc]  # the mapper it is mixed into
 
 
-class CountingEstimateMapper(FacturamaEstimateMapper):
+class CountingMapper(CountingReads, FacturamaClientMapper):
+    """Facturama's client mapping, counting its reads."""
+
+    def __init__(self) -> None:
+        self._reads = [0]
+
+
+class CountingEstimateMapper(CountingReads, FacturamaEstimateMapper):
     """Facturama's estimate mapping (it also reads the directory), counting its reads."""
 
     def __init__(self, directory: Directory) -> None:
         super().__init__(directory)
         self._reads = [0]
-
-    @property
-    def reads(self) -> int:
-        return self._reads[0]
-
-    def read(self, rtype: str, raw: dict[str, Any]) -> SideRecord:
-        self._reads[0] += 1
-        return super().read(rtype, raw)
 
 
 def estimate(rid: str, quantity: int = 2) -> dict[str, Any]:
