@@ -308,11 +308,12 @@ def store_plan(ledger: Ledger, run_id: str, chunks: Iterable[PlanChunk], *, dry_
             ]
             ledger.links.save_many(conn, pairs, run_id)
             # A Clientify document may leave the window before its customer is linked.
-            letters = [
-                Letter(CRM, item.crm.rtype, item.crm.rid, Reason.DEPENDENCY_MISSING, item.detail)
-                for item in chunk.dead_letters
-                if item.crm is not None
-            ]
+            letters = []
+            for item in chunk.dead_letters:
+                assert item.crm is not None  # only Clientify documents are dead-lettered here
+                letters.append(
+                    Letter(CRM, item.crm.rtype, item.crm.rid, Reason.DEPENDENCY_MISSING, item.detail)
+                )
             ledger.dead_letters.record_many(conn, letters, run_id)
 
 
