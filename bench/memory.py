@@ -71,7 +71,7 @@ def _probe(argv: list[str] | None = None) -> dict[str, Any]:
     finally:
         clients.close()
         handle.http.close()
-    return {**rss.as_dict(), "step_peak_rss_mb": rss.sections, "step_seconds": report["step_seconds"],
+    return {**rss.as_dict(), "step_seconds": report["step_seconds"],
             "counts": report["counts"], "matched": report["matched"], "git_commit": version["git_commit"]}  # fmt: skip
 
 

@@ -310,7 +310,7 @@ def results_payload(cfg: BenchConfig, env: dict[str, Any], runs: list[ScaleRun],
     return {
         "environment": env, "targets": [asdict(t) | {"verdict": t.verdict} for t in found],
         "runs": [{"label": r.label, "platform": r.platform.value, "clients": r.clients, "seeded": r.seeded,
-                  "wall_s": r.wall_s, "peak_rss_mb": r.peak_rss_mb, "git_commit": r.git_commit,
+                  "wall_s": r.wall_s, "peak_rss_mb": r.peak_rss_mb, "peak_step": r.peak_step, "git_commit": r.git_commit,
                   "scenarios": [_scenario_json(s) for s in r.scenarios]} for r in runs],
         "scenarios": [_scenario_json(s) for s in primary.scenarios] if primary else [],
         "baseline": [_scenario_json(s) for s in baseline],

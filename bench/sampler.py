@@ -87,7 +87,7 @@ class RssSampler:
     def as_dict(self) -> dict[str, float | int]:
         return {"wall_s": round(self.wall_s, 2), "baseline_rss_mb": round(self.baseline_mb, 1),
                 "peak_rss_mb": round(self.peak_mb, 1), "delta_rss_mb": round(self.peak_mb - self.baseline_mb, 1),
-                "rss_samples": self.samples, "cpu_s": self.cpu_s}  # fmt: skip
+                "rss_samples": self.samples, "cpu_s": self.cpu_s, "step_peak_rss_mb": dict(self.sections)}  # fmt: skip
 
 
 def _cpu(process: psutil.Process) -> float:

@@ -53,6 +53,12 @@ class ScaleRun:
         """The run's peak RSS: the highest of its scenarios' (the sync's process total, not a delta)."""
         return max((float(s.rss["peak_rss_mb"]) for s in self.scenarios), default=0.0)
 
+    @property
+    def peak_step(self) -> str | None:
+        """Where the peak was: ``scenario platform/entity/step`` of the highest marked step, if marked."""
+        steps = [(mb, f"{s.name} {step}") for s in self.scenarios for step, mb in s.rss.get("step_peak_rss_mb", {}).items()]
+        return max(steps)[1] if steps else None
+
     def scenario(self, name: str) -> ScenarioResult | None:
         return next((s for s in self.scenarios if s.name == name), None)
 

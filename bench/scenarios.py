@@ -126,7 +126,7 @@ class OurRuns:
             for driver in self.drivers:
                 for entity in ENTITIES:
                     key = f"{driver.platform.value}/{entity.value}"
-                    reports[key] = driver.sync(entity, mode)
+                    reports[key] = driver.sync(entity, mode, after_step=lambda step, k=key: rss.mark(f"{k}/{step}"))
                     by_entity[key] = read_calls(self.handle)
         delay_s = applied_delay_s(self.handle)
         total = Calls()
@@ -251,8 +251,13 @@ def _baseline_edits(handle: SandboxHandle, cfg: BenchConfig, naive: NaiveSync) -
 def _log(result: ScenarioResult, prefix: str = "ours") -> None:
     bound = f", lower bound {result.bound.sum()}" if result.bound else ""
     print(f"  {prefix} scenario {result.name} ({result.title}): {result.calls.sum()} calls{bound}, "
-          f"{result.calls.sum(writes=True)} writes, {result.rss['wall_s']} s, peak {result.rss['peak_rss_mb']} MB, "
+          f"{result.calls.sum(writes=True)} writes, {result.rss['wall_s']} s, peak {result.rss['peak_rss_mb']} MB{_peak_step(result)}, "
           f"CPU s {result.rss['cpu_s']}{_failures(result)}", flush=True)  # fmt: skip
+
+
+def _peak_step(result: ScenarioResult) -> str:
+    steps: dict[str, float] = result.rss.get("step_peak_rss_mb", {})
+    return f" (in {max(steps, key=steps.__getitem__)})" if steps else ""
 
 
 def _failures(result: ScenarioResult) -> str:

@@ -12,6 +12,7 @@ import pytest
 
 from bench.bounds import Bound
 from bench.config import parse_args
+from bench.engine import STEPS
 from bench.report import COLUMNS, SUMMARY_COLUMNS, write_results
 from bench.runner import run
 from bench.sandbox import Calls
@@ -41,6 +42,9 @@ def test_bench_runs_end_to_end_and_beats_the_baseline(tmp_path: Path) -> None:
     for name in ("1", "3"):  # the comparison is on the entities the baseline syncs
         assert scenarios[name]["calls_contacts_products"] < baseline[name]["calls_total"]
     assert payload["memory"][0]["peak_rss_mb"] > payload["memory"][0]["baseline_rss_mb"] > 0
+    assert set(payload["memory"][0]["step_peak_rss_mb"]) == {*STEPS, "commit"}
+    assert {"facturama/contacts/extract_invoicing", "facturama/estimates/commit"} <= set(scenarios["2"]["step_peak_rss_mb"])
+    assert payload["runs"][0]["peak_step"].split()[1] in scenarios[payload["runs"][0]["peak_step"].split()[0]]["step_peak_rss_mb"]
     assert {t["verdict"] for t in payload["targets"]} <= {"PASS", "MISS", "n/a"}
 
     write_results(tmp_path, payload, text)
@@ -157,6 +161,19 @@ def test_memory_targets_compare_100k_with_10k() -> None:
     assert found[("facturama 100k", "peak RSS ≤ 1.25 × the 10k run's")].verdict == "PASS"  # 1.22×
     assert found[("facturadirecta 100k", "peak RSS ≤ 300 MB")].verdict == "MISS"
     assert found[("facturadirecta 100k", "peak RSS ≤ 1.25 × the 10k run's")].verdict == "MISS"  # 1.78×
+
+
+def test_the_memory_target_names_the_step_that_held_the_peak() -> None:
+    steps = [{"facturama/contacts/reconcile": 210.0, "facturama/estimates/reconcile": 240.0},
+             {"facturama/contacts/extract_invoicing": 230.0}]  # fmt: skip
+    scenarios = [_scenario(name, _calls(1), _bound(1), wall=1.0, peak=240.0) for name in ("1", "2")]
+    for scenario, marks in zip(scenarios, steps, strict=True):
+        scenario.rss["step_peak_rss_mb"] = marks
+    run = ScaleRun(Platform.FACTURAMA, 100_000, {}, scenarios)
+
+    assert run.peak_step == "1 facturama/estimates/reconcile"
+    found = {t.name: t for t in memory_targets(parse_args([]), [run])}
+    assert found["peak RSS ≤ 300 MB"].detail.endswith("reached in scenario 1 facturama/estimates/reconcile")
 
 
 def test_quick_fails_only_on_call_count_misses() -> None:
