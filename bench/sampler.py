@@ -6,6 +6,9 @@ scenario needs its own peak, and its own starting point to report the delta.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import gc
 import threading
 import time
 from types import TracebackType
@@ -88,6 +91,21 @@ class RssSampler:
         return {"wall_s": round(self.wall_s, 2), "baseline_rss_mb": round(self.baseline_mb, 1),
                 "peak_rss_mb": round(self.peak_mb, 1), "delta_rss_mb": round(self.peak_mb - self.baseline_mb, 1),
                 "rss_samples": self.samples, "cpu_s": self.cpu_s, "step_peak_rss_mb": dict(self.sections)}  # fmt: skip
+
+
+def release_free_memory() -> None:
+    """Collect garbage and hand the allocator's free pages back to the OS (glibc ``malloc_trim``).
+
+    Called before each measured scenario: an Airflow task runs in a fresh process, while the bench runs
+    every scenario of a (platform, size) in one, so without this a scenario's starting RSS would carry
+    the free-but-kept heap of the scenarios and edit picks before it.
+    """
+    gc.collect()
+    libc = ctypes.util.find_library("c")
+    if libc:
+        trim = getattr(ctypes.CDLL(libc), "malloc_trim", None)
+        if trim is not None:
+            trim(0)
 
 
 def _cpu(process: psutil.Process) -> float:

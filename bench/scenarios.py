@@ -25,7 +25,7 @@ from bench.bounds import (
 from bench.config import BenchConfig
 from bench.edits import Edit, apply_edits, ledger_pairs, pick
 from bench.engine import ENTITIES, ApiClients, EngineDriver
-from bench.sampler import RssSampler
+from bench.sampler import RssSampler, release_free_memory
 from bench.sandbox import Calls, SandboxHandle, applied_delay_s, read_calls, seed_world, set_latency
 from clientify_sync.engine.vocabulary import Entity, Mode, Platform
 
@@ -122,6 +122,7 @@ class OurRuns:
         applied_delay_s(self.handle)  # zero the counters: only this scenario's delays
         by_entity: dict[str, Calls] = {}
         reports: dict[str, dict[str, Any]] = {}
+        release_free_memory()
         with RssSampler(cpu_of=_sandbox_pid(self.handle)) as rss:
             for driver in self.drivers:
                 for entity in ENTITIES:

@@ -42,8 +42,9 @@ def test_bench_runs_end_to_end_and_beats_the_baseline(tmp_path: Path) -> None:
     for name in ("1", "3"):  # the comparison is on the entities the baseline syncs
         assert scenarios[name]["calls_contacts_products"] < baseline[name]["calls_total"]
     assert payload["memory"][0]["peak_rss_mb"] > payload["memory"][0]["baseline_rss_mb"] > 0
-    assert set(payload["memory"][0]["step_peak_rss_mb"]) == {*STEPS, "commit"}
-    assert {"facturama/contacts/extract_invoicing", "facturama/estimates/commit"} <= set(scenarios["2"]["step_peak_rss_mb"])
+    assert set(payload["memory"][0]["step_peak_rss_mb"]) == {"+".join(STEPS[:2]), *STEPS[2:], "commit"}
+    assert set(payload["memory"][0]["step_seconds"]) == {*STEPS, "commit"}
+    assert {"facturama/contacts/extract_invoicing+extract_clientify", "facturama/estimates/commit"} <= set(scenarios["2"]["step_peak_rss_mb"])
     assert payload["runs"][0]["peak_step"].split()[1] in scenarios[payload["runs"][0]["peak_step"].split()[0]]["step_peak_rss_mb"]
     assert {t["verdict"] for t in payload["targets"]} <= {"PASS", "MISS", "n/a"}
 
