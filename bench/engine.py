@@ -79,6 +79,8 @@ class EngineDriver:
                                      clientify=self.clients.clientify, ledger_url=self.ledger_url,
                                      options=self.options)  # fmt: skip
         job = open_job()
+        # The two extract jobs share one directory: in this one process, the DAG would hold one per task.
+        open_job = functools.partial(open_job, directory=job.directory)
         try:
             with ThreadPoolExecutor(max_workers=1, thread_name_prefix="extract-clientify") as pool:
                 clientify = pool.submit(_extract_clientify, open_job, previous)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -9,8 +10,9 @@ import pytest
 
 from clientify_sync.engine.apply import Applier
 from clientify_sync.engine.documents import canonical_line, totals_per_document, totals_per_line
+from clientify_sync.engine.job import SyncJob
 from clientify_sync.engine.ledger import Ledger
-from clientify_sync.engine.vocabulary import Entity, Mode, Platform
+from clientify_sync.engine.vocabulary import Entity, JobSpec, Mode, Platform
 from tests.engine.conftest import PLATFORMS, World
 from tests.engine.test_sync_contacts import CUSTOMERS, Crash, create_customer
 from tests.engine.test_sync_products import create_product
@@ -322,3 +324,25 @@ def test_an_estimate_with_a_line_without_sku_is_skipped_before_any_call(world: W
     ledger = Ledger.open(world.ledger_url, platform.value, "estimates")
     assert ledger.dead_letters.open().empty
     ledger.close()
+
+
+@pytest.mark.parametrize("linked", PLATFORMS, indirect=True)
+def test_a_job_given_the_runs_directory_builds_none_and_maps_with_it(
+    world: World, linked, monkeypatch: pytest.MonkeyPatch
+):
+    platform = linked["platform"]
+    create_estimate(world, platform, linked["customer_id"], [("WEB003", 1, "100.00", "0")])
+    spec = JobSpec(platform, Entity.ESTIMATES, "test-shared-directory", Mode.FULL, False)
+    open_job = functools.partial(SyncJob.open, spec, invoicing=world.invoicing(platform),
+                                 clientify=world.clientify, ledger_url=world.ledger_url)  # fmt: skip
+    first = open_job()
+    built: list[SyncJob] = []
+    monkeypatch.setattr(SyncJob, "_directory", lambda job: built.append(job))
+    second = open_job(directory=first.directory)
+    try:
+        assert second.directory is first.directory and built == []
+        assert first.directory is not None and linked["tax_id"] in first.directory.customers
+        assert second.extract_invoicing()["records"] == 1  # mapped with the shared directory
+    finally:
+        first.close()
+        second.close()

@@ -42,13 +42,22 @@ class SyncJob:
         clientify: CrmClient,
         ledger: Ledger,
         options: SyncOptions | None = None,
+        directory: Directory | None = None,
     ) -> None:
+        """Prepare one run's steps on ``ledger``.
+
+        Args:
+            directory: an estimates run's customers and products, when another job of the same run
+                in this process already built it (steps run at once share one); else built here.
+        """
         self.spec = spec
         self.options = options or SyncOptions()
         self.ledger = ledger
         self.invoicing_client = invoicing
         self.clientify_client = clientify
-        self.directory = self._directory() if spec.entity is Entity.ESTIMATES else None
+        if spec.entity is Entity.ESTIMATES and directory is None:
+            directory = self._directory()
+        self.directory = directory
         self.invoicing, self.clientify = build_sides(
             spec.platform, spec.entity, invoicing, clientify, self.directory
         )
@@ -68,9 +77,17 @@ class SyncJob:
         clientify: CrmClient,
         ledger_url: str,
         options: SyncOptions | None = None,
+        directory: Directory | None = None,
     ) -> SyncJob:
         ledger = Ledger.open(ledger_url, spec.platform.value, spec.entity.value)
-        return cls(spec, invoicing=invoicing, clientify=clientify, ledger=ledger, options=options)
+        return cls(
+            spec,
+            invoicing=invoicing,
+            clientify=clientify,
+            ledger=ledger,
+            options=options,
+            directory=directory,
+        )
 
     def close(self) -> None:
         self.ledger.close()
