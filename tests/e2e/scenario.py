@@ -357,9 +357,10 @@ def run_scenario(stack: Stack) -> Outcome:
     outcome.rounds.append(first)
     pushed = pushed_watermarks(stack, first)
     break_between_rounds(stack, first)
-    for name in ("round 2 (catch-up)", "round 3 (idle)"):
-        if name.endswith("(idle)"):
-            break_before_idle(stack)
+    # Each later round: its name and what happens just before it.
+    later_rounds = (("round 2 (catch-up)", lambda: None), ("round 3 (idle)", lambda: break_before_idle(stack)))
+    for name, before in later_rounds:
+        before()
         rnd = run_round(stack, name, unpause=False)
         outcome.rounds.append(rnd)
         read = read_watermarks(stack, rnd)

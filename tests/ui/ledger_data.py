@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from clientify_sync.engine.ledger import Ledger, create_ledger_engine, upgrade_schema
+from clientify_sync.engine.ledger.dead_letters import Letter
 from clientify_sync.engine.model import SideRecord
 from clientify_sync.engine.plan import Direction
 from clientify_sync.engine.vocabulary import Side
@@ -103,9 +104,9 @@ def build_ledger(path: Path) -> str:
              "result": {"rid": "9004", "rtype": "contact", "hash": "y"}},
         ])  # fmt: skip
         for _ in range(3):  # failing for three runs
-            fm.dead_letters.record(conn, "invoicing", "client", "105", "validation_error", FAILED_MESSAGE, RUN2)
+            fm.dead_letters.record(conn, [Letter("invoicing", "client", "105", "validation_error", FAILED_MESSAGE)], RUN2)
         for _ in range(5):  # no longer retried
-            fm.dead_letters.record(conn, "invoicing", "client", "107", "server_error", "HTTP 500", RUN2)
+            fm.dead_letters.record(conn, [Letter("invoicing", "client", "107", "server_error", "HTTP 500")], RUN2)
     fm.conflicts.add(RUN2, [
         {"inv_id": "101", "crm_type": "contact", "crm_id": "9001", "field": "email",
          "invoicing_value": "ana@empresa.mx", "clientify_value": "ana.g@empresa.mx",

@@ -187,11 +187,12 @@ def test_airflow_auth_rejects_a_forged_token(view: Q.LedgerView, monkeypatch: py
 
 def test_ids_with_url_syntax_are_encoded_in_links(view: Q.LedgerView, client: TestClient) -> None:
     from clientify_sync.engine.ledger import Ledger, write_transaction
+    from clientify_sync.engine.ledger.dead_letters import Letter
 
     odd = "A/B?C#D%E&F"
     with write_transaction(view.engine) as conn:
         Ledger(view.engine, "facturama", "contacts").dead_letters.record(
-            conn, "clientify", "contact", odd, "validation_error", "odd id", RUN2)
+            conn, [Letter("clientify", "contact", odd, "validation_error", "odd id")], RUN2)
     html = client.get(f"{P}/dead-letters").text
     [href] = re.findall(r'href="([^"]*/records/facturama_contacts/clientify/contact/[^"]*)"', html)
     assert href.endswith(quote(odd, safe="")) and "?" not in href

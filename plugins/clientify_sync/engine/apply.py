@@ -75,7 +75,7 @@ class LedgerWrites:
             ledger.plan.finish_many(conn, self.finished)
             for (side, rtype), rids in cleared.items():
                 ledger.dead_letters.clear(conn, side, rtype, rids)
-            ledger.dead_letters.record_many(conn, self.dead, run_id)
+            ledger.dead_letters.record(conn, self.dead, run_id)
 
 
 @dataclass
@@ -183,7 +183,7 @@ class Applier:
         if not creates:
             return {}
         with self.ledger.begin() as conn:
-            ids = self.ledger.pending.add_many(conn, list(creates.values()), self.run_id)
+            ids = self.ledger.pending.add(conn, list(creates.values()), self.run_id)
         return dict(zip(creates, ids, strict=True))
 
     # -- the write itself (worker threads: no ledger access here) ----------------------------------
@@ -249,11 +249,9 @@ class Applier:
     def _succeed(self, item: PlanItem, written: Written, pending_id: int | None) -> None:
         record = written.record
         self.writes.records.extend([record] + ([written.source] if written.source else []))
+        outcome = Outcome.CONFLICT if item.reason == Reason.CONFLICT else Outcome.UPDATED
         if item.action is Action.CREATE:
             outcome = Outcome.CREATED
-        else:
-            outcome = Outcome.CONFLICT if item.reason == Reason.CONFLICT else Outcome.UPDATED
-        if item.action is Action.CREATE:
             if self.target is Side.CLIENTIFY:
                 inv_ref, crm_ref = _ref(item.inv), Ref(record.rtype, record.rid)
                 inv_hash, crm_hash = written.source_hash, record.content_hash

@@ -331,7 +331,7 @@ def store_plan(ledger: Ledger, run_id: str, chunks: Iterable[PlanChunk], *, dry_
                 letters.append(
                     Letter(CRM, item.crm.rtype, item.crm.rid, Reason.DEPENDENCY_MISSING, item.detail)
                 )
-            ledger.dead_letters.record_many(conn, letters, run_id)
+            ledger.dead_letters.record(conn, letters, run_id)
 
 
 def check_supported(

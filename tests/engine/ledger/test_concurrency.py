@@ -10,6 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from clientify_sync.engine.ledger import SCHEMA_VERSION, Ledger
+from clientify_sync.engine.ledger.dead_letters import Letter
 from clientify_sync.engine.ledger.schema import dead_letters, links, run_steps, runs
 
 WORKERS = 8
@@ -24,9 +25,7 @@ def _task(url: str, index: int, barrier: Any, errors: Any) -> None:
         ledger.runs.start(RUN_ID, "modified", False)
         ledger.runs.save_step(RUN_ID, "extract_invoicing", {"records": index}, {})
         with ledger.begin() as conn:
-            ledger.dead_letters.record(
-                conn, "invoicing", "client", "C-1", "api_error", f"try {index}", RUN_ID
-            )
+            ledger.dead_letters.record(conn, [Letter("invoicing", "client", "C-1", "api_error", f"try {index}")], RUN_ID)
         ledger.meta.set("clientify.custom_field:in_facturama:contacts", "defined")
         pair = index % 2
         ledger.links.save(("client", f"C-{pair}"), ("contact", f"K-{pair}"), base=None, inv_hash="", crm_hash="",

@@ -10,14 +10,8 @@ RUN = "manual__2026-11-29T10:00:00+00:00"
 
 def add(ledger: Ledger, rid: str) -> int:
     with ledger.begin() as conn:
-        return ledger.pending.add(
-            conn,
-            target="clientify",
-            target_type="contact",
-            source=("client", rid),
-            natural_key=f"RFC-{rid}",
-            run_id=RUN,
-        )
+        [created] = ledger.pending.add(conn, [Create("clientify", "contact", ("client", rid), f"RFC-{rid}")], RUN)
+        return created
 
 
 def test_pending_creates_are_added_listed_and_deleted(ledger: Ledger) -> None:
@@ -40,14 +34,7 @@ def test_pending_creates_are_added_listed_and_deleted(ledger: Ledger) -> None:
 def test_a_pending_create_rolls_back_with_its_transaction(ledger: Ledger) -> None:
     try:
         with ledger.begin() as conn:
-            ledger.pending.add(
-                conn,
-                target="invoicing",
-                target_type="client",
-                source=("contact", "9001"),
-                natural_key="X",
-                run_id=RUN,
-            )
+            ledger.pending.add(conn, [Create("invoicing", "client", ("contact", "9001"), "X")], RUN)
             raise RuntimeError("the POST failed before commit")
     except RuntimeError:
         pass
@@ -64,8 +51,8 @@ def test_a_group_of_creates_is_written_in_one_go_with_ids_in_order(ledger: Ledge
     earlier = add(ledger, "100")
     creates = [Create("clientify", "contact", ("client", rid), f"RFC-{rid}") for rid in ("103", "101", "102")]
     with ledger.begin() as conn:
-        ids = ledger.pending.add_many(conn, creates, RUN)
-        assert ledger.pending.add_many(conn, [], RUN) == []
+        ids = ledger.pending.add(conn, creates, RUN)
+        assert ledger.pending.add(conn, [], RUN) == []
     assert len(set(ids)) == 3 and earlier not in ids
     by_id = {p["id"]: p["source_id"] for p in ledger.pending.all()}
     assert [by_id[i] for i in ids] == ["103", "101", "102"]  # each id is its own create's

@@ -42,17 +42,12 @@ class DeadLetters(Repository):
         with self.engine.connect() as conn:
             return pd.read_sql(query, conn, dtype=object)
 
-    def record(
-        self, conn: Connection, side: str, rtype: str, rid: str, reason: str, detail: str | None, run_id: str
-    ) -> None:
-        """Add a failed record, or count one more failed attempt (one statement: safe under concurrency)."""
-        self.record_many(conn, [Letter(side, rtype, rid, reason, detail)], run_id)
+    def record(self, conn: Connection, letters: Sequence[Letter], run_id: str) -> None:
+        """Add failed records, or count one more failed attempt of each already there.
 
-    def record_many(self, conn: Connection, letters: Sequence[Letter], run_id: str) -> None:
-        """``record`` for many failures: one statement built once, executed per row (an executemany).
-
-        Why: a run that fails the same thousand records again (a data issue the user has not fixed)
-        built a thousand upsert statements; now it builds one.
+        One upsert statement built once and executed per row (an executemany): safe under concurrency,
+        and a run that fails the same thousand records again (a data issue the user has not fixed)
+        builds one statement, not a thousand.
         """
         if not letters:
             return

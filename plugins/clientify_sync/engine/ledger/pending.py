@@ -28,33 +28,18 @@ class Create(NamedTuple):
 class PendingCreates(Repository):
     """The pending creates of one integration and entity."""
 
-    def add(
-        self,
-        conn: Connection,
-        *,
-        target: str,
-        target_type: str,
-        source: tuple[str, str],
-        natural_key: str,
-        run_id: str,
-    ) -> int:
-        """Record a create about to be sent, and return its id.
+    def add(self, conn: Connection, creates: Sequence[Create], run_id: str) -> list[int]:
+        """Record creates about to be sent, in one INSERT ... RETURNING.
 
         Args:
             conn: the write transaction.
-            target: the side the record is created on.
-            target_type: the record type created there.
-            source: the (type, id) of the record it is created from.
-            natural_key: the key to look the created record up by after a crash.
-            run_id: the run that creates it.
+            creates: each create's target side and type, source record and natural key (to look the
+                created record up by after a crash).
+            run_id: the run that creates them.
 
         Returns:
-            The pending create's id.
+            The pending creates' ids, in the order given.
         """
-        return self.add_many(conn, [Create(target, target_type, source, natural_key)], run_id)[0]
-
-    def add_many(self, conn: Connection, creates: Sequence[Create], run_id: str) -> list[int]:
-        """``add`` for a group of creates: one INSERT ... RETURNING; their ids, in the order given."""
         if not creates:
             return []
         at = now()
