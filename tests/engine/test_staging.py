@@ -3,10 +3,13 @@ that staged them is the same; anything else is mapped and staged in full."""
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
 
+from clientify_sync.engine import documents
 from clientify_sync.engine.documents import Directory
 from clientify_sync.engine.ledger import Ledger
 from clientify_sync.engine.mapping.estimates import FacturamaEstimateMapper
@@ -148,6 +151,24 @@ def test_the_directory_fingerprint_does_not_depend_on_row_order():
     assert Directory.build(customers, crm, links[:2], products, products, product_links).fingerprint() != (
         forward.fingerprint()
     )
+
+
+def test_the_directory_fingerprint_is_computed_once_when_both_extracts_ask_at_once(monkeypatch):
+    """The bench's two extract jobs share one directory and ask for its fingerprint at the same moment."""
+    customers = [("client", f"c{n}", f"RFC{n}", None) for n in range(20_000)]
+    directory = Directory.build(customers, [], [], [], [], [])
+    made = []
+    real = documents.hashlib.blake2b
+    monkeypatch.setattr(documents.hashlib, "blake2b", lambda **kw: made.append(1) or real(**kw))
+    together = threading.Barrier(4)
+
+    def ask(_: int) -> str:
+        together.wait(timeout=30)
+        return directory.fingerprint()
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        found = set(pool.map(ask, range(4)))
+    assert len(found) == 1 and len(made) == 1
 
 
 def test_the_fingerprint_names_callables_not_their_addresses():

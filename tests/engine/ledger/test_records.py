@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
 
 from clientify_sync.engine.ledger import Ledger
+from clientify_sync.engine.ledger.records import raw_hash
 from clientify_sync.engine.ledger.schema import remote_records
 from clientify_sync.engine.model import SideRecord
 from clientify_sync.engine.vocabulary import Side
@@ -151,3 +154,16 @@ def test_staging_joins_the_callers_transaction(ledger: Ledger) -> None:
     except RuntimeError:
         pass
     assert ledger.records.identities("invoicing").empty  # rolled back with the caller's transaction
+
+
+def test_the_raw_digest_tells_records_apart_by_value_and_type() -> None:
+    record = {"Id": "7", "Name": "Ana", "Price": 1.5, "Taxes": [{"Rate": 0.16, "IsRetention": False}], "Note": None}
+    same = json.loads(json.dumps(record))  # another parse of the same text: other objects, equal values
+    assert raw_hash(record) == raw_hash(same) and raw_hash(None) is None
+    for changed in ({**record, "Name": "Ana "}, {**record, "Price": 1.50001}, {**record, "Note": ""},
+                    {**record, "Taxes": [{"Rate": 0.16, "IsRetention": 0}]}, {**record, "Price": "1.5"}):  # fmt: skip
+        assert raw_hash(changed) != raw_hash(record), changed
+    # Key order is not normalised: a reordered record only counts as changed (one re-map).
+    assert raw_hash(dict(reversed(list(record.items())))) != raw_hash(record)
+    # A value no decoder produces is still digested (by repr), not refused.
+    assert raw_hash({**record, "Price": Decimal("1.5")}) not in (None, raw_hash(record))
