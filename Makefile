@@ -74,10 +74,10 @@ airflow: $(STAMP)
 # process: full sync, idle, 1% edits at 20 ms, then idle (2r) and 1% edits (3r) at the realistic latency
 # profile; then the baseline (1, 2, 3 at 10k), the dry-run memory check, every target PASS/MISS. Its runs
 # are seconds apart, not an hour: the engine's 10-minute lookback would re-read everything the bench
-# wrote, so it runs with a 5-second one (the README quotes both). About 2.5-3 h on 2 shared cores (the two
-# 100k full syncs at 20 ms are most of it; README, Benchmark). Then scenario (1) at the realistic
+# wrote, so it runs with a 5-second one (the README quotes both). About 1.9 h on 2 cores: 103 min for the
+# first line (the two 100k runs are 78 min of it; README, Benchmark), then scenario (1) at the realistic
 # profile at 1,000 clients (about 6 min) and the status pages on a 100k-record ledger.
-# BENCH_ARGS go to the first run (e.g. BENCH_ARGS="--sizes 10000" for about 35 min).
+# BENCH_ARGS go to the first run (e.g. BENCH_ARGS="--sizes 10000" for about 26 min).
 bench: $(STAMP)
 	$(BIN)/python -m bench --lookback-s 5 $(BENCH_ARGS)
 	$(BIN)/python -m bench --lookback-s 5 --latency-profile realistic --platform facturama --clients 1000 \
