@@ -170,6 +170,15 @@ def test_window_rules():
     )
 
 
+def test_a_sku_held_by_an_invoicing_product_linked_elsewhere_is_quarantined_as_a_duplicate_sku():
+    state = Matching(Reason.DUPLICATE_SKU, False, set(), set())
+    row = record("9", "SKU-1", rtype="product")
+    taken = Ref("product", "T")
+    [out] = list(match_window([row], set(), {"SKU-1": taken}, {taken}, state))
+    assert isinstance(out, Settled)
+    assert (out.item.outcome, out.item.reason) == (Outcome.QUARANTINED, "duplicate_sku")
+
+
 # -- plan_pair ----------------------------------------------------------------------------------------
 def contact(**fields: str) -> dict[str, str]:
     return {f: "" for f in CONTACT_SCHEMA.fields} | {"tax_id": "AAA", "name": "ACME"} | fields

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from clientify_sync.engine.job import store_plan
 from clientify_sync.engine.ledger import SCHEMA_VERSION, Ledger
-from clientify_sync.engine.model import CONTACT_SCHEMA, SideRecord
+from clientify_sync.engine.model import CONTACT_SCHEMA, ESTIMATE_SCHEMA, SideRecord
 from clientify_sync.engine.reconcile import Reconciler
 from clientify_sync.engine.taxid import classify_rfc
 from clientify_sync.engine.vocabulary import Mode, Side
@@ -98,6 +98,19 @@ def test_duplicate_tax_ids_in_clientify_are_quarantined_not_merged(ledger):
     assert ("quarantined", None, "10", "duplicate_tax_id") in reasons
     assert not any(i["action"] in ("create", "update") for i in plan.items)
     assert ledger.links.identities().empty
+
+
+def test_duplicate_estimate_references_are_quarantined_as_duplicate_references(tmp_path):
+    ledger = Ledger.open(f"sqlite:///{tmp_path}/estimates.db", "facturama", "estimates")
+    data = {f: "" for f in ESTIMATE_SCHEMA.fields}
+    ledger.records.stage(
+        [SideRecord(Side.INVOICING, "estimate", rid, data, key="CLI-7") for rid in ("1", "2")], RUN
+    )
+    planner = Reconciler(ledger, ESTIMATE_SCHEMA, RUN, Mode.MODIFIED, lambda kind: "budget")
+    store_plan(ledger, RUN, planner.chunks(), dry_run=False)
+    reasons = {(i["action"], i["inv_id"], i["reason"]) for i in ledger.plan.page(RUN)}
+    ledger.close()
+    assert reasons == {("quarantined", "1", "duplicate_reference"), ("quarantined", "2", "duplicate_reference")}
 
 
 def test_clientify_only_record_is_created_on_the_invoicing_side(ledger):

@@ -25,6 +25,12 @@ class EntitySchema:
     key_field: str
     invoicing_wins: frozenset[str]
 
+    @property
+    def duplicate_reason(self) -> str:
+        """Why a record whose key another record holds too is quarantined: the reason names the key
+        (``duplicate_tax_id``, ``duplicate_sku``, ``duplicate_reference``), so the report says which."""
+        return f"duplicate_{self.key_field}"
+
 
 CONTACT_SCHEMA = EntitySchema(
     entity=Entity.CONTACTS,

@@ -54,7 +54,7 @@ class PairToMerge:
 class Matching:
     """What matching has decided so far in this run (the steps run over chunks, in order)."""
 
-    key_reason: Reason
+    key_reason: str  # the schema's ``duplicate_reason``: a duplicated key names the key
     full: bool
     inv_dupes: set[str]
     crm_dupes: set[str]
@@ -176,8 +176,9 @@ def match_window(
         elif row.key and row.key in invoicing_by_key:
             inv = invoicing_by_key[row.key]
             if inv in linked_invoicing or inv in state.matched_inv:
+                # The key (tax ID, SKU, reference) is held by two records: say which key it is.
                 item = PlanItem.settled(
-                    Outcome.QUARANTINED, Direction.TO_INVOICING, reason=Reason.DUPLICATE_TAX_ID, crm=row.ref
+                    Outcome.QUARANTINED, Direction.TO_INVOICING, reason=state.key_reason, crm=row.ref
                 )
                 yield Settled(item, listed)
             # else: already paired by match_invoicing (same key; the invoicing side drove the match)

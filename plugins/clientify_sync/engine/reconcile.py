@@ -116,9 +116,8 @@ class Reconciler:
                 yield [row for row in part if row.link_id not in again]
 
     def _unlinked(self) -> Iterator[PlanItem | Settled | PlanChunk]:
-        key_reason = Reason.DUPLICATE_TAX_ID if self.schema.key_field == "tax_id" else Reason.DUPLICATE_SKU
         state = Matching(
-            key_reason,
+            self.schema.duplicate_reason,
             self.full,
             self.candidates.duplicate_keys(INV, run_id=self.run_id),
             self.candidates.duplicate_keys(CRM),
