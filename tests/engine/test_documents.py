@@ -8,8 +8,9 @@ import pytest
 
 from clientify_sync.engine.documents import (
     Directory,
+    RoundingPolicy,
     canonical_line,
-    check_totals_representable,
+    rounding_adjustment,
     totals_per_document,
     totals_per_line,
 )
@@ -81,21 +82,68 @@ def test_budget_round_trip_keeps_the_document():
               "items": [{**item, "product_id": 77, "sku": "WEB003"} for item in body["items"]],
               "total": str(totals_per_line(data["lines"]).total), "modified": "2026-05-03T10:00:00+02:00"}  # fmt: skip
     record = mapper.read("budget", served)
-    assert record.data == data and record.key == "FM-abc" and record.link == "abc" and record.problem is None
+    total = str(totals_per_line(data["lines"]).total)
+    assert record.data == data | {"total": total} and record.key == "FM-abc" and record.link == "abc"
+    assert record.problem is None and record.rounding == 0
 
 
 # -- issue 12: refusals raised before any call, and the Facturama bodies the strict API takes -----------
 
 
-def test_totals_that_differ_by_a_cent_between_rules_are_not_representable():
+def lines_of(*nets: str) -> list[dict[str, str]]:
+    """One line a net, quantity 1, at 21 % VAT."""
+    return [canonical_line(f"SKU-{i}", "", 1, net, 0, 21) for i, net in enumerate(nets)]
+
+
+# Each 2.50 at 21 % is 0.525 of VAT: 0.53 rounded per line, half a cent more than its share of the
+# document's VAT; each 0.69 is 0.1449: 0.14 per line, half a cent less. So n such lines put per-line
+# and per-document totals n/2 cents apart.
+APART = {
+    Decimal("0.01"): lines_of("2.50", "2.50"),
+    Decimal("0.02"): lines_of(*["2.50"] * 4),
+    Decimal("0.05"): lines_of(*["2.50"] * 10),
+    Decimal("-0.01"): lines_of("0.69", "0.69"),
+    Decimal("-0.02"): lines_of(*["0.69"] * 4),
+}
+
+
+@pytest.mark.parametrize("apart", list(APART), ids=str)
+def test_the_adjustment_makes_each_target_total_equal_the_source_to_the_cent(apart: Decimal):
+    lines = APART[apart]
+    per_line, per_document = totals_per_line(lines).total, totals_per_document(lines).total
+    assert per_line - per_document == apart  # the literal documents are what they claim
+    # Clientify (per line) -> FacturaDirecta (per document), and back.
+    to_fd = rounding_adjustment(lines, per_line, target="facturadirecta", policy=RoundingPolicy())
+    to_crm = rounding_adjustment(lines, per_document, target="clientify", policy=RoundingPolicy())
+    assert per_document + to_fd == per_line and per_line + to_crm == per_document
+    assert (to_fd, to_crm) == (apart, -apart)
+    # Nothing to adjust where the target rounds as the source does.
+    assert rounding_adjustment(lines, per_line, target="facturama", policy=RoundingPolicy()) == 0
+    assert rounding_adjustment(lines, per_document, target="facturadirecta", policy=RoundingPolicy()) == 0
+
+
+def test_no_adjustment_when_the_rules_agree_or_the_total_is_unknown():
+    even = lines_of("100.00")
+    assert rounding_adjustment(even, "121.00", target="clientify", policy=RoundingPolicy()) == 0
+    assert rounding_adjustment(APART[Decimal("0.05")], None, target="clientify", policy=RoundingPolicy()) == 0
+
+
+def test_adjustments_off_is_the_refusal_naming_both_totals():
     lines = [canonical_line("A", "", 1, "100.03", 0, 21), canonical_line("B", "", 1, "257.60", 0, 21)]
     with pytest.raises(TotalsNotRepresentableError) as caught:
-        check_totals_representable(lines, source="facturadirecta", target="clientify")
+        rounding_adjustment(lines, "432.73", target="clientify", policy=RoundingPolicy(enabled=False))
     assert caught.value.reason == "totals_not_representable" and caught.value.outcome == "failed"
-    assert "432.73" in caught.value.detail and "432.74" in caught.value.detail
-    assert check_totals_representable(lines, source="facturama", target="clientify").total == Decimal("432.74")
-    even = [canonical_line("A", "", 1, "100.00", 0, 21)]
-    assert check_totals_representable(even, source="facturadirecta", target="clientify").tax == Decimal("21.00")
+    assert "432.73" in caught.value.detail and "432.74" in caught.value.detail and "off" in caught.value.detail
+
+
+def test_a_difference_rounding_cannot_explain_is_refused_even_with_adjustments_on():
+    lines = APART[Decimal("0.01")]  # two lines: at most 0.02 of rounding
+    with pytest.raises(TotalsNotRepresentableError) as caught:
+        rounding_adjustment(lines, totals_per_line(lines).total + Decimal("0.03"), target="facturadirecta",
+                            policy=RoundingPolicy())  # fmt: skip
+    assert "more than rounding explains" in caught.value.detail
+    with pytest.raises(TotalsNotRepresentableError, match="takes no rounding adjustment"):
+        rounding_adjustment(lines, totals_per_document(lines).total, target="facturama", policy=RoundingPolicy())
 
 
 def test_a_line_without_sku_is_skipped_on_read_and_refused_on_write():

@@ -270,6 +270,8 @@ class Applier:
             if pending_id is not None:
                 self.writes.settled_pending.append(pending_id)
         result = {"rid": record.rid, "rtype": record.rtype, "hash": record.content_hash}
+        if record.rounding and (item.action is Action.CREATE or {"lines", "total"} & set(item.fields)):
+            result["rounding"] = str(record.rounding)  # this write carried a rounding line (report.py)
         self.writes.finished.append(
             {
                 "item_id": item.id,

@@ -3,7 +3,9 @@
 Money is ``Decimal`` end to end, rounded half-up to cents as each API rounds. Each API computes its
 totals in its own way (Facturama and Clientify per line, FacturaDirecta per document); a document
 read from an API is checked against a recomputation with that API's rule, and a mismatch fails the
-record with a reason instead of being written anywhere.
+record with a reason instead of being written anywhere. A document's canonical ``total`` is the total
+its side shows; a target that would round the same lines to another total gets a labelled rounding
+adjustment line of ours (``RoundingPolicy``), so both sides show the same amount to the cent.
 
 An estimate refers to a customer and to products. Across systems the customer is its tax ID and a
 product its SKU; the ``Directory`` turns them into each side's ids through the contacts and products
@@ -97,25 +99,62 @@ RULE_NAMES: dict[TotalsRule, str] = {
 }
 
 
-def check_totals_representable(lines: list[dict[str, str]], *, source: str, target: str) -> Totals:
-    """The target's own totals, when they equal the source's to the cent.
+@dataclass(frozen=True)
+class RoundingPolicy:
+    """How a document whose total the target would round differently is still written to the cent.
 
-    Each API rounds VAT its own way, so the same lines can total 545.10 on FacturaDirecta (per
-    document) and 545.11 on Clientify (per line). Writing such a document would change its amount
-    silently; it fails instead, naming both totals.
+    FacturaDirecta rounds VAT once per document, Clientify and Facturama once per line, so the same
+    lines can total 545.10 on one side and 545.11 on the other. With ``enabled`` (the default), the
+    target gets one extra line of ours, ``label``, with no tax, for the difference; it is recognised on
+    read-back (by ``sku`` on Clientify, which needs a product on every line; by ``label`` on a
+    FacturaDirecta line with no product and no tax) and never becomes part of the canonical lines, so
+    it never travels back, and it is recomputed on every write of the lines. Off: today's refusal
+    (``totals_not_representable``).
+
+    A difference larger than one cent per line is no rounding: it is refused either way.
+    """
+
+    enabled: bool = True
+    label: str = "Ajuste de redondeo"
+    sku: str = "AJUSTE-REDONDEO"
+
+    def limit(self, lines: list[dict[str, str]]) -> Decimal:
+        """The largest difference rounding can explain: half a cent per line, rounded up, plus one."""
+        return CENT * max(1, len(lines))
+
+
+def rounding_adjustment(
+    lines: list[dict[str, str]], total: Any, *, target: str, policy: RoundingPolicy
+) -> Decimal:
+    """What the target must add, beside ``lines``, for its own total to equal ``total`` (the document's
+    total as the source shows it); zero when its rule gives that total already.
 
     Raises:
-        TotalsNotRepresentableError: subtotal, VAT or total differ between the two rules.
+        TotalsNotRepresentableError: the difference is not zero and adjustments are off, the target
+            takes none (``facturama``: it rounds per line like Clientify, so a difference there is never
+            rounding), or it is larger than rounding explains.
     """
-    source_rule, target_rule = TOTALS_RULES[source], TOTALS_RULES[target]
-    theirs, ours = source_rule(lines), target_rule(lines)
-    if (theirs.subtotal, theirs.tax, theirs.total) != (ours.subtotal, ours.tax, ours.total):
+    rule = TOTALS_RULES[target]
+    ours = rule(lines).total
+    wanted = ours if total is None or total == "" else cents(dec(total))
+    difference = wanted - ours
+    if not difference:
+        return Decimal("0")
+    because = (
+        "rounding adjustments are off"
+        if not policy.enabled
+        else f"{API_NAMES[target]} takes no rounding adjustment"
+        if target == "facturama"
+        else f"more than rounding explains (at most {policy.limit(lines)} for {len(lines)} lines)"
+        if abs(difference) > policy.limit(lines)
+        else ""
+    )
+    if because:
         raise TotalsNotRepresentableError(
-            f"{API_NAMES[source]} total {theirs.total} (VAT {theirs.tax}, {RULE_NAMES[source_rule]}) would be "
-            f"{ours.total} (VAT {ours.tax}, {RULE_NAMES[target_rule]}) on {API_NAMES[target]}; "
-            "adjust a line so both agree, or edit the document on one side only"
+            f"the total {wanted} would be {ours} on {API_NAMES[target]} ({RULE_NAMES[rule]}), a difference "
+            f"of {difference}: {because}; adjust a line so both agree, or edit the document on one side only"
         )
-    return ours
+    return difference
 
 
 def first_line_without_sku(lines: list[dict[str, str]]) -> int | None:

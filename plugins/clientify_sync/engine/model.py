@@ -49,9 +49,11 @@ PRODUCT_SCHEMA = EntitySchema(
 ESTIMATE_SCHEMA = EntitySchema(
     entity=Entity.ESTIMATES,
     # The lines are one field: a document is merged as a whole, its lines never one by one.
-    fields=("customer", "date", "expiration_date", "currency", "status", "notes", "lines"),
+    # ``total``: what the side shows, a rounding line of ours included (documents.RoundingPolicy); it
+    # follows the lines, so it wins where they win.
+    fields=("customer", "date", "expiration_date", "currency", "status", "notes", "lines", "total"),
     key_field="reference",
-    invoicing_wins=frozenset({"customer", "currency", "lines"}),
+    invoicing_wins=frozenset({"customer", "currency", "lines", "total"}),
 )
 
 SCHEMAS = {Entity.CONTACTS: CONTACT_SCHEMA, Entity.PRODUCTS: PRODUCT_SCHEMA, Entity.ESTIMATES: ESTIMATE_SCHEMA}
@@ -77,6 +79,8 @@ class SideRecord:
     link: str | None = None
     modified: str | None = None
     raw: dict[str, Any] | None = field(default=None, repr=False)
+    # A document's rounding line of ours as read (documents.RoundingPolicy); never part of ``data``.
+    rounding: Decimal = Decimal("0")
 
     @property
     def content_hash(self) -> str:

@@ -7,6 +7,7 @@ small XCom and logged as a table.
 from __future__ import annotations
 
 from collections import Counter
+from decimal import Decimal
 from typing import Any
 
 from clientify_sync.engine.ledger import Ledger
@@ -28,6 +29,7 @@ def build_report(
         outcomes[(direction.value, outcome.value, reason)] += count
     failures: list[dict[str, Any]] = []
     failures_total = 0
+    rounding = Decimal("0")  # the sum of the rounding lines written, as signed amounts
     for chunk in ledger.plan.iter(spec.run_id):
         for item in map(PlanItem.from_row, chunk):
             if item.action not in (Action.CREATE, Action.UPDATE, Action.TOUCH):
@@ -35,6 +37,9 @@ def build_report(
             ended = item.outcome.value if item.outcome else ("planned" if spec.dry_run else "not_run")
             verb = f"would_{item.action.value}" if spec.dry_run else ended
             outcomes[(item.direction.value, verb, "")] += 1
+            if item.result and item.result.get("rounding"):  # written to the cent by a rounding line
+                reasons["adjusted:rounding"] += 1
+                rounding += Decimal(str(item.result["rounding"]))
             if item.outcome is Outcome.SKIPPED and item.reason:  # decided when writing, e.g. missing_email
                 reasons[f"skipped:{item.reason}"] += 1
             if item.outcome is Outcome.FAILED:
@@ -56,6 +61,8 @@ def build_report(
         "unchanged": planned.unchanged,
         "matched": planned.matched,
         "reasons": dict(reasons),
+        # Documents written with a rounding line (documents.RoundingPolicy): how many, and their sum.
+        "adjusted": {"rounding": reasons["adjusted:rounding"], "rounding_amount": str(rounding)},
         "conflicts": planned.conflicts,
         # Fields a first match found different (no base yet: nobody edited against anybody).
         "first_match_differences": planned.first_match_differences,
@@ -117,6 +124,9 @@ def format_report_table(report: dict[str, Any]) -> str:
     )
     for reason, count in sorted(report["reasons"].items()):
         lines.append(f"  {reason}: {count}")
+    adjusted = report.get("adjusted", {})
+    if adjusted.get("rounding"):
+        lines.append(f"  rounding lines written: {adjusted['rounding']}, summing {adjusted['rounding_amount']}")
     lines.append(f"{'api':<24}{'calls':>8}{'retries':>9}{'errors':>8}")
     for api, numbers in report["calls"].items():
         lines.append(f"{api:<24}{numbers['calls']:>8}{numbers['retries']:>9}{numbers['errors']:>8}")

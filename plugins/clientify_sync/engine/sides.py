@@ -7,19 +7,21 @@ This is the only engine module that calls the API clients; the rest of the engin
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from clientify_sync.api.protocols import (
     CrmClient,
+    CrmProducts,
     CrmResource,
     CustomFieldDefinitions,
     InvoicingClient,
     ListingResource,
 )
 from clientify_sync.api.settings import FacturaDirectaSettings
-from clientify_sync.engine.documents import Directory
+from clientify_sync.engine.documents import Directory, RoundingPolicy
 from clientify_sync.engine.mapping import Mapper
 from clientify_sync.engine.mapping.clientify import ClientifyContactMapper, ClientifyProductMapper
 from clientify_sync.engine.mapping.estimates import (
@@ -138,14 +140,42 @@ class ClientifySide:
         return []
 
 
+@dataclass
+class RoundingProduct:
+    """The Clientify product our rounding lines reference (Clientify needs a product on every line):
+    found by its SKU, else created, the first time a document needs it in this process."""
+
+    products: CrmProducts
+    policy: RoundingPolicy
+    _id: str | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def __call__(self) -> str:
+        with self._lock:  # writes run on several threads; one find-or-create
+            if self._id is None:
+                found = self.products.find_by_sku(self.policy.sku)
+                record = found[0] if found else self.products.create(
+                    {"name": self.policy.label, "sku": self.policy.sku, "price": "0.00"}
+                )  # fmt: skip
+                self._id = str(record["id"])
+                log.info("clientify rounding product: %s", self._id)
+            return self._id
+
+
 def build_sides(
     platform: Platform,
     entity: Entity,
     invoicing_client: InvoicingClient,
     clientify_client: CrmClient,
     directory: Directory | None = None,
+    rounding: RoundingPolicy | None = None,
 ) -> tuple[InvoicingSide, ClientifySide]:
-    """The two sides of one (platform, entity) sync, configured from the clients' settings."""
+    """The two sides of one (platform, entity) sync, configured from the clients' settings.
+
+    ``rounding``: how estimates are written to the cent where the two sides round VAT differently
+    (default: adjusted, ``RoundingPolicy()``).
+    """
+    rounding = rounding or RoundingPolicy()
     crm_settings = clientify_client.settings
     if platform is Platform.FACTURAMA:
         link_field = crm_settings.link_field_facturama
@@ -182,7 +212,7 @@ def build_sides(
             if platform is Platform.FACTURAMA
             else FacturaDirectaProductMapper(link_attribute=link_attribute)
         )
-        crm_mapper = ClientifyProductMapper(link_field=link_field)
+        crm_mapper = ClientifyProductMapper(link_field=link_field, rounding_sku=rounding.sku)
         inv_resource = invoicing_client.products
         crm_resources = {"product": clientify_client.products}
         finders = {"product": clientify_client.products.find_by_sku}
@@ -191,9 +221,12 @@ def build_sides(
         if platform is Platform.FACTURAMA:
             inv_mapper = FacturamaEstimateMapper(directory)
         else:
-            inv_mapper = FacturaDirectaEstimateMapper(directory, link_attribute=link_attribute)
+            inv_mapper = FacturaDirectaEstimateMapper(directory, link_attribute=link_attribute, rounding=rounding)
         prefix = "FM-" if platform is Platform.FACTURAMA else "FD-"
-        crm_mapper = ClientifyBudgetMapper(directory, link_field, crm_settings.base_url.rstrip("/"), prefix)
+        crm_mapper = ClientifyBudgetMapper(
+            directory, link_field, crm_settings.base_url.rstrip("/"), prefix, rounding=rounding,
+            _rounding_product=RoundingProduct(clientify_client.products, rounding),
+        )  # fmt: skip
         inv_resource = invoicing_client.estimates
         crm_resources = {"budget": clientify_client.budgets}
         finders = {"budget": clientify_client.budgets.find_by_code}

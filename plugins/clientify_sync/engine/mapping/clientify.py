@@ -141,13 +141,16 @@ class ClientifyProductMapper(PartialUpdateMapper):
     identity: ClassVar[tuple[str | None, str] | None] = ("product", "id")
 
     link_field: str
+    # The product our rounding lines reference (documents.RoundingPolicy.sku): ours, never synced.
+    rounding_sku: str = "AJUSTE-REDONDEO"
 
     def read(self, rtype: str, raw: dict[str, Any]) -> SideRecord:
         sku = text(raw.get("sku"))
         data = {"sku": sku, "name": text(raw.get("name")), "price": money(raw.get("price"))}
+        problem = "no_sku" if not sku else "rounding_product" if sku.upper() == self.rounding_sku.upper() else None
         return SideRecord(
             side=Side.CLIENTIFY, rtype="product", rid=str(raw["id"]), data=data, key=sku.upper(),
-            problem=None if sku else "no_sku", link=custom_field_value(raw, self.link_field),
+            problem=problem, link=custom_field_value(raw, self.link_field),
             modified=utc_iso(raw.get("modified")), raw=raw,
         )  # fmt: skip
 

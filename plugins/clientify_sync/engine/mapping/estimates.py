@@ -5,11 +5,18 @@ Identity: a document created by the sync carries our reference, so it is found a
 even where the API has no link field: Facturama ``Folio`` "CLI-<budget id>", Clientify ``code``
 "FM-<id>"/"FD-<id>", FacturaDirecta the ``ID_CRM`` custom attribute. A document's ``key`` is that
 reference, the same string on both sides of a pair.
+
+Rounding: a document's ``total`` is the total its side shows. Writing the lines to a side that rounds
+VAT another way adds our rounding adjustment line (``documents.RoundingPolicy``): FacturaDirecta takes
+a line with no product and no tax, Clientify a line of a product reserved for it (created on first
+use, skipped by the product sync). Reading a document sets that line apart (``SideRecord.rounding``),
+so it is never one of the canonical lines.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, ClassVar
 
@@ -17,12 +24,13 @@ from clientify_sync.api.clientify import custom_field_value
 from clientify_sync.engine.documents import (
     CENT,
     Directory,
+    RoundingPolicy,
     canonical_line,
     cents,
-    check_totals_representable,
     dec,
     first_line_without_sku,
     require_skus,
+    rounding_adjustment,
     totals_per_line,
 )
 from clientify_sync.engine.mapping import FullObjectMapper, PartialUpdateMapper
@@ -69,7 +77,12 @@ def _single_tax_rate(lines: list[dict[str, str]]) -> Decimal:
 
 def _document(record: SideRecord, expected: Decimal, reported: Any, problem: str | None) -> SideRecord:
     """Fail a document whose reported total disagrees with the recomputation (never written on), and
-    skip one with a line that names no product SKU (no other side can reference that line)."""
+    skip one with a line that names no product SKU (no other side can reference that line).
+
+    ``expected``: the side's own rule over the canonical lines plus ``record.rounding``; it is the
+    document's canonical ``total``.
+    """
+    record.data["total"] = money(expected)
     if problem is None and reported not in (None, "") and cents(dec(reported)) != cents(expected):
         record.problem = "totals_mismatch"
     elif problem is None and first_line_without_sku(record.data["lines"]) is not None:
@@ -129,9 +142,10 @@ class FacturamaEstimateMapper(FullObjectMapper):
             body["Status"] = data["status"].capitalize()
         if "notes" in changed:
             body["Observations"] = data["notes"]
-        if "lines" in changed:
+        if changed & {"lines", "total"}:
             require_skus(data["lines"], "facturama")
-            check_totals_representable(data["lines"], source="clientify", target="facturama")
+            # Facturama rounds per line as Clientify does: any difference is refused, never adjusted.
+            rounding_adjustment(data["lines"], data.get("total"), target="facturama", policy=RoundingPolicy())
             body["Items"] = [self._item(line) for line in data["lines"]]
 
     def _item(self, line: dict[str, str]) -> dict[str, Any]:
@@ -155,11 +169,23 @@ class FacturaDirectaEstimateMapper(PartialUpdateMapper):
 
     directory: Directory
     link_attribute: str | None = "ID_CRM"
+    rounding: RoundingPolicy = field(default_factory=RoundingPolicy)
+
+    def _is_rounding(self, line: dict[str, Any]) -> bool:
+        """Our adjustment line: the policy's label, no product, no tax."""
+        return (
+            text(line.get("description")) == self.rounding.label
+            and not text(line.get("productCode"))
+            and text(line.get("applyTax1") or "true").lower() == "false"
+        )
 
     def read(self, rtype: str, raw: dict[str, Any]) -> SideRecord:
         tax1 = dec((raw.get("tax1") or {}).get("rate"))
-        lines, expected_net = [], Decimal(0)
+        lines, expected_net, adjustment = [], Decimal(0), Decimal(0)
         for line in raw.get("estimateLines") or []:
+            if self._is_rounding(line):
+                adjustment += cents(dec(line.get("quantity")) * dec(line.get("unitPrice")))
+                continue
             gross = dec(line.get("quantity")) * dec(line.get("unitPrice"))
             net = cents(gross * (1 - dec(line.get("discountRate")) / 100))  # FacturaDirecta rounds the net
             expected_net += net
@@ -183,8 +209,9 @@ class FacturaDirectaEstimateMapper(PartialUpdateMapper):
             "lines": lines,
         }
         key = f"{CRM_PREFIX}{link}" if link else f"FD-{raw['id']}"
-        record = SideRecord(Side.INVOICING, "estimate", str(raw["id"]), data, key=key, link=link, raw=raw)
-        expected = expected_net + cents(_taxed_net(raw) * tax1 / 100)
+        record = SideRecord(Side.INVOICING, "estimate", str(raw["id"]), data, key=key, link=link, raw=raw,
+                            rounding=adjustment)  # fmt: skip
+        expected = expected_net + adjustment + cents(_taxed_net(raw, self._is_rounding) * tax1 / 100)
         return _document(record, expected, raw.get("totalAmount"), None)
 
     def rtype_for(self, kind: str | None) -> str:
@@ -203,20 +230,26 @@ class FacturaDirectaEstimateMapper(PartialUpdateMapper):
         for name in ("currency", "status", "notes"):
             if name in changed:
                 body[name] = data[name]
-        if "lines" in changed:
+        if changed & {"lines", "total"}:
             require_skus(data["lines"], "facturadirecta")
             rate = _single_tax_rate(data["lines"])
-            check_totals_representable(data["lines"], source="clientify", target="facturadirecta")
+            lines = [_fd_line(line) for line in data["lines"]]
+            adjustment = rounding_adjustment(
+                data["lines"], data.get("total"), target="facturadirecta", policy=self.rounding
+            )
+            if adjustment:
+                lines.append({"productCode": "", "description": self.rounding.label, "quantity": "1.00",
+                              "unitPrice": money(adjustment), "discountRate": "0.00", "applyTax1": "false"})  # fmt: skip
             body["tax1"] = {"name": "IVA", "rate": money(rate)}
-            body["estimateLines"] = [_fd_line(line) for line in data["lines"]]
+            body["estimateLines"] = lines
         return body | fd_link_patch(raw, self.link_attribute, link)
 
 
-def _taxed_net(raw: dict[str, Any]) -> Decimal:
+def _taxed_net(raw: dict[str, Any], is_rounding: Callable[[dict[str, Any]], bool]) -> Decimal:
     """The net of the lines that carry tax1, rounded per line as FacturaDirecta does."""
     total = Decimal(0)
     for line in raw.get("estimateLines") or []:
-        if text(line.get("applyTax1") or "true").lower() == "true":
+        if text(line.get("applyTax1") or "true").lower() == "true" and not is_rounding(line):
             gross = dec(line.get("quantity")) * dec(line.get("unitPrice"))
             total += cents(gross * (1 - dec(line.get("discountRate")) / 100))
     return total
@@ -248,17 +281,19 @@ class ClientifyBudgetMapper(PartialUpdateMapper):
     link_field: str
     base_url: str
     code_prefix: str  # "FM-" (Facturama) or "FD-" (FacturaDirecta): budgets created from that side
-    source_platform: str = ""  # the invoicing API paired with; from ``code_prefix`` when not given
-
-    def __post_init__(self) -> None:
-        if not self.source_platform:
-            self.source_platform = "facturadirecta" if self.code_prefix == "FD-" else "facturama"
+    rounding: RoundingPolicy = field(default_factory=RoundingPolicy)
+    # The id of the product our rounding line references, found or created on first use (I/O: the
+    # Clientify side gives it; sides.build_sides). Not a setting: it does not change what is read.
+    _rounding_product: Callable[[], str] | None = None
 
     def read(self, rtype: str, raw: dict[str, Any]) -> SideRecord:
         customer = self._customer(raw)
-        lines = []
+        lines, adjustment = [], Decimal(0)
         for item in raw.get("items") or []:
             sku = text(item.get("sku")) or self.directory.crm_product_skus.get(text(item.get("product_id")), "")
+            if sku.upper() == self.rounding.sku.upper():
+                adjustment += cents(dec(item.get("quantity")) * dec(item.get("price")) - dec(item.get("discount")))
+                continue
             lines.append(canonical_line(sku, item.get("description") or item.get("name"), item.get("quantity"),
                                         item.get("price"), item.get("discount"), item.get("tax")))  # fmt: skip
         code = text(raw.get("code"))
@@ -274,14 +309,14 @@ class ClientifyBudgetMapper(PartialUpdateMapper):
         }
         record = SideRecord(Side.CLIENTIFY, "budget", str(raw["id"]), data, key=key,
                             link=custom_field_value(raw, self.link_field), modified=utc_iso(raw.get("modified")),
-                            raw=raw)  # fmt: skip
+                            raw=raw, rounding=adjustment)  # fmt: skip
         # A budget for a customer this integration does not sync (say, a Mexican company seen by the
         # FacturaDirecta integration) belongs to the other integration: skipped, not deferred forever.
         # The same reason as for the customer itself (taxid.TaxProblem.OTHER_PLATFORM).
         out_of_scope = self._customer_ref(raw) in self.directory.crm_customers_out_of_scope
         problem = TaxProblem.OTHER_PLATFORM.value if out_of_scope else None
         record.problem = problem
-        return _document(record, totals_per_line(lines).total, raw.get("total"), problem)
+        return _document(record, totals_per_line(lines).total + adjustment, raw.get("total"), problem)
 
     @staticmethod
     def _customer_ref(raw: dict[str, Any]) -> tuple[str, str] | None:
@@ -319,11 +354,24 @@ class ClientifyBudgetMapper(PartialUpdateMapper):
                 body[name] = data[name] or None  # an empty date is null, not ""
         if "notes" in changed:
             body["comments"] = data["notes"]
-        if "lines" in changed:
+        if changed & {"lines", "total"}:
             require_skus(data["lines"], "clientify")
-            check_totals_representable(data["lines"], source=self.source_platform, target="clientify")
-            body["items"] = [self._item(line) for line in data["lines"]]
+            items = [self._item(line) for line in data["lines"]]
+            adjustment = rounding_adjustment(data["lines"], data.get("total"), target="clientify", policy=self.rounding)
+            if adjustment:
+                items.append(self._rounding_item(adjustment))
+            body["items"] = items
         return body | crm_link_patch(raw, self.link_field, link)
+
+    def _rounding_item(self, amount: Decimal) -> dict[str, Any]:
+        """Our rounding line: the reserved product, one unit at the difference, no tax, no discount."""
+        if self._rounding_product is None:
+            raise TypeError("a budget mapper that writes rounding lines needs its rounding product")
+        return {
+            "product": f"{self.base_url}/v1/products/{self._rounding_product()}/",
+            "description": self.rounding.label, "quantity": "1.00", "price": money(amount),
+            "discount": "0.00", "tax": "0.00",
+        }  # fmt: skip
 
     def _item(self, line: dict[str, str]) -> dict[str, Any]:
         product_id = _linked_id(self.directory, "product", line["sku"], "crm")
