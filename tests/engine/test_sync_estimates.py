@@ -196,12 +196,11 @@ def test_totals_with_many_lines_and_discounts_stay_exact_to_the_cent(world: Worl
         [budget] = budgets(world)
         assert Decimal(budget["total"]) == reported
         assert sum((Decimal(i["subtotal"]) for i in budget["items"]), Decimal(0)) == Decimal(budget["subtotal"])
-    else:  # these lines total a cent more with VAT per line: Clientify cannot hold the amount
+    else:  # these lines total a cent more with VAT per line: Clientify holds them with a rounding line
         assert totals_per_line(doc).total == reported + Decimal("0.01")
-        assert budgets(world) == []
-        [failure] = report["failures"]
-        assert failure["reason"] == "totals_not_representable"
-        assert str(reported) in failure["detail"] and str(reported + Decimal("0.01")) in failure["detail"]
+        [budget] = budgets(world)
+        assert Decimal(budget["total"]) == reported and report["failures"] == []
+        assert report["adjusted"] == {"rounding": 1, "rounding_amount": "-0.01"}
 
 
 @pytest.mark.parametrize("linked", PLATFORMS, indirect=True)
@@ -277,30 +276,24 @@ CENT_APART = [("WEB003", 1, "100.03", "0"), ("HOST01", 1, "257.60", "0")]
 
 
 @pytest.mark.parametrize("linked", [PLATFORMS[1]], indirect=True)
-def test_an_estimate_whose_vat_rounds_to_another_cent_on_the_other_side_is_refused(world: World, linked):
+def test_an_estimate_whose_vat_rounds_to_another_cent_on_the_other_side_keeps_its_total(world: World, linked):
+    """Issue 12 refused these; issue 21 writes them with a rounding line (test_sync_rounding.py)."""
     doc = canonical(CENT_APART, VAT[Platform.FACTURADIRECTA])
     assert (totals_per_document(doc).tax, totals_per_line(doc).tax) == (Decimal("75.10"), Decimal("75.11"))
     create_estimate(world, Platform.FACTURADIRECTA, linked["customer_id"], CENT_APART)
-    world.sandbox.reset_stats()
     report = world.sync(Platform.FACTURADIRECTA, Entity.ESTIMATES)
+    [budget] = budgets(world)
+    assert Decimal(budget["total"]) == Decimal("432.73") and report["failures"] == []
 
-    assert budgets(world) == [] and budget_writes(world) == 0  # refused before any call
-    [failure] = report["failures"]
-    assert failure["reason"] == "totals_not_representable" and failure["target"] == "clientify"
-    assert "432.73" in failure["detail"] and "432.74" in failure["detail"]  # both totals named
-
-    # The other way round: a Clientify budget of those lines would become 432.73 on FacturaDirecta.
+    # The other way round: a Clientify budget of those lines stays 432.74 on FacturaDirecta.
     items = [{"product": crm_product_url(world, sku), "quantity": "1.00", "price": price, "discount": "0.00",
               "tax": "21.00"} for sku, _, price, _ in CENT_APART]  # fmt: skip
     world.clientify.budgets.create({"name": "Céntimo", "company": crm_company_url(world, linked["tax_id"]),
                                     "date": "2026-05-04", "currency": "EUR", "status": "pending", "items": items})  # fmt: skip
-    world.sandbox.reset_stats()
     report = world.sync(Platform.FACTURADIRECTA, Entity.ESTIMATES)
-    assert world.writes("facturadirecta") == 0 and len(inv_estimates(world, Platform.FACTURADIRECTA)) == 1
-    reasons = {(f["target"], f["reason"]) for f in report["failures"]}
-    assert ("invoicing", "totals_not_representable") in reasons
-    detail = next(f["detail"] for f in report["failures"] if f["target"] == "invoicing")
-    assert "Clientify total 432.74" in detail and "432.73" in detail
+    assert report["failures"] == [] and len(inv_estimates(world, Platform.FACTURADIRECTA)) == 2
+    assert sorted(Decimal(e["totalAmount"]) for e in inv_estimates(world, Platform.FACTURADIRECTA)) == [
+        Decimal("432.73"), Decimal("432.74")]  # fmt: skip
 
 
 @pytest.mark.parametrize("linked", PLATFORMS, indirect=True)

@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from clientify_sync.engine.documents import Directory, totals_per_document, totals_per_line
+from clientify_sync.engine.documents import Directory
 from clientify_sync.engine.model import SCHEMAS, SideRecord
 from clientify_sync.engine.sides import build_sides
 from clientify_sync.engine.vocabulary import Entity, Mode, Platform
@@ -111,15 +111,10 @@ def by_key(records: Iterable[SideRecord]) -> dict[str, list[SideRecord]]:
 def refusal(platform: Platform, document: SideRecord) -> str | None:
     """Why a document is rightly never written on the other side, or None.
 
-    A problem found on read (``line_without_sku``, ``totals_mismatch``...), or FacturaDirecta's VAT
-    rounded per document differing from Clientify's per line (``totals_not_representable``).
+    A problem found on read (``line_without_sku``, ``totals_mismatch``...). VAT rounded another way on
+    the other side is no refusal: a rounding line keeps the total (issue 21).
     """
-    if document.problem is not None:
-        return document.problem
-    lines = document.data["lines"]
-    if platform is Platform.FACTURADIRECTA and totals_per_line(lines) != totals_per_document(lines):
-        return "totals_not_representable"
-    return None
+    return document.problem
 
 
 def estimate_pairs(platform: Platform, inv: list[SideRecord], crm: list[SideRecord]):

@@ -16,7 +16,7 @@ from clientify_sync import watermark as watermarks
 from clientify_sync.api.client import unsupported
 from clientify_sync.api.protocols import CrmClient, InvoicingClient, ServiceClient
 from clientify_sync.engine.apply import Applier
-from clientify_sync.engine.documents import Directory
+from clientify_sync.engine.documents import Directory, RoundingPolicy
 from clientify_sync.engine.ledger import Ledger
 from clientify_sync.engine.ledger.dead_letters import Letter
 from clientify_sync.engine.model import SCHEMAS
@@ -59,8 +59,9 @@ class SyncJob:
             directory = self._directory()
         self.directory = directory
         self.invoicing, self.clientify = build_sides(
-            spec.platform, spec.entity, invoicing, clientify, self.directory
-        )
+            spec.platform, spec.entity, invoicing, clientify, self.directory,
+            RoundingPolicy(enabled=self.options.rounding_adjustment),
+        )  # fmt: skip
         schema = SCHEMAS[spec.entity]
         wins = self.options.invoicing_wins.get(spec.entity)
         self.schema = (

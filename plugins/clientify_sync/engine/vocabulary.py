@@ -73,6 +73,9 @@ class SyncOptions:
         breaker_limit: consecutive transient write failures that stop the run.
         keep_plans: the runs whose plans the ledger keeps (reports are kept for ever).
         invoicing_wins: per entity, the fields whose conflicts the invoicing side wins (else Clientify).
+        rounding_adjustment: an estimate whose target rounds VAT to another total gets a rounding line
+            of ours and keeps its total to the cent (``documents.RoundingPolicy``); off, it is refused
+            (``totals_not_representable``).
     """
 
     lookback: timedelta = timedelta(minutes=10)
@@ -81,3 +84,4 @@ class SyncOptions:
     breaker_limit: int = 10
     keep_plans: int = 50
     invoicing_wins: dict[Entity, frozenset[str]] = field(default_factory=dict)
+    rounding_adjustment: bool = True
