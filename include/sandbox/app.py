@@ -33,6 +33,7 @@ from include.sandbox.errors import (
     fd_status,
 )
 from include.sandbox.faults import FaultInjector, FaultMiddleware, xml_error_body
+from include.sandbox.fd_rest_app import with_rest_api
 from include.sandbox.routers import clientify, facturadirecta, facturama
 from include.sandbox.stats import RequestStats, StatsMiddleware
 from include.sandbox.store import TABLES, Store
@@ -134,8 +135,10 @@ FLAVOURS: dict[str, _Flavour] = {
         lambda: VendorError(500, "<h1>Server Error (500)</h1>", HTML), _clientify_fault_body,
         clientify.ClientifyPaths,
     ),
+    # The REST/JSON API is served on the same port (fd_rest_app.py says why).
     "facturadirecta": _Flavour(
         facturadirecta.router, "xml", _facturadirecta_http_error, lambda: fd_status(500), xml_error_body,
+        with_rest_api,
     ),
 }
 

@@ -181,12 +181,25 @@ class ClientifyConfig(ApiConfig):
 
 @dataclass
 class FacturaDirectaConfig(ApiConfig):
-    """FacturaDirecta classic XML API emulator (facturadirecta-api.md)."""
+    """FacturaDirecta emulators: the classic XML API (facturadirecta-api.md) and, ``rest_*``, the REST/JSON
+    API (facturadirecta-rest-api.md); one port, the same accounts."""
 
     CHOICES: ClassVar[dict[str, tuple[Any, ...]]] = {
         "limit_over_max": ("clamp", "error"),
         "create_status": (200, 201),
         "product_delete_in_use": ("allow", "conflict"),
+        "rest_plan": ("gratis", "bronce", "plata", "oro", "diamante"),
+        "rest_other_plan": ("gratis", "bronce", "plata", "oro", "diamante"),
+        "rest_unknown_query": ("error", "ignore"),
+        "rest_unknown_fields": ("keep", "reject"),
+        "rest_create_status": (200, 201),
+        "rest_weburl": ("root", "content"),
+        "rest_estimate_discount_scale": ("percent", "fraction"),
+        "rest_estimate_docnumber": ("string", "object"),
+        "rest_tax_rounding": ("document", "line"),
+        "rest_deleted_fetch": ("404", "archived"),
+        "rest_put_omits_custom_fields": ("clear", "keep"),
+        "rest_contact_delete_with_estimates": ("conflict", "allow"),
     }
 
     token: str = "fake-facturadirecta-sandbox-token"
@@ -215,6 +228,49 @@ class FacturaDirectaConfig(ApiConfig):
     owner_email: str = "owner@sandbox.facturadirecta.test"
     # §9: estimate element names are assumed; false answers 404 on every estimates route.
     estimates_available: bool = True
+
+    # -- REST/JSON "API pública" (facturadirecta-rest-api.md), same port, paths /api/profile and
+    # /api/com_…; docs/sandbox.md "FacturaDirecta REST" cites the source of each default.
+    # §2: one company per API key; the main company and a second one (cross-company 403/404 tests).
+    rest_company_id: str = "com_5a1d7c3e-2b4f-4e6a-8c9d-0f1e2d3c4b5a"
+    rest_company_name: str = "Sandbox Empresa, S.L."
+    rest_api_key: str = "sbxKey.Sandbox0Rest0Api0Key000000000000"
+    rest_scopes: str = (
+        "contacts:read,contacts:write,products:read,products:write,estimates:read,estimates:write,"
+        "customFields:read,customFields:write,activity:read,settings:read"
+    )
+    rest_plan: str = "diamante"
+    rest_other_company_id: str = "com_0b7e5f1a-9c3d-4a2b-8e6f-7d1c2b3a4e5f"
+    rest_other_api_key: str = "othKey.Other0Company0Key000000000000000"
+    rest_other_plan: str = "gratis"
+    # §3: requests per calendar minute per company; 0 = the plan's. Over it: Retry-After, still served,
+    # unless enforced (429).
+    rest_rate_limit: int = 0
+    rest_rate_limit_enforced: bool = False
+    # §2: accept-version / X-Api-Version.
+    rest_version: str = "1.0.10"
+    # §4 A: default page size (not stated; the examples show 50).
+    rest_limit_default: int = 50
+    # §15 open questions, one switch each (docs/sandbox.md says why each default).
+    rest_unknown_query: str = "error"
+    rest_unknown_fields: str = "keep"
+    rest_create_status: int = 200
+    rest_weburl: str = "root"
+    rest_contacts_modification_filters: bool = False
+    rest_estimate_discount_scale: str = "percent"
+    rest_estimate_docnumber: str = "string"
+    rest_tax_rounding: str = "document"
+    rest_activity_cursor_on_last_page: bool = False
+    rest_deleted_fetch: str = "404"
+    rest_put_omits_custom_fields: str = "clear"
+    rest_contact_delete_with_estimates: str = "conflict"
+
+    def _check_extra(self, key: str, value: Any) -> Any:
+        if key == "rest_rate_limit" and value < 0:
+            raise ConfigError("rest_rate_limit must not be negative (0: the plan's)")
+        if key == "rest_limit_default" and not 1 <= value <= 500:
+            raise ConfigError("rest_limit_default must be between 1 and 500")
+        return value
 
 
 CONFIG_TYPES: dict[str, type[ApiConfig]] = {

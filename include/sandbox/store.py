@@ -35,6 +35,7 @@ class TableSpec:
 
 
 CLIENTIFY_INDEXES = ("k1", "k2", "k3", "created", "modified")
+FD_REST_INDEXES = ("k1", "k2", "k3", "modified")
 TABLES: dict[str, TableSpec] = {
     spec.name: spec
     for spec in (
@@ -48,6 +49,13 @@ TABLES: dict[str, TableSpec] = {
         TableSpec("facturadirecta_clients", "facturadirecta"),
         TableSpec("facturadirecta_products", "facturadirecta"),
         TableSpec("facturadirecta_estimates", "facturadirecta"),
+        # FacturaDirecta REST (models/facturadirecta_rest.py): k1 = company (archived rows "~" + company).
+        TableSpec("facturadirecta_rest_contacts", "facturadirecta", indexes=FD_REST_INDEXES),
+        TableSpec("facturadirecta_rest_products", "facturadirecta", indexes=FD_REST_INDEXES),
+        TableSpec("facturadirecta_rest_estimates", "facturadirecta", indexes=FD_REST_INDEXES),
+        TableSpec("facturadirecta_rest_custom_fields", "facturadirecta", indexes=("k1",)),
+        TableSpec("facturadirecta_rest_activity", "facturadirecta", indexes=("k1", "created")),
+        TableSpec("facturadirecta_rest_idempotency", "facturadirecta", indexes=()),
     )
 }
 # Orderings a caller may ask for (never interpolate anything else into SQL).
