@@ -16,7 +16,7 @@ export AIRFLOW__CORE__PARALLELISM := 4
 export PYTHONPATH := $(CURDIR):$(CURDIR)/plugins
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: venv test lint unit e2e demo sandbox airflow bench ui-screenshots connection-screenshots clean
+.PHONY: venv test lint unit e2e chaos demo sandbox airflow bench ui-screenshots connection-screenshots clean
 
 # Debian packages the tests start for real: PostgreSQL (ledger tests and e2e), Redis (e2e, Celery),
 # Chromium (the status view's UI test). Installed when missing; see scripts/ensure-debian-packages.sh.
@@ -47,6 +47,12 @@ test: lint
 ## Installs postgresql/redis-server when missing, fails loudly where it cannot. E2E_KEEP=1 keeps the dir.
 e2e: $(STAMP)
 	scripts/e2e/run.sh
+
+## chaos: faults on the e2e deployment (kill -9 of a task, PostgreSQL restart, scheduler kill, zombie task,
+## an API down for a minute, Celery warm shutdown); each check prints what it injected when and the
+## convergence evidence (docs/reliability.md). Extra pytest arguments: make chaos CHAOS_ARGS="-k zombie".
+chaos: $(STAMP)
+	$(BIN)/python scripts/chaos/run.py $(CHAOS_ARGS)
 
 ## lint: ruff, with Airflow's AIR rules; mypy over the package (strict for engine/ and api/, pyproject.toml)
 lint: $(STAMP)

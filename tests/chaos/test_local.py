@@ -1,0 +1,141 @@
+"""Chaos checks on LocalExecutor (metadata DB and ledger on PostgreSQL): Facturama clients being
+created in Clientify while a fault hits the run; each check prints its timeline and evidence."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from typing import Any
+
+from e2e_stack import Stack
+
+from clientify_sync.engine.vocabulary import Platform
+from tests.chaos import deployment, runs
+from tests.chaos.checks import Check, prepare
+
+CLIENTS = int(os.environ.get("CHAOS_CLIENTS", "400"))
+HIT_AFTER = int(os.environ.get("CHAOS_HIT_AFTER", "100"))  # Clientify creates before the fault
+OUTAGE_S = float(os.environ.get("CHAOS_OUTAGE_S", "60"))
+# What "down" means: every request fails, as 5xx or a connection closed before or after the server
+# acted ("truncate": the record is created, the answer is cut, the client cannot know).
+OUTAGE_RATES = {"500": 0.3, "502": 0.1, "503": 0.2, "drop": 0.2, "truncate": 0.2}
+
+
+def facturama_seeds(seed: int, clients: int = CLIENTS) -> dict[str, dict[str, Any]]:
+    """Facturama clients to create in Clientify; 10 % of them already there unlinked (matched by RFC and
+    merged), and 20 Clientify contacts of its own (created in Facturama by apply_invoicing)."""
+    return {
+        "facturama": {"seed": seed, "clients": clients},
+        "clientify": {"seed": seed + 1, "country": "MX", "contacts": 20,
+                      "overlap": [{"platform": "facturama", "customers": clients, "fraction": 0.1, "seed": seed}]},
+    }
+
+
+def task_process(check: Check, run_id: str, task_id: str, min_try: int = 1) -> tuple[dict[str, Any], deployment.TaskProcess]:
+    """The running task instance and the process running its code (waits for both)."""
+    ti = runs.wait_task(check.stack, check.dag_id, run_id, task_id, min_try=min_try)
+    deadline = time.monotonic() + 60
+    while (proc := deployment.find_task_process(ti["id"])) is None:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no process titled 'airflow worker -- {ti['id']}' for {task_id}")
+        time.sleep(0.2)
+    check.mark(f"{task_id} try {ti['try_number']} runs in pid {proc.pid} (supervisor {proc.supervisor})")
+    return ti, proc
+
+
+def retried(check: Check, run_id: str, task_id: str) -> list[str]:
+    return [t["state"] for t in runs.tries(check.stack, check.dag_id, run_id, task_id)]
+
+
+def assert_right(check: Check, found: Any) -> None:
+    assert found.ok, f"{check.name}:\n" + "\n".join(found.lines())
+
+
+def test_kill9_task_process_apply_clientify(local_stack: Stack) -> None:
+    """Issue 22's duplicate: kill -9 the process running apply_clientify after some creates; Airflow
+    retries the task within the run. Every Facturama client must end in Clientify exactly once."""
+    check = prepare(local_stack, "kill9-apply-clientify", Platform.FACTURAMA, facturama_seeds(41))
+    run_id = check.start_run()
+    ti, proc = task_process(check, run_id, "apply_clientify")
+    n = check.wait_writes("clientify", HIT_AFTER)
+    os.kill(proc.pid, signal.SIGKILL)
+    check.inject(f"kill -9 {proc.pid} (apply_clientify try {ti['try_number']}) after {n} Clientify POSTs")
+    check.edit_during_fault()
+    found = check.finish()
+    tries = retried(check, run_id, "apply_clientify")
+    check.mark(f"apply_clientify tries: {tries}")
+    assert len(tries) >= 2, f"the kill did not make Airflow retry apply_clientify: {tries}"
+    assert_right(check, found)
+
+
+def test_postgres_restarted_twice_mid_apply(local_stack: Stack) -> None:
+    """PostgreSQL (metadata DB and ledger) restarted with pg_ctl's fast mode twice while apply_clientify
+    writes; the task rides it out or Airflow retries it; nothing duplicated."""
+    check = prepare(local_stack, "postgres-restart", Platform.FACTURAMA, facturama_seeds(43))
+    run_id = check.start_run()
+    task_process(check, run_id, "apply_clientify")
+    for hit in (HIT_AFTER, 2 * HIT_AFTER):
+        n = check.wait_writes("clientify", hit)
+        if runs.task_instance(local_stack, check.dag_id, run_id, "apply_clientify")["state"] != "running":
+            break
+        down = deployment.restart_postgres(local_stack)
+        check.inject(f"PostgreSQL fast restart after {n} Clientify POSTs (down {down:.1f}s)")
+        for name in deployment.revive(local_stack):
+            check.mark(f"{name} had exited after the restart: started again (as a process supervisor would)")
+    check.edit_during_fault()
+    found = check.finish()
+    check.mark(f"apply_clientify tries: {retried(check, run_id, 'apply_clientify')}")
+    assert_right(check, found)
+
+
+def test_scheduler_killed_with_runs_running_and_queued(local_stack: Stack) -> None:
+    """kill -9 of the scheduler while one run applies and a second waits queued; restarted 10 s later."""
+    check = prepare(local_stack, "scheduler-kill", Platform.FACTURAMA, facturama_seeds(47))
+    run_id = check.start_run()
+    task_process(check, run_id, "apply_clientify")
+    queued = check.queue_next_run()
+    n = check.wait_writes("clientify", HIT_AFTER)
+    deployment.kill_and_restart(local_stack, "scheduler", down_s=10)
+    check.inject(f"kill -9 of the scheduler after {n} Clientify POSTs, run {queued} queued; restarted 10 s later")
+    check.edit_during_fault()
+    found = check.finish(settle_run_id=queued)
+    check.mark(f"apply_clientify tries: {retried(check, run_id, 'apply_clientify')}")
+    assert_right(check, found)
+
+
+def test_zombie_apply_clientify(local_stack: Stack) -> None:
+    """The supervisor of apply_clientify stopped (SIGSTOP: no heartbeat) while its task process goes on
+    writing: Airflow declares the task a zombie and starts try 2 beside it."""
+    check = prepare(local_stack, "zombie", Platform.FACTURAMA, facturama_seeds(53))
+    run_id = check.start_run()
+    ti, proc = task_process(check, run_id, "apply_clientify")
+    n = check.wait_writes("clientify", HIT_AFTER // 2)
+    os.kill(proc.supervisor, signal.SIGSTOP)
+    check.inject(f"SIGSTOP supervisor {proc.supervisor} of apply_clientify try {ti['try_number']} after {n} "
+                 f"Clientify POSTs (its task process {proc.pid} keeps writing)")
+    try:
+        second, _ = task_process(check, run_id, "apply_clientify", min_try=ti["try_number"] + 1)
+        check.mark(f"Airflow started try {second['try_number']}; first try's process alive: "
+                   f"{deployment.alive(proc.pid)}; Clientify POSTs so far {check.writes('clientify')}")
+        check.edit_during_fault()
+        runs.wait_run(local_stack, check.dag_id, run_id)
+    finally:
+        os.kill(proc.supervisor, signal.SIGCONT)
+        check.mark(f"SIGCONT supervisor {proc.supervisor}")
+    found = check.finish()
+    check.mark(f"apply_clientify tries: {retried(check, run_id, 'apply_clientify')}")
+    assert_right(check, found)
+
+
+def test_clientify_down_a_minute_mid_apply(local_stack: Stack) -> None:
+    """Every Clientify request fails (5xx, dropped or cut connections) for a minute during apply_clientify."""
+    check = prepare(local_stack, "clientify-down", Platform.FACTURAMA, facturama_seeds(59))
+    run_id = check.start_run()
+    task_process(check, run_id, "apply_clientify")
+    n = check.wait_writes("clientify", HIT_AFTER)
+    check.outage("clientify", OUTAGE_RATES, OUTAGE_S, f"after {n} Clientify POSTs")
+    check.edit_during_fault()
+    found = check.finish()
+    check.mark(f"apply_clientify tries: {retried(check, run_id, 'apply_clientify')}")
+    assert_right(check, found)
