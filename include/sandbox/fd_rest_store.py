@@ -18,6 +18,8 @@ from include.sandbox.store import NewRow, Row, Session, Where
 
 DESCRIPTIONS = {"inserted": "Ha creado", "updated": "Ha modificado", "archived": "Ha borrado",
                 "unarchived": "Ha recuperado"}
+_ARTICLES = {"contact": "el contacto", "product": "el producto", "estimate": "el presupuesto",
+             "customField": "el campo personalizado"}
 
 
 def definitions(s: Session, company: str) -> dict[str, dict[str, Any]]:
@@ -37,10 +39,14 @@ def any_state(s: Session, kind: Kind, company: str, rid: str) -> Row | None:
     return row if row is not None and row.body.get("_company") == company else None
 
 
-def next_account(s: Session, company: str, facet: str) -> str:
-    """The company's next default account: ``4300001``, ``4300002``… (contacts.md example ``4300001``)."""
+def next_account(s: Session, company: str, facet: str, count: int = 1) -> str:
+    """The company's next default account: ``4300001``, ``4300002``… (contacts.md example ``4300001``);
+    with ``count`` reserves that many and returns the first."""
     group = {"client": "430", "provider": "400", "employee": "465"}[facet]
-    return f"{group}{s.next_counter(f'facturadirecta:rest:account:{company}:{facet}'):04d}"
+    key = f"facturadirecta:rest:account:{company}:{facet}"
+    first = int(s.meta(key, "0") or 0) + 1
+    s.set_meta(key, str(first + count - 1))
+    return f"{group}{first:04d}"
 
 
 def next_number(s: Session, company: str, series: str, year: str, taken: Callable[[str], bool]) -> str:
@@ -75,8 +81,7 @@ def record_activity(
     details: dict[str, Any] | None = None,
 ) -> int:
     """Append one activity record; ``k2`` documentType, ``k3`` type, ``created`` the timestamp."""
-    article = {"contact": "el contacto", "product": "el producto", "estimate": "el presupuesto",
-               "customField": "el campo personalizado"}.get(kind_name, kind_name)
+    article = _ARTICLES.get(kind_name, kind_name)
     verb = "Ha modificado las etiquetas de" if subtype == "updateTags" else DESCRIPTIONS.get(type_, type_)
     body = {
         "type": type_, "subtype": subtype, "username": username,
@@ -110,6 +115,27 @@ def save(
                     kind_name=kind.name, doc_id=rid, title=title_of(kind, body["main"]),
                     archived=bool(body.get("archived")), username=username, request=request, details=details)
     return created, now_us
+
+
+def save_many(
+    s: Session, kind: Kind, company: str, records: list[tuple[str, dict[str, Any]]], now_us: int, *, username: str,
+    request: dict[str, Any] | None, details: dict[str, Any] | None = None,
+) -> None:
+    """Bulk ``save`` of new records (seeding): two ``executemany`` inserts, records then their activity."""
+    rows, events = [], []
+    start = s.next_seq(ACTIVITY_TABLE)
+    for i, (rid, body) in enumerate(records):
+        body = {**body, "_company": company}
+        rows.append(model.new_row(kind, rid, company, body, now_us, now_us))
+        title = title_of(kind, body["main"])
+        events.append(NewRow(
+            body={"type": "inserted", "subtype": None, "username": username,
+                  "description": f"{DESCRIPTIONS['inserted']} {_ARTICLES[kind.name]} {title}".strip(),
+                  "document": {"id": rid, "type": kind.name, "title": title, "archived": False},
+                  "request": request, "details": details or {}},
+            rid=f"act:{start + i}", k1=company, k2=kind.name, k3="inserted", created=now_us))
+    s.insert(kind.table, rows)
+    s.insert(ACTIVITY_TABLE, events)
 
 
 def set_archived(

@@ -14,7 +14,8 @@ scale with the page size asked for.
 - Everything else is a **stated guess** (no public figure): Clientify detail GET 300 ms, writes 500 ms,
   the custom-field list (unpaged) 500 ms; Facturama paged lists 200 ms + 4 ms per record (600 ms per
   100), ``GET /Client`` (100 rows) 600 ms, detail GET 250 ms, writes 400 ms; FacturaDirecta lists
-  200 ms + 2 ms per record (400 ms per 100, 700 ms per 250), detail GET 250 ms, writes 400 ms.
+  200 ms + 2 ms per record (400 ms per 100, 700 ms per 250; the REST API's lists and activity pages
+  alike, 1.2 s per 500), detail GET 250 ms, writes 400 ms.
 """
 
 from __future__ import annotations
@@ -45,6 +46,11 @@ _REALISTIC: dict[str, list[dict[str, Any]]] = {
     "facturadirecta": [
         {"method": "GET", "path": r"^/api/(clients|products|estimates)\.xml$", "latency_ms": 200,
          "latency_per_item_ms": 2, "items_param": "limit", "items_default": 100, "items_max": 250},  # guess
+        # The REST API on the same port (fd_rest_app.py): offset lists up to 500, activity up to 100.
+        {"method": "GET", "path": r"^/api/com_[^/]+/(contacts|products|estimates|customFields)$", "latency_ms": 200,
+         "latency_per_item_ms": 2, "items_param": "limit", "items_default": 50, "items_max": 500},  # guess
+        {"method": "GET", "path": r"^/api/com_[^/]+/activity$", "latency_ms": 200,
+         "latency_per_item_ms": 2, "items_param": "limit", "items_default": 50, "items_max": 100},  # guess
         {"method": "GET", "path": ".*", "latency_ms": 250},  # guess
         {"method": "*", "path": ".*", "latency_ms": 400},  # guess (writes)
     ],

@@ -15,9 +15,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from include.sandbox import generator
+from include.sandbox import fd_rest_seed, generator
 from include.sandbox.config import ClientifyConfig, FacturaDirectaConfig, FacturamaConfig
 from include.sandbox.context import ApiContext
+from include.sandbox.fd_rest_runtime import runtime_for
 from include.sandbox.models import clientify as crm
 from include.sandbox.models import facturadirecta as fd
 from include.sandbox.models import facturama as fm
@@ -149,9 +150,16 @@ def seed_facturadirecta(context: ApiContext, body: dict[str, Any]) -> dict[str, 
     assert isinstance(cfg, FacturaDirectaConfig)
     seed_value = int(body.get("seed", 0))
     n_clients, n_products, n_estimates = (_count(body, k) for k in ("clients", "products", "estimates"))
+    api = body.get("api", "classic")
+    if api not in ("classic", "rest", "both"):
+        raise SeedError("api must be 'classic', 'rest' or 'both' (the same generated records in both stores)")
     clients = _call(generator.facturadirecta_clients, n_clients, seed_value, **_options(body, "client_options"))
     products = _call(generator.facturadirecta_products, n_products, seed_value, **_options(body, "product_options"))
     created: dict[str, list[str]] = {}
+    if api != "classic":
+        created.update(_seed_fd_rest(context, cfg, clients, products, n_estimates, seed_value))
+    if api == "rest":
+        return created
     with context.store.session(write=True) as s:
         client_rows = _insert_fd(s, fd.CLIENTS, cfg, clients, {}, {})
         product_rows = _insert_fd(s, fd.PRODUCTS, cfg, products, {}, {})
@@ -167,6 +175,25 @@ def seed_facturadirecta(context: ApiContext, body: dict[str, Any]) -> dict[str, 
                               {r.get("productCode"): (seq, r) for seq, r in product_rows if r.get("productCode")})
             created["estimates"] = [str(seq) for seq, _ in rows]
     return created
+
+
+def _seed_fd_rest(
+    context: ApiContext, cfg: FacturaDirectaConfig, clients: list[dict[str, Any]], products: list[dict[str, Any]],
+    n_estimates: int, seed_value: int,
+) -> dict[str, list[str]]:
+    """The same generated records in the REST store (fd_rest_seed.py); estimates pick clients by position."""
+    runtime = runtime_for(context.store)
+    runtime.sync()
+    now_us = runtime.now_us()
+    with context.store.session(write=True) as s:
+        stored_ids, stored_products = ([], []) if clients and products else fd_rest_seed.stored_targets(s, cfg)
+        bodies: list[dict[str, Any]] = []
+        targets = clients or [{} for _ in stored_ids]
+        if n_estimates:
+            bodies = _call(generator.facturadirecta_estimates, n_estimates, seed_value,
+                           clients=[{**c, "id": str(i + 1)} for i, c in enumerate(targets)],
+                           products=products or stored_products)
+        return fd_rest_seed.insert(s, cfg, now_us, clients, products, bodies, None if clients else stored_ids)
 
 
 def _insert_fd(
