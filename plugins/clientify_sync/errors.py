@@ -257,6 +257,13 @@ class LineWithoutSkuError(RecordSkipped):
     reason = "line_without_sku"
 
 
+class CreatedTwiceError(RecordError):
+    """An earlier try of this create left more than one record on the target: linking one would hide
+    the other, so the item fails and the records are named for a person to merge."""
+
+    reason = "link_conflict"
+
+
 class DependencyMissingError(RecordError):
     """A document's customer or product is not linked on the target side (yet): the document waits."""
 

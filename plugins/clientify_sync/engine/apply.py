@@ -1,7 +1,11 @@
 """Applying the plan to one side: creates and updates, with per-record outcomes.
 
 - A pending-create entry is committed before each POST, so a crash between the POST and the ledger
-  write never leads to a second create: the next run finds the record first (``job.SyncJob``).
+  write never leads to a second create. An entry left by an earlier try (a worker killed mid-apply,
+  the step failed by the breaker, Airflow retrying the task in the same run) is settled here before
+  its item is written again: the target is searched (link field, then tax ID/SKU/our reference) and a
+  record found is linked instead of created (``unsettled``); the next run's extract settles what a
+  failed run leaves (``job.SyncJob``).
 - A create writes the new id back to the source record's link field in the same step (Clientify
   custom field; FacturaDirecta custom attribute), so the pair is linked on both sides.
 - Updates are read-modify-write from the state the extract read, and send only mapped fields.
@@ -12,15 +16,20 @@
   ``breaker_limit`` consecutive transient failures (the API is down), before the watermark moves.
 
 Writes run concurrently (the client's ``concurrency``); every ledger write happens on the calling
-thread, one small transaction per record.
+thread, a batch of results per transaction, retried through a restart of the database
+(``Ledger.write``). When the step stops early (bad credentials, the breaker) the writes already under
+way are waited for and recorded before it raises: nothing that reached an API is forgotten.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
+
+from sqlalchemy.engine import Connection
 
 from clientify_sync.engine.ledger import Ledger
 from clientify_sync.engine.ledger.dead_letters import Letter
@@ -33,6 +42,7 @@ from clientify_sync.engine.vocabulary import CRM, INV, Side
 from clientify_sync.errors import (
     ApiError,
     AuthenticationError,
+    CreatedTwiceError,
     RecordError,
     RetriableApiError,
     SystemicFailure,
@@ -68,14 +78,20 @@ class LedgerWrites:
         cleared: dict[tuple[str, str], list[str]] = {}
         for side, rtype, rid in self.cleared:
             cleared.setdefault((side, rtype), []).append(rid)
-        with ledger.begin() as conn:
-            ledger.records.stage(self.records, run_id, conn=conn)
-            ledger.links.save_many(conn, self.links, run_id)
-            ledger.pending.delete(self.settled_pending, conn)
-            ledger.plan.finish_many(conn, self.finished)
-            for (side, rtype), rids in cleared.items():
-                ledger.dead_letters.clear(conn, side, rtype, rids)
-            ledger.dead_letters.record(conn, self.dead, run_id)
+        ledger.write(lambda conn: self._write(ledger, run_id, conn, cleared))
+
+    def _write(
+        self, ledger: Ledger, run_id: str, conn: Connection, cleared: dict[tuple[str, str], list[str]]
+    ) -> None:
+        """One transaction: every statement is an upsert, a delete or a status set, so a transaction
+        retried after the database dropped it writes the same rows."""
+        ledger.records.stage(self.records, run_id, conn=conn)
+        ledger.links.save_many(conn, self.links, run_id)
+        ledger.pending.delete(self.settled_pending, conn)
+        ledger.plan.finish_many(conn, self.finished)
+        for (side, rtype), rids in cleared.items():
+            ledger.dead_letters.clear(conn, side, rtype, rids)
+        ledger.dead_letters.record(conn, self.dead, run_id)
 
 
 @dataclass
@@ -104,6 +120,12 @@ class Applier:
     writes: LedgerWrites = field(default_factory=LedgerWrites)
     consecutive_transient: int = 0  # across batches and plan chunks: what trips the breaker
     progress: Progress | None = None  # a line every 500 records or 30 s, across plan chunks
+    # Pending creates an earlier try left for this target, by source record: settled before their
+    # item is written again (module docstring).
+    unsettled: dict[tuple[str, str], int] = field(default_factory=dict)
+    _settling: set[int] = field(default_factory=set)  # items whose create an earlier try may have made
+    _invoicing_found: dict[str, list[SideRecord]] | None = None  # the invoicing side by key and link
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def run(self, items: list[PlanItem]) -> ApplyStats:
         """Write ``items`` with up to ``4 × concurrency`` in flight (a sliding window, no barrier).
@@ -144,13 +166,22 @@ class Applier:
                     if len(self.writes.finished) >= batch:
                         self._flush()
             except Exception:
-                # Bad credentials or the breaker: what already went through is still recorded.
-                for future in futures:
-                    future.cancel()
+                # Bad credentials or the breaker: writes not started are dropped; those under way are
+                # waited for and recorded, so a create that went through is linked, never made twice.
+                for future, item in futures.items():
+                    if not future.cancel():
+                        self._settle_quietly(item, future, pending_ids)
                 self._flush()
                 raise
         self._flush()
         return self.stats
+
+    def _settle_quietly(self, item: PlanItem, future: Future[Written], pending_ids: dict[int, int]) -> None:
+        """Record an item the step is stopping around (no breaker, no raise: the step already stops)."""
+        try:
+            self._settle(item, future, None if item.id is None else pending_ids.get(item.id))
+        except AuthenticationError as error:  # its create may still have happened: keep its entry
+            self._fail(item, error.reason, error, keep_pending=None if item.id is None else pending_ids.get(item.id))
 
     def _count_transient(self, ok: bool) -> None:
         self.consecutive_transient = 0 if ok else self.consecutive_transient + 1
@@ -166,10 +197,19 @@ class Applier:
 
     # -- before the writes: the pending-create journal ---------------------------------------------
     def _journal_creates(self, batch: list[PlanItem], inv_rows: Rows, crm_rows: Rows) -> dict[int, int]:
-        """Write down the creates of ``batch`` (one statement) before any of their POSTs; their ids."""
+        """Write down the creates of ``batch`` (one statement) before any of their POSTs; their ids.
+
+        A create an earlier try journaled keeps its entry, and its item is settled before any POST.
+        """
         creates: dict[int, Create] = {}
+        earlier: dict[int, int] = {}
         for item in batch:
             if item.action is not Action.CREATE or item.id is None:
+                continue
+            source_ref = item.inv if self.target is Side.CLIENTIFY else item.crm
+            if source_ref is not None and (source_ref.rtype, source_ref.rid) in self.unsettled:
+                earlier[item.id] = self.unsettled[(source_ref.rtype, source_ref.rid)]
+                self._settling.add(item.id)
                 continue
             if self.target is Side.CLIENTIFY:
                 source = _ref(item.inv)
@@ -181,16 +221,51 @@ class Applier:
                 target_type = self.invoicing.mapper.rtype_for(None)
                 creates[item.id] = Create(self.target.value, target_type, source, crm_rows[source]["key"])
         if not creates:
-            return {}
-        with self.ledger.begin() as conn:
-            ids = self.ledger.pending.add(conn, list(creates.values()), self.run_id)
-        return dict(zip(creates, ids, strict=True))
+            return earlier
+        ids = self.ledger.write(lambda conn: self.ledger.pending.add(conn, list(creates.values()), self.run_id))
+        return earlier | dict(zip(creates, ids, strict=True))
+
+    # -- settling a create an earlier try may have made (worker threads) ----------------------------
+    def _made_earlier(self, item: PlanItem, source: dict[str, Any]) -> SideRecord | None:
+        """The record an earlier try of ``item`` created, found on the target; None when none was."""
+        if item.id not in self._settling:
+            return None
+        if self.target is Side.CLIENTIFY:
+            found = self.clientify.find(source["rid"], source["key"])
+        else:
+            index = self._invoicing_records()
+            found = index.get(f"link:{source['rid']}") or index.get(f"key:{source['key']}", [])
+        if len(found) > 1:
+            raise CreatedTwiceError(
+                f"an interrupted create left {len(found)} records on {self.target.value}: "
+                f"{', '.join(f'{r.rtype} {r.rid}' for r in found)}; merge them, then the next run links the one left"
+            )
+        if found:
+            log.info("create %s: made by an earlier try (%s %s), linked", item.summary(), found[0].rtype, found[0].rid)
+        return found[0] if found else None
+
+    def _invoicing_records(self) -> dict[str, list[SideRecord]]:
+        """The invoicing listing by link and by key, read once (it has no lookup by key)."""
+        with self._lock:
+            if self._invoicing_found is None:
+                index: dict[str, list[SideRecord]] = {}
+                for rtype, page in self.invoicing.pages():
+                    for raw in page:
+                        record = self.invoicing.mapper.read(rtype or self.invoicing.mapper.rtype_for(None), raw)
+                        if record.link:
+                            index.setdefault(f"link:{record.link}", []).append(record)
+                        if record.key:
+                            index.setdefault(f"key:{record.key}", []).append(record)
+                self._invoicing_found = index
+            return self._invoicing_found
 
     # -- the write itself (worker threads: no ledger access here) ----------------------------------
     def _write(self, item: PlanItem, inv_rows: Rows, crm_rows: Rows) -> Written:
         if item.action is Action.CREATE and self.target is Side.CLIENTIFY:
             inv_row = inv_rows[_ref(item.inv)]
-            record = self.clientify.create(item.crm_type or "", inv_row["data"], link=inv_row["rid"])
+            record = self._made_earlier(item, inv_row) or self.clientify.create(
+                item.crm_type or "", inv_row["data"], link=inv_row["rid"]
+            )
             if not self.invoicing.link_supported:
                 return Written(record, inv_row["hash"])
             source = self.invoicing.update(
@@ -199,7 +274,7 @@ class Applier:
             return Written(record, source.content_hash, source)
         if item.action is Action.CREATE:
             crm_row = crm_rows[_ref(item.crm)]
-            record = self.invoicing.create(
+            record = self._made_earlier(item, crm_row) or self.invoicing.create(
                 self.invoicing.mapper.rtype_for(None), crm_row["data"], crm_row["rid"]
             )
             source = self.clientify.update(

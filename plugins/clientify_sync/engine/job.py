@@ -12,6 +12,8 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
+from sqlalchemy.engine import Connection
+
 from clientify_sync import watermark as watermarks
 from clientify_sync.api.client import unsupported
 from clientify_sync.api.protocols import CrmClient, InvoicingClient, ServiceClient
@@ -194,6 +196,13 @@ class SyncJob:
         progress = Progress(
             label, total=self.ledger.plan.count(self.spec.run_id, target=target.value, status="planned")
         )
+        # Creates an earlier try of this step journaled and never settled (killed, stopped by the
+        # breaker, the database gone): the applier looks for each before it would create it again.
+        unsettled = {
+            (entry["source_type"], entry["source_id"]): int(entry["id"])
+            for entry in self.ledger.pending.all()
+            if entry["target"] == target.value
+        }
         applier = Applier(
             self.ledger,
             self.spec.run_id,
@@ -203,6 +212,7 @@ class SyncJob:
             concurrency=concurrency,
             breaker_limit=self.options.breaker_limit,
             progress=progress,
+            unsettled=unsettled,
         )
         total = 0
         for items in chunks:  # a chunk at a time: memory stays flat however large the plan
@@ -272,29 +282,43 @@ class SyncJob:
         self._finalise_chunk(done)
 
     def _finalise_chunk(self, pairs: list[list[PlanItem]]) -> None:
-        done = [items for items in pairs if all(i.status is Status.DONE for i in items)]
+        """Move the bases of the pairs whose writes all succeeded; a touch needs no write.
+
+        Such a pair is in sync on both sides: a dead letter left on either record (an
+        ``unconfirmed_create`` whose record a later look found) is closed with it.
+        """
+        done = [items for items in pairs if all(i.status is Status.DONE or i.action is Action.TOUCH for i in items)]
         if not done:
             return
         inv_rows = self.ledger.records.fetch(INV, [i[0].inv for i in done if i[0].inv], with_raw=False)
         crm_rows = self.ledger.records.fetch(CRM, [i[0].crm for i in done if i[0].crm], with_raw=False)
-        with self.ledger.begin() as conn:
-            for items in done:
-                first = items[0]
-                assert first.inv is not None and first.crm is not None
-                self.ledger.links.save(
-                    first.inv,
-                    first.crm,
-                    base=first.merged,
-                    inv_hash=inv_rows[first.inv]["hash"],
-                    crm_hash=crm_rows[first.crm]["hash"],
-                    run_id=self.spec.run_id,
-                    conn=conn,
-                )
-                for item in items:
-                    if item.action is Action.TOUCH and item.id is not None:
-                        self.ledger.plan.finish(
-                            conn, item.id, status=Status.DONE, outcome=Outcome.UNCHANGED, reason=item.reason
-                        )
+        self.ledger.write(lambda conn: self._finalise_in(conn, done, inv_rows, crm_rows))
+
+    def _finalise_in(
+        self, conn: Connection, done: list[list[PlanItem]], inv_rows: dict[Any, Any], crm_rows: dict[Any, Any]
+    ) -> None:
+        cleared: dict[tuple[str, str], list[str]] = {}
+        for items in done:
+            first = items[0]
+            assert first.inv is not None and first.crm is not None
+            self.ledger.links.save(
+                first.inv,
+                first.crm,
+                base=first.merged,
+                inv_hash=inv_rows[first.inv]["hash"],
+                crm_hash=crm_rows[first.crm]["hash"],
+                run_id=self.spec.run_id,
+                conn=conn,
+            )
+            for item in items:
+                if item.action is Action.TOUCH and item.id is not None:
+                    self.ledger.plan.finish(
+                        conn, item.id, status=Status.DONE, outcome=Outcome.UNCHANGED, reason=item.reason
+                    )
+            cleared.setdefault((INV, first.inv.rtype), []).append(first.inv.rid)
+            cleared.setdefault((CRM, first.crm.rtype), []).append(first.crm.rid)
+        for (side, rtype), rids in cleared.items():
+            self.ledger.dead_letters.clear(conn, side, rtype, rids)
 
     # -- helpers -------------------------------------------------------------------------------
     def _reset_stats(self) -> None:

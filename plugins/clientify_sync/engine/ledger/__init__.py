@@ -8,14 +8,21 @@ migrations) and one small repository per table, each scoped to one integration (
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import TypeVar
 
 from sqlalchemy.engine import Connection, Engine
 
 from clientify_sync.engine.ledger.candidates import Candidates
 from clientify_sync.engine.ledger.conflicts import Conflicts
-from clientify_sync.engine.ledger.database import create_ledger_engine, lock, upsert, write_transaction
+from clientify_sync.engine.ledger.database import (
+    create_ledger_engine,
+    lock,
+    retry_transient,
+    upsert,
+    write_transaction,
+)
 from clientify_sync.engine.ledger.dead_letters import DeadLetters
 from clientify_sync.engine.ledger.links import Links
 from clientify_sync.engine.ledger.meta import Meta
@@ -35,6 +42,8 @@ __all__ = [
     "upsert",
     "write_transaction",
 ]
+
+T = TypeVar("T")
 
 
 class Ledger:
@@ -82,6 +91,16 @@ class Ledger:
         """A write transaction (see ``write_transaction``)."""
         with write_transaction(self.engine) as conn:
             yield conn
+
+    def write(self, work: Callable[[Connection], T]) -> T:
+        """``work(conn)`` in one write transaction, the whole transaction retried through a transient
+        database error (a restart, a dropped connection: ``database.retry_transient``)."""
+
+        def attempt() -> T:
+            with write_transaction(self.engine) as conn:
+                return work(conn)
+
+        return retry_transient(attempt)
 
     def scoped(self, entity: str) -> Ledger:
         """The ledger of another entity of the same integration, on the same engine."""

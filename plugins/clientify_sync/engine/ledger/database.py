@@ -6,15 +6,18 @@ production); none of it knows a table of the ledger.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import logging
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
+from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_exponential
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 # Execution option that marks a connection's transaction as a writer (see ``create_ledger_engine``).
 WRITE = "clientify_sync_write"
@@ -54,6 +57,39 @@ def create_ledger_engine(url: str) -> Engine:
 
         return engine
     return sa.create_engine(url, pool_pre_ping=True)
+
+
+def is_transient(error: BaseException) -> bool:
+    """A ledger error that a new attempt of the same transaction can ride out: the database
+    restarting ("the database system is shutting down"), a dropped connection, a lock wait that timed
+    out. SQLAlchemy raises them as ``OperationalError`` or with ``connection_invalidated`` set."""
+    return isinstance(error, sa.exc.OperationalError) or (
+        isinstance(error, sa.exc.DBAPIError) and error.connection_invalidated
+    )
+
+
+# How long one transaction is retried: a fast PostgreSQL restart takes seconds, a slow one a minute.
+TRANSIENT_RETRY_SECONDS = 120.0
+
+
+def retry_transient(work: Callable[[], T], *, seconds: float = TRANSIENT_RETRY_SECONDS) -> T:
+    """``work()``, again after a transient ledger error (``is_transient``), with backoff up to 5 s, for
+    at most ``seconds``; any other error, or the last transient one, is raised.
+
+    ``work`` must be a whole transaction: one that failed was rolled back, so running it again writes
+    what it would have written once.
+    """
+    retrying = Retrying(
+        retry=retry_if_exception(is_transient),
+        wait=wait_exponential(multiplier=0.2, max=5),
+        stop=stop_after_delay(seconds),
+        before_sleep=lambda state: log.warning(
+            "ledger unavailable (%s), retrying the transaction", type(state.outcome.exception()).__name__
+            if state.outcome else "?"
+        ),
+        reraise=True,
+    )
+    return retrying(work)
 
 
 @contextmanager
