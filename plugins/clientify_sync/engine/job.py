@@ -20,6 +20,7 @@ from clientify_sync.api.protocols import CrmClient, InvoicingClient, ServiceClie
 from clientify_sync.engine.apply import Applier
 from clientify_sync.engine.documents import Directory, RoundingPolicy
 from clientify_sync.engine.ledger import Ledger
+from clientify_sync.engine.ledger.database import LeaseTaken, lease
 from clientify_sync.engine.ledger.dead_letters import Letter
 from clientify_sync.engine.model import SCHEMAS
 from clientify_sync.engine.plan import Action, Outcome, PlanItem, Reason, Status
@@ -29,6 +30,7 @@ from clientify_sync.engine.report import build_report
 from clientify_sync.engine.sides import CONTENT_TYPES, build_sides
 from clientify_sync.engine.staging import PageStager
 from clientify_sync.engine.vocabulary import CRM, INV, Entity, JobSpec, Mode, Side, SyncOptions
+from clientify_sync.errors import SystemicFailure
 
 log = logging.getLogger(__name__)
 
@@ -187,10 +189,22 @@ class SyncJob:
         return self._apply(Side.INVOICING, "apply_invoicing")
 
     def _apply(self, target: Side, step: str) -> dict[str, Any]:
+        """Write this run's planned items to ``target``, holding the step's lease (``ledger.lease``):
+        a try of this step that is still running elsewhere (a zombie) finishes first."""
         self._reset_stats()
-        chunks = self.ledger.plan.iter(self.spec.run_id, target=target.value, status="planned")
         if self.spec.dry_run:
+            chunks = self.ledger.plan.iter(self.spec.run_id, target=target.value, status="planned")
             return self._step(step, {"dry_run": True, "would_write": sum(len(c) for c in chunks)})
+        name = f"apply:{self.ledger.integration}:{self.ledger.entity}:{target.value}"
+        try:
+            with lease(self.ledger.engine, name, wait_s=self.options.lease_wait.total_seconds()):
+                applier, total = self._apply_planned(target, step)
+        except LeaseTaken as taken:
+            raise SystemicFailure(f"{step}: {taken}; the next try or run takes over") from taken
+        stats = applier.stats
+        return self._step(step, {"items": total, "outcomes": stats.outcomes, "failed": len(stats.failures)})
+
+    def _apply_planned(self, target: Side, step: str) -> tuple[Applier, int]:
         concurrency = self.options.concurrency or self._client_concurrency(target)
         label = f"{step} {self.spec.platform.value} {self.spec.entity.value}"
         progress = Progress(
@@ -215,15 +229,14 @@ class SyncJob:
             unsettled=unsettled,
         )
         total = 0
-        for items in chunks:  # a chunk at a time: memory stays flat however large the plan
-            if total == 0:
+        for items in self.ledger.plan.iter(self.spec.run_id, target=target.value, status="planned"):
+            if total == 0:  # a chunk at a time: memory stays flat however large the plan
                 self._ensure_link_fields()
             applier.run([PlanItem.from_row(row) for row in items])
             total += len(items)
         if total:
             progress.report()
-        stats = applier.stats
-        return self._step(step, {"items": total, "outcomes": stats.outcomes, "failed": len(stats.failures)})
+        return applier, total
 
     def _ensure_link_fields(self) -> None:
         """Define the Clientify link field once per content type (remembered in the ledger)."""

@@ -76,6 +76,8 @@ class SyncOptions:
         rounding_adjustment: an estimate whose target rounds VAT to another total gets a rounding line
             of ours and keeps its total to the cent (``documents.RoundingPolicy``); off, it is refused
             (``totals_not_representable``).
+        lease_wait: how long an apply step waits for an earlier try of it that is still writing (a
+            zombie, PostgreSQL only) before it fails and leaves the work to the next try or run.
     """
 
     lookback: timedelta = timedelta(minutes=10)
@@ -85,3 +87,4 @@ class SyncOptions:
     keep_plans: int = 50
     invoicing_wins: dict[Entity, frozenset[str]] = field(default_factory=dict)
     rounding_adjustment: bool = True
+    lease_wait: timedelta = timedelta(minutes=10)

@@ -7,7 +7,7 @@ import pytest
 import sqlalchemy as sa
 
 from clientify_sync.engine.ledger import Ledger
-from clientify_sync.engine.ledger.database import is_transient, retry_transient
+from clientify_sync.engine.ledger.database import LeaseTaken, is_transient, lease, retry_transient
 from clientify_sync.engine.ledger.pending import Create
 
 
@@ -68,3 +68,22 @@ def test_ledger_write_rolls_back_the_failed_attempt_and_commits_the_retry(ledger
         assert [entry["id"] for entry in ledger.pending.all()] == ids and len(ids) == 1
     finally:
         ledger.close()
+
+
+@pytest.mark.postgres
+def test_a_lease_held_by_one_session_keeps_another_out_until_released(postgres_server: dict[str, str]):
+    """Two tries of one apply step (the second started while a zombie first still writes): the second
+    waits for the first and gets the lease once it lets go. PostgreSQL only: SQLite serves one process."""
+    url = postgres_server["postgres"]
+    first, second = (Ledger.open(url, "facturama", "contacts") for _ in range(2))
+    try:
+        with lease(first.engine, "apply:facturama:contacts:clientify", wait_s=0):
+            with pytest.raises(LeaseTaken), lease(second.engine, "apply:facturama:contacts:clientify", wait_s=0):
+                pass
+            with lease(second.engine, "apply:facturama:contacts:invoicing", wait_s=0):
+                pass  # another step's lease is free
+        with lease(second.engine, "apply:facturama:contacts:clientify", wait_s=0):
+            pass  # released with the block
+    finally:
+        first.close()
+        second.close()

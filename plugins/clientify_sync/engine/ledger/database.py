@@ -7,6 +7,7 @@ production); none of it knows a table of the ledger.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -109,6 +110,43 @@ def lock(conn: Connection, name: str) -> None:
     """
     if conn.dialect.name == "postgresql":
         conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:name))"), {"name": name})
+
+
+class LeaseTaken(Exception):
+    """Another process holds the lease and did not let go in time."""
+
+
+@contextmanager
+def lease(engine: Engine, name: str, *, wait_s: float, poll_s: float = 2.0) -> Iterator[None]:
+    """Hold ``name`` for as long as the block runs, across transactions; wait up to ``wait_s`` for it.
+
+    Why: Airflow may start a task's next try while the previous one still runs (a "zombie" whose
+    heartbeat stopped while its process goes on writing); two tries applying one plan at once would
+    both create what neither has recorded yet. PostgreSQL: a session-level advisory lock on a
+    connection of its own, released when the block ends or when the holder's process dies (its
+    session ends with it). SQLite serves one process, where no second try can run meanwhile: nothing.
+
+    Raises:
+        LeaseTaken: still held by another session after ``wait_s``.
+    """
+    if engine.dialect.name != "postgresql":
+        yield
+        return
+    key = {"name": name}
+    with engine.connect() as conn:
+        deadline = time.monotonic() + wait_s
+        while not conn.execute(sa.text("SELECT pg_try_advisory_lock(hashtext(:name))"), key).scalar():
+            conn.rollback()
+            if time.monotonic() >= deadline:
+                raise LeaseTaken(f"{name} is held by another process after {wait_s:.0f} s")
+            log.info("%s is held by another process (an earlier try still running?): waiting", name)
+            time.sleep(poll_s)
+        conn.commit()
+        try:
+            yield
+        finally:
+            conn.execute(sa.text("SELECT pg_advisory_unlock(hashtext(:name))"), key)
+            conn.commit()
 
 
 def _insert(conn: Connection, table: sa.Table) -> Any:
