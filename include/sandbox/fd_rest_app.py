@@ -26,10 +26,10 @@ from include.sandbox import jsonio
 from include.sandbox.config import FacturaDirectaConfig
 from include.sandbox.context import ApiContext, ctx, raw_body
 from include.sandbox.errors import json_error, json_response
+from include.sandbox.faults import FaultMiddleware
 from include.sandbox.fd_rest_errors import RestError
 from include.sandbox.fd_rest_gate import RestGate, companies
 from include.sandbox.fd_rest_runtime import RestRuntime, runtime_for
-from include.sandbox.faults import FaultMiddleware
 from include.sandbox.models import facturadirecta_rest as model
 from include.sandbox.routers import facturadirecta_rest
 from include.sandbox.stats import StatsMiddleware
@@ -76,8 +76,13 @@ class ApiSwitch:
 def with_rest_api(classic: ASGIApp, context: ApiContext) -> ASGIApp:
     """The FacturaDirecta served app: the classic one plus the REST API (``app.py`` flavour hook)."""
     runtime = runtime_for(context.store)
-    app = FastAPI(title="facturadirecta REST sandbox", docs_url=None, redoc_url=None, openapi_url=None,
-                  redirect_slashes=False)
+    app = FastAPI(
+        title="facturadirecta REST sandbox",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        redirect_slashes=False,
+    )
     app.state.ctx = context
     app.state.rest = runtime
     app.include_router(facturadirecta_rest.router)
@@ -98,10 +103,12 @@ def with_rest_api(classic: ASGIApp, context: ApiContext) -> ASGIApp:
     app.add_exception_handler(RestError, rest_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(Exception, server_error)
-    gate = RestGate(app, context, runtime)  # type: ignore[arg-type]
-    served = StatsMiddleware(FaultMiddleware(gate, context.injector, "json", error_body=fault_body),  # type: ignore[arg-type]
-                             context.stats)
-    return ApiSwitch(classic, served)  # type: ignore[arg-type]
+    gate = RestGate(app, context, runtime)
+    served = StatsMiddleware(
+        FaultMiddleware(gate, context.injector, "json", error_body=fault_body),
+        context.stats,
+    )
+    return ApiSwitch(classic, served)
 
 
 # -- /_sandbox/rest: the REST emulator's own controls ----------------------------------------------
@@ -119,8 +126,12 @@ def _body(raw: bytes) -> dict[str, Any]:
 
 def _clock_json(runtime: RestRuntime) -> dict[str, Any]:
     state = runtime.clock_state()
-    return {"now": model.iso(state["now_ms"] * 1000), "now_ms": state["now_ms"], "frozen": state["frozen"],
-            "offset_ms": state["offset_ms"]}
+    return {
+        "now": model.iso(state["now_ms"] * 1000),
+        "now_ms": state["now_ms"],
+        "frozen": state["frozen"],
+        "offset_ms": state["offset_ms"],
+    }
 
 
 def control_router() -> APIRouter:
@@ -137,11 +148,23 @@ def control_router() -> APIRouter:
         cfg = ctx(request).config
         assert isinstance(cfg, FacturaDirectaConfig)
         runtime = runtime_of(request)
-        return json_response({
-            "companies": [{"id": c.id, "name": c.name, "plan": c.plan, "api_key": c.key, "scopes": sorted(c.scopes),
-                           "rate_limit": c.rate_limit(cfg)} for c in companies(cfg).values()],
-            "clock": _clock_json(runtime), "held": runtime.held(),
-        })
+        return json_response(
+            {
+                "companies": [
+                    {
+                        "id": c.id,
+                        "name": c.name,
+                        "plan": c.plan,
+                        "api_key": c.key,
+                        "scopes": sorted(c.scopes),
+                        "rate_limit": c.rate_limit(cfg),
+                    }
+                    for c in companies(cfg).values()
+                ],
+                "clock": _clock_json(runtime),
+                "held": runtime.held(),
+            }
+        )
 
     @router.get("/clock")
     def get_clock(request: Request) -> Response:
@@ -171,10 +194,14 @@ def control_router() -> APIRouter:
         """``{"method": "POST", "path": "/contacts$", "count": 1, "timeout_s": 30}``: the next matching write
         with an ``Idempotency-Key`` waits, registered as in flight, until ``DELETE /_sandbox/rest/hold``."""
         payload = _body(await request.body())
-        runtime: RestRuntime = request.app.state.rest
+        runtime = runtime_of(request)
         try:
-            runtime.arm(str(payload.get("method", "*")), str(payload.get("path", ".*")),
-                        int(payload.get("count", 1)), float(payload.get("timeout_s", 30)))
+            runtime.arm(
+                str(payload.get("method", "*")),
+                str(payload.get("path", ".*")),
+                int(payload.get("count", 1)),
+                float(payload.get("timeout_s", 30)),
+            )
         except (ValueError, TypeError, re.error) as exc:
             raise json_error(400, {"error": str(exc)}) from None
         return json_response({"armed": True, "held": runtime.held()})
@@ -209,8 +236,16 @@ def control_router() -> APIRouter:
             if row is None or not row.body.get("archived"):
                 raise json_error(404, {"error": f"no deleted record {rid}"})
             company = row.body["_company"]
-            db.set_archived(s, kind, company, row, False, runtime.now_us(), username="ami@facturadirecta.com",
-                            request=None)
+            db.set_archived(
+                s,
+                kind,
+                company,
+                row,
+                False,
+                runtime.now_us(),
+                username="ami@facturadirecta.com",
+                request=None,
+            )
         return json_response({"id": rid, "unarchived": True})
 
     return router

@@ -54,9 +54,15 @@ KNOWN_VERSIONS = ("1.0.8", "1.0.9", "1.0.10")
 IDEMPOTENCY_TTL_MS = 24 * 3600 * 1000
 WRITE_METHODS = ("POST", "PUT", "DELETE")
 # Path segment after the company -> scope resource (None: no scope needed).
-SCOPE_RESOURCES = {"contacts": "contacts", "products": "products", "estimates": "estimates",
-                   "customFields": "customFields", "activity": "activity", "settings": "settings",
-                   "apiKeyInfo": None}
+SCOPE_RESOURCES = {
+    "contacts": "contacts",
+    "products": "products",
+    "estimates": "estimates",
+    "customFields": "customFields",
+    "activity": "activity",
+    "settings": "settings",
+    "apiKeyInfo": None,
+}
 _PATH = re.compile(r"^/api/(?P<company>[^/]+)(?:/(?P<resource>[^/]+))?")
 
 
@@ -77,10 +83,16 @@ def companies(cfg: FacturaDirectaConfig) -> dict[str, Company]:
     scopes = frozenset(s.strip() for s in cfg.rest_scopes.split(",") if s.strip())
     every = frozenset(f"{r}:{a}" for r in SCOPE_RESOURCES.values() if r for a in ("read", "write"))
     return {
-        cfg.rest_company_id: Company(cfg.rest_company_id, cfg.rest_company_name, cfg.rest_api_key, cfg.rest_plan,
-                                     scopes),
-        cfg.rest_other_company_id: Company(cfg.rest_other_company_id, "Otra Empresa, S.L.", cfg.rest_other_api_key,
-                                           cfg.rest_other_plan, every),
+        cfg.rest_company_id: Company(
+            cfg.rest_company_id, cfg.rest_company_name, cfg.rest_api_key, cfg.rest_plan, scopes
+        ),
+        cfg.rest_other_company_id: Company(
+            cfg.rest_other_company_id,
+            "Otra Empresa, S.L.",
+            cfg.rest_other_api_key,
+            cfg.rest_other_plan,
+            every,
+        ),
     }
 
 
@@ -106,7 +118,9 @@ def applied_version(requested: str | None, cfg: FacturaDirectaConfig) -> str:
 def fingerprint(method: str, path: str, query: str, body: bytes) -> str:
     """Method, path, sorted query and the body compared semantically (key order and spaces ignored)."""
     try:
-        canonical = json.dumps(json.loads(body), sort_keys=True, separators=(",", ":")) if body.strip() else ""
+        canonical = (
+            json.dumps(json.loads(body), sort_keys=True, separators=(",", ":")) if body.strip() else ""
+        )
     except ValueError:
         canonical = body.decode("latin-1")
     pairs = sorted(parse_qsl(query, keep_blank_values=True))
@@ -119,7 +133,9 @@ class IdempotencyLog:
     def __init__(self, store: Store) -> None:
         self.store = store
 
-    def begin(self, company: str, key: str, fp: str, request_id: str, now_ms: int) -> tuple[str, dict | None]:
+    def begin(
+        self, company: str, key: str, fp: str, request_id: str, now_ms: int
+    ) -> tuple[str, dict[str, Any] | None]:
         """``("run", None)`` for a first use; else ``replay`` (stored answer), ``in_flight`` or ``reused``."""
         rid = f"{company} {key}"
         with self.store.session(write=True) as s:
@@ -147,9 +163,16 @@ class IdempotencyLog:
             if not 200 <= status < 300:
                 s.delete(IDEMPOTENCY_TABLE, row.seq)
                 return
-            stored = {**row.body, "state": "done", "status": status, "contentType": content_type,
-                      "body": body.decode("utf-8")}
-            s.replace(IDEMPOTENCY_TABLE, row.seq, NewRow(body=stored, rid=rid, k1=company, created=row.created))
+            stored = {
+                **row.body,
+                "state": "done",
+                "status": status,
+                "contentType": content_type,
+                "body": body.decode("utf-8"),
+            }
+            s.replace(
+                IDEMPOTENCY_TABLE, row.seq, NewRow(body=stored, rid=rid, k1=company, created=row.created)
+            )
 
     def release(self, company: str, key: str) -> None:
         with self.store.session(write=True) as s:
@@ -210,10 +233,14 @@ class RestGate:
         await run_in_threadpool(self.runtime.sync)
         cfg = self.context.config
         assert isinstance(cfg, FacturaDirectaConfig)
-        request_headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        request_headers = {
+            k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])
+        }
         request_id = uuid.uuid4().hex
-        extra = {"X-Request-Id": request_id,
-                 "X-Api-Version": applied_version(request_headers.get("accept-version"), cfg)}
+        extra = {
+            "X-Request-Id": request_id,
+            "X-Api-Version": applied_version(request_headers.get("accept-version"), cfg),
+        }
         known = companies(cfg)
         match = _PATH.match(scope["path"])
         path_company = match["company"] if match and match["company"] != "profile" else None
@@ -222,8 +249,13 @@ class RestGate:
         counted = caller or known.get(path_company or "")
         if counted is not None:
             window = self.runtime.hit(counted.id, counted.rate_limit(cfg))
-            extra.update({"X-RateLimit-Limit": str(window.limit), "X-RateLimit-Remaining": str(window.remaining),
-                          "X-RateLimit-Reset": str(window.reset_s)})
+            extra.update(
+                {
+                    "X-RateLimit-Limit": str(window.limit),
+                    "X-RateLimit-Remaining": str(window.remaining),
+                    "X-RateLimit-Reset": str(window.reset_s),
+                }
+            )
             if window.over:
                 extra["Retry-After"] = str(max(window.reset_s - self.runtime.now_ms() // 1000, 1))
         else:
@@ -233,16 +265,25 @@ class RestGate:
             await self._send_error(send, error, extra)
             return
         assert caller is not None
-        scope.setdefault("state", {})["fd_rest"] = {"company": caller.id, "plan": caller.plan,
-                                                   "request_id": request_id}
+        scope.setdefault("state", {})["fd_rest"] = {
+            "company": caller.id,
+            "plan": caller.plan,
+            "request_id": request_id,
+        }
         raw_idempotency = request_headers.get("idempotency-key")
         if raw_idempotency is not None and scope["method"] in WRITE_METHODS:
             await self._idempotent(scope, receive, send, caller, raw_idempotency, extra)
             return
         await self.app(scope, receive, self._adding(send, extra))
 
-    def _refusal(self, scope: Scope, cfg: FacturaDirectaConfig, caller: Company | None, path_company: str | None,
-                 window: Any) -> RestError | None:
+    def _refusal(
+        self,
+        scope: Scope,
+        cfg: FacturaDirectaConfig,
+        caller: Company | None,
+        path_company: str | None,
+        window: Any,
+    ) -> RestError | None:
         if caller is None:
             return RestError(401, "Unauthorized: missing or invalid facturadirecta-api-key")
         if path_company is not None and path_company != caller.id:
@@ -251,8 +292,9 @@ class RestGate:
             return RestError(429, "Too Many Requests")
         needed = required_scope(scope["method"], scope["path"])
         if needed is not None and needed not in caller.scopes:
-            return RestError(403, f"The API key lacks the scope {needed}", code="token_scope_missing",
-                             requiredScope=needed)
+            return RestError(
+                403, f"The API key lacks the scope {needed}", code="token_scope_missing", requiredScope=needed
+            )
         return None
 
     @staticmethod
@@ -270,17 +312,24 @@ class RestGate:
 
     @staticmethod
     async def _send(send: Send, status: int, content_type: str, body: bytes, extra: dict[str, str]) -> None:
-        headers = [(b"content-type", content_type.encode()), (b"content-length", str(len(body)).encode()),
-                   *_encode(extra)]
+        headers = [
+            (b"content-type", content_type.encode()),
+            (b"content-length", str(len(body)).encode()),
+            *_encode(extra),
+        ]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body, "more_body": False})
 
-    async def _idempotent(self, scope: Scope, receive: Receive, send: Send, caller: Company, raw: str,
-                          extra: dict[str, str]) -> None:
+    async def _idempotent(
+        self, scope: Scope, receive: Receive, send: Send, caller: Company, raw: str, extra: dict[str, str]
+    ) -> None:
         key = read_key(raw)
         if key is None:
-            error = coded(400, "invalid_idempotency_key",
-                          "Idempotency-Key must be 16-255 visible ASCII characters without spaces")
+            error = coded(
+                400,
+                "invalid_idempotency_key",
+                "Idempotency-Key must be 16-255 visible ASCII characters without spaces",
+            )
             await self._send_error(send, error, extra)
             return
         extra = {**extra, "Idempotency-Key": key}
@@ -288,23 +337,35 @@ class RestGate:
         query = scope.get("query_string", b"").decode("latin-1")
         fp = fingerprint(scope["method"], scope["path"], query, body)
         now = self.runtime.now_ms()
-        outcome, stored = await run_in_threadpool(self.log.begin, caller.id, key, fp, extra["X-Request-Id"], now)
+        outcome, stored = await run_in_threadpool(
+            self.log.begin, caller.id, key, fp, extra["X-Request-Id"], now
+        )
         if outcome == "reused":
-            error = coded(422, "idempotency_key_reused",
-                          "This Idempotency-Key was used with a different request")
+            error = coded(
+                422, "idempotency_key_reused", "This Idempotency-Key was used with a different request"
+            )
             await self._send_error(send, error, extra)
             return
         if outcome == "in_flight":
-            error = coded(409, "idempotency_key_in_use", "A request with this Idempotency-Key is still running",
-                          {"Retry-After": "1"})
+            error = coded(
+                409,
+                "idempotency_key_in_use",
+                "A request with this Idempotency-Key is still running",
+                {"Retry-After": "1"},
+            )
             await self._send_error(send, error, extra)
             return
         if outcome == "replay":
             assert stored is not None
-            replay = {**extra, "Idempotent-Replayed": "true",
-                      "Idempotent-Original-Date": formatdate(stored["date"] / 1000, usegmt=True),
-                      "Idempotent-Original-Request-Id": stored["requestId"]}
-            await self._send(send, stored["status"], stored["contentType"], stored["body"].encode("utf-8"), replay)
+            replay = {
+                **extra,
+                "Idempotent-Replayed": "true",
+                "Idempotent-Original-Date": formatdate(stored["date"] / 1000, usegmt=True),
+                "Idempotent-Original-Request-Id": stored["requestId"],
+            }
+            await self._send(
+                send, stored["status"], stored["contentType"], stored["body"].encode("utf-8"), replay
+            )
             return
         hold = self.runtime.take(scope["method"], scope["path"])
         status, headers, chunks = 500, [], []
@@ -329,7 +390,16 @@ class RestGate:
         content_type = next((v.decode("latin-1") for k, v in headers if k.lower() == b"content-type"), JSON)
         await run_in_threadpool(self.log.finish, caller.id, key, status, content_type, body)
         kept = [(k, v) for k, v in headers if k.lower() not in (b"content-type", b"content-length")]
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [(b"content-type", content_type.encode("latin-1")),
-                                (b"content-length", str(len(body)).encode()), *kept, *_encode(extra)]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", content_type.encode("latin-1")),
+                    (b"content-length", str(len(body)).encode()),
+                    *kept,
+                    *_encode(extra),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body, "more_body": False})

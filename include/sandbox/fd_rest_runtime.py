@@ -100,7 +100,9 @@ class RestRuntime:
             return self._now_locked()
 
     def _now_locked(self) -> int:
-        current = self._frozen_ms if self._frozen_ms is not None else time.time_ns() // 1_000_000 + self._offset_ms
+        current = (
+            self._frozen_ms if self._frozen_ms is not None else time.time_ns() // 1_000_000 + self._offset_ms
+        )
         self._last_ms = max(self._last_ms, current)
         return self._last_ms
 
@@ -108,7 +110,9 @@ class RestRuntime:
         """Store timestamps: milliseconds (the API prints ``.sss``), kept as microseconds."""
         return self.now_ms() * 1000
 
-    def set_clock(self, *, advance_s: float = 0, frozen: bool | None = None, now_ms: int | None = None) -> None:
+    def set_clock(
+        self, *, advance_s: float = 0, frozen: bool | None = None, now_ms: int | None = None
+    ) -> None:
         """Move forward by ``advance_s``, or to ``now_ms`` (never back); freeze or unfreeze at the current time."""
         if advance_s < 0:
             raise ValueError("the sandbox clock never goes back (advance_s must be >= 0)")
@@ -148,8 +152,13 @@ class RestRuntime:
 
     def arm(self, method: str, path: str, count: int, timeout_s: float) -> None:
         """Called on the server's loop (an async control handler)."""
-        hold = Hold(method=method.upper(), pattern=re.compile(path), count=count, timeout_s=timeout_s,
-                    loop=asyncio.get_running_loop())
+        hold = Hold(
+            method=method.upper(),
+            pattern=re.compile(path),
+            count=count,
+            timeout_s=timeout_s,
+            loop=asyncio.get_running_loop(),
+        )
         with self._lock:
             self._holds.append(hold)
 

@@ -1,7 +1,7 @@
 """Seeding the FacturaDirecta REST store from the generator's FacturaDirecta records.
 
 Why convert instead of generating anew: both APIs front the same accounts, so ``POST /_sandbox/seed`` with
-``"api": "both"`` puts the *same* generated clients, products and estimates in both stores (different
+``"target": "both"`` puts the *same* generated clients, products and estimates in both stores (different
 ids, as on the real service), which is what a test moving an account from one API to the other needs.
 Seeded records are existing data: they skip request validation (a duplicate or invalid NIF stays) but get
 the same normalisation, default accounts, computed totals, numbering and an ``inserted`` activity record
@@ -38,11 +38,16 @@ def contact_main(record: dict[str, Any], account: str) -> dict[str, Any]:
     tax_code = model.normalise_fiscal_id(record.get("taxCode") or "")
     if tax_code:
         main["fiscalId"] = tax_code
-    for key, value in (("email", record.get("email")), ("phone", record.get("phone")),
-                       ("address", ", ".join(p for p in (address.get("line1"), address.get("line2")) if p)),
-                       ("zipcode", address.get("zipcode")), ("city", address.get("city")),
-                       ("region", address.get("province")), ("country", address.get("country")),
-                       ("currency", (record.get("billing") or {}).get("currency"))):
+    for key, value in (
+        ("email", record.get("email")),
+        ("phone", record.get("phone")),
+        ("address", ", ".join(p for p in (address.get("line1"), address.get("line2")) if p)),
+        ("zipcode", address.get("zipcode")),
+        ("city", address.get("city")),
+        ("region", address.get("province")),
+        ("country", address.get("country")),
+        ("currency", (record.get("billing") or {}).get("currency")),
+    ):
         if value:
             main[key] = value
     if tax_code and main.get("country"):
@@ -57,8 +62,10 @@ def product_main(record: dict[str, Any]) -> dict[str, Any]:
     main: dict[str, Any] = {"name": record["name"], "title": record["name"].strip(), "currency": "EUR"}
     if record.get("productCode"):
         main["sku"] = record["productCode"]
-    sales: dict[str, Any] = {"tax": ["S_IVA_21"] if record.get("applyTax1", "true") == "true" else [],
-                             "account": model.DEFAULT_SALES_ACCOUNT}
+    sales: dict[str, Any] = {
+        "tax": ["S_IVA_21"] if record.get("applyTax1", "true") == "true" else [],
+        "account": model.DEFAULT_SALES_ACCOUNT,
+    }
     if record.get("price"):
         sales["price"] = to_decimal(record["price"])
     rate = to_decimal(record.get("discountRate") or "0")
@@ -68,13 +75,17 @@ def product_main(record: dict[str, Any]) -> dict[str, Any]:
         sales["description"] = record["description"]
     main["sales"] = sales
     if record.get("purchasePrice"):
-        main["purchases"] = {"tax": ["P_IVA_21"], "account": model.DEFAULT_PURCHASES_ACCOUNT,
-                             "price": to_decimal(record["purchasePrice"])}
+        main["purchases"] = {
+            "tax": ["P_IVA_21"],
+            "account": model.DEFAULT_PURCHASES_ACCOUNT,
+            "price": to_decimal(record["purchasePrice"]),
+        }
     return main
 
 
-def estimate_main(record: dict[str, Any], contact_id: str, product_ids: dict[str, str],
-                  cfg: FacturaDirectaConfig) -> dict[str, Any]:
+def estimate_main(
+    record: dict[str, Any], contact_id: str, product_ids: dict[str, str], cfg: FacturaDirectaConfig
+) -> dict[str, Any]:
     """A classic estimate as sent to the REST API (totals are computed by ``read_estimate``)."""
     rate = to_decimal(((record.get("tax1") or {}).get("rate")) or "0")
     vat = VAT_BY_RATE.get(rate.normalize() if rate else Decimal(0), "S_IVA_21")
@@ -83,38 +94,57 @@ def estimate_main(record: dict[str, Any], contact_id: str, product_ids: dict[str
     for line in record.get("estimateLines") or []:
         discount = to_decimal(line.get("discountRate") or "0")
         item: dict[str, Any] = {
-            "text": line.get("description") or "", "quantity": to_decimal(line["quantity"]),
+            "text": line.get("description") or "",
+            "quantity": to_decimal(line["quantity"]),
             "unitPrice": to_decimal(line["unitPrice"]),
             "tax": [vat] if line.get("applyTax1", "true") == "true" else [],
         }
         if discount:
-            item["discountRate"] = discount if cfg.rest_estimate_discount_scale == "percent" else discount / 100
+            item["discountRate"] = (
+                discount if cfg.rest_estimate_discount_scale == "percent" else discount / 100
+            )
         if product_ids.get(line.get("productCode") or ""):
             item["document"] = product_ids[line["productCode"]]
         lines.append(item)
-    return {"contact": contact_id, "date": f"{day[:4]}-{day[4:6]}-{day[6:8]}", "currency": record.get("currency")
-            or "EUR", "baseState": record.get("status") or "pending", "lines": lines}
+    return {
+        "contact": contact_id,
+        "date": f"{day[:4]}-{day[4:6]}-{day[6:8]}",
+        "currency": record.get("currency") or "EUR",
+        "baseState": record.get("status") or "pending",
+        "lines": lines,
+    }
 
 
 def insert(
-    s: Session, cfg: FacturaDirectaConfig, now_us: int, clients: list[dict[str, Any]],
-    products: list[dict[str, Any]], estimates: list[dict[str, Any]], client_ids: list[str] | None = None,
+    s: Session,
+    cfg: FacturaDirectaConfig,
+    now_us: int,
+    clients: list[dict[str, Any]],
+    products: list[dict[str, Any]],
+    estimates: list[dict[str, Any]],
+    client_ids: list[str] | None = None,
 ) -> dict[str, list[str]]:
     """Insert converted records into the main company; ``estimates`` name clients by ``client.id`` = the
     1-based position in ``client_ids`` (default: the contacts inserted here)."""
     company = cfg.rest_company_id
-    write = {"username": SYSTEM_USER, "request": None, "details": SEED_DETAILS}
+    write: dict[str, Any] = {"username": SYSTEM_USER, "request": None, "details": SEED_DETAILS}
+    mains: dict[str, dict[str, Any]] = {}
     created: dict[str, list[str]] = {"rest_contacts": [], "rest_products": [], "rest_estimates": []}
     if clients:
         first = int(db.next_account(s, company, "client", len(clients))[3:])
-        contacts = [(model.new_id(CONTACT.prefix), {"main": contact_main(r, f"430{first + i:04d}"), "tags": [],
-                                                    "archived": False}) for i, r in enumerate(clients)]
+        mains = {
+            model.new_id(CONTACT.prefix): contact_main(r, f"430{first + i:04d}")
+            for i, r in enumerate(clients)
+        }
+        contacts = [(rid, {"main": main, "tags": [], "archived": False}) for rid, main in mains.items()]
         db.save_many(s, CONTACT, company, contacts, now_us, **write)
-        created["rest_contacts"] = [rid for rid, _ in contacts]
+        created["rest_contacts"] = list(mains)
     product_ids: dict[str, str] = {}
     if products:
-        rows = [(model.new_id(PRODUCT.prefix), {"main": product_main(r), "tags": [], "archived": False})
-                for r in products]
+        rows = [
+            (model.new_id(PRODUCT.prefix), {"main": product_main(r), "tags": [], "archived": False})
+            for r in products
+        ]
         db.save_many(s, PRODUCT, company, rows, now_us, **write)
         created["rest_products"] = [rid for rid, _ in rows]
         for (rid, _), record in zip(rows, products, strict=True):
@@ -127,12 +157,16 @@ def insert(
             if row.body["main"].get("sku"):
                 product_ids.setdefault(row.body["main"]["sku"], row.rid)
     targets = client_ids or created["rest_contacts"]
-    mains = {rid: body["main"] for rid, body in contacts} if clients else {}
-    look = model.EstimateLookups(
-        contact=lambda rid: mains.get(rid) or (row.body["main"] if (row := db.live(s, CONTACT, company, rid)) else None),
-        product=lambda rid: (row.body["main"] if (row := db.live(s, PRODUCT, company, rid)) else None),
-        today=lambda: model.parse_day((model.iso(now_us) or "")[:10]),
-    )
+
+    def contact(rid: str) -> dict[str, Any] | None:
+        row = db.live(s, CONTACT, company, rid)
+        return mains.get(rid) or (row.body["main"] if row else None)
+
+    def product(rid: str) -> dict[str, Any] | None:
+        row = db.live(s, PRODUCT, company, rid)
+        return row.body["main"] if row else None
+
+    look = model.EstimateLookups(contact, product, lambda: model.parse_day((model.iso(now_us) or "")[:10]))
     defs = db.definitions(s, company)
     numbered = []
     for record in estimates:
@@ -142,8 +176,12 @@ def insert(
         problems.check()
         main["series"] = "default"
         main["docNumber"] = db.next_number(
-            s, company, "default", main["date"][:4],
-            lambda n: db.doc_number_taken(s, ESTIMATE, company, "default", n))
+            s,
+            company,
+            "default",
+            main["date"][:4],
+            lambda n: db.doc_number_taken(s, ESTIMATE, company, "default", n),
+        )
         numbered.append((model.new_id(ESTIMATE.prefix), {"main": main, "tags": [], "archived": False}))
     db.save_many(s, ESTIMATE, company, numbered, now_us, **write)
     created["rest_estimates"] = [rid for rid, _ in numbered]
@@ -158,6 +196,11 @@ def stored_targets(s: Session, cfg: FacturaDirectaConfig) -> tuple[list[str], li
     for row in s.select(PRODUCT.table, Where(PRODUCT.table).eq("k1", company)):
         main = row.body["main"]
         price = (main.get("sales") or {}).get("price")
-        products.append({"productCode": main.get("sku") or "", "name": main["name"],
-                         "price": f"{price}" if price is not None else "0.00"})
+        products.append(
+            {
+                "productCode": main.get("sku") or "",
+                "name": main["name"],
+                "price": f"{price}" if price is not None else "0.00",
+            }
+        )
     return contacts, products

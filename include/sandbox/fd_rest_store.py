@@ -16,10 +16,18 @@ from include.sandbox.models import facturadirecta_rest as model
 from include.sandbox.models.facturadirecta_rest import ACTIVITY_TABLE, CUSTOM_FIELDS_TABLE, Kind
 from include.sandbox.store import NewRow, Row, Session, Where
 
-DESCRIPTIONS = {"inserted": "Ha creado", "updated": "Ha modificado", "archived": "Ha borrado",
-                "unarchived": "Ha recuperado"}
-_ARTICLES = {"contact": "el contacto", "product": "el producto", "estimate": "el presupuesto",
-             "customField": "el campo personalizado"}
+DESCRIPTIONS = {
+    "inserted": "Ha creado",
+    "updated": "Ha modificado",
+    "archived": "Ha borrado",
+    "unarchived": "Ha recuperado",
+}
+_ARTICLES = {
+    "contact": "el contacto",
+    "product": "el producto",
+    "estimate": "el presupuesto",
+    "customField": "el campo personalizado",
+}
 
 
 def definitions(s: Session, company: str) -> dict[str, dict[str, Any]]:
@@ -31,7 +39,11 @@ def definitions(s: Session, company: str) -> dict[str, dict[str, Any]]:
 def live(s: Session, kind: Kind, company: str, rid: str) -> Row | None:
     """A record of the company that is not deleted (another company's id is as unknown as a missing one)."""
     row = s.get(kind.table, rid=rid)
-    return row if row is not None and row.body.get("_company") == company and not row.body.get("archived") else None
+    return (
+        row
+        if row is not None and row.body.get("_company") == company and not row.body.get("archived")
+        else None
+    )
 
 
 def any_state(s: Session, kind: Kind, company: str, rid: str) -> Row | None:
@@ -68,29 +80,48 @@ def bump_number(s: Session, company: str, series: str, doc_number: str) -> None:
         s.set_meta(key, str(parsed[1]))
 
 
-def doc_number_taken(s: Session, kind: Kind, company: str, series: str, doc_number: str,
-                     except_rid: str | None = None) -> bool:
-    where = (Where(kind.table).eq("k1", company).json_eq("$.main.series", series)
-             .json_eq("$.main.docNumber", doc_number))
+def doc_number_taken(
+    s: Session, kind: Kind, company: str, series: str, doc_number: str, except_rid: str | None = None
+) -> bool:
+    where = (
+        Where(kind.table)
+        .eq("k1", company)
+        .json_eq("$.main.series", series)
+        .json_eq("$.main.docNumber", doc_number)
+    )
     return any(row.rid != except_rid for row in s.select(kind.table, where, limit=2))
 
 
 def record_activity(
-    s: Session, company: str, now_us: int, type_: str, *, subtype: str | None = None, kind_name: str,
-    doc_id: str, title: str, archived: bool, username: str, request: dict[str, Any] | None,
+    s: Session,
+    company: str,
+    now_us: int,
+    type_: str,
+    *,
+    subtype: str | None = None,
+    kind_name: str,
+    doc_id: str,
+    title: str,
+    archived: bool,
+    username: str,
+    request: dict[str, Any] | None,
     details: dict[str, Any] | None = None,
 ) -> int:
     """Append one activity record; ``k2`` documentType, ``k3`` type, ``created`` the timestamp."""
     article = _ARTICLES.get(kind_name, kind_name)
     verb = "Ha modificado las etiquetas de" if subtype == "updateTags" else DESCRIPTIONS.get(type_, type_)
     body = {
-        "type": type_, "subtype": subtype, "username": username,
+        "type": type_,
+        "subtype": subtype,
+        "username": username,
         "description": f"{verb} {article} {title}".strip(),
         "document": {"id": doc_id, "type": kind_name, "title": title, "archived": archived},
-        "request": request, "details": details or {},
+        "request": request,
+        "details": details or {},
     }
-    row = NewRow(body=body, rid=f"act:{s.next_seq(ACTIVITY_TABLE)}", k1=company, k2=kind_name, k3=type_,
-                 created=now_us)
+    row = NewRow(
+        body=body, rid=f"act:{s.next_seq(ACTIVITY_TABLE)}", k1=company, k2=kind_name, k3=type_, created=now_us
+    )
     return s.insert(ACTIVITY_TABLE, [row])[0]
 
 
@@ -99,8 +130,17 @@ def title_of(kind: Kind, main: dict[str, Any]) -> str:
 
 
 def save(
-    s: Session, kind: Kind, company: str, rid: str, body: dict[str, Any], now_us: int, *, previous: Row | None,
-    username: str, request: dict[str, Any] | None, subtype: str | None = None,
+    s: Session,
+    kind: Kind,
+    company: str,
+    rid: str,
+    body: dict[str, Any],
+    now_us: int,
+    *,
+    previous: Row | None,
+    username: str,
+    request: dict[str, Any] | None,
+    subtype: str | None = None,
     details: dict[str, Any] | None = None,
 ) -> tuple[int, int]:
     """Insert (``previous`` None) or replace a record and log it; returns ``(created, modified)``."""
@@ -111,15 +151,33 @@ def save(
         s.insert(kind.table, [row])
     else:
         s.replace(kind.table, previous.seq, row)
-    record_activity(s, company, now_us, "inserted" if previous is None else "updated", subtype=subtype,
-                    kind_name=kind.name, doc_id=rid, title=title_of(kind, body["main"]),
-                    archived=bool(body.get("archived")), username=username, request=request, details=details)
+    record_activity(
+        s,
+        company,
+        now_us,
+        "inserted" if previous is None else "updated",
+        subtype=subtype,
+        kind_name=kind.name,
+        doc_id=rid,
+        title=title_of(kind, body["main"]),
+        archived=bool(body.get("archived")),
+        username=username,
+        request=request,
+        details=details,
+    )
     return created, now_us
 
 
 def save_many(
-    s: Session, kind: Kind, company: str, records: list[tuple[str, dict[str, Any]]], now_us: int, *, username: str,
-    request: dict[str, Any] | None, details: dict[str, Any] | None = None,
+    s: Session,
+    kind: Kind,
+    company: str,
+    records: list[tuple[str, dict[str, Any]]],
+    now_us: int,
+    *,
+    username: str,
+    request: dict[str, Any] | None,
+    details: dict[str, Any] | None = None,
 ) -> None:
     """Bulk ``save`` of new records (seeding): two ``executemany`` inserts, records then their activity."""
     rows, events = [], []
@@ -128,26 +186,54 @@ def save_many(
         body = {**body, "_company": company}
         rows.append(model.new_row(kind, rid, company, body, now_us, now_us))
         title = title_of(kind, body["main"])
-        events.append(NewRow(
-            body={"type": "inserted", "subtype": None, "username": username,
-                  "description": f"{DESCRIPTIONS['inserted']} {_ARTICLES[kind.name]} {title}".strip(),
-                  "document": {"id": rid, "type": kind.name, "title": title, "archived": False},
-                  "request": request, "details": details or {}},
-            rid=f"act:{start + i}", k1=company, k2=kind.name, k3="inserted", created=now_us))
+        events.append(
+            NewRow(
+                body={
+                    "type": "inserted",
+                    "subtype": None,
+                    "username": username,
+                    "description": f"{DESCRIPTIONS['inserted']} {_ARTICLES[kind.name]} {title}".strip(),
+                    "document": {"id": rid, "type": kind.name, "title": title, "archived": False},
+                    "request": request,
+                    "details": details or {},
+                },
+                rid=f"act:{start + i}",
+                k1=company,
+                k2=kind.name,
+                k3="inserted",
+                created=now_us,
+            )
+        )
     s.insert(kind.table, rows)
     s.insert(ACTIVITY_TABLE, events)
 
 
 def set_archived(
-    s: Session, kind: Kind, company: str, row: Row, archived: bool, now_us: int, *, username: str,
+    s: Session,
+    kind: Kind,
+    company: str,
+    row: Row,
+    archived: bool,
+    now_us: int,
+    *,
+    username: str,
     request: dict[str, Any] | None,
 ) -> None:
     """Delete (``archived``) or recover a record: it keeps its id and history; lists no longer show it."""
     body = {**row.body, "archived": archived}
     s.replace(kind.table, row.seq, model.new_row(kind, row.rid, company, body, row.created or now_us, now_us))
-    record_activity(s, company, now_us, "archived" if archived else "unarchived", kind_name=kind.name,
-                    doc_id=row.rid, title=title_of(kind, body["main"]), archived=archived, username=username,
-                    request=request)
+    record_activity(
+        s,
+        company,
+        now_us,
+        "archived" if archived else "unarchived",
+        kind_name=kind.name,
+        doc_id=row.rid,
+        title=title_of(kind, body["main"]),
+        archived=archived,
+        username=username,
+        request=request,
+    )
 
 
 def select_ordered(s: Session, table: str, where: Where, order: str, limit: int, offset: int) -> list[Row]:

@@ -150,15 +150,15 @@ def seed_facturadirecta(context: ApiContext, body: dict[str, Any]) -> dict[str, 
     assert isinstance(cfg, FacturaDirectaConfig)
     seed_value = int(body.get("seed", 0))
     n_clients, n_products, n_estimates = (_count(body, k) for k in ("clients", "products", "estimates"))
-    api = body.get("api", "classic")
-    if api not in ("classic", "rest", "both"):
-        raise SeedError("api must be 'classic', 'rest' or 'both' (the same generated records in both stores)")
+    target = body.get("target", "classic")
+    if target not in ("classic", "rest", "both"):
+        raise SeedError("target must be 'classic', 'rest' or 'both' (the same generated records in both APIs)")
     clients = _call(generator.facturadirecta_clients, n_clients, seed_value, **_options(body, "client_options"))
     products = _call(generator.facturadirecta_products, n_products, seed_value, **_options(body, "product_options"))
     created: dict[str, list[str]] = {}
-    if api != "classic":
+    if target != "classic":
         created.update(_seed_fd_rest(context, cfg, clients, products, n_estimates, seed_value))
-    if api == "rest":
+    if target == "rest":
         return created
     with context.store.session(write=True) as s:
         client_rows = _insert_fd(s, fd.CLIENTS, cfg, clients, {}, {})

@@ -46,13 +46,25 @@ IDEMPOTENCY_TABLE = "facturadirecta_rest_idempotency"
 
 UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 CFI_ID = re.compile(r"cfi_[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
-DOC_TYPES = ("invoice", "estimate", "deliveryNote", "clientOrder", "purchaseOrder", "bill", "payroll", "contact")
+DOC_TYPES = (
+    "invoice",
+    "estimate",
+    "deliveryNote",
+    "clientOrder",
+    "purchaseOrder",
+    "bill",
+    "payroll",
+    "contact",
+)
 ESTIMATE_STATES = ("pending", "accepted", "rejected", "closed")
 ACCOUNT_KEYS = ("client", "clientCredit", "provider", "providerCredit", "employee", "employeeCredit")
 # Spanish chart of accounts: the credit account of each facet (430→438 as in contacts.md's example; the
 # provider and employee pairs are inferred).
-CREDIT_OF = {"client": ("clientCredit", "438"), "provider": ("providerCredit", "407"),
-             "employee": ("employeeCredit", "460")}
+CREDIT_OF = {
+    "client": ("clientCredit", "438"),
+    "provider": ("providerCredit", "407"),
+    "employee": ("employeeCredit", "460"),
+}
 DEFAULT_SALES_ACCOUNT = "7000000"
 DEFAULT_PURCHASES_ACCOUNT = "6000000"
 MAX_CUSTOM_FIELDS = 20
@@ -119,7 +131,9 @@ _COUNTRY = re.compile(r"[A-Z]{2}")
 _CURRENCY = re.compile(r"[A-Z]{3}")
 _ACCOUNT = re.compile(r"\d{3,12}")
 _DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
-_LEGAL_FORMS = re.compile(r",?\s+(S\.?L\.?U?\.?|S\.?A\.?U?\.?|S\.?COOP\.?|S\.?L\.?L\.?|C\.?B\.?)$", re.IGNORECASE)
+_LEGAL_FORMS = re.compile(
+    r",?\s+(S\.?L\.?U?\.?|S\.?A\.?U?\.?|S\.?COOP\.?|S\.?L\.?L\.?|C\.?B\.?)$", re.IGNORECASE
+)
 
 
 class Reader:
@@ -150,8 +164,9 @@ class Reader:
             return None
         return value
 
-    def number(self, key: str, *, required: bool = False, low: Decimal | None = None,
-               high: Decimal | None = None) -> Decimal | None:
+    def number(
+        self, key: str, *, required: bool = False, low: Decimal | None = None, high: Decimal | None = None
+    ) -> Decimal | None:
         value = self.data.get(key)
         if value is None:
             if required:
@@ -188,7 +203,11 @@ class Reader:
     def choice(self, key: str, choices: tuple[str, ...], default: str) -> str:
         value = self.data.get(key, default)
         if value not in choices:
-            self.p.add(self.at(key), f"must be equal to one of the allowed values: {', '.join(choices)}", "invalid_enum")
+            self.p.add(
+                self.at(key),
+                f"must be equal to one of the allowed values: {', '.join(choices)}",
+                "invalid_enum",
+            )
             return default
         return str(value)
 
@@ -240,8 +259,11 @@ def read_envelope(payload: Any, kind: Kind, problems: Problems, *, creating: boo
         problems.check()
     content = payload.get("content")
     if not isinstance(content, dict):
-        problems.add("content", "must have required property 'content'" if content is None else "must be object",
-                     "required" if content is None else "invalid_type")
+        problems.add(
+            "content",
+            "must have required property 'content'" if content is None else "must be object",
+            "required" if content is None else "invalid_type",
+        )
         problems.check()
     if content.get("type", kind.name) != kind.name:
         problems.add("content.type", f"must be equal to constant '{kind.name}'", "invalid_enum")
@@ -251,8 +273,11 @@ def read_envelope(payload: Any, kind: Kind, problems: Problems, *, creating: boo
         sent_uuid = None
     main = content.get("main")
     if not isinstance(main, dict):
-        problems.add("content.main", "must have required property 'main'" if main is None else "must be object",
-                     "required" if main is None else "invalid_type")
+        problems.add(
+            "content.main",
+            "must have required property 'main'" if main is None else "must be object",
+            "required" if main is None else "invalid_type",
+        )
         main = {}
     tags = read_tags(payload.get("tags"), problems)
     return Sent(main=main, tags=tags, uuid=sent_uuid)
@@ -294,11 +319,17 @@ def read_custom_values(
     return out
 
 
-def hidden_values(stored: dict[str, Any] | None, doc_type: str, definitions: dict[str, dict[str, Any]]) -> dict:
-    return {k: v for k, v in (stored or {}).items() if doc_type not in definitions.get(k, {}).get("docTypes", ())}
+def hidden_values(
+    stored: dict[str, Any] | None, doc_type: str, definitions: dict[str, dict[str, Any]]
+) -> dict[str, Any]:
+    return {
+        k: v for k, v in (stored or {}).items() if doc_type not in definitions.get(k, {}).get("docTypes", ())
+    }
 
 
-def visible_values(stored: dict[str, Any], doc_type: str, definitions: dict[str, dict[str, Any]]) -> dict:
+def visible_values(
+    stored: dict[str, Any], doc_type: str, definitions: dict[str, dict[str, Any]]
+) -> dict[str, Any]:
     """Removing a document type from a definition keeps the values but hides them (custom-fields.md)."""
     return {k: v for k, v in stored.items() if doc_type in definitions.get(k, {}).get("docTypes", ())}
 
@@ -306,8 +337,19 @@ def visible_values(stored: dict[str, Any], doc_type: str, definitions: dict[str,
 # -- contacts ------------------------------------------------------------------------------------------
 
 CONTACT_TEXT = ("email", "phone", "address", "zipcode", "city", "region", "vatEU", "owner", "externalId")
-CONTACT_KNOWN = frozenset({"name", "title", "country", "fiscalId", "fiscalIdCountry", "currency", "accounts",
-                           "customFields", *CONTACT_TEXT})
+CONTACT_KNOWN = frozenset(
+    {
+        "name",
+        "title",
+        "country",
+        "fiscalId",
+        "fiscalIdCountry",
+        "currency",
+        "accounts",
+        "customFields",
+        *CONTACT_TEXT,
+    }
+)
 
 
 def normalise_fiscal_id(value: str) -> str:
@@ -321,8 +363,14 @@ def contact_title(name: str) -> str:
 
 
 def read_contact(
-    main: dict[str, Any], p: Problems, cfg: FacturaDirectaConfig, definitions: dict[str, dict[str, Any]],
-    *, creating: bool, stored: dict[str, Any] | None, next_account: Callable[[str], str],
+    main: dict[str, Any],
+    p: Problems,
+    cfg: FacturaDirectaConfig,
+    definitions: dict[str, dict[str, Any]],
+    *,
+    creating: bool,
+    stored: dict[str, Any] | None,
+    next_account: Callable[[str], str],
 ) -> dict[str, Any]:
     r = Reader(main, "content.main", p)
     out: dict[str, Any] = {}
@@ -359,7 +407,9 @@ def read_contact(
     if keep_values and previous:
         out["customFields"] = dict(previous)
     else:
-        values = read_custom_values(r, "contact", definitions, hidden_values(previous, "contact", definitions))
+        values = read_custom_values(
+            r, "contact", definitions, hidden_values(previous, "contact", definitions)
+        )
         if values is not None:
             out["customFields"] = values
     return out
@@ -405,7 +455,11 @@ FACET_KNOWN = frozenset({"tax", "account", "price", "discountRate", "description
 
 
 def read_product(
-    main: dict[str, Any], p: Problems, cfg: FacturaDirectaConfig, *, stored: dict[str, Any] | None,
+    main: dict[str, Any],
+    p: Problems,
+    cfg: FacturaDirectaConfig,
+    *,
+    stored: dict[str, Any] | None,
     contact_exists: Callable[[str], bool],
 ) -> dict[str, Any]:
     r = Reader(main, "content.main", p)
@@ -439,19 +493,25 @@ def read_product(
             p.add(sr.at("enabled"), "must have required property 'enabled'", "required")
         out["stock"] = {"enabled": bool(enabled)}
         for key in ("minimum", "replenishLot"):
-            value = sr.number(key, low=Decimal(0))
-            if value is not None:
-                out["stock"][key] = value
+            amount = sr.number(key, low=Decimal(0))
+            if amount is not None:
+                out["stock"][key] = amount
     return out
 
 
 def _read_facet(
-    r: Reader, facet: str, catalogue: dict[str, totals.Tax], cfg: FacturaDirectaConfig,
+    r: Reader,
+    facet: str,
+    catalogue: dict[str, totals.Tax],
+    cfg: FacturaDirectaConfig,
     contact_exists: Callable[[str], bool],
 ) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    r.unknown(FACET_KNOWN if facet == "purchases" else FACET_KNOWN - {"depreciable", "provider"},
-              cfg.rest_unknown_fields == "keep", out)
+    r.unknown(
+        FACET_KNOWN if facet == "purchases" else FACET_KNOWN - {"depreciable", "provider"},
+        cfg.rest_unknown_fields == "keep",
+        out,
+    )
     taxes = r.array("tax")
     if "tax" not in r.data:
         r.p.add(r.at("tax"), "must have required property 'tax'", "required")
@@ -480,8 +540,9 @@ def _read_facet(
     return out
 
 
-def read_tax_ids(values: list[Any], path: str, catalogue: dict[str, totals.Tax], p: Problems,
-                 facet: str = "sales") -> list[str]:
+def read_tax_ids(
+    values: list[Any], path: str, catalogue: dict[str, totals.Tax], p: Problems, facet: str = "sales"
+) -> list[str]:
     """Catalogue ids only; the other catalogue's ids and auto-applied taxes are 400s (taxes.md@6f7d643)."""
     out = []
     for i, value in enumerate(values):
@@ -489,7 +550,11 @@ def read_tax_ids(values: list[Any], path: str, catalogue: dict[str, totals.Tax],
         if tax is None:
             p.add(f"{path}.{i}", f"unknown {facet} tax '{value}'", "unknown_tax")
         elif tax.auto_applied:
-            p.add(f"{path}.{i}", f"tax '{value}' is applied automatically and must not be sent", "auto_applied_tax")
+            p.add(
+                f"{path}.{i}",
+                f"tax '{value}' is applied automatically and must not be sent",
+                "auto_applied_tax",
+            )
         else:
             out.append(tax.id)
     return out
@@ -497,13 +562,35 @@ def read_tax_ids(values: list[Any], path: str, catalogue: dict[str, totals.Tax],
 
 # -- estimates -----------------------------------------------------------------------------------------
 
-ESTIMATE_KNOWN = frozenset({
-    "contact", "date", "dueDate", "currency", "lines", "linesTotal", "totalBeforeTaxes", "taxes", "total",
-    "taxIncludedPrices", "baseState", "acceptedDate", "acceptedBy", "rejectedDate", "rejectedBy", "isProforma",
-    "owner", "customFields", "series", "docNumber", "title", "mode",
-})
-LINE_KNOWN = frozenset({"text", "quantity", "unitPrice", "discount", "discountRate", "tax", "lineTotal", "document",
-                        "account"})
+ESTIMATE_KNOWN = frozenset(
+    {
+        "contact",
+        "date",
+        "dueDate",
+        "currency",
+        "lines",
+        "linesTotal",
+        "totalBeforeTaxes",
+        "taxes",
+        "total",
+        "taxIncludedPrices",
+        "baseState",
+        "acceptedDate",
+        "acceptedBy",
+        "rejectedDate",
+        "rejectedBy",
+        "isProforma",
+        "owner",
+        "customFields",
+        "series",
+        "docNumber",
+        "title",
+        "mode",
+    }
+)
+LINE_KNOWN = frozenset(
+    {"text", "quantity", "unitPrice", "discount", "discountRate", "tax", "lineTotal", "document", "account"}
+)
 
 
 @dataclass
@@ -514,8 +601,13 @@ class EstimateLookups:
 
 
 def read_estimate(
-    main: dict[str, Any], p: Problems, cfg: FacturaDirectaConfig, definitions: dict[str, dict[str, Any]],
-    look: EstimateLookups, *, stored: dict[str, Any] | None,
+    main: dict[str, Any],
+    p: Problems,
+    cfg: FacturaDirectaConfig,
+    definitions: dict[str, dict[str, Any]],
+    look: EstimateLookups,
+    *,
+    stored: dict[str, Any] | None,
 ) -> dict[str, Any]:
     """The estimate without its number (the router numbers it); totals computed, checked in calcTotal."""
     r = Reader(main, "content.main", p)
@@ -549,13 +641,17 @@ def read_estimate(
     if cfg.rest_put_omits_custom_fields == "keep" and "customFields" not in main and previous:
         out["customFields"] = dict(previous)
     else:
-        values = read_custom_values(r, "estimate", definitions, hidden_values(previous, "estimate", definitions))
+        values = read_custom_values(
+            r, "estimate", definitions, hidden_values(previous, "estimate", definitions)
+        )
         if values is not None:
             out["customFields"] = values
     return out
 
 
-def _read_lines(r: Reader, cfg: FacturaDirectaConfig, look: EstimateLookups) -> list[tuple[dict, totals.Line]]:
+def _read_lines(
+    r: Reader, cfg: FacturaDirectaConfig, look: EstimateLookups
+) -> list[tuple[dict[str, Any], totals.Line]]:
     sent = r.array("lines") or []
     high = Decimal(100) if cfg.rest_estimate_discount_scale == "percent" else Decimal(1)
     out = []
@@ -586,30 +682,54 @@ def _read_lines(r: Reader, cfg: FacturaDirectaConfig, look: EstimateLookups) -> 
         line["tax"] = taxes
         if product_id:
             line["document"] = product_id
-        line["account"] = account or ((product or {}).get("sales") or {}).get("account") or DEFAULT_SALES_ACCOUNT
+        line["account"] = (
+            account or ((product or {}).get("sales") or {}).get("account") or DEFAULT_SALES_ACCOUNT
+        )
         sent_total = lr.number("lineTotal")
         if sent_total is not None:
             line["_sentTotal"] = sent_total
         if quantity is not None and unit_price is not None:
-            out.append((line, totals.Line(quantity, unit_price, rate or Decimal(0), discount or Decimal(0),
-                                          tuple(taxes))))
+            out.append(
+                (
+                    line,
+                    totals.Line(
+                        quantity, unit_price, rate or Decimal(0), discount or Decimal(0), tuple(taxes)
+                    ),
+                )
+            )
     return out
 
 
-def _apply_totals(r: Reader, out: dict[str, Any], lines: list[tuple[dict, totals.Line]],
-                  cfg: FacturaDirectaConfig, mode: str) -> None:
+def _apply_totals(
+    r: Reader,
+    out: dict[str, Any],
+    lines: list[tuple[dict[str, Any], totals.Line]],
+    cfg: FacturaDirectaConfig,
+    mode: str,
+) -> None:
     """Computed totals; in ``calcTotal`` a sent total that differs is a 400 naming it (taxes.md@6f7d643)."""
-    result = totals.compute([line for _, line in lines], percent_discounts=cfg.rest_estimate_discount_scale == "percent",
-                            tax_included=out["taxIncludedPrices"], per_line=cfg.rest_tax_rounding == "line")
+    result = totals.compute(
+        [line for _, line in lines],
+        percent_discounts=cfg.rest_estimate_discount_scale == "percent",
+        tax_included=out["taxIncludedPrices"],
+        per_line=cfg.rest_tax_rounding == "line",
+    )
     provided = mode == "totalProvided"
     for i, ((line, _), computed) in enumerate(zip(lines, result.line_totals, strict=True)):
         sent = line.pop("_sentTotal", None)
         if sent is not None and sent != computed and not provided:
-            r.p.add(f"{r.at('lines')}.{i}.lineTotal", f"must be {computed} (computed from the line)", "total_mismatch")
+            r.p.add(
+                f"{r.at('lines')}.{i}.lineTotal",
+                f"must be {computed} (computed from the line)",
+                "total_mismatch",
+            )
         line["lineTotal"] = sent if provided and sent is not None else computed
     out["lines"] = [line for line, _ in lines]
-    computed_values = {"linesTotal": result.lines_total, "totalBeforeTaxes": result.before_taxes,
-                       "total": result.total}
+    computed_values = {
+        "linesTotal": result.lines_total,
+        "totalBeforeTaxes": result.before_taxes,
+        "total": result.total,
+    }
     for key, value in computed_values.items():
         sent = r.number(key)
         if sent is not None and sent != value and not provided:
@@ -650,7 +770,9 @@ def number_of(doc_number: str) -> tuple[str, int] | None:
     return (match.group(1), int(match.group(2))) if match else None
 
 
-def read_numbering(main: dict[str, Any], p: Problems, cfg: FacturaDirectaConfig) -> tuple[str | None, str | None]:
+def read_numbering(
+    main: dict[str, Any], p: Problems, cfg: FacturaDirectaConfig
+) -> tuple[str | None, str | None]:
     """``(series, docNumber)`` as sent: separate strings, or ``docNumber: {series, number}`` (§15.5)."""
     r = Reader(main, "content.main", p)
     if cfg.rest_estimate_docnumber == "object":
@@ -660,7 +782,9 @@ def read_numbering(main: dict[str, Any], p: Problems, cfg: FacturaDirectaConfig)
         sr = Reader(sent, r.at("docNumber"), p)
         series = sr.text("series")
         number = sr.number("number", low=Decimal(1))
-        return series, (format_number(main.get("date") or "0000", int(number)) if number is not None else None)
+        return series, (
+            format_number(main.get("date") or "0000", int(number)) if number is not None else None
+        )
     return r.text("series"), r.text("docNumber")
 
 
@@ -696,15 +820,26 @@ def read_definition(payload: Any, p: Problems, *, creating: bool) -> dict[str, A
     else:
         for i, value in enumerate(doc_types):
             if value not in DOC_TYPES:
-                p.add(f"docTypes.{i}", f"must be equal to one of the allowed values: {', '.join(DOC_TYPES)}",
-                      "invalid_enum")
+                p.add(
+                    f"docTypes.{i}",
+                    f"must be equal to one of the allowed values: {', '.join(DOC_TYPES)}",
+                    "invalid_enum",
+                )
         out["docTypes"] = list(dict.fromkeys(v for v in doc_types if v in DOC_TYPES))
     return out
 
 
-def render_definition(definition_id: str, body: dict[str, Any], created: int | None, modified: int | None) -> dict:
-    return {"id": definition_id, "title": body["title"], "docTypes": body["docTypes"],
-            "archived": bool(body.get("archived")), "creationDate": iso(created), "modificationDate": iso(modified)}
+def render_definition(
+    definition_id: str, body: dict[str, Any], created: int | None, modified: int | None
+) -> dict[str, Any]:
+    return {
+        "id": definition_id,
+        "title": body["title"],
+        "docTypes": body["docTypes"],
+        "archived": bool(body.get("archived")),
+        "creationDate": iso(created),
+        "modificationDate": iso(modified),
+    }
 
 
 # -- envelope out and rows -----------------------------------------------------------------------------
@@ -727,8 +862,16 @@ def web_url(company: str, kind: Kind, rid: str) -> str:
 
 
 def envelope(
-    kind: Kind, rid: str, body: dict[str, Any], created: int | None, modified: int | None, company: str,
-    cfg: FacturaDirectaConfig, definitions: dict[str, dict[str, Any]], *, related: dict | None = None,
+    kind: Kind,
+    rid: str,
+    body: dict[str, Any],
+    created: int | None,
+    modified: int | None,
+    company: str,
+    cfg: FacturaDirectaConfig,
+    definitions: dict[str, dict[str, Any]],
+    *,
+    related: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """``{content: {type, uuid, main}, tags, creationDate, modificationDate, related?, webUrl}``."""
     main = dict(body["main"])
@@ -740,8 +883,12 @@ def envelope(
     content: dict[str, Any] = {"type": kind.name, "uuid": rid, "main": js(main)}
     if kind is ESTIMATE:
         content["attachments"] = []
-    out: dict[str, Any] = {"content": content, "tags": list(body.get("tags") or []),
-                           "creationDate": iso(created), "modificationDate": iso(modified)}
+    out: dict[str, Any] = {
+        "content": content,
+        "tags": list(body.get("tags") or []),
+        "creationDate": iso(created),
+        "modificationDate": iso(modified),
+    }
     if body.get("archived"):
         out["archived"] = True
     if related is not None:
@@ -763,9 +910,15 @@ def new_row(kind: Kind, rid: str, company: str, body: dict[str, Any], created: i
     """Lookups: contacts k2 fiscalId, k3 externalId; products k2 externalId, k3 sku; estimates k2 contact,
     k3 date. ``search`` starts with the lower-cased title, so ordering by it is alphabetical; tags in idx."""
     main = body["main"]
-    row = NewRow(body=body, rid=rid, created=created, modified=modified,
-                 k1=live_key(company, bool(body.get("archived"))),
-                 index=[("tag", t) for t in body.get("tags") or []])
+    row = NewRow(
+        body=body,
+        rid=rid,
+        created=created,
+        modified=modified,
+        k1=live_key(company, bool(body.get("archived"))),
+        index=[("tag", t) for t in body.get("tags") or []],
+    )
+    keys: tuple[str, ...]
     if kind is CONTACT:
         keys = ("title", "name", "fiscalId", "email", "vatEU", "externalId")
         row.k2, row.k3 = main.get("fiscalId") or None, main.get("externalId") or None

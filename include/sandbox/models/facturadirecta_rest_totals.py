@@ -56,13 +56,20 @@ PURCHASE_TAXES: dict[str, Tax] = {
     )
 }
 # The classic API's VAT rates (tax1 "IVA" rate) as sales tax ids, for seeding the same data on both APIs.
-VAT_BY_RATE = {Decimal(21): "S_IVA_21", Decimal(10): "S_IVA_10", Decimal(5): "S_IVA_5", Decimal(4): "S_IVA_4",
-               Decimal(0): "S_IVA_0"}
+VAT_BY_RATE = {
+    Decimal(21): "S_IVA_21",
+    Decimal(10): "S_IVA_10",
+    Decimal(5): "S_IVA_5",
+    Decimal(4): "S_IVA_4",
+    Decimal(0): "S_IVA_0",
+}
 
 
 def catalogue_items(taxes: dict[str, Tax]) -> list[dict[str, Any]]:
     """``GET /{companyId}/settings/taxes/sales|purchases`` items."""
-    return [{"id": t.id, "name": t.name, "value": t.value, "autoApplied": t.auto_applied} for t in taxes.values()]
+    return [
+        {"id": t.id, "name": t.name, "value": t.value, "autoApplied": t.auto_applied} for t in taxes.values()
+    ]
 
 
 @dataclass(frozen=True)
@@ -85,9 +92,7 @@ class Totals:
     total: Decimal
 
 
-def compute(
-    lines: Sequence[Line], *, percent_discounts: bool, tax_included: bool, per_line: bool
-) -> Totals:
+def compute(lines: Sequence[Line], *, percent_discounts: bool, tax_included: bool, per_line: bool) -> Totals:
     """``lineTotal = q2(quantity × unitPrice × (1 − rate) − discount)`` (invoices.md@004fd9b; ``rate`` is
     ``discountRate/100`` unless fractions are configured); tax bases per tax id are sums of line totals.
 
@@ -108,10 +113,19 @@ def compute(
             bases[tax_id] = bases.get(tax_id, Decimal(0)) + net
             line_amounts[tax_id] = line_amounts.get(tax_id, Decimal(0)) + q2(net * SALES_TAXES[tax_id].value)
     lines_total = sum(line_totals, Decimal(0))
-    taxes = []
+    taxes: list[dict[str, Any]] = []
+    amounts: list[Decimal] = []
     for tax_id, base in bases.items():
         amount = line_amounts[tax_id] if per_line else q2(base * SALES_TAXES[tax_id].value)
-        taxes.append({"id": tax_id, "base": q2(base), "amount": amount, "companyCurrencyBase": q2(base),
-                      "companyCurrencyAmount": amount})
-    total = lines_total + sum((t["amount"] for t in taxes), Decimal(0))
+        amounts.append(amount)
+        taxes.append(
+            {
+                "id": tax_id,
+                "base": q2(base),
+                "amount": amount,
+                "companyCurrencyBase": q2(base),
+                "companyCurrencyAmount": amount,
+            }
+        )
+    total = lines_total + sum(amounts, Decimal(0))
     return Totals(line_totals, q2(lines_total), q2(lines_total), taxes, q2(total))

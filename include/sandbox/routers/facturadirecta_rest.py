@@ -64,8 +64,10 @@ def _runtime(request: Request) -> RestRuntime:
 def _who(request: Request) -> dict[str, Any]:
     """Activity ``username`` and ``request`` of this call (an API key writes as the account owner)."""
     client = request.client.host if request.client else None
-    return {"username": _cfg(request).owner_email,
-            "request": {"ip": client, "userAgent": request.headers.get("user-agent")}}
+    return {
+        "username": _cfg(request).owner_email,
+        "request": {"ip": client, "userAgent": request.headers.get("user-agent")},
+    }
 
 
 def rest_json(payload: Any, status: int = 200) -> Response:
@@ -76,8 +78,9 @@ def _payload(body: bytes) -> Any:
     try:
         return jsonio.loads(body) if body.strip() else None
     except ValueError as exc:
-        raise validation([{"path": "", "message": f"Unexpected token in JSON body: {exc}", "code": "invalid_json"}]
-                         ) from None
+        raise validation(
+            [{"path": "", "message": f"Unexpected token in JSON body: {exc}", "code": "invalid_json"}]
+        ) from None
 
 
 class Query:
@@ -97,7 +100,9 @@ class Query:
 
     def many(self, name: str) -> list[str]:
         """Repeated parameters and comma-separated values alike."""
-        return [part.strip() for value in self.params.getlist(name) for part in value.split(",") if part.strip()]
+        return [
+            part.strip() for value in self.params.getlist(name) for part in value.split(",") if part.strip()
+        ]
 
     def integer(self, name: str, default: int, low: int, high: int | None = None) -> int:
         raw = self.params.get(name)
@@ -109,7 +114,9 @@ class Query:
             self.p.add(name, "must be integer", "invalid_type")
             return default
         if value < low or (high is not None and value > high):
-            self.p.add(name, f"must be >= {low}" + (f" and <= {high}" if high is not None else ""), "out_of_range")
+            self.p.add(
+                name, f"must be >= {low}" + (f" and <= {high}" if high is not None else ""), "out_of_range"
+            )
             return default
         return value
 
@@ -155,8 +162,12 @@ class Query:
 
 
 def _dates(q: Query, where: Where) -> None:
-    for name, column, op in (("minCreationDate", "created", ">="), ("maxCreationDate", "created", "<="),
-                             ("minModificationDate", "modified", ">="), ("maxModificationDate", "modified", "<=")):
+    for name, column, op in (
+        ("minCreationDate", "created", ">="),
+        ("maxCreationDate", "created", "<="),
+        ("minModificationDate", "modified", ">="),
+        ("maxModificationDate", "modified", "<="),
+    ):
         value = q.instant(name)
         if value is not None:
             where.compare(column, op, value)
@@ -168,11 +179,15 @@ def _tags(q: Query, where: Where, table: str) -> None:
     anyof = q.many("anyOfTheseTags")
     if anyof:
         marks = ",".join("?" * len(anyof))
-        where.raw(f"seq IN (SELECT seq FROM idx WHERE tbl = ? AND name = 'tag' AND value IN ({marks}))",
-                  [table, *anyof])
+        where.raw(
+            f"seq IN (SELECT seq FROM idx WHERE tbl = ? AND name = 'tag' AND value IN ({marks}))",
+            [table, *anyof],
+        )
     has = q.flag("hasTags")
     if has is not None:
-        where.raw(f"seq {'' if has else 'NOT '}IN (SELECT seq FROM idx WHERE tbl = ? AND name = 'tag')", [table])
+        where.raw(
+            f"seq {'' if has else 'NOT '}IN (SELECT seq FROM idx WHERE tbl = ? AND name = 'tag')", [table]
+        )
 
 
 def _order(q: Query, columns: dict[str, str], default: str) -> str:
@@ -182,20 +197,26 @@ def _order(q: Query, columns: dict[str, str], default: str) -> str:
         descending = value.startswith("-")
         column = columns.get(value.lstrip("-"))
         if column is None:
-            q.p.add("sortBy", f"must be one of {', '.join(sorted(columns))} (optionally prefixed by -)",
-                    "invalid_enum")
+            q.p.add(
+                "sortBy",
+                f"must be one of {', '.join(sorted(columns))} (optionally prefixed by -)",
+                "invalid_enum",
+            )
             continue
         parts.append(f"{column}{' DESC' if descending else ''}")
     return ", ".join(parts) + ", seq" if parts else default
 
 
-def _page(s: Session, table: str, where: Where, order: str, q: Query, cfg: FacturaDirectaConfig
-          ) -> tuple[dict[str, int], list[Row]]:
+def _page(
+    s: Session, table: str, where: Where, order: str, q: Query, cfg: FacturaDirectaConfig
+) -> tuple[dict[str, int], list[Row]]:
     offset = q.integer("offset", 0, 0)
     limit = q.integer("limit", cfg.rest_limit_default, 1, 500)
     q.p.check()
     total = s.count(table, where)
-    return {"offset": offset, "limit": limit, "total": total}, db.select_ordered(s, table, where, order, limit, offset)
+    return {"offset": offset, "limit": limit, "total": total}, db.select_ordered(
+        s, table, where, order, limit, offset
+    )
 
 
 # -- profile, key info, settings -------------------------------------------------------------------
@@ -206,7 +227,9 @@ def profile(request: Request) -> Response:
     """``profile.companies[].id`` (profile.md@35c7b58); an API key belongs to one company."""
     cfg = _cfg(request)
     company = companies(cfg)[request.state.fd_rest["company"]]
-    return rest_json({"profile": {"email": cfg.owner_email, "companies": [{"id": company.id, "name": company.name}]}})
+    return rest_json(
+        {"profile": {"email": cfg.owner_email, "companies": [{"id": company.id, "name": company.name}]}}
+    )
 
 
 @router.get("/{company_id}/apiKeyInfo")
@@ -227,15 +250,38 @@ def taxes(company_id: str, side: str, request: Request) -> Response:
 # -- records: shared -------------------------------------------------------------------------------
 
 
-def _render(s: Session, kind: Kind, row: Row, company: str, cfg: FacturaDirectaConfig, related: bool = True,
-            defs: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+def _render(
+    s: Session,
+    kind: Kind,
+    row: Row,
+    company: str,
+    cfg: FacturaDirectaConfig,
+    related: bool = True,
+    defs: dict[str, dict[str, Any]] | None = None,
+) -> dict[str, Any]:
     defs = defs if defs is not None else db.definitions(s, company)
-    return model.envelope(kind, row.rid, row.body, row.created, row.modified, company, cfg, defs,
-                          related={} if related else None)
+    return model.envelope(
+        kind,
+        row.rid,
+        row.body,
+        row.created,
+        row.modified,
+        company,
+        cfg,
+        defs,
+        related={} if related else None,
+    )
 
 
-def _list(request: Request, kind: Kind, company: str, allowed: set[str], filters: Any, columns: dict[str, str],
-          default_order: str) -> Response:
+def _list(
+    request: Request,
+    kind: Kind,
+    company: str,
+    allowed: set[str],
+    filters: Any,
+    columns: dict[str, str],
+    default_order: str,
+) -> Response:
     cfg = _cfg(request)
     q = Query(request, allowed | PAGING | {"sortBy"})
     where = Where(kind.table).eq("k1", company)
@@ -272,8 +318,17 @@ def _put_tags(request: Request, kind: Kind, company: str, rid: str, body: bytes)
         row = db.live(s, kind, company, rid)
         if row is None:
             raise not_found()
-        db.save(s, kind, company, rid, {**row.body, "tags": tags}, runtime.now_us(), previous=row,
-                subtype="updateTags", **_who(request))
+        db.save(
+            s,
+            kind,
+            company,
+            rid,
+            {**row.body, "tags": tags},
+            runtime.now_us(),
+            previous=row,
+            subtype="updateTags",
+            **_who(request),
+        )
         return rest_json(_render(s, kind, s.get(kind.table, rid=rid), company, _cfg(request)))  # type: ignore[arg-type]
 
 
@@ -322,8 +377,19 @@ def _plan(request: Request) -> dict[str, int | None]:
 
 # -- contacts --------------------------------------------------------------------------------------
 
-CONTACT_FILTERS = {"search", "fiscalId", "vatEU", "externalId", "phone", "country", "isClient", "isProvider",
-                   "isEmployee", "related", *TAG_FILTERS}
+CONTACT_FILTERS = {
+    "search",
+    "fiscalId",
+    "vatEU",
+    "externalId",
+    "phone",
+    "country",
+    "isClient",
+    "isProvider",
+    "isEmployee",
+    "related",
+    *TAG_FILTERS,
+}
 FACET_NAMES = {"client": "clientes", "employee": "empleados"}
 
 
@@ -362,8 +428,15 @@ def list_contacts(company_id: str, request: Request) -> Response:
     unknown parameters (400) unless ``rest_contacts_modification_filters``."""
     cfg = _cfg(request)
     extra = DATE_FILTERS if cfg.rest_contacts_modification_filters else set()
-    return _list(request, CONTACT, company_id, CONTACT_FILTERS | extra,
-                 _contact_filters(cfg.rest_contacts_modification_filters), _contact_columns(cfg), "search, seq")
+    return _list(
+        request,
+        CONTACT,
+        company_id,
+        CONTACT_FILTERS | extra,
+        _contact_filters(cfg.rest_contacts_modification_filters),
+        _contact_columns(cfg),
+        "search, seq",
+    )
 
 
 @router.get("/{company_id}/contacts/{rid}")
@@ -375,14 +448,22 @@ def _build_contact(request: Request, company: str) -> Any:
     cfg = _cfg(request)
 
     def build(s: Session, sent: model.Sent, previous: Row | None, p: Problems) -> dict[str, Any]:
-        main = model.read_contact(sent.main, p, cfg, db.definitions(s, company), creating=previous is None,
-                                  stored=previous.body["main"] if previous else None,
-                                  next_account=lambda facet: db.next_account(s, company, facet))
+        main = model.read_contact(
+            sent.main,
+            p,
+            cfg,
+            db.definitions(s, company),
+            creating=previous is None,
+            stored=previous.body["main"] if previous else None,
+            next_account=lambda facet: db.next_account(s, company, facet),
+        )
         if p.items:
             return main
         fiscal_id = main.get("fiscalId")
         if fiscal_id:
-            clash = s.select(CONTACT.table, Where(CONTACT.table).eq("k1", company).eq("k2", fiscal_id), limit=2)
+            clash = s.select(
+                CONTACT.table, Where(CONTACT.table).eq("k1", company).eq("k2", fiscal_id), limit=2
+            )
             if any(previous is None or row.rid != previous.rid for row in clash):
                 raise conflict(f"Ya existe un contacto con el NIF {fiscal_id}", "content.main.fiscalId")
         if previous is None:
@@ -398,10 +479,15 @@ def _check_contact_caps(s: Session, company: str, main: dict[str, Any], plan: di
         cap = plan["clients" if facet == "client" else "employees"]
         if cap is None:
             continue
-        where = Where(CONTACT.table).eq("k1", company).raw(
-            f"json_extract(body, '$.main.accounts.{facet}') IS NOT NULL", [])
+        where = (
+            Where(CONTACT.table)
+            .eq("k1", company)
+            .raw(f"json_extract(body, '$.main.accounts.{facet}') IS NOT NULL", [])
+        )
         if s.count(CONTACT.table, where) >= cap:
-            raise plan_limit(f"Has alcanzado el límite de {FACET_NAMES[facet]} contratados ({cap}) de tu plan")
+            raise plan_limit(
+                f"Has alcanzado el límite de {FACET_NAMES[facet]} contratados ({cap}) de tu plan"
+            )
 
 
 @router.post("/{company_id}/contacts")
@@ -436,10 +522,24 @@ def delete_contact(company_id: str, rid: str, request: Request) -> Response:
 
 # -- products --------------------------------------------------------------------------------------
 
-PRODUCT_FILTERS = {"title", "sku", "externalId", "isSales", "isPurchases", "isDepreciable", "salesDescription",
-                   "purchasesDescription", *DATE_FILTERS}
-PRODUCT_COLUMNS = {"name": "search", "title": "search", "sku": "k3", "creationDate": "created",
-                   "modificationDate": "modified"}
+PRODUCT_FILTERS = {
+    "title",
+    "sku",
+    "externalId",
+    "isSales",
+    "isPurchases",
+    "isDepreciable",
+    "salesDescription",
+    "purchasesDescription",
+    *DATE_FILTERS,
+}
+PRODUCT_COLUMNS = {
+    "name": "search",
+    "title": "search",
+    "sku": "k3",
+    "creationDate": "created",
+    "modificationDate": "modified",
+}
 
 
 def _product_filters(q: Query, where: Where) -> None:
@@ -458,14 +558,18 @@ def _product_filters(q: Query, where: Where) -> None:
         where.raw("coalesce(json_extract(body, '$.main.purchases.depreciable'), 0) = ?", [int(depreciable)])
     for name, facet in (("salesDescription", "sales"), ("purchasesDescription", "purchases")):
         if q.text(name):
-            where.raw(f"instr(lower(coalesce(json_extract(body, '$.main.{facet}.description'), '')), ?) > 0",
-                      [q.params[name].lower()])
+            where.raw(
+                f"instr(lower(coalesce(json_extract(body, '$.main.{facet}.description'), '')), ?) > 0",
+                [q.params[name].lower()],
+            )
     _dates(q, where)
 
 
 @router.get("/{company_id}/products")
 def list_products(company_id: str, request: Request) -> Response:
-    return _list(request, PRODUCT, company_id, PRODUCT_FILTERS, _product_filters, PRODUCT_COLUMNS, "search, seq")
+    return _list(
+        request, PRODUCT, company_id, PRODUCT_FILTERS, _product_filters, PRODUCT_COLUMNS, "search, seq"
+    )
 
 
 @router.get("/{company_id}/products/{rid}")
@@ -477,13 +581,22 @@ def _build_product(request: Request, company: str) -> Any:
     cfg = _cfg(request)
 
     def build(s: Session, sent: model.Sent, previous: Row | None, p: Problems) -> dict[str, Any]:
-        main = model.read_product(sent.main, p, cfg, stored=previous.body["main"] if previous else None,
-                                  contact_exists=lambda rid: db.live(s, CONTACT, company, rid) is not None)
+        main = model.read_product(
+            sent.main,
+            p,
+            cfg,
+            stored=previous.body["main"] if previous else None,
+            contact_exists=lambda rid: db.live(s, CONTACT, company, rid) is not None,
+        )
         external = main.get("externalId")
         if external and not p.items:
-            clash = s.select(PRODUCT.table, Where(PRODUCT.table).eq("k1", company).eq("k2", external), limit=2)
+            clash = s.select(
+                PRODUCT.table, Where(PRODUCT.table).eq("k1", company).eq("k2", external), limit=2
+            )
             if any(previous is None or row.rid != previous.rid for row in clash):
-                raise conflict(f"Ya existe un producto con el externalId {external}", "content.main.externalId")
+                raise conflict(
+                    f"Ya existe un producto con el externalId {external}", "content.main.externalId"
+                )
         return main
 
     return build
@@ -504,9 +617,15 @@ def delete_product(company_id: str, rid: str, request: Request) -> Response:
     """409 while a document line references the product in ``document`` (products.md@71a967a)."""
 
     def blocker(s: Session, row: Row) -> None:
-        where = Where(ESTIMATE.table).eq("k1", company_id).raw(
-            "EXISTS (SELECT 1 FROM json_each(json_extract(body, '$.main.lines'))"
-            " WHERE json_extract(value, '$.document') = ?)", [row.rid])
+        where = (
+            Where(ESTIMATE.table)
+            .eq("k1", company_id)
+            .raw(
+                "EXISTS (SELECT 1 FROM json_each(json_extract(body, '$.main.lines'))"
+                " WHERE json_extract(value, '$.document') = ?)",
+                [row.rid],
+            )
+        )
         count = s.count(ESTIMATE.table, where)
         if count:
             raise conflict(f"No se puede borrar el producto: se usa en {count} presupuestos")
@@ -516,12 +635,31 @@ def delete_product(company_id: str, rid: str, request: Request) -> Response:
 
 # -- estimates -------------------------------------------------------------------------------------
 
-ESTIMATE_FILTERS = {"minDate", "maxDate", "series", "formattedSeries", "minNumber", "maxNumber", "contact",
-                    "hasContact", "minTotal", "maxTotal", "currency", "country", "emails", "related",
-                    *TAG_FILTERS, *DATE_FILTERS}
-ESTIMATE_COLUMNS = {"date": "k3", "docNumber": "json_extract(body, '$.main.docNumber')",
-                    "total": "CAST(json_extract(body, '$.main.total') AS REAL)", "creationDate": "created",
-                    "modificationDate": "modified"}
+ESTIMATE_FILTERS = {
+    "minDate",
+    "maxDate",
+    "series",
+    "formattedSeries",
+    "minNumber",
+    "maxNumber",
+    "contact",
+    "hasContact",
+    "minTotal",
+    "maxTotal",
+    "currency",
+    "country",
+    "emails",
+    "related",
+    *TAG_FILTERS,
+    *DATE_FILTERS,
+}
+ESTIMATE_COLUMNS = {
+    "date": "k3",
+    "docNumber": "json_extract(body, '$.main.docNumber')",
+    "total": "CAST(json_extract(body, '$.main.total') AS REAL)",
+    "creationDate": "created",
+    "modificationDate": "modified",
+}
 
 
 def _estimate_filters(q: Query, where: Where) -> None:
@@ -535,7 +673,9 @@ def _estimate_filters(q: Query, where: Where) -> None:
     for name, op in (("minNumber", ">="), ("maxNumber", "<=")):
         number = q.number(name)
         if number is not None:
-            where.raw(f"CAST(substr(json_extract(body, '$.main.docNumber'), 6) AS INTEGER) {op} ?", [int(number)])
+            where.raw(
+                f"CAST(substr(json_extract(body, '$.main.docNumber'), 6) AS INTEGER) {op} ?", [int(number)]
+            )
     if q.text("contact"):
         where.eq("k2", q.params["contact"])
     has_contact = q.flag("hasContact")
@@ -548,8 +688,10 @@ def _estimate_filters(q: Query, where: Where) -> None:
     if q.text("currency"):
         where.json_eq("$.main.currency", q.params["currency"])
     if q.text("country"):
-        where.raw(f"k2 IN (SELECT rid FROM {CONTACT.table} WHERE json_extract(body, '$.main.country') = ?)",
-                  [q.params["country"]])
+        where.raw(
+            f"k2 IN (SELECT rid FROM {CONTACT.table} WHERE json_extract(body, '$.main.country') = ?)",
+            [q.params["country"]],
+        )
     _tags(q, where, ESTIMATE.table)
     _dates(q, where)
 
@@ -557,8 +699,15 @@ def _estimate_filters(q: Query, where: Where) -> None:
 @router.get("/{company_id}/estimates")
 def list_estimates(company_id: str, request: Request) -> Response:
     """Default order: date descending ("usually date descending for documents", pagination.md)."""
-    return _list(request, ESTIMATE, company_id, ESTIMATE_FILTERS, _estimate_filters, ESTIMATE_COLUMNS,
-                 "k3 DESC, seq DESC")
+    return _list(
+        request,
+        ESTIMATE,
+        company_id,
+        ESTIMATE_FILTERS,
+        _estimate_filters,
+        ESTIMATE_COLUMNS,
+        "k3 DESC, seq DESC",
+    )
 
 
 @router.get("/{company_id}/estimates/{rid}")
@@ -594,8 +743,14 @@ def _build_estimate(request: Request, company: str) -> Any:
     return build
 
 
-def _number(s: Session, company: str, main: dict[str, Any], series: str | None, doc_number: str | None,
-            previous: Row | None) -> None:
+def _number(
+    s: Session,
+    company: str,
+    main: dict[str, Any],
+    series: str | None,
+    doc_number: str | None,
+    previous: Row | None,
+) -> None:
     """Automatic when omitted on a create; kept when a PUT omits it (inferred); a duplicate → 409."""
     stored = previous.body["main"] if previous else {}
     if previous is not None and series is None and doc_number is None:
@@ -605,10 +760,17 @@ def _number(s: Session, company: str, main: dict[str, Any], series: str | None, 
     main["series"] = series
     except_rid = previous.rid if previous else None
     if doc_number is None:
-        doc_number = db.next_number(s, company, series, main["date"][:4],
-                                    lambda n: db.doc_number_taken(s, ESTIMATE, company, series, n, except_rid))
+        doc_number = db.next_number(
+            s,
+            company,
+            series,
+            main["date"][:4],
+            lambda n: db.doc_number_taken(s, ESTIMATE, company, series, n, except_rid),
+        )
     elif db.doc_number_taken(s, ESTIMATE, company, series, doc_number, except_rid):
-        raise conflict(f"Ya existe un presupuesto {doc_number} en la serie {series}", "content.main.docNumber")
+        raise conflict(
+            f"Ya existe un presupuesto {doc_number} en la serie {series}", "content.main.docNumber"
+        )
     else:
         db.bump_number(s, company, series, doc_number)
     main["docNumber"] = doc_number
@@ -636,8 +798,11 @@ def delete_estimate(company_id: str, rid: str, request: Request) -> Response:
 
 # -- custom fields ---------------------------------------------------------------------------------
 
-FIELD_COLUMNS = {"title": "lower(json_extract(body, '$.title'))", "creationDate": "created",
-                 "modificationDate": "modified"}
+FIELD_COLUMNS = {
+    "title": "lower(json_extract(body, '$.title'))",
+    "creationDate": "created",
+    "modificationDate": "modified",
+}
 
 
 def _field_row(s: Session, company: str, field_id: str) -> Row | None:
@@ -649,8 +814,9 @@ def _active_fields(s: Session, company: str) -> int:
     return s.count(CUSTOM_FIELDS_TABLE, where)
 
 
-def _save_field(request: Request, s: Session, company: str, body: dict[str, Any], previous: Row | None,
-                activity: str) -> Row:
+def _save_field(
+    request: Request, s: Session, company: str, body: dict[str, Any], previous: Row | None, activity: str
+) -> Row:
     now = _runtime(request).now_us()
     row = NewRow(body=body, rid=f"{company}/{body['id']}", k1=company, created=now, modified=now)
     if previous is None:
@@ -658,8 +824,17 @@ def _save_field(request: Request, s: Session, company: str, body: dict[str, Any]
     else:
         row.created = previous.created
         s.replace(CUSTOM_FIELDS_TABLE, previous.seq, row)
-    db.record_activity(s, company, now, activity, kind_name="customField", doc_id=body["id"], title=body["title"],
-                       archived=bool(body.get("archived")), **_who(request))
+    db.record_activity(
+        s,
+        company,
+        now,
+        activity,
+        kind_name="customField",
+        doc_id=body["id"],
+        title=body["title"],
+        archived=bool(body.get("archived")),
+        **_who(request),
+    )
     saved = _field_row(s, company, body["id"])
     assert saved is not None
     return saved
@@ -685,8 +860,10 @@ def list_fields(company_id: str, request: Request) -> Response:
     doc_types = q.many("docTypes")
     if doc_types:
         marks = ",".join("?" * len(doc_types))
-        where.raw(f"EXISTS (SELECT 1 FROM json_each(json_extract(body, '$.docTypes')) WHERE value IN ({marks}))",
-                  doc_types)
+        where.raw(
+            f"EXISTS (SELECT 1 FROM json_each(json_extract(body, '$.docTypes')) WHERE value IN ({marks}))",
+            doc_types,
+        )
     _dates(q, where)
     order = _order(q, FIELD_COLUMNS, "seq")
     with ctx(request).store.session() as s:
@@ -721,7 +898,9 @@ def create_field(company_id: str, request: Request, body: bytes = Depends(raw_bo
 
 
 @router.put("/{company_id}/customFields/{field_id}")
-def update_field(company_id: str, field_id: str, request: Request, body: bytes = Depends(raw_body)) -> Response:
+def update_field(
+    company_id: str, field_id: str, request: Request, body: bytes = Depends(raw_body)
+) -> Response:
     """Replaces ``title`` and ``docTypes``; not allowed on an archived field (409, inferred status)."""
     p = Problems()
     definition = model.read_definition(_payload(body), p, creating=False)
@@ -731,7 +910,9 @@ def update_field(company_id: str, field_id: str, request: Request, body: bytes =
         if previous is None:
             raise not_found()
         if previous.body.get("archived"):
-            raise conflict(f"El campo personalizado {field_id} está archivado: restáuralo antes de modificarlo")
+            raise conflict(
+                f"El campo personalizado {field_id} está archivado: restáuralo antes de modificarlo"
+            )
         updated = {**previous.body, "title": definition["title"], "docTypes": definition["docTypes"]}
         row = _save_field(request, s, company_id, updated, previous, "updated")
     return rest_json({"content": _field_json(row)})
@@ -758,7 +939,9 @@ def restore_field(company_id: str, field_id: str, request: Request) -> Response:
             raise not_found()
         if row.body.get("archived"):
             if _active_fields(s, company_id) >= model.MAX_CUSTOM_FIELDS:
-                raise plan_limit(f"Has alcanzado el límite de campos personalizados ({model.MAX_CUSTOM_FIELDS})")
+                raise plan_limit(
+                    f"Has alcanzado el límite de campos personalizados ({model.MAX_CUSTOM_FIELDS})"
+                )
             row = _save_field(request, s, company_id, {**row.body, "archived": False}, row, "unarchived")
     return rest_json({"content": _field_json(row)})
 
@@ -777,19 +960,31 @@ def decode_cursor(company: str, cursor: str) -> tuple[int, int]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         seq, created, sig = raw.split(".")
-        expected = hmac.new(CURSOR_SECRET, f"{company}:{seq}.{created}".encode(), hashlib.sha256).hexdigest()[:16]
+        expected = hmac.new(CURSOR_SECRET, f"{company}:{seq}.{created}".encode(), hashlib.sha256).hexdigest()[
+            :16
+        ]
         if not hmac.compare_digest(sig, expected):
             raise ValueError(cursor)
         return int(seq), int(created)
     except (ValueError, UnicodeDecodeError):
-        raise validation([{"path": "cursor", "message": "invalid cursor", "code": "invalid_cursor"}]) from None
+        raise validation(
+            [{"path": "cursor", "message": "invalid cursor", "code": "invalid_cursor"}]
+        ) from None
 
 
 def _activity_item(row: Row) -> dict[str, Any]:
     body = row.body
-    return {"id": row.seq, "timestamp": model.iso(row.created), "type": body["type"], "subtype": body["subtype"],
-            "username": body["username"], "description": body["description"], "document": body["document"],
-            "request": body["request"], "details": body["details"]}
+    return {
+        "id": row.seq,
+        "timestamp": model.iso(row.created),
+        "type": body["type"],
+        "subtype": body["subtype"],
+        "username": body["username"],
+        "description": body["description"],
+        "document": body["document"],
+        "request": body["request"],
+        "details": body["details"],
+    }
 
 
 @router.get("/{company_id}/activity")
@@ -799,8 +994,10 @@ def activity(company_id: str, request: Request) -> Response:
     position: with other filters or order the next page continues from it. ``nextCursor`` is null on the
     last page (``rest_activity_cursor_on_last_page`` issues one there too)."""
     cfg = _cfg(request)
-    q = Query(request, {"limit", "cursor", "sortBy", "type", "username", "documentId", "documentType", "minDate",
-                        "maxDate"})
+    q = Query(
+        request,
+        {"limit", "cursor", "sortBy", "type", "username", "documentId", "documentType", "minDate", "maxDate"},
+    )
     limit = q.integer("limit", 50, 1, 100)
     order = q.text("sortBy") or "-timestamp"
     if order not in ("-timestamp", "timestamp"):
@@ -836,4 +1033,6 @@ def activity(company_id: str, request: Request) -> Response:
     next_cursor = None
     if rows and (has_more or cfg.rest_activity_cursor_on_last_page):
         next_cursor = encode_cursor(company_id, rows[-1].seq, rows[-1].created or 0)
-    return rest_json({"items": [_activity_item(r) for r in rows], "hasMore": has_more, "nextCursor": next_cursor})
+    return rest_json(
+        {"items": [_activity_item(r) for r in rows], "hasMore": has_more, "nextCursor": next_cursor}
+    )
