@@ -49,10 +49,13 @@ def main() -> int:
            str(ROOT / "tests" / "chaos"), *sys.argv[1:]]
     started = time.monotonic()
     process = subprocess.Popen(cmd, cwd=ROOT, env=env)
+
+    def forward(signum: int, _frame: object) -> None:
+        process.send_signal(signal.SIGTERM)  # pytest stops its stacks, then this process cleans up
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
     try:
-        rc = process.wait()
-    except KeyboardInterrupt:
-        process.send_signal(signal.SIGTERM)
         rc = process.wait()
     finally:
         end_recorded_groups(root)

@@ -22,7 +22,7 @@ import httpx
 from e2e_stack import APIS, LEDGER_DB, Stack
 
 from clientify_sync.engine.vocabulary import Entity, Platform
-from tests.chaos import evidence, runs
+from tests.chaos import deployment, evidence, runs
 from tests.chaos.evidence import Evidence
 from tests.e2e.scenario import trigger
 from tests.faults.conftest import Scenario, edit_contacts
@@ -30,6 +30,12 @@ from tests.faults.convergence import Edit
 
 # Every latency of the sandbox's ``realistic`` profile times this: Clientify writes 150 ms (500 ms x 0.3).
 LATENCY_SCALE = float(os.environ.get("CHAOS_LATENCY_SCALE", "0.3"))
+CLIENTS = int(os.environ.get("CHAOS_CLIENTS", "400"))  # records to create in the direction under test
+HIT_AFTER = int(os.environ.get("CHAOS_HIT_AFTER", "100"))  # successful creates before the fault
+OUTAGE_S = float(os.environ.get("CHAOS_OUTAGE_S", "60"))
+# What "down" means: every request fails, as 5xx or a connection closed before or after the server
+# acted ("truncate": the record is created, the answer is cut, the client cannot know).
+OUTAGE_RATES = {"500": 0.3, "502": 0.1, "503": 0.2, "drop": 0.2, "truncate": 0.2}
 EDITS = 2  # per side, made while the fault is on
 RESULTS: list[dict[str, Any]] = []  # one row per check, for the summary and docs/reliability.md
 
@@ -210,3 +216,25 @@ def unlimited_budgets(stack: Stack) -> None:
         current = stack.api("GET", f"/api/v2/connections/{conn_id}").json()
         stack.api("PATCH", f"/api/v2/connections/{conn_id}", params={"update_mask": "extra"},
                   json={"connection_id": conn_id, "conn_type": current["conn_type"], "extra": "{}"})
+
+
+def task_process(check: Check, run_id: str, task_id: str,
+                 min_try: int = 1) -> tuple[dict[str, Any], deployment.TaskProcess]:
+    """The running task instance and the process running its code (waits for both)."""
+    ti = runs.wait_task(check.stack, check.dag_id, run_id, task_id, min_try=min_try)
+    deadline = time.monotonic() + 60
+    while (proc := deployment.find_task_process(ti["id"])) is None:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no process titled 'airflow worker -- {ti['id']}' for {task_id}")
+        time.sleep(0.2)
+    check.mark(f"{task_id} try {ti['try_number']} runs in pid {proc.pid} (supervisor {proc.supervisor})")
+    return ti, proc
+
+
+def retried(check: Check, run_id: str, task_id: str) -> list[str]:
+    """The states of every try of a task instance, oldest first."""
+    return [t["state"] for t in runs.tries(check.stack, check.dag_id, run_id, task_id)]
+
+
+def assert_right(check: Check, found: Evidence) -> None:
+    assert found.ok, f"{check.name}:\n" + "\n".join(found.lines())

@@ -45,9 +45,14 @@ class ChaosStack(Stack):
         return {**super()._airflow_env(), **CHAOS_AIRFLOW_ENV}
 
 
+def _interrupt(*_: object) -> None:
+    """SIGTERM ends the whole session the way Ctrl-C does (a SystemExit would only fail one check)."""
+    raise KeyboardInterrupt
+
+
 def _stack(executor: str) -> Iterator[Stack]:
     stack = ChaosStack.create(executor)
-    restore = signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # SystemExit runs the finally
+    restore = signal.signal(signal.SIGTERM, _interrupt)  # the finally below stops the stack
     try:
         stack.start()
         unlimited_budgets(stack)

@@ -5,21 +5,22 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 from typing import Any
 
 from e2e_stack import Stack
 
 from clientify_sync.engine.vocabulary import Platform
 from tests.chaos import deployment, runs
-from tests.chaos.checks import Check, prepare
-
-CLIENTS = int(os.environ.get("CHAOS_CLIENTS", "400"))
-HIT_AFTER = int(os.environ.get("CHAOS_HIT_AFTER", "100"))  # Clientify creates before the fault
-OUTAGE_S = float(os.environ.get("CHAOS_OUTAGE_S", "60"))
-# What "down" means: every request fails, as 5xx or a connection closed before or after the server
-# acted ("truncate": the record is created, the answer is cut, the client cannot know).
-OUTAGE_RATES = {"500": 0.3, "502": 0.1, "503": 0.2, "drop": 0.2, "truncate": 0.2}
+from tests.chaos.checks import (
+    CLIENTS,
+    HIT_AFTER,
+    OUTAGE_RATES,
+    OUTAGE_S,
+    assert_right,
+    prepare,
+    retried,
+    task_process,
+)
 
 
 def facturama_seeds(seed: int, clients: int = CLIENTS) -> dict[str, dict[str, Any]]:
@@ -30,26 +31,6 @@ def facturama_seeds(seed: int, clients: int = CLIENTS) -> dict[str, dict[str, An
         "clientify": {"seed": seed + 1, "country": "MX", "contacts": 20,
                       "overlap": [{"platform": "facturama", "customers": clients, "fraction": 0.1, "seed": seed}]},
     }
-
-
-def task_process(check: Check, run_id: str, task_id: str, min_try: int = 1) -> tuple[dict[str, Any], deployment.TaskProcess]:
-    """The running task instance and the process running its code (waits for both)."""
-    ti = runs.wait_task(check.stack, check.dag_id, run_id, task_id, min_try=min_try)
-    deadline = time.monotonic() + 60
-    while (proc := deployment.find_task_process(ti["id"])) is None:
-        if time.monotonic() > deadline:
-            raise AssertionError(f"no process titled 'airflow worker -- {ti['id']}' for {task_id}")
-        time.sleep(0.2)
-    check.mark(f"{task_id} try {ti['try_number']} runs in pid {proc.pid} (supervisor {proc.supervisor})")
-    return ti, proc
-
-
-def retried(check: Check, run_id: str, task_id: str) -> list[str]:
-    return [t["state"] for t in runs.tries(check.stack, check.dag_id, run_id, task_id)]
-
-
-def assert_right(check: Check, found: Any) -> None:
-    assert found.ok, f"{check.name}:\n" + "\n".join(found.lines())
 
 
 def test_kill9_task_process_apply_clientify(local_stack: Stack) -> None:
