@@ -42,6 +42,11 @@ test: lint
 	$(BIN)/python -m bench --quick
 	$(MAKE) --no-print-directory e2e
 
+## unit: the inner loop, under 3 minutes: the suite without what needs PostgreSQL, Chromium, dag.test()
+## runs or the wheel, and without the slow scenario tests (markers in pyproject.toml, set in tests/conftest.py)
+unit: $(STAMP)
+	$(BIN)/python -m pytest -q tests --ignore=tests/e2e -m "not (postgres or browser or wheel or dagrun or slow)"
+
 ## e2e: Airflow for real on PostgreSQL (+ Redis): scheduler, API server, DAG processor, triggerer,
 ## LocalExecutor then CeleryExecutor with two workers, against the sandbox (docs/e2e.md).
 ## Installs postgresql/redis-server when missing, fails loudly where it cannot. E2E_KEEP=1 keeps the dir.

@@ -19,7 +19,7 @@ def postgres_server() -> Iterator[dict[str, str]]:
         yield urls
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def ledger_url(request: pytest.FixtureRequest, tmp_path) -> str:
     """A fresh, empty ledger database of each dialect."""
     if request.param == "sqlite":
