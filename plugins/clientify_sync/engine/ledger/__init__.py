@@ -24,6 +24,7 @@ from clientify_sync.engine.ledger.database import (
     write_transaction,
 )
 from clientify_sync.engine.ledger.dead_letters import DeadLetters
+from clientify_sync.engine.ledger.inbox import Inbox
 from clientify_sync.engine.ledger.links import Links
 from clientify_sync.engine.ledger.meta import Meta
 from clientify_sync.engine.ledger.pending import PendingCreates
@@ -59,6 +60,7 @@ class Ledger:
         conflicts: resolved same-field conflicts.
         runs: runs, reports and step summaries.
         candidates: what the planner reads (changed pairs, unlinked records, duplicated keys).
+        inbox: webhook events waiting for an event-woken run.
     """
 
     def __init__(self, engine: Engine, integration: str, entity: str) -> None:
@@ -74,6 +76,7 @@ class Ledger:
         self.conflicts = Conflicts(engine, integration, entity)
         self.runs = Runs(engine, integration, entity)
         self.candidates = Candidates(engine, integration, entity)
+        self.inbox = Inbox(engine, integration, entity)
 
     @classmethod
     def open(cls, url: str, integration: str, entity: str) -> Ledger:

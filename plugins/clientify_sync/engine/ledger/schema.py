@@ -22,7 +22,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from clientify_sync.engine.ledger.database import lock, upsert, write_transaction
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 metadata = sa.MetaData()
 
 meta_table = sa.Table(
@@ -195,6 +195,31 @@ request_log = sa.Table(
     sa.Index("ix_cs_request_log_account_at", "account", "at"),
 )
 
+# Schema version 5: webhook events waiting for a run (engine/ledger/inbox.py). One row per event and
+# consuming integration (a Clientify contact event wakes every platform's contacts DAG); no payload,
+# only the record it names and a digest of the body.
+inbox = sa.Table(
+    "cs_inbox",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("integration", sa.String(32), nullable=False),
+    sa.Column("entity", sa.String(32), nullable=False),
+    sa.Column("source", sa.String(16), nullable=False),
+    sa.Column("record_type", sa.String(16), nullable=False),
+    sa.Column("external_id", sa.String(64), nullable=False),
+    sa.Column("event_type", sa.String(64), nullable=False),
+    sa.Column("dedupe_key", sa.String(64), nullable=False),
+    sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("source_ts", sa.DateTime(timezone=True)),
+    sa.Column("payload_sha256", sa.String(64), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False, default="pending"),
+    sa.Column("claimed_by_run", sa.String(250)),
+    sa.Column("claimed_at", sa.DateTime(timezone=True)),
+    sa.Column("processed_at", sa.DateTime(timezone=True)),
+    sa.UniqueConstraint("integration", "dedupe_key", name="uq_cs_inbox_dedupe"),
+    sa.Index("ix_cs_inbox_status", "integration", "entity", "status", "id"),
+)
+
 
 def _migrate_to_1(conn: Connection) -> None:
     """Every table (a new database gets the current columns and indexes at once)."""
@@ -233,8 +258,13 @@ def _migrate_to_4(conn: Connection) -> None:
         index.create(conn, checkfirst=True)
 
 
+def _migrate_to_5(conn: Connection) -> None:
+    """The webhook inbox."""
+    inbox.create(conn, checkfirst=True)
+
+
 # Version n is reached by running _MIGRATIONS[n]; a new column or table is a new entry here.
-_MIGRATIONS = {1: _migrate_to_1, 2: _migrate_to_2, 3: _migrate_to_3, 4: _migrate_to_4}
+_MIGRATIONS = {1: _migrate_to_1, 2: _migrate_to_2, 3: _migrate_to_3, 4: _migrate_to_4, 5: _migrate_to_5}
 
 _SCHEMA_LOCK = "clientify_sync:schema"
 
