@@ -198,3 +198,22 @@ def test_ids_with_url_syntax_are_encoded_in_links(view: Q.LedgerView, client: Te
     assert href.endswith(quote(odd, safe="")) and "?" not in href
     page = client.get(href.replace("&amp;", "&"))
     assert page.status_code == 200 and "A/B?C#D%E&amp;F" in page.text and "odd id" in page.text
+
+
+def test_run_page_counts_rounding_lines_with_their_sum(view: Q.LedgerView, admin: ui.Viewer, ledger_url: str) -> None:
+    """Issue 21: estimates written to the cent by a rounding line are counted apart, with the amount."""
+    from clientify_sync.engine.ledger import Ledger
+
+    ledger = Ledger.open(ledger_url, "facturadirecta", "estimates")
+    run_id = "manual__2026-12-07T10:00:00+00:00"
+    ledger.runs.start(run_id, "modified", False)
+    ledger.runs.finish(run_id, {
+        "run_id": run_id, "platform": "facturadirecta", "entity": "estimates", "mode": "modified", "dry_run": False,
+        "watermark_in": None, "watermark_out": None, "counts": {"invoicing→clientify": {"created": 3}},
+        "unchanged": 0, "matched": 0, "reasons": {"adjusted:rounding": 2}, "conflicts": 0,
+        "adjusted": {"rounding": 2, "rounding_amount": "-0.03"}, "calls": {}, "failures": [], "failures_total": 0,
+    })  # fmt: skip
+    ledger.close()
+    html = make_client(view, admin).get(f"{P}/runs/facturadirecta_estimates/{quote(run_id, safe='')}").text
+    reasons = _text(re.search(r'<table id="reasons">(.*?)</table>', html, re.S).group(1))
+    assert "adjusted rounding lines, summing -0.03 2" in reasons
