@@ -53,7 +53,9 @@ VAT_TAX_IDS = {Decimal(21): "S_IVA_21", Decimal(10): "S_IVA_10", Decimal(5): "S_
 VAT_RATES = {tax_id: rate for rate, tax_id in VAT_TAX_IDS.items()} | {"S_IVA_0": Decimal(0)}
 DISCOUNT_SCALES = {"percent": Decimal(100), "fraction": Decimal(1)}  # §15.4: estimate lines' discountRate
 # Line fields this mapping writes; the others of a line kept at its position (``account``) are carried over.
-LINE_FIELDS = frozenset({"text", "quantity", "unitPrice", "discount", "discountRate", "tax", "lineTotal", "document"})
+LINE_FIELDS = frozenset(
+    {"text", "quantity", "unitPrice", "discount", "discountRate", "tax", "lineTotal", "document"}
+)
 
 
 def main_of(raw: dict[str, Any]) -> dict[str, Any]:
@@ -101,7 +103,9 @@ class RestRecordMapper(FullObjectMapper):
     def update_body(
         self, rtype: str, raw: dict[str, Any], data: dict[str, Any], changed: set[str], link: str | None
     ) -> dict[str, Any]:
-        main = {name: copy.deepcopy(value) for name, value in main_of(raw).items() if name not in self.computed}
+        main = {
+            name: copy.deepcopy(value) for name, value in main_of(raw).items() if name not in self.computed
+        }
         self._apply(main, data, changed)
         field_id = self._link_field()
         if field_id and link is not None:
@@ -180,7 +184,11 @@ class FacturaDirectaRestProductMapper(RestRecordMapper):
     def read(self, rtype: str, raw: dict[str, Any]) -> SideRecord:
         main = main_of(raw)
         sku = text(main.get("sku"))
-        data = {"sku": sku, "name": text(main.get("name")), "price": money((main.get("sales") or {}).get("price"))}
+        data = {
+            "sku": sku,
+            "name": text(main.get("name")),
+            "price": money((main.get("sales") or {}).get("price")),
+        }
         return SideRecord(
             side=Side.INVOICING, rtype="product", rid=rid_of(raw), data=data, key=sku.upper(),
             problem=None if sku else "no_sku", modified=utc_iso(raw.get("modificationDate")), raw=raw,
@@ -224,7 +232,9 @@ class FacturaDirectaRestEstimateMapper(RestRecordMapper):
 
     identity: ClassVar[tuple[str | None, str] | None] = None
     content_type: ClassVar[str] = "estimate"
-    computed: ClassVar[frozenset[str]] = frozenset({"title", "linesTotal", "totalBeforeTaxes", "taxes", "total"})
+    computed: ClassVar[frozenset[str]] = frozenset(
+        {"title", "linesTotal", "totalBeforeTaxes", "taxes", "total"}
+    )
 
     directory: Directory
     link_field_id: str | None = None
@@ -251,12 +261,16 @@ class FacturaDirectaRestEstimateMapper(RestRecordMapper):
 
     def _is_rounding(self, line: dict[str, Any]) -> bool:
         """Our adjustment line: the policy's label, no product, no tax."""
-        return text(line.get("text")) == self.rounding.label and not line.get("document") and not line.get("tax")
+        return (
+            text(line.get("text")) == self.rounding.label and not line.get("document") and not line.get("tax")
+        )
 
     def _net(self, line: dict[str, Any]) -> Decimal:
         """The server's line total: ``q2(quantity × unitPrice × (1 − rate) − discount)`` (§9)."""
         rate = dec(line.get("discountRate")) / DISCOUNT_SCALES[self.discount_scale]
-        return cents(dec(line.get("quantity")) * dec(line.get("unitPrice")) * (1 - rate) - dec(line.get("discount")))
+        return cents(
+            dec(line.get("quantity")) * dec(line.get("unitPrice")) * (1 - rate) - dec(line.get("discount"))
+        )
 
     def read(self, rtype: str, raw: dict[str, Any]) -> SideRecord:
         main, rid = main_of(raw), rid_of(raw)
@@ -280,7 +294,9 @@ class FacturaDirectaRestEstimateMapper(RestRecordMapper):
         link = custom_field(main, self.link_field_id)
         contact_id = text(main.get("contact"))
         data = {
-            "customer": self.directory.inv_customer_keys.get(contact_id, f"facturadirecta-client:{contact_id}"),
+            "customer": self.directory.inv_customer_keys.get(
+                contact_id, f"facturadirecta-client:{contact_id}"
+            ),
             "date": text(main.get("date"))[:10],
             "expiration_date": text(main.get("dueDate"))[:10],
             "currency": text(main.get("currency")).upper(),
@@ -320,7 +336,9 @@ class FacturaDirectaRestEstimateMapper(RestRecordMapper):
         if changed & {"lines", "total"}:
             require_skus(data["lines"], "facturadirecta")
             before = [line for line in body.get("lines") or [] if not self._is_rounding(line)]
-            lines = [self._line(line, before[i] if i < len(before) else {}) for i, line in enumerate(data["lines"])]
+            lines = [
+                self._line(line, before[i] if i < len(before) else {}) for i, line in enumerate(data["lines"])
+            ]
             adjustment = rounding_adjustment(
                 data["lines"], data.get("total"), target="facturadirecta", policy=self.rounding
             )
@@ -337,7 +355,9 @@ class FacturaDirectaRestEstimateMapper(RestRecordMapper):
         product_id = str(_linked_id(self.directory, "product", line["sku"], "inv"))
         discount, rate = dec(line["discount"]), dec(line["tax_rate"])
         if discount < 0:
-            raise DiscountNotRepresentableError(f"a negative discount ({discount}) is no FacturaDirecta discount")
+            raise DiscountNotRepresentableError(
+                f"a negative discount ({discount}) is no FacturaDirecta discount"
+            )
         if rate and rate not in VAT_TAX_IDS:
             raise UnsupportedTaxMixError(
                 f"FacturaDirecta has no sales VAT tax id for {rate} % (known: {sorted(map(str, VAT_TAX_IDS))})"
