@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, tzinfo
 
-from clientify_sync.engine.vocabulary import Mode
+from clientify_sync.vocabulary import Mode
 
 __all__ = [
     "format_timestamp",

@@ -177,13 +177,3 @@ def test_test_connection_uses_users_endpoint() -> None:
         False,
         "Clientify rejected the credentials (HTTP 401): Invalid token.",
     )
-
-
-def test_custom_field_value_reads_the_field_and_treats_blank_and_dashes_as_no_value():
-    from clientify_sync.api.clientify import custom_field_value
-
-    record = {"custom_fields": [{"field": "ID_FM", "value": "  A  1 "}, {"name": "ID_FD", "value": "--"}, "junk"]}
-    assert custom_field_value(record, "ID_FM") == "A 1"
-    assert custom_field_value(record, "ID_FD") is None  # what Clientify's web client saves for "empty"
-    assert custom_field_value({"custom_fields": [{"field": "X", "value": None}]}, "X") is None
-    assert custom_field_value({}, "ID_FM") is None

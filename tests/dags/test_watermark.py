@@ -170,4 +170,4 @@ def test_module_is_airflow_free():
         if isinstance(node, ast.ImportFrom) and node.module
     }
     # The standard library and the shared vocabulary (which imports only the standard library).
-    assert imported <= {"__future__", "datetime", "clientify_sync.engine.vocabulary"}
+    assert imported <= {"__future__", "datetime", "clientify_sync.vocabulary"}

@@ -5,15 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Self
+from typing import Any, Protocol, Self
 
 from clientify_sync.api.http import ApiSession, RequestBudget
 from clientify_sync.api.settings import HttpSettings
 from clientify_sync.api.stats import CallStats
 from clientify_sync.errors import AuthenticationError, ClientifySyncError, NotFoundError
-
-if TYPE_CHECKING:
-    from clientify_sync.api.protocols import ServiceClient
 
 
 class ProbeStatus(StrEnum):
@@ -79,14 +76,26 @@ class Probe:
     read: Callable[[], Any]
 
 
-def unsupported(entity: str, *clients: ServiceClient) -> list[ProbeResult]:
+class Probing(Protocol):
+    """What ``unsupported`` needs of a client (``protocols.ServiceClient`` has it): typed here, so this
+    module imports nothing of the protocols that import it."""
+
+    def probe(self) -> list[ProbeResult]: ...
+
+
+def unsupported(entity: str, *clients: Probing) -> list[ProbeResult]:
     """The probes of ``clients`` that rule ``entity`` out: a 404 on a resource it needs.
 
     E.g. ``unsupported("estimates", facturama, clientify)`` before an estimates run: a non-empty answer
     means the run should end green with the entity reported unsupported (each result's ``message``),
     not fail every hour.
     """
-    return [result for client in clients for result in client.probe() if result.entity == entity and not result.supported]
+    return [
+        result
+        for client in clients
+        for result in client.probe()
+        if result.entity == entity and not result.supported
+    ]
 
 
 class ApiClient:
@@ -155,7 +164,9 @@ class ApiClient:
         """
         try:
             found = self._probe()
-            problems = [result.message for result in self.probe() if result.status is not ProbeStatus.SUPPORTED]
+            problems = [
+                result.message for result in self.probe() if result.status is not ProbeStatus.SUPPORTED
+            ]
         except AuthenticationError as exc:
             return False, f"{self.display_name} rejected the credentials (HTTP {exc.status}): {exc.detail}"
         except ClientifySyncError as exc:

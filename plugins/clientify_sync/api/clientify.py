@@ -42,6 +42,7 @@ from clientify_sync.errors import (
     UnconfirmedWriteError,
     ValidationError,
 )
+from clientify_sync.facts import custom_field_value as custom_field_value  # re-exported: mapping/estimates.py
 
 log = logging.getLogger("clientify_sync.api")
 API = "clientify"
@@ -319,16 +320,6 @@ class ClientifyResource:
 def is_invalid_page(error: NotFoundError) -> bool:
     """DRF's answer to a page past the end (``404 {"detail": "Invalid page."}``): the end, not an error."""
     return error.detail == INVALID_PAGE_DETAIL
-
-
-def custom_field_value(record: dict[str, Any], name: str) -> str | None:
-    """The value of custom field ``name`` on a record (``[{"field": name, "value": v}]``), whitespace
-    collapsed; ``None`` when absent, empty, or ``"--"`` (what Clientify's web client saves for "empty")."""
-    for item in record.get("custom_fields") or []:
-        if isinstance(item, dict) and (item.get("field") or item.get("name")) == name:
-            value = " ".join(("" if item.get("value") is None else str(item.get("value"))).split())
-            return value if value and value != "--" else None
-    return None
 
 
 class ClientifyParties(ClientifyResource):

@@ -26,10 +26,9 @@ from clientify_sync.errors import (
     RetriableApiError,
     UnconfirmedWriteError,
 )
+from clientify_sync.facts import GENERIC_RFCS as GENERIC_RFCS  # re-exported: include/sandbox reads it here
 
 API = "facturama"
-# The two generic RFCs identify no one (RMF rule 2.7.1.26): never match records on them.
-GENERIC_RFCS = frozenset({"XAXX010101000", "XEXX010101000"})
 
 
 def normalise_rfc(rfc: str) -> str:

@@ -12,9 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-from clientify_sync.engine.ledger.candidates import LinkedRow, RecordRow
 from clientify_sync.engine.merge import merge_fields
 from clientify_sync.engine.model import EntitySchema
 from clientify_sync.engine.plan import (
@@ -29,6 +28,47 @@ from clientify_sync.engine.plan import (
 from clientify_sync.engine.vocabulary import CRM, INV, Side
 
 DeadKey = tuple[str, str, str]  # (side, rtype, rid) of a record that failed in an earlier run
+
+
+# -- what the rules read: the planner's own types, which the ledger's candidate rows satisfy -----------
+class Candidate(Protocol):
+    """A staged record's identity, without payload (``ledger.candidates.RecordRow`` is one)."""
+
+    @property
+    def rid(self) -> str: ...
+    @property
+    def key(self) -> str: ...  # the normalised natural key; empty when the record has none
+    @property
+    def kind(self) -> str | None: ...
+    @property
+    def problem(self) -> str | None: ...
+    @property
+    def link(self) -> str | None: ...  # the other side's id as stored on this record
+    @property
+    def ref(self) -> Ref: ...
+    @property
+    def changed(self) -> bool: ...  # new, or different from the last time it was read
+
+
+class LinkedCandidate(Protocol):
+    """A linked pair: the hashes its link stored and those staged now (``ledger.candidates.LinkedRow``)."""
+
+    @property
+    def link_id(self) -> int: ...
+    @property
+    def inv(self) -> Ref: ...
+    @property
+    def crm(self) -> Ref: ...
+    @property
+    def link_inv_hash(self) -> str: ...
+    @property
+    def link_crm_hash(self) -> str: ...
+    @property
+    def inv_hash(self) -> str: ...
+    @property
+    def crm_hash(self) -> str | None: ...  # None: the Clientify record was never seen
+    @property
+    def crm_in_window(self) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -64,7 +104,7 @@ class Matching:
 
 
 # -- 1. records that cannot sync ---------------------------------------------------------------------
-def settle_unsyncable(rows: Iterable[RecordRow], side: Side, *, full: bool) -> Iterator[Settled]:
+def settle_unsyncable(rows: Iterable[Candidate], side: Side, *, full: bool) -> Iterator[Settled]:
     """A record whose mapping found a problem is skipped (out of scope) or failed (its data is wrong)."""
     direction = Direction.TO_CLIENTIFY if side is Side.INVOICING else Direction.TO_INVOICING
     for row in rows:
@@ -77,7 +117,7 @@ def settle_unsyncable(rows: Iterable[RecordRow], side: Side, *, full: bool) -> I
 
 # -- 2. pairs already linked -------------------------------------------------------------------------
 def match_linked(
-    rows: Iterable[LinkedRow], *, full: bool, dead: set[DeadKey]
+    rows: Iterable[LinkedCandidate], *, full: bool, dead: set[DeadKey]
 ) -> tuple[list[PairToMerge], list[PlanItem], int]:
     """Linked pairs: those that changed (or failed before, or all in a full run) go to the merge.
 
@@ -110,7 +150,7 @@ def match_linked(
 
 # -- 3. unlinked invoicing records: link field, then natural key, else create --------------------------
 def match_invoicing(
-    rows: Iterable[RecordRow],
+    rows: Iterable[Candidate],
     by_link: dict[str, Ref],
     by_key: dict[str, Ref],
     state: Matching,
@@ -144,7 +184,7 @@ def match_invoicing(
 
 # -- 4. unlinked Clientify records of the window: the same, the other way ----------------------------
 def match_window(
-    rows: Iterable[RecordRow],
+    rows: Iterable[Candidate],
     invoicing_ids: set[str],
     invoicing_by_key: dict[str, Ref],
     linked_invoicing: set[Ref],

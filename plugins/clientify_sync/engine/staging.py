@@ -34,8 +34,7 @@ MAPPING_SOURCES = (
     ENGINE / "model.py",
     ENGINE / "documents.py",  # the document rules (lines, totals) and the directory the estimates read
     ENGINE / "taxid.py",
-    ENGINE.parent / "api" / "clientify.py",  # custom_field_value
-    ENGINE.parent / "api" / "facturama.py",  # GENERIC_RFCS
+    ENGINE.parent / "facts.py",  # custom_field_value, GENERIC_RFCS
 )
 
 

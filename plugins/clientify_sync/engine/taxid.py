@@ -16,8 +16,8 @@ from stdnum.exceptions import ValidationError as StdnumValidationError
 from stdnum.mx import rfc as mx_rfc
 
 # GENERIC_RFCS, RMF rule 2.7.1.26: "público en general" and "residente en el extranjero", which
-# identify no one. A fact of Facturama's API, so the API layer owns it; the engine reads it from there.
-from clientify_sync.api.facturama import GENERIC_RFCS
+# identify no one. A SAT rule the Facturama client needs too, so it lives below both layers.
+from clientify_sync.facts import GENERIC_RFCS
 
 __all__ = [
     "GENERIC_RFCS",

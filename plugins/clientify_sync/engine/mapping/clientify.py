@@ -7,11 +7,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from clientify_sync.api.clientify import custom_field_value
 from clientify_sync.engine.mapping import PartialUpdateMapper
 from clientify_sync.engine.model import SideRecord, country, money, split_person_name, text
 from clientify_sync.engine.taxid import Kind, TaxId
 from clientify_sync.engine.vocabulary import Side
+from clientify_sync.facts import custom_field_value
 
 MAIN_EMAIL = 4  # e-mail type "Main"
 BILLING_ADDRESS = 3  # address type "Billing": the fiscal address we keep in step
