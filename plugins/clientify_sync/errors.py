@@ -123,6 +123,18 @@ class AuthenticationError(FatalApiError):
     reason = "authentication_error"
 
 
+class PlanLimitExceededError(AuthenticationError):
+    """403 ``plan_limit_exceeded``: the account's plan caps what was being created (FacturaDirecta's REST
+    API: 10 clients on the free plan, 100 on Bronce, 20 custom fields...).
+
+    Every further create of that kind fails the same way until the plan changes, so one such error stops
+    the creates instead of failing record after record; as an ``AuthenticationError`` it stops the run.
+    ``detail`` carries the API's message, which names the cap.
+    """
+
+    reason = "plan_limit_exceeded"
+
+
 class NotFoundError(FatalApiError):
     """The record or route does not exist."""
 
@@ -133,6 +145,21 @@ class ValidationError(FatalApiError):
     """The API rejected the record (400/422) or a duplicate (409): fail this record, go on."""
 
     reason = "validation_error"
+
+
+class ConflictError(ValidationError):
+    """409: the record clashes with the API's state (a duplicate tax id, product ``externalId`` or
+    estimate number; a delete blocked by documents): fail this record; the caller may look the other up."""
+
+    reason = "api_conflict"
+
+
+class IdempotencyKeyReusedError(ValidationError):
+    """422 ``idempotency_key_reused``: the key was used before for another request. For a create this
+    means an earlier create with that key went through (the API keeps only successful answers), so the
+    client reports the create as unconfirmed rather than failed."""
+
+    reason = "idempotency_key_reused"
 
 
 class MalformedResponseError(FatalApiError):
@@ -162,6 +189,11 @@ class RateLimitedError(RetriableApiError):
     """429; ``retry_after`` says how long the server wants us to wait, when it says."""
 
 
+class IdempotencyKeyInUseError(RetriableApiError):
+    """409 ``idempotency_key_in_use``: a request with the same ``Idempotency-Key`` is still running; sent
+    again after ``retry_after``, it is answered with that request's result."""
+
+
 class TransientApiError(RetriableApiError):
     """5xx, transport failures (timeouts, refused or dropped connections) and truncated bodies."""
 
@@ -169,8 +201,9 @@ class TransientApiError(RetriableApiError):
 class UnconfirmedWriteError(ClientifySyncError):
     """A POST whose request may have reached the server, but whose outcome is unknown.
 
-    The client never re-sends such a POST; the caller looks the record up by ``natural_key``
-    (RFC, SKU, tax code, folio...) before creating it again. Its ``reason`` is the free text of what
+    The client never re-sends such a POST unless it carries an ``Idempotency-Key`` (then the API replays
+    it; this error means even the re-sends left the outcome open); the caller looks the record up by
+    ``natural_key`` (RFC, SKU, tax code, folio...) before creating it again. Its ``reason`` is the free text of what
     went wrong (``ReadTimeout``, ...), not a report code: the report says ``unconfirmed_create``.
     """
 

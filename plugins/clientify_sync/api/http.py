@@ -7,7 +7,10 @@ that maps statuses to exceptions and decodes bodies. Every attempt is counted in
 POST safety: a POST that may have reached the server (read timeout, dropped connection, 500/502/504,
 a truncated success body) is never re-sent; it raises ``UnconfirmedWriteError`` so the caller looks
 the record up first. A POST is retried only when it provably was not processed: connect errors
-(nothing was sent), 429 and 503.
+(nothing was sent), 429 and 503. Exception: a POST that carries an ``Idempotency-Key`` header (the
+FacturaDirecta REST API) is retried like a PUT, since the API answers a re-send of a request it already
+ran with the stored answer instead of running it again; only when the last try still leaves the outcome
+open does it raise ``UnconfirmedWriteError``.
 """
 
 from __future__ import annotations
@@ -15,8 +18,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import quote
 
@@ -29,8 +32,10 @@ from clientify_sync.api.settings import HttpSettings
 from clientify_sync.api.stats import CallStats
 from clientify_sync.errors import (
     ApiError,
+    IdempotencyKeyInUseError,
     MalformedResponseError,
     NotFoundError,
+    RetriableApiError,
     TransientApiError,
     UnconfirmedWriteError,
 )
@@ -42,7 +47,8 @@ NOT_SENT_ERRORS: tuple[type[Exception], ...] = (httpx.ConnectError, httpx.Connec
 # Statuses after which a POST may or may not have been applied.
 MAYBE_APPLIED_STATUSES = frozenset({500, 502, 504})
 
-Params = Mapping[str, str | int | float]
+Params = Mapping[str, str | int | float | Sequence[str]]  # a sequence: the parameter repeated
+IDEMPOTENCY_HEADER = "idempotency-key"
 
 
 class RequestBudget(Protocol):
@@ -99,10 +105,18 @@ class Call:
     json: Any = None
     content: bytes | None = None
     natural_key: str | None = None
+    headers: Mapping[str, str] | None = None
+    # Failures after which this replayable POST may have been applied (filled while it is retried).
+    doubts: list[ApiError] = field(default_factory=list, compare=False)
 
     @property
     def label(self) -> str:
         return f"{self.method} {self.route}"
+
+    @property
+    def replayable(self) -> bool:
+        """A POST with an ``Idempotency-Key``: a re-send is answered with the first answer, not run again."""
+        return self.method == "POST" and any(name.lower() == IDEMPOTENCY_HEADER for name in self.headers or {})
 
 
 def fill_route(route: str, path_params: Mapping[str, object]) -> str:
@@ -122,7 +136,10 @@ class ApiSession:
         headers: Mapping[str, str] | None = None,
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        on_response: Callable[[httpx.Response], None] | None = None,
     ) -> None:
+        """``on_response`` sees every answer's status and headers before its body is read (retries
+        included): the FacturaDirecta REST client's rate-limit gate reads ``X-RateLimit-*`` there."""
         install_httpx_log_redaction()
         self.api = reader.api
         self.settings = settings
@@ -141,6 +158,7 @@ class ApiSession:
             ),
             transport=transport,
             follow_redirects=False,
+            event_hooks={"response": [on_response]} if on_response is not None else None,
         )
 
     def request(
@@ -154,6 +172,7 @@ class ApiSession:
         content: bytes | None = None,
         url: str | None = None,
         natural_key: str | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> Any:
         """Send with retries and return the decoded body (None for an empty one).
 
@@ -162,10 +181,17 @@ class ApiSession:
             url: an absolute URL to follow instead of ``route`` (a ``next`` link); only its path and
                 query are used, always against this client's own host.
             natural_key: the record's natural key (RFC, SKU...), carried by ``UnconfirmedWriteError``.
+            headers: headers of this request only (an ``Idempotency-Key`` makes a POST replayable).
         """
         target = self.rebase(url) if url else fill_route(route, path_params or {})
-        call = Call(method, route, target, params, json, content, natural_key)
-        return self._retry.run(lambda attempt: self._attempt(call, attempt), label=f"{self.api} {call.label}")
+        call = Call(method, route, target, params, json, content, natural_key, headers)
+        try:
+            return self._retry.run(lambda attempt: self._attempt(call, attempt), label=f"{self.api} {call.label}")
+        except (RetriableApiError, MalformedResponseError) as error:
+            if call.replayable and (call.doubts or isinstance(error, IdempotencyKeyInUseError)):
+                # The re-sends did not settle it (or the first request with this key is still running).
+                raise self._unconfirmed(call, error) from error
+            raise
 
     def share_budget(self, budget: RequestBudget) -> None:
         """Draw every request from ``budget`` instead of this client's own token bucket."""
@@ -185,7 +211,8 @@ class ApiSession:
             started = time.monotonic()
             try:
                 response = self._client.request(
-                    call.method, call.target, params=call.params, json=call.json, content=call.content
+                    call.method, call.target, params=call.params, json=call.json, content=call.content,
+                    headers=call.headers,
                 )
             except httpx.RequestError as exc:
                 self._record(call, None, attempt, started, failed=True)
@@ -228,6 +255,12 @@ class ApiSession:
     def _unconfirmed_if_post(self, call: Call, error: TransientApiError | MalformedResponseError) -> Exception:
         if call.method != "POST":
             return error
+        if call.replayable:
+            call.doubts.append(error)  # retried as it is: the API replays it if it was applied
+            return error
+        return self._unconfirmed(call, error)
+
+    def _unconfirmed(self, call: Call, error: ApiError) -> UnconfirmedWriteError:
         return UnconfirmedWriteError(
             self.api, call.method, call.route, call.natural_key, error.status, error.detail or "no response"
         )

@@ -1,7 +1,8 @@
 """The retry policy every client applies; the client owns it, settings size it.
 
 Retried: no response at all (connect errors, timeouts, dropped connections), a success status whose
-body was cut short, 429 (waiting ``Retry-After``, capped) and 502/503/504. Never retried: other 4xx,
+body was cut short, 429 and 409 ``idempotency_key_in_use`` (waiting ``Retry-After``, capped) and
+502/503/504. Never retried: other 4xx,
 500 (usually a deterministic server bug for this request) and anything a POST may already have done
 -- those arrive here as ``UnconfirmedWriteError``, which is not a ``RetriableApiError``.
 """
@@ -24,7 +25,13 @@ from tenacity import (
 )
 
 from clientify_sync.api.settings import HttpSettings
-from clientify_sync.errors import ApiError, RateLimitedError, RetriableApiError, TransientApiError
+from clientify_sync.errors import (
+    ApiError,
+    IdempotencyKeyInUseError,
+    RateLimitedError,
+    RetriableApiError,
+    TransientApiError,
+)
 
 log = logging.getLogger("clientify_sync.api")
 
@@ -34,7 +41,7 @@ RETRIED_STATUSES = frozenset({502, 503, 504})
 
 def is_retriable(error: BaseException) -> bool:
     """The one retry predicate: see the module docstring."""
-    if isinstance(error, RateLimitedError):
+    if isinstance(error, RateLimitedError | IdempotencyKeyInUseError):
         return True
     if isinstance(error, TransientApiError):
         status = error.status
@@ -70,7 +77,7 @@ class RetryPolicy:
         return retrying(lambda: attempt(next(numbers)))
 
     def wait_seconds(self, state: RetryCallState) -> float:
-        """Honour ``Retry-After`` (capped) on 429/503; otherwise back off exponentially."""
+        """Honour ``Retry-After`` (capped) on 429/503/409-in-use; otherwise back off exponentially."""
         error = state.outcome.exception() if state.outcome else None
         if isinstance(error, RetriableApiError) and error.retry_after is not None:
             return min(error.retry_after, self.retry_after_max)

@@ -8,8 +8,10 @@ instead of being passed through, so a typo in a connection fails loudly at start
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Self
+from urllib.parse import urlsplit
 
 from clientify_sync.errors import ConfigurationError
 
@@ -30,6 +32,13 @@ COMMON_EXTRAS: dict[str, type] = {
 API_PREFIXES = ("", "/api")
 AUTH_STYLES = ("basic", "query")
 MODIFIED_FORMATS = ("iso", "minute", "date")
+FACTURADIRECTA_APIS = ("classic", "rest")
+FACTURADIRECTA_REST_HOST = "app.facturadirecta.com"
+# Requests per minute per company by plan (facturadirecta-rest-api.md §3); "" = not said (the lowest).
+FACTURADIRECTA_PLANS: dict[str, float] = {"gratis": 30, "bronce": 60, "plata": 120, "oro": 300, "diamante": 600}
+ON_OFF = ("on", "off")
+_COMPANY_ID = re.compile(r"com_[A-Za-z0-9_-]+")
+_REST_API_KEY = re.compile(r"[A-Za-z0-9]{6}\.[A-Za-z0-9]{32}")
 
 
 def _extra(default: Any, description: str, *, choices: tuple[str, ...] | None = None) -> Any:
@@ -318,3 +327,143 @@ class FacturaDirectaSettings(HttpSettings):
             token=token or "",
             **cls.extras_from(extra),
         )
+
+
+@dataclass(frozen=True, kw_only=True)
+class FacturaDirectaRestSettings(HttpSettings):
+    """FacturaDirecta's REST/JSON API ("API pública"): ``{host}/api/{company_id}/…``, with the key in the
+    ``facturadirecta-api-key`` header (facturadirecta-rest-api.md §2).
+
+    Which API a ``facturadirecta`` connection uses is its extra ``api``: ``classic`` (the default, so
+    existing connections keep working unchanged) or ``rest`` (``facturadirecta_settings_from_connection``).
+    A REST connection: host ``https://app.facturadirecta.com`` (the default when empty), password = the
+    API key from Ajustes → API keys (``aB3cD9.<32 characters>``; login accepted), extra ``company_id``
+    (``com_…``), optional extra ``plan``.
+
+    Attributes:
+        requests_per_minute: the budget until the API's first answer; from then on its
+            ``X-RateLimit-Limit`` (per company) sets it. 0 (the default) starts from ``plan``'s limit, or
+            the lowest plan's (30) when no plan is given.
+    """
+
+    max_page_size: ClassVar[int] = 500
+    api_extras: ClassVar[dict[str, type]] = {
+        "api": str, "company_id": str, "plan": str, "link_attribute": str, "sort_by": str,
+        "api_version": str, "idempotency": str,
+    }  # fmt: skip
+    default_host: ClassVar[str] = f"https://{FACTURADIRECTA_REST_HOST}"
+
+    api_key: str = field(repr=False)
+    company_id: str = _extra("", "The FacturaDirecta company id (com_…) the API key belongs to (REST API).")
+    page_size: int = 500
+    api: str = _extra(
+        "rest",
+        "Which FacturaDirecta API: classic, the XML API at ACCOUNT.facturadirecta.com (a connection's "
+        "default), or rest, the REST API at app.facturadirecta.com with company_id (these settings).",
+        choices=("rest",),
+    )
+    plan: str = _extra(
+        "", "Your FacturaDirecta plan: the request budget until the API's rate-limit headers say it (REST API).",
+        choices=("", *FACTURADIRECTA_PLANS),
+    )
+    link_attribute: str = _extra(
+        "ID_CRM", "Title of the FacturaDirecta custom field (contacts, estimates) that holds the Clientify id."
+    )
+    sort_by: str = _extra(
+        "creationDate", "sortBy of every listing, so offset pages stay stable (REST API); empty sends none."
+    )
+    api_version: str = _extra("", "accept-version header (e.g. 1.0.10); empty: the API's current version.")
+    idempotency: str = _extra(
+        "on", "on: every create carries an Idempotency-Key, so a create whose answer was lost is re-sent "
+        "safely (REST API); off: it is looked up instead.", choices=ON_OFF,
+    )  # fmt: skip
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "base_url", _without_api(self.base_url))
+        if self.requests_per_minute == 0:
+            object.__setattr__(self, "requests_per_minute", FACTURADIRECTA_PLANS.get(self.plan, 30.0))
+        super().__post_init__()
+        if self.api != "rest":
+            raise ConfigurationError(f"api must be 'rest' for the REST API's settings, got {self.api!r}")
+        if not self.api_key:
+            raise ConfigurationError("the FacturaDirecta REST API needs the API key in the password (or login)")
+        if not _REST_API_KEY.fullmatch(self.api_key):
+            raise ConfigurationError(
+                "a FacturaDirecta REST API key looks like aB3cD9.<32 letters or digits> (Ajustes → API keys); "
+                "a classic API token belongs to a connection with api=classic"
+            )
+        if not _COMPANY_ID.fullmatch(self.company_id):
+            raise ConfigurationError(
+                f"the REST API needs the extra company_id (com_…, the company the key belongs to), got {self.company_id!r}"
+            )
+        if self.plan and self.plan not in FACTURADIRECTA_PLANS:
+            raise ConfigurationError(f"plan must be one of {list(FACTURADIRECTA_PLANS)} or empty, got {self.plan!r}")
+        if self.idempotency not in ON_OFF:
+            raise ConfigurationError(f"idempotency must be 'on' or 'off', got {self.idempotency!r}")
+        if not self.link_attribute:
+            raise ConfigurationError("link_attribute must not be empty")
+        if self.sort_by and not re.fullmatch(r"-?[A-Za-z]+", self.sort_by):
+            raise ConfigurationError(f"sort_by must be one field name (optionally -field), got {self.sort_by!r}")
+
+    @property
+    def company_root(self) -> str:
+        """The path every resource hangs from: ``/api/com_…``."""
+        return f"/api/{self.company_id}"
+
+    @classmethod
+    def from_connection(
+        cls,
+        *,
+        host: str | None,
+        login: str | None,
+        password: str | None,
+        extra: dict[str, Any],
+        port: int | None = None,
+        schema: str | None = None,
+    ) -> FacturaDirectaRestSettings:
+        """Host (default ``https://app.facturadirecta.com``) + the API key in password (or login) + extras."""
+        return cls(
+            base_url=base_url_from(host, port, schema, cls.default_host),
+            api_key=(password or login or "").strip(),
+            **cls.extras_from(extra),
+        )
+
+
+def _without_api(url: str) -> str:
+    """Routes carry /api/ themselves; accept a host given as ".../api"."""
+    url = url.rstrip("/")
+    return url[: -len("/api")] if url.endswith("/api") else url
+
+
+def facturadirecta_settings_from_connection(
+    *,
+    host: str | None,
+    login: str | None,
+    password: str | None,
+    extra: dict[str, Any],
+    port: int | None = None,
+    schema: str | None = None,
+) -> FacturaDirectaSettings | FacturaDirectaRestSettings:
+    """A ``facturadirecta`` connection's settings: its extra ``api`` chooses the API.
+
+    ``classic`` (or no ``api``: every existing connection) gives ``FacturaDirectaSettings`` (from the extras
+    without ``api``, so the classic settings are unchanged); ``rest`` gives ``FacturaDirectaRestSettings``. A
+    classic connection that names the REST host or a ``company_id`` is refused with what to set, instead of
+    failing later with 404s.
+    """
+    api = extra.get("api") or "classic"
+    fields: dict[str, Any] = {"host": host, "login": login, "password": password, "extra": extra,
+                              "port": port, "schema": schema}  # fmt: skip
+    if api == "rest":
+        return FacturaDirectaRestSettings.from_connection(**fields)
+    if api != "classic":
+        raise ConfigurationError(f"extra api must be one of {list(FACTURADIRECTA_APIS)}, got {api!r}")
+    named_host = urlsplit(base_url_from(host, port, schema, "https://unset")).hostname
+    if named_host == FACTURADIRECTA_REST_HOST or "company_id" in extra:
+        raise ConfigurationError(
+            f"this connection names FacturaDirecta's REST API ({FACTURADIRECTA_REST_HOST} or a company_id): "
+            "set the extra api to 'rest' (with company_id and the API key as password), or give the classic "
+            "API's https://ACCOUNT.facturadirecta.com"
+        )
+    fields["extra"] = {key: value for key, value in extra.items() if key != "api"}
+    return FacturaDirectaSettings.from_connection(**fields)
