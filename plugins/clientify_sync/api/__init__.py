@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from clientify_sync.api.clientify import ClientifyClient
 from clientify_sync.api.facturadirecta import FacturaDirectaClient
+from clientify_sync.api.facturadirecta_rest import FacturaDirectaRestClient
 from clientify_sync.api.facturama import FacturamaClient
 from clientify_sync.api.paging import Page
 from clientify_sync.api.settings import (
     ClientifySettings,
+    FacturaDirectaRestSettings,
     FacturaDirectaSettings,
     FacturamaSettings,
     HttpSettings,
@@ -19,6 +21,8 @@ __all__ = [
     "ClientifyClient",
     "ClientifySettings",
     "FacturaDirectaClient",
+    "FacturaDirectaRestClient",
+    "FacturaDirectaRestSettings",
     "FacturaDirectaSettings",
     "FacturamaClient",
     "FacturamaSettings",
