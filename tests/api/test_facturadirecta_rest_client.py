@@ -275,6 +275,24 @@ def test_a_transient_failure_of_a_read_is_retried(sandbox: SandboxHandle) -> Non
     assert statuses(sandbox) == {503: 1, 200: 1}
 
 
+def test_custom_field_definitions_list_create_and_ensure(sandbox: SandboxHandle) -> None:
+    """``cfi_…`` definitions: the link field is defined on first use, found after; its values live in
+    ``main.customFields``; past 20 active fields the plan cap answers."""
+    with rest_for(sandbox) as client:
+        link = client.custom_fields.ensure("ID_CRM", ["contact", "estimate"])
+        assert link["id"].startswith("cfi_") and link["docTypes"] == ["contact", "estimate"]
+        assert client.custom_fields.ensure("ID_CRM", ["contact"])["id"] == link["id"]
+        made = client.clients.create(contact("Enlazada S.L.", customFields={link["id"]: "735"}))
+        assert client.clients.get(record_id(made) or "")["content"]["main"]["customFields"] == {link["id"]: "735"}
+        for n in range(19):
+            client.custom_fields.create(f"Campo {n}", ["contact"])
+        assert len(client.custom_fields.definitions()) == 20
+        with pytest.raises(PlanLimitExceededError):
+            client.custom_fields.create("Campo 21", ["contact"])
+        with pytest.raises(ConflictError):
+            client.custom_fields.create("Otro", ["contact"], field_id=link["id"])
+
+
 # -- idempotent creates ----------------------------------------------------------------------------
 
 

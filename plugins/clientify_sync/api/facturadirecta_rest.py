@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
@@ -292,6 +293,7 @@ class FacturaDirectaRestClient(ApiClient):
         """``gate``: the rate-limit gate to use (tests give one with their own clocks); by default one in
         front of a token bucket at ``settings.requests_per_minute``."""
         self.replayed = 0  # POSTs the API answered from its idempotency store
+        self._replays = threading.Lock()
         self.gate = gate or RateLimitGate(TokenBucket(settings.requests_per_minute, sleep=sleep), sleep=sleep)
         headers = {KEY_HEADER: settings.api_key, "Accept": "application/json"}
         if settings.api_version:
@@ -326,7 +328,8 @@ class FacturaDirectaRestClient(ApiClient):
     def _observe(self, response: httpx.Response) -> None:
         self.gate.observe(response)
         if response.headers.get("idempotent-replayed", "").lower() == "true":
-            self.replayed += 1
+            with self._replays:
+                self.replayed += 1
             log.info("%s %s answered from the API's idempotency store (the first try's answer was lost)",
                      response.request.method, response.request.url.path)  # fmt: skip
 
