@@ -139,6 +139,13 @@ def test_offset_paging_reads_every_record_once(sandbox: SandboxHandle, concurren
     assert pages[0].records[0]["content"]["type"] == "contact"
 
 
+def test_products_and_estimates_list_in_the_same_stable_order(sandbox: SandboxHandle) -> None:
+    ids = sandbox.seed(API, clients=2, products=7, estimates=6, target="rest")["ids"]
+    with rest_for(sandbox, page_size=2, concurrency=2) as client:
+        for resource, kind in ((client.products, "rest_products"), (client.estimates, "rest_estimates")):
+            assert sorted(record_id(r) or "" for r in resource.iter_records()) == sorted(ids[kind])
+
+
 def test_listing_filters_and_find(sandbox: SandboxHandle) -> None:
     with rest_for(sandbox) as client:
         made = client.clients.create(contact("Acme Diseño S.L.", fiscalId="B12345674"))
