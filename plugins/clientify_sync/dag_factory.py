@@ -344,9 +344,9 @@ def _sync_job(platform: PlatformConfig, entity: Entity, config: IntegrationsConf
     from clientify_sync.engine.job import SyncJob
     from clientify_sync.engine.vocabulary import SyncOptions
 
+    options = SyncOptions(lookback=config.lookback, invoicing_wins=config.invoicing_wins)
     with _opened(platform, entity, config) as (spec, ledger, invoicing, clientify):
-        yield SyncJob(spec, invoicing=invoicing, clientify=clientify, ledger=ledger,
-                      options=SyncOptions(lookback=config.lookback))  # fmt: skip
+        yield SyncJob(spec, invoicing=invoicing, clientify=clientify, ledger=ledger, options=options)
 
 
 @contextmanager

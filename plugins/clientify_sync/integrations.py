@@ -26,8 +26,8 @@ from typing import Any
 
 import yaml
 
-from clientify_sync.engine.vocabulary import Platform
 from clientify_sync.errors import ConfigurationError
+from clientify_sync.vocabulary import Entity, Platform, Side
 
 log = logging.getLogger(__name__)
 
@@ -49,11 +49,13 @@ _TOP_KEYS = {
     "max_active_tasks",
     "prerequisite_poke_seconds",
     "prerequisite_timeout_minutes",
+    "conflicts",
     "clientify",
     "integrations",
 }
 _CLIENTIFY_KEYS = {"conn_id", "pool"}
 _PLATFORM_KEYS = {"enabled", "conn_id", "pool", "schedule", "timezone"}
+_CONFLICT_KEYS = {"winner", "fields"}
 # Top-level keys that are per-platform defaults: a layer setting one replaces earlier per-platform values.
 _PER_PLATFORM_DEFAULTS = ("schedule", "timezone")
 
@@ -87,6 +89,10 @@ class IntegrationsConfig:
     clientify_conn_id: str = "clientify_default"
     clientify_pool: str = "clientify_api"
     platforms: tuple[PlatformConfig, ...] = ()
+    # The conflict policy of the entities the config sets (``conflicts``): the fields whose same-field
+    # conflicts the invoicing side wins, as ``SyncOptions.invoicing_wins`` takes them; an entity not
+    # here keeps its schema's default (``engine/model.py``).
+    invoicing_wins: dict[Entity, frozenset[str]] = field(default_factory=dict)
     # Where the values came from, in layering order (for logs and error messages).
     sources: tuple[str, ...] = field(default=(), compare=False)
 
@@ -144,7 +150,9 @@ def merge_layer(base: dict[str, Any], layer: dict[str, Any]) -> dict[str, Any]:
     """Return ``base`` with ``layer`` on top: mappings merge key by key, anything else is replaced.
 
     A top-level ``schedule``/``timezone`` in ``layer`` also drops the per-platform values of ``base``,
-    so "every platform at this time" from a later source is not shadowed by an earlier default.
+    so "every platform at this time" from a later source is not shadowed by an earlier default; and an
+    entity's ``conflicts`` policy in ``layer`` replaces the earlier one whole (a later ``winner`` never
+    inherits an earlier ``fields``).
     """
     merged = _deep_merge(base, {})
     for key in _PER_PLATFORM_DEFAULTS:
@@ -152,11 +160,17 @@ def merge_layer(base: dict[str, Any], layer: dict[str, Any]) -> dict[str, Any]:
             for entry in (merged.get("integrations") or {}).values():
                 if isinstance(entry, dict):
                     entry.pop(key, None)
+    policies, earlier = layer.get("conflicts"), merged.get("conflicts")
+    if isinstance(policies, dict) and isinstance(earlier, dict):
+        for entity in policies:
+            earlier.pop(entity, None)
     return _deep_merge(merged, layer)
 
 
 def _deep_merge(base: dict[str, Any], layer: dict[str, Any]) -> dict[str, Any]:
-    merged = {key: _deep_merge(value, {}) if isinstance(value, dict) else value for key, value in base.items()}
+    merged = {
+        key: _deep_merge(value, {}) if isinstance(value, dict) else value for key, value in base.items()
+    }
     for key, value in layer.items():
         if isinstance(value, dict) and isinstance(merged.get(key), dict):
             merged[key] = _deep_merge(merged[key], value)
@@ -252,7 +266,8 @@ def parse_integrations(raw: dict[str, Any]) -> IntegrationsConfig:
                 pool=_text(entry.get("pool", f"{name}_api"), f"integrations.{name}.pool"),
                 schedule=_cron(entry.get("schedule", schedule), f"integrations.{name}.schedule"),
                 timezone=_timezone(
-                    entry.get("timezone", timezone or PLATFORM_TIMEZONES[name]), f"integrations.{name}.timezone"
+                    entry.get("timezone", timezone or PLATFORM_TIMEZONES[name]),
+                    f"integrations.{name}.timezone",
                 ),
             )
         )
@@ -279,7 +294,57 @@ def parse_integrations(raw: dict[str, Any]) -> IntegrationsConfig:
         clientify_conn_id=_text(clientify.get("conn_id", defaults.clientify_conn_id), "clientify.conn_id"),
         clientify_pool=_text(clientify.get("pool", defaults.clientify_pool), "clientify.pool"),
         platforms=tuple(platforms),
+        invoicing_wins=_conflicts(_section(raw, "conflicts", "conflicts")),
     )
+
+
+def _conflicts(raw: dict[str, Any]) -> dict[Entity, frozenset[str]]:
+    """The ``conflicts`` section: per entity, which side wins a field both sides changed.
+
+    ``<entity>: invoicing`` (or ``clientify``) gives that side every field; ``<entity>: {winner: <side>,
+    fields: [...]}`` gives it the fields listed and the other side the rest. Returned as the fields the
+    invoicing side wins, per entity set.
+    """
+    _no_unknown_keys(raw, {entity.value for entity in Entity}, "conflicts")
+    if not raw:
+        return {}
+    # The schemas name the fields (standard library only); imported only when a policy is set, so
+    # parsing the default config loads nothing of the engine.
+    from clientify_sync.engine.model import SCHEMAS
+
+    sides = f"{Side.INVOICING.value} or {Side.CLIENTIFY.value}"
+    policy: dict[Entity, frozenset[str]] = {}
+    for entity in Entity:
+        if entity.value not in raw:
+            continue
+        where, entry = f"conflicts.{entity.value}", raw[entity.value]
+        if isinstance(entry, str):
+            entry = {"winner": entry}
+        if not isinstance(entry, dict):
+            raise ConfigurationError(
+                f"{where} must be {sides}, or a mapping with winner and fields, got {entry!r}"
+            )
+        _no_unknown_keys(entry, _CONFLICT_KEYS, where)
+        winner = entry.get("winner")
+        if winner not in {side.value for side in Side}:
+            raise ConfigurationError(f"{where}.winner must be {sides}, got {winner!r}")
+        known = SCHEMAS[entity].fields
+        fields = _field_names(entry.get("fields", list(known)), known, f"{where}.fields", entity)
+        policy[entity] = fields if winner == Side.INVOICING.value else frozenset(known) - fields
+    return policy
+
+
+def _field_names(value: Any, known: tuple[str, ...], where: str, entity: Entity) -> frozenset[str]:
+    if not isinstance(value, list) or not value or not all(isinstance(name, str) for name in value):
+        raise ConfigurationError(
+            f"{where} must be a non-empty list of field names (omit it for every field), got {value!r}"
+        )
+    unknown = [name for name in value if name not in known]
+    if unknown:
+        raise ConfigurationError(
+            f"{where}: unknown field(s) {', '.join(unknown)}; {entity.value} have {', '.join(known)}"
+        )
+    return frozenset(value)
 
 
 def _mapping(value: Any, where: str) -> dict[str, Any]:

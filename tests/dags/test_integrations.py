@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from datetime import timedelta
 
 import pytest
@@ -19,6 +20,7 @@ from clientify_sync.integrations import (
     merge_layer,
     parse_integrations,
 )
+from clientify_sync.vocabulary import Entity
 from tests.dags.conftest import ROOT
 
 VARIABLE_ENV = f"AIRFLOW_VAR_{VARIABLE.upper()}"
@@ -218,6 +220,73 @@ def test_invalid_yaml_names_the_file(tmp_path):
     path.write_text("integrations: [unclosed\n")
     with pytest.raises(ConfigurationError, match="bad.yaml"):
         load_integrations(path)
+
+
+# -- the conflict policy ---------------------------------------------------------------------------------
+def test_the_conflict_policy_is_set_per_entity_and_the_defaults_stay():
+    assert load_integrations(DEFAULT_PATH).invoicing_wins == {}  # every entity keeps its schema's default
+    config = parse_integrations(
+        {"conflicts": {"contacts": {"winner": "clientify", "fields": ["email", "city"]}, "products": "invoicing"}}
+    )
+    contact_fields = {"tax_id", "name", "email", "street", "city", "state", "postal_code", "country"}
+    assert config.invoicing_wins == {
+        Entity.CONTACTS: frozenset(contact_fields - {"email", "city"}),  # Clientify wins only those two
+        Entity.PRODUCTS: frozenset({"sku", "name", "price"}),  # the invoicing side wins every field
+    }
+    estimates = parse_integrations({"conflicts": {"estimates": {"winner": "invoicing", "fields": ["notes"]}}})
+    assert estimates.invoicing_wins == {Entity.ESTIMATES: frozenset({"notes"})}
+
+
+def test_a_later_source_replaces_an_entitys_conflict_policy_whole():
+    earlier = {"conflicts": {"contacts": {"winner": "invoicing", "fields": ["name"]}, "products": "clientify"}}
+    merged = merge_layer(earlier, {"conflicts": {"contacts": {"winner": "clientify"}}})
+    assert parse_integrations(merged).invoicing_wins == {
+        Entity.CONTACTS: frozenset(),  # clientify wins every field: the earlier `fields` is not inherited
+        Entity.PRODUCTS: frozenset(),
+    }
+
+
+@pytest.mark.parametrize(
+    ("conflicts", "message"),
+    [
+        pytest.param({"invoices": "clientify"}, "unknown key(s) in conflicts: invoices", id="unknown-entity"),
+        pytest.param({"contacts": "crm"}, "conflicts.contacts.winner must be invoicing or clientify, got 'crm'", id="bad-side"),
+        pytest.param({"contacts": {"fields": ["name"]}}, "conflicts.contacts.winner must be", id="no-winner"),
+        pytest.param({"products": {"winner": "clientify", "fields": ["colour"]}}, "conflicts.products.fields: unknown field(s) colour; products have sku, name, price", id="unknown-field"),
+        pytest.param({"estimates": {"winner": "invoicing", "fields": "lines"}}, "conflicts.estimates.fields must be a non-empty list", id="fields-text"),
+        pytest.param({"estimates": {"winner": "invoicing", "fields": []}}, "conflicts.estimates.fields must be a non-empty list", id="fields-empty"),
+        pytest.param({"contacts": {"winner": "invoicing", "side": "x"}}, "unknown key(s) in conflicts.contacts: side", id="unknown-key"),
+        pytest.param({"contacts": 3}, "conflicts.contacts must be invoicing or clientify, or a mapping", id="number"),
+        pytest.param(["contacts"], "conflicts must be a mapping", id="list"),
+    ],
+)  # fmt: skip
+def test_a_bad_conflict_policy_is_refused_naming_the_key(conflicts, message):
+    with pytest.raises(ConfigurationError) as caught:
+        parse_integrations({"conflicts": conflicts})
+    assert message in str(caught.value)
+
+
+def test_a_bad_conflict_policy_in_a_source_names_the_source(tmp_path):
+    path = tmp_path / "override.yaml"
+    path.write_text("conflicts: {contacts: {winner: invoicing, fields: [phone]}}\n")
+    with pytest.raises(ConfigurationError) as caught:
+        load_integrations(path)
+    assert str(caught.value).startswith(f"{path}: conflicts.contacts.fields: unknown field(s) phone")
+
+
+def test_the_conflict_policy_reaches_the_sync_job(monkeypatch):
+    import clientify_sync.dag_factory as factory
+    import clientify_sync.engine.job as job_module
+
+    @contextmanager
+    def opened(*args):
+        yield ("spec", "ledger", "invoicing", "clientify")
+
+    monkeypatch.setattr(factory, "_opened", opened)
+    monkeypatch.setattr(job_module, "SyncJob", lambda *args, **kwargs: kwargs["options"])
+    config = parse_integrations({"conflicts": {"products": "clientify"}, "integrations": {"facturama": {}}})
+    with factory._sync_job(config.platform("facturama"), Entity.PRODUCTS, config) as options:
+        assert options.invoicing_wins == {Entity.PRODUCTS: frozenset()}
 
 
 class TestStateLedgerHook:

@@ -31,6 +31,14 @@ class EntitySchema:
         (``duplicate_tax_id``, ``duplicate_sku``, ``duplicate_reference``), so the report says which."""
         return f"duplicate_{self.key_field}"
 
+    def conflict_policy(self) -> dict[str, list[str]]:
+        """Which side wins each field both sides changed since the last sync, in field order: what the
+        run report shows (the integration config's ``conflicts`` may have changed the default)."""
+        return {
+            Side.INVOICING.value: [f for f in self.fields if f in self.invoicing_wins],
+            Side.CLIENTIFY.value: [f for f in self.fields if f not in self.invoicing_wins],
+        }
+
 
 CONTACT_SCHEMA = EntitySchema(
     entity=Entity.CONTACTS,

@@ -11,6 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 from clientify_sync.engine.ledger import Ledger
+from clientify_sync.engine.model import EntitySchema
 from clientify_sync.engine.plan import Action, Outcome, PlanCounts, PlanItem
 from clientify_sync.engine.vocabulary import JobSpec
 
@@ -18,9 +19,16 @@ MAX_LISTED_FAILURES = 50  # the report stays a small XCom; the ledger keeps ever
 
 
 def build_report(
-    ledger: Ledger, spec: JobSpec, watermark_in: str | None, watermark_out: str | None
+    ledger: Ledger,
+    spec: JobSpec,
+    watermark_in: str | None,
+    watermark_out: str | None,
+    schema: EntitySchema | None = None,
 ) -> dict[str, Any]:
-    """The report of a run, from its step summaries and its plan items (read a chunk at a time)."""
+    """The report of a run, from its step summaries and its plan items (read a chunk at a time).
+
+    ``schema``: the one the run planned with; the report shows its conflict policy (who won which field).
+    """
     steps = ledger.runs.steps(spec.run_id)
     planned = PlanCounts.from_summary(steps.get("reconcile", {}).get("summary", {}))
     outcomes: Counter[tuple[str, str, str]] = Counter()
@@ -49,7 +57,7 @@ def build_report(
     for (_, column, reason), count in outcomes.items():
         if reason:
             reasons[f"{column}:{reason}"] += count
-    return {
+    report: dict[str, Any] = {
         "run_id": spec.run_id,
         "platform": spec.platform.value,
         "entity": spec.entity.value,
@@ -71,6 +79,9 @@ def build_report(
         "failures_total": failures_total,
         "extract": {s: steps[s]["summary"] for s in ("extract_invoicing", "extract_clientify") if s in steps},
     }
+    if schema is not None:
+        report["conflict_policy"] = schema.conflict_policy()
+    return report
 
 
 def _failure(item: PlanItem) -> dict[str, Any]:
@@ -122,6 +133,8 @@ def format_report_table(report: dict[str, Any]) -> str:
         f"matched by link/key: {report['matched']}   conflicts: {report['conflicts']}   "
         f"first-match differences: {report.get('first_match_differences', 0)}"
     )
+    for side, fields in (report.get("conflict_policy") or {}).items():
+        lines.append(f"  conflicts won by {side}: {', '.join(fields) or '-'}")
     for reason, count in sorted(report["reasons"].items()):
         lines.append(f"  {reason}: {count}")
     adjusted = report.get("adjusted", {})
