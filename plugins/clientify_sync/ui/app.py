@@ -5,6 +5,8 @@ in an iframe: a navigation entry (overview, records, conflicts, dead letters) an
 (the run page). Every route needs an authenticated Airflow user (the API server's JWT cookie or a
 bearer token, checked by Airflow's own ``get_user``) who may read the DAG (``requires_access_dag``);
 dismissing or retrying a dead letter needs edit access to it. Those two POSTs are the only writes.
+The webhook receiver is mounted at ``/webhooks`` as a separate app (``clientify_sync.webhooks``):
+its routes prove their sender themselves and share nothing with these pages but the ledger engine.
 
 Three dependencies connect it to Airflow and are replaced in tests: ``get_viewer`` (who is asking and
 which of our DAGs they may read / edit), ``get_view`` (the ledger, from the ``clientify_sync_state``
@@ -29,10 +31,12 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from clientify_sync.ui import queries as Q
+from clientify_sync.webhooks.receiver import create_receiver_app
 
 log = logging.getLogger(__name__)
 
 URL_PREFIX = "/clientify-sync"
+WEBHOOKS_PATH = "/webhooks"  # under URL_PREFIX: the only paths to expose publicly
 TEMPLATES = Path(__file__).parent / "templates"
 ENGINE_TTL_S = 60.0  # how long a resolved ledger URL is trusted before the connection is read again
 RunStates = Callable[[Iterable[tuple[str, str]]], dict[tuple[str, str], str]]
@@ -362,6 +366,8 @@ def create_app() -> FastAPI:
             response.headers[name] = value
         return response
 
+    # The webhook receiver: an app of its own (no Airflow auth: each route proves its sender itself).
+    app.mount(WEBHOOKS_PATH, create_receiver_app(ledger=lambda: get_view().engine), name="webhooks")
     return app
 
 

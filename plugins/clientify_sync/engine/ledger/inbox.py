@@ -155,12 +155,15 @@ class Inbox(Repository):
         with self._writing(conn) as c:
             return add(c, event, [self.integration])
 
-    def waiting(self, after_id: int = 0, conn: Connection | None = None) -> Waiting:
-        """The pending rows with an id above ``after_id``: the newest id (0 without any) and how many."""
+    def waiting(self, after_id: int = 0, *, upto_id: int | None = None, conn: Connection | None = None) -> Waiting:
+        """The pending rows with an id above ``after_id`` (and at most ``upto_id``): the newest id (0
+        without any) and how many."""
         t = inbox
         query = sa.select(sa.func.max(t.c.id), sa.func.count()).where(
             self._scope(t), t.c.status == PENDING, t.c.id > after_id
         )
+        if upto_id is not None:
+            query = query.where(t.c.id <= upto_id)
         with self._reading(conn) as c:
             max_id, count = c.execute(query).one()
         return Waiting(int(max_id or 0), int(count))
