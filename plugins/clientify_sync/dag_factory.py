@@ -344,7 +344,8 @@ def _sync_job(platform: PlatformConfig, entity: Entity, config: IntegrationsConf
     from clientify_sync.engine.job import SyncJob
     from clientify_sync.engine.vocabulary import SyncOptions
 
-    options = SyncOptions(lookback=config.lookback, invoicing_wins=config.invoicing_wins)
+    options = SyncOptions(lookback=config.lookback, invoicing_wins=config.invoicing_wins,
+                          rounding_adjustment=config.rounding_adjustment)  # fmt: skip
     with _opened(platform, entity, config) as (spec, ledger, invoicing, clientify):
         yield SyncJob(spec, invoicing=invoicing, clientify=clientify, ledger=ledger, options=options)
 

@@ -50,6 +50,7 @@ _TOP_KEYS = {
     "prerequisite_poke_seconds",
     "prerequisite_timeout_minutes",
     "conflicts",
+    "rounding_adjustment",
     "clientify",
     "integrations",
 }
@@ -93,6 +94,9 @@ class IntegrationsConfig:
     # conflicts the invoicing side wins, as ``SyncOptions.invoicing_wins`` takes them; an entity not
     # here keeps its schema's default (``engine/model.py``).
     invoicing_wins: dict[Entity, frozenset[str]] = field(default_factory=dict)
+    # Estimates keep their total to the cent through a rounding line of ours where the two sides round
+    # VAT differently (``documents.RoundingPolicy``); false: they are refused (totals_not_representable).
+    rounding_adjustment: bool = True
     # Where the values came from, in layering order (for logs and error messages).
     sources: tuple[str, ...] = field(default=(), compare=False)
 
@@ -295,7 +299,14 @@ def parse_integrations(raw: dict[str, Any]) -> IntegrationsConfig:
         clientify_pool=_text(clientify.get("pool", defaults.clientify_pool), "clientify.pool"),
         platforms=tuple(platforms),
         invoicing_wins=_conflicts(_section(raw, "conflicts", "conflicts")),
+        rounding_adjustment=_flag(raw.get("rounding_adjustment", True), "rounding_adjustment"),
     )
+
+
+def _flag(value: Any, where: str) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigurationError(f"{where} must be true or false, got {value!r}")
+    return value
 
 
 def _conflicts(raw: dict[str, Any]) -> dict[Entity, frozenset[str]]:

@@ -328,3 +328,11 @@ class TestStateLedgerHook:
     def test_hook_metadata(self):
         assert StateLedgerHook.conn_name_attr == "state_conn_id"
         assert StateLedgerHook.default_conn_name == "clientify_sync_state"
+
+
+def test_rounding_adjustment_is_on_by_default_and_a_flag():
+    """Issue 21: estimates keep their total through a rounding line unless the config turns it off."""
+    assert parse_integrations({}).rounding_adjustment is True
+    assert parse_integrations({"rounding_adjustment": False}).rounding_adjustment is False
+    with pytest.raises(ConfigurationError, match="rounding_adjustment must be true or false"):
+        parse_integrations({"rounding_adjustment": "no"})

@@ -42,7 +42,7 @@ from clientify_sync.errors import (
     UnconfirmedWriteError,
     ValidationError,
 )
-from clientify_sync.facts import custom_field_value as custom_field_value  # re-exported: mapping/estimates.py
+from clientify_sync.facts import custom_field_value
 
 log = logging.getLogger("clientify_sync.api")
 API = "clientify"

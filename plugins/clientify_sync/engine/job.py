@@ -8,6 +8,7 @@ failed step can be retried alone. Each step returns a small JSON-able dict for X
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Iterable
 from typing import Any
@@ -69,7 +70,7 @@ class SyncJob:
         schema = SCHEMAS[spec.entity]
         wins = self.options.invoicing_wins.get(spec.entity)
         self.schema = (
-            schema if wins is None else type(schema)(schema.entity, schema.fields, schema.key_field, wins)
+            schema if wins is None else dataclasses.replace(schema, invoicing_wins=wins)
         )
         self.ledger.runs.start(spec.run_id, spec.mode.value, spec.dry_run)
 
@@ -266,7 +267,7 @@ class SyncJob:
             if self.spec.dry_run
             else watermarks.next_watermark(previous_watermark, seen_max, self.spec.mode)
         )
-        report = build_report(self.ledger, self.spec, previous_watermark, watermark_out)
+        report = build_report(self.ledger, self.spec, previous_watermark, watermark_out, schema=self.schema)
         self.ledger.runs.finish(self.spec.run_id, report)
         self.ledger.plan.prune(self.options.keep_plans)
         return report

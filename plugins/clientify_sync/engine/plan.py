@@ -77,6 +77,7 @@ class Reason(StrEnum):
     LINK = "link"  # only the link field needs writing
     DUPLICATE_TAX_ID = "duplicate_tax_id"
     DUPLICATE_SKU = "duplicate_sku"
+    DUPLICATE_REFERENCE = "duplicate_reference"
     LINK_CONFLICT = "link_conflict"
     LINKED_RECORD_MISSING = "linked_record_missing"
     CLIENTIFY_RECORD_UNKNOWN = "clientify_record_unknown"

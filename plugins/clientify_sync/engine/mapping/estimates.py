@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, ClassVar
 
-from clientify_sync.api.clientify import custom_field_value
 from clientify_sync.engine.documents import (
     CENT,
     Directory,
@@ -46,6 +45,7 @@ from clientify_sync.errors import (
     DiscountNotRepresentableError,
     UnsupportedTaxMixError,
 )
+from clientify_sync.facts import custom_field_value
 
 CRM_PREFIX = "CLI-"
 CRM_COLLECTIONS = {"contact": "contacts", "company": "companies"}
