@@ -10,6 +10,7 @@ Flags override environment variables, which override the defaults::
     --latency-ms 0                       SANDBOX_LATENCY_MS
     --latency-profile none|realistic     SANDBOX_LATENCY_PROFILE (include/sandbox/latency.py)
     --latency-scale 1                    SANDBOX_LATENCY_SCALE (multiplies the profile's latencies)
+    --webhook-time-scale 1               SANDBOX_WEBHOOK_TIME_SCALE (multiplies the webhook retry waits)
     --facturama-user / --facturama-password, --clientify-token, --facturadirecta-token
                                          SANDBOX_FACTURAMA_USER, ..._PASSWORD, SANDBOX_CLIENTIFY_TOKEN,
                                          SANDBOX_FACTURADIRECTA_TOKEN
@@ -48,6 +49,9 @@ def parse_args(argv: Sequence[str] | None = None) -> Settings:
                              "page; see docs/sandbox.md)")
     parser.add_argument("--latency-scale", type=float, default=float(_env("LATENCY_SCALE", "1")),
                         help="multiply the profile's latencies (e.g. 0.1 for a tenth of the real delays)")
+    parser.add_argument("--webhook-time-scale", type=float, default=float(_env("WEBHOOK_TIME_SCALE", "1")),
+                        help="multiply the webhook retry waits of Clientify (1-16 s) and FacturaDirecta "
+                             "(15 s - 36 h), e.g. 0.001 for tests (docs/sandbox.md, Webhooks)")
     parser.add_argument("--log-level", default=_env("LOG_LEVEL", "warning"))
     parser.add_argument("--facturama-user", default=_env("FACTURAMA_USER", fm.user))
     parser.add_argument("--facturama-password", default=_env("FACTURAMA_PASSWORD", fm.password))
@@ -56,6 +60,9 @@ def parse_args(argv: Sequence[str] | None = None) -> Settings:
     args = parser.parse_args(argv)
     if args.latency_scale < 0:
         parser.error("--latency-scale must not be negative")
+    if args.webhook_time_scale < 0:
+        parser.error("--webhook-time-scale must not be negative")
+    crm.webhook_time_scale = fdc.rest_webhook_time_scale = args.webhook_time_scale
     fm.user, fm.password = args.facturama_user, args.facturama_password
     crm.token, fdc.token = args.clientify_token, args.facturadirecta_token
     db = None if args.memory or args.db == ":memory:" else args.db

@@ -20,7 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Match
 
-from include.sandbox import control
+from include.sandbox import control, webhook_control
 from include.sandbox.clock import MonotonicClock
 from include.sandbox.config import CONFIG_TYPES, ApiConfig
 from include.sandbox.context import ApiContext
@@ -34,7 +34,7 @@ from include.sandbox.errors import (
 )
 from include.sandbox.faults import FaultInjector, FaultMiddleware, xml_error_body
 from include.sandbox.fd_rest_app import with_rest_api
-from include.sandbox.routers import clientify, facturadirecta, facturama
+from include.sandbox.routers import clientify, clientify_webhooks, facturadirecta, facturama
 from include.sandbox.stats import RequestStats, StatsMiddleware
 from include.sandbox.store import TABLES, Store
 
@@ -150,7 +150,11 @@ def build_app(context: ApiContext) -> ASGIApp:
                   redirect_slashes=False)
     app.state.ctx = context
     app.include_router(flavour.router)
+    if context.name == "clientify":
+        app.include_router(clientify_webhooks.router)  # API v2 webhook slots (realtime.md §1.1)
     app.include_router(control.build_router(context.name), prefix="/_sandbox")
+    if context.name in webhook_control.WEBHOOK_APIS:
+        app.include_router(webhook_control.build_router(context.name), prefix="/_sandbox/webhooks")
 
     async def vendor_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, VendorError)

@@ -48,6 +48,10 @@ class ApiConfig:
             raise ConfigError(f"{key} must be an integer")
         if expected is str and not isinstance(value, str):
             raise ConfigError(f"{key} must be a string")
+        if expected is float:
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ConfigError(f"{key} must be a number")
+            value = float(value)
         choices = self.CHOICES.get(key)
         if choices is not None and value not in choices:
             raise ConfigError(f"{key} must be one of {list(choices)}")
@@ -166,8 +170,18 @@ class ClientifyConfig(ApiConfig):
     budget_default_currency: str = "EUR"
     # Absolute URLs (url, next, previous) are built from the request's Host unless this is set.
     public_base_url: str = ""
+    # Webhooks (API v2 slots, realtime.md §1.1; docs/sandbox.md "Webhooks"): writes made with the account's
+    # own API key are not echoed (true: they are, like a UI edit); the retry waits (1, 2, 4, 8, 16 s) are
+    # multiplied by the time scale; the 5 s answer timeout is not; false answers 403 on /v2/webhooks/
+    # (a key without the API add-on or of a non-administrator).
+    webhook_echo_api_writes: bool = False
+    webhook_time_scale: float = 1.0
+    webhook_timeout_s: float = 5.0
+    webhook_admin_key: bool = True
 
     def _check_extra(self, key: str, value: Any) -> Any:
+        if key in ("webhook_time_scale", "webhook_timeout_s") and value < 0:
+            raise ConfigError(f"{key} must not be negative")
         if key != "date_filter_formats":
             return value
         parts = [p.strip() for p in value.split(",") if p.strip()]
@@ -200,6 +214,8 @@ class FacturaDirectaConfig(ApiConfig):
         "rest_deleted_fetch": ("404", "archived"),
         "rest_put_omits_custom_fields": ("clear", "keep"),
         "rest_contact_delete_with_estimates": ("conflict", "allow"),
+        "rest_webhook_object": ("envelope", "content"),
+        "rest_webhook_retry_livemode": ("false", "keep"),
     }
 
     token: str = "fake-facturadirecta-sandbox-token"
@@ -237,7 +253,7 @@ class FacturaDirectaConfig(ApiConfig):
     rest_api_key: str = "sbxKey.Sandbox0Rest0Api0Key000000000000"
     rest_scopes: str = (
         "contacts:read,contacts:write,products:read,products:write,estimates:read,estimates:write,"
-        "customFields:read,customFields:write,activity:read,settings:read"
+        "customFields:read,customFields:write,activity:read,settings:read,webhooks:read,webhooks:write"
     )
     rest_plan: str = "diamante"
     rest_other_company_id: str = "com_0b7e5f1a-9c3d-4a2b-8e6f-7d1c2b3a4e5f"
@@ -264,8 +280,22 @@ class FacturaDirectaConfig(ApiConfig):
     rest_deleted_fetch: str = "404"
     rest_put_omits_custom_fields: str = "clear"
     rest_contact_delete_with_estimates: str = "conflict"
+    # Webhooks (§12; docs/sandbox.md "Webhooks"): the retry waits (15 s … 36 h) are multiplied by the time
+    # scale; the answer timeout is not documented; events of this company are live (false: a sandbox
+    # company's); data.object is the envelope GET returns or its content (§15.9); a manual retry is
+    # marked livemode false ("simulated events (sandbox or manual retries)") or kept; tag-only updates
+    # emit *.updated (§15.13); writes through the API emit (not documented; assumed).
+    rest_webhook_time_scale: float = 1.0
+    rest_webhook_timeout_s: float = 10.0
+    rest_webhook_livemode: bool = True
+    rest_webhook_object: str = "envelope"
+    rest_webhook_retry_livemode: str = "false"
+    rest_webhook_tag_updates: bool = True
+    rest_webhook_echo_api_writes: bool = True
 
     def _check_extra(self, key: str, value: Any) -> Any:
+        if key in ("rest_webhook_time_scale", "rest_webhook_timeout_s") and value < 0:
+            raise ConfigError(f"{key} must not be negative")
         if key == "rest_rate_limit" and value < 0:
             raise ConfigError("rest_rate_limit must not be negative (0: the plan's)")
         if key == "rest_limit_default" and not 1 <= value <= 500:

@@ -19,6 +19,7 @@ from include.sandbox.errors import VendorError, json_error, json_response
 from include.sandbox.models import clientify_fields as crm
 from include.sandbox.models import facturadirecta as fd
 from include.sandbox.routers.clientify import base_url, save_definition
+from include.sandbox.webhook_hub import hub_for
 
 FD_DEFAULT_ATTRIBUTES = {"clients": ["ID_CRM"], "products": ["ID_CRM"], "estimates": ["ID_CRM"]}
 FD_DEFAULTS_KEY = "facturadirecta:defaults-installed"
@@ -73,6 +74,7 @@ def build_router(api: str) -> APIRouter:
     @router.post("/reset")
     def reset(request: Request) -> Response:
         ctx(request).reset()
+        hub_for(ctx(request).store).reset(api)  # queued deliveries, rules and the delivery log
         return json_response({"api": api, "reset": True})
 
     @router.post("/seed")

@@ -22,7 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from include.sandbox import fd_rest_store as db
-from include.sandbox import jsonio
+from include.sandbox import fd_rest_webhooks, jsonio
 from include.sandbox.config import FacturaDirectaConfig
 from include.sandbox.context import ApiContext, ctx, raw_body
 from include.sandbox.errors import json_error, json_response
@@ -31,7 +31,7 @@ from include.sandbox.fd_rest_errors import RestError
 from include.sandbox.fd_rest_gate import RestGate, companies
 from include.sandbox.fd_rest_runtime import RestRuntime, runtime_for
 from include.sandbox.models import facturadirecta_rest as model
-from include.sandbox.routers import facturadirecta_rest
+from include.sandbox.routers import facturadirecta_rest, facturadirecta_rest_webhooks
 from include.sandbox.stats import StatsMiddleware
 
 Scope = MutableMapping[str, Any]
@@ -86,6 +86,7 @@ def with_rest_api(classic: ASGIApp, context: ApiContext) -> ASGIApp:
     app.state.ctx = context
     app.state.rest = runtime
     app.include_router(facturadirecta_rest.router)
+    app.include_router(facturadirecta_rest_webhooks.router)
     app.include_router(control_router(), prefix="/_sandbox/rest")
 
     async def rest_error(request: Request, exc: Exception) -> Response:
@@ -246,6 +247,7 @@ def control_router() -> APIRouter:
                 username="ami@facturadirecta.com",
                 request=None,
             )
+            fd_rest_webhooks.changed(context, s, kind, company, rid, "unarchived", row, source="ui")
         return json_response({"id": rid, "unarchived": True})
 
     return router

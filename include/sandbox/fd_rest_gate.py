@@ -61,6 +61,7 @@ SCOPE_RESOURCES = {
     "customFields": "customFields",
     "activity": "activity",
     "settings": "settings",
+    "webhooks": "webhooks",
     "apiKeyInfo": None,
 }
 _PATH = re.compile(r"^/api/(?P<company>[^/]+)(?:/(?P<resource>[^/]+))?")

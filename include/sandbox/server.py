@@ -19,6 +19,7 @@ from include.sandbox.app import build_sandbox
 from include.sandbox.config import ApiConfig
 from include.sandbox.context import API_NAMES
 from include.sandbox.store import Store
+from include.sandbox.webhook_hub import hub_for
 
 KEEP_ALIVE_S = 75
 DEFAULT_PORTS = {"facturama": 8701, "clientify": 8702, "facturadirecta": 8703}
@@ -46,6 +47,8 @@ async def serve(settings: Settings) -> None:
     store = Store(settings.db)
     sandbox = build_sandbox(store, settings.configs, settings.latency_ms, settings.latency_profile,
                             settings.latency_scale)
+    webhooks = hub_for(store)  # the webhook delivery worker lives and dies with the servers
+    webhooks.start()
     servers = [
         _Server(uvicorn.Config(
             sandbox.apps[name], host=settings.host, port=settings.ports[name], log_level=settings.log_level,
@@ -79,6 +82,7 @@ async def serve(settings: Settings) -> None:
     try:
         await asyncio.gather(*tasks)
     finally:
+        await asyncio.to_thread(webhooks.stop)
         store.close()
     if not all(server.started for server in servers):
         sys.exit(1)

@@ -56,6 +56,11 @@ TABLES: dict[str, TableSpec] = {
         TableSpec("facturadirecta_rest_custom_fields", "facturadirecta", indexes=("k1",)),
         TableSpec("facturadirecta_rest_activity", "facturadirecta", indexes=("k1", "created")),
         TableSpec("facturadirecta_rest_idempotency", "facturadirecta", indexes=()),
+        # Webhooks (docs/sandbox.md "Webhooks"): Clientify's slots (rid = entity); FacturaDirecta's
+        # endpoints (k1 = company) and events (k1 = company, k2 = endpoint, k3 = status).
+        TableSpec("clientify_webhooks", "clientify", indexes=()),
+        TableSpec("facturadirecta_rest_webhook_endpoints", "facturadirecta", indexes=("k1",)),
+        TableSpec("facturadirecta_rest_webhook_events", "facturadirecta", indexes=("k1", "k2", "k3", "created")),
     )
 }
 # Orderings a caller may ask for (never interpolate anything else into SQL).

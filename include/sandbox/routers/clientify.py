@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
-from include.sandbox import jsonio
+from include.sandbox import clientify_webhooks, jsonio
 from include.sandbox.auth import clientify_auth
 from include.sandbox.clock import format_timestamp, parse_filter_datetime
 from include.sandbox.config import ClientifyConfig
@@ -217,7 +217,9 @@ def _make_routes(kind: Kind) -> None:
                     raise drf_detail(409, f"{noun} with this taxpayer_identification_number already exists.")
             row = model.insert(kind, record, w)
             w.ids.flush()
-        return json_response(renderer(request, cfg).render(kind, row), 201)
+        rendered = renderer(request, cfg).render(kind, row)
+        clientify_webhooks.emit(context, kind, rendered, "saved", source="api")  # not echoed by default
+        return json_response(rendered, 201)
 
     def update(item_id: str, request: Request, body: bytes = Depends(raw_body)) -> Response:
         """PUT and PATCH alike: only the fields sent change (§8)."""
@@ -235,14 +237,20 @@ def _make_routes(kind: Kind) -> None:
             row.body, row.modified = record, context.clock.tick()
             s.replace(table, row.seq, model.new_row(kind, record, row.created or row.modified, row.modified))
             w.ids.flush()
-        return json_response(renderer(request, cfg).render(kind, row))
+        rendered = renderer(request, cfg).render(kind, row)
+        clientify_webhooks.emit(context, kind, rendered, "saved", source="api")  # not echoed by default
+        return json_response(rendered)
 
     def delete(item_id: str, request: Request) -> Response:
-        with ctx(request).store.session(write=True) as s:
+        context = ctx(request)
+        with context.store.session(write=True) as s:
             row = s.get(table, seq=int(item_id)) if item_id.isdigit() else None
             if row is None:
                 raise drf_detail(404, "Not found.")
             s.delete(table, row.seq)
+        if clientify_webhooks.notifies(context, "api"):
+            before = renderer(request, _config(request)).render(kind, row)
+            clientify_webhooks.emit(context, kind, before, "deleted", source="api")
         return Response(status_code=204)
 
     router.add_api_route(many, list_records, methods=["GET"], name=f"{kind.name}_list")

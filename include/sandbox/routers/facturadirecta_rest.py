@@ -20,7 +20,7 @@ from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
 from include.sandbox import fd_rest_store as db
-from include.sandbox import jsonio
+from include.sandbox import fd_rest_webhooks, jsonio
 from include.sandbox.config import FacturaDirectaConfig
 from include.sandbox.context import ctx, raw_body
 from include.sandbox.fd_rest_errors import JSON, Problems, conflict, not_found, plan_limit, validation
@@ -329,6 +329,7 @@ def _put_tags(request: Request, kind: Kind, company: str, rid: str, body: bytes)
             subtype="updateTags",
             **_who(request),
         )
+        fd_rest_webhooks.changed(ctx(request), s, kind, company, rid, "updated", row, tags_only=True)
         return rest_json(_render(s, kind, s.get(kind.table, rid=rid), company, _cfg(request)))  # type: ignore[arg-type]
 
 
@@ -340,6 +341,7 @@ def _archive(request: Request, kind: Kind, company: str, rid: str, blocker: Any 
         if blocker is not None:
             blocker(s, row)
         db.set_archived(s, kind, company, row, True, _runtime(request).now_us(), **_who(request))
+        fd_rest_webhooks.changed(ctx(request), s, kind, company, rid, "archived", row)
     return rest_json({"result": True})
 
 
@@ -367,6 +369,8 @@ def _write(request: Request, kind: Kind, company: str, body: bytes, rid: str | N
         tags = sent.tags if "tags" in payload or previous is None else previous.body.get("tags", [])
         stored = {"main": main, "tags": tags, "archived": False}
         db.save(s, kind, company, rid, stored, runtime.now_us(), previous=previous, **_who(request))
+        action = "created" if previous is None else "updated"
+        fd_rest_webhooks.changed(ctx(request), s, kind, company, rid, action, previous)
         response = _render(s, kind, s.get(kind.table, rid=rid), company, cfg)  # type: ignore[arg-type]
     return rest_json(response, cfg.rest_create_status if previous is None else 200)
 
