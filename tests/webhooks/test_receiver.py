@@ -449,3 +449,12 @@ def test_a_flood_that_lasts_a_minute_wakes_two_runs(client: TestClient, engine: 
     fired = asyncio.run(drive(trigger))
     assert [(t, p["reason"]) for t, p in fired] == [(45.0, "max_wait"), (70.0, "quiet")]
     assert sum(p["new"] for _, p in fired) == 288  # each row signalled once
+
+
+def test_clientify_events_go_to_the_enabled_platforms_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = tmp_path / "integrations.yaml"
+    config.write_text("integrations:\n  facturama:\n    enabled: false\n")
+    monkeypatch.setenv("CLIENTIFY_SYNC_INTEGRATIONS", str(config))
+    assert receiver._Consumers()() == ("facturadirecta",)
+    config.write_text("integrations: [not, a, mapping]\n")  # unreadable: every platform, as the status view
+    assert receiver._Consumers()() == ("facturama", "facturadirecta")

@@ -164,3 +164,25 @@ def test_without_an_engine_it_opens_the_ledger_of_its_connection(tmp_path, monke
     [(_, payload)] = fire(made)
     assert made.engine is not None and str(made.engine.url) == url and payload["new"] == 1
     made.engine.dispose()
+
+
+def test_an_inbox_asset_watched_by_it_serializes_with_the_dag() -> None:
+    """What the DAG wiring will declare: an inbox asset per DAG, watched by this trigger, on AssetOrTimeSchedule."""
+    from airflow.providers.standard.operators.empty import EmptyOperator
+    from airflow.sdk import DAG, Asset, AssetWatcher
+    from airflow.serialization.serialized_objects import DagSerialization
+    from airflow.timetables.assets import AssetOrTimeSchedule
+    from airflow.timetables.trigger import CronTriggerTimetable
+    from airflow.triggers.base import BaseEventTrigger
+
+    watched = InboxTrigger(integration="facturama", entity="contacts")
+    asset = Asset(name="facturama_contacts_inbox", uri="clientify-sync-inbox://facturama/contacts",
+                  group="clientify_sync", watchers=[AssetWatcher(name="facturama_contacts_inbox", trigger=watched)])  # fmt: skip
+    schedule = AssetOrTimeSchedule(timetable=CronTriggerTimetable("0 * * * *", timezone="UTC"), assets=asset)
+    with DAG("facturama_contacts_wiring_check", schedule=schedule, max_active_runs=1) as dag:
+        EmptyOperator(task_id="noop")
+    serialized = json.dumps(DagSerialization.to_dict(dag))
+    assert '"classpath": "clientify_sync.webhooks.trigger.InboxTrigger"' in serialized
+    assert json.dumps(watched.serialize()[1])[1:-1] in serialized
+    other = InboxTrigger(integration="facturadirecta", entity="contacts")
+    assert BaseEventTrigger.hash(*watched.serialize()) != BaseEventTrigger.hash(*other.serialize())
