@@ -199,6 +199,21 @@ def fail_pending(s: Session, endpoint_id: str, reason: str, now_us: int) -> int:
     return len(rows)
 
 
+def resume(context: ApiContext) -> int:
+    """Queue again the events a previous process left ``pending`` (jobs live in memory, events in the
+    store): at start-up each gets a new schedule from now. Returns how many were queued."""
+    with context.store.session() as s:
+        rows = s.select(hooks.EVENTS, Where(hooks.EVENTS).eq("k3", "pending"))
+        targets = {row.rid: s.get(hooks.ENDPOINTS, rid=row.body["endpointId"]) for row in rows}
+    queued = 0
+    for row in rows:
+        endpoint = targets[row.rid]
+        if endpoint is not None and endpoint.body["enabled"] and not endpoint.body["deleted"]:
+            queue(context, row.rid, endpoint.rid, endpoint.body["url"], row.body["type"])
+            queued += 1
+    return queued
+
+
 def retry(context: ApiContext, company: str, event_id: str) -> Row:
     """``POST …/webhooks/events/{id}/retry``: re-queue it, even when already delivered (a new schedule)."""
     now_us = runtime_for(context.store).now_us()

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import uvicorn
 
+from include.sandbox import fd_rest_webhooks
 from include.sandbox.app import build_sandbox
 from include.sandbox.config import ApiConfig
 from include.sandbox.context import API_NAMES
@@ -49,6 +50,7 @@ async def serve(settings: Settings) -> None:
                             settings.latency_scale)
     webhooks = hub_for(store)  # the webhook delivery worker lives and dies with the servers
     webhooks.start()
+    fd_rest_webhooks.resume(sandbox.contexts["facturadirecta"])  # events a previous run left pending
     servers = [
         _Server(uvicorn.Config(
             sandbox.apps[name], host=settings.host, port=settings.ports[name], log_level=settings.log_level,

@@ -2,8 +2,8 @@
 REST endpoints (facturadirecta-rest-api.md §12), over real HTTP on loopback.
 
 A small receiver in this process (``Receiver``: a threaded ``http.server`` on 127.0.0.1, bounded, stopped
-at the end) records what the sandbox sends and answers from a script (a status, or ``"close"``: hang up
-without answering). Waits are bounded condition waits (the receiver's, or the sandbox's
+at the end) records what the sandbox sends and answers from a script (a status; ``"close"``: hang up
+without answering; ``"hang"``: answer nothing until the test ends). Waits are bounded condition waits (the receiver's, or the sandbox's
 ``/_sandbox/webhooks?wait_idle_s=``), never sleeps; retry waits are compressed by the time-scale switches.
 """
 
@@ -21,8 +21,9 @@ from typing import Any
 import httpx
 import pytest
 
+from include.sandbox.webhook_hub import CLIENTIFY_POLICY, Job, WebhookHub
 from include.sandbox.webhook_targets import target_problem
-from tests.fixtures.sandbox import SandboxHandle
+from tests.fixtures.sandbox import SandboxHandle, start_sandbox, stop_sandbox
 
 SECRET = "s3cr3t-clientify-webhook-0123456789"
 KEY_HEADER = "facturadirecta-api-key"
@@ -49,6 +50,7 @@ class Receiver:
     requests: list[Received] = field(default_factory=list)
     script: dict[str, list[int | str]] = field(default_factory=dict)
     cond: threading.Condition = field(default_factory=threading.Condition)
+    release: threading.Event = field(default_factory=threading.Event)
 
     @property
     def base(self) -> str:
@@ -88,6 +90,9 @@ def _handler(receiver_box: list[Receiver]) -> type[BaseHTTPRequestHandler]:
             body = self.rfile.read(length)
             receiver.record(Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body))
             answer = receiver.answer(self.path)
+            if answer == "hang":
+                receiver.release.wait(WAIT_S)  # bounded: the fixture releases it at the end
+                answer = "close"
             if answer == "close":
                 self.close_connection = True  # no answer at all
                 return
@@ -113,6 +118,7 @@ def receiver() -> Iterator[Receiver]:
     try:
         yield box[0]
     finally:
+        box[0].release.set()
         server.shutdown()
         server.server_close()
         thread.join(10)
@@ -304,6 +310,17 @@ def test_clientify_gives_up_after_five_retries(hooks: SandboxHandle, receiver: R
     assert found["counts"]["failed"] == 1
     assert [a["platform_wait_s"] for a in found["attempts"][:5]] == [1, 2, 4, 8, 16]
     assert [a["next_attempt_in_s"] for a in found["attempts"][:5]] == [0.01, 0.02, 0.04, 0.08, 0.16]
+
+
+def test_clientify_retries_after_its_timeout(hooks: SandboxHandle, receiver: Receiver) -> None:
+    hooks.config("clientify", webhook_timeout_s=0.3)  # 5 s by default
+    register_slot(hooks, receiver.url("/crm"))
+    contact = new_contact(hooks)
+    receiver.script["/crm"] = ["hang", 200]
+    emit(hooks, "clientify", entity="contacts", id=contact["id"])
+    found = state(hooks, "clientify")
+    assert len(receiver.requests) == 2
+    assert found["attempts"][0]["error"] == "ReadTimeout" and found["attempts"][1]["status"] == 200
 
 
 @pytest.mark.parametrize("status", [500, 404, 410])
@@ -676,3 +693,56 @@ def test_facturadirecta_content_object_switch(hooks: SandboxHandle, receiver: Re
     contact = fd_contact(rest)
     event = receiver.wait_for(1)[0].json()
     assert event["data"]["object"] == contact["content"] and event["livemode"] is False
+
+
+# -- the worker -------------------------------------------------------------------------------------------
+
+
+def test_the_queue_is_bounded() -> None:
+    hub = WebhookHub(max_queue=2)
+    try:
+        def job() -> Job:
+            return Job(api="clientify", event="contact.saved", ref="contacts/1", target="http://127.0.0.1:9/",
+                       policy=CLIENTIFY_POLICY, scale=1.0, timeout_s=1.0, prepare=lambda: (b"{}", {}))
+
+        assert hub.submit(job(), delay_s=600) > 0
+        assert hub.submit(job(), delay_s=600) > 0
+        assert hub.submit(job(), delay_s=600) == 0  # refused: the queue holds two
+        snapshot = hub.snapshot("clientify")
+        assert snapshot["counts"] == {"overflow": 1, "submitted": 2} and snapshot["outstanding"] == 2
+        hub.reset("clientify")
+        assert hub.outstanding("clientify") == 0
+    finally:
+        hub.stop()
+    assert not hub.running
+
+
+def test_pending_events_survive_a_restart_and_the_worker_stops_with_the_server(
+    receiver: Receiver, tmp_path: Any
+) -> None:
+    """A file database: an event still pending (its next try 15 s away) when the process stops is sent by
+    the next process at once; SIGTERM ends the process cleanly while a delivery is waiting."""
+    db = tmp_path / "sandbox.db"
+    first = start_sandbox(db=db)
+    try:
+        rest = fd_rest(first)
+        _, secret = endpoint(rest, receiver.url("/fd"))
+        receiver.script["/fd"] = [500]
+        fd_contact(rest)
+        receiver.wait_for(1)
+        assert first.control("facturadirecta", "GET", "webhooks")["outstanding"] == 1  # retry in 15 s
+    finally:
+        assert first.process is not None
+        first.process.terminate()
+        assert first.process.wait(timeout=30) == 0  # the worker did not keep it alive
+        stop_sandbox(first)
+    second = start_sandbox(db=db)
+    try:
+        again = receiver.wait_for(2)[1]
+        verify(again, secret)
+        assert again.body == receiver.requests[0].body
+        state(second, "facturadirecta")
+        [event] = fd_rest(second).get("/webhooks/events").json()["items"]
+        assert (event["status"], event["attempts"]) == ("delivered", 2)
+    finally:
+        stop_sandbox(second)
