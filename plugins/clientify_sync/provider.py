@@ -5,7 +5,8 @@ field for every extra its settings class accepts and the form's labels and place
 ``clientify-sync`` asset URI scheme. The form fields are generated from the typed settings
 (``clientify_sync.api.settings``: ``COMMON_EXTRAS`` plus each class's ``api_extras``, the dataclass
 defaults, ``max_page_size`` and the ``Attributes:`` docstrings), so the form, the validation the hooks
-run and the docs cannot disagree.
+run and the docs cannot disagree. ``facturadirecta`` serves two APIs (the classic XML API and the REST
+API, chosen by the extra ``api``): its form offers the extras of both, each saying which API takes it.
 
 Airflow imports this module in every component that loads providers: it imports only the shared
 vocabulary (plain enums) and the settings dataclasses, those only inside ``get_provider_info()`` (no
@@ -47,14 +48,29 @@ class ConnectionType:
     hidden: tuple[str, ...]
     labels: dict[str, str]
     placeholders: dict[str, str]
+    # A type serving several APIs: the extra that chooses (``selector``), each of its values with the
+    # name of that API's settings class (the first is the default, ``settings_name``'s) and what the
+    # form says about the choice. Empty: one API.
+    variants: tuple[tuple[str, str], ...] = ()
+    selector: str = ""
+    selector_help: str = ""
 
     @property
     def settings_class(self) -> type[HttpSettings]:
-        """The typed settings the hook builds from a connection of this type."""
+        """The typed settings the hook builds from a connection of this type (the default API's)."""
         from clientify_sync.api import settings
 
         settings_class: type[HttpSettings] = getattr(settings, self.settings_name)
         return settings_class
+
+    @property
+    def settings_classes(self) -> dict[str, type[HttpSettings]]:
+        """Each API's settings by the selector's value (``{"": settings_class}`` for a one-API type)."""
+        from clientify_sync.api import settings
+
+        if not self.variants:
+            return {"": self.settings_class}
+        return {value: getattr(settings, name) for value, name in self.variants}
 
 
 CONNECTION_TYPES: tuple[ConnectionType, ...] = (
@@ -91,14 +107,24 @@ CONNECTION_TYPES: tuple[ConnectionType, ...] = (
         settings_name="FacturaDirectaSettings",
         hidden=("schema", "port"),
         labels={
-            "host": "Account URL",
+            "host": "Account URL (classic API; empty for the REST API)",
             "login": "API user (optional: the key, as in curl -u KEY:x)",
             "password": "API key",
         },
         placeholders={
-            "host": "https://ACCOUNT.facturadirecta.com",
-            "password": "FacturaDirecta → Configuración → API token",
+            "host": "https://ACCOUNT.facturadirecta.com (REST API: empty, https://app.facturadirecta.com)",
+            "password": "classic: Configuración → API token; REST: Ajustes → API keys (aB3cD9.…)",
         },
+        variants=(("classic", "FacturaDirectaSettings"), ("rest", "FacturaDirectaRestSettings")),
+        selector="api",
+        selector_help=(
+            "Which FacturaDirecta API this connection uses. rest: the REST API, the one a business that "
+            "creates its key today in Ajustes → API keys has; it needs company_id (com_…), the API key "
+            "(aB3cD9.…) as password and an empty host (https://app.facturadirecta.com); plan is optional. "
+            "classic (the default, older accounts): the XML API; it needs the account URL "
+            "https://ACCOUNT.facturadirecta.com as host and the API token as password. The Test button "
+            "checks the credentials and, on rest, that the key has every scope the sync needs."
+        ),
     ),
 )
 
@@ -132,7 +158,7 @@ def connection_type_info(kind: ConnectionType) -> dict[str, Any]:
         "connection-type": kind.conn_type,
         "hook-class-name": kind.hook_class,
         "hook-name": kind.hook_name,
-        "conn-fields": conn_fields(kind.settings_class),
+        "conn-fields": form_fields(kind),
         "ui-field-behaviour": {
             "hidden-fields": list(kind.hidden),
             "relabeling": dict(kind.labels),
@@ -164,6 +190,70 @@ def conn_fields(settings_class: type[HttpSettings]) -> dict[str, dict[str, Any]]
             schema["minimum"] = 1 if name == "concurrency" else 0
         description = metadata_.get("description") or docs.get(name) or _label(name) + "."
         result[name] = {"label": _label(name), "schema": schema, "description": description}
+    return result
+
+
+def form_fields(kind: ConnectionType) -> dict[str, dict[str, Any]]:
+    """The form fields of a connection type: its settings' extras, or, for a type serving several APIs,
+    the selector first, then every API's extras (see ``merged_conn_fields``)."""
+    if not kind.variants:
+        return conn_fields(kind.settings_class)
+    return merged_conn_fields(kind.selector, kind.selector_help, kind.settings_classes)
+
+
+def merged_conn_fields(
+    selector: str, selector_help: str, settings_classes: dict[str, type[HttpSettings]]
+) -> dict[str, dict[str, Any]]:
+    """One form for several APIs: the ``selector`` extra (its values, the first the default), then the
+    API-specific extras (those every API takes first), then the common ones.
+
+    An extra only some APIs take says so (``Only with api=rest.``); where the APIs describe an extra
+    differently each description is given; where their defaults or caps differ (``page_size``) the field
+    has no default and its description gives each API's, so the form never proposes a value one of them
+    would reject.
+    """
+    from clientify_sync.api.settings import COMMON_EXTRAS
+
+    per_api = {api: conn_fields(settings_class) for api, settings_class in settings_classes.items()}
+    apis = list(per_api)
+    names = [name for fields in per_api.values() for name in fields if name != selector]
+    shared = [name for name in names if all(name in fields for fields in per_api.values())]
+    specific = [name for name in names if name not in COMMON_EXTRAS]
+    ordered = dict.fromkeys(
+        [n for n in shared if n in specific] + specific + [n for n in names if n in COMMON_EXTRAS]
+    )
+    result: dict[str, dict[str, Any]] = {
+        selector: {
+            "label": "API",
+            "schema": {"type": ["string", "null"], "default": apis[0], "enum": [*apis, None]},
+            "description": selector_help,
+        }
+    }
+    for name in ordered:
+        having = {api: per_api[api][name] for api in apis if name in per_api[api]}
+        first = next(iter(having.values()))
+        schema = dict(first["schema"])
+        descriptions = {api: field["description"] for api, field in having.items()}
+        if len(set(descriptions.values())) == 1:
+            description = first["description"]
+        else:
+            description = " ".join(f"{selector}={api}: {text}" for api, text in descriptions.items())
+        caps = {
+            api: (field["schema"].get("default"), field["schema"].get("maximum"))
+            for api, field in having.items()
+        }
+        if len(set(caps.values())) > 1:
+            schema.pop("default", None)
+            if "maximum" in schema:
+                schema["maximum"] = max(maximum for _, maximum in caps.values() if maximum is not None)
+            description += " " + " ".join(
+                f"{selector}={api}: default {default}"
+                + (f", at most {maximum}." if maximum is not None else ".")
+                for api, (default, maximum) in caps.items()
+            )
+        if len(having) < len(apis):
+            description += f" Only with {selector}={' or '.join(having)}."
+        result[name] = {"label": first["label"], "schema": schema, "description": description}
     return result
 
 

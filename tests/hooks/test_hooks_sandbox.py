@@ -67,3 +67,57 @@ def test_unreachable_host_reports_false(monkeypatch: pytest.MonkeyPatch) -> None
             extra={"max_retries": 0, "connect_timeout": 0.5})  # fmt: skip
     success, message = FacturamaHook().test_connection()
     assert not success and "ConnectError" in message
+
+
+def rest_connection(
+    monkeypatch: pytest.MonkeyPatch, sandbox, conn_id: str = "facturadirecta_default"
+) -> dict:
+    """A REST connection to the sandbox's emulator: its main company and key (``_sandbox/config``)."""
+    config = sandbox.config("facturadirecta")
+    connect(monkeypatch, conn_id, host=sandbox.facturadirecta_url, password=config["rest_api_key"],
+            extra={"api": "rest", "company_id": config["rest_company_id"], "plan": "diamante"})  # fmt: skip
+    return config
+
+
+def test_facturadirecta_rest_hook_test_connection(clean_sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
+    from clientify_sync.api.facturadirecta_rest import FacturaDirectaRestClient
+
+    clean_sandbox.seed("facturadirecta", clients=2, target="rest")
+    config = rest_connection(monkeypatch, clean_sandbox)
+    hook = FacturaDirectaHook()
+    assert isinstance(hook.get_conn(), FacturaDirectaRestClient)
+    success, message = hook.test_connection()
+    assert success, message
+    assert message == (f"Connected to FacturaDirecta (REST API) at {clean_sandbox.facturadirecta_url} "
+                       f"(company {config['rest_company_id']}, 2 contacts)")  # fmt: skip
+    hook.close()
+
+
+def test_facturadirecta_rest_hook_reports_a_bad_key_and_another_companys_key(
+    clean_sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = rest_connection(monkeypatch, clean_sandbox)
+    connect(monkeypatch, "fd_rest_bad", host=clean_sandbox.facturadirecta_url, password="wrongK." + "0" * 32,
+            extra={"api": "rest", "company_id": config["rest_company_id"]})  # fmt: skip
+    connect(monkeypatch, "fd_rest_other", host=clean_sandbox.facturadirecta_url, password=config["rest_other_api_key"],
+            extra={"api": "rest", "company_id": config["rest_company_id"]})  # fmt: skip
+    success, message = FacturaDirectaHook(facturadirecta_conn_id="fd_rest_bad").test_connection()
+    assert not success and "rejected the credentials (HTTP 401)" in message
+    success, message = FacturaDirectaHook(facturadirecta_conn_id="fd_rest_other").test_connection()
+    # A key acts on its own company only.
+    assert not success and "rejected the credentials (HTTP 403)" in message
+    assert config["rest_other_api_key"] not in message
+
+
+def test_facturadirecta_rest_hook_names_the_missing_scopes(
+    clean_sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from clientify_sync.api.facturadirecta_rest import REQUIRED_SCOPES
+
+    rest_connection(monkeypatch, clean_sandbox)
+    lacking = [s for s in REQUIRED_SCOPES if s not in ("estimates:write", "activity:read")]
+    clean_sandbox.config("facturadirecta", rest_scopes=",".join(lacking))
+    success, message = FacturaDirectaHook().test_connection()
+    assert not success
+    assert "(HTTP 403): the API key lacks the scopes estimates:write, activity:read" in message
+    assert "Ajustes → API keys" in message

@@ -9,10 +9,12 @@ import pytest
 
 from clientify_sync.api.clientify import ClientifyClient
 from clientify_sync.api.facturadirecta import FacturaDirectaClient
+from clientify_sync.api.facturadirecta_rest import FacturaDirectaRestClient
 from clientify_sync.api.facturama import FacturamaClient
+from clientify_sync.api.settings import FacturaDirectaRestSettings, FacturaDirectaSettings
 from clientify_sync.errors import ConfigurationError
 from clientify_sync.hooks.clientify import ClientifyHook
-from clientify_sync.hooks.facturadirecta import FacturaDirectaHook
+from clientify_sync.hooks.facturadirecta import FacturaDirectaHook, chosen_api_extras
 from clientify_sync.hooks.facturama import FacturamaHook
 
 
@@ -163,3 +165,150 @@ def test_test_connection_through_an_injected_transport(monkeypatch: pytest.Monke
 def test_test_connection_of_a_missing_connection_reports_instead_of_raising() -> None:
     success, message = FacturamaHook(facturama_conn_id="does_not_exist").test_connection()
     assert not success and "does_not_exist" in message
+
+
+# -- FacturaDirecta: one connection type, two APIs (extra ``api``) ------------------------------------
+
+REST_KEY = "aB3cD9.xY7zN2qK4mP8rT5sJ1hF6gL0vW3uE"  # the shape of the docs' example; not a real key
+COMPANY = "com_3a7e8d29-0000-4000-8000-000000000000"
+
+
+def test_a_rest_connection_builds_the_rest_client(monkeypatch: pytest.MonkeyPatch) -> None:
+    set_connection(monkeypatch, "facturadirecta_default", password=REST_KEY,
+                   extra={"api": "rest", "company_id": COMPANY, "plan": "bronce"})  # fmt: skip
+    hook = FacturaDirectaHook()
+    settings = hook.get_settings()
+    assert isinstance(settings, FacturaDirectaRestSettings)
+    assert (settings.base_url, settings.company_id, settings.api_key) == (
+        "https://app.facturadirecta.com",
+        COMPANY,
+        REST_KEY,
+    )
+    assert settings.requests_per_minute == 60  # Bronce's, until the API's headers say otherwise
+    client = hook.get_conn()
+    assert isinstance(client, FacturaDirectaRestClient) and client is hook.get_conn()
+    hook.close()
+
+
+def test_a_connection_without_api_stays_on_the_classic_api(monkeypatch: pytest.MonkeyPatch) -> None:
+    set_connection(
+        monkeypatch, "facturadirecta_default", host="acme.facturadirecta.com", password="token-of-the-xml-api"
+    )
+    assert isinstance(FacturaDirectaHook().get_settings(), FacturaDirectaSettings)
+    assert isinstance(FacturaDirectaHook().get_conn(), FacturaDirectaClient)
+
+
+@pytest.mark.parametrize("api", ["classic", "rest"])
+def test_the_other_apis_extras_left_at_the_forms_defaults_are_ignored(
+    monkeypatch: pytest.MonkeyPatch, api: str
+) -> None:
+    """Airflow's form saves every field, the other API's too: empty or at their defaults, they say nothing."""
+    saved = {"api": api, "company_id": COMPANY if api == "rest" else "", "plan": "", "sort_by": "creationDate",
+             "api_version": "", "idempotency": "on", "auth_style": "basic", "link_attribute": "ID_CRM",
+             "page_size": None, "timeout": 30.0}  # fmt: skip
+    host, password = (
+        ("acme.facturadirecta.com", "token-of-the-xml-api") if api == "classic" else (None, REST_KEY)
+    )
+    set_connection(monkeypatch, "facturadirecta_default", host=host, password=password, extra=saved)
+    expected = FacturaDirectaSettings if api == "classic" else FacturaDirectaRestSettings
+    assert isinstance(FacturaDirectaHook().get_settings(), expected)
+    assert chosen_api_extras(saved).keys() == (
+        {"api", "auth_style", "link_attribute", "page_size", "timeout"} if api == "classic"
+        else {"api", "company_id", "plan", "sort_by", "api_version", "idempotency", "link_attribute", "page_size", "timeout"}
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("fields", "extra", "message"),
+    [
+        pytest.param(
+            {"host": "acme.facturadirecta.com", "password": "token-of-the-xml-api"},
+            {"company_id": COMPANY},
+            "set the extra api to 'rest'",
+            id="classic-with-a-company",
+        ),
+        pytest.param(
+            {"host": "app.facturadirecta.com", "password": "token-of-the-xml-api"},
+            {},
+            "set the extra api to 'rest'",
+            id="classic-on-the-rest-host",
+        ),
+        pytest.param(
+            {"password": REST_KEY}, {"api": "rest"}, "needs the extra company_id", id="rest-without-company"
+        ),
+        pytest.param(
+            {"password": "token-of-the-xml-api"},
+            {"api": "rest", "company_id": COMPANY},
+            "a FacturaDirecta REST API key looks like",
+            id="rest-with-a-classic-token",
+        ),
+        pytest.param(
+            {"password": REST_KEY},
+            {"api": "rest", "company_id": COMPANY, "auth_style": "query"},
+            "auth_style",
+            id="rest-with-a-classic-extra-set",
+        ),
+        pytest.param(
+            {"host": "acme.facturadirecta.com", "password": "token-of-the-xml-api"},
+            {"idempotency": "off"},
+            "idempotency",
+            id="classic-with-a-rest-extra-set",
+        ),
+        pytest.param(
+            {"password": REST_KEY}, {"api": "graphql"}, "extra api must be one of", id="unknown-api"
+        ),
+    ],
+)
+def test_a_wrong_facturadirecta_connection_is_refused_by_name(
+    monkeypatch: pytest.MonkeyPatch, fields: dict, extra: dict, message: str
+) -> None:
+    set_connection(monkeypatch, "facturadirecta_default", extra=extra, **fields)
+    with pytest.raises(ConfigurationError, match=message):
+        FacturaDirectaHook().get_conn()
+    success, text = FacturaDirectaHook().test_connection()
+    assert not success and message in text
+    assert REST_KEY not in text and "token-of-the-xml-api" not in text  # the Test button never echoes a key
+
+
+def rest_api(scopes: list[str], *, key: str = REST_KEY) -> httpx.MockTransport:
+    """A REST API that knows one key: ``apiKeyInfo`` with ``scopes``, empty listings, 401 for other keys."""
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        headers = {
+            "X-RateLimit-Limit": "600",
+            "X-RateLimit-Remaining": "599",
+            "X-RateLimit-Reset": "1893456000",
+        }
+        if request.headers.get("facturadirecta-api-key") != key:
+            return httpx.Response(
+                401, json={"statusCode": 401, "message": "Invalid API key", "type": "unauthorized"}
+            )
+        if request.url.path.endswith("/apiKeyInfo"):
+            return httpx.Response(200, json={"scopes": scopes}, headers=headers)
+        if request.url.path.endswith("/activity"):
+            return httpx.Response(
+                200, json={"items": [], "hasMore": False, "nextCursor": None}, headers=headers
+            )
+        return httpx.Response(200, json={"pagination": {"total": 0}, "items": []}, headers=headers)
+
+    return httpx.MockTransport(answer)
+
+
+def test_the_rest_test_button_names_missing_scopes_and_a_bad_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    from clientify_sync.api.facturadirecta_rest import REQUIRED_SCOPES
+
+    set_connection(monkeypatch, "facturadirecta_default", password=REST_KEY,
+                   extra={"api": "rest", "company_id": COMPANY, "plan": "diamante"})  # fmt: skip
+    success, message = FacturaDirectaHook(transport=rest_api(list(REQUIRED_SCOPES))).test_connection()
+    assert success and message.startswith(
+        "Connected to FacturaDirecta (REST API) at https://app.facturadirecta.com"
+    )
+    assert COMPANY in message
+    lacking = [s for s in REQUIRED_SCOPES if s not in ("activity:read", "customFields:write")]
+    success, message = FacturaDirectaHook(transport=rest_api(lacking)).test_connection()
+    assert not success and "lacks the scopes customFields:write, activity:read" in message
+    assert "Ajustes → API keys" in message
+    success, message = FacturaDirectaHook(
+        transport=rest_api(list(REQUIRED_SCOPES), key="other.key")
+    ).test_connection()
+    assert not success and "rejected the credentials (HTTP 401)" in message and REST_KEY not in message

@@ -13,7 +13,7 @@ import pytest
 
 from clientify_sync.api.settings import COMMON_EXTRAS
 from clientify_sync.errors import ConfigurationError
-from clientify_sync.provider import CONNECTION_TYPES, URI_SCHEME, conn_fields, get_provider_info
+from clientify_sync.provider import CONNECTION_TYPES, URI_SCHEME, conn_fields, form_fields, get_provider_info
 
 ROOT = Path(__file__).resolve().parents[2]
 KINDS = {kind.conn_type: kind for kind in CONNECTION_TYPES}
@@ -56,34 +56,80 @@ def test_each_type_names_a_hook_that_declares_it(conn_type):
 
 @pytest.mark.parametrize("conn_type", sorted(KINDS))
 def test_conn_fields_are_every_extra_the_settings_accept_typed_and_defaulted(conn_type):
-    settings_class = KINDS[conn_type].settings_class
-    fields = conn_fields(settings_class)
-    assert set(fields) == set(COMMON_EXTRAS) | set(settings_class.api_extras)
-    defaults = {f.name: f.default for f in dataclasses.fields(settings_class)}
+    kind = KINDS[conn_type]
+    fields = form_fields(kind)
+    classes = kind.settings_classes.values()
+    assert set(fields) == set(COMMON_EXTRAS).union(*(c.api_extras for c in classes))
     json_type = {int: "integer", float: "number", str: "string"}
-    for name, kind in {**COMMON_EXTRAS, **settings_class.api_extras}.items():
-        schema = fields[name]["schema"]
-        assert schema["type"] == [json_type[kind], "null"], name
-        assert schema["default"] == defaults[name], name
-        assert fields[name]["label"] and fields[name]["description"], name
-    assert fields["page_size"]["schema"]["maximum"] == settings_class.max_page_size
+    for settings_class in classes:
+        defaults = {f.name: f.default for f in dataclasses.fields(settings_class)}
+        for name, type_ in {**COMMON_EXTRAS, **settings_class.api_extras}.items():
+            schema = fields[name]["schema"]
+            assert schema["type"] == [json_type[type_], "null"], name
+            if name == kind.selector:
+                continue  # the choice of API: its own default, the first API (below)
+            # A default the form proposes is this API's own; where the APIs differ, none is proposed.
+            assert schema.get("default", defaults[name]) == defaults[name], name
+            assert fields[name]["label"] and fields[name]["description"], name
+        assert fields["page_size"]["schema"]["maximum"] >= settings_class.max_page_size
     # Descriptions come from the settings' docstrings where they have them.
-    assert fields["requests_per_minute"]["description"].startswith("Token-bucket budget")
+    assert "Token-bucket budget" in fields["requests_per_minute"]["description"]
 
 
-@pytest.mark.parametrize("conn_type", sorted(KINDS))
-def test_what_the_form_proposes_the_hook_accepts(conn_type):
-    """Every default and every enum value of the form passes the settings' own validation."""
-    settings_class = KINDS[conn_type].settings_class
-    fields = conn_fields(settings_class)
-    form = {name: field["schema"]["default"] for name, field in fields.items()}
+def test_a_one_api_type_proposes_its_settings_defaults_and_caps():
+    kind = KINDS["facturama"]
+    assert form_fields(kind) == conn_fields(kind.settings_class)
+    assert form_fields(kind)["page_size"]["schema"] == {
+        "type": ["integer", "null"], "default": 100, "minimum": 1, "maximum": 100}  # fmt: skip
+
+
+@pytest.mark.parametrize(("conn_type", "api"), [(t, api) for t in sorted(KINDS) for api in KINDS[t].settings_classes])
+def test_what_the_form_proposes_the_hook_accepts(monkeypatch, conn_type, api):
+    """A connection saved from the form as it comes (every default), and with each enum value of an extra
+    its API takes, passes the hook: what Airflow's form saves is what the hook reads."""
+    kind = KINDS[conn_type]
+    fields = form_fields(kind)
+    module, _, name = kind.hook_class.rpartition(".")
+    hook_class = getattr(importlib.import_module(module), name)
+    settings_class = kind.settings_classes[api]
     credentials = {"host": "https://example.test", "login": "user", "password": "a-long-password"}
-    assert settings_class.from_connection(**credentials, extra=form)
-    for name, field in fields.items():
-        for choice in field["schema"].get("enum", []):
-            assert settings_class.from_connection(**credentials, extra={name: choice})
+    if api == "rest":  # the REST API: its host by default, a key of its shape, the company
+        credentials = {"password": "aB3cD9.xY7zN2qK4mP8rT5sJ1hF6gL0vW3uE"}
+    selected = {kind.selector: api, "company_id": "com_3a7e8d29"} if api == "rest" else {}
+
+    def settings(extra):
+        body = {"conn_type": conn_type, **credentials, "extra": extra}
+        monkeypatch.setenv(f"AIRFLOW_CONN_{hook_class.default_conn_name.upper()}", json.dumps(body))
+        return hook_class().get_settings()
+
+    form = {name: field["schema"].get("default") for name, field in fields.items()}
+    assert isinstance(settings({**form, **selected}), settings_class)
+    accepted = {*COMMON_EXTRAS, *settings_class.api_extras} - {kind.selector}
+    for name in accepted:
+        for choice in fields[name]["schema"].get("enum", []):
+            assert isinstance(settings({**selected, name: choice}), settings_class), (name, choice)
     with pytest.raises(ConfigurationError, match="page_size"):
-        settings_class.from_connection(**credentials, extra={"page_size": fields["page_size"]["schema"]["maximum"] + 1})
+        settings({**selected, "page_size": settings_class.max_page_size + 1})
+
+
+def test_the_facturadirecta_form_offers_both_apis_and_says_what_each_needs():
+    kind = KINDS["facturadirecta"]
+    fields = form_fields(kind)
+    assert list(fields)[0] == "api"
+    assert fields["api"]["schema"]["enum"] == ["classic", "rest", None]
+    assert fields["api"]["schema"]["default"] == "classic"  # existing connections keep the classic API
+    help_text = fields["api"]["description"]
+    for needed in ("company_id", "Ajustes → API keys", "https://ACCOUNT.facturadirecta.com", "app.facturadirecta.com",
+                   "scope", "plan is optional"):  # fmt: skip
+        assert needed in help_text, needed
+    assert fields["company_id"]["description"].endswith("Only with api=rest.")
+    assert fields["auth_style"]["description"].endswith("Only with api=classic.")
+    assert fields["plan"]["schema"]["enum"] == ["", "gratis", "bronce", "plata", "oro", "diamante", None]
+    # page_size: the classic API caps it at 250, the REST API at 500; the form proposes neither.
+    page_size = fields["page_size"]
+    assert "default" not in page_size["schema"] and page_size["schema"]["maximum"] == 500
+    assert "api=classic: default 250, at most 250." in page_size["description"]
+    assert "api=rest: default 500, at most 500." in page_size["description"]
 
 
 def test_form_labels_hidden_fields_and_placeholders():
@@ -106,7 +152,9 @@ def test_form_labels_hidden_fields_and_placeholders():
     hosts = {t: i["ui-field-behaviour"]["placeholders"]["host"] for t, i in types.items()}
     assert "https://api.facturama.mx" in hosts["facturama"]
     assert hosts["clientify"] == "https://api.clientify.net"
-    assert hosts["facturadirecta"] == "https://ACCOUNT.facturadirecta.com"
+    assert hosts["facturadirecta"].startswith("https://ACCOUNT.facturadirecta.com")
+    assert "https://app.facturadirecta.com" in hosts["facturadirecta"]  # the REST API's, when left empty
+    assert "Ajustes → API keys" in types["facturadirecta"]["ui-field-behaviour"]["placeholders"]["password"]
 
 
 def test_the_asset_uri_scheme_is_registered_with_a_checking_handler():
@@ -158,9 +206,12 @@ def test_every_api_specific_extra_is_described_where_it_is_validated():
     import dataclasses
 
     for kind in KINDS.values():
-        settings_class = kind.settings_class
-        fields = {f.name: f for f in dataclasses.fields(settings_class)}
-        form = conn_fields(settings_class)
-        for name in settings_class.api_extras:
-            assert fields[name].metadata.get("description"), f"{settings_class.__name__}.{name}"
-            assert form[name]["description"] == fields[name].metadata["description"]
+        form = form_fields(kind)
+        for settings_class in kind.settings_classes.values():
+            fields = {f.name: f for f in dataclasses.fields(settings_class)}
+            for name in settings_class.api_extras:
+                assert fields[name].metadata.get("description"), f"{settings_class.__name__}.{name}"
+                if name == kind.selector:
+                    assert form[name]["description"] == kind.selector_help
+                else:
+                    assert fields[name].metadata["description"] in form[name]["description"]

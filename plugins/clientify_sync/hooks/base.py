@@ -8,7 +8,7 @@ import httpx
 from airflow.sdk import BaseHook
 
 from clientify_sync.api.client import ApiClient
-from clientify_sync.api.settings import HttpSettings
+from clientify_sync.api.settings import FacturaDirectaRestSettings, HttpSettings
 from clientify_sync.errors import ClientifySyncError
 
 if TYPE_CHECKING:
@@ -71,17 +71,23 @@ class ApiHook(BaseHook, Generic[ClientT]):
         """Make this connection's ``requests_per_minute`` one budget for every task and worker using it.
 
         The budget lives in the ledger database (``clientify_sync.engine.budget``) under a hash of the
-        host and credentials, so two connections to the same account share it too. Without a limit
-        (0), nothing is shared and no database call is made per request.
+        host and credentials, so two connections to the same account share it too. FacturaDirecta's REST
+        API counts requests per company whatever the key (facturadirecta-rest-api.md §3): its budget is
+        keyed by the company id, so two keys of one company share one. Without a limit (0), nothing is
+        shared and no database call is made per request.
         """
         from clientify_sync.engine.budget import SharedRequestBudget, account_key
 
         client = self.get_conn()
-        rpm = client.settings.requests_per_minute
+        settings = client.settings
+        rpm = settings.requests_per_minute
         if rpm <= 0:
             return
-        conn = self.get_connection(self.conn_id)
-        account = account_key(client.api_name, conn.host, conn.login, conn.password)
+        if isinstance(settings, FacturaDirectaRestSettings):
+            account = account_key(client.api_name, "rest", settings.company_id)
+        else:
+            conn = self.get_connection(self.conn_id)
+            account = account_key(client.api_name, conn.host, conn.login, conn.password)
         client.share_budget(SharedRequestBudget(ledger_engine, account, rpm))
 
     def test_connection(self) -> tuple[bool, str]:
