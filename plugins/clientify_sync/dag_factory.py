@@ -364,7 +364,7 @@ def _opened(platform: PlatformConfig, entity: Entity, config: IntegrationsConfig
     # Imported here: DAG parsing must not load the engine or the API clients.
     from clientify_sync.engine.ledger import Ledger
     from clientify_sync.engine.vocabulary import JobSpec
-    from clientify_sync.errors import AuthenticationError, ConfigurationError
+    from clientify_sync.errors import AuthenticationError, ConfigurationError, PlanLimitExceededError
     from clientify_sync.hooks.state import StateLedgerHook
 
     context = get_current_context()
@@ -387,6 +387,14 @@ def _opened(platform: PlatformConfig, entity: Entity, config: IntegrationsConfig
                 hook.share_budget(ledger.engine)  # one requests_per_minute for all tasks of the account
             invoicing, clientify = (hook.get_conn() for hook in hooks)
             yield spec, ledger, invoicing, clientify
+    except PlanLimitExceededError as exc:  # an AuthenticationError, but the credentials are fine
+        conn_id = conn_ids.get(exc.api, platform.conn_id)
+        raise AirflowFailException(
+            f"The {exc.api} plan of Airflow connection '{conn_id}' caps what this run was creating "
+            f"({exc.detail or exc}). Nothing more was written and the watermark was not advanced; not "
+            "retrying, since every create would hit the same cap: raise the plan, or archive records, then "
+            "run again."
+        ) from exc
     except AuthenticationError as exc:
         api = getattr(exc, "api", None) or "the API"
         conn_id = conn_ids.get(api, f"{platform.conn_id} / {config.clientify_conn_id}")
