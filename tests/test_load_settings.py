@@ -35,11 +35,12 @@ def write(tmp_path: Path, body: dict) -> Path:
 def test_shipped_settings_are_the_sandbox_defaults_with_the_registered_types():
     settings = read_settings(SETTINGS)
     conns = settings["connections"]
-    assert set(conns) == {"facturama_default", "clientify_default", "facturadirecta_default"}
+    assert set(conns) == {"facturama_default", "clientify_default", "facturadirecta_default", "facturadirecta_rest"}
     assert {conn_id: c["conn_type"] for conn_id, c in conns.items()} == {
         "facturama_default": "facturama",
         "clientify_default": "clientify",
         "facturadirecta_default": "facturadirecta",
+        "facturadirecta_rest": "facturadirecta",
     }
     assert conns["facturama_default"] == {
         "conn_type": "facturama",
@@ -51,6 +52,19 @@ def test_shipped_settings_are_the_sandbox_defaults_with_the_registered_types():
     assert set(settings["pools"]) == {"facturama_api", "clientify_api", "facturadirecta_api"}
     assert all(p["slots"] >= 1 and "concurrent" in p["description"] for p in settings["pools"].values())
     assert settings["variables"] == {}  # the Astro template's empty placeholder is skipped
+
+
+def test_the_rest_example_is_the_sandbox_emulators_main_company_and_fake_key():
+    from include.sandbox.config import FacturaDirectaConfig
+
+    sandbox = FacturaDirectaConfig()
+    rest = read_settings(SETTINGS)["connections"]["facturadirecta_rest"]
+    assert rest == {
+        "conn_type": "facturadirecta",
+        "host": "http://127.0.0.1:8703",  # the sandbox serves both FacturaDirecta APIs on one port
+        "password": sandbox.rest_api_key,
+        "extra": {"api": "rest", "company_id": sandbox.rest_company_id, "plan": sandbox.rest_plan},
+    }
 
 
 def test_pools_and_connections_match_the_integration_config():
@@ -66,7 +80,8 @@ def test_connection_env_is_json_airflow_understands(monkeypatch):
     from airflow.sdk import BaseHook
 
     env = connection_env(SETTINGS, hosts={"clientify_default": "http://127.0.0.1:9999"})
-    assert set(env) == {"AIRFLOW_CONN_FACTURAMA_DEFAULT", "AIRFLOW_CONN_CLIENTIFY_DEFAULT", "AIRFLOW_CONN_FACTURADIRECTA_DEFAULT"}
+    assert set(env) == {"AIRFLOW_CONN_FACTURAMA_DEFAULT", "AIRFLOW_CONN_CLIENTIFY_DEFAULT",
+                        "AIRFLOW_CONN_FACTURADIRECTA_DEFAULT", "AIRFLOW_CONN_FACTURADIRECTA_REST"}  # fmt: skip
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     conn = BaseHook.get_connection("clientify_default")
@@ -81,6 +96,7 @@ def test_connection_env_overrides_any_field():
 
 
 def test_the_api_hooks_accept_the_shipped_connections(monkeypatch):
+    from clientify_sync.api.settings import FacturaDirectaRestSettings
     from clientify_sync.hooks.clientify import ClientifyHook
     from clientify_sync.hooks.facturadirecta import FacturaDirectaHook
     from clientify_sync.hooks.facturama import FacturamaHook
@@ -90,6 +106,22 @@ def test_the_api_hooks_accept_the_shipped_connections(monkeypatch):
     assert FacturamaHook().get_settings().base_url == "http://127.0.0.1:8701"
     assert ClientifyHook().get_settings().base_url == "http://127.0.0.1:8702"
     assert FacturaDirectaHook().get_settings().base_url == "http://127.0.0.1:8703"
+    rest = FacturaDirectaHook(facturadirecta_conn_id="facturadirecta_rest").get_settings()
+    assert isinstance(rest, FacturaDirectaRestSettings)
+    assert (rest.base_url, rest.company_id, rest.requests_per_minute) == (
+        "http://127.0.0.1:8703",
+        "com_5a1d7c3e-2b4f-4e6a-8c9d-0f1e2d3c4b5a",
+        600,  # Diamante's, the sandbox company's plan
+    )
+
+
+def test_the_shipped_rest_connection_passes_the_test_button_on_the_sandbox(clean_sandbox, monkeypatch):
+    from clientify_sync.hooks.facturadirecta import FacturaDirectaHook
+
+    hosts = {"facturadirecta_rest": clean_sandbox.facturadirecta_url}
+    monkeypatch.setenv("AIRFLOW_CONN_FACTURADIRECTA_REST", connection_env(SETTINGS, hosts=hosts)["AIRFLOW_CONN_FACTURADIRECTA_REST"])
+    success, message = FacturaDirectaHook(facturadirecta_conn_id="facturadirecta_rest").test_connection()
+    assert success and message.startswith("Connected to FacturaDirecta (REST API)"), message
 
 
 def test_uri_extras_survive_as_env_vars_and_reach_the_hook(tmp_path, monkeypatch):
@@ -168,7 +200,7 @@ def test_env_flag_prints_exports():
                           capture_output=True, text=True, cwd=ROOT, check=False)  # fmt: skip
     assert done.returncode == 0, done.stderr
     lines = done.stdout.strip().splitlines()
-    assert len(lines) == 3 and all(line.startswith("export AIRFLOW_CONN_") for line in lines)
+    assert len(lines) == 4 and all(line.startswith("export AIRFLOW_CONN_") for line in lines)
 
 
 @pytest.mark.parametrize(
