@@ -21,17 +21,17 @@ from typing import Any
 import httpx
 from e2e_stack import APIS, LEDGER_DB, Stack
 
+from clientify_sync.engine.mapping import without_empty_strings
 from clientify_sync.engine.vocabulary import Entity, Platform
 from tests.chaos import deployment, evidence, runs
 from tests.chaos.evidence import Evidence
 from tests.e2e.scenario import trigger
-from tests.faults.conftest import Scenario, edit_contacts
-from tests.faults.convergence import Edit
+from tests.faults.convergence import Edit, by_key, read_sides
 
 # Every latency of the sandbox's ``realistic`` profile times this: Clientify writes 150 ms (500 ms x 0.3).
 LATENCY_SCALE = float(os.environ.get("CHAOS_LATENCY_SCALE", "0.3"))
-CLIENTS = int(os.environ.get("CHAOS_CLIENTS", "400"))  # records to create in the direction under test
-HIT_AFTER = int(os.environ.get("CHAOS_HIT_AFTER", "100"))  # successful creates before the fault
+CLIENTS = int(os.environ.get("CHAOS_CLIENTS", "250"))  # records to create in the direction under test
+HIT_AFTER = int(os.environ.get("CHAOS_HIT_AFTER", "60"))  # successful creates before the fault
 OUTAGE_S = float(os.environ.get("CHAOS_OUTAGE_S", "60"))
 # What "down" means: every request fails, as 5xx or a connection closed before or after the server
 # acted ("truncate": the record is created, the answer is cut, the client cannot know).
@@ -96,14 +96,32 @@ class Check:
         return n
 
     def edit_during_fault(self) -> None:
-        """Edit records on both sides while the fault is on (``tests/faults`` picks and records them)."""
-        scenario = Scenario(evidence.world(self.stack, self.ledger_url), self.platform, (Entity.CONTACTS,))
+        """Edit paired records on both sides while the fault is on, as their users would: e-mails on the
+        invoicing platform, names in Clientify. Each must read the same on both sides in the end."""
+        w = evidence.world(self.stack, self.ledger_url)
         try:
-            edit_contacts(scenario, EDITS)
+            inv, crm = read_sides(w, self.platform, Entity.CONTACTS)
+            inv_keys, crm_keys = by_key(inv), by_key(crm)
+            pairs = [(inv_keys[k][0], crm_keys[k][0]) for k in sorted(inv_keys)
+                     if len(inv_keys[k]) == 1 and len(crm_keys.get(k, [])) == 1]
+            for i, (record, _) in enumerate(pairs[:EDITS]):
+                email = f"chaos.edit{i}@facturas.example"
+                if self.platform is Platform.FACTURAMA:  # a whole-object PUT, without the "" it rejects
+                    raw = without_empty_strings(w.facturama.clients.get(record.rid))
+                    w.facturama.clients.update(record.rid, {**raw, "Email": email})
+                else:
+                    w.facturadirecta.clients.update(record.rid, {"email": email})
+                self.edits.append(Edit(Entity.CONTACTS, record.key, "email", email))
+            for i, (_, record) in enumerate(pairs[EDITS : 2 * EDITS]):
+                name = f"Edición Caótica {i} SA"
+                if record.rtype == "contact":
+                    w.clientify.contacts.update(record.rid, {"first_name": "Edición", "last_name": f"Caótica {i} SA"})
+                else:
+                    w.clientify.companies.update(record.rid, {"name": name})
+                self.edits.append(Edit(Entity.CONTACTS, record.key, "name", name))
         finally:
-            for client in (scenario.world.facturama, scenario.world.clientify, scenario.world.facturadirecta):
+            for client in (w.facturama, w.clientify, w.facturadirecta):
                 client.close()
-        self.edits = scenario.edits
         self.mark(f"edited {len(self.edits)} records during the fault (e-mails on {self.platform.value}, "
                   "names in Clientify)")
 
@@ -140,8 +158,9 @@ class Check:
 
     # -- after the fault --------------------------------------------------------------------------
 
-    def look(self, what: str, edits: list[Edit]) -> Evidence:
-        found = evidence.gather(self.stack, self.ledger_url, self.platform, self.dag_id, self.run_ids, edits)
+    def look(self, what: str, *, edits_due: bool) -> Evidence:
+        found = evidence.gather(self.stack, self.ledger_url, self.platform, self.dag_id, self.run_ids,
+                                self.edits, edits_due=edits_due)
         for i, line in enumerate(found.lines()):
             self.mark(f"{what}: {line}" if i == 0 else line)
         return found
@@ -152,16 +171,17 @@ class Check:
         faulted = runs.wait_run(self.stack, self.dag_id, self.run_ids[0])
         ended = time.monotonic()
         self.mark(f"faulted run ended: {runs.try_summary(self.stack, self.dag_id, self.run_ids[0])}")
-        first = self.look("after the faulted run", [])
-        creates_before = self.writes("clientify", "POST")
+        first = self.look("after the faulted run", edits_due=False)
+        apis = ("clientify", self.platform.value)
+        creates_before = {api: self.writes(api, "POST") for api in apis}
         run_id = settle_run_id or trigger(self.stack, self.dag_id)
         self.run_ids.append(run_id)
         self.mark(f"one manual run {run_id} (converge, and carry the edits made during the fault)")
         settle = runs.wait_run(self.stack, self.dag_id, run_id)
         settled = time.monotonic()
-        self.mark(f"manual run ended: {runs.try_summary(self.stack, self.dag_id, run_id)}; it made "
-                  f"{self.writes('clientify', 'POST') - creates_before} Clientify POSTs")
-        final = self.look("final", self.edits)
+        made = {api: self.writes(api, "POST") - creates_before[api] for api in apis}
+        self.mark(f"manual run ended: {runs.try_summary(self.stack, self.dag_id, run_id)}; POSTs it made: {made}")
+        final = self.look("final", edits_due=True)
         # Right after the faulted run (edits made during the fault aside: they need the next run), or
         # after the manual run, or never.
         converged_at = ended if first.ok and final.ok else (settled if final.ok else None)
@@ -180,11 +200,11 @@ class Check:
         return final
 
 
-def prepare(stack: Stack, name: str, platform: Platform, seeds: dict[str, dict[str, Any]]) -> Check:
-    """A clean slate for one check: wait for quiet, a new ledger database, the sandbox reset and seeded."""
-    left = runs.unfinished(stack)
-    if left:
-        raise AssertionError(f"{name}: the previous check left tasks unfinished: {left}")
+def prepare(stack: Stack, name: str, platform: Platform, seeds: dict[str, dict[str, Any]], *,
+            latency_scale: float = LATENCY_SCALE) -> Check:
+    """A clean slate for one check: quiet (a check that failed half-way may have left runs going), a new
+    ledger database, the sandbox reset and seeded, its latency profile set."""
+    runs.wait_quiet(stack, timeout=300)
     database = f"{LEDGER_DB}_{name.replace('-', '_')}"
     import psycopg
 
@@ -199,12 +219,12 @@ def prepare(stack: Stack, name: str, platform: Platform, seeds: dict[str, dict[s
         httpx.post(f"{base}/_sandbox/reset", timeout=60).raise_for_status()
         if api in seeds:
             httpx.post(f"{base}/_sandbox/seed", json=seeds[api], timeout=120).raise_for_status()
-        evidence.stack_latency(stack, api, "realistic", LATENCY_SCALE)
+        evidence.stack_latency(stack, api, "realistic", latency_scale)
         httpx.delete(f"{base}/_sandbox/stats", timeout=30).raise_for_status()
     check = Check(name, stack, platform, url)
     counts = {api: {k: v for k, v in body.items() if k != "seed"} for api, body in seeds.items()}
-    check.mark(f"fresh ledger {database}; sandbox seeded {counts}; latency realistic x{LATENCY_SCALE} "
-               f"(Clientify writes {500 * LATENCY_SCALE:.0f} ms)")
+    check.mark(f"fresh ledger {database}; sandbox seeded {counts}; latency realistic x{latency_scale} "
+               f"(Clientify writes {500 * latency_scale:.0f} ms)")
     return check
 
 
@@ -238,3 +258,23 @@ def retried(check: Check, run_id: str, task_id: str) -> list[str]:
 
 def assert_right(check: Check, found: Evidence) -> None:
     assert found.ok, f"{check.name}:\n" + "\n".join(found.lines())
+
+
+def facturama_seeds(seed: int, clients: int = CLIENTS) -> dict[str, dict[str, Any]]:
+    """Facturama clients to create in Clientify; 10 % of them already there unlinked (matched by RFC and
+    merged), and 20 Clientify contacts of its own (created in Facturama by apply_invoicing)."""
+    return {
+        "facturama": {"seed": seed, "clients": clients},
+        "clientify": {"seed": seed + 1, "country": "MX", "contacts": 20,
+                      "overlap": [{"platform": "facturama", "customers": clients, "fraction": 0.1, "seed": seed}]},
+    }
+
+
+def facturadirecta_seeds(seed: int, *, clients: int, crm_contacts: int) -> dict[str, dict[str, Any]]:
+    """FacturaDirecta clients (30 % already in Clientify, unlinked) and Spanish Clientify contacts."""
+    return {
+        "facturadirecta": {"seed": seed, "clients": clients},
+        "clientify": {"seed": seed + 1, "country": "ES", "contacts": crm_contacts,
+                      "overlap": [{"platform": "facturadirecta", "customers": clients, "fraction": 0.3,
+                                   "seed": seed}]},
+    }

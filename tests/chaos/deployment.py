@@ -14,6 +14,7 @@ process groups and is stopped with it; nothing here touches a process the stack 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -86,6 +87,22 @@ def task_processes(stack: Stack) -> list[tuple[int, str]]:
         if home in environ:
             found.append((pid, title))
     return found
+
+
+def process_tree(root: int) -> list[int]:
+    """``root`` and every process descended from it (task processes sit in process groups of their own)."""
+    children: dict[int, list[int]] = {}
+    for pid in _pids():
+        try:
+            children.setdefault(_ppid(pid), []).append(pid)
+        except (OSError, StackError):
+            continue
+    tree, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        tree.append(pid)
+        todo += children.get(pid, [])
+    return tree
 
 
 def service(stack: Stack, name: str) -> Service:
@@ -176,8 +193,9 @@ def celery_worker_environ(old: Service) -> dict[str, str]:
 
 
 def warm_shutdown_and_restart(stack: Stack, name: str, *, grace_s: float) -> tuple[float, bool]:
-    """SIGTERM a Celery worker (warm shutdown: finish running tasks, take no new ones), SIGKILL its group
-    after ``grace_s`` as a deploy would, then start it again. Returns (seconds to stop, was it killed)."""
+    """SIGTERM a Celery worker (warm shutdown: finish running tasks, take no new ones); after ``grace_s``
+    SIGKILL every process of it, its task processes included, as stopping a container or a systemd unit
+    does; then start it again. Returns (seconds to stop, was it killed)."""
     old = service(stack, name)
     env = celery_worker_environ(old)
     started = time.monotonic()
@@ -187,7 +205,11 @@ def warm_shutdown_and_restart(stack: Stack, name: str, *, grace_s: float) -> tup
         old.process.wait(timeout=grace_s)
     except subprocess.TimeoutExpired:
         killed = True
+        tree = process_tree(old.process.pid)
         os.killpg(old.process.pid, signal.SIGKILL)
+        for pid in tree:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
         old.process.wait(timeout=30)
     stopped = time.monotonic() - started
     kill_group_leftovers(old)

@@ -75,6 +75,16 @@ def wait_run(stack: Stack, dag_id: str, run_id: str, *, timeout: float = 600) ->
         time.sleep(POLL_S * 2)
 
 
+def wait_quiet(stack: Stack, *, timeout: float) -> None:
+    """Wait until no run is queued or running and no task instance is unfinished."""
+    deadline = time.monotonic() + timeout
+    while (busy := [f"{r['dag_id']} {r['dag_run_id']} {r['state']}" for r in dag_runs(stack, "queued", "running")]
+           + unfinished(stack)):
+        if time.monotonic() > deadline:
+            raise StackError(f"still busy after {timeout:.0f}s: {busy}")
+        time.sleep(POLL_S * 4)
+
+
 def unfinished(stack: Stack) -> list[str]:
     """Task instances of any run that are not in a final state (nothing may be left running)."""
     left = []

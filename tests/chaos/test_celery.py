@@ -9,34 +9,22 @@ from __future__ import annotations
 
 import os
 import signal
-from typing import Any
 
 from e2e_stack import Stack
 
 from clientify_sync.engine.vocabulary import Platform
-from tests.chaos import deployment, runs
+from tests.chaos import deployment
 from tests.chaos.checks import (
     CLIENTS,
     HIT_AFTER,
-    OUTAGE_RATES,
-    OUTAGE_S,
     assert_right,
+    facturadirecta_seeds,
     prepare,
     retried,
     task_process,
 )
 
 GRACE_S = float(os.environ.get("CHAOS_GRACE_S", "10"))  # a deploy's SIGTERM-to-SIGKILL grace period
-
-
-def facturadirecta_seeds(seed: int, *, clients: int, crm_contacts: int) -> dict[str, dict[str, Any]]:
-    """FacturaDirecta clients (30 % already in Clientify, unlinked) and Spanish Clientify contacts."""
-    return {
-        "facturadirecta": {"seed": seed, "clients": clients},
-        "clientify": {"seed": seed + 1, "country": "ES", "contacts": crm_contacts,
-                      "overlap": [{"platform": "facturadirecta", "customers": clients, "fraction": 0.3,
-                                   "seed": seed}]},
-    }
 
 
 def test_kill9_task_process_apply_invoicing(celery_stack: Stack) -> None:
@@ -76,18 +64,3 @@ def test_celery_worker_warm_shutdown_mid_apply(celery_stack: Stack) -> None:
     found = check.finish(did="worker killed after grace" if killed else "worker finished the task first")
     check.mark(f"apply_clientify tries: {retried(check, run_id, 'apply_clientify')}")
     assert_right(check, found)
-
-
-def test_facturadirecta_down_a_minute_mid_apply_invoicing(celery_stack: Stack) -> None:
-    """Every FacturaDirecta request fails for a minute while apply_invoicing creates clients there."""
-    check = prepare(celery_stack, "facturadirecta-down", Platform.FACTURADIRECTA,
-                    facturadirecta_seeds(71, clients=40, crm_contacts=CLIENTS))
-    run_id = check.start_run()
-    task_process(check, run_id, "apply_invoicing")
-    n = check.wait_writes("facturadirecta", HIT_AFTER)
-    check.outage("facturadirecta", OUTAGE_RATES, OUTAGE_S, f"after {n} FacturaDirecta POSTs")
-    check.edit_during_fault()
-    found = check.finish()
-    check.mark(f"apply_invoicing tries: {retried(check, run_id, 'apply_invoicing')}")
-    assert_right(check, found)
-    assert runs.unfinished(celery_stack) == []

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-from typing import Any
 
 from e2e_stack import Stack
 
@@ -17,20 +16,14 @@ from tests.chaos.checks import (
     OUTAGE_RATES,
     OUTAGE_S,
     assert_right,
+    facturadirecta_seeds,
+    facturama_seeds,
     prepare,
     retried,
     task_process,
 )
 
-
-def facturama_seeds(seed: int, clients: int = CLIENTS) -> dict[str, dict[str, Any]]:
-    """Facturama clients to create in Clientify; 10 % of them already there unlinked (matched by RFC and
-    merged), and 20 Clientify contacts of its own (created in Facturama by apply_invoicing)."""
-    return {
-        "facturama": {"seed": seed, "clients": clients},
-        "clientify": {"seed": seed + 1, "country": "MX", "contacts": 20,
-                      "overlap": [{"platform": "facturama", "customers": clients, "fraction": 0.1, "seed": seed}]},
-    }
+ZOMBIE_CLIENTS = int(os.environ.get("CHAOS_ZOMBIE_CLIENTS", "400"))
 
 
 def test_kill9_task_process_apply_clientify(local_stack: Stack) -> None:
@@ -88,7 +81,10 @@ def test_scheduler_killed_with_runs_running_and_queued(local_stack: Stack) -> No
 def test_zombie_apply_clientify(local_stack: Stack) -> None:
     """The supervisor of apply_clientify stopped (SIGSTOP: no heartbeat) while its task process goes on
     writing: Airflow declares the task a zombie and starts try 2 beside it."""
-    check = prepare(local_stack, "zombie", Platform.FACTURAMA, facturama_seeds(53))
+    # Slower writes (Clientify 500 ms) and more of them: the first try must still be writing when
+    # Airflow's next try starts, 30 s of missed heartbeats plus a task start after the stop.
+    check = prepare(local_stack, "zombie", Platform.FACTURAMA, facturama_seeds(53, clients=ZOMBIE_CLIENTS),
+                    latency_scale=1.0)
     run_id = check.start_run()
     ti, proc = task_process(check, run_id, "apply_clientify")
     n = check.wait_writes("clientify", HIT_AFTER // 2)
@@ -119,4 +115,18 @@ def test_clientify_down_a_minute_mid_apply(local_stack: Stack) -> None:
     check.edit_during_fault()
     found = check.finish()
     check.mark(f"apply_clientify tries: {retried(check, run_id, 'apply_clientify')}")
+    assert_right(check, found)
+
+
+def test_facturadirecta_down_a_minute_mid_apply_invoicing(local_stack: Stack) -> None:
+    """Every FacturaDirecta request fails for a minute while apply_invoicing creates clients there."""
+    check = prepare(local_stack, "facturadirecta-down", Platform.FACTURADIRECTA,
+                    facturadirecta_seeds(71, clients=40, crm_contacts=CLIENTS))
+    run_id = check.start_run()
+    task_process(check, run_id, "apply_invoicing")
+    n = check.wait_writes("facturadirecta", HIT_AFTER)
+    check.outage("facturadirecta", OUTAGE_RATES, OUTAGE_S, f"after {n} FacturaDirecta POSTs")
+    check.edit_during_fault()
+    found = check.finish()
+    check.mark(f"apply_invoicing tries: {retried(check, run_id, 'apply_invoicing')}")
     assert_right(check, found)
