@@ -3,20 +3,23 @@ that staged them is the same; anything else is mapped and staged in full."""
 
 from __future__ import annotations
 
+import copy
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
 
-from clientify_sync.engine import documents
+from clientify_sync.engine import documents, staging
 from clientify_sync.engine.documents import Directory
 from clientify_sync.engine.ledger import Ledger
 from clientify_sync.engine.mapping.estimates import FacturamaEstimateMapper
+from clientify_sync.engine.mapping.facturadirecta_rest import FacturaDirectaRestContactMapper
 from clientify_sync.engine.mapping.facturama import FacturamaClientMapper
 from clientify_sync.engine.model import SideRecord
-from clientify_sync.engine.staging import PageStager, mapping_fingerprint
+from clientify_sync.engine.staging import PageStager, id_reader, mapping_fingerprint
 from clientify_sync.engine.vocabulary import Side
+from tests.engine.mapping.test_facturadirecta_rest import REST_COMPANY, REST_PERSON
 
 
 class CountingReads:
@@ -46,6 +49,20 @@ class CountingEstimateMapper(CountingReads, FacturamaEstimateMapper):
     def __init__(self, directory: Directory) -> None:
         super().__init__(directory)
         self._reads = [0]
+
+
+class CountingRestMapper(CountingReads, FacturaDirectaRestContactMapper):
+    """FacturaDirecta REST's contact mapping (its id is nested: ``content.uuid``), counting its reads."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._reads = [0]
+
+
+class Unversioned(CountingMapper):
+    """A mapping with no ``MAPPING_VERSION`` (``None`` shadows the inherited one)."""
+
+    MAPPING_VERSION = None  # type: ignore[assignment]
 
 
 def estimate(rid: str, quantity: int = 2) -> dict[str, Any]:
@@ -78,7 +95,7 @@ def ledger(tmp_path):
     ledger.close()
 
 
-def stage(ledger: Ledger, mapper: CountingMapper, run_id: str, raws: list[dict[str, Any]]) -> dict[str, int]:
+def stage(ledger: Ledger, mapper: CountingReads, run_id: str, raws: list[dict[str, Any]]) -> dict[str, int]:
     stager = PageStager(ledger, Side.INVOICING, mapper, run_id)
     stager.stage("", raws)
     return stager.finish()
@@ -187,3 +204,47 @@ def test_a_record_read_twice_in_one_batch_keeps_its_last_state(ledger):
     stager.finish()
     row = ledger.records.fetch("invoicing", [("client", "A")])[("client", "A")]
     assert row["data"]["name"] == "ACME NUEVO" and row["seen_run"] == "r2"
+
+
+def test_a_nested_id_is_read_by_its_dotted_path(ledger):
+    """FacturaDirecta REST records carry their id in the envelope (``identity`` ``content.uuid``)."""
+    assert id_reader("content.uuid")(REST_COMPANY) == REST_COMPANY["content"]["uuid"]
+    assert id_reader("Id")({"Id": 7}) == "7"
+    mapper = CountingRestMapper()
+    stage(ledger, mapper, "r1", [REST_COMPANY, REST_PERSON])
+    edited = copy.deepcopy(REST_PERSON)
+    edited["content"]["main"]["city"] = "Cádiz"
+    counts = stage(ledger, mapper, "r2", [REST_COMPANY, edited])
+    assert counts["unchanged"] == 1 and mapper.reads == 3  # only the edited person is mapped again
+    assert seen(ledger, "r2") == {REST_COMPANY["content"]["uuid"], REST_PERSON["content"]["uuid"]}
+    row = ledger.records.fetch("invoicing", [("client", REST_PERSON["content"]["uuid"])])
+    assert row[("client", REST_PERSON["content"]["uuid"])]["data"]["city"] == "Cádiz"
+
+
+def test_a_version_bump_maps_everything_once(ledger, monkeypatch):
+    mapper = CountingMapper()
+    stage(ledger, mapper, "r1", [client("A"), client("B")])
+    before = mapping_fingerprint(mapper)
+    monkeypatch.setattr(FacturamaClientMapper, "MAPPING_VERSION", FacturamaClientMapper.MAPPING_VERSION + 1)
+    assert mapping_fingerprint(mapper) != before
+    stage(ledger, mapper, "r2", [client("A"), client("B")])
+    assert mapper.reads == 4  # the stored records were mapped by another version
+    stage(ledger, mapper, "r3", [client("A"), client("B")])
+    assert mapper.reads == 4
+
+
+def test_another_version_of_a_mapping_library_maps_everything_once(ledger, monkeypatch):
+    """A deployment resolves python-stdnum within a range, not the lock: its version is in the fingerprint."""
+    mapper = CountingMapper()
+    stage(ledger, mapper, "r1", [client("A")])
+    assert "python-stdnum==" in staging._library_versions()
+    monkeypatch.setattr(staging, "_library_versions", lambda: "python-stdnum==99.0")
+    stage(ledger, mapper, "r2", [client("A")])
+    assert mapper.reads == 2
+
+
+def test_a_mapping_without_a_version_is_always_mapped(ledger):
+    mapper = Unversioned()
+    stage(ledger, mapper, "r1", [client("A")])
+    stage(ledger, mapper, "r2", [client("A")])
+    assert mapper.reads == 2 and ledger.meta.get("mapping:facturama:contacts:invoicing") is None

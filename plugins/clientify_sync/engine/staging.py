@@ -4,20 +4,40 @@ The invoicing platforms have no modified filter, so every run reads their whole 
 what the last run read. A raw record whose digest equals the stored one is neither mapped nor hashed
 again (``Records.touch``); the others are mapped and staged in full (``Records.stage``).
 
-The shortcut is only sound while the mapping is the same: the digest of the mapping code and of the
-mapper's settings is kept in the ledger per integration, entity and side, and a run that finds another
-one maps every record once and stores the new digest. A mapping that depends on more than the raw
-record (estimates read the contacts' and products' links and keys: the ``Directory``) puts that state's
-own ``fingerprint()`` into the digest: an estimate is skipped only while it and the directory are both
-unchanged, so an idle run maps no document and a run that links one customer maps them all again.
+The shortcut is only sound while the mapping is the same. What "the same" means is the mapping's
+fingerprint, kept in the ledger per integration, entity and side; a run that finds another one maps
+every record once and stores the new one. The fingerprint is the mapper's class, its
+``MAPPING_VERSION``, its settings and the installed versions of the libraries the mappings call
+(``MAPPING_LIBRARIES``). A mapping that depends on more than the raw record (estimates read the
+contacts' and products' links and keys: the ``Directory``) holds that state as a setting with its own
+``fingerprint()``: an estimate is skipped only while it and the directory are both unchanged, so an
+idle run maps no document and a run that links one customer maps them all again.
+
+Why a version checked against a golden corpus, not a digest of the mapping's source files (what this
+module did before): a hand-kept list of files goes stale without a sound when a mapper starts to use
+another module, and no digest of our files sees a library's new behaviour (python-stdnum validating a
+tax ID differently). The output is what matters, so the output is what is checked: every mapper has a
+corpus of raw records (``tests/engine/mapping/golden/<mapper>.json``) whose mapped results (canonical
+data, key, kind, problem, link, rounding) are stored and hashed, and a test fails when any of them
+changes while ``MAPPING_VERSION`` stays the same, whatever the cause (our code, a helper it calls, a
+library upgraded in the lock). Bumping the version and running
+``python -m tests.engine.mapping.golden --update`` records the new output; the new version then maps
+every stored record once in production. The corpus covers branches, not every possible record: a
+change of output it does not reach still relies on a reviewer's bump, but nothing lists files, so no
+file can be forgotten. A deployment resolves its libraries within the package's ranges, not the lock,
+so their installed versions join the fingerprint (the golden test checks that ``MAPPING_LIBRARIES``
+names every library the mapping modules import). A mapper without a ``MAPPING_VERSION`` is always
+mapped again, as is one whose ``identity`` is ``None``; ``identity`` names the id by its key, or by a
+dotted path when the id is nested in an envelope (FacturaDirecta REST's ``content.uuid``).
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
-from pathlib import Path
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from clientify_sync.engine.ledger import Ledger
@@ -27,34 +47,38 @@ from clientify_sync.engine.model import SideRecord
 from clientify_sync.engine.vocabulary import Side
 
 BATCH = 1000  # records gathered before one write transaction
-ENGINE = Path(__file__).resolve().parent
-# The code a mapping's result depends on.
-MAPPING_SOURCES = (
-    *sorted((ENGINE / "mapping").glob("*.py")),
-    ENGINE / "model.py",
-    ENGINE / "documents.py",  # the document rules (lines, totals) and the directory the estimates read
-    ENGINE / "taxid.py",
-    ENGINE.parent / "facts.py",  # custom_field_value, GENERIC_RFCS
-)
+# The libraries the mapping modules call, by import name: their distribution, whose installed version
+# joins every fingerprint (tests/engine/mapping/test_golden.py checks that no imported one is missing).
+MAPPING_LIBRARIES = {"stdnum": "python-stdnum"}
+
+
+def mapping_version(mapper: Mapper) -> int | None:
+    """The mapper's ``MAPPING_VERSION`` (a class attribute next to its ``read``), None when it has none."""
+    found = getattr(type(mapper), "MAPPING_VERSION", None)
+    return found if isinstance(found, int) and not isinstance(found, bool) else None
 
 
 @cache
-def _code_digest() -> str:
-    digest = hashlib.blake2b(digest_size=16)
-    for path in MAPPING_SOURCES:
-        digest.update(path.read_bytes())
-    return digest.hexdigest()
+def _library_versions() -> str:
+    found = []
+    for distribution in sorted(MAPPING_LIBRARIES.values()):
+        try:
+            found.append(f"{distribution}=={version(distribution)}")
+        except PackageNotFoundError:
+            found.append(f"{distribution}==?")
+    return ",".join(found)
 
 
 def mapping_fingerprint(mapper: Mapper) -> str:
-    """A digest of the mapping code and of this mapper's settings: its public attributes, callables by
-    name (a ``_private`` attribute is state, not a setting)."""
+    """A digest of what a record's mapping depends on besides the record: the mapper's class and
+    ``MAPPING_VERSION``, the mapping libraries' versions and the mapper's settings (its public
+    attributes, callables by name: a ``_private`` attribute is state, not a setting)."""
+    cls = type(mapper)
     settings = {
         name: _setting(value) for name, value in sorted(vars(mapper).items()) if not name.startswith("_")
     }
-    return hashlib.blake2b(
-        f"{_code_digest()}|{type(mapper).__qualname__}|{settings}".encode(), digest_size=16
-    ).hexdigest()
+    mapping = f"{cls.__module__}.{cls.__qualname__}|v{mapping_version(mapper)}|{_library_versions()}"
+    return hashlib.blake2b(f"{mapping}|{settings}".encode(), digest_size=16).hexdigest()
 
 
 def _setting(value: Any) -> str:
@@ -64,6 +88,22 @@ def _setting(value: Any) -> str:
     if callable(fingerprint):
         return str(fingerprint())
     return getattr(value, "__qualname__", None) or repr(value)
+
+
+def id_reader(path: str) -> Callable[[dict[str, Any]], str]:
+    """How to read a raw record's id from the mapper's ``identity`` key: a top-level key (``"Id"``), or
+    keys joined by dots for an id nested in an envelope (FacturaDirecta REST's ``"content.uuid"``)."""
+    keys = path.split(".")
+    if len(keys) == 1:
+        return lambda raw: str(raw[path])
+
+    def nested(raw: dict[str, Any]) -> str:
+        value: Any = raw
+        for key in keys:
+            value = value[key]
+        return str(value)
+
+    return nested
 
 
 @dataclass
@@ -80,8 +120,8 @@ class PageStager:
     _pending: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        if self.mapper.identity is None:
-            return  # always mapped: no digest to compare, none to keep
+        if self.mapper.identity is None or mapping_version(self.mapper) is None:
+            return  # always mapped: no fingerprint to compare, none to keep
         self.fingerprint = mapping_fingerprint(self.mapper)
         self.skip_unchanged = self.ledger.meta.get(self._meta_key) == self.fingerprint
 
@@ -113,11 +153,12 @@ class PageStager:
         if identity is None:
             self.ledger.records.stage([self.mapper.read(rtype, raw) for rtype, raw in pending], self.run_id)
             return
-        fixed_type, id_key = identity
+        fixed_type, id_path = identity
+        record_id = id_reader(id_path)
         # Per type, the last state of each record (a record can move between pages read concurrently).
         by_type: dict[str, dict[str, tuple[str, dict[str, Any]]]] = {}
         for rtype, raw in pending:
-            by_type.setdefault(fixed_type or rtype, {})[str(raw[id_key])] = (rtype, raw)
+            by_type.setdefault(fixed_type or rtype, {})[record_id(raw)] = (rtype, raw)
         changed: list[SideRecord] = []
         with self.ledger.begin() as conn:
             for record_type, latest in by_type.items():

@@ -63,6 +63,7 @@ class ClientifyContactMapper(PartialUpdateMapper):
     """
 
     identity: ClassVar[tuple[str | None, str] | None] = (None, "id")
+    MAPPING_VERSION: ClassVar[int] = 1  # bump when read() maps anything differently (staging.py, golden test)
 
     classify: Callable[[str | None], TaxId]
     link_field: str
@@ -139,6 +140,7 @@ class ClientifyProductMapper(PartialUpdateMapper):
     """Clientify product ↔ canonical product; joined on ``sku``."""
 
     identity: ClassVar[tuple[str | None, str] | None] = ("product", "id")
+    MAPPING_VERSION: ClassVar[int] = 1  # bump when read() maps anything differently (staging.py, golden test)
 
     link_field: str
     # The product our rounding lines reference (documents.RoundingPolicy.sku): ours, never synced.

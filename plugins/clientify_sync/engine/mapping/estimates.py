@@ -96,6 +96,7 @@ class FacturamaEstimateMapper(FullObjectMapper):
 
     # Also reads the directory: the directory's fingerprint is part of the mapping's (staging.py).
     identity: ClassVar[tuple[str | None, str] | None] = ("estimate", "Id")
+    MAPPING_VERSION: ClassVar[int] = 1  # bump when read() maps anything differently (staging.py, golden test)
 
     directory: Directory
 
@@ -166,6 +167,7 @@ class FacturaDirectaEstimateMapper(PartialUpdateMapper):
 
     # Also reads the directory: the directory's fingerprint is part of the mapping's (staging.py).
     identity: ClassVar[tuple[str | None, str] | None] = ("estimate", "id")
+    MAPPING_VERSION: ClassVar[int] = 1  # bump when read() maps anything differently (staging.py, golden test)
 
     directory: Directory
     link_attribute: str | None = "ID_CRM"
@@ -276,6 +278,7 @@ class ClientifyBudgetMapper(PartialUpdateMapper):
 
     # Also reads the directory: the directory's fingerprint is part of the mapping's (staging.py).
     identity: ClassVar[tuple[str | None, str] | None] = ("budget", "id")
+    MAPPING_VERSION: ClassVar[int] = 1  # bump when read() maps anything differently (staging.py, golden test)
 
     directory: Directory
     link_field: str

@@ -34,6 +34,7 @@ class FacturaDirectaClientMapper(PartialUpdateMapper):
     """FacturaDirecta ``client`` ↔ canonical contact; ``legalType`` F/J agrees with the NIF kind."""
 
     identity: ClassVar[tuple[str | None, str] | None] = ("client", "id")
+    MAPPING_VERSION: ClassVar[int] = 1  # bump when read() maps anything differently (staging.py, golden test)
 
     link_attribute: str | None = "ID_CRM"
 
@@ -101,6 +102,7 @@ class FacturaDirectaProductMapper(PartialUpdateMapper):
     """FacturaDirecta ``product`` ↔ canonical product; the SKU is ``productCode``."""
 
     identity: ClassVar[tuple[str | None, str] | None] = ("product", "id")
+    MAPPING_VERSION: ClassVar[int] = 1  # bump when read() maps anything differently (staging.py, golden test)
 
     link_attribute: str | None = "ID_CRM"
 

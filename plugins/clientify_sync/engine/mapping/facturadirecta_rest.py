@@ -15,7 +15,7 @@ The Clientify link is a custom field (``cfi_<uuid>`` in ``main.customFields``, �
 ``link_field_id``; ``None`` keeps it in the ledger only. Products take no custom fields (§8, the
 emulator refuses them), so a product's link always lives in the ledger.
 
-``identity`` is ``None`` (always mapped): the id is ``content.uuid``, and staging reads a top-level key.
+``identity`` names the id nested in the envelope (``content.uuid``), which staging reads by its dotted path.
 """
 
 from __future__ import annotations
@@ -126,7 +126,8 @@ class FacturaDirectaRestContactMapper(RestRecordMapper):
     """REST ``contact`` ↔ canonical contact. No person/company field is documented (§15.2): the NIF
     decides, as on the classic API (``taxid.classify_nif``), and a person's full name is ``name``."""
 
-    identity: ClassVar[tuple[str | None, str] | None] = None
+    identity: ClassVar[tuple[str | None, str] | None] = ("client", "content.uuid")
+    MAPPING_VERSION: ClassVar[int] = 1  # bump when read() maps anything differently (staging.py, golden test)
     content_type: ClassVar[str] = "contact"
 
     link_field_id: str | None = None
@@ -174,7 +175,8 @@ class FacturaDirectaRestProductMapper(RestRecordMapper):
     ``currency`` (required), described by its name as the classic mapper does.
     """
 
-    identity: ClassVar[tuple[str | None, str] | None] = None
+    identity: ClassVar[tuple[str | None, str] | None] = ("product", "content.uuid")
+    MAPPING_VERSION: ClassVar[int] = 1  # bump when read() maps anything differently (staging.py, golden test)
     content_type: ClassVar[str] = "product"
 
     currency: str = "EUR"
@@ -230,7 +232,8 @@ class FacturaDirectaRestEstimateMapper(RestRecordMapper):
     ``cfi_…`` custom field (the reference names no notes field, §15.1).
     """
 
-    identity: ClassVar[tuple[str | None, str] | None] = None
+    identity: ClassVar[tuple[str | None, str] | None] = ("estimate", "content.uuid")
+    MAPPING_VERSION: ClassVar[int] = 1  # bump when read() maps anything differently (staging.py, golden test)
     content_type: ClassVar[str] = "estimate"
     computed: ClassVar[frozenset[str]] = frozenset(
         {"title", "linesTotal", "totalBeforeTaxes", "taxes", "total"}

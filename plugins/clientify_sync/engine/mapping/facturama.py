@@ -37,6 +37,7 @@ class FacturamaClientMapper(FullObjectMapper):
     """Facturama ``Client`` ↔ canonical contact. The RFC decides person (13) or company (12)."""
 
     identity: ClassVar[tuple[str | None, str] | None] = ("client", "Id")
+    MAPPING_VERSION: ClassVar[int] = 1  # bump when read() maps anything differently (staging.py, golden test)
 
     cfdi_use: str = "G03"
     fiscal_regime_person: str = "616"
@@ -116,6 +117,7 @@ class FacturamaProductMapper(FullObjectMapper):
     """Facturama ``Product`` ↔ canonical product; the SKU is ``IdentificationNumber``."""
 
     identity: ClassVar[tuple[str | None, str] | None] = ("product", "Id")
+    MAPPING_VERSION: ClassVar[int] = 1  # bump when read() maps anything differently (staging.py, golden test)
 
     defaults: dict[str, Any] = field(
         default_factory=lambda: {
