@@ -30,7 +30,7 @@ MAPPERS = mappers()
 def test_every_mapper_is_found_and_has_a_version_and_a_corpus():
     names = {cls.__name__ for cls in MAPPERS}
     assert {"FacturamaClientMapper", "ClientifyBudgetMapper", "FacturaDirectaRestEstimateMapper"} <= names
-    assert len(MAPPERS) == 12, sorted(names)
+    assert len(MAPPERS) >= 12, sorted(names)  # none lost by the discovery; a new one needs a corpus below
     for cls in MAPPERS:
         assert isinstance(vars(cls).get("MAPPING_VERSION"), int), f"{cls.__name__} has no MAPPING_VERSION"
         assert path_of(cls).exists(), f"{cls.__name__} has no golden corpus at {path_of(cls)}"
