@@ -12,7 +12,6 @@ from clientify_sync.engine.plan import (
     Outcome,
     PlanCounts,
     PlanItem,
-    Reason,
     Ref,
     Status,
     pair_id,
@@ -57,27 +56,12 @@ def test_a_pair_needs_a_record():
         pair_id(None, None)
 
 
-def test_an_item_survives_the_ledger_row_and_json():
-    item = PlanItem.update(
-        Direction.TO_CLIENTIFY,
-        Ref("client", "A"),
-        Ref("company", "9"),
-        fields=("name",),
-        merged={"name": "X"},
-        reason=Reason.CONFLICT,
-    ).first()
-    row = json.loads(json.dumps(item.as_row()))
-    assert row["action"] == "update" and row["direction"] == "invoicing→clientify" and row["priority"] == 0
-    assert PlanItem.from_row(row) == item
-    assert PlanItem.from_row(row | {"id": 7}).id == 7
-    again = PlanItem.from_row(row)
-    assert (again.action, again.fields, again.merged, again.reason, again.priority) == (
-        Action.UPDATE,
-        ("name",),
-        {"name": "X"},
-        "conflict",
-        0,
-    )
+def test_items_are_built_by_keyword_only():
+    """No positional construction: an invoicing id cannot land in a Clientify field by position."""
+    with pytest.raises(TypeError):
+        PlanItem(Action.CREATE, Direction.TO_CLIENTIFY, "inv:client:A")  # type: ignore[misc]
+    item = PlanItem.create(Direction.TO_INVOICING, Ref("contact", "9"), target_type="client")
+    assert (item.inv_type, item.inv_id, item.crm_type, item.crm_id) == ("client", None, "contact", "9")
 
 
 def test_counts_keep_tuples_and_survive_the_step_summary():

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -10,6 +12,7 @@ import sqlalchemy as sa
 from clientify_sync.engine.job import store_plan
 from clientify_sync.engine.ledger import SCHEMA_VERSION, Ledger
 from clientify_sync.engine.model import CONTACT_SCHEMA, ESTIMATE_SCHEMA, SideRecord
+from clientify_sync.engine.plan import PlanItem
 from clientify_sync.engine.reconcile import Reconciler
 from clientify_sync.engine.taxid import classify_rfc
 from clientify_sync.engine.vocabulary import Mode, Side
@@ -51,7 +54,15 @@ def plan_for(ledger: Ledger, *, mode: Mode = Mode.MODIFIED, run: str = RUN, dry_
     planner = Reconciler(ledger, CONTACT_SCHEMA, run, mode, lambda kind: "company" if kind == "company" else "contact")
     store_plan(ledger, run, planner.chunks(), dry_run=dry_run)
     counts = planner.counts.as_summary()
-    return Plan(ledger.plan.page(run), ledger.conflicts.list(run), counts)
+    return Plan([columns(i) for i in ledger.plan.page(run)], ledger.conflicts.list(run), counts)
+
+
+def columns(item: PlanItem) -> dict[str, Any]:
+    """An item's fields as plain values (enums as their strings), for set comparisons on literal data."""
+    return {f.name: getattr(item, f.name) for f in dataclasses.fields(item)} | {
+        name: None if getattr(item, name) is None else str(getattr(item, name))
+        for name in ("action", "direction", "target", "reason", "status", "outcome")
+    }
 
 
 def actions(plan) -> set[tuple]:
@@ -108,7 +119,7 @@ def test_duplicate_estimate_references_are_quarantined_as_duplicate_references(t
     )
     planner = Reconciler(ledger, ESTIMATE_SCHEMA, RUN, Mode.MODIFIED, lambda kind: "budget")
     store_plan(ledger, RUN, planner.chunks(), dry_run=False)
-    reasons = {(i["action"], i["inv_id"], i["reason"]) for i in ledger.plan.page(RUN)}
+    reasons = {(str(i.action), i.inv_id, i.reason) for i in ledger.plan.page(RUN)}
     ledger.close()
     assert reasons == {("quarantined", "1", "duplicate_reference"), ("quarantined", "2", "duplicate_reference")}
 
@@ -162,12 +173,12 @@ def test_a_version_1_ledger_is_upgraded_in_place(tmp_path):
             "outcome VARCHAR, result JSON)"
         ))  # fmt: skip
         conn.execute(sa.text("INSERT INTO cs_plan_items (run_id, integration, entity, pair, action, direction, status) "
-                             "VALUES ('old', 'facturama', 'contacts', 'p', 'create', 'x', 'planned')"))  # fmt: skip
+                             "VALUES ('old', 'facturama', 'contacts', 'p', 'create', 'invoicing→clientify', 'planned')"))  # fmt: skip
     engine.dispose()
     ledger = Ledger.open(url, "facturama", "contacts")
     assert ledger.meta.get("schema_version") == str(SCHEMA_VERSION)
     [item] = ledger.plan.page("old")
-    assert item["priority"] == 1 and item["action"] == "create"  # the old row is kept, with the default
+    assert item.priority == 1 and item.action == "create"  # the old row is kept, with the default
     ledger.close()
 
 

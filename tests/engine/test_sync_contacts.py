@@ -10,6 +10,7 @@ import pytest
 
 from clientify_sync.engine.apply import Applier
 from clientify_sync.engine.ledger import Ledger
+from clientify_sync.engine.plan import PlanItem
 from clientify_sync.engine.vocabulary import Entity, Mode, Platform, SyncOptions
 from tests.engine.conftest import PLATFORMS, World
 
@@ -236,7 +237,7 @@ def test_dry_run_writes_nothing_and_shows_the_plan(world: World, platform: Platf
 # -- issue 12: what the strict APIs refuse, and links brought from Clientify's native integration -----
 
 
-def plan_items(world: World, platform: Platform, run_id: str) -> list[dict[str, Any]]:
+def plan_items(world: World, platform: Platform, run_id: str) -> list[PlanItem]:
     """Every plan item of one contacts run, with its outcome, reason and detail."""
     ledger = Ledger.open(world.ledger_url, platform.value, Entity.CONTACTS.value)
     try:
@@ -264,11 +265,11 @@ def test_clientify_customer_without_email_is_skipped_for_facturama_and_the_clien
     assert [c["Rfc"] for c in world.facturama.clients.iter_records()] == [tax_id]
     [(_, company)] = by_tax_id(world, tax_id)
     assert company["name"] == "NOMBRE FISCAL NUEVO"  # the Facturama -> Clientify direction still syncs
-    skipped = [i for i in plan_items(world, platform, report["run_id"]) if i["outcome"] == "skipped"]
-    assert sorted((i["action"], i["crm_id"], i["reason"]) for i in skipped) == sorted(
+    skipped = [i for i in plan_items(world, platform, report["run_id"]) if i.outcome == "skipped"]
+    assert sorted((str(i.action), i.crm_id, i.reason) for i in skipped) == sorted(
         [("create", str(lead["id"]), "missing_email"), ("update", str(company["id"]), "missing_email")]
     )
-    assert all("requires an e-mail" in i["detail"] for i in skipped)
+    assert all("requires an e-mail" in (i.detail or "") for i in skipped)
     assert report["counts"]["clientify→invoicing"]["skipped"] == 2
     assert report["failures"] == []  # a known limit of the target, not a failure to retry
 

@@ -142,7 +142,7 @@ def plan_details(world: World, platform: Platform) -> str:
     """The details the last estimates run wrote on its plan items (a deferral names what is missing)."""
     ledger = Ledger.open(world.ledger_url, platform.value, Entity.ESTIMATES.value)
     try:
-        return " ".join(str(i["detail"]) for i in ledger.plan.page(world.reports[-1]["run_id"]) if i["detail"])
+        return " ".join(str(i.detail) for i in ledger.plan.page(world.reports[-1]["run_id"]) if i.detail)
     finally:
         ledger.close()
 

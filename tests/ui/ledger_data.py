@@ -14,7 +14,7 @@ from typing import Any
 from clientify_sync.engine.ledger import Ledger, create_ledger_engine, upgrade_schema
 from clientify_sync.engine.ledger.dead_letters import Letter
 from clientify_sync.engine.model import SideRecord
-from clientify_sync.engine.plan import Direction
+from clientify_sync.engine.plan import ConflictRow, Direction, ItemResult, Outcome, PlanItem, Ref, Status
 from clientify_sync.engine.vocabulary import Side
 
 RUN1 = "scheduled__2026-11-28T10:00:00+00:00"
@@ -81,36 +81,31 @@ def build_ledger(path: Path) -> str:
     fm.links.save(("client", "104"), ("contact", "9004"), base={"tax_id": "SCRP800101AAA", "name": SCRIPT_NAME,
                  "email": "script@example.mx"}, inv_hash="h3", crm_hash="h4", run_id=RUN2)  # fmt: skip
     fm.plan.add(RUN2, [
-        {"pair": "inv:client:103", "action": "quarantined", "direction": TO_CRM, "inv_type": "client",
-         "inv_id": "103", "reason": "duplicate_tax_id", "status": "done", "outcome": "quarantined"},
-        {"pair": "inv:client:105", "action": "create", "target": "clientify", "direction": TO_CRM,
-         "inv_type": "client", "inv_id": "105", "crm_type": "contact", "reason": "no_match"},
-        {"pair": "inv:client:101", "action": "update", "target": "clientify", "direction": TO_CRM,
-         "inv_type": "client", "inv_id": "101", "crm_type": "contact", "crm_id": "9001", "fields": ["email"],
-         "reason": "conflict"},
-        {"pair": "inv:client:104", "action": "create", "target": "clientify", "direction": TO_CRM,
-         "inv_type": "client", "inv_id": "104", "crm_type": "contact", "reason": "no_match"},
-        {"pair": "inv:client:106", "action": "skipped", "direction": TO_CRM, "inv_type": "client",
-         "inv_id": "106", "reason": "no_tax_id", "status": "done", "outcome": "skipped"},
+        PlanItem.settled(Outcome.QUARANTINED, Direction.TO_CLIENTIFY, reason="duplicate_tax_id", inv=Ref("client", "103")),
+        PlanItem.create(Direction.TO_CLIENTIFY, Ref("client", "105"), target_type="contact"),
+        PlanItem.update(Direction.TO_CLIENTIFY, Ref("client", "101"), Ref("contact", "9001"), fields=("email",),
+                        merged={}, reason="conflict"),
+        PlanItem.create(Direction.TO_CLIENTIFY, Ref("client", "104"), target_type="contact"),
+        PlanItem.settled(Outcome.SKIPPED, Direction.TO_CLIENTIFY, reason="no_tax_id", inv=Ref("client", "106")),
     ])  # fmt: skip
-    items = {i["inv_id"]: i["id"] for chunk in fm.plan.iter(RUN2) for i in chunk}
+    items = {i.inv_id: i.id for chunk in fm.plan.iter(RUN2) for i in chunk}
     with fm.begin() as conn:
         fm.plan.finish_many(conn, [
-            {"item_id": items["105"], "status": "failed", "outcome": "failed", "reason": "validation_error",
-             "detail": FAILED_MESSAGE},
-            {"item_id": items["101"], "status": "done", "outcome": "conflict", "reason": "conflict",
-             "result": {"rid": "9001", "rtype": "contact", "hash": "x"}},
-            {"item_id": items["104"], "status": "done", "outcome": "created", "reason": "no_match",
-             "result": {"rid": "9004", "rtype": "contact", "hash": "y"}},
+            ItemResult(item_id=items["105"], status=Status.FAILED, outcome=Outcome.FAILED, reason="validation_error",
+                       detail=FAILED_MESSAGE),
+            ItemResult(item_id=items["101"], status=Status.DONE, outcome=Outcome.CONFLICT, reason="conflict",
+                       result={"rid": "9001", "rtype": "contact", "hash": "x"}),
+            ItemResult(item_id=items["104"], status=Status.DONE, outcome=Outcome.CREATED, reason="no_match",
+                       result={"rid": "9004", "rtype": "contact", "hash": "y"}),
         ])  # fmt: skip
         for _ in range(3):  # failing for three runs
             fm.dead_letters.record(conn, [Letter("invoicing", "client", "105", "validation_error", FAILED_MESSAGE)], RUN2)
         for _ in range(5):  # no longer retried
             fm.dead_letters.record(conn, [Letter("invoicing", "client", "107", "server_error", "HTTP 500")], RUN2)
     fm.conflicts.add(RUN2, [
-        {"inv_id": "101", "crm_type": "contact", "crm_id": "9001", "field": "email",
-         "invoicing_value": "ana@empresa.mx", "clientify_value": "ana.g@empresa.mx",
-         "base_value": "ana@example.mx", "winner": "clientify"},
+        ConflictRow(inv_id="101", crm_type="contact", crm_id="9001", field="email", invoicing_value="ana@empresa.mx",
+                    clientify_value="ana.g@empresa.mx", base_value="ana@example.mx", winner="clientify",
+                    first_match=False),
     ])  # fmt: skip
     fm.runs.save_step(RUN2, "reconcile", {"counts": {}}, {})
     fm.runs.finish(RUN2, _report(
@@ -132,12 +127,10 @@ def build_ledger(path: Path) -> str:
     est = Ledger(engine, "facturama", "estimates")
     est.runs.start(LIVE_RUN, "modified", False)
     est.plan.add(LIVE_RUN, [
-        {"pair": f"inv:estimate:{n}", "action": "create", "target": "clientify", "direction": TO_CRM,
-         "inv_type": "estimate", "inv_id": str(n), "crm_type": "budget", "reason": "no_match"}
-        for n in range(1, 5)
+        PlanItem.create(Direction.TO_CLIENTIFY, Ref("estimate", str(n)), target_type="budget") for n in range(1, 5)
     ])  # fmt: skip
-    ids = [i["id"] for chunk in est.plan.iter(LIVE_RUN) for i in chunk]
+    ids = [i.id for chunk in est.plan.iter(LIVE_RUN) for i in chunk]
     with est.begin() as conn:
-        est.plan.finish_many(conn, [{"item_id": ids[0], "status": "done", "outcome": "created"}])
+        est.plan.finish_many(conn, [ItemResult(item_id=ids[0], status=Status.DONE, outcome=Outcome.CREATED)])
     engine.dispose()
     return url

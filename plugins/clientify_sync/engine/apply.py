@@ -33,9 +33,10 @@ from sqlalchemy.engine import Connection
 
 from clientify_sync.engine.ledger import Ledger
 from clientify_sync.engine.ledger.dead_letters import Letter
+from clientify_sync.engine.ledger.links import NewLink
 from clientify_sync.engine.ledger.pending import Create
 from clientify_sync.engine.model import SideRecord
-from clientify_sync.engine.plan import Action, Outcome, PlanItem, Reason, Ref, Status
+from clientify_sync.engine.plan import Action, ItemResult, Outcome, PlanItem, Reason, Ref, Status
 from clientify_sync.engine.progress import Progress
 from clientify_sync.engine.sides import ClientifySide, InvoicingSide
 from clientify_sync.engine.vocabulary import CRM, INV, Side
@@ -68,9 +69,9 @@ class LedgerWrites:
     """What one batch of results changes in the ledger: written in one transaction, not one per record."""
 
     records: list[SideRecord] = field(default_factory=list)
-    links: list[dict[str, Any]] = field(default_factory=list)
+    links: list[NewLink] = field(default_factory=list)
     settled_pending: list[int] = field(default_factory=list)
-    finished: list[dict[str, Any]] = field(default_factory=list)
+    finished: list[ItemResult] = field(default_factory=list)
     dead: list[Letter] = field(default_factory=list)
     cleared: list[tuple[str, str, str]] = field(default_factory=list)
 
@@ -333,28 +334,14 @@ class Applier:
             else:
                 inv_ref, crm_ref = Ref(record.rtype, record.rid), _ref(item.crm)
                 inv_hash, crm_hash = record.content_hash, written.source_hash
-            self.writes.links.append(
-                {
-                    "inv": inv_ref,
-                    "crm": crm_ref,
-                    "base": record.data,
-                    "inv_hash": inv_hash,
-                    "crm_hash": crm_hash,
-                }
-            )
+            self.writes.links.append(NewLink(inv_ref, crm_ref, record.data, inv_hash, crm_hash))
             if pending_id is not None:
                 self.writes.settled_pending.append(pending_id)
         result = {"rid": record.rid, "rtype": record.rtype, "hash": record.content_hash}
         if record.rounding and (item.action is Action.CREATE or {"lines", "total"} & set(item.fields)):
             result["rounding"] = str(record.rounding)  # this write carried a rounding line (report.py)
         self.writes.finished.append(
-            {
-                "item_id": item.id,
-                "status": Status.DONE.value,
-                "outcome": outcome.value,
-                "reason": item.reason,
-                "result": result,
-            }
+            ItemResult(item_id=_id(item), status=Status.DONE, outcome=outcome, reason=item.reason, result=result)
         )
         self._clear_dead_letters(item)
         self.stats.count(outcome.value)
@@ -374,13 +361,7 @@ class Applier:
         if drop_pending is not None:
             self.writes.settled_pending.append(drop_pending)
         self.writes.finished.append(
-            {
-                "item_id": item.id,
-                "status": Status.FAILED.value,
-                "outcome": Outcome.FAILED.value,
-                "reason": reason,
-                "detail": detail,
-            }
+            ItemResult(item_id=_id(item), status=Status.FAILED, outcome=Outcome.FAILED, reason=reason, detail=detail)
         )
         self.writes.dead.append(Letter(side, rtype, rid, reason, detail))
         self.stats.count(Outcome.FAILED.value)
@@ -399,14 +380,11 @@ class Applier:
         if drop_pending is not None:
             self.writes.settled_pending.append(drop_pending)
         self.writes.finished.append(
-            {
-                "item_id": item.id,
-                "status": Status.SKIPPED.value,
-                "outcome": Outcome.SKIPPED.value,
-                "reason": error.reason,
-                "detail": error.detail,
-            }
-        )
+            ItemResult(
+                item_id=_id(item), status=Status.SKIPPED, outcome=Outcome.SKIPPED, reason=error.reason,
+                detail=error.detail,
+            )
+        )  # fmt: skip
         self._clear_dead_letters(item)  # an earlier failure of it is settled: it is now a known skip
         self.stats.count(Outcome.SKIPPED.value)
         self.stats.skips.append(
@@ -423,6 +401,13 @@ class Applier:
             self.writes.cleared.append((INV, *item.inv))
         if item.crm is not None:
             self.writes.cleared.append((CRM, *item.crm))
+
+
+def _id(item: PlanItem) -> int:
+    """A stored item's id; the applier only ever gets stored items."""
+    if item.id is None:
+        raise ValueError(f"plan item not stored: {item.summary()}")
+    return item.id
 
 
 def _ref(ref: Ref | None) -> Ref:

@@ -9,6 +9,7 @@ failed step can be retried alone. Each step returns a small JSON-able dict for X
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 from collections.abc import Iterable
 from typing import Any
@@ -23,6 +24,7 @@ from clientify_sync.engine.documents import Directory, RoundingPolicy
 from clientify_sync.engine.ledger import Ledger
 from clientify_sync.engine.ledger.database import LeaseTaken, lease
 from clientify_sync.engine.ledger.dead_letters import Letter
+from clientify_sync.engine.ledger.links import NewLink
 from clientify_sync.engine.model import SCHEMAS
 from clientify_sync.engine.plan import Action, Outcome, PlanItem, Reason, Status
 from clientify_sync.engine.progress import Progress
@@ -233,7 +235,7 @@ class SyncJob:
         for items in self.ledger.plan.iter(self.spec.run_id, target=target.value, status="planned"):
             if total == 0:  # a chunk at a time: memory stays flat however large the plan
                 self._ensure_link_fields()
-            applier.run([PlanItem.from_row(row) for row in items])
+            applier.run(items)
             total += len(items)
         if total:
             progress.report()
@@ -281,7 +283,7 @@ class SyncJob:
         done: list[list[PlanItem]] = []
         current: list[PlanItem] = []
         for chunk in self.ledger.plan.iter(self.spec.run_id):
-            for item in map(PlanItem.from_row, chunk):
+            for item in chunk:
                 if item.action not in (Action.UPDATE, Action.TOUCH):
                     continue
                 if current and current[0].pair != item.pair:
@@ -350,27 +352,27 @@ class SyncJob:
 
 
 def store_plan(ledger: Ledger, run_id: str, chunks: Iterable[PlanChunk], *, dry_run: bool) -> None:
-    """The reconcile step's writes, a chunk at a time: plan items always; conflicts, the links of pairs
-    matched in this run and the dead letters of deferred Clientify documents unless it is a dry run."""
+    """The reconcile step's writes, one transaction per chunk: plan items always; conflicts, the links
+    of pairs matched in this run and the dead letters of deferred Clientify documents unless it is a
+    dry run."""
     for chunk in chunks:
-        ledger.plan.add(run_id, [item.as_row() for item in chunk.items])
-        if dry_run:
-            continue
-        ledger.conflicts.add(run_id, [c.as_row() for c in chunk.conflicts])
-        with ledger.begin() as conn:
-            pairs = [
-                {"inv": inv, "crm": crm, "base": None, "inv_hash": "", "crm_hash": ""}
-                for inv, crm in chunk.new_links
-            ]
-            ledger.links.save_many(conn, pairs, run_id)
-            # A Clientify document may leave the window before its customer is linked.
-            letters = []
-            for item in chunk.dead_letters:
-                assert item.crm is not None  # only Clientify documents are dead-lettered here
-                letters.append(
-                    Letter(CRM, item.crm.rtype, item.crm.rid, Reason.DEPENDENCY_MISSING, item.detail)
-                )
-            ledger.dead_letters.record(conn, letters, run_id)
+        ledger.write(functools.partial(_store_chunk, ledger, run_id, chunk, dry_run=dry_run))
+
+
+def _store_chunk(ledger: Ledger, run_id: str, chunk: PlanChunk, conn: Connection, *, dry_run: bool) -> None:
+    """One chunk of the plan and what goes with it, in the caller's transaction."""
+    ledger.plan.add(run_id, chunk.items, conn)
+    if dry_run:
+        return
+    ledger.conflicts.add(run_id, chunk.conflicts, conn)
+    links = [NewLink(inv, crm, None, "", "") for inv, crm in chunk.new_links]
+    ledger.links.save_many(conn, links, run_id)
+    # A Clientify document may leave the window before its customer is linked.
+    letters = []
+    for item in chunk.dead_letters:
+        assert item.crm is not None  # only Clientify documents are dead-lettered here
+        letters.append(Letter(CRM, item.crm.rtype, item.crm.rid, Reason.DEPENDENCY_MISSING, item.detail))
+    ledger.dead_letters.record(conn, letters, run_id)
 
 
 def check_supported(

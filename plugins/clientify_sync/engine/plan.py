@@ -105,9 +105,11 @@ def pair_id(inv: Ref | None, crm: Ref | None) -> str:
     return f"crm:{crm.rtype}:{crm.rid}"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class PlanItem:
-    """One row of the plan. Build it with the constructors; the ledger stores ``as_row()``."""
+    """One row of the plan. Build it with the constructors (keyword arguments only: an invoicing id can
+    never land in a Clientify field by position); the ledger's plan repository is the only place that
+    turns it into columns and back (``engine/ledger/plan.py``)."""
 
     action: Action
     direction: Direction
@@ -133,25 +135,23 @@ class PlanItem:
         """Create ``source``'s counterpart on the other side (``target_type``: the type to create)."""
         if direction is Direction.TO_CLIENTIFY:
             return cls(
-                Action.CREATE,
-                direction,
-                pair_id(source, None),
-                direction.target,
-                source.rtype,
-                source.rid,
-                target_type,
-                None,
+                action=Action.CREATE,
+                direction=direction,
+                pair=pair_id(source, None),
+                target=direction.target,
+                inv_type=source.rtype,
+                inv_id=source.rid,
+                crm_type=target_type,
                 reason=Reason.NO_MATCH,
             )
         return cls(
-            Action.CREATE,
-            direction,
-            pair_id(None, source),
-            direction.target,
-            target_type,
-            None,
-            source.rtype,
-            source.rid,
+            action=Action.CREATE,
+            direction=direction,
+            pair=pair_id(None, source),
+            target=direction.target,
+            inv_type=target_type,
+            crm_type=source.rtype,
+            crm_id=source.rid,
             reason=Reason.NO_MATCH,
         )
 
@@ -168,31 +168,30 @@ class PlanItem:
     ) -> PlanItem:
         """Write ``fields`` of the merged record to ``direction.target``."""
         return cls(
-            Action.UPDATE,
-            direction,
-            pair_id(inv, None),
-            direction.target,
-            inv.rtype,
-            inv.rid,
-            crm.rtype,
-            crm.rid,
-            tuple(sorted(fields)),
-            merged,
-            reason,
+            action=Action.UPDATE,
+            direction=direction,
+            pair=pair_id(inv, None),
+            target=direction.target,
+            inv_type=inv.rtype,
+            inv_id=inv.rid,
+            crm_type=crm.rtype,
+            crm_id=crm.rid,
+            fields=tuple(sorted(fields)),
+            merged=merged,
+            reason=reason,
         )
 
     @classmethod
     def touch(cls, inv: Ref, crm: Ref, *, merged: dict[str, Any], reason: str | None) -> PlanItem:
         """Nothing to write, but the pair's base and hashes move on (e.g. the same edit on both sides)."""
         return cls(
-            Action.TOUCH,
-            Direction.TO_CLIENTIFY,
-            pair_id(inv, None),
-            None,
-            inv.rtype,
-            inv.rid,
-            crm.rtype,
-            crm.rid,
+            action=Action.TOUCH,
+            direction=Direction.TO_CLIENTIFY,
+            pair=pair_id(inv, None),
+            inv_type=inv.rtype,
+            inv_id=inv.rid,
+            crm_type=crm.rtype,
+            crm_id=crm.rid,
             merged=merged,
             reason=reason,
         )
@@ -209,14 +208,13 @@ class PlanItem:
     ) -> PlanItem:
         """A record that ends in the planner (skipped, quarantined, failed): listed, never written."""
         return cls(
-            Action(outcome.value),
-            direction,
-            pair_id(inv, crm),
-            None,
-            inv.rtype if inv else None,
-            inv.rid if inv else None,
-            crm.rtype if crm else None,
-            crm.rid if crm else None,
+            action=Action(outcome.value),
+            direction=direction,
+            pair=pair_id(inv, crm),
+            inv_type=inv.rtype if inv else None,
+            inv_id=inv.rid if inv else None,
+            crm_type=crm.rtype if crm else None,
+            crm_id=crm.rid if crm else None,
             reason=reason,
             status=Status.DONE,
             outcome=outcome,
@@ -261,55 +259,20 @@ class PlanItem:
         target = f" {self.target.value}" if self.target else ""
         return f"{self.action.value}{target} {records} ({self.reason or '-'})"
 
-    def as_row(self) -> dict[str, Any]:
-        """The ``cs_plan_items`` columns (without ``id`` when the item is not stored yet)."""
-        row: dict[str, Any] = {
-            "pair": self.pair,
-            "action": self.action.value,
-            "target": self.target.value if self.target else None,
-            "direction": self.direction.value,
-            "inv_type": self.inv_type,
-            "inv_id": self.inv_id,
-            "crm_type": self.crm_type,
-            "crm_id": self.crm_id,
-            "fields": list(self.fields) or None,
-            "merged": self.merged,
-            "reason": None if self.reason is None else str(self.reason),
-            "detail": self.detail,
-            "status": self.status.value,
-            "outcome": self.outcome.value if self.outcome else None,
-            "priority": self.priority,
-            "result": self.result,
-        }
-        if self.id is not None:
-            row["id"] = self.id
-        return row
 
-    @classmethod
-    def from_row(cls, row: dict[str, Any]) -> PlanItem:
-        """An item as the ledger stored it."""
-        return cls(
-            Action(row["action"]),
-            Direction(row["direction"]),
-            row["pair"],
-            Side(row["target"]) if row.get("target") else None,
-            row.get("inv_type"),
-            row.get("inv_id"),
-            row.get("crm_type"),
-            row.get("crm_id"),
-            tuple(row.get("fields") or ()),
-            row.get("merged"),
-            row.get("reason"),
-            row.get("detail"),
-            Status(row.get("status") or Status.PLANNED),
-            Outcome(row["outcome"]) if row.get("outcome") else None,
-            int(row.get("priority", 1)),
-            row.get("id"),
-            row.get("result"),
-        )
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ItemResult:
+    """How the applier settled one stored item: what ``cs_plan_items`` records of it."""
+
+    item_id: int
+    status: Status
+    outcome: Outcome
+    reason: str | None = None
+    detail: str | None = None
+    result: dict[str, Any] | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ConflictRow:
     """A field both sides hold differently, as ``cs_conflicts`` stores it."""
 
@@ -322,19 +285,6 @@ class ConflictRow:
     base_value: str | None
     winner: str
     first_match: bool  # no base yet: nobody edited against anybody (counted apart, not stored)
-
-    def as_row(self) -> dict[str, Any]:
-        """The ``cs_conflicts`` columns."""
-        return {
-            "inv_id": self.inv_id,
-            "crm_type": self.crm_type,
-            "crm_id": self.crm_id,
-            "field": self.field,
-            "invoicing_value": self.invoicing_value,
-            "clientify_value": self.clientify_value,
-            "base_value": self.base_value,
-            "winner": self.winner,
-        }
 
 
 SettledKey = tuple[Direction, Outcome, str]

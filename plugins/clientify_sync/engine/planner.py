@@ -251,14 +251,14 @@ def plan_pair(state: PairState, schema: EntitySchema) -> tuple[list[PlanItem], l
     reason = Reason.CONFLICT if result.conflicts else (Reason.FIRST_MATCH if result.first_match else None)
     conflicts = [
         ConflictRow(
-            pair.inv.rid,
-            pair.crm.rtype,
-            pair.crm.rid,
-            c.field,
-            str(c.invoicing_value),
-            str(c.clientify_value),
-            None if c.base_value is None else str(c.base_value),
-            c.winner.value,
+            inv_id=pair.inv.rid,
+            crm_type=pair.crm.rtype,
+            crm_id=pair.crm.rid,
+            field=c.field,
+            invoicing_value=str(c.invoicing_value),
+            clientify_value=str(c.clientify_value),
+            base_value=None if c.base_value is None else str(c.base_value),
+            winner=c.winner.value,
             first_match=state.base is None,
         )
         for c in [*result.conflicts, *result.first_match]

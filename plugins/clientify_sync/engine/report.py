@@ -39,7 +39,7 @@ def build_report(
     failures_total = 0
     rounding = Decimal("0")  # the sum of the rounding lines written, as signed amounts
     for chunk in ledger.plan.iter(spec.run_id):
-        for item in map(PlanItem.from_row, chunk):
+        for item in chunk:
             if item.action not in (Action.CREATE, Action.UPDATE, Action.TOUCH):
                 continue
             ended = item.outcome.value if item.outcome else ("planned" if spec.dry_run else "not_run")

@@ -3,22 +3,17 @@
 from __future__ import annotations
 
 from clientify_sync.engine.ledger import Ledger
+from clientify_sync.engine.plan import ConflictRow
 
 RUN1 = "scheduled__2026-11-28T10:00:00+00:00"
 RUN2 = "scheduled__2026-11-29T10:00:00+00:00"
 
 
-def conflict(field: str, winner: str) -> dict[str, str]:
-    return {
-        "inv_id": "101",
-        "crm_type": "contact",
-        "crm_id": "9001",
-        "field": field,
-        "invoicing_value": "ana@empresa.mx",
-        "clientify_value": "ana.g@empresa.mx",
-        "base_value": "ana@example.mx",
-        "winner": winner,
-    }
+def conflict(field: str, winner: str) -> ConflictRow:
+    return ConflictRow(
+        inv_id="101", crm_type="contact", crm_id="9001", field=field, invoicing_value="ana@empresa.mx",
+        clientify_value="ana.g@empresa.mx", base_value="ana@example.mx", winner=winner, first_match=False,
+    )  # fmt: skip
 
 
 def test_conflicts_are_listed_in_the_order_recorded_per_run(ledger: Ledger) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from clientify_sync.engine.ledger import Ledger
+from clientify_sync.engine.ledger.links import NewLink
 from clientify_sync.engine.ledger.schema import links
 
 RUN1 = "scheduled__2026-11-28T10:00:00+00:00"
@@ -84,27 +85,9 @@ def test_save_many_inserts_new_pairs_and_updates_known_ones(ledger: Ledger) -> N
         ("client", "101"), ("contact", "9001"), base=None, inv_hash="old", crm_hash="old", run_id=RUN1
     )
     pairs = [
-        {
-            "inv": ("client", "101"),
-            "crm": ("contact", "9001"),
-            "base": BASE,
-            "inv_hash": "i1",
-            "crm_hash": "c1",
-        },
-        {
-            "inv": ("client", "102"),
-            "crm": ("contact", "9002"),
-            "base": BASE,
-            "inv_hash": "i2",
-            "crm_hash": "c2",
-        },
-        {
-            "inv": ("client", "103"),
-            "crm": ("contact", "9003"),
-            "base": None,
-            "inv_hash": "i3",
-            "crm_hash": "c3",
-        },
+        NewLink(("client", "101"), ("contact", "9001"), BASE, "i1", "c1"),
+        NewLink(("client", "102"), ("contact", "9002"), BASE, "i2", "c2"),
+        NewLink(("client", "103"), ("contact", "9003"), None, "i3", "c3"),
     ]
     with ledger.begin() as conn:
         ledger.links.save_many(conn, pairs, RUN2)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -9,37 +10,31 @@ import sqlalchemy as sa
 
 from clientify_sync.engine.ledger import Ledger
 from clientify_sync.engine.ledger.schema import runs
+from clientify_sync.engine.plan import ConflictRow, Direction, ItemResult, Outcome, PlanItem, Ref, Status
+from clientify_sync.engine.vocabulary import Side
 
 RUN = "manual__2026-11-29T10:00:00+00:00"
 
 
-def item(rid: str, **overrides: Any) -> dict[str, Any]:
-    fields = {
-        "pair": f"inv:client:{rid}",
-        "action": "create",
-        "target": "clientify",
-        "direction": "invoicing_to_clientify",
-        "inv_type": "client",
-        "inv_id": rid,
-        "crm_type": "contact",
-    }
-    return fields | overrides
+def item(rid: str, **overrides: Any) -> PlanItem:
+    created = PlanItem.create(Direction.TO_CLIENTIFY, Ref("client", rid), target_type="contact")
+    return dataclasses.replace(created, **overrides)
 
 
 def test_iteration_is_in_priority_then_id_order_across_chunks(ledger: Ledger) -> None:
     ledger.plan.add(RUN, [item("1"), item("2", priority=0), item("3"), item("4", priority=0), item("5")])
     chunks = list(ledger.plan.iter(RUN, chunk=2))
     assert [len(c) for c in chunks] == [2, 2, 1]
-    assert [i["inv_id"] for c in chunks for i in c] == ["2", "4", "1", "3", "5"]
+    assert [i.inv_id for c in chunks for i in c] == ["2", "4", "1", "3", "5"]
 
 
 def test_iteration_and_counts_filter_by_target_and_status(ledger: Ledger) -> None:
     ledger.plan.add(
-        RUN, [item("1"), item("2", target="invoicing"), item("3", status="done", outcome="skipped")]
+        RUN, [item("1"), item("2", target=Side.INVOICING), item("3", status=Status.DONE, outcome=Outcome.SKIPPED)]
     )
-    planned = [i["inv_id"] for c in ledger.plan.iter(RUN, status="planned") for i in c]
+    planned = [i.inv_id for c in ledger.plan.iter(RUN, status="planned") for i in c]
     assert planned == ["1", "2"]
-    assert [i["inv_id"] for i in ledger.plan.page(RUN, target="invoicing")] == ["2"]
+    assert [i.inv_id for i in ledger.plan.page(RUN, target="invoicing")] == ["2"]
     assert ledger.plan.count(RUN) == 3
     assert ledger.plan.count(RUN, target="clientify", status="planned") == 1
     assert ledger.plan.count("another run") == 0
@@ -48,49 +43,42 @@ def test_iteration_and_counts_filter_by_target_and_status(ledger: Ledger) -> Non
 def test_page_continues_after_a_priority_and_id(ledger: Ledger) -> None:
     ledger.plan.add(RUN, [item("1"), item("2", priority=0), item("3")])
     first = ledger.plan.page(RUN, limit=2)
-    rest = ledger.plan.page(RUN, after=(first[-1]["priority"], first[-1]["id"]))
-    assert [i["inv_id"] for i in first + rest] == ["2", "1", "3"]
+    rest = ledger.plan.page(RUN, after=(first[-1].priority, first[-1].id or 0))
+    assert [i.inv_id for i in first + rest] == ["2", "1", "3"]
 
 
-def test_missing_columns_are_blank_and_defaults_applied(ledger: Ledger) -> None:
-    ledger.plan.add(RUN, [item("1")])
-    [row] = ledger.plan.page(RUN)
-    assert (row["status"], row["priority"], row["fields"], row["outcome"]) == ("planned", 1, None, None)
-    assert (row["integration"], row["entity"], row["run_id"]) == ("facturama", "contacts", RUN)
+def test_an_item_comes_back_as_it_went_in_with_its_id(ledger: Ledger) -> None:
+    """The repository is the only codec between ``PlanItem`` and its columns: every field survives."""
+    update = PlanItem.update(Direction.TO_INVOICING, Ref("client", "1"), Ref("contact", "9"), fields=("name", "email"),
+                             merged={"name": "Ana", "lines": [{"sku": "A"}]}, reason="conflict").first()  # fmt: skip
+    ledger.plan.add(RUN, [item("1"), update])
+    updated, created = ledger.plan.page(RUN)  # priority 0 first
+    assert dataclasses.replace(updated, id=None) == update and updated.id is not None
+    assert (created.status, created.priority, created.fields, created.outcome) == (Status.PLANNED, 1, (), None)
+    assert isinstance(created.target, Side) and created.target is Side.CLIENTIFY
 
 
 def test_finish_and_finish_many_record_outcomes(ledger: Ledger) -> None:
     ledger.plan.add(RUN, [item("1"), item("2"), item("3")])
     first, second, third = ledger.plan.page(RUN)
     with ledger.begin() as conn:
-        ledger.plan.finish(conn, first["id"], status="done", outcome="created", result={"rid": "9001"})
-        ledger.plan.finish_many(
-            conn,
-            [
-                {
-                    "item_id": second["id"],
-                    "status": "failed",
-                    "outcome": "failed",
-                    "reason": "validation_error",
-                },
-                {"item_id": third["id"], "status": "done", "outcome": "updated", "detail": "email"},
-            ],
-        )
-    rows = {i["inv_id"]: i for i in ledger.plan.page(RUN)}
-    assert (rows["1"]["outcome"], rows["1"]["result"]) == ("created", {"rid": "9001"})
-    assert (rows["2"]["status"], rows["2"]["reason"], rows["2"]["detail"]) == (
-        "failed",
-        "validation_error",
-        None,
-    )
-    assert (rows["3"]["outcome"], rows["3"]["detail"]) == ("updated", "email")
+        ledger.plan.finish(conn, first.id, status="done", outcome="created", result={"rid": "9001"})
+        ledger.plan.finish_many(conn, [
+            ItemResult(item_id=second.id, status=Status.FAILED, outcome=Outcome.FAILED, reason="validation_error"),
+            ItemResult(item_id=third.id, status=Status.DONE, outcome=Outcome.UPDATED, detail="email"),
+        ])  # fmt: skip
+    rows = {i.inv_id: i for i in ledger.plan.page(RUN)}
+    assert (rows["1"].outcome, rows["1"].result) == (Outcome.CREATED, {"rid": "9001"})
+    assert (rows["2"].status, rows["2"].reason, rows["2"].detail) == (Status.FAILED, "validation_error", None)
+    assert (rows["3"].outcome, rows["3"].detail) == (Outcome.UPDATED, "email")
     assert ledger.plan.count(RUN, status="planned") == 0
 
 
 def test_clear_forgets_one_runs_plan_and_conflicts(ledger: Ledger) -> None:
     ledger.plan.add(RUN, [item("1")])
     ledger.plan.add("other run", [item("2")])
-    conflict = {"inv_id": "1", "field": "email", "winner": "clientify"}
+    conflict = ConflictRow(inv_id="1", crm_type="contact", crm_id="9", field="email", invoicing_value="a",
+                           clientify_value="b", base_value=None, winner="clientify", first_match=False)  # fmt: skip
     ledger.conflicts.add(RUN, [conflict])
     ledger.conflicts.add("other run", [conflict])
     ledger.plan.clear(RUN)

@@ -76,7 +76,7 @@ INSERT INTO cs_remote_records (integration, entity, side, rtype, rid, key, link,
     VALUES ('facturama', 'contacts', 'invoicing', 'client', '101', 'GODE561231GR8', '9001', 'h-101', 'run-1',
             '{{"name": "Ana"}}', '{{"Id": "101"}}');
 INSERT INTO cs_plan_items (run_id, integration, entity, pair, action, direction, inv_type, inv_id, status)
-    VALUES ('run-1', 'facturama', 'contacts', 'inv:client:101', 'create', 'invoicing_to_clientify', 'client',
+    VALUES ('run-1', 'facturama', 'contacts', 'inv:client:101', 'create', 'invoicing→clientify', 'client',
             '101', 'failed');
 INSERT INTO cs_dead_letters (integration, entity, side, rtype, rid, reason, attempts, first_run, last_run)
     VALUES ('facturama', 'contacts', 'invoicing', 'client', '101', 'validation_error', 2, 'run-0', 'run-1');
@@ -126,7 +126,7 @@ def test_a_version_1_ledger_is_upgraded_with_its_rows(ledger_url: str) -> None:
         assert {"ix_cs_plan_run", "ix_cs_plan_status"} <= indexes(inspector, "cs_plan_items")
     ledger = Ledger(engine, "facturama", "contacts")
     [item] = ledger.plan.page("run-1")
-    assert (item["inv_id"], item["status"], item["priority"]) == ("101", "failed", 1)
+    assert (item.inv_id, item.status, item.priority) == ("101", "failed", 1)
     [letter] = ledger.dead_letters.open().to_dict("records")
     assert (letter["rid"], letter["attempts"]) == ("101", 2)  # not dismissed, no retry requested
     row = ledger.records.fetch("invoicing", [("client", "101")])[("client", "101")]

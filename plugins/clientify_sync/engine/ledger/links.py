@@ -8,7 +8,7 @@ because a link is found by either id, then inserted or updated.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import pandas as pd
 import sqlalchemy as sa
@@ -16,6 +16,17 @@ from sqlalchemy.engine import Connection
 
 from clientify_sync.engine.ledger.database import Repository, chunks, lock, now
 from clientify_sync.engine.ledger.schema import links
+
+
+class NewLink(NamedTuple):
+    """A pair to link (or relink): its two records, the snapshot both sides now agree on and each
+    side's content hash at that moment."""
+
+    inv: tuple[str, str]  # (type, id) on the invoicing side
+    crm: tuple[str, str]  # (type, id) in Clientify
+    base: dict[str, Any] | None  # None: linked by matching, no write yet (the next merge has no base)
+    inv_hash: str
+    crm_hash: str
 
 
 class Links(Repository):
@@ -122,21 +133,20 @@ class Links(Repository):
             else:
                 c.execute(sa.update(t).where(t.c.id == existing).values(**values))
 
-    def save_many(self, conn: Connection, pairs: Sequence[dict[str, Any]], run_id: str) -> None:
+    def save_many(self, conn: Connection, pairs: Sequence[NewLink], run_id: str) -> None:
         """Many ``save`` at once (a batch of creates): one lookup, one multi-row insert.
 
         Args:
             conn: the write transaction.
-            pairs: dicts with the keyword arguments of ``save`` (``inv``, ``crm``, ``base``, ``inv_hash``,
-                ``crm_hash``).
+            pairs: the pairs to link.
             run_id: the run that saves them.
         """
         if not pairs:
             return
         t = links
         lock(conn, self._lock_name)
-        inv_ids = [p["inv"][1] for p in pairs]
-        crm_ids = [p["crm"][1] for p in pairs]
+        inv_ids = [p.inv[1] for p in pairs]
+        crm_ids = [p.crm[1] for p in pairs]
         existing = conn.execute(
             sa.select(t.c.inv_type, t.c.inv_id, t.c.crm_type, t.c.crm_id).where(
                 self._scope(t), sa.or_(t.c.inv_id.in_(inv_ids), t.c.crm_id.in_(crm_ids))
@@ -147,13 +157,13 @@ class Links(Repository):
         }
         fresh = []
         for pair in pairs:
-            if ("inv", *pair["inv"]) in taken or ("crm", *pair["crm"]) in taken:
+            if ("inv", *pair.inv) in taken or ("crm", *pair.crm) in taken:
                 self.save(
-                    pair["inv"],
-                    pair["crm"],
-                    base=pair["base"],
-                    inv_hash=pair["inv_hash"],
-                    crm_hash=pair["crm_hash"],
+                    pair.inv,
+                    pair.crm,
+                    base=pair.base,
+                    inv_hash=pair.inv_hash,
+                    crm_hash=pair.crm_hash,
                     run_id=run_id,
                     conn=conn,
                 )
@@ -165,13 +175,13 @@ class Links(Repository):
                 {
                     "integration": self.integration,
                     "entity": self.entity,
-                    "inv_type": p["inv"][0],
-                    "inv_id": p["inv"][1],
-                    "crm_type": p["crm"][0],
-                    "crm_id": p["crm"][1],
-                    "base": p["base"],
-                    "inv_hash": p["inv_hash"],
-                    "crm_hash": p["crm_hash"],
+                    "inv_type": p.inv[0],
+                    "inv_id": p.inv[1],
+                    "crm_type": p.crm[0],
+                    "crm_id": p.crm[1],
+                    "base": p.base,
+                    "inv_hash": p.inv_hash,
+                    "crm_hash": p.crm_hash,
                     "updated_run": run_id,
                     "updated_at": saved_at,
                 }

@@ -1,7 +1,8 @@
 """Each run's plan and the outcome of each item: ``cs_plan_items``.
 
 Items are applied in plan order: priority (0 for records that failed in an earlier run), then id. A
-large plan is read page by page on that order (keyset paging), never whole.
+large plan is read page by page on that order (keyset paging), never whole. ``PlanItem``s go in and
+come out: this module's codec (``_columns`` / ``_item``) is the only place that knows the columns.
 """
 
 from __future__ import annotations
@@ -14,8 +15,58 @@ from sqlalchemy.engine import Connection
 
 from clientify_sync.engine.ledger.database import Repository, chunks
 from clientify_sync.engine.ledger.schema import conflicts, plan_items, runs
+from clientify_sync.engine.plan import Action, Direction, ItemResult, Outcome, PlanItem, Status
+from clientify_sync.engine.vocabulary import Side
 
 _OUTCOME = ("status", "outcome", "reason", "detail", "result")
+
+
+def _columns(item: PlanItem) -> dict[str, Any]:
+    """The ``cs_plan_items`` columns of an item (without ``id`` while it is not stored)."""
+    row: dict[str, Any] = {
+        "pair": item.pair,
+        "action": item.action.value,
+        "target": item.target.value if item.target else None,
+        "direction": item.direction.value,
+        "inv_type": item.inv_type,
+        "inv_id": item.inv_id,
+        "crm_type": item.crm_type,
+        "crm_id": item.crm_id,
+        "fields": list(item.fields) or None,
+        "merged": item.merged,
+        "reason": None if item.reason is None else str(item.reason),
+        "detail": item.detail,
+        "status": item.status.value,
+        "outcome": item.outcome.value if item.outcome else None,
+        "priority": item.priority,
+        "result": item.result,
+    }
+    if item.id is not None:
+        row["id"] = item.id
+    return row
+
+
+def _item(row: Any) -> PlanItem:
+    """An item as stored (a row mapping of ``cs_plan_items``)."""
+    return PlanItem(
+        action=Action(row["action"]),
+        direction=Direction(row["direction"]),
+        pair=row["pair"],
+        target=Side(row["target"]) if row["target"] else None,
+        inv_type=row["inv_type"],
+        inv_id=row["inv_id"],
+        crm_type=row["crm_type"],
+        crm_id=row["crm_id"],
+        fields=tuple(row["fields"] or ()),
+        merged=row["merged"],
+        reason=row["reason"],
+        detail=row["detail"],
+        status=Status(row["status"] or Status.PLANNED),
+        outcome=Outcome(row["outcome"]) if row["outcome"] else None,
+        priority=int(row["priority"]),
+        id=row["id"],
+        result=row["result"],
+    )
 
 
 class PlanItems(Repository):
@@ -27,21 +78,19 @@ class PlanItems(Repository):
             conn.execute(sa.delete(plan_items).where(self._scope(plan_items), plan_items.c.run_id == run_id))
             conn.execute(sa.delete(conflicts).where(self._scope(conflicts), conflicts.c.run_id == run_id))
 
-    def add(self, run_id: str, items: Sequence[dict[str, Any]]) -> None:
-        """Append items to a run's plan (missing columns blank; status ``planned``, priority 1)."""
+    def add(self, run_id: str, items: Sequence[PlanItem], conn: Connection | None = None) -> None:
+        """Append items to a run's plan, in the order given (their ids follow it)."""
         if not items:
             return
-        columns = [c.name for c in plan_items.columns if c.name != "id"]
-        blank: dict[str, Any] = dict.fromkeys(columns) | {"status": "planned", "priority": 1}
         rows = [
-            blank | {"integration": self.integration, "entity": self.entity, "run_id": run_id, **i}
+            {"integration": self.integration, "entity": self.entity, "run_id": run_id, **_columns(i)}
             for i in items
         ]
-        with self._writing(None) as conn:
+        with self._writing(conn) as c:
             for chunk in chunks(rows, 500):
-                conn.execute(sa.insert(plan_items), list(chunk))
+                c.execute(sa.insert(plan_items), list(chunk))
 
-    def iter(self, run_id: str, *, chunk: int = 2000, **filters: Any) -> Iterator[list[dict[str, Any]]]:
+    def iter(self, run_id: str, *, chunk: int = 2000, **filters: Any) -> Iterator[list[PlanItem]]:
         """The plan in chunks of plan order, so a run of 100,000 records never holds it all in memory.
 
         Args:
@@ -52,7 +101,8 @@ class PlanItems(Repository):
         after = (-1, 0)
         while items := self.page(run_id, after=after, limit=chunk, **filters):
             yield items
-            after = (items[-1]["priority"], items[-1]["id"])
+            last = items[-1]
+            after = (last.priority, last.id or 0)
 
     def page(
         self,
@@ -62,7 +112,7 @@ class PlanItems(Repository):
         status: str | None = None,
         after: tuple[int, int] = (-1, 0),
         limit: int | None = None,
-    ) -> list[dict[str, Any]]:
+    ) -> list[PlanItem]:
         """Plan items in plan order (priority, then id); ``after``/``limit`` page through a large plan.
 
         Args:
@@ -85,7 +135,7 @@ class PlanItems(Repository):
         if status is not None:
             query = query.where(t.c.status == status)
         with self.engine.connect() as conn:
-            return [dict(r) for r in conn.execute(query).mappings()]
+            return [_item(r) for r in conn.execute(query).mappings()]
 
     def count(self, run_id: str, *, target: str | None = None, status: str | None = None) -> int:
         """How many items a run's plan has (for one target and status): the total a progress line shows."""
@@ -116,8 +166,8 @@ class PlanItems(Repository):
             .values(status=status, outcome=outcome, reason=reason, detail=detail, result=result)
         )
 
-    def finish_many(self, conn: Connection, outcomes: Sequence[dict[str, Any]]) -> None:
-        """Many ``finish`` in one executemany (a batch of writes); each outcome has ``item_id``."""
+    def finish_many(self, conn: Connection, outcomes: Sequence[ItemResult]) -> None:
+        """Many ``finish`` in one executemany (a batch of writes)."""
         if not outcomes:
             return
         t = plan_items
@@ -126,7 +176,17 @@ class PlanItems(Repository):
             .where(t.c.id == sa.bindparam("item_id"))
             .values({name: sa.bindparam(f"new_{name}") for name in _OUTCOME})
         )
-        rows = [{"item_id": o["item_id"], **{f"new_{n}": o.get(n) for n in _OUTCOME}} for o in outcomes]
+        rows = [
+            {
+                "item_id": o.item_id,
+                "new_status": o.status.value,
+                "new_outcome": o.outcome.value,
+                "new_reason": o.reason,
+                "new_detail": o.detail,
+                "new_result": o.result,
+            }
+            for o in outcomes
+        ]
         conn.execute(statement, rows)
 
     def prune(self, keep_runs: int) -> None:
