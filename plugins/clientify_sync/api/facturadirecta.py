@@ -187,8 +187,13 @@ class FacturaDirectaResource:
         root = self._session.request("GET", self.item_route, path_params={"id": record_id})
         return self._record(root, "GET", self.item_route)
 
-    def create(self, body: Mapping[str, Any], *, natural_key: str | None = None) -> dict[str, Any]:
+    def create(
+        self, body: Mapping[str, Any], *, natural_key: str | None = None, idempotency_key: str | None = None
+    ) -> dict[str, Any]:
         """POST the record as XML; returns the created record with its ``id``.
+
+        ``idempotency_key`` is ignored: this API keeps no keys (the pending-create journal's lookup
+        settles a create whose answer was lost).
 
         Raises:
             UnconfirmedWriteError: the POST may or may not have been applied (see ``api.http``).

@@ -130,8 +130,13 @@ class FacturamaResource:
             raise NotFoundError(API, "GET", self.item_route, 200, "empty body for this id")
         return body
 
-    def create(self, body: dict[str, Any], *, natural_key: str | None = None) -> dict[str, Any]:
+    def create(
+        self, body: dict[str, Any], *, natural_key: str | None = None, idempotency_key: str | None = None
+    ) -> dict[str, Any]:
         """POST; returns the created record with its server-assigned ``Id``.
+
+        ``idempotency_key`` is ignored: this API keeps no keys (the pending-create journal's lookup
+        settles a create whose answer was lost).
 
         Raises:
             UnconfirmedWriteError: the POST may or may not have been applied (see ``api.http``).

@@ -75,8 +75,12 @@ class ListingResource(Protocol):
         """
         ...
 
-    def create(self, body: Record, *, natural_key: str | None = None) -> Record:
+    def create(self, body: Record, *, natural_key: str | None = None, idempotency_key: str | None = None) -> Record:
         """Create a record and return it with its id.
+
+        ``idempotency_key``: the same key for every attempt of one logical create, so an API that keeps
+        keys (FacturaDirecta's REST API) replays a create whose answer was lost instead of making it
+        twice; APIs without them ignore it (the pending-create journal's lookup covers them).
 
         Raises:
             UnconfirmedWriteError: the create may or may not have been applied.
