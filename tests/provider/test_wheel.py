@@ -40,6 +40,7 @@ EXPECTED_DAG_IDS = sorted(
 )
 CONN_TYPES = {"facturama": "FacturamaHook", "clientify": "ClientifyHook", "facturadirecta": "FacturaDirectaHook"}
 WRONG_PASSWORD = "wrong-password-for-the-test"
+WRONG_REST_KEY = "wrongK.Wrong0Key0For0The0Test0000000000"  # the shape of a REST key, unknown to the API
 
 
 @dataclass
@@ -89,6 +90,12 @@ def connection_env(sandbox: SandboxHandle, ledger: Path) -> dict[str, str]:
     for conn_type, fields in good.items():
         env[f"AIRFLOW_CONN_{conn_type.upper()}_DEFAULT"] = json.dumps({"conn_type": conn_type, **fields})
         env[f"AIRFLOW_CONN_{conn_type.upper()}_WRONG"] = json.dumps({"conn_type": conn_type, **fields, "password": WRONG_PASSWORD})
+    # The facturadirecta type on the REST API (extra api: rest), the emulator's main company.
+    config = sandbox.config("facturadirecta")
+    rest = {"conn_type": "facturadirecta", "host": sandbox.facturadirecta_url, "password": config["rest_api_key"],
+            "extra": {"api": "rest", "company_id": config["rest_company_id"], "plan": config["rest_plan"]}}  # fmt: skip
+    env["AIRFLOW_CONN_FACTURADIRECTA_REST"] = json.dumps(rest)
+    env["AIRFLOW_CONN_FACTURADIRECTA_REST_WRONG"] = json.dumps({**rest, "password": WRONG_REST_KEY})
     return env
 
 
@@ -169,15 +176,18 @@ def test_the_six_dags_import_from_the_two_line_file(fresh: FreshAirflow) -> None
 
 
 def test_connections_test_runs_each_hook_against_the_sandbox(fresh: FreshAirflow, clean_sandbox: SandboxHandle) -> None:
-    conn_ids = [f"{t}_{kind}" for t in CONN_TYPES for kind in ("default", "wrong")]
+    pairs = [(f"{t}_default", f"{t}_wrong") for t in CONN_TYPES] + [("facturadirecta_rest", "facturadirecta_rest_wrong")]
+    conn_ids = [conn_id for pair in pairs for conn_id in pair]
     with ThreadPoolExecutor(max_workers=3) as pool:
         results = dict(zip(conn_ids, pool.map(lambda c: fresh.airflow("connections", "test", c, sandbox=clean_sandbox), conn_ids), strict=True))
-    for conn_type in CONN_TYPES:
-        good, wrong = results[f"{conn_type}_default"], results[f"{conn_type}_wrong"]
+    for good_id, wrong_id in pairs:
+        good, wrong = results[good_id], results[wrong_id]
         assert good.returncode == 0 and "Connection success!" in good.stdout, good.stdout[-2000:] + good.stderr[-2000:]
         assert wrong.returncode == 1 and "Connection failed!" in wrong.stdout, wrong.stdout[-2000:]
         assert "rejected the credentials (HTTP 401)" in wrong.stdout
-        assert WRONG_PASSWORD not in wrong.stdout + wrong.stderr  # never echoed back
+        assert WRONG_PASSWORD not in wrong.stdout + wrong.stderr and WRONG_REST_KEY not in wrong.stdout + wrong.stderr
+    # Airflow prints the hook's message on failure only: the REST client answered this one.
+    assert "FacturaDirecta (REST API) rejected the credentials (HTTP 401)" in results["facturadirecta_rest_wrong"].stdout
 
 
 def test_a_dag_runs_against_the_sandbox(fresh: FreshAirflow, clean_sandbox: SandboxHandle) -> None:
