@@ -17,6 +17,8 @@ from tests.chaos import deployment
 from tests.chaos.checks import (
     CLIENTS,
     HIT_AFTER,
+    OUTAGE_RATES,
+    OUTAGE_S,
     assert_right,
     facturadirecta_seeds,
     prepare,
@@ -49,8 +51,10 @@ def test_kill9_task_process_apply_invoicing(celery_stack: Stack) -> None:
 def test_celery_worker_warm_shutdown_mid_apply(celery_stack: Stack) -> None:
     """SIGTERM (Celery's warm shutdown) to the worker running apply_clientify, SIGKILL after a deploy's
     grace period, the worker started again: the task finishes, or Airflow finds it lost and retries."""
+    # Slower writes (the realistic profile: Clientify 500 ms, FacturaDirecta 400 ms): the apply must
+    # outlast the grace period, or the worker simply finishes it and nothing is hit.
     check = prepare(celery_stack, "celery-warm-shutdown", Platform.FACTURADIRECTA,
-                    facturadirecta_seeds(67, clients=CLIENTS, crm_contacts=20))
+                    facturadirecta_seeds(67, clients=CLIENTS, crm_contacts=20), latency_scale=1.0)
     run_id = check.start_run()
     ti, proc = task_process(check, run_id, "apply_clientify")
     n = check.wait_writes("clientify", HIT_AFTER)
@@ -63,4 +67,18 @@ def test_celery_worker_warm_shutdown_mid_apply(celery_stack: Stack) -> None:
     check.edit_during_fault()
     found = check.finish(did="worker killed after grace" if killed else "worker finished the task first")
     check.mark(f"apply_clientify tries: {retried(check, run_id, 'apply_clientify')}")
+    assert_right(check, found)
+
+
+def test_facturadirecta_down_a_minute_mid_apply_invoicing(celery_stack: Stack) -> None:
+    """Every FacturaDirecta request fails for a minute while apply_invoicing creates clients there."""
+    check = prepare(celery_stack, "facturadirecta-down", Platform.FACTURADIRECTA,
+                    facturadirecta_seeds(71, clients=40, crm_contacts=CLIENTS))
+    run_id = check.start_run()
+    task_process(check, run_id, "apply_invoicing")
+    n = check.wait_writes("facturadirecta", HIT_AFTER)
+    check.outage("facturadirecta", OUTAGE_RATES, OUTAGE_S, f"after {n} FacturaDirecta POSTs")
+    check.edit_during_fault()
+    found = check.finish()
+    check.mark(f"apply_invoicing tries: {retried(check, run_id, 'apply_invoicing')}")
     assert_right(check, found)

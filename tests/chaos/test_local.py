@@ -11,12 +11,10 @@ from e2e_stack import Stack
 from clientify_sync.engine.vocabulary import Platform
 from tests.chaos import deployment, runs
 from tests.chaos.checks import (
-    CLIENTS,
     HIT_AFTER,
     OUTAGE_RATES,
     OUTAGE_S,
     assert_right,
-    facturadirecta_seeds,
     facturama_seeds,
     prepare,
     retried,
@@ -115,18 +113,4 @@ def test_clientify_down_a_minute_mid_apply(local_stack: Stack) -> None:
     check.edit_during_fault()
     found = check.finish()
     check.mark(f"apply_clientify tries: {retried(check, run_id, 'apply_clientify')}")
-    assert_right(check, found)
-
-
-def test_facturadirecta_down_a_minute_mid_apply_invoicing(local_stack: Stack) -> None:
-    """Every FacturaDirecta request fails for a minute while apply_invoicing creates clients there."""
-    check = prepare(local_stack, "facturadirecta-down", Platform.FACTURADIRECTA,
-                    facturadirecta_seeds(71, clients=40, crm_contacts=CLIENTS))
-    run_id = check.start_run()
-    task_process(check, run_id, "apply_invoicing")
-    n = check.wait_writes("facturadirecta", HIT_AFTER)
-    check.outage("facturadirecta", OUTAGE_RATES, OUTAGE_S, f"after {n} FacturaDirecta POSTs")
-    check.edit_during_fault()
-    found = check.finish()
-    check.mark(f"apply_invoicing tries: {retried(check, run_id, 'apply_invoicing')}")
     assert_right(check, found)
