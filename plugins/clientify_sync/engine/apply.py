@@ -23,6 +23,7 @@ way are waited for and recorded before it raises: nothing that reached an API is
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -226,6 +227,12 @@ class Applier:
         ids = self.ledger.write(lambda conn: self.ledger.pending.add(conn, list(creates.values()), self.run_id))
         return earlier | dict(zip(creates, ids, strict=True))
 
+    def _idempotency_key(self, item: PlanItem) -> str:
+        """The same key on every try of one plan item (a retry of the step re-sends it), unique across
+        integrations, runs and ledgers: an API that keeps keys replays instead of creating twice."""
+        digest = hashlib.sha256(f"{self.ledger.integration}|{self.ledger.entity}|{self.run_id}|{item.id}".encode())
+        return f"cs-{digest.hexdigest()[:40]}"
+
     # -- settling a create an earlier try may have made (worker threads) ----------------------------
     def _made_earlier(self, item: PlanItem, source: dict[str, Any]) -> SideRecord | None:
         """The record an earlier try of ``item`` created, found on the target; None when none was."""
@@ -276,7 +283,7 @@ class Applier:
         if item.action is Action.CREATE:
             crm_row = crm_rows[_ref(item.crm)]
             record = self._made_earlier(item, crm_row) or self.invoicing.create(
-                self.invoicing.mapper.rtype_for(None), crm_row["data"], crm_row["rid"]
+                self.invoicing.mapper.rtype_for(None), crm_row["data"], crm_row["rid"], self._idempotency_key(item)
             )
             source = self.clientify.update(
                 crm_row["rtype"], crm_row["rid"], crm_row["raw"], crm_row["data"], set(), link=record.rid

@@ -20,7 +20,7 @@ from clientify_sync.api.protocols import (
     InvoicingClient,
     ListingResource,
 )
-from clientify_sync.api.settings import FacturaDirectaSettings
+from clientify_sync.api.settings import FacturaDirectaRestSettings, FacturaDirectaSettings
 from clientify_sync.engine.documents import Directory, RoundingPolicy
 from clientify_sync.engine.mapping import Mapper
 from clientify_sync.engine.mapping.clientify import ClientifyContactMapper, ClientifyProductMapper
@@ -33,10 +33,16 @@ from clientify_sync.engine.mapping.facturadirecta import (
     FacturaDirectaClientMapper,
     FacturaDirectaProductMapper,
 )
+from clientify_sync.engine.mapping.facturadirecta_rest import (
+    FacturaDirectaRestContactMapper,
+    FacturaDirectaRestEstimateMapper,
+    FacturaDirectaRestProductMapper,
+)
 from clientify_sync.engine.mapping.facturama import FacturamaClientMapper, FacturamaProductMapper
 from clientify_sync.engine.model import SideRecord
 from clientify_sync.engine.taxid import classify_nif, classify_rfc
 from clientify_sync.engine.vocabulary import Entity, Platform
+from clientify_sync.errors import ApiError
 
 log = logging.getLogger(__name__)
 Finder = Callable[[str], list[dict[str, Any]]]  # a natural key in, the records holding it out
@@ -66,8 +72,11 @@ class InvoicingSide:
             log.info("%s listing: %s", self.platform.value, page.progress())
             yield "", page.records
 
-    def create(self, rtype: str, data: dict[str, Any], link: str | None) -> SideRecord:
-        created = self.resource.create(self.mapper.create_body(rtype, data, link))
+    def create(
+        self, rtype: str, data: dict[str, Any], link: str | None, idempotency_key: str | None = None
+    ) -> SideRecord:
+        """``idempotency_key``: one per logical create, the same on every try (``apply.Applier``)."""
+        created = self.resource.create(self.mapper.create_body(rtype, data, link), idempotency_key=idempotency_key)
         return self.mapper.read(rtype, created)
 
     def update(
@@ -176,60 +185,104 @@ def build_sides(
     (default: adjusted, ``RoundingPolicy()``).
     """
     rounding = rounding or RoundingPolicy()
-    crm_settings = clientify_client.settings
+    directory = directory or Directory()
+    clientify = _clientify_side(platform, entity, clientify_client, directory, rounding)
     if platform is Platform.FACTURAMA:
-        link_field = crm_settings.link_field_facturama
-        link_attribute = None
-        classify = classify_rfc
-    else:
-        link_field = crm_settings.link_field_facturadirecta
-        settings = invoicing_client.settings
-        if not isinstance(settings, FacturaDirectaSettings):
-            raise TypeError(
-                f"a FacturaDirecta sync needs a FacturaDirecta client, not {type(invoicing_client).__name__}"
-            )
-        link_attribute = settings.link_attribute
-        classify = classify_nif
+        return _facturama_side(entity, invoicing_client, directory), clientify
+    settings = invoicing_client.settings
+    if isinstance(settings, FacturaDirectaRestSettings):
+        return _rest_side(entity, invoicing_client, settings, directory, rounding), clientify
+    if not isinstance(settings, FacturaDirectaSettings):
+        raise TypeError(f"a FacturaDirecta sync needs a FacturaDirecta client, not {type(invoicing_client).__name__}")
+    return _classic_side(entity, invoicing_client, settings, directory, rounding), clientify
+
+
+def _clientify_side(
+    platform: Platform, entity: Entity, clientify_client: CrmClient, directory: Directory, rounding: RoundingPolicy
+) -> ClientifySide:
+    """Clientify's side: the same for every invoicing platform and API but for its link field, the
+    tax-ID rules its customers are read with, and the code prefix of the budgets it is sent."""
+    settings = clientify_client.settings
+    facturama = platform is Platform.FACTURAMA
+    link_field = settings.link_field_facturama if facturama else settings.link_field_facturadirecta
+    crm_mapper: Mapper
+    resources: dict[str, CrmResource]
+    finders: dict[str, Finder]
     if entity is Entity.CONTACTS:
-        inv_mapper: Mapper = (
-            FacturamaClientMapper()
-            if platform is Platform.FACTURAMA
-            else FacturaDirectaClientMapper(link_attribute=link_attribute)
-        )
-        crm_mapper: Mapper = ClientifyContactMapper(classify=classify, link_field=link_field)
-        inv_resource = invoicing_client.clients
-        crm_resources: dict[str, CrmResource] = {
-            "contact": clientify_client.contacts,
-            "company": clientify_client.companies,
-        }
-        finders: dict[str, Finder] = {
-            "contact": clientify_client.contacts.find_by_tax_id,
-            "company": clientify_client.companies.find_by_tax_id,
-        }
+        crm_mapper = ClientifyContactMapper(classify=classify_rfc if facturama else classify_nif, link_field=link_field)
+        resources = {"contact": clientify_client.contacts, "company": clientify_client.companies}
+        finders = {"contact": clientify_client.contacts.find_by_tax_id,
+                   "company": clientify_client.companies.find_by_tax_id}  # fmt: skip
     elif entity is Entity.PRODUCTS:
-        inv_mapper = (
-            FacturamaProductMapper()
-            if platform is Platform.FACTURAMA
-            else FacturaDirectaProductMapper(link_attribute=link_attribute)
-        )
         crm_mapper = ClientifyProductMapper(link_field=link_field, rounding_sku=rounding.sku)
-        inv_resource = invoicing_client.products
-        crm_resources = {"product": clientify_client.products}
-        finders = {"product": clientify_client.products.find_by_sku}
+        resources, finders = {"product": clientify_client.products}, {"product": clientify_client.products.find_by_sku}
     else:
-        directory = directory or Directory()
-        if platform is Platform.FACTURAMA:
-            inv_mapper = FacturamaEstimateMapper(directory)
-        else:
-            inv_mapper = FacturaDirectaEstimateMapper(directory, link_attribute=link_attribute, rounding=rounding)
-        prefix = "FM-" if platform is Platform.FACTURAMA else "FD-"
         crm_mapper = ClientifyBudgetMapper(
-            directory, link_field, crm_settings.base_url.rstrip("/"), prefix, rounding=rounding,
+            directory, link_field, settings.base_url.rstrip("/"), "FM-" if facturama else "FD-", rounding=rounding,
             _rounding_product=RoundingProduct(clientify_client.products, rounding),
         )  # fmt: skip
-        inv_resource = invoicing_client.estimates
-        crm_resources = {"budget": clientify_client.budgets}
-        finders = {"budget": clientify_client.budgets.find_by_code}
-    invoicing = InvoicingSide(platform, inv_mapper, inv_resource, link_supported=link_attribute is not None)
-    clientify = ClientifySide(crm_mapper, crm_resources, finders, clientify_client.custom_fields, link_field)
-    return invoicing, clientify
+        resources, finders = {"budget": clientify_client.budgets}, {"budget": clientify_client.budgets.find_by_code}
+    return ClientifySide(crm_mapper, resources, finders, clientify_client.custom_fields, link_field)
+
+
+def _facturama_side(entity: Entity, client: InvoicingClient, directory: Directory) -> InvoicingSide:
+    """Facturama: no link field on its records (links live in the ledger and in Clientify)."""
+    mapper: Mapper
+    if entity is Entity.CONTACTS:
+        mapper, resource = FacturamaClientMapper(), client.clients
+    elif entity is Entity.PRODUCTS:
+        mapper, resource = FacturamaProductMapper(), client.products
+    else:
+        mapper, resource = FacturamaEstimateMapper(directory), client.estimates
+    return InvoicingSide(Platform.FACTURAMA, mapper, resource, link_supported=False)
+
+
+def _classic_side(
+    entity: Entity, client: InvoicingClient, settings: FacturaDirectaSettings, directory: Directory,
+    rounding: RoundingPolicy,
+) -> InvoicingSide:  # fmt: skip
+    """FacturaDirecta's classic XML API: the link in a custom attribute (``ID_CRM``) when defined."""
+    attribute = settings.link_attribute
+    mapper: Mapper
+    if entity is Entity.CONTACTS:
+        mapper, resource = FacturaDirectaClientMapper(link_attribute=attribute), client.clients
+    elif entity is Entity.PRODUCTS:
+        mapper, resource = FacturaDirectaProductMapper(link_attribute=attribute), client.products
+    else:
+        mapper = FacturaDirectaEstimateMapper(directory, link_attribute=attribute, rounding=rounding)
+        resource = client.estimates
+    return InvoicingSide(Platform.FACTURADIRECTA, mapper, resource, link_supported=attribute is not None)
+
+
+def _rest_side(
+    entity: Entity, client: InvoicingClient, settings: FacturaDirectaRestSettings, directory: Directory,
+    rounding: RoundingPolicy,
+) -> InvoicingSide:  # fmt: skip
+    """FacturaDirecta's REST API: the same canonical records through its own mappers
+    (``mapping/facturadirecta_rest.py``). The link to Clientify lives in a custom field (``cfi_…``)
+    named like the classic attribute, defined on first use for contacts and estimates; products take
+    no custom field (reference §10), so their links live in the ledger only."""
+    link_field_id = _rest_link_field(client, settings) if entity is not Entity.PRODUCTS else None
+    mapper: Mapper
+    if entity is Entity.CONTACTS:
+        mapper, resource = FacturaDirectaRestContactMapper(link_field_id=link_field_id), client.clients
+    elif entity is Entity.PRODUCTS:
+        mapper, resource = FacturaDirectaRestProductMapper(), client.products
+    else:
+        mapper = FacturaDirectaRestEstimateMapper(directory, link_field_id=link_field_id, rounding=rounding)
+        resource = client.estimates
+    return InvoicingSide(Platform.FACTURADIRECTA, mapper, resource, link_supported=link_field_id is not None)
+
+
+def _rest_link_field(client: InvoicingClient, settings: FacturaDirectaRestSettings) -> str | None:
+    """The id (``cfi_…``) of the custom field holding the Clientify id, found or defined once per job;
+    None when the account refuses custom fields (the link then lives in the ledger only)."""
+    definitions = getattr(client, "custom_fields", None)
+    if definitions is None or not settings.link_attribute:
+        return None
+    try:
+        return str(definitions.ensure(settings.link_attribute, ["contact", "estimate"])["id"])
+    except ApiError as error:  # e.g. a key without the custom-fields scope
+        log.warning("facturadirecta custom field %s not available (%s): links kept in the ledger only",
+                    settings.link_attribute, error.reason)  # fmt: skip
+        return None
