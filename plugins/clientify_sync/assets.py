@@ -21,7 +21,10 @@ from clientify_sync.provider import URI_SCHEME
 if TYPE_CHECKING:
     from urllib.parse import SplitResult
 
-__all__ = ["URI_SCHEME", "normalize_uri", "sync_asset"]
+__all__ = ["INBOX_URI_SCHEME", "URI_SCHEME", "inbox_asset", "normalize_uri", "sync_asset"]
+# The inbox assets' own scheme: ``clientify-sync://`` URIs are checked to be exactly <platform>/<entity>.
+INBOX_URI_SCHEME = "clientify-sync-inbox"
+INBOX_SUFFIX = "_inbox"
 _PLATFORMS = tuple(platform.value for platform in Platform)
 _ENTITIES = tuple(entity.value for entity in Entity)
 
@@ -43,6 +46,31 @@ def normalize_uri(parts: SplitResult) -> SplitResult:
             f"got {parts.geturl()!r}"
         )
     return parts._replace(netloc=platform, path=f"/{entity}")
+
+
+def inbox_asset(platform: Platform | str, entity: Entity | str) -> Asset:
+    """The asset an entity's webhook inbox wakes its DAG through: watched on the triggerer by an
+    ``InboxTrigger`` that fires, debounced, when new events wait (``clientify_sync.webhooks``).
+
+    An event is only a wake-up: the run it starts claims the inbox's rows and re-reads each named
+    record (Airflow can leave events that arrive during a run unconsumed, issue #56050; the trigger
+    fires again while signalled rows stay pending, and the clock run covers the rest).
+    """
+    from airflow.sdk import AssetWatcher
+
+    from clientify_sync.webhooks.trigger import InboxTrigger
+
+    platform, entity = Platform(platform).value, Entity(entity).value
+    name = f"{platform}_{entity}{INBOX_SUFFIX}"
+    trigger = InboxTrigger(integration=platform, entity=entity)
+    return Asset(
+        name=name, uri=f"{INBOX_URI_SCHEME}://{platform}/{entity}", group="clientify_sync",
+        extra={"platform": platform, "entity": entity}, watchers=[AssetWatcher(name=name, trigger=trigger)],
+    )  # fmt: skip
+
+
+def is_inbox_asset(asset: Asset) -> bool:
+    return asset.name.endswith(INBOX_SUFFIX)
 
 
 def sync_asset(platform: Platform | str, entity: Entity | str) -> Asset:

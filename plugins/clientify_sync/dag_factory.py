@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 import pendulum
 from airflow.sdk import (
     DAG,
+    AssetOrTimeSchedule,
     CronDataIntervalTimetable,
     Param,
     get_current_context,
@@ -43,7 +44,7 @@ from airflow.sdk import (
 from airflow.sdk.exceptions import AirflowFailException, AirflowNotFoundException, AirflowSkipException
 
 from clientify_sync import watermark as wm
-from clientify_sync.assets import sync_asset
+from clientify_sync.assets import inbox_asset, is_inbox_asset, sync_asset
 from clientify_sync.engine.vocabulary import Entity, Mode, Platform
 from clientify_sync.integrations import IntegrationsConfig, PlatformConfig, load_integrations
 
@@ -124,10 +125,24 @@ def build_schedule(platform: Platform | str, entity: Entity | str, config: Integ
     """
     if entity == Entity.ESTIMATES:
         contacts, products = (sync_asset(platform, prerequisite) for prerequisite in ESTIMATE_PREREQUISITES)
+        if config.webhooks:  # an estimate's own events wake it too; missing customers/products defer it
+            return (contacts & products) | inbox_asset(platform, entity)
         return contacts & products
     # Each platform on its own clock, read in its country's timezone (business hours differ).
     settings = config.platform(platform)
-    return CronDataIntervalTimetable(settings.schedule, timezone=settings.timezone)
+    clock = CronDataIntervalTimetable(settings.schedule, timezone=settings.timezone)
+    if config.webhooks:  # the clock or the inbox, whichever comes first; max_active_runs=1 coalesces
+        return AssetOrTimeSchedule(timetable=clock, assets=inbox_asset(platform, entity))
+    return clock
+
+
+def run_mode(params: dict[str, Any], triggering_assets: Iterable[Asset]) -> Mode:
+    """A run woken by its inbox asset alone syncs what the events name (``Mode.EVENTS``); any other
+    run (the clock, a manual trigger, the estimates' prerequisites) the mode of its params."""
+    assets = list(triggering_assets)
+    if assets and all(is_inbox_asset(asset) for asset in assets):
+        return Mode.EVENTS
+    return Mode(params["mode"])
 
 
 def prerequisite_dag_ids(platform: Platform | str) -> list[str]:
@@ -373,7 +388,7 @@ def _opened(platform: PlatformConfig, entity: Entity, config: IntegrationsConfig
         platform=platform.name,
         entity=entity,
         run_id=context["run_id"],
-        mode=Mode(params["mode"]),
+        mode=run_mode(params, context.get("triggering_asset_events") or ()),
         dry_run=bool(params["dry_run"]),
     )
     conn_ids = {platform.name.value: platform.conn_id, "clientify": config.clientify_conn_id}

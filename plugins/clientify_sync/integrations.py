@@ -51,6 +51,7 @@ _TOP_KEYS = {
     "prerequisite_timeout_minutes",
     "conflicts",
     "rounding_adjustment",
+    "webhooks",
     "clientify",
     "integrations",
 }
@@ -97,6 +98,9 @@ class IntegrationsConfig:
     # Estimates keep their total to the cent through a rounding line of ours where the two sides round
     # VAT differently (``documents.RoundingPolicy``); false: they are refused (totals_not_representable).
     rounding_adjustment: bool = True
+    # Near-real-time: each DAG also runs when its webhook inbox has new events (an inbox asset watched
+    # on the triggerer), syncing only the Clientify records they name; the clock stays the backstop.
+    webhooks: bool = False
     # Where the values came from, in layering order (for logs and error messages).
     sources: tuple[str, ...] = field(default=(), compare=False)
 
@@ -300,6 +304,7 @@ def parse_integrations(raw: dict[str, Any]) -> IntegrationsConfig:
         platforms=tuple(platforms),
         invoicing_wins=_conflicts(_section(raw, "conflicts", "conflicts")),
         rounding_adjustment=_flag(raw.get("rounding_adjustment", True), "rounding_adjustment"),
+        webhooks=_flag(raw.get("webhooks", False), "webhooks"),
     )
 
 

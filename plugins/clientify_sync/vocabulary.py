@@ -28,10 +28,13 @@ class Entity(StrEnum):
 
 
 class Mode(StrEnum):
-    """``full`` reconciles every record; ``modified`` only what changed since the last run."""
+    """``full`` reconciles every record; ``modified`` only what changed since the last run; ``events``
+    (a run woken by webhook events, never chosen by hand) only the Clientify records the events name,
+    leaving the watermark where it was, so the next clock run still covers everything."""
 
     FULL = "full"
     MODIFIED = "modified"
+    EVENTS = "events"
 
 
 class Side(StrEnum):

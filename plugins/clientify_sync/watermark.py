@@ -105,6 +105,8 @@ def next_watermark(
         raise ValueError(f"unknown sync mode {mode!r}; expected one of {[m.value for m in Mode]}") from None
     if mode is Mode.FULL:
         return normalise(seen_max)
+    if mode is Mode.EVENTS:  # read only what events named: the clock run still reads from here
+        return normalise(previous)
     candidates = [parse_timestamp(v) for v in (previous, seen_max) if v is not None and normalise(v) is not None]
     if not candidates:
         return None

@@ -12,6 +12,7 @@ import dataclasses
 import functools
 import logging
 from collections.abc import Iterable
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy.engine import Connection
@@ -24,6 +25,7 @@ from clientify_sync.engine.documents import Directory, RoundingPolicy
 from clientify_sync.engine.ledger import Ledger
 from clientify_sync.engine.ledger.database import LeaseTaken, lease
 from clientify_sync.engine.ledger.dead_letters import Letter
+from clientify_sync.engine.ledger.inbox import Claimed
 from clientify_sync.engine.ledger.links import NewLink
 from clientify_sync.engine.model import SCHEMAS
 from clientify_sync.engine.plan import Action, Outcome, PlanItem, Reason, Status
@@ -36,6 +38,8 @@ from clientify_sync.engine.vocabulary import CRM, INV, Entity, JobSpec, Mode, Si
 from clientify_sync.errors import SystemicFailure
 
 log = logging.getLogger(__name__)
+CRM_SOURCE = "clientify"  # the inbox's name for events Clientify sent
+INBOX_CLAIM_TIMEOUT = timedelta(minutes=30)  # longer than a run: a claim older than this was orphaned
 
 
 class SyncJob:
@@ -126,18 +130,27 @@ class SyncJob:
         return self._step("extract_invoicing", stager.finish())
 
     def extract_clientify(self, watermark: str | None) -> dict[str, Any]:
-        """Settle pending creates, then stage the Clientify records modified since ``watermark - lookback``
-        (all of them in full mode)."""
+        """Settle pending creates, claim the inbox's pending events, then stage the Clientify records
+        modified since ``watermark - lookback`` (all of them in full mode; in events mode only the ones
+        the claimed events name, read one by one, and the watermark stays where it was)."""
         self._reset_stats()
         if not self.spec.dry_run:
             self._settle_pending_creates()
+        events = self._claim_events()
         since = (
             watermarks.since(watermark, self.options.lookback) if self.spec.mode is Mode.MODIFIED else None
         )
         stager = PageStager(self.ledger, Side.CLIENTIFY, self.clientify.mapper, self.spec.run_id)
-        for rtype, page in self.clientify.pages(since):
+        if self.spec.mode is Mode.EVENTS:
+            named = [(e.record_type, e.external_id) for e in events if e.source == CRM_SOURCE]
+            pages = self.clientify.named(named)
+        else:
+            pages = self.clientify.pages(since)
+        for rtype, page in pages:
             stager.stage(rtype, page)
         staged = stager.finish()  # before the cursor is read: the last batch is written here
+        if self.spec.mode is Mode.EVENTS:
+            return self._step("extract_clientify", {**staged, "events": len(events), "since": None, "max_modified": None})
         seen_max = self.ledger.records.max_modified(CRM, self.spec.run_id)
         summary: dict[str, Any] = {**staged, "since": since, "max_modified": seen_max}
         # An API that ignores modified[gte] returned everything: the read was a full one, and says so.
@@ -149,6 +162,18 @@ class SyncJob:
         if ignored:
             summary["modified_filter_ignored"] = ignored
         return self._step("extract_clientify", summary)
+
+    def _claim_events(self) -> list[Claimed]:
+        """The inbox rows this run covers: what it claims now plus what an earlier try claimed.
+
+        Every run claims: a clock run reads everything the events could name, so its commit marks them
+        done too; rows a run that died left claimed go back to pending after ``INBOX_CLAIM_TIMEOUT``.
+        """
+        if self.spec.dry_run:
+            return []
+        self.ledger.inbox.release_stale(INBOX_CLAIM_TIMEOUT)
+        self.ledger.inbox.claim(self.spec.run_id)
+        return self.ledger.inbox.claimed_by(self.spec.run_id)
 
     def _settle_pending_creates(self) -> None:
         """Creates whose outcome a crash left unknown: find the record before anything is created again.
@@ -264,6 +289,7 @@ class SyncJob:
         """
         if not self.spec.dry_run:
             self._finalise_pairs()
+            self.ledger.inbox.finish_run(self.spec.run_id)
         watermark_out = (
             previous_watermark  # a dry run wrote nothing: it never moves the watermark
             if self.spec.dry_run

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,10 +42,13 @@ from clientify_sync.engine.mapping.facturama import FacturamaClientMapper, Factu
 from clientify_sync.engine.model import SideRecord
 from clientify_sync.engine.taxid import classify_nif, classify_rfc
 from clientify_sync.engine.vocabulary import Entity, Platform
-from clientify_sync.errors import ApiError
+from clientify_sync.errors import ApiError, NotFoundError
 
 log = logging.getLogger(__name__)
 Finder = Callable[[str], list[dict[str, Any]]]  # a natural key in, the records holding it out
+
+# Clientify's webhook slots are plural (``contacts``); our record types are not.
+EVENT_TYPES = {"contacts": "contact", "companies": "company", "products": "product", "budgets": "budget"}
 
 # Clientify custom-field content types, keyed by our record type.
 CONTENT_TYPES = {
@@ -114,6 +117,19 @@ class ClientifySide:
             for page in resource.iter_pages(modified_gte=since):
                 log.info("clientify %s listing: %s", rtype, page.progress())
                 yield rtype, page.records
+
+    def named(self, refs: Iterable[tuple[str, str]]) -> Iterator[tuple[str, list[dict[str, Any]]]]:
+        """The records ``refs`` names, read one by one now (an event is a hint, never data): ``(record
+        type, [record])``. One deleted since is skipped: a deletion is never propagated."""
+        for rtype, rid in sorted(set(refs)):
+            resource = self.resources.get(EVENT_TYPES.get(rtype, rtype))
+            if resource is None:
+                log.warning("clientify event for a %s: not synced by this entity, ignored", rtype)
+                continue
+            try:
+                yield EVENT_TYPES.get(rtype, rtype), [resource.get(rid)]
+            except NotFoundError:
+                log.info("clientify %s %s named by an event is gone: skipped", rtype, rid)
 
     def create(self, rtype: str, data: dict[str, Any], link: str | None) -> SideRecord:
         created = self.resources[rtype].create(self.mapper.create_body(rtype, data, link))

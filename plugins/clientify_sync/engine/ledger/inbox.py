@@ -203,6 +203,29 @@ class Inbox(Repository):
         claimed = [Claimed(r[0], r[1], r[2], r[3], r[4], _aware(r[5]) or now(), _aware(r[6])) for r in rows]
         return sorted(claimed, key=lambda row: row.id)
 
+    def claimed_by(self, run_id: str) -> list[Claimed]:
+        """The rows ``run_id`` holds (a retried task finds what its first try claimed)."""
+        t = inbox
+        query = (
+            sa.select(t.c.id, t.c.source, t.c.record_type, t.c.external_id, t.c.event_type, t.c.received_at,
+                      t.c.source_ts)
+            .where(self._scope(t), t.c.status == CLAIMED, t.c.claimed_by_run == run_id)
+            .order_by(t.c.id)
+        )  # fmt: skip
+        with self.engine.connect() as conn:
+            return [Claimed(r[0], r[1], r[2], r[3], r[4], _aware(r[5]) or now(), _aware(r[6])) for r in conn.execute(query)]
+
+    def finish_run(self, run_id: str, conn: Connection | None = None) -> int:
+        """Mark every row ``run_id`` claimed done (its run committed); how many."""
+        t = inbox
+        with self._writing(conn) as c:
+            result = c.execute(
+                sa.update(t)
+                .where(self._scope(t), t.c.status == CLAIMED, t.c.claimed_by_run == run_id)
+                .values(status=DONE, processed_at=now())
+            )
+            return int(result.rowcount or 0)
+
     def done(self, ids: int | Sequence[int], conn: Connection | None = None) -> None:
         """Mark rows processed (their records were re-read and synced, or found unchanged)."""
         ids = [ids] if isinstance(ids, int) else list(ids)
