@@ -191,7 +191,7 @@ class Check:
             "faulted_run": f"{faulted['state']}; {did}".rstrip("; "),
             "settle_run": settle["state"],
             "converge_s": None if converge_s is None else round(converge_s),
-            "duplicates_after_fault": len(first.duplicates), "duplicates": len(final.duplicates),
+            "duplicates_after_fault": first.extra_records, "duplicates": final.extra_records,
             "lost_edits": len(final.lost_edits) + len(final.mismatches), "unconfirmed_open": len(final.unconfirmed),
             "passed": final.ok,
         })

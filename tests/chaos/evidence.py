@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import time
-from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -22,7 +21,7 @@ from e2e_stack import APIS, FACTURAMA_PASSWORD, FACTURAMA_USER, Stack
 
 from clientify_sync.engine.ledger import Ledger
 from clientify_sync.engine.merge import equivalent
-from clientify_sync.engine.model import SCHEMAS
+from clientify_sync.engine.model import SCHEMAS, SideRecord
 from clientify_sync.engine.vocabulary import Entity, Platform
 from tests.chaos import deployment, runs
 from tests.e2e.scenario import xcom
@@ -38,7 +37,8 @@ class Evidence:
     """What one look at the deployment found; ``ok`` when nothing is wrong."""
 
     records: int = 0
-    duplicates: list[str] = field(default_factory=list)
+    duplicates: list[str] = field(default_factory=list)  # each group of records sharing a tax ID or a link
+    extra_records: int = 0  # records beyond one per such group (a duplicate pair counts once)
     missing: list[str] = field(default_factory=list)
     mismatches: list[str] = field(default_factory=list)
     lost_edits: list[str] = field(default_factory=list)
@@ -53,7 +53,7 @@ class Evidence:
                     or self.pending_creates or self.watermarks or self.running)
 
     def lines(self) -> list[str]:
-        head = (f"{self.records} records read; duplicates {len(self.duplicates)}, missing {len(self.missing)}, "
+        head = (f"{self.records} records read; duplicate records {self.extra_records}, missing {len(self.missing)}, "
                 f"mismatched pairs {len(self.mismatches)}, lost edits {len(self.lost_edits)}, open "
                 f"{UNCONFIRMED} {len(self.unconfirmed)}, pending creates {self.pending_creates}, watermark "
                 f"problems {len(self.watermarks)}, unfinished {len(self.running)}")
@@ -82,18 +82,32 @@ def compare(w: World, platform: Platform, edits: list[Edit], *, edits_due: bool 
     found = Evidence(records=len(inv) + len(crm))
     pairs = {}
     inv_keys, crm_keys = by_key(inv), by_key(crm)
+    extra: set[tuple[str, str]] = set()  # all but the oldest record of each group, by key or by link
+
+    def group(side: str, records: list[SideRecord]) -> None:
+        oldest = min(records, key=lambda r: (len(r.rid), r.rid))
+        extra.update((side, r.rid) for r in records if r is not oldest)
+
     for key in sorted(set(inv_keys) | set(crm_keys)):
         on_inv, on_crm = inv_keys.get(key, []), crm_keys.get(key, [])
         for side, records in ((platform.value, on_inv), ("clientify", on_crm)):
             if len(records) > 1:
                 found.duplicates.append(f"{side} {key}: " + ", ".join(f"{r.rid} (link {r.link})" for r in records))
+                group(side, records)
         if not on_inv or not on_crm:
             found.missing.append(f"{key}: none on {'clientify' if on_inv else platform.value}")
         elif len(on_inv) == 1 and len(on_crm) == 1:
             pairs[key] = (on_inv[0], on_crm[0])
     for side, records in ((platform.value, inv), ("clientify", crm)):
-        links = Counter(r.link for r in records if r.link)
-        found.duplicates += [f"{side} link {link} on {n} records" for link, n in sorted(links.items()) if n > 1]
+        by_link: dict[str, list[SideRecord]] = {}
+        for record in records:
+            if record.link:
+                by_link.setdefault(record.link, []).append(record)
+        for link, linked in sorted(by_link.items()):
+            if len(linked) > 1:
+                found.duplicates.append(f"{side} link {link} on {len(linked)} records")
+                group(side, linked)
+    found.extra_records = len(extra)
     pending = set() if edits_due else {edit.key for edit in edits}
     for key, (a, b) in pairs.items():
         if key in pending:
