@@ -7,12 +7,14 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from types import SimpleNamespace
 
 import httpx
 import pytest
 import uvicorn
 from fastapi import FastAPI, HTTPException
 
+from include.sandbox import stats as stats_module
 from include.sandbox.faults import FaultInjector, FaultMiddleware
 from include.sandbox.stats import RequestStats, StatsMiddleware, busiest_window, route_template
 
@@ -165,12 +167,19 @@ def test_arrival_times_kept_and_served(client: httpx.Client) -> None:
     assert set(STATS.snapshot()) == {"total", "by_route", "by_method"}
 
 
-def test_arrival_time_is_taken_before_injected_latency(client: httpx.Client) -> None:
-    INJECTOR.configure([{"path": "contacts", "latency_ms": 300}])
-    before = time.time()
+def test_arrival_time_is_taken_before_injected_latency(client: httpx.Client, monkeypatch) -> None:
+    """The middleware's clock is replaced by one that reads how many injected delays have ended: a
+    request stamped when it came in reads the count from before its own delay, one stamped when it was
+    answered would read one more. An order of events, not a duration: nothing here depends on how long
+    the delay or the machine takes."""
+    ended_before = INJECTOR.counters()["delayed"]
+    ended = SimpleNamespace(time=lambda: float(INJECTOR.counters()["delayed"]))
+    monkeypatch.setattr(stats_module, "time", ended)  # what StatsMiddleware stamps an arrival with
+    INJECTOR.configure([{"path": "contacts", "latency_ms": 50}])
     client.get("/v1/contacts/")
-    (arrived, _, _), = STATS.arrivals()["arrivals"]
-    assert arrived - before < 0.25  # recorded when the request came in, not when it was answered
+    ((arrived, _, _),) = STATS.arrivals()["arrivals"]
+    assert INJECTOR.counters()["delayed"] == ended_before + 1  # the delay was applied, and has ended
+    assert arrived == ended_before  # recorded when the request came in, before its delay ended
 
 
 def test_arrivals_bounded_and_reset() -> None:
