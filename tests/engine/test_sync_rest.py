@@ -83,3 +83,72 @@ def test_a_create_whose_answer_was_lost_is_replayed_by_its_key_not_made_twice(re
     fd = rest_fiscal_ids(world)
     assert [k for k, n in fd.items() if n > 1] == [], (fd, report["failures"])
     assert sum(n for k, n in fd.items() if k) == 4
+
+
+def fd_calls(world: World) -> dict[str, int]:
+    calls: dict[str, int] = {}
+    for row in world.sandbox.stats("facturadirecta")["by_route"]:
+        key = f"{row['method']} {row['route']}"
+        calls[key] = calls.get(key, 0) + row["count"]
+    return calls
+
+
+def edit_rest_contact(world: World, rid: str, **main: Any) -> None:
+    """A user's edit in FacturaDirecta: the record read, changed and PUT whole (the API replaces it)."""
+    record = world.facturadirecta.clients.get(rid)
+    world.facturadirecta.clients.update(rid, {"content": {**record["content"], "main": {**record["content"]["main"], **main}}})
+
+
+def synced_rest_account(world: World) -> list[dict[str, Any]]:
+    world.sandbox.seed("facturadirecta", target="rest", clients=8, products=2, estimates=0, seed=21)
+    world.sync(FD, Entity.CONTACTS, mode=Mode.FULL)
+    return list(world.facturadirecta.clients.iter_records())
+
+
+def test_an_idle_modified_run_reads_the_activity_feed_not_the_listing(rest_world: World):
+    world = rest_world
+    synced_rest_account(world)
+    # The full run's own link write-backs are in the feed: the next run reads each once (recognised by
+    # hash, nothing written); from then on an idle run reads the feed alone.
+    world.sync(FD, Entity.CONTACTS)
+    world.sandbox.reset_stats()
+    report = world.sync(FD, Entity.CONTACTS)
+    calls = fd_calls(world)
+    assert report["extract"]["extract_invoicing"]["feed"] == "activity"
+    assert sum(n for k, n in calls.items() if k.startswith("GET") and k.rstrip("/").endswith("/contacts")) == 0
+    assert sum(calls.values()) <= 3, calls  # the feed's page, the custom field's definition: issue 24's target
+    assert world.writes("facturadirecta") == 0 and world.writes("clientify") == 0
+
+
+def test_an_edit_in_facturadirecta_is_read_through_the_feed_and_reaches_clientify(rest_world: World):
+    world = rest_world
+    [first, *_] = synced_rest_account(world)
+    world.sync(FD, Entity.CONTACTS)  # settles the full run's own write-backs (see above)
+    edit_rest_contact(world, first["content"]["uuid"], email="nuevo@taller.es")
+    world.sandbox.reset_stats()
+    report = world.sync(FD, Entity.CONTACTS)
+    assert report["extract"]["extract_invoicing"]["records"] == 1 and report["failures"] == []
+    fiscal_id = first["content"]["main"]["fiscalId"]
+    parties = [*world.clientify.contacts.iter_records(), *world.clientify.companies.iter_records()]
+    [party] = [p for p in parties if str(p.get("taxpayer_identification_number") or "").upper() == fiscal_id.upper()]
+    assert [e["email"] for e in party.get("emails") or []] == ["nuevo@taller.es"]
+
+
+def test_the_feed_position_moves_only_when_the_run_commits(rest_world: World, monkeypatch):
+    world = rest_world
+    [first, *_] = synced_rest_account(world)
+    world.sync(FD, Entity.CONTACTS)
+    edit_rest_contact(world, first["content"]["uuid"], email="una@taller.es")
+
+    def fail(*_args: Any, **_kwargs: Any) -> None:
+        raise RuntimeError("worker lost")
+
+    from clientify_sync.engine.job import SyncJob
+
+    monkeypatch.setattr(SyncJob, "apply_clientify", fail)
+    with pytest.raises(RuntimeError):
+        world.sync(FD, Entity.CONTACTS)
+    monkeypatch.undo()
+    report = world.sync(FD, Entity.CONTACTS)  # reads the same event again: the failed run stored nothing
+    assert report["extract"]["extract_invoicing"]["records"] == 1
+    assert report["counts"]["invoicing→clientify"]["updated"] == 1

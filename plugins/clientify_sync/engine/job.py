@@ -39,6 +39,7 @@ from clientify_sync.errors import SystemicFailure
 
 log = logging.getLogger(__name__)
 CRM_SOURCE = "clientify"  # the inbox's name for events Clientify sent
+FEED_POSITION = "feed_position"  # the extract step's summary key: where the activity feed was read to
 INBOX_CLAIM_TIMEOUT = timedelta(minutes=30)  # longer than a run: a claim older than this was orphaned
 
 
@@ -122,12 +123,36 @@ class SyncJob:
 
     # -- extract -------------------------------------------------------------------------------
     def extract_invoicing(self) -> dict[str, Any]:
-        """Stage the invoicing platform's full listing (it has no modified filter; hashes tell changes)."""
+        """Stage the invoicing platform's full listing (it has no modified filter; hashes tell changes),
+        or, where it keeps an activity feed and a committed run stored a position, only the records the
+        feed names since then, the others marked seen as stored (the feed says they did not change)."""
         self._reset_stats()
         stager = PageStager(self.ledger, Side.INVOICING, self.invoicing.mapper, self.spec.run_id)
-        for rtype, page in self.invoicing.pages():
-            stager.stage(rtype, page)
-        return self._step("extract_invoicing", stager.finish())
+        position = self._feed_position() if self.spec.mode is not Mode.FULL else None
+        extra: dict[str, Any] = {}
+        if position is not None:
+            changes = self.invoicing.changes(position)
+            for rtype, page in self.invoicing.named(changes.changed):
+                stager.stage(rtype, page)
+            staged = stager.finish()
+            self.ledger.records.touch_all(INV, self.spec.run_id, keep=set(changes.changed) | set(changes.archived))
+            extra = {"feed": "activity", "archived": len(changes.archived), FEED_POSITION: changes.end}
+        else:
+            end = self.invoicing.feed_head()  # before the listing: an edit made meanwhile is read again
+            for rtype, page in self.invoicing.pages():
+                stager.stage(rtype, page)
+            staged = stager.finish()
+            extra = {FEED_POSITION: end} if end is not None else {}
+        return self._step("extract_invoicing", {**staged, **extra})
+
+    def _feed_position(self) -> str | None:
+        """The activity-feed position the last committed run stored (None: no feed, or list everything)."""
+        if self.invoicing.feed is None:
+            return None
+        return self.ledger.meta.get(self._feed_key()) or None
+
+    def _feed_key(self) -> str:
+        return f"activity:{self.ledger.integration}:{self.ledger.entity}"
 
     def extract_clientify(self, watermark: str | None) -> dict[str, Any]:
         """Settle pending creates, claim the inbox's pending events, then stage the Clientify records
@@ -290,6 +315,10 @@ class SyncJob:
         if not self.spec.dry_run:
             self._finalise_pairs()
             self.ledger.inbox.finish_run(self.spec.run_id)
+            # The feed's position moves with the watermark: only when the whole run went through.
+            position = self.ledger.runs.steps(self.spec.run_id).get("extract_invoicing", {}).get("summary", {})
+            if position.get(FEED_POSITION):
+                self.ledger.meta.set(self._feed_key(), position[FEED_POSITION])
         watermark_out = (
             previous_watermark  # a dry run wrote nothing: it never moves the watermark
             if self.spec.dry_run

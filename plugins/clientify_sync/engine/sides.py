@@ -12,6 +12,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from clientify_sync.api.facturadirecta_rest import FacturaDirectaRestClient
+from clientify_sync.api.facturadirecta_rest_activity import ActivityFeed, FeedPosition
 from clientify_sync.api.protocols import (
     CrmClient,
     CrmProducts,
@@ -47,6 +49,9 @@ from clientify_sync.errors import ApiError, NotFoundError
 log = logging.getLogger(__name__)
 Finder = Callable[[str], list[dict[str, Any]]]  # a natural key in, the records holding it out
 
+# The activity feed's document type of each entity (FacturaDirecta's REST API).
+FEED_TYPES = {Entity.CONTACTS: "contact", Entity.PRODUCTS: "product", Entity.ESTIMATES: "estimate"}
+
 # Clientify's webhook slots are plural (``contacts``); our record types are not.
 EVENT_TYPES = {"contacts": "contact", "companies": "company", "products": "product", "budgets": "budget"}
 
@@ -59,14 +64,56 @@ CONTENT_TYPES = {
 }
 
 
+@dataclass(frozen=True)
+class FeedChanges:
+    """What an activity feed says changed since a position: records to read, records archived
+    (deleted: reported, never propagated), and the position after the last event read."""
+
+    changed: list[str]
+    archived: list[str]
+    end: str  # the position after the last event read, encoded to be stored
+
+
 @dataclass
 class InvoicingSide:
-    """Facturama or FacturaDirecta for one entity: a full listing every run (no modified filter)."""
+    """Facturama or FacturaDirecta for one entity: a full listing every run (no modified filter), or,
+    where the API keeps an activity feed (FacturaDirecta's REST API: ``feed``), what changed since the
+    position the last committed run stored."""
 
     platform: Platform
     mapper: Mapper
     resource: ListingResource
     link_supported: bool
+    feed: ActivityFeed | None = None
+    document_type: str = ""  # the feed's name of this entity's records (contact, product, estimate)
+
+    def feed_head(self) -> str | None:
+        """Where the feed ends now, encoded (read before a full listing, so nothing between is missed);
+        None without a feed."""
+        return self.feed.head(document_types=[self.document_type]).encode() if self.feed else None
+
+    def changes(self, stored: str) -> FeedChanges:
+        """The records the feed names after the ``stored`` position (each at most once; the last event
+        wins)."""
+        assert self.feed is not None
+        last: dict[str, str] = {}
+        end = FeedPosition.decode(stored)
+        for page in self.feed.pages(end, document_types=[self.document_type]):
+            for event in page.events:
+                document = event.get("document") or {}
+                if document.get("id"):
+                    last[str(document["id"])] = str(event.get("type"))
+            end = page.position
+        archived = [rid for rid, kind in last.items() if kind == "archived"]
+        return FeedChanges([rid for rid, kind in last.items() if kind != "archived"], archived, end.encode())
+
+    def named(self, rids: Iterable[str]) -> Iterator[tuple[str, list[dict[str, Any]]]]:
+        """The records ``rids`` names, read one by one (one gone meanwhile is skipped)."""
+        for rid in sorted(set(rids)):
+            try:
+                yield "", [self.resource.get(rid)]
+            except NotFoundError:
+                log.info("%s %s named by the activity feed is gone: skipped", self.platform.value, rid)
 
     def pages(self) -> Iterator[tuple[str, list[dict[str, Any]]]]:
         """The whole listing as the API returns it, a page at a time: ``("", records)`` (the mapper
@@ -287,7 +334,9 @@ def _rest_side(
     else:
         mapper = FacturaDirectaRestEstimateMapper(directory, link_field_id=link_field_id, rounding=rounding)
         resource = client.estimates
-    return InvoicingSide(Platform.FACTURADIRECTA, mapper, resource, link_supported=link_field_id is not None)
+    feed = client.activity if isinstance(client, FacturaDirectaRestClient) else None
+    return InvoicingSide(Platform.FACTURADIRECTA, mapper, resource, link_supported=link_field_id is not None,
+                         feed=feed, document_type=FEED_TYPES[entity])  # fmt: skip
 
 
 def _rest_link_field(client: InvoicingClient, settings: FacturaDirectaRestSettings) -> str | None:

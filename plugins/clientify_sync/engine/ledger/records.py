@@ -179,6 +179,16 @@ class Records(Repository):
                     sa.update(t).where(where, t.c.rid.in_(chunk)).values(seen_run=run_id, prev_hash=t.c.hash)
                 )
 
+    def touch_all(self, side: str, run_id: str, *, keep: set[str], conn: Connection | None = None) -> None:
+        """Mark every record of ``side`` read in ``run_id`` and unchanged, but those whose id is in ``keep``
+        (read anew, or gone): what an activity feed's "nothing else changed" means."""
+        t = remote_records
+        where = [self._scope(t), t.c.side == side, t.c.seen_run != run_id]
+        if keep:
+            where.append(t.c.rid.not_in(sorted(keep)))
+        with self._writing(conn) as c:
+            c.execute(sa.update(t).where(*where).values(seen_run=run_id, prev_hash=t.c.hash))
+
     def keys(self, side: str) -> Iterator[tuple[str, str, str, str | None]]:
         """Every record of one side as ``(rtype, rid, key, problem)``, streamed (no frame in memory)."""
         t = remote_records
