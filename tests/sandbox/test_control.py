@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -245,15 +246,25 @@ def test_concurrent_requests_are_served(clean_sandbox: SandboxHandle) -> None:
 
 
 def test_injected_latency_does_not_serialise_parallel_requests(clean_sandbox: SandboxHandle) -> None:
-    """All eight delays are in flight at once (counted by the sandbox; the wall time is a bench target)."""
+    """All eight delays are in flight at once (counted by the sandbox; the wall time is a bench target).
+
+    The eight requests leave together (a barrier, once every connection is open), so only the server
+    can keep them from overlapping: each is held 1.5 s, far longer than the eight take to arrive.
+    """
     clean_sandbox.latency("clientify", "none")  # only this rule's delays (whatever SANDBOX_LATENCY_PROFILE says)
     clean_sandbox.faults("clientify", [{"path": "^/v1/contacts/$", "latency_ms": 1500}])
     clients = [clean_sandbox.clientify_client() for _ in range(8)]
+    together = threading.Barrier(len(clients), timeout=30)
+
+    def send(client: httpx.Client) -> int:
+        together.wait()
+        return client.get("/v1/contacts/").status_code
+
     try:
         for client in clients:
             client.get("/v1/users/")  # open the connections first
         with ThreadPoolExecutor(max_workers=8) as pool:
-            statuses = list(pool.map(lambda c: c.get("/v1/contacts/").status_code, clients))
+            statuses = list(pool.map(send, clients))
     finally:
         for client in clients:
             client.close()
