@@ -32,6 +32,7 @@ import httpx
 from clientify_sync.api.client import ApiClient, Probe
 from clientify_sync.api.facturadirecta_rest_activity import ActivityFeed
 from clientify_sync.api.facturadirecta_rest_errors import API, FacturaDirectaRestReader
+from clientify_sync.api.facturadirecta_rest_webhooks import WebhookEndpoints
 from clientify_sync.api.http import ApiSession, RequestBudget
 from clientify_sync.api.paging import OffsetPaginator, Page, PageRequest, PageResult, iter_records, read_pages
 from clientify_sync.api.ratelimit import TokenBucket
@@ -276,7 +277,7 @@ class CustomFieldDefinitions:
 
 class FacturaDirectaRestClient(ApiClient):
     """``FacturaDirectaRestClient(settings, transport=None)`` with ``.clients`` (contacts), ``.products``,
-    ``.estimates``, ``.custom_fields`` and ``.activity``."""
+    ``.estimates``, ``.custom_fields``, ``.activity`` and ``.webhooks`` (the company's webhook endpoints)."""
 
     display_name = "FacturaDirecta (REST API)"
     api_name = API
@@ -310,6 +311,7 @@ class FacturaDirectaRestClient(ApiClient):
         self.estimates = RestResource(session, settings, plural="estimates", kind="estimate")
         self.custom_fields = CustomFieldDefinitions(session, settings)
         self.activity = ActivityFeed(session, settings.company_root)
+        self.webhooks = WebhookEndpoints(session, settings.company_root)
 
     def share_budget(self, budget: RequestBudget) -> None:
         """Draw from ``budget`` (e.g. the ledger-shared one of the account) behind the rate-limit gate,

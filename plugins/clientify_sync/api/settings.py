@@ -209,6 +209,16 @@ def _without_v1(url: str) -> str:
     return url[: -len("/v1")] if url.endswith("/v1") else url
 
 
+def _without_v2(url: str) -> str:
+    """The v2 paths carry /v2/ themselves; accept a base given as ".../v2"."""
+    url = url.rstrip("/")
+    return url[: -len("/v2")] if url.endswith("/v2") else url
+
+
+# Clientify API v2 (webhook slots): https://api-plus.clientify.com/v2, same Token (realtime.md §1.1).
+CLIENTIFY_V2_HOST = "https://api-plus.clientify.com"
+
+
 @dataclass(frozen=True, kw_only=True)
 class ClientifySettings(HttpSettings):
     """Clientify v1: ``Authorization: Token <api_key>``; the API key is the connection password.
@@ -227,6 +237,7 @@ class ClientifySettings(HttpSettings):
         "link_field_facturadirecta": str,
         "modified_format": str,
         "fallback_host": str,
+        "api_v2_url": str,
     }
     default_host: ClassVar[str] = "https://api.clientify.net"
 
@@ -240,6 +251,10 @@ class ClientifySettings(HttpSettings):
         "iso", "How modified[gte] is written: iso (default), minute or date.", choices=MODIFIED_FORMATS
     )
     fallback_host: str = _extra("", "Second Clientify host for reads after transient failures; empty = none.")
+    api_v2_url: str = _extra(
+        "", "Clientify API v2 (webhook slots) base URL; empty: https://api-plus.clientify.com/v2 for Clientify's "
+        "own hosts, else this connection's host + /v2."
+    )
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "base_url", _without_v1(self.base_url))
@@ -257,6 +272,22 @@ class ClientifySettings(HttpSettings):
             if "@" in fallback.split("://", 1)[1].split("/", 1)[0]:
                 raise ConfigurationError("fallback_host must not embed credentials")
             object.__setattr__(self, "fallback_host", fallback)
+        if self.api_v2_url:
+            v2 = _without_v2(base_url_from(self.api_v2_url, None, None, None))
+            if "@" in v2.split("://", 1)[1].split("/", 1)[0]:
+                raise ConfigurationError("api_v2_url must not embed credentials")
+            object.__setattr__(self, "api_v2_url", v2)
+
+    def v2_base_url(self) -> str:
+        """Where ``/v2/…`` (the webhook slots) is served, without ``/v2``: ``api_v2_url`` when set; for
+        Clientify's own hosts ``CLIENTIFY_V2_HOST`` (realtime.md §1.1); else this connection's host (the
+        sandbox serves v2 on the v1 port)."""
+        if self.api_v2_url:
+            return self.api_v2_url
+        host = (urlsplit(self.base_url).hostname or "").lower()
+        if host == "clientify.net" or host == "clientify.com" or host.endswith((".clientify.net", ".clientify.com")):
+            return CLIENTIFY_V2_HOST
+        return self.base_url
 
     def fallback(self) -> ClientifySettings | None:
         """The same settings pointed at ``fallback_host``, or None when there is none."""

@@ -149,6 +149,17 @@ def _record_id(value: Any) -> str:
     return str(value)
 
 
+def _facturadirecta_id(record: Any) -> Any:
+    """The id of an event's ``data.object``: the REST record envelope's ``content.uuid`` (what the API's
+    GET returns), ``uuid`` when the object is the envelope's ``content`` (§15.9), or a root ``id``."""
+    if not isinstance(record, dict):
+        return None
+    content = record.get("content")
+    if isinstance(content, dict) and content.get("uuid"):
+        return content["uuid"]
+    return record.get("uuid") or record.get("id")
+
+
 def _sha256(text: str | bytes) -> str:
     return hashlib.sha256(text.encode() if isinstance(text, str) else text).hexdigest()
 
@@ -223,7 +234,7 @@ async def facturadirecta_webhook(
         raise HTTPException(status.HTTP_400_BAD_REQUEST, "no event id")
     data = body.get("data")
     record = data.get("object") if isinstance(data, dict) else None
-    record_id = _record_id(record.get("id") if isinstance(record, dict) else None)
+    record_id = _record_id(_facturadirecta_id(record))
     event = InboxEvent(
         source=FACTURADIRECTA, entity=FACTURADIRECTA_OBJECTS[kind], record_type=kind, external_id=record_id,
         event_type=event_type, dedupe_key=_sha256(f"{FACTURADIRECTA}|{expected.company_id}|{event_id}"),
