@@ -201,6 +201,22 @@ def _fmt_time(value: Any) -> str:
     return str(value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"))
 
 
+def _fmt_duration(seconds: Any) -> str:
+    """``0.4`` -> ``400 ms``, ``75`` -> ``1 min 15 s``, ``7300`` -> ``2 h 1 min``."""
+    if seconds is None:
+        return "–"
+    value = float(seconds)
+    if value < 1:
+        return f"{round(value * 1000)} ms"
+    if value < 60:
+        return f"{value:.1f} s" if value < 10 else f"{round(value)} s"
+    minutes, secs = divmod(round(value), 60)
+    if minutes < 60:
+        return f"{minutes} min {secs} s" if secs else f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+
+
 def _label(value: Any) -> str:
     return str(value or "").replace("_", " ")
 
@@ -209,7 +225,7 @@ _env = Environment(
     loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(default=True, default_for_string=True),
     trim_blocks=True, lstrip_blocks=True,
 )  # fmt: skip
-_env.filters.update(time=_fmt_time, label=_label)
+_env.filters.update(time=_fmt_time, label=_label, duration=_fmt_duration)
 _env.globals.update(outcomes=Q.OUTCOMES, dag_id_for=Q.dag_id_for, inv_rtype=lambda entity: Q.RTYPES[(entity, Q.INVOICING)][0])
 
 
@@ -267,7 +283,7 @@ def create_app() -> FastAPI:
                     s.health = Q.verdict(s, view.dead_letter_limit)
         integrations = list(dict.fromkeys(s.integration for s in summaries))
         return _render(request, "overview.html", viewer, summaries=summaries, integrations=integrations,
-                       live=any(s.live for s in summaries))  # fmt: skip
+                       live=any(s.live for s in summaries), inboxes=view.inboxes(scopes))  # fmt: skip
 
     @app.get("/runs/{dag_id}/{run_id:path}", response_class=HTMLResponse, name="run")
     def run_page(

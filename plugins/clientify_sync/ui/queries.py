@@ -18,7 +18,7 @@ import logging
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -26,8 +26,10 @@ from sqlalchemy.engine import Connection, Engine
 
 from clientify_sync.engine.ledger import schema as L
 from clientify_sync.engine.ledger import write_transaction
+from clientify_sync.engine.ledger.inbox import DONE, InboxStats
+from clientify_sync.engine.ledger.inbox import stats as inbox_stats
 from clientify_sync.engine.taxid import normalise as normalise_tax_id
-from clientify_sync.engine.vocabulary import Entity, Platform
+from clientify_sync.engine.vocabulary import Entity, Mode, Platform
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +59,8 @@ UI_INDEXES = {
     "ix_cs_ui_conflicts_crm": "cs_conflicts (integration, entity, crm_id)",
     "ix_cs_ui_conflicts_run": "cs_conflicts (integration, entity, run_id)",
     "ix_cs_ui_runs_started": "cs_runs (integration, entity, started_at)",
+    # The inbox panel's latency of the last runs: the done rows of a scope, by commit time (index only).
+    "ix_cs_ui_inbox_done": "cs_inbox (integration, entity, status, processed_at, claimed_by_run, received_at)",
 }
 # Lower-cased names and e-mails of the remote records, for the search's prefix match (``json_text``).
 EXPRESSION_INDEXES = {
@@ -65,7 +69,12 @@ EXPRESSION_INDEXES = {
     },
     "postgresql": {f"ix_cs_ui_remote_{f}": f"cs_remote_records ((lower(data ->> '{f}')))" for f in ("name", "email")},
 }
+EVENTS_MODE = Mode.EVENTS.value
 V3_COLUMNS = ("dismissed_at", "dismissed_by", "retry_requested_at", "retry_requested_by")
+# The inbox panel: how many of each scope's last runs that claimed webhook events it shows, looked for
+# among the rows committed within this many days.
+INBOX_RUNS = 5
+INBOX_RUNS_DAYS = 7
 
 
 def dag_id_for(integration: str, entity: str) -> str:
@@ -172,6 +181,37 @@ class Summary:
     first_match: int = 0  # differences found when a pair was first matched (no base): recorded, not conflicts
 
 
+@dataclass
+class InboxRun:
+    """A run that claimed webhook events: how many, and its latency (oldest event received → its commit)."""
+
+    run_id: str
+    mode: str | None
+    events: int
+    oldest_received_at: datetime
+    committed_at: datetime
+
+    @property
+    def latency_s(self) -> float:
+        return max(0.0, (self.committed_at - self.oldest_received_at).total_seconds())
+
+
+@dataclass
+class InboxPanel:
+    """One DAG's webhook inboxes (one per sending platform) and its last runs that claimed events."""
+
+    integration: str
+    entity: str
+    dag_id: str
+    inboxes: list[InboxStats]
+    runs: list[InboxRun]
+
+    @property
+    def event_runs(self) -> list[InboxRun]:
+        """The runs woken by the inbox (``events`` mode), as opposed to clock runs that claimed rows too."""
+        return [r for r in self.runs if r.mode == EVENTS_MODE]
+
+
 class LedgerView:
     """Read-mostly access to one ledger database for the status pages."""
 
@@ -261,6 +301,60 @@ class LedgerView:
             .group_by(sa.func.coalesce(t.c.outcome, t.c.status))
         ).all()
         return {str(k): int(v) for k, v in rows}
+
+    # -- webhook inboxes ---------------------------------------------------------------------------
+    def inboxes(self, scopes: Sequence[tuple[str, str]], *, now: datetime | None = None) -> list[InboxPanel]:
+        """Each scope with webhook events: its inboxes' counts and times, and its last runs' latency.
+
+        Two queries whatever the number of scopes: the inbox counts (``inbox.stats``) and the last
+        ``INBOX_RUNS`` runs per scope that committed claimed rows in the last ``INBOX_RUNS_DAYS`` days
+        (oldest ``received_at`` and newest ``processed_at`` of each run's rows, from the index
+        ``ix_cs_ui_inbox_done``), with each run's mode. A scope without any row is left out.
+        """
+        wanted = set(scopes)
+        if not wanted:
+            return []
+        t, r = L.inbox, L.runs
+        cutoff = (now or datetime.now(UTC)) - timedelta(days=INBOX_RUNS_DAYS)
+        in_scope = sa.or_(*[sa.and_(t.c.integration == i, t.c.entity == e) for i, e in sorted(wanted)])
+        per_run = (
+            sa.select(
+                t.c.integration, t.c.entity, t.c.claimed_by_run.label("run_id"), sa.func.count().label("events"),
+                sa.func.min(t.c.received_at).label("oldest"), sa.func.max(t.c.processed_at).label("committed"),
+            )
+            .where(in_scope, t.c.status == DONE, t.c.processed_at >= cutoff, t.c.claimed_by_run.is_not(None))
+            .group_by(t.c.integration, t.c.entity, t.c.claimed_by_run)
+            .subquery("per_run")
+        )  # fmt: skip
+        rank = sa.func.row_number().over(
+            partition_by=(per_run.c.integration, per_run.c.entity), order_by=per_run.c.committed.desc()
+        )
+        ranked = sa.select(per_run, rank.label("rank")).subquery("ranked")
+        query = (
+            sa.select(ranked.c.integration, ranked.c.entity, ranked.c.run_id, ranked.c.events, ranked.c.oldest,
+                      ranked.c.committed, r.c.mode)
+            .select_from(ranked.outerjoin(r, sa.and_(
+                r.c.run_id == ranked.c.run_id, r.c.integration == ranked.c.integration, r.c.entity == ranked.c.entity,
+            )))
+            .where(ranked.c.rank <= INBOX_RUNS)
+            .order_by(ranked.c.integration, ranked.c.entity, ranked.c.committed.desc())
+        )  # fmt: skip
+        with self.engine.connect() as conn:
+            counts = [s for s in inbox_stats(conn) if (s.integration, s.entity) in wanted]
+            runs: dict[tuple[str, str], list[InboxRun]] = {}
+            for row in conn.execute(query):
+                oldest, committed = _as_utc(row.oldest), _as_utc(row.committed)
+                if oldest is not None and committed is not None:
+                    runs.setdefault((row.integration, row.entity), []).append(
+                        InboxRun(str(row.run_id), row.mode, int(row.events), oldest, committed)
+                    )
+        panels = []
+        for integration, entity in scopes:
+            mine = [s for s in counts if (s.integration, s.entity) == (integration, entity)]
+            if mine or runs.get((integration, entity)):
+                panels.append(InboxPanel(integration, entity, dag_id_for(integration, entity), mine,
+                                         runs.get((integration, entity), [])))  # fmt: skip
+        return panels
 
     # -- a run -------------------------------------------------------------------------------------
     def run(self, integration: str, entity: str, run_id: str) -> dict[str, Any] | None:
