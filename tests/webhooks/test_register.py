@@ -17,20 +17,22 @@ from fastapi import FastAPI
 from sqlalchemy.engine import Engine
 from starlette.routing import Mount
 
+from clientify_sync.api.clientify_webhooks import Slot
 from clientify_sync.api.settings import ClientifySettings
 from clientify_sync.engine.ledger.schema import inbox
-from clientify_sync.errors import ConfigurationError
+from clientify_sync.errors import ConfigurationError, ValidationError
 from clientify_sync.ui import app as ui
 from clientify_sync.ui import queries as Q
 from clientify_sync.webhooks import receiver
 from clientify_sync.webhooks.config import CLIENTIFY_CONN_ID, FACTURADIRECTA_CONN_PREFIX, WebhookConfig
-from clientify_sync.webhooks.connection_store import MetadataConnections
+from clientify_sync.webhooks.connection_store import MemoryConnections, MetadataConnections
 from clientify_sync.webhooks.register import (
     CLIENTIFY_SLOTS,
     FACTURADIRECTA_EVENTS,
     RECEIVER_PATH,
     Outcome,
     main,
+    plan_clientify,
     receiver_base,
     register,
 )
@@ -291,3 +293,46 @@ def test_after_registration_an_edit_on_each_platform_lands_in_the_inbox(
         ("facturadirecta", "clientify", "contact.saved", str(contact["id"]), "pending"),
         ("facturadirecta", "facturadirecta", "contact.updated", fd_id, "pending"),
     }
+
+
+# -- the plan on fakes: what the sandbox cannot stage ----------------------------------------------------------
+
+
+class FakeSlots:
+    """Clientify's slots in a dict; ``taken_meanwhile`` makes a POST find the slot taken (409)."""
+
+    def __init__(self, targets: dict[str, str], taken_meanwhile: dict[str, str] | None = None) -> None:
+        self.targets = dict(targets)
+        self.taken_meanwhile = dict(taken_meanwhile or {})
+        self.posted: list[str] = []
+
+    def get(self, entity: str) -> Slot:
+        target = self.targets.get(entity, "")
+        return Slot(entity, target, bool(target))
+
+    def register(self, entity: str, target: str, headers: dict[str, str]) -> Slot:
+        if entity in self.taken_meanwhile:
+            self.targets[entity] = self.taken_meanwhile.pop(entity)
+            raise ValidationError("clientify", "POST", "/v2/webhooks/{entity}/", 409, "Already configured")
+        self.posted.append(entity)
+        self.targets[entity] = target
+        return Slot(entity, target, True)
+
+    def activate(self, entity: str) -> None:
+        raise AssertionError("not expected")
+
+
+def test_a_slot_of_this_receiver_with_a_lost_token_and_a_slot_taken_meanwhile_are_refused() -> None:
+    base = receiver_base("https://sync.example.org")
+    stale = f"{base}/clientify/contacts/old-token-0123456789abcdef"
+    slots_api = FakeSlots({"contacts": stale}, taken_meanwhile={"products": "https://other.example/hook"})
+    store = MemoryConnections()
+    steps = {s.item: s for s in plan_clientify(slots_api, store, base)}
+    assert steps["slot contacts"].outcome is Outcome.REFUSED
+    assert "points to this receiver with another path token" in steps["slot contacts"].detail
+    assert "old-token" not in steps["slot contacts"].detail  # our own path tokens are never shown
+    assert steps["slot products"].outcome is Outcome.REFUSED and "https://other.example/hook" in steps["slot products"].detail
+    assert steps["slot companies"].outcome is steps["slot budgets"].outcome is Outcome.REGISTERED
+    assert store.writes == [CLIENTIFY_CONN_ID] and slots_api.posted == ["companies", "budgets"]
+    token = store.connections[CLIENTIFY_CONN_ID]["webhook_path_token"]
+    assert slots_api.targets["companies"] == f"{base}/clientify/companies/{token}"
