@@ -49,6 +49,13 @@ from clientify_sync.errors import ApiError, NotFoundError
 log = logging.getLogger(__name__)
 Finder = Callable[[str], list[dict[str, Any]]]  # a natural key in, the records holding it out
 
+# The ids each FacturaDirecta API gives, per entity: a Clientify link field holding another is stale
+# (an account moved between the APIs) and is not read as a link (mapping.clientify.linked_id).
+ID_PATTERNS: dict[str, dict[Entity, str]] = {
+    "classic": {Entity.CONTACTS: r"\d+", Entity.PRODUCTS: r"\d+", Entity.ESTIMATES: r"\d+"},
+    "rest": {Entity.CONTACTS: r"con_\S+", Entity.PRODUCTS: r"pro_\S+", Entity.ESTIMATES: r"est_\S+"},
+}
+
 # The activity feed's document type of each entity (FacturaDirecta's REST API).
 FEED_TYPES = {Entity.CONTACTS: "contact", Entity.PRODUCTS: "product", Entity.ESTIMATES: "estimate"}
 
@@ -249,10 +256,12 @@ def build_sides(
     """
     rounding = rounding or RoundingPolicy()
     directory = directory or Directory()
-    clientify = _clientify_side(platform, entity, clientify_client, directory, rounding)
     if platform is Platform.FACTURAMA:
+        clientify = _clientify_side(platform, entity, clientify_client, directory, rounding, None)
         return _facturama_side(entity, invoicing_client, directory), clientify
     settings = invoicing_client.settings
+    api = invoicing_api(invoicing_client)
+    clientify = _clientify_side(platform, entity, clientify_client, directory, rounding, ID_PATTERNS[api][entity])
     if isinstance(settings, FacturaDirectaRestSettings):
         return _rest_side(entity, invoicing_client, settings, directory, rounding), clientify
     if not isinstance(settings, FacturaDirectaSettings):
@@ -260,11 +269,18 @@ def build_sides(
     return _classic_side(entity, invoicing_client, settings, directory, rounding), clientify
 
 
+def invoicing_api(client: InvoicingClient) -> str:
+    """Which API of its platform a client speaks: ``rest`` (FacturaDirecta's REST API) or ``classic``."""
+    return "rest" if isinstance(client.settings, FacturaDirectaRestSettings) else "classic"
+
+
 def _clientify_side(
-    platform: Platform, entity: Entity, clientify_client: CrmClient, directory: Directory, rounding: RoundingPolicy
-) -> ClientifySide:
+    platform: Platform, entity: Entity, clientify_client: CrmClient, directory: Directory, rounding: RoundingPolicy,
+    link_pattern: str | None,
+) -> ClientifySide:  # fmt: skip
     """Clientify's side: the same for every invoicing platform and API but for its link field, the
-    tax-ID rules its customers are read with, and the code prefix of the budgets it is sent."""
+    ids it may hold (``link_pattern``: mapping.clientify.linked_id), the tax-ID rules its customers are
+    read with, and the code prefix of the budgets it is sent."""
     settings = clientify_client.settings
     facturama = platform is Platform.FACTURAMA
     link_field = settings.link_field_facturama if facturama else settings.link_field_facturadirecta
@@ -272,17 +288,18 @@ def _clientify_side(
     resources: dict[str, CrmResource]
     finders: dict[str, Finder]
     if entity is Entity.CONTACTS:
-        crm_mapper = ClientifyContactMapper(classify=classify_rfc if facturama else classify_nif, link_field=link_field)
+        crm_mapper = ClientifyContactMapper(classify=classify_rfc if facturama else classify_nif, link_field=link_field,
+                                            link_pattern=link_pattern)  # fmt: skip
         resources = {"contact": clientify_client.contacts, "company": clientify_client.companies}
         finders = {"contact": clientify_client.contacts.find_by_tax_id,
                    "company": clientify_client.companies.find_by_tax_id}  # fmt: skip
     elif entity is Entity.PRODUCTS:
-        crm_mapper = ClientifyProductMapper(link_field=link_field, rounding_sku=rounding.sku)
+        crm_mapper = ClientifyProductMapper(link_field=link_field, rounding_sku=rounding.sku, link_pattern=link_pattern)
         resources, finders = {"product": clientify_client.products}, {"product": clientify_client.products.find_by_sku}
     else:
         crm_mapper = ClientifyBudgetMapper(
             directory, link_field, settings.base_url.rstrip("/"), "FM-" if facturama else "FD-", rounding=rounding,
-            _rounding_product=RoundingProduct(clientify_client.products, rounding),
+            link_pattern=link_pattern, _rounding_product=RoundingProduct(clientify_client.products, rounding),
         )  # fmt: skip
         resources, finders = {"budget": clientify_client.budgets}, {"budget": clientify_client.budgets.find_by_code}
     return ClientifySide(crm_mapper, resources, finders, clientify_client.custom_fields, link_field)

@@ -189,6 +189,11 @@ class Links(Repository):
             ]
             conn.execute(sa.insert(t), rows)
 
+    def forget_all(self, conn: Connection | None = None) -> int:
+        """Drop every link of this scope (the invoicing ids changed); how many."""
+        with self._writing(conn) as c:
+            return int(c.execute(sa.delete(links).where(self._scope(links))).rowcount or 0)
+
     def delete(self, link_id: int) -> None:
         """Forget one link (by its id)."""
         with self._writing(None) as conn:

@@ -179,6 +179,13 @@ class Records(Repository):
                     sa.update(t).where(where, t.c.rid.in_(chunk)).values(seen_run=run_id, prev_hash=t.c.hash)
                 )
 
+    def forget(self, side: str, conn: Connection | None = None) -> int:
+        """Drop every record of ``side`` in this scope (its ids no longer name anything: the platform's
+        API changed); how many."""
+        t = remote_records
+        with self._writing(conn) as c:
+            return int(c.execute(sa.delete(t).where(self._scope(t), t.c.side == side)).rowcount or 0)
+
     def touch_all(self, side: str, run_id: str, *, keep: set[str], conn: Connection | None = None) -> None:
         """Mark every record of ``side`` read in ``run_id`` and unchanged, but those whose id is in ``keep``
         (read anew, or gone): what an activity feed's "nothing else changed" means."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -12,6 +13,18 @@ from clientify_sync.engine.model import SideRecord, country, money, split_person
 from clientify_sync.engine.taxid import Kind, TaxId
 from clientify_sync.engine.vocabulary import Side
 from clientify_sync.facts import custom_field_value
+
+
+def linked_id(raw: dict[str, Any], field: str, pattern: str | None) -> str | None:
+    """The invoicing id a Clientify record's link field holds; None when it holds none, or one that is
+    no id of the API the integration now uses (``pattern``: a regular expression of its ids). Why: an
+    account moved from FacturaDirecta's classic API (numeric ids) to its REST API (``con_…``) still has
+    classic ids in Clientify; read as links they would hide the record from matching by tax ID or SKU
+    and the other side's record would be created again."""
+    value = custom_field_value(raw, field)
+    if value and pattern and not re.fullmatch(pattern, value):
+        return None
+    return value
 
 MAIN_EMAIL = 4  # e-mail type "Main"
 BILLING_ADDRESS = 3  # address type "Billing": the fiscal address we keep in step
@@ -67,6 +80,7 @@ class ClientifyContactMapper(PartialUpdateMapper):
 
     classify: Callable[[str | None], TaxId]
     link_field: str
+    link_pattern: str | None = None  # see linked_id
 
     def read(self, rtype: str, raw: dict[str, Any]) -> SideRecord:
         tax = self.classify(raw.get("taxpayer_identification_number"))
@@ -87,7 +101,7 @@ class ClientifyContactMapper(PartialUpdateMapper):
         }
         return SideRecord(
             side=Side.CLIENTIFY, rtype=rtype, rid=str(raw["id"]), data=data, key=tax.key, kind=tax.kind,
-            problem=tax.problem, link=custom_field_value(raw, self.link_field),
+            problem=tax.problem, link=linked_id(raw, self.link_field, self.link_pattern),
             modified=utc_iso(raw.get("modified")), raw=raw,
         )  # fmt: skip
 
@@ -145,6 +159,7 @@ class ClientifyProductMapper(PartialUpdateMapper):
     link_field: str
     # The product our rounding lines reference (documents.RoundingPolicy.sku): ours, never synced.
     rounding_sku: str = "AJUSTE-REDONDEO"
+    link_pattern: str | None = None  # see linked_id
 
     def read(self, rtype: str, raw: dict[str, Any]) -> SideRecord:
         sku = text(raw.get("sku"))
@@ -152,7 +167,7 @@ class ClientifyProductMapper(PartialUpdateMapper):
         problem = "no_sku" if not sku else "rounding_product" if sku.upper() == self.rounding_sku.upper() else None
         return SideRecord(
             side=Side.CLIENTIFY, rtype="product", rid=str(raw["id"]), data=data, key=sku.upper(),
-            problem=problem, link=custom_field_value(raw, self.link_field),
+            problem=problem, link=linked_id(raw, self.link_field, self.link_pattern),
             modified=utc_iso(raw.get("modified")), raw=raw,
         )  # fmt: skip
 

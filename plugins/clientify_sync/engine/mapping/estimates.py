@@ -34,7 +34,7 @@ from clientify_sync.engine.documents import (
 )
 from clientify_sync.engine.mapping import FullObjectMapper, PartialUpdateMapper
 from clientify_sync.engine.mapping.clientify import link_patch as crm_link_patch
-from clientify_sync.engine.mapping.clientify import utc_iso
+from clientify_sync.engine.mapping.clientify import linked_id, utc_iso
 from clientify_sync.engine.mapping.facturadirecta import custom_attribute
 from clientify_sync.engine.mapping.facturadirecta import link_patch as fd_link_patch
 from clientify_sync.engine.model import SideRecord, money, text
@@ -45,7 +45,6 @@ from clientify_sync.errors import (
     DiscountNotRepresentableError,
     UnsupportedTaxMixError,
 )
-from clientify_sync.facts import custom_field_value
 
 CRM_PREFIX = "CLI-"
 CRM_COLLECTIONS = {"contact": "contacts", "company": "companies"}
@@ -285,6 +284,7 @@ class ClientifyBudgetMapper(PartialUpdateMapper):
     base_url: str
     code_prefix: str  # "FM-" (Facturama) or "FD-" (FacturaDirecta): budgets created from that side
     rounding: RoundingPolicy = field(default_factory=RoundingPolicy)
+    link_pattern: str | None = None  # mapping.clientify.linked_id
     # The id of the product our rounding line references, found or created on first use (I/O: the
     # Clientify side gives it; sides.build_sides). Not a setting: it does not change what is read.
     _rounding_product: Callable[[], str] | None = None
@@ -311,7 +311,7 @@ class ClientifyBudgetMapper(PartialUpdateMapper):
             "lines": lines,
         }
         record = SideRecord(Side.CLIENTIFY, "budget", str(raw["id"]), data, key=key,
-                            link=custom_field_value(raw, self.link_field), modified=utc_iso(raw.get("modified")),
+                            link=linked_id(raw, self.link_field, self.link_pattern), modified=utc_iso(raw.get("modified")),
                             raw=raw, rounding=adjustment)  # fmt: skip
         # A budget for a customer this integration does not sync (say, a Mexican company seen by the
         # FacturaDirecta integration) belongs to the other integration: skipped, not deferred forever.
