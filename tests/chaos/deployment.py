@@ -18,7 +18,9 @@ import contextlib
 import os
 import signal
 import subprocess
+import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -172,6 +174,26 @@ def revive(stack: Stack) -> list[str]:
             respawn(stack, old, env=stack.env)
             revived.append(f"{name} (exit {old.process.returncode})")
     return revived
+
+
+@contextlib.contextmanager
+def supervised(stack: Stack, report: Callable[[str], None]) -> Iterator[None]:
+    """While the block runs, start again any Airflow component that exits, within a second (what
+    systemd's ``Restart=always`` or Kubernetes does): the scheduler exits when its database goes away."""
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.wait(1.0):
+            for name in revive(stack):
+                report(f"{name} exited: started again (as a process supervisor would)")
+
+    watcher = threading.Thread(target=watch, name="chaos-supervisor", daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        watcher.join(timeout=30)
 
 
 def kill_and_restart(stack: Stack, name: str, *, down_s: float, whole_group: bool = False) -> None:

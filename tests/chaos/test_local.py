@@ -47,16 +47,15 @@ def test_postgres_restarted_twice_mid_apply(local_stack: Stack) -> None:
     check = prepare(local_stack, "postgres-restart", Platform.FACTURAMA, facturama_seeds(43))
     run_id = check.start_run()
     task_process(check, run_id, "apply_clientify")
-    for hit in (HIT_AFTER, 2 * HIT_AFTER):
-        n = check.wait_writes("clientify", hit)
-        if runs.task_instance(local_stack, check.dag_id, run_id, "apply_clientify")["state"] != "running":
-            break
-        down = deployment.restart_postgres(local_stack)
-        check.inject(f"PostgreSQL fast restart after {n} Clientify POSTs (down {down:.1f}s)")
-        for name in deployment.revive(local_stack):
-            check.mark(f"{name} had exited after the restart: started again (as a process supervisor would)")
-    check.edit_during_fault()
-    found = check.finish()
+    with deployment.supervised(local_stack, check.mark):
+        for hit in (HIT_AFTER, 2 * HIT_AFTER):
+            n = check.wait_writes("clientify", hit)
+            if runs.task_instance(local_stack, check.dag_id, run_id, "apply_clientify")["state"] != "running":
+                break
+            down = deployment.restart_postgres(local_stack)
+            check.inject(f"PostgreSQL fast restart after {n} Clientify POSTs (down {down:.1f}s)")
+        check.edit_during_fault()
+        found = check.finish()
     check.mark(f"apply_clientify tries: {retried(check, run_id, 'apply_clientify')}")
     assert_right(check, found)
 
