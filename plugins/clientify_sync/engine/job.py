@@ -359,6 +359,7 @@ class SyncJob:
         """
         if not self.spec.dry_run:
             self._finalise_pairs()
+            self.ledger.record_states.update_from_plan(self.spec.run_id)
             self.ledger.inbox.finish_run(self.spec.run_id)
             self.ledger.inbox.purge(INBOX_RETENTION)
             # The feed's position moves with the watermark: only when the whole run went through.

@@ -29,6 +29,7 @@ from clientify_sync.engine.ledger.links import Links
 from clientify_sync.engine.ledger.meta import Meta
 from clientify_sync.engine.ledger.pending import PendingCreates
 from clientify_sync.engine.ledger.plan import PlanItems
+from clientify_sync.engine.ledger.record_states import RecordStates
 from clientify_sync.engine.ledger.records import Records
 from clientify_sync.engine.ledger.runs import Runs
 from clientify_sync.engine.ledger.schema import SCHEMA_VERSION, schema_version, upgrade_schema
@@ -61,6 +62,7 @@ class Ledger:
         runs: runs, reports and step summaries.
         candidates: what the planner reads (changed pairs, unlinked records, duplicated keys).
         inbox: webhook events waiting for an event-woken run.
+        record_states: each record's current sync state and why (kept when plans are pruned).
     """
 
     def __init__(self, engine: Engine, integration: str, entity: str) -> None:
@@ -77,6 +79,7 @@ class Ledger:
         self.runs = Runs(engine, integration, entity)
         self.candidates = Candidates(engine, integration, entity)
         self.inbox = Inbox(engine, integration, entity)
+        self.record_states = RecordStates(engine, integration, entity)
 
     @classmethod
     def open(cls, url: str, integration: str, entity: str) -> Ledger:

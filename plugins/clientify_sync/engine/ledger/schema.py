@@ -22,7 +22,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from clientify_sync.engine.ledger.database import lock, upsert, write_transaction
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 metadata = sa.MetaData()
 
 meta_table = sa.Table(
@@ -220,6 +220,24 @@ inbox = sa.Table(
     sa.Index("ix_cs_inbox_status", "integration", "entity", "status", "id"),
 )
 
+# Schema version 6: each record's current sync state and why (engine/ledger/record_states.py), written
+# at commit from the run's plan and never pruned, so the status view can say why on every record.
+record_states = sa.Table(
+    "cs_record_states",
+    metadata,
+    sa.Column("integration", sa.String(32), primary_key=True),
+    sa.Column("entity", sa.String(32), primary_key=True),
+    sa.Column("side", sa.String(16), primary_key=True),
+    sa.Column("rtype", sa.String(16), primary_key=True),
+    sa.Column("rid", sa.String(64), primary_key=True),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("reason", sa.String(64)),
+    sa.Column("detail", sa.Text),
+    sa.Column("target", sa.String(16)),
+    sa.Column("run_id", sa.String(250), nullable=False),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+)
+
 
 def _migrate_to_1(conn: Connection) -> None:
     """Every table (a new database gets the current columns and indexes at once)."""
@@ -263,8 +281,20 @@ def _migrate_to_5(conn: Connection) -> None:
     inbox.create(conn, checkfirst=True)
 
 
+def _migrate_to_6(conn: Connection) -> None:
+    """Each record's current sync state."""
+    record_states.create(conn, checkfirst=True)
+
+
 # Version n is reached by running _MIGRATIONS[n]; a new column or table is a new entry here.
-_MIGRATIONS = {1: _migrate_to_1, 2: _migrate_to_2, 3: _migrate_to_3, 4: _migrate_to_4, 5: _migrate_to_5}
+_MIGRATIONS = {
+    1: _migrate_to_1,
+    2: _migrate_to_2,
+    3: _migrate_to_3,
+    4: _migrate_to_4,
+    5: _migrate_to_5,
+    6: _migrate_to_6,
+}
 
 _SCHEMA_LOCK = "clientify_sync:schema"
 
