@@ -1,8 +1,9 @@
 """A small SQLite ledger with literal data, written through the engine's own ``Ledger`` API.
 
-Facturama contacts, two runs: a full one, then a modified one in which client 103 is quarantined (two
-Clientify contacts share its RFC), client 105's create failed with the API's field message, pair
-101 ↔ 9001 had an e-mail conflict, and client 104, named ``<script>…``, was created in Clientify.
+Facturama contacts, two runs: a full one, then a modified one in which client 103 and Clientify
+contacts 9002 and 9003 are quarantined (they share an RFC), client 105's create failed with the API's
+field message, pair 101 ↔ 9001 had an e-mail conflict, and client 104, named ``<script>…``, was
+created in Clientify. The run's commit wrote each record's state.
 FacturaDirecta contacts: one clean run. Facturama estimates: a run that is still going.
 """
 
@@ -82,6 +83,8 @@ def build_ledger(path: Path) -> str:
                  "email": "script@example.mx"}, inv_hash="h3", crm_hash="h4", run_id=RUN2)  # fmt: skip
     fm.plan.add(RUN2, [
         PlanItem.settled(Outcome.QUARANTINED, Direction.TO_CLIENTIFY, reason="duplicate_tax_id", inv=Ref("client", "103")),
+        PlanItem.settled(Outcome.QUARANTINED, Direction.TO_INVOICING, reason="duplicate_tax_id", crm=Ref("contact", "9002")),
+        PlanItem.settled(Outcome.QUARANTINED, Direction.TO_INVOICING, reason="duplicate_tax_id", crm=Ref("contact", "9003")),
         PlanItem.create(Direction.TO_CLIENTIFY, Ref("client", "105"), target_type="contact"),
         PlanItem.update(Direction.TO_CLIENTIFY, Ref("client", "101"), Ref("contact", "9001"), fields=("email",),
                         merged={}, reason="conflict"),
@@ -108,6 +111,7 @@ def build_ledger(path: Path) -> str:
                     first_match=False),
     ])  # fmt: skip
     fm.runs.save_step(RUN2, "reconcile", {"counts": {}}, {})
+    fm.record_states.update_from_plan(RUN2)  # what the run's commit writes
     fm.runs.finish(RUN2, _report(
         RUN2, "facturama", "modified",
         {TO_CRM: {"conflict": 1, "created": 1, "failed": 1, "quarantined": 1, "skipped": 1}},

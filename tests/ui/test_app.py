@@ -80,6 +80,42 @@ def test_search_finds_the_quarantined_duplicate_and_links_to_it(client: TestClie
     assert "duplicate tax id" in _text(record) and "quarantined" in record
 
 
+def _result_rows(html: str) -> list[str]:
+    results = re.search(r'<table id="results">.*?<tbody>(.*?)</tbody>', html, re.S).group(1)
+    return [_text(row) for row in results.split("</tr>") if "<td" in row]
+
+
+def test_search_results_say_why_on_every_row_after_plans_are_pruned(view: Q.LedgerView, client: TestClient) -> None:
+    """Issue 26: not "not linked" with an empty column, and not only on the run that first said so."""
+    from clientify_sync.engine.ledger import Ledger
+
+    Ledger(view.engine, "facturama", "contacts").plan.prune(0)
+    rows = _result_rows(client.get(f"{P}/records", params={"q": DUP_RFC}).text)
+    assert len(rows) == 3
+    for row in rows:
+        assert "State and why" not in row and "quarantined duplicate tax ID: another record holds the same tax ID" in row
+        assert f"since {RUN2}" in row
+    html = client.get(f"{P}/records", params={"q": DUP_RFC}).text
+    assert html.count('<span class="badge quarantined">quarantined</span>') == 3
+
+
+def test_search_results_show_the_api_message_and_the_conflict_winner(client: TestClient) -> None:
+    [failed] = _result_rows(client.get(f"{P}/records", params={"q": "105"}).text)
+    assert "failed validation error: Email: El campo Email no es válido. &lt;b&gt;bold&lt;/b&gt;" in failed  # as text
+    [conflict] = _result_rows(client.get(f"{P}/records", params={"q": "9001"}).text)
+    assert "conflict a field edited on both sides since the last sync (email: clientify won)" in conflict
+    rows = _result_rows(client.get(f"{P}/records", params={"q": "SCRP800101AAA"}).text)
+    [created] = [row for row in rows if row.startswith("facturama contacts invoicing client 104")]
+    assert "created created in Clientify" in created
+
+
+def test_dead_letter_and_conflict_rows_name_the_record(client: TestClient) -> None:
+    dead = _text(re.search(r'<table id="dead-letters">(.*?)</table>', client.get(f"{P}/dead-letters").text, re.S).group(1))
+    assert "invoicing client 105 Luisa Fernanda Ruiz RUIL850505AB1 retrying" in dead
+    conflicts = _text(re.search(r'<table id="conflicts">(.*?)</table>', client.get(f"{P}/conflicts").text, re.S).group(1))
+    assert "101 ↔ contact 9001 Ana Godínez GODE561231GR8 email" in conflicts
+
+
 def test_a_script_name_renders_as_text_everywhere(client: TestClient) -> None:
     escaped = "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; Pérez"
     pages = [

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from clientify_sync.engine.ledger import create_ledger_engine
+from clientify_sync.engine.ledger import Ledger, create_ledger_engine
 from clientify_sync.ui import queries as Q
 from tests.ui.conftest import count_statements
 from tests.ui.ledger_data import DUP_RFC, FAILED_MESSAGE, LIVE_RUN, RUN2, SCRIPT_NAME
@@ -70,8 +70,8 @@ def test_overview_costs_a_fixed_number_of_queries_per_scope(view: Q.LedgerView) 
 
 def test_run_items_skip_unchanged_and_page_by_keyset(view: Q.LedgerView) -> None:
     page = view.run_items(*FM, RUN2)
-    by_id = {r["inv_id"]: r for r in page.rows}
-    assert set(by_id) == {"101", "103", "104", "105", "106"} and page.next_cursor is None
+    by_id = {r["inv_id"] or r["crm_id"]: r for r in page.rows}
+    assert set(by_id) == {"101", "103", "104", "105", "106", "9002", "9003"} and page.next_cursor is None
     assert by_id["105"]["outcome"] == "failed" and by_id["105"]["detail"] == FAILED_MESSAGE
     assert by_id["103"]["reason"] == "duplicate_tax_id"
     assert by_id["104"]["result"]["rid"] == "9004"
@@ -83,7 +83,7 @@ def test_run_items_skip_unchanged_and_page_by_keyset(view: Q.LedgerView) -> None
         if not chunk.next_cursor:
             break
         cursor = chunk.next_cursor
-    assert seen == sorted(seen) and len(seen) == len(set(seen)) == 5
+    assert seen == sorted(seen) and len(seen) == len(set(seen)) == 7
 
 
 def test_run_while_going_has_live_counts(view: Q.LedgerView) -> None:
@@ -98,6 +98,68 @@ def test_search_by_tax_id_finds_the_quarantined_duplicate(view: Q.LedgerView) ->
     found = {(r["side"], r["rid"]) for r in rows}
     assert found == {("invoicing", "103"), ("clientify", "9002"), ("clientify", "9003")}
     assert all(r["match"] == "exact" and r["linked"] is None for r in rows)
+
+
+def _state(view: Q.LedgerView, text: str, side: str, rid: str) -> dict:
+    return next(r["state"] for r in view.search(text, Q.all_scopes()).rows if (r["side"], r["rid"]) == (side, rid))
+
+
+def test_search_says_why_on_every_row_and_still_does_after_plans_are_pruned(view: Q.LedgerView) -> None:
+    def shown() -> set[tuple]:
+        return {(r["rid"], r["state"]["state"], r["state"]["reason"], r["state"]["run_id"])
+                for r in view.search(DUP_RFC, Q.all_scopes()).rows}  # fmt: skip
+
+    expected = {(rid, "quarantined", "duplicate_tax_id", RUN2) for rid in ("103", "9002", "9003")}
+    assert shown() == expected
+    assert all(r["state"]["words"].startswith("duplicate tax ID: ") for r in view.search(DUP_RFC, Q.all_scopes()).rows)
+    fm = Ledger(view.engine, *FM)
+    run3 = "scheduled__2026-11-30T10:00:00+00:00"  # a modified run: the duplicates unchanged, only counted
+    fm.runs.start(run3, "modified", False)
+    fm.record_states.update_from_plan(run3)
+    fm.plan.prune(0)
+    assert view.record(*FM, "invoicing", "client", "103")["history"] == []  # the plan that said why is gone
+    assert shown() == expected
+
+
+def test_search_states_say_what_failed_conflicted_was_created_or_skipped(view: Q.LedgerView) -> None:
+    failed = _state(view, "105", "invoicing", "105")
+    assert (failed["state"], failed["detail"]) == ("failed", FAILED_MESSAGE)
+    assert failed["words"] == f"validation error: {FAILED_MESSAGE}"
+    conflict = _state(view, "9001", "clientify", "9001")
+    assert conflict["state"] == "conflict" and "(email: clientify won)" in conflict["words"]
+    assert _state(view, "SCRP800101AAA", "invoicing", "104")["words"] == "created in Clientify"
+    assert _state(view, "106", "invoicing", "106")["words"].startswith("no tax ID")
+
+
+def test_search_derives_the_state_of_records_no_run_itemised(view: Q.LedgerView) -> None:
+    """Unchanged linked pairs are only counted: in sync while the record's hash is the one its link kept."""
+    fresh = _state(view, "B12345674", "invoicing", "1")  # staged, not settled by any committed run
+    assert (fresh["state"], fresh["words"]) == ("unsettled", "no run has settled it yet")
+    fm = Ledger(view.engine, *FM)
+    with view.engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM cs_record_states WHERE rid IN ('101', '9001', '106')"))
+    inv = fm.records.fetch("invoicing", [("client", "101")])[("client", "101")]
+    crm = fm.records.fetch("clientify", [("contact", "9001")])[("contact", "9001")]
+    fm.links.save(("client", "101"), ("contact", "9001"), base={}, inv_hash=inv["hash"], crm_hash=crm["hash"], run_id=RUN2)
+    assert _state(view, "9001", "clientify", "9001")["state"] == "in_sync"
+    fm.links.save(("client", "101"), ("contact", "9001"), base={}, inv_hash=inv["hash"], crm_hash="older", run_id=RUN2)
+    changed = _state(view, "9001", "clientify", "9001")
+    assert changed["state"] == "changed" and "the next run syncs it" in changed["words"]
+    assert _state(view, "101", "invoicing", "101")["state"] == "in_sync"  # its own side did not change
+    skipped = _state(view, "106", "invoicing", "106")  # its mapping problem says why
+    assert (skipped["state"], skipped["reason"], skipped["run_id"]) == ("skipped", "no_tax_id", None)
+
+
+def test_dead_letters_and_conflicts_name_their_record(view: Q.LedgerView) -> None:
+    named = {d["rid"]: (d["name"], d["key"]) for d in view.dead_letters([FM], state="open").rows}
+    assert named == {"105": ("Luisa Fernanda Ruiz", "RUIL850505AB1"), "107": ("", "")}  # 107 was never staged
+    [conflict] = view.conflicts(Q.all_scopes()).rows
+    assert (conflict["name"], conflict["key"]) == ("Ana Godínez", "GODE561231GR8")
+    view.dead_letters_table()
+    for page in (lambda: view.dead_letters([FM]), lambda: view.conflicts([FM])):
+        with count_statements(view.engine) as statements:
+            page()
+        assert len(statements) == 2  # the list, then its records' names on their key
 
 
 def test_search_by_id_name_and_email(view: Q.LedgerView) -> None:

@@ -31,6 +31,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from clientify_sync.ui import queries as Q
+from clientify_sync.ui.reasons import BADGES
 from clientify_sync.webhooks.receiver import create_receiver_app
 
 log = logging.getLogger(__name__)
@@ -227,6 +228,7 @@ _env = Environment(
 )  # fmt: skip
 _env.filters.update(time=_fmt_time, label=_label, duration=_fmt_duration)
 _env.globals.update(outcomes=Q.OUTCOMES, dag_id_for=Q.dag_id_for, inv_rtype=lambda entity: Q.RTYPES[(entity, Q.INVOICING)][0])
+_env.globals.update(state_badge=lambda state: BADGES.get(state, _label(state)))
 
 
 def _render(request: Request, template: str, viewer: Viewer, *, status_code: int = 200, **context: Any) -> HTMLResponse:

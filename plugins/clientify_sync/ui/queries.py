@@ -16,10 +16,10 @@ import base64
 import json
 import logging
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -30,6 +30,7 @@ from clientify_sync.engine.ledger.inbox import DONE, InboxStats
 from clientify_sync.engine.ledger.inbox import stats as inbox_stats
 from clientify_sync.engine.taxid import normalise as normalise_tax_id
 from clientify_sync.engine.vocabulary import Entity, Mode, Platform
+from clientify_sync.ui.reasons import describe
 
 log = logging.getLogger(__name__)
 
@@ -117,8 +118,34 @@ def _unindexed(column: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
     return sa.literal_column(f"+{column.table.name}.{column.name}", column.type)
 
 
-def _ident(row: dict[str, Any]) -> tuple[str, str, str, str, str]:
+Ident = tuple[str, str, str, str, str]  # a remote record's key: integration, entity, side, rtype, rid
+
+
+def _ident(row: dict[str, Any]) -> Ident:
     return row["integration"], row["entity"], row["side"], row["rtype"], row["rid"]
+
+
+def _keys_in(t: sa.Table, idents: Iterable[Ident]) -> sa.ColumnElement[bool]:
+    """The rows of ``t`` (keyed by integration, entity, side, rtype, rid) with these keys: one ``rid IN``
+    per (integration, entity, side, rtype), so each term uses the primary key."""
+    groups: dict[tuple[str, str, str, str], set[str]] = {}
+    for integration, entity, side, rtype, rid in idents:
+        groups.setdefault((integration, entity, side, rtype), set()).add(rid)
+    return sa.or_(sa.false(), *[
+        sa.and_(t.c.integration == i, t.c.entity == e, t.c.side == s, t.c.rtype == r, t.c.rid.in_(sorted(rids)))
+        for (i, e, s, r), rids in sorted(groups.items())
+    ])  # fmt: skip
+
+
+def _derived_state(row: dict[str, Any]) -> dict[str, Any]:
+    """The state of a record without a stored one, from its link and its mapping problem."""
+    if row.get("linked"):
+        state = "in_sync" if row.get("link_hash") == row.get("hash") else "changed"
+        return {"state": state, "reason": None, "detail": None, "target": None, "run_id": None, "at": None}
+    if row.get("problem"):
+        return {"state": "skipped", "reason": row["problem"], "detail": None, "target": None, "run_id": None,
+                "at": None}  # fmt: skip
+    return {"state": "unsettled", "reason": None, "detail": None, "target": None, "run_id": None, "at": None}
 
 
 def json_text(dialect: str, field_name: str) -> sa.ColumnElement[str]:
@@ -219,8 +246,16 @@ class LedgerView:
         self.engine = engine
         self.dead_letter_limit = dead_letter_limit
         self._dead: sa.Table | None = None
+        self._tables: set[str] = set()
 
     # -- schema ------------------------------------------------------------------------------------
+    def has_table(self, conn: Connection, name: str) -> bool:
+        """Whether the ledger has this table yet (the API server may read a ledger no task has upgraded,
+        e.g. through a read-only user): remembered once found, looked up again until then."""
+        if name not in self._tables and sa.inspect(conn).has_table(name):
+            self._tables.add(name)
+        return name in self._tables
+
     def dead_letters_table(self) -> sa.Table:
         """``cs_dead_letters`` as the database has it (with the v3 columns once the engine added them)."""
         if self._dead is None or not self.actions_supported:
@@ -423,7 +458,7 @@ class LedgerView:
         allowed = set(scopes)
         base = [t.c.integration.in_(sorted({i for i, _ in scopes})), t.c.entity.in_(sorted({e for _, e in scopes}))]
         columns = [t.c.integration, t.c.entity, t.c.side, t.c.rtype, t.c.rid, t.c.key, t.c.kind, t.c.problem,
-                   t.c.link, t.c.modified, t.c.seen_run, t.c.data]  # fmt: skip
+                   t.c.link, t.c.hash, t.c.modified, t.c.seen_run, t.c.data]  # fmt: skip
         pk = (t.c.integration, t.c.entity, t.c.side, t.c.rtype, t.c.rid)
         exact: list[dict[str, Any]] = []
         after = decode_cursor(cursor, 5)
@@ -464,6 +499,7 @@ class LedgerView:
                     unique.setdefault(_ident(row), row)
             rows = list(unique.values())
             self._attach_links(conn, rows)
+            self._attach_states(conn, rows)
         return Page(rows, encode_cursor(list(_ident(found[-1]))) if more else None)
 
     def _attach_links(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
@@ -480,7 +516,8 @@ class LedgerView:
         if crm:
             conds.append(sa.and_(t.c.crm_type.in_({r["rtype"] for r in crm}), t.c.crm_id.in_({r["rid"] for r in crm})))
         found = conn.execute(
-            sa.select(t.c.integration, t.c.entity, t.c.inv_type, t.c.inv_id, t.c.crm_type, t.c.crm_id)
+            sa.select(t.c.integration, t.c.entity, t.c.inv_type, t.c.inv_id, t.c.crm_type, t.c.crm_id,
+                      t.c.inv_hash, t.c.crm_hash)  # fmt: skip
             .where(*scope, sa.or_(*conds))
         ).all()
         by_inv = {(f.integration, f.entity, f.inv_type, f.inv_id): f for f in found}
@@ -489,11 +526,36 @@ class LedgerView:
             ident = (row["integration"], row["entity"], row["rtype"], row["rid"])
             link = by_inv.get(ident) if row["side"] == INVOICING else by_crm.get(ident)
             row["linked"] = None
+            row["link_hash"] = None
             if link is not None:
                 row["linked"] = (
                     (CLIENTIFY, link.crm_type, link.crm_id) if row["side"] == INVOICING
                     else (INVOICING, link.inv_type, link.inv_id)
                 )  # fmt: skip
+                row["link_hash"] = link.inv_hash if row["side"] == INVOICING else link.crm_hash
+
+    def _attach_states(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
+        """Each row's current state and why (``row["state"]``): one query on ``cs_record_states``' key.
+
+        A record no committed run itemised has no stored state; it gets one from what the ledger knows
+        of it: linked and its hash still the one its link stored, in sync; linked and changed since,
+        ``changed`` (the next run syncs it); a mapping problem, skipped for it; else ``unsettled``.
+        """
+        if not rows:
+            return
+        t = L.record_states
+        found = {} if not self.has_table(conn, t.name) else {
+            _ident(dict(r)): dict(r)
+            for r in conn.execute(
+                sa.select(t.c.integration, t.c.entity, t.c.side, t.c.rtype, t.c.rid, t.c.state, t.c.reason,
+                          t.c.detail, t.c.target, t.c.run_id, t.c.at)  # fmt: skip
+                .where(_keys_in(t, [_ident(r) for r in rows]))
+            ).mappings()
+        }
+        for row in rows:
+            state = found.get(_ident(row)) or _derived_state(row)
+            state["words"] = describe(state, row["integration"])
+            row["state"] = state
 
     def record(self, integration: str, entity: str, side: str, rtype: str, rid: str) -> dict[str, Any] | None:
         """One record: both sides as last seen, the link and its synced snapshot, history, conflicts, dead letters.
@@ -639,10 +701,15 @@ class LedgerView:
         allowed = set(scopes)
         with self.engine.connect() as conn:
             rows = [dict(r) for r in conn.execute(query.order_by(t.c.id.desc()).limit(limit + 1)).mappings()]
-        more = len(rows) > limit
-        rows = rows[:limit]
-        next_cursor = encode_cursor([rows[-1]["id"]]) if more else None
-        return Page([r for r in rows if (r["integration"], r["entity"]) in allowed], next_cursor)
+            more = len(rows) > limit
+            rows = rows[:limit]
+            next_cursor = encode_cursor([rows[-1]["id"]]) if more else None
+            rows = [r for r in rows if (r["integration"], r["entity"]) in allowed]
+            self._attach_names(conn, rows, lambda c: [
+                (c["integration"], c["entity"], INVOICING, RTYPES[(c["entity"], INVOICING)][0], c["inv_id"]),
+                (c["integration"], c["entity"], CLIENTIFY, c["crm_type"], c["crm_id"]),
+            ])  # fmt: skip
+        return Page(rows, next_cursor)
 
     def dead_letters(
         self, scopes: Sequence[tuple[str, str]], *, state: str | None = None, reason: str | None = None,
@@ -677,13 +744,36 @@ class LedgerView:
         allowed = set(scopes)
         with self.engine.connect() as conn:
             rows = [dict(r) for r in conn.execute(query.order_by(*pk).limit(limit + 1)).mappings()]
-        more = len(rows) > limit
-        rows = rows[:limit]
-        next_cursor = None
-        if more:
-            last = rows[-1]
-            next_cursor = encode_cursor([last["integration"], last["entity"], last["side"], last["rtype"], last["rid"]])
-        return Page([self._dead_row(r) for r in rows if (r["integration"], r["entity"]) in allowed], next_cursor)
+            more = len(rows) > limit
+            rows = rows[:limit]
+            next_cursor = None
+            if more:
+                last = rows[-1]
+                next_cursor = encode_cursor([last["integration"], last["entity"], last["side"], last["rtype"], last["rid"]])
+            rows = [self._dead_row(r) for r in rows if (r["integration"], r["entity"]) in allowed]
+            self._attach_names(conn, rows, lambda d: [_ident(d)])
+        return Page(rows, next_cursor)
+
+    def _attach_names(
+        self, conn: Connection, rows: list[dict[str, Any]],
+        records_of: Callable[[dict[str, Any]], list[tuple[str, str, str, str, str | None]]],
+    ) -> None:  # fmt: skip
+        """Name each row's record (``row["name"]``, ``row["key"]``: the tax ID, SKU or reference) from the
+        staged data in ``cs_remote_records``: one query on its key. ``records_of`` gives the row's
+        records, best first (a conflict: its invoicing record, then its Clientify one); the first that
+        is staged names it."""
+        wanted = {row_id: [cast(Ident, r) for r in records_of(row) if r[4]] for row_id, row in enumerate(rows)}
+        idents = [r for refs in wanted.values() for r in refs]
+        staged: dict[Ident, tuple[str, str]] = {}
+        if idents and self.has_table(conn, L.remote_records.name):
+            t = L.remote_records
+            query = sa.select(t.c.integration, t.c.entity, t.c.side, t.c.rtype, t.c.rid, t.c.key, t.c.data)
+            for r in conn.execute(query.where(_keys_in(t, idents))):
+                name = (r.data or {}).get("name") if isinstance(r.data, dict) else None
+                staged[(r.integration, r.entity, r.side, r.rtype, r.rid)] = (str(name or ""), r.key or "")
+        for row_id, row in enumerate(rows):
+            named = next((staged[r] for r in wanted[row_id] if r in staged), ("", ""))
+            row["name"], row["key"] = named
 
     def act_on_dead_letter(
         self, action: str, integration: str, entity: str, side: str, rtype: str, rid: str, user: str

@@ -120,7 +120,9 @@ def test_writing_again_is_idempotent_and_a_run_without_items_writes_nothing(ledg
         assert conn.scalar(sa.text("SELECT count(*) FROM cs_record_states")) == 1
 
 
-def test_a_pair_split_over_batches_still_gets_its_worst_state(ledger: Ledger, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_pair_split_over_batches_still_gets_its_worst_state(
+    ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Batches end between pairs only: the failing second item of a pair is never overwritten by its first."""
     monkeypatch.setattr(R, "_FLUSH", 2)
     pair = [
