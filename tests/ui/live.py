@@ -44,6 +44,7 @@ DUP_RFC = "DUPL800101AB1"  # a Facturama client and two Clientify contacts share
 SCRIPT_RFC = "SCRI800101AB1"
 SCRIPT_NAME = "<script>window.__xss=1</script> Pérez"
 BAD_ZIP_RFC = "ZIPB800101AB1"  # a Clientify contact whose 4-digit postal code Facturama refuses: failed
+TWIN_RFC = "GEMA800101AB1"  # two Facturama clients added after the scenario share it (issue 26's test)
 
 
 @dataclass
