@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from clientify_sync.engine.model import money, text
+from clientify_sync.engine.model import Scalar, money, text
 from clientify_sync.errors import LineWithoutSkuError, TotalsNotRepresentableError
 
 CENT = Decimal("0.01")
@@ -30,7 +30,7 @@ LinkRow = tuple[str, str, str, str]  # a link: inv_type, inv_id, crm_type, crm_i
 LINE_FIELDS = ("sku", "description", "quantity", "unit_price", "discount", "tax_rate")
 
 
-def dec(value: Any) -> Decimal:
+def dec(value: Scalar) -> Decimal:
     """A Decimal from an API value (JSON number, decimal string, empty)."""
     if value is None or value == "":
         return Decimal("0")
@@ -42,7 +42,7 @@ def cents(value: Decimal) -> Decimal:
 
 
 def canonical_line(
-    sku: Any, description: Any, quantity: Any, unit_price: Any, discount: Any, tax_rate: Any
+    sku: Scalar, description: Scalar, quantity: Scalar, unit_price: Scalar, discount: Scalar, tax_rate: Scalar
 ) -> dict[str, str]:
     """One line in canonical form: strings with two decimals, ``discount`` an amount, ``tax_rate`` a %."""
     return {

@@ -101,14 +101,19 @@ def content_hash(data: dict[str, Any], link: str | None) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()[:32]
 
 
-def text(value: Any) -> str:
+# What an API field holds once read: the parameter type of the helpers below, so that reading a field a
+# typed record does not declare (``object``, mapping/records.py) is a type error where it is used.
+Scalar = str | int | float | Decimal | None
+
+
+def text(value: Scalar) -> str:
     """Canonical text: None is empty, white space trimmed and folded."""
     if value is None:
         return ""
     return " ".join(str(value).split())
 
 
-def money(value: Any, places: str = "0.01") -> str:
+def money(value: Scalar, places: str = "0.01") -> str:
     """Canonical amount: a decimal string rounded half-up as the APIs round (2 places by default)."""
     if value is None or value == "":
         return ""
@@ -124,7 +129,7 @@ COUNTRY_ALIASES = {
 }  # fmt: skip
 
 
-def country(value: Any) -> str:
+def country(value: Scalar) -> str:
     """ISO 3166 alpha-2 where the spelling is known (Facturama accepts "MEX", "Mex", "MEXICO")."""
     cleaned = text(value).upper()
     return COUNTRY_ALIASES.get(cleaned, cleaned)

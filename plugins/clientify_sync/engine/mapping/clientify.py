@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar, cast
 
 from clientify_sync.engine.mapping import PartialUpdateMapper
+from clientify_sync.engine.mapping.records import ClientifyCustomer, ClientifyProduct
 from clientify_sync.engine.model import SideRecord, country, money, split_person_name, text
 from clientify_sync.engine.taxid import Kind, TaxId
 from clientify_sync.engine.vocabulary import Side
@@ -29,6 +30,8 @@ def linked_id(raw: dict[str, Any], field: str, pattern: str | None) -> str | Non
 MAIN_EMAIL = 4  # e-mail type "Main"
 BILLING_ADDRESS = 3  # address type "Billing": the fiscal address we keep in step
 MAIN_ADDRESS = 5
+
+AddressT = TypeVar("AddressT", bound=Mapping[str, Any])  # a typed address as read, or a plain dict
 
 
 def utc_iso(value: str | None) -> str | None:
@@ -51,7 +54,7 @@ def link_patch(raw: dict[str, Any], name: str, link: str | None) -> dict[str, An
     return {"custom_fields": [{"field": name, "value": link}]}
 
 
-def pick_address(addresses: list[dict[str, Any]]) -> tuple[int | None, dict[str, Any]]:
+def pick_address(addresses: Sequence[AddressT]) -> tuple[int | None, AddressT | dict[str, Any]]:
     """The address we sync: the billing one, else the main one, else the first."""
     for wanted in (BILLING_ADDRESS, MAIN_ADDRESS):
         for index, address in enumerate(addresses):
@@ -60,7 +63,7 @@ def pick_address(addresses: list[dict[str, Any]]) -> tuple[int | None, dict[str,
     return (0, addresses[0]) if addresses else (None, {})
 
 
-def pick_email(emails: list[dict[str, Any]]) -> tuple[int | None, str]:
+def pick_email(emails: Sequence[Mapping[str, Any]]) -> tuple[int | None, str]:
     for index, item in enumerate(emails):
         if item.get("type") == MAIN_EMAIL:
             return index, text(item.get("email")).lower()
@@ -83,16 +86,17 @@ class ClientifyContactMapper(PartialUpdateMapper):
     link_pattern: str | None = None  # see linked_id
 
     def read(self, rtype: str, raw: dict[str, Any]) -> SideRecord:
-        tax = self.classify(raw.get("taxpayer_identification_number"))
-        _, address = pick_address(raw.get("addresses") or [])
+        customer = cast(ClientifyCustomer, raw)
+        tax = self.classify(customer.get("taxpayer_identification_number"))
+        _, address = pick_address(customer.get("addresses") or [])
         if rtype == "contact":
-            name = text(f"{raw.get('first_name') or ''} {raw.get('last_name') or ''}")
+            name = text(f"{customer.get('first_name') or ''} {customer.get('last_name') or ''}")
         else:
-            name = text(raw.get("name"))
+            name = text(customer.get("name"))
         data = {
             "tax_id": tax.key,
             "name": name,
-            "email": pick_email(raw.get("emails") or [])[1],
+            "email": pick_email(customer.get("emails") or [])[1],
             "street": text(address.get("street")),
             "city": text(address.get("city")),
             "state": text(address.get("state")),
@@ -100,9 +104,9 @@ class ClientifyContactMapper(PartialUpdateMapper):
             "country": country(address.get("country")),
         }
         return SideRecord(
-            side=Side.CLIENTIFY, rtype=rtype, rid=str(raw["id"]), data=data, key=tax.key, kind=tax.kind,
+            side=Side.CLIENTIFY, rtype=rtype, rid=str(customer["id"]), data=data, key=tax.key, kind=tax.kind,
             problem=tax.problem, link=linked_id(raw, self.link_field, self.link_pattern),
-            modified=utc_iso(raw.get("modified")), raw=raw,
+            modified=utc_iso(customer.get("modified")), raw=raw,
         )  # fmt: skip
 
     def rtype_for(self, kind: str | None) -> str:
@@ -162,13 +166,14 @@ class ClientifyProductMapper(PartialUpdateMapper):
     link_pattern: str | None = None  # see linked_id
 
     def read(self, rtype: str, raw: dict[str, Any]) -> SideRecord:
-        sku = text(raw.get("sku"))
-        data = {"sku": sku, "name": text(raw.get("name")), "price": money(raw.get("price"))}
+        product = cast(ClientifyProduct, raw)
+        sku = text(product.get("sku"))
+        data = {"sku": sku, "name": text(product.get("name")), "price": money(product.get("price"))}
         problem = "no_sku" if not sku else "rounding_product" if sku.upper() == self.rounding_sku.upper() else None
         return SideRecord(
-            side=Side.CLIENTIFY, rtype="product", rid=str(raw["id"]), data=data, key=sku.upper(),
+            side=Side.CLIENTIFY, rtype="product", rid=str(product["id"]), data=data, key=sku.upper(),
             problem=problem, link=linked_id(raw, self.link_field, self.link_pattern),
-            modified=utc_iso(raw.get("modified")), raw=raw,
+            modified=utc_iso(product.get("modified")), raw=raw,
         )  # fmt: skip
 
     def rtype_for(self, kind: str | None) -> str:

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from clientify_sync.engine.documents import (
     CENT,
@@ -37,7 +37,13 @@ from clientify_sync.engine.mapping.clientify import link_patch as crm_link_patch
 from clientify_sync.engine.mapping.clientify import linked_id, utc_iso
 from clientify_sync.engine.mapping.facturadirecta import custom_attribute
 from clientify_sync.engine.mapping.facturadirecta import link_patch as fd_link_patch
-from clientify_sync.engine.model import SideRecord, money, text
+from clientify_sync.engine.mapping.records import (
+    ClientifyBudget,
+    FacturaDirectaEstimate,
+    FacturaDirectaEstimateLine,
+    FacturamaEstimate,
+)
+from clientify_sync.engine.model import Scalar, SideRecord, money, text
 from clientify_sync.engine.taxid import TaxProblem, classify_rfc
 from clientify_sync.engine.vocabulary import Side
 from clientify_sync.errors import (
@@ -61,7 +67,7 @@ def _linked_id(directory: Directory, kind: str, key: str, side: str) -> Any:
     return found
 
 
-def _status(value: Any) -> str:
+def _status(value: Scalar) -> str:
     cleaned = text(value).lower()
     return cleaned if cleaned in STATUSES else "pending"
 
@@ -74,7 +80,7 @@ def _single_tax_rate(lines: list[dict[str, str]]) -> Decimal:
     return rates.pop() if rates else Decimal("0")
 
 
-def _document(record: SideRecord, expected: Decimal, reported: Any, problem: str | None) -> SideRecord:
+def _document(record: SideRecord, expected: Decimal, reported: Scalar, problem: str | None) -> SideRecord:
     """Fail a document whose reported total disagrees with the recomputation (never written on), and
     skip one with a line that names no product SKU (no other side can reference that line).
 
@@ -100,25 +106,26 @@ class FacturamaEstimateMapper(FullObjectMapper):
     directory: Directory
 
     def read(self, rtype: str, raw: dict[str, Any]) -> SideRecord:
-        receiver = raw.get("Receiver") or {}
+        estimate = cast(FacturamaEstimate, raw)
+        receiver = estimate.get("Receiver") or {}
         lines = []
-        for item in raw.get("Items") or []:
+        for item in estimate.get("Items") or []:
             rate = sum((dec(t.get("Rate")) for t in item.get("Taxes") or [] if not t.get("IsRetention")), Decimal(0))
             lines.append(canonical_line(item.get("IdentificationNumber"), item.get("Description"), item.get("Quantity"),
                                         item.get("UnitPrice"), item.get("Discount"), rate * 100))  # fmt: skip
-        folio = text(raw.get("Folio"))
-        key = folio if folio.startswith(CRM_PREFIX) else f"FM-{raw['Id']}"
+        folio = text(estimate.get("Folio"))
+        key = folio if folio.startswith(CRM_PREFIX) else f"FM-{estimate['Id']}"
         data = {
             "customer": classify_rfc(receiver.get("Rfc")).key,
-            "date": text(raw.get("Date"))[:10],
-            "expiration_date": text(raw.get("ExpirationDate"))[:10],
-            "currency": text(raw.get("Currency")).upper(),
-            "status": _status(raw.get("Status")),
-            "notes": text(raw.get("Observations")),
+            "date": text(estimate.get("Date"))[:10],
+            "expiration_date": text(estimate.get("ExpirationDate"))[:10],
+            "currency": text(estimate.get("Currency")).upper(),
+            "status": _status(estimate.get("Status")),
+            "notes": text(estimate.get("Observations")),
             "lines": lines,
         }
-        record = SideRecord(Side.INVOICING, "estimate", str(raw["Id"]), data, key=key, raw=raw)
-        return _document(record, totals_per_line(lines).total, raw.get("Total"), None)
+        record = SideRecord(Side.INVOICING, "estimate", str(estimate["Id"]), data, key=key, raw=raw)
+        return _document(record, totals_per_line(lines).total, estimate.get("Total"), None)
 
     def rtype_for(self, kind: str | None) -> str:
         return "estimate"
@@ -172,7 +179,7 @@ class FacturaDirectaEstimateMapper(PartialUpdateMapper):
     link_attribute: str | None = "ID_CRM"
     rounding: RoundingPolicy = field(default_factory=RoundingPolicy)
 
-    def _is_rounding(self, line: dict[str, Any]) -> bool:
+    def _is_rounding(self, line: FacturaDirectaEstimateLine) -> bool:
         """Our adjustment line: the policy's label, no product, no tax."""
         return (
             text(line.get("description")) == self.rounding.label
@@ -181,9 +188,10 @@ class FacturaDirectaEstimateMapper(PartialUpdateMapper):
         )
 
     def read(self, rtype: str, raw: dict[str, Any]) -> SideRecord:
-        tax1 = dec((raw.get("tax1") or {}).get("rate"))
+        estimate = cast(FacturaDirectaEstimate, raw)
+        tax1 = dec((estimate.get("tax1") or {}).get("rate"))
         lines, expected_net, adjustment = [], Decimal(0), Decimal(0)
-        for line in raw.get("estimateLines") or []:
+        for line in estimate.get("estimateLines") or []:
             if self._is_rounding(line):
                 adjustment += cents(dec(line.get("quantity")) * dec(line.get("unitPrice")))
                 continue
@@ -197,23 +205,23 @@ class FacturaDirectaEstimateMapper(PartialUpdateMapper):
                                         line.get("unitPrice"), cents(gross) - net,
                                         tax1 if applies else 0))  # fmt: skip
         link = custom_attribute(raw, self.link_attribute) if self.link_attribute else None
-        client_id = text((raw.get("client") or {}).get("id"))
-        date = text(raw.get("estimateDate"))
-        expiration = text(raw.get("expirationDate"))
+        client_id = text((estimate.get("client") or {}).get("id"))
+        date = text(estimate.get("estimateDate"))
+        expiration = text(estimate.get("expirationDate"))
         data = {
             "customer": self.directory.inv_customer_keys.get(client_id, f"facturadirecta-client:{client_id}"),
             "date": f"{date[:4]}-{date[4:6]}-{date[6:8]}" if len(date) == 8 else date,
             "expiration_date": f"{expiration[:4]}-{expiration[4:6]}-{expiration[6:8]}" if len(expiration) == 8 else "",
-            "currency": text(raw.get("currency")).upper(),
-            "status": _status(raw.get("status")),
-            "notes": text(raw.get("notes")),
+            "currency": text(estimate.get("currency")).upper(),
+            "status": _status(estimate.get("status")),
+            "notes": text(estimate.get("notes")),
             "lines": lines,
         }
-        key = f"{CRM_PREFIX}{link}" if link else f"FD-{raw['id']}"
-        record = SideRecord(Side.INVOICING, "estimate", str(raw["id"]), data, key=key, link=link, raw=raw,
+        key = f"{CRM_PREFIX}{link}" if link else f"FD-{estimate['id']}"
+        record = SideRecord(Side.INVOICING, "estimate", str(estimate["id"]), data, key=key, link=link, raw=raw,
                             rounding=adjustment)  # fmt: skip
-        expected = expected_net + adjustment + cents(_taxed_net(raw, self._is_rounding) * tax1 / 100)
-        return _document(record, expected, raw.get("totalAmount"), None)
+        expected = expected_net + adjustment + cents(_taxed_net(estimate, self._is_rounding) * tax1 / 100)
+        return _document(record, expected, estimate.get("totalAmount"), None)
 
     def rtype_for(self, kind: str | None) -> str:
         return "estimate"
@@ -246,10 +254,12 @@ class FacturaDirectaEstimateMapper(PartialUpdateMapper):
         return body | fd_link_patch(raw, self.link_attribute, link)
 
 
-def _taxed_net(raw: dict[str, Any], is_rounding: Callable[[dict[str, Any]], bool]) -> Decimal:
+def _taxed_net(
+    estimate: FacturaDirectaEstimate, is_rounding: Callable[[FacturaDirectaEstimateLine], bool]
+) -> Decimal:
     """The net of the lines that carry tax1, rounded per line as FacturaDirecta does."""
     total = Decimal(0)
-    for line in raw.get("estimateLines") or []:
+    for line in estimate.get("estimateLines") or []:
         if text(line.get("applyTax1") or "true").lower() == "true" and not is_rounding(line):
             gross = dec(line.get("quantity")) * dec(line.get("unitPrice"))
             total += cents(gross * (1 - dec(line.get("discountRate")) / 100))
@@ -290,46 +300,47 @@ class ClientifyBudgetMapper(PartialUpdateMapper):
     _rounding_product: Callable[[], str] | None = None
 
     def read(self, rtype: str, raw: dict[str, Any]) -> SideRecord:
-        customer = self._customer(raw)
+        budget = cast(ClientifyBudget, raw)
+        customer = self._customer(budget)
         lines, adjustment = [], Decimal(0)
-        for item in raw.get("items") or []:
+        for item in budget.get("items") or []:
             sku = text(item.get("sku")) or self.directory.crm_product_skus.get(text(item.get("product_id")), "")
             if sku.upper() == self.rounding.sku.upper():
                 adjustment += cents(dec(item.get("quantity")) * dec(item.get("price")) - dec(item.get("discount")))
                 continue
             lines.append(canonical_line(sku, item.get("description") or item.get("name"), item.get("quantity"),
                                         item.get("price"), item.get("discount"), item.get("tax")))  # fmt: skip
-        code = text(raw.get("code"))
-        key = code if code.startswith(self.code_prefix) else f"{CRM_PREFIX}{raw['id']}"
+        code = text(budget.get("code"))
+        key = code if code.startswith(self.code_prefix) else f"{CRM_PREFIX}{budget['id']}"
         data = {
             "customer": customer,
-            "date": text(raw.get("date"))[:10],
-            "expiration_date": text(raw.get("expiration_date"))[:10],
-            "currency": text(raw.get("currency")).upper(),
-            "status": _status(raw.get("status")),
-            "notes": text(raw.get("comments")),
+            "date": text(budget.get("date"))[:10],
+            "expiration_date": text(budget.get("expiration_date"))[:10],
+            "currency": text(budget.get("currency")).upper(),
+            "status": _status(budget.get("status")),
+            "notes": text(budget.get("comments")),
             "lines": lines,
         }
-        record = SideRecord(Side.CLIENTIFY, "budget", str(raw["id"]), data, key=key,
-                            link=linked_id(raw, self.link_field, self.link_pattern), modified=utc_iso(raw.get("modified")),
+        record = SideRecord(Side.CLIENTIFY, "budget", str(budget["id"]), data, key=key,
+                            link=linked_id(raw, self.link_field, self.link_pattern), modified=utc_iso(budget.get("modified")),
                             raw=raw, rounding=adjustment)  # fmt: skip
         # A budget for a customer this integration does not sync (say, a Mexican company seen by the
         # FacturaDirecta integration) belongs to the other integration: skipped, not deferred forever.
         # The same reason as for the customer itself (taxid.TaxProblem.OTHER_PLATFORM).
-        out_of_scope = self._customer_ref(raw) in self.directory.crm_customers_out_of_scope
+        out_of_scope = self._customer_ref(budget) in self.directory.crm_customers_out_of_scope
         problem = TaxProblem.OTHER_PLATFORM.value if out_of_scope else None
         record.problem = problem
-        return _document(record, totals_per_line(lines).total + adjustment, raw.get("total"), problem)
+        return _document(record, totals_per_line(lines).total + adjustment, budget.get("total"), problem)
 
     @staticmethod
-    def _customer_ref(raw: dict[str, Any]) -> tuple[str, str] | None:
-        for rtype, ref in (("contact", raw.get("contact")), ("company", raw.get("company"))):
+    def _customer_ref(budget: ClientifyBudget) -> tuple[str, str] | None:
+        for rtype, ref in (("contact", budget.get("contact")), ("company", budget.get("company"))):
             if ref:
                 return rtype, str(ref).rstrip("/").rsplit("/", 1)[-1]
         return None
 
-    def _customer(self, raw: dict[str, Any]) -> str:
-        ref = self._customer_ref(raw)
+    def _customer(self, budget: ClientifyBudget) -> str:
+        ref = self._customer_ref(budget)
         if ref is None:
             return ""
         return self.directory.crm_customer_keys.get(ref, f"clientify-{ref[0]}:{ref[1]}")

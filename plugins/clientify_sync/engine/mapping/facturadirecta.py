@@ -7,9 +7,10 @@ so the account's other custom attributes stay untouched (absent attributes are n
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from clientify_sync.engine.mapping import PartialUpdateMapper
+from clientify_sync.engine.mapping.records import FacturaDirectaClient, FacturaDirectaProduct
 from clientify_sync.engine.model import SideRecord, country, money, split_person_name, text
 from clientify_sync.engine.taxid import Kind, classify_nif
 from clientify_sync.engine.vocabulary import Side
@@ -39,17 +40,18 @@ class FacturaDirectaClientMapper(PartialUpdateMapper):
     link_attribute: str | None = "ID_CRM"
 
     def read(self, rtype: str, raw: dict[str, Any]) -> SideRecord:
-        tax = classify_nif(raw.get("taxCode"))
-        address = raw.get("address") or {}
-        if raw.get("legalType") == "F":
-            name = text(f"{raw.get('personName') or ''} {raw.get('personSurname') or ''}")
+        client = cast(FacturaDirectaClient, raw)
+        tax = classify_nif(client.get("taxCode"))
+        address = client.get("address") or {}
+        if client.get("legalType") == "F":
+            name = text(f"{client.get('personName') or ''} {client.get('personSurname') or ''}")
         else:
-            name = text(raw.get("name"))
+            name = text(client.get("name"))
         street = ", ".join(p for p in (text(address.get("line1")), text(address.get("line2"))) if p)
         data = {
             "tax_id": tax.key,
             "name": name,
-            "email": text(raw.get("email")).lower(),
+            "email": text(client.get("email")).lower(),
             "street": street,
             "city": text(address.get("city")),
             "state": text(address.get("province")),
@@ -58,7 +60,7 @@ class FacturaDirectaClientMapper(PartialUpdateMapper):
         }
         link = custom_attribute(raw, self.link_attribute) if self.link_attribute else None
         return SideRecord(
-            side=Side.INVOICING, rtype="client", rid=str(raw["id"]), data=data, key=tax.key,
+            side=Side.INVOICING, rtype="client", rid=str(client["id"]), data=data, key=tax.key,
             kind=tax.kind, problem=tax.problem, link=link, raw=raw,
         )  # fmt: skip
 
@@ -107,11 +109,12 @@ class FacturaDirectaProductMapper(PartialUpdateMapper):
     link_attribute: str | None = "ID_CRM"
 
     def read(self, rtype: str, raw: dict[str, Any]) -> SideRecord:
-        sku = text(raw.get("productCode"))
-        data = {"sku": sku, "name": text(raw.get("name")), "price": money(raw.get("price"))}
+        product = cast(FacturaDirectaProduct, raw)
+        sku = text(product.get("productCode"))
+        data = {"sku": sku, "name": text(product.get("name")), "price": money(product.get("price"))}
         link = custom_attribute(raw, self.link_attribute) if self.link_attribute else None
         return SideRecord(
-            side=Side.INVOICING, rtype="product", rid=str(raw["id"]), data=data, key=sku.upper(),
+            side=Side.INVOICING, rtype="product", rid=str(product["id"]), data=data, key=sku.upper(),
             problem=None if sku else "no_sku", link=link, raw=raw,
         )  # fmt: skip
 

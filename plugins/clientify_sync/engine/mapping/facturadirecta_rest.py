@@ -21,9 +21,10 @@ emulator refuses them), so a product's link always lives in the ledger.
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from clientify_sync.engine.documents import (
     Directory,
@@ -37,6 +38,12 @@ from clientify_sync.engine.documents import (
 from clientify_sync.engine.mapping import FullObjectMapper
 from clientify_sync.engine.mapping.clientify import utc_iso
 from clientify_sync.engine.mapping.estimates import CRM_PREFIX, _document, _linked_id, _status
+from clientify_sync.engine.mapping.records import (
+    RestContactMain,
+    RestEstimateMain,
+    RestProductMain,
+    RestRecord,
+)
 from clientify_sync.engine.model import SideRecord, country, money, text
 from clientify_sync.engine.taxid import classify_nif
 from clientify_sync.engine.vocabulary import Side
@@ -68,7 +75,7 @@ def rid_of(raw: dict[str, Any]) -> str:
     return str(raw["content"]["uuid"])
 
 
-def custom_field(main: dict[str, Any], field_id: str | None) -> str | None:
+def custom_field(main: Mapping[str, Any], field_id: str | None) -> str | None:
     """A custom field's value (§10: ``main.customFields`` keyed by ``cfi_<uuid>``), None when unset."""
     if not field_id:
         return None
@@ -136,7 +143,8 @@ class FacturaDirectaRestContactMapper(RestRecordMapper):
         return self.link_field_id
 
     def read(self, rtype: str, raw: dict[str, Any]) -> SideRecord:
-        main = main_of(raw)
+        record = cast(RestRecord[RestContactMain], raw)
+        main = cast(RestContactMain, main_of(raw))
         tax = classify_nif(main.get("fiscalId"))
         data = {
             "tax_id": tax.key,
@@ -151,7 +159,7 @@ class FacturaDirectaRestContactMapper(RestRecordMapper):
         return SideRecord(
             side=Side.INVOICING, rtype="client", rid=rid_of(raw), data=data, key=tax.key, kind=tax.kind,
             problem=tax.problem, link=custom_field(main, self.link_field_id),
-            modified=utc_iso(raw.get("modificationDate")), raw=raw,
+            modified=utc_iso(record.get("modificationDate")), raw=raw,
         )  # fmt: skip
 
     def rtype_for(self, kind: str | None) -> str:
@@ -184,7 +192,8 @@ class FacturaDirectaRestProductMapper(RestRecordMapper):
     sales_taxes: tuple[str, ...] = ("S_IVA_21",)
 
     def read(self, rtype: str, raw: dict[str, Any]) -> SideRecord:
-        main = main_of(raw)
+        record = cast(RestRecord[RestProductMain], raw)
+        main = cast(RestProductMain, main_of(raw))
         sku = text(main.get("sku"))
         data = {
             "sku": sku,
@@ -193,7 +202,7 @@ class FacturaDirectaRestProductMapper(RestRecordMapper):
         }
         return SideRecord(
             side=Side.INVOICING, rtype="product", rid=rid_of(raw), data=data, key=sku.upper(),
-            problem=None if sku else "no_sku", modified=utc_iso(raw.get("modificationDate")), raw=raw,
+            problem=None if sku else "no_sku", modified=utc_iso(record.get("modificationDate")), raw=raw,
         )  # fmt: skip
 
     def rtype_for(self, kind: str | None) -> str:
@@ -262,13 +271,13 @@ class FacturaDirectaRestEstimateMapper(RestRecordMapper):
     def _link_field(self) -> str | None:
         return self.link_field_id
 
-    def _is_rounding(self, line: dict[str, Any]) -> bool:
+    def _is_rounding(self, line: Mapping[str, Any]) -> bool:
         """Our adjustment line: the policy's label, no product, no tax."""
         return (
             text(line.get("text")) == self.rounding.label and not line.get("document") and not line.get("tax")
         )
 
-    def _net(self, line: dict[str, Any]) -> Decimal:
+    def _net(self, line: Mapping[str, Any]) -> Decimal:
         """The server's line total: ``q2(quantity × unitPrice × (1 − rate) − discount)`` (§9)."""
         rate = dec(line.get("discountRate")) / DISCOUNT_SCALES[self.discount_scale]
         return cents(
@@ -276,7 +285,8 @@ class FacturaDirectaRestEstimateMapper(RestRecordMapper):
         )
 
     def read(self, rtype: str, raw: dict[str, Any]) -> SideRecord:
-        main, rid = main_of(raw), rid_of(raw)
+        record = cast(RestRecord[RestEstimateMain], raw)
+        main, rid = cast(RestEstimateMain, main_of(raw)), rid_of(raw)
         lines, adjustment, problem = [], Decimal(0), None
         nets: dict[Decimal, Decimal] = {}  # line nets by VAT rate: the tax is rounded once per rate
         for line in main.get("lines") or []:
@@ -308,16 +318,16 @@ class FacturaDirectaRestEstimateMapper(RestRecordMapper):
             "lines": lines,
         }
         key = f"{CRM_PREFIX}{link}" if link else f"{ESTIMATE_PREFIX}{rid}"
-        record = SideRecord(Side.INVOICING, "estimate", rid, data, key=key, problem=problem, link=link,
-                            modified=utc_iso(raw.get("modificationDate")), raw=raw, rounding=adjustment)  # fmt: skip
+        side_record = SideRecord(Side.INVOICING, "estimate", rid, data, key=key, problem=problem, link=link,
+                                 modified=utc_iso(record.get("modificationDate")), raw=raw, rounding=adjustment)  # fmt: skip
         tax = sum((cents(net * rate / 100) for rate, net in nets.items()), Decimal(0))
         expected = sum(nets.values(), Decimal(0)) + adjustment + tax
-        return _document(record, expected, main.get("total"), problem)
+        return _document(side_record, expected, main.get("total"), problem)
 
     def rtype_for(self, kind: str | None) -> str:
         return "estimate"
 
-    def _notes(self, main: dict[str, Any]) -> str:
+    def _notes(self, main: Mapping[str, Any]) -> str:
         if self.notes_field.startswith("cfi_"):
             return custom_field(main, self.notes_field) or ""
         return text(main.get(self.notes_field))

@@ -5,9 +5,10 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from clientify_sync.engine.mapping import FullObjectMapper
+from clientify_sync.engine.mapping.records import FacturamaAddress, FacturamaClient, FacturamaProduct
 from clientify_sync.engine.model import SideRecord, country, money, text
 from clientify_sync.engine.taxid import classify_rfc
 from clientify_sync.engine.vocabulary import Side
@@ -19,7 +20,7 @@ TAX_OBJECT_UNTAXED = "01"
 DEFAULT_UNIT = "Servicio"
 
 
-def compose_street(address: dict[str, Any]) -> str:
+def compose_street(address: FacturamaAddress) -> str:
     """One address line from Facturama's parts; the neighbourhood (colonia) is not synced."""
     interior = text(address.get("InteriorNumber"))
     parts = [text(address.get("Street")), text(address.get("ExteriorNumber"))]
@@ -44,20 +45,21 @@ class FacturamaClientMapper(FullObjectMapper):
     fiscal_regime_company: str = "601"
 
     def read(self, rtype: str, raw: dict[str, Any]) -> SideRecord:
-        address = raw.get("Address") or {}
-        tax = classify_rfc(raw.get("Rfc"))
+        client = cast(FacturamaClient, raw)
+        address = client.get("Address") or {}
+        tax = classify_rfc(client.get("Rfc"))
         data = {
             "tax_id": tax.key,
-            "name": text(raw.get("Name")),
-            "email": text(raw.get("Email")).lower(),
+            "name": text(client.get("Name")),
+            "email": text(client.get("Email")).lower(),
             "street": compose_street(address),
             "city": text(address.get("Municipality")) or text(address.get("Locality")),
             "state": text(address.get("State")),
-            "postal_code": text(raw.get("TaxZipCode")) or text(address.get("ZipCode")),
+            "postal_code": text(client.get("TaxZipCode")) or text(address.get("ZipCode")),
             "country": country(address.get("Country")),
         }
         return SideRecord(
-            side=Side.INVOICING, rtype="client", rid=str(raw["Id"]), data=data, key=tax.key,
+            side=Side.INVOICING, rtype="client", rid=str(client["Id"]), data=data, key=tax.key,
             kind=tax.kind, problem=tax.problem, raw=raw,
         )  # fmt: skip
 
@@ -130,10 +132,11 @@ class FacturamaProductMapper(FullObjectMapper):
     )
 
     def read(self, rtype: str, raw: dict[str, Any]) -> SideRecord:
-        sku = text(raw.get("IdentificationNumber"))
-        data = {"sku": sku, "name": text(raw.get("Name")), "price": money(raw.get("Price"))}
+        product = cast(FacturamaProduct, raw)
+        sku = text(product.get("IdentificationNumber"))
+        data = {"sku": sku, "name": text(product.get("Name")), "price": money(product.get("Price"))}
         return SideRecord(
-            side=Side.INVOICING, rtype="product", rid=str(raw["Id"]), data=data, key=sku.upper(),
+            side=Side.INVOICING, rtype="product", rid=str(product["Id"]), data=data, key=sku.upper(),
             problem=None if sku else "no_sku", raw=raw,
         )  # fmt: skip
 
