@@ -29,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 MODULES = {"local": "tests/chaos/test_local.py", "celery": "tests/chaos/test_celery.py"}
 COLUMNS = ("check", "executor", "faulted_run", "converge_s", "duplicates_after_fault", "duplicates",
-           "lost_edits", "unconfirmed_open", "passed")
+           "lost_edits", "pairs_differing", "unconfirmed_open", "passed")
 GRACE_S = 2.0
 
 

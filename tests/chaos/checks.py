@@ -172,9 +172,10 @@ class Check:
     def finish(self, did: str = "", settle_run_id: str | None = None) -> Evidence:
         """Wait for the faulted run, look, spend the one manual run (``settle_run_id``: one already
         triggered), look again; record the result row."""
-        faulted = runs.wait_run(self.stack, self.dag_id, self.run_ids[0])
+        runs.wait_run(self.stack, self.dag_id, self.run_ids[0])
         ended = time.monotonic()
-        self.mark(f"faulted run ended: {runs.try_summary(self.stack, self.dag_id, self.run_ids[0])}")
+        faulted = runs.try_summary(self.stack, self.dag_id, self.run_ids[0])
+        self.mark(f"faulted run ended: {faulted}")
         first = self.look("after the faulted run", edits_due=False)
         apis = ("clientify", self.platform.value)
         creates_before = {api: self.writes(api, "POST") for api in apis}
@@ -192,11 +193,12 @@ class Check:
         converge_s = None if converged_at is None or self.injected_at is None else converged_at - self.injected_at
         RESULTS.append({
             "check": self.name, "executor": self.stack.executor, "injected": self.injected,
-            "faulted_run": f"{faulted['state']}; {did}".rstrip("; "),
+            "faulted_run": f"{faulted}; {did}".rstrip("; "),
             "settle_run": settle["state"],
             "converge_s": None if converge_s is None else round(converge_s),
             "duplicates_after_fault": first.extra_records, "duplicates": final.extra_records,
-            "lost_edits": len(final.lost_edits) + len(final.mismatches), "unconfirmed_open": len(final.unconfirmed),
+            "lost_edits": len(final.lost_edits), "pairs_differing": len(final.mismatches),
+            "unconfirmed_open": len(final.unconfirmed),
             "passed": final.ok,
         })
         when = "NOT" if converge_s is None else f"in {converge_s:.0f} s after the injection"
