@@ -21,6 +21,7 @@ from tests.chaos.checks import (
     OUTAGE_S,
     assert_right,
     facturadirecta_seeds,
+    facturama_seeds,
     prepare,
     retried,
     task_process,
@@ -78,6 +79,21 @@ def test_facturadirecta_down_a_minute_mid_apply_invoicing(celery_stack: Stack) -
     task_process(check, run_id, "apply_invoicing")
     n = check.wait_writes("facturadirecta", HIT_AFTER)
     check.outage("facturadirecta", OUTAGE_RATES, OUTAGE_S, f"after {n} FacturaDirecta POSTs")
+    check.edit_during_fault()
+    found = check.finish()
+    check.mark(f"apply_invoicing tries: {retried(check, run_id, 'apply_invoicing')}")
+    assert_right(check, found)
+
+
+def test_facturama_down_a_minute_mid_apply_invoicing(celery_stack: Stack) -> None:
+    """Every Facturama request fails for a minute while apply_invoicing creates Clientify contacts there."""
+    seeds = facturama_seeds(73, clients=40)
+    seeds["clientify"]["contacts"] = CLIENTS
+    check = prepare(celery_stack, "facturama-down", Platform.FACTURAMA, seeds)
+    run_id = check.start_run()
+    task_process(check, run_id, "apply_invoicing")
+    n = check.wait_writes("facturama", HIT_AFTER)
+    check.outage("facturama", OUTAGE_RATES, OUTAGE_S, f"after {n} Facturama POSTs")
     check.edit_during_fault()
     found = check.finish()
     check.mark(f"apply_invoicing tries: {retried(check, run_id, 'apply_invoicing')}")
