@@ -113,7 +113,9 @@ def main() -> int:
             print(f"chaos: kept {root} (E2E_KEEP=1)", file=sys.stderr)
         else:
             shutil.rmtree(root, ignore_errors=True)
-    rc = max(codes, default=1)
+    # 5 is pytest's "no tests collected": a -k that selects checks of one stack only leaves the other empty.
+    ran = [code for code in codes if code != 5]
+    rc = max(ran, default=5)
     print(f"make chaos: pytest exited {codes} after {time.monotonic() - started:.0f}s")
     return rc
 
