@@ -35,12 +35,14 @@ $(STAMP): constraints.txt requirements.txt requirements-dev.txt
 	touch $(STAMP)
 
 ## test: lint, the suite (unit, sandbox contract, hooks, engine, ledger on SQLite and PostgreSQL,
-## dag.test() runs, faults, the provider wheel in a fresh venv, the status view in Chromium), then make e2e
+## dag.test() runs, faults, the provider wheel in a fresh venv, the status view in Chromium), bench --quick,
+## the e2e deployments (both executors at once: scripts/e2e/both.sh), then make chaos (docs/reliability.md)
 test: lint
 	@scripts/ensure-debian-packages.sh $(SYSTEM_PACKAGES) || echo "!!! could not install $(SYSTEM_PACKAGES): tests that need them skip outside CI and fail in CI" >&2
 	$(BIN)/python -m pytest -q tests --ignore=tests/e2e
 	$(BIN)/python -m bench --quick
-	$(MAKE) --no-print-directory e2e
+	scripts/e2e/both.sh
+	$(MAKE) --no-print-directory chaos
 
 ## unit: the inner loop, under 3 minutes: the suite without what needs PostgreSQL, Chromium, dag.test()
 ## runs or the wheel, and without the slow scenario tests (markers in pyproject.toml, set in tests/conftest.py)

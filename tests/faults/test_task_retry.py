@@ -180,3 +180,55 @@ def test_an_outage_mid_apply_then_the_retry_creates_nothing_twice_and_leaves_not
     synced = crm_tax_ids(world)
     assert [t for t, n in synced.items() if n > 1] == [] and set(synced) == set(inv_tax_ids(world, platform))
     assert open_unconfirmed(world, platform) == 0
+
+
+def crm_party_by_tax_id(world: World, tax_id: str) -> tuple[str, dict[str, Any]]:
+    for rtype, resource in (("contact", world.clientify.contacts), ("company", world.clientify.companies)):
+        for record in resource.iter_records():
+            if str(record.get("taxpayer_identification_number") or "").upper() == tax_id:
+                return rtype, record
+    raise AssertionError(f"no Clientify record holds {tax_id}")
+
+
+def edit_crm_email(world: World, rtype: str, record: dict[str, Any], email: str) -> None:
+    resource = world.clientify.contacts if rtype == "contact" else world.clientify.companies
+    resource.update(record["id"], {"emails": [{"type": 4, "email": email}]})
+
+
+def facturama_email(world: World, tax_id: str) -> str:
+    return next(str(c.get("Email")) for c in world.facturama.clients.iter_records() if c["Rfc"].upper() == tax_id)
+
+
+def test_an_edit_on_a_record_the_killed_try_created_is_not_absorbed_by_the_retry(make_world):
+    """Defect 2 of docs/reliability.md: the retry links the record it finds; a user's edit made on it
+    meanwhile must still reach the other side, not become the merge base."""
+    platform = Platform.FACTURAMA
+    world = make_world()
+    world.sandbox.seed(platform.value, clients=CLIENTS, seed=8)
+    first_try_killed(world, platform, Entity.CONTACTS, "clientify", "run-killed-3")
+    tax_id = next(iter(crm_tax_ids(world)))
+    rtype, record = crm_party_by_tax_id(world, tax_id)
+    edit_crm_email(world, rtype, record, "editado@despues.mx")
+    next_try(world, platform, Entity.CONTACTS, "run-killed-3")
+    sync_round(world, platform, [Entity.CONTACTS])
+    assert facturama_email(world, tax_id) == "editado@despues.mx"
+
+
+def test_an_edit_on_a_record_an_unconfirmed_create_made_survives_the_next_run(make_world):
+    """Defect 3: after an outage the next run finds the record an unconfirmed create made; an edit made
+    on it in Clientify since is kept and sent to Facturama, not overwritten as a first match."""
+    platform = Platform.FACTURAMA
+    world = make_world()
+    world.sandbox.seed(platform.value, clients=6, seed=9)
+    world.sandbox.faults("clientify", [{"method": "POST", "path": "^/v1/(contacts|companies)/", "rates": {"truncate": 1.0}}])
+    world.sync(platform, Entity.CONTACTS)  # every create's answer lost: unconfirmed, pending kept
+    world.sandbox.clear_faults()
+    tax_id = next(iter(crm_tax_ids(world)))
+    rtype, record = crm_party_by_tax_id(world, tax_id)
+    edit_crm_email(world, rtype, record, "corregido@cliente.mx")
+    sync_round(world, platform, [Entity.CONTACTS])
+    sync_round(world, platform, [Entity.CONTACTS])
+    assert facturama_email(world, tax_id) == "corregido@cliente.mx"
+    _, again = crm_party_by_tax_id(world, tax_id)
+    assert [e["email"] for e in again.get("emails") or []] == ["corregido@cliente.mx"]
+    assert [t for t, n in crm_tax_ids(world).items() if n > 1] == []

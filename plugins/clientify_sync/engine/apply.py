@@ -63,6 +63,11 @@ class Written:
     record: SideRecord
     source_hash: str
     source: SideRecord | None = None
+    # A create: what it sent (the source's canonical data), the base the new link starts from.
+    sent: dict[str, Any] | None = None
+    # The target record was found, made by an earlier try, not created now: it may have been edited
+    # since, so its hash is not taken as the synced state (the next run merges it against ``sent``).
+    found: bool = False
 
 
 @dataclass
@@ -271,24 +276,24 @@ class Applier:
     def _write(self, item: PlanItem, inv_rows: Rows, crm_rows: Rows) -> Written:
         if item.action is Action.CREATE and self.target is Side.CLIENTIFY:
             inv_row = inv_rows[_ref(item.inv)]
-            record = self._made_earlier(item, inv_row) or self.clientify.create(
-                item.crm_type or "", inv_row["data"], link=inv_row["rid"]
-            )
+            found = self._made_earlier(item, inv_row)
+            record = found or self.clientify.create(item.crm_type or "", inv_row["data"], link=inv_row["rid"])
             if not self.invoicing.link_supported:
-                return Written(record, inv_row["hash"])
+                return Written(record, inv_row["hash"], sent=inv_row["data"], found=found is not None)
             source = self.invoicing.update(
                 inv_row["rtype"], inv_row["rid"], inv_row["raw"], inv_row["data"], set(), link=record.rid
             )
-            return Written(record, source.content_hash, source)
+            return Written(record, _source_hash(source, inv_row), source, inv_row["data"], found is not None)
         if item.action is Action.CREATE:
             crm_row = crm_rows[_ref(item.crm)]
-            record = self._made_earlier(item, crm_row) or self.invoicing.create(
+            found = self._made_earlier(item, crm_row)
+            record = found or self.invoicing.create(
                 self.invoicing.mapper.rtype_for(None), crm_row["data"], crm_row["rid"], self._idempotency_key(item)
             )
             source = self.clientify.update(
                 crm_row["rtype"], crm_row["rid"], crm_row["raw"], crm_row["data"], set(), link=record.rid
             )
-            return Written(record, source.content_hash, source)
+            return Written(record, _source_hash(source, crm_row), source, crm_row["data"], found is not None)
         inv, crm, merged = _ref(item.inv), _ref(item.crm), item.merged or {}
         changed = set(item.fields)
         if self.target is Side.CLIENTIFY:
@@ -335,13 +340,15 @@ class Applier:
         outcome = Outcome.CONFLICT if item.reason == Reason.CONFLICT else Outcome.UPDATED
         if item.action is Action.CREATE:
             outcome = Outcome.CREATED
+            target_hash = "" if written.found else record.content_hash
             if self.target is Side.CLIENTIFY:
                 inv_ref, crm_ref = _ref(item.inv), Ref(record.rtype, record.rid)
-                inv_hash, crm_hash = written.source_hash, record.content_hash
+                inv_hash, crm_hash = written.source_hash, target_hash
             else:
                 inv_ref, crm_ref = Ref(record.rtype, record.rid), _ref(item.crm)
-                inv_hash, crm_hash = record.content_hash, written.source_hash
-            self.writes.links.append(NewLink(inv_ref, crm_ref, record.data, inv_hash, crm_hash))
+                inv_hash, crm_hash = target_hash, written.source_hash
+            base = written.sent if written.found and written.sent is not None else record.data
+            self.writes.links.append(NewLink(inv_ref, crm_ref, base, inv_hash, crm_hash))
             if pending_id is not None:
                 self.writes.settled_pending.append(pending_id)
         result = {"rid": record.rid, "rtype": record.rtype, "hash": record.content_hash}
@@ -408,6 +415,13 @@ class Applier:
             self.writes.cleared.append((INV, *item.inv))
         if item.crm is not None:
             self.writes.cleared.append((CRM, *item.crm))
+
+
+def _source_hash(answer: SideRecord, row: dict[str, Any]) -> str:
+    """The source's hash to link with after the link write-back: the answer's, unless the answer shows
+    an edit made since the extract read it (then none: the next run merges the edit instead of taking
+    it as already synced)."""
+    return answer.content_hash if answer.data == row["data"] else ""
 
 
 def _id(item: PlanItem) -> int:

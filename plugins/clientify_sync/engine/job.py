@@ -27,8 +27,8 @@ from clientify_sync.engine.ledger.database import LeaseTaken, lease
 from clientify_sync.engine.ledger.dead_letters import Letter
 from clientify_sync.engine.ledger.inbox import Claimed
 from clientify_sync.engine.ledger.links import NewLink
-from clientify_sync.engine.model import SCHEMAS
-from clientify_sync.engine.plan import Action, Outcome, PlanItem, Reason, Status
+from clientify_sync.engine.model import SCHEMAS, SideRecord
+from clientify_sync.engine.plan import Action, Outcome, PlanItem, Reason, Ref, Status
 from clientify_sync.engine.progress import Progress
 from clientify_sync.engine.reconcile import PlanChunk, Reconciler
 from clientify_sync.engine.report import build_report
@@ -246,21 +246,34 @@ class SyncJob:
         return self.ledger.inbox.claimed_by(self.spec.run_id)
 
     def _settle_pending_creates(self) -> None:
-        """Creates whose outcome a crash left unknown: find the record before anything is created again.
+        """Creates whose outcome a crash or an outage left unknown: find the record before anything is
+        created again, and link it with the data the create sent as the merge base.
 
-        The invoicing listing is complete, and a record created in Clientify carries the link field
-        and a ``modified`` after the unadvanced watermark, so matching normally sees it; a lookup by
-        link field and key covers the rest. Either way the entry is settled here, in the step that
-        already reads Clientify (and holds its pool).
+        A record created in Clientify carries the link field and a ``modified`` after the unadvanced
+        watermark, so it is found by link field, else by key. Linked here, with its hash unknown, the
+        next merge compares it with what was sent: an edit a user made on it since wins, where a first
+        match by key (no base) would let the invoicing side overwrite it. Either way the entry is
+        settled here, in the step that already reads Clientify (and holds its pool). Creates on the
+        invoicing side are settled by its complete listing and matching by key.
         """
         for entry in self.ledger.pending.all():
-            if entry["target"] == CRM and not self.ledger.candidates.mirror_by(
-                link=entry["source_id"], key=entry["natural_key"]
-            ):
+            if entry["target"] == CRM:
                 found = self.clientify.find(entry["source_id"], entry["natural_key"])
                 self.ledger.records.stage(found, self.spec.run_id)
                 log.info("pending create %s: %d found in Clientify", entry["source_id"], len(found))
+                if len(found) == 1:
+                    self._link_settled((entry["source_type"], entry["source_id"]), found[0])
             self.ledger.pending.delete(entry["id"])
+
+    def _link_settled(self, source: tuple[str, str], record: SideRecord) -> None:
+        """Link a record a pending create made to its invoicing source, the source's data as the base."""
+        if self.ledger.links.find(inv=source) or self.ledger.links.find(crm=(record.rtype, record.rid)):
+            return  # linked meanwhile (an apply settled it): that link stands
+        row = self.ledger.records.fetch(INV, [Ref(*source)], with_raw=False).get(Ref(*source))
+        if row is None:
+            return
+        self.ledger.links.save(source, (record.rtype, record.rid), base=row["data"], inv_hash=row["hash"],
+                               crm_hash="", run_id=self.spec.run_id)  # fmt: skip
 
     # -- reconcile -----------------------------------------------------------------------------
     def reconcile(self) -> dict[str, Any]:

@@ -6,6 +6,7 @@ production); none of it knows a table of the ledger.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -145,8 +146,10 @@ def lease(engine: Engine, name: str, *, wait_s: float, poll_s: float = 2.0) -> I
         try:
             yield
         finally:
-            conn.execute(sa.text("SELECT pg_advisory_unlock(hashtext(:name))"), key)
-            conn.commit()
+            # A database restart ended the session, and its lock with it: nothing left to release.
+            with contextlib.suppress(sa.exc.DBAPIError):
+                conn.execute(sa.text("SELECT pg_advisory_unlock(hashtext(:name))"), key)
+                conn.commit()
 
 
 def _insert(conn: Connection, table: sa.Table) -> Any:
