@@ -69,7 +69,9 @@ class NaiveSync:
     def _pages(self, plural: str) -> Iterator[list[dict[str, Any]]]:
         start = 0
         while True:
-            response = self.facturama.get(f"/{plural}", params={"start": start, "length": self.page_size, "search": ""})
+            response = self.facturama.get(
+                f"/{plural}", params={"start": start, "length": self.page_size, "search": ""}
+            )
             response.raise_for_status()
             body = response.json()
             if not body["data"]:
@@ -91,7 +93,9 @@ class NaiveSync:
                 self.clientify.post("/v1/custom-fields/", json={"name": LINK_FIELD, "content_type": content_type,
                                                                 "field_type": 3}).raise_for_status()  # fmt: skip
 
-    def _first(self, resource: str, params: dict[str, str], match: Callable[[dict[str, Any]], bool]) -> str | None:
+    def _first(
+        self, resource: str, params: dict[str, str], match: Callable[[dict[str, Any]], bool]
+    ) -> str | None:
         response = self.clientify.get(f"/v1/{resource}/", params=params)
         response.raise_for_status()
         return next((str(r["id"]) for r in response.json()["results"] if match(r)), None)
@@ -104,13 +108,16 @@ class NaiveSync:
             if found:
                 return resource, found
         for resource in resources:
-            found = self._first(resource, {key_param: key},
-                                lambda r: str(r.get(key_field) or "").strip().upper() == key)
+            found = self._first(
+                resource, {key_param: key}, lambda r: str(r.get(key_field) or "").strip().upper() == key
+            )
             if found:
                 return resource, found
         return None
 
-    def _write(self, resource: str, target: tuple[str, str] | None, body: dict[str, Any], inv_id: str) -> Result:
+    def _write(
+        self, resource: str, target: tuple[str, str] | None, body: dict[str, Any], inv_id: str
+    ) -> Result:
         if target is not None:
             response = self.clientify.put(f"/v1/{target[0]}/{target[1]}/", json=body)
             outcome, resource, rid = "updated", target[0], target[1]

@@ -121,9 +121,16 @@ def read_bound(
             engine_since = (datetime.fromisoformat(since) - lookback).isoformat() if since else None
             for resource in CRM_RESOURCES[entity]:
                 n = clientify_count(handle, resource, since)
-                what = (f"modified since the watermark {since}" if since else
-                        "all records (full run)" if mode is Mode.FULL else "all records (no watermark yet)")
-                bound.add("clientify", "GET", pages(n, CLIENTIFY_PAGE), f"clientify {resource} ({api}): {n} {what}")
+                what = (
+                    f"modified since the watermark {since}"
+                    if since
+                    else "all records (full run)"
+                    if mode is Mode.FULL
+                    else "all records (no watermark yet)"
+                )
+                bound.add(
+                    "clientify", "GET", pages(n, CLIENTIFY_PAGE), f"clientify {resource} ({api}): {n} {what}"
+                )
                 engine_n = clientify_count(handle, resource, engine_since) if engine_since else n
                 windows.append({"integration": api, "resource": resource, "watermark": since, "records": n,
                                 "engine_since": engine_since, "engine_records": engine_n,
@@ -146,7 +153,9 @@ def writes_from_report(bound: Bound, platform: Platform, entity: Entity, report:
     bound.add("clientify", "POST", to_crm_created, f"{entity}: created in Clientify (link in the POST)")
     bound.add("clientify", "PUT", to_crm_updated, f"{entity}: updated in Clientify (fields and/or link)")
     bound.add(api, "POST", to_inv_created, f"{entity}: created in {api}")
-    bound.add("clientify", "PUT", to_inv_created, f"{entity}: Clientify link write-back of records created in {api}")
+    bound.add(
+        "clientify", "PUT", to_inv_created, f"{entity}: Clientify link write-back of records created in {api}"
+    )
     bound.add(api, "PUT", to_inv_updated, f"{entity}: updated in {api}")
     if platform is Platform.FACTURADIRECTA:
         bound.add(api, "PUT", to_crm_created, f"{entity}: ID_CRM write-back of records created in Clientify")

@@ -79,48 +79,102 @@ def _csv(value: str) -> tuple[str, ...]:
 
 def parse_args(argv: Sequence[str] | None = None) -> BenchConfig:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("--platform", default="both", choices=["facturama", "facturadirecta", "both"],
-                        help="invoicing platform(s) of the scale runs, one run per platform and size (default both)")
-    parser.add_argument("--sizes", type=_sizes, default=None,
-                        help="customer counts of the scale runs (default 10000,100000; --quick: 1000)")
+    parser.add_argument(
+        "--platform",
+        default="both",
+        choices=["facturama", "facturadirecta", "both"],
+        help="invoicing platform(s) of the scale runs, one run per platform and size (default both)",
+    )
+    parser.add_argument(
+        "--sizes",
+        type=_sizes,
+        default=None,
+        help="customer counts of the scale runs (default 10000,100000; --quick: 1000)",
+    )
     parser.add_argument("--clients", type=int, default=None, help="one size only (same as --sizes N)")
-    parser.add_argument("--products", type=int, default=None, help=f"default {BenchConfig.products} (--quick 200)")
-    parser.add_argument("--estimates", type=int, default=None,
-                        help=f"default {BenchConfig.estimates} (--quick 300); the same at every size")
-    parser.add_argument("--modified-profile", default=None, choices=PROFILE_NAMES,
-                        help="latency profile of the extra idle (2r) and 1%%-edit (3r) runs after the 20 ms "
-                             "scenarios (default realistic; none: skip them; off with --latency-profile or --quick)")
-    parser.add_argument("--quick", action="store_true",
-                        help="CI mode: 1,000 customers, both platforms, no latency, call-count targets only "
-                             "(exit 1 on a MISS), no sandbox checks, memory check or realistic runs, prints only")
-    parser.add_argument("--overlap", type=float, default=BenchConfig.overlap,
-                        help="fraction of the invoicing customers Clientify already holds (unlinked)")
+    parser.add_argument(
+        "--products", type=int, default=None, help=f"default {BenchConfig.products} (--quick 200)"
+    )
+    parser.add_argument(
+        "--estimates",
+        type=int,
+        default=None,
+        help=f"default {BenchConfig.estimates} (--quick 300); the same at every size",
+    )
+    parser.add_argument(
+        "--modified-profile",
+        default=None,
+        choices=PROFILE_NAMES,
+        help="latency profile of the extra idle (2r) and 1%%-edit (3r) runs after the 20 ms "
+        "scenarios (default realistic; none: skip them; off with --latency-profile or --quick)",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="CI mode: 1,000 customers, both platforms, no latency, call-count targets only "
+        "(exit 1 on a MISS), no sandbox checks, memory check or realistic runs, prints only",
+    )
+    parser.add_argument(
+        "--overlap",
+        type=float,
+        default=BenchConfig.overlap,
+        help="fraction of the invoicing customers Clientify already holds (unlinked)",
+    )
     parser.add_argument("--seed", type=int, default=BenchConfig.seed)
-    parser.add_argument("--latency-ms", type=float, default=None,
-                        help=f"flat latency per request (default {BenchConfig.latency_ms:g}; 0 with a profile)")
-    parser.add_argument("--latency-profile", default="none", choices=PROFILE_NAMES,
-                        help="realistic: the real services' latency (Clientify 2.4 s per 100-record page, the rest "
-                             "stated guesses; docs/sandbox.md); baseline and memory check then default to off")
-    parser.add_argument("--latency-scale", type=float, default=1.0,
-                        help="multiply the profile's latencies (e.g. 0.1)")
-    parser.add_argument("--concurrency", type=int, default=BenchConfig.concurrency,
-                        help="the API clients' concurrency setting (ours and the baseline's)")
+    parser.add_argument(
+        "--latency-ms",
+        type=float,
+        default=None,
+        help=f"flat latency per request (default {BenchConfig.latency_ms:g}; 0 with a profile)",
+    )
+    parser.add_argument(
+        "--latency-profile",
+        default="none",
+        choices=PROFILE_NAMES,
+        help="realistic: the real services' latency (Clientify 2.4 s per 100-record page, the rest "
+        "stated guesses; docs/sandbox.md); baseline and memory check then default to off",
+    )
+    parser.add_argument(
+        "--latency-scale", type=float, default=1.0, help="multiply the profile's latencies (e.g. 0.1)"
+    )
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=BenchConfig.concurrency,
+        help="the API clients' concurrency setting (ours and the baseline's)",
+    )
     parser.add_argument("--edit-fraction", type=float, default=BenchConfig.edit_fraction)
-    parser.add_argument("--lookback-s", type=float, default=None,
-                        help="the engine's modified-run lookback (default: the engine's own; --quick 0)")
-    parser.add_argument("--baseline", default=None,
-                        help="baseline scenarios to measure (Facturama, first size): any of 1,2,3 (empty: none; "
-                             "default 1,2,3, none with a latency profile; --quick 3)")
-    parser.add_argument("--memory-sizes", default=None,
-                        help="client counts of the dry-run memory check (empty: skip it; default 10000,100000, "
-                             "none with a latency profile)")
-    parser.add_argument("--no-sandbox-checks", action="store_true",
-                        help="skip the sandbox's own speed targets (bench/sandbox_checks.py, about 40 s)")
+    parser.add_argument(
+        "--lookback-s",
+        type=float,
+        default=None,
+        help="the engine's modified-run lookback (default: the engine's own; --quick 0)",
+    )
+    parser.add_argument(
+        "--baseline",
+        default=None,
+        help="baseline scenarios to measure (Facturama, first size): any of 1,2,3 (empty: none; "
+        "default 1,2,3, none with a latency profile; --quick 3)",
+    )
+    parser.add_argument(
+        "--memory-sizes",
+        default=None,
+        help="client counts of the dry-run memory check (empty: skip it; default 10000,100000, "
+        "none with a latency profile)",
+    )
+    parser.add_argument(
+        "--no-sandbox-checks",
+        action="store_true",
+        help="skip the sandbox's own speed targets (bench/sandbox_checks.py, about 40 s)",
+    )
     parser.add_argument("--output-dir", type=Path, default=RESULTS_DIR)
     parser.add_argument("--no-write", action="store_true", help="print only; leave bench/results alone")
-    parser.add_argument("--sequential", action="store_true",
-                        help="run the memory check after the baseline instead of beside it (clean wall times "
-                             "for both, about 4 more minutes)")
+    parser.add_argument(
+        "--sequential",
+        action="store_true",
+        help="run the memory check after the baseline instead of beside it (clean wall times "
+        "for both, about 4 more minutes)",
+    )
     args = parser.parse_args(argv)
     if args.sizes is not None and args.clients is not None:
         parser.error("give --sizes or --clients, not both")

@@ -83,7 +83,11 @@ def _edit_invoicing(clients: ApiClients, platform: Platform, entity: Entity, pai
     api = clients.invoicing(platform)
     rid = pair.inv_id
     if platform is Platform.FACTURAMA:
-        resource = {Entity.CONTACTS: api.clients, Entity.PRODUCTS: api.products, Entity.ESTIMATES: api.estimates}[entity]
+        resource = {
+            Entity.CONTACTS: api.clients,
+            Entity.PRODUCTS: api.products,
+            Entity.ESTIMATES: api.estimates,
+        }[entity]
         raw = _without_empty_strings(resource.get(rid))
         if entity is Entity.CONTACTS:
             name, value = "Email", f"bench.edit{n}@example.com"
@@ -149,5 +153,7 @@ def apply_edits(
         return list(pool.map(lambda job: job(), jobs))
 
 
-def _bind(edit: Any, clients: ApiClients, platform: Platform, entity: Entity, pair: Pair, n: int) -> Callable[[], Edit]:
+def _bind(
+    edit: Any, clients: ApiClients, platform: Platform, entity: Entity, pair: Pair, n: int
+) -> Callable[[], Edit]:
     return lambda: edit(clients, platform, entity, pair, n)

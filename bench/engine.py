@@ -63,7 +63,12 @@ class EngineDriver:
     watermarks: dict[Entity, str | None] = field(default_factory=dict)
 
     def sync(
-        self, entity: Entity, mode: Mode, *, dry_run: bool = False, after_step: Callable[[str], None] | None = None
+        self,
+        entity: Entity,
+        mode: Mode,
+        *,
+        dry_run: bool = False,
+        after_step: Callable[[str], None] | None = None,
     ) -> dict[str, Any]:
         """Every step in DAG order; returns the run report with ``step_seconds`` added (where the time
         went), calling ``after_step(name)`` after each phase.

@@ -58,8 +58,10 @@ def table_rows(cfg: BenchConfig, ours: list[ScenarioResult], baseline: list[Scen
             rows.append([label, api, method, str(calls), str(bound), _ratio(calls, bound),
                          "not run" if base_n is None else str(base_n),
                          "" if base_n is None else _ratio(cp.get(api, method), base_n), "", "", "", ""])  # fmt: skip
-        verdicts = "; ".join(f"{t.name}: {t.verdict}" for t in found
-                             if t.scenario == s.name and t.run == run) or "(reported)"
+        verdicts = (
+            "; ".join(f"{t.name}: {t.verdict}" for t in found if t.scenario == s.name and t.run == run)
+            or "(reported)"
+        )
         total, bound_total = s.calls.sum(), s.bound.sum() if s.bound else 0
         base_total = base.calls.sum() if base else None
         rows.append([f"**{label}**", "all", "all", f"**{total}**", str(bound_total), _ratio(total, bound_total),
@@ -71,7 +73,11 @@ def table_rows(cfg: BenchConfig, ours: list[ScenarioResult], baseline: list[Scen
                          f"{base.rss['wall_s']:.1f}{'' if cfg.sequential else '*'}", _peak(base.rss),
                          str(base.calls.sum(writes=True)), ""])  # fmt: skip
     for m in memory:
-        verdicts = "; ".join(f"{t.name}: {t.verdict}" for t in found if t.scenario == "mem") if m is memory[-1] else ""
+        verdicts = (
+            "; ".join(f"{t.name}: {t.verdict}" for t in found if t.scenario == "mem")
+            if m is memory[-1]
+            else ""
+        )
         rows.append([f"mem {m['clients']} clients (full dry run)", "all", "all",
                      str(sum(sum(v.values()) for v in m["calls"].values())), "", "", "", "",
                      f"{m['wall_s']:.1f}{'' if cfg.sequential else '*'}", _peak(m), "0", verdicts])  # fmt: skip
@@ -196,41 +202,72 @@ def markdown(cfg: BenchConfig, env: dict[str, Any], runs: list[ScaleRun], baseli
     measured = ", ".join(f"({r.name})" for r in baseline) or "none"
     sizes = ", ".join(size_label(n) for n in cfg.sizes)
     parts = [
-        "# clientify-sync benchmark", "",
+        "# clientify-sync benchmark",
+        "",
         f"{env['date']} · {env['cpu_count']} CPUs · Python {env['python']} · integrations "
         f"{', '.join(env['integrations'])}, one run per platform and size ({sizes} customers; {cfg.products} products, "
         f"{cfg.estimates} estimates at every size), Clientify holding {cfg.overlap:.0%} of the customers unlinked · "
         f"{_latency(cfg)}{_modified(cfg)} · concurrency {cfg.concurrency} · engine lookback {cfg.lookback_s:g} s · "
         f"the whole run took {env['duration_s'] / 60:.1f} min · commit {env['git_commit'][:10]}"
-        f"{' with uncommitted engine/sandbox changes' if env['uncommitted'] else ''}", "",
-        *[f"**Note:** the memory probe at {m['clients']} clients imported commit {m['git_commit'][:10]} (the code "
-          "changed during the run)." for m in memory if m.get("git_commit") != env["git_commit"]],
-        *[f"**Note:** run {r.label} imported commit {r.git_commit[:10]} (the code changed during the run)."
-          for r in runs if r.git_commit and r.git_commit != env["git_commit"]], "",
-        "## Summary", "", _table(SUMMARY_COLUMNS, summary_rows(cfg, runs, baseline)), "",
+        f"{' with uncommitted engine/sandbox changes' if env['uncommitted'] else ''}",
+        "",
+        *[
+            f"**Note:** the memory probe at {m['clients']} clients imported commit {m['git_commit'][:10]} (the code "
+            "changed during the run)."
+            for m in memory
+            if m.get("git_commit") != env["git_commit"]
+        ],
+        *[
+            f"**Note:** run {r.label} imported commit {r.git_commit[:10]} (the code changed during the run)."
+            for r in runs
+            if r.git_commit and r.git_commit != env["git_commit"]
+        ],
+        "",
+        "## Summary",
+        "",
+        _table(SUMMARY_COLUMNS, summary_rows(cfg, runs, baseline)),
+        "",
         "Each run (platform, size) is a fresh process: `sync CPU s` is its CPU time (user + system) during the "
         "scenario, `peak MB` its peak RSS (total, sampled every 20 ms). `API floor` = the latency the sandbox "
         "added (calls × per-call latency) ÷ concurrency, reads counted as parallel. Scenarios 1–3 run at the "
         "flat latency; 2r and 3r at the modified profile after an unmeasured idle run (the full sync at the "
-        "realistic profile would take hours at 100k, so the state is built at the fast one).", "",
-        "## Targets", "", _table(TARGET_COLUMNS, target_rows(found)), "",
+        "realistic profile would take hours at 100k, so the state is built at the fast one).",
+        "",
+        "## Targets",
+        "",
+        _table(TARGET_COLUMNS, target_rows(found)),
+        "",
     ]
     for run in runs:
         primary = run.platform.value == "facturama" and run.clients == cfg.clients
         ours = run.scenarios
         run_baseline = baseline if primary else []
-        parts += [f"## Run {run.label}", "", f"Seeded {run.seeded}; the run took {run.wall_s / 60:.1f} min.", "",
-                  markdown_table(table_rows(cfg, ours, run_baseline, memory if primary else [], found, run.label)), ""]
+        parts += [
+            f"## Run {run.label}",
+            "",
+            f"Seeded {run.seeded}; the run took {run.wall_s / 60:.1f} min.",
+            "",
+            markdown_table(table_rows(cfg, ours, run_baseline, memory if primary else [], found, run.label)),
+            "",
+        ]
         if primary:
             parts += [
                 f"Baseline scenarios measured: {measured} (each at full size; nothing derived or extrapolated). "
                 "The baseline syncs contacts and products only, Facturama → Clientify; `ours/baseline` compares our "
                 "calls for those two entities with it. `ratio` is calls ÷ lower bound. `peak MB` is the process's "
-                "peak RSS (sampled every 20 ms), Δ its growth during the scenario.", "",
-                *([] if cfg.sequential or not memory else [
-                    "\\* The baseline and the memory check ran side by side (separate processes and sandboxes) to "
-                    "fit the time budget: those wall times include sharing two CPUs; calls and peak RSS do not "
-                    "depend on it. Ours ran alone.", ""])]
+                "peak RSS (sampled every 20 ms), Δ its growth during the scenario.",
+                "",
+                *(
+                    []
+                    if cfg.sequential or not memory
+                    else [
+                        "\\* The baseline and the memory check ran side by side (separate processes and sandboxes) to "
+                        "fit the time budget: those wall times include sharing two CPUs; calls and peak RSS do not "
+                        "depend on it. Ours ran alone.",
+                        "",
+                    ]
+                ),
+            ]
         parts += ["### Lower bound", ""]
         if run is runs[0]:
             parts += [(BOUND_DOC or "").strip(), ""]
@@ -238,24 +275,38 @@ def markdown(cfg: BenchConfig, env: dict[str, Any], runs: list[ScaleRun], baseli
             if s.bound is None:
                 continue
             parts += [f"#### ({s.name}) {s.title}", ""]
-            parts += [f"- {b['api']} {b['method']} {b['calls']}: {b['why']}" for b in s.bound.lines if b["calls"]]
+            parts += [
+                f"- {b['api']} {b['method']} {b['calls']}: {b['why']}" for b in s.bound.lines if b["calls"]
+            ]
             for w in s.windows:
                 if w["watermark"]:
                     parts.append(f"- engine read window for clientify {w['resource']} ({w['integration']}): since "
                                  f"{w['engine_since']} (watermark − lookback) → {w['engine_records']} records, "
                                  f"{w['engine_pages']} pages; since the watermark: {w['records']} records")  # fmt: skip
             parts.append("")
-        parts += ["### Calls and time per sync", "",
-                  "| scenario | sync | calls | writes | per API and method | seconds per step |", "|---|---|---|---|---|---|"]
+        parts += [
+            "### Calls and time per sync",
+            "",
+            "| scenario | sync | calls | writes | per API and method | seconds per step |",
+            "|---|---|---|---|---|---|",
+        ]
         for s in ours:
             for key, calls in s.by_entity.items():
                 detail = ", ".join(f"{a} {m} {n}" for (a, m), n in sorted(calls.by_method.items()))
                 steps = _steps(s.reports.get(key, {}).get("step_seconds") or {}, "")
-                parts.append(f"| {s.name} | {key} | {calls.sum()} | {calls.sum(writes=True)} | {detail} | {steps} |")
-        parts += ["", "### Where the wall time went", "",
-                  "CPU seconds spent during each scenario by the sync's process (the engine, or the baseline's "
-                  "client) and by the sandbox serving it, against the wall time (two CPUs).", "",
-                  "| run | scenario | wall s | sync CPU s | sandbox CPU s |", "|---|---|---|---|---|"]
+                parts.append(
+                    f"| {s.name} | {key} | {calls.sum()} | {calls.sum(writes=True)} | {detail} | {steps} |"
+                )
+        parts += [
+            "",
+            "### Where the wall time went",
+            "",
+            "CPU seconds spent during each scenario by the sync's process (the engine, or the baseline's "
+            "client) and by the sandbox serving it, against the wall time (two CPUs).",
+            "",
+            "| run | scenario | wall s | sync CPU s | sandbox CPU s |",
+            "|---|---|---|---|---|",
+        ]
         for who, group in (("ours", ours), ("baseline", run_baseline)):
             for s in group:
                 cpu = s.rss.get("cpu_s", {})
@@ -263,13 +314,21 @@ def markdown(cfg: BenchConfig, env: dict[str, Any], runs: list[ScaleRun], baseli
                              f"{cpu.get('sandbox', '')} |")  # fmt: skip
         parts.append("")
     if memory:
-        parts += ["", "## Memory check, step by step", "",
-                  "Peak RSS (MB) and seconds of each step of the dry-run contacts sync, in one process as the "
-                  "benchmark runs it (under Airflow each step is its own task process).", "",
-                  "| clients | baseline MB | peak MB | peak per step (MB) | seconds per step |", "|---|---|---|---|---|"]
+        parts += [
+            "",
+            "## Memory check, step by step",
+            "",
+            "Peak RSS (MB) and seconds of each step of the dry-run contacts sync, in one process as the "
+            "benchmark runs it (under Airflow each step is its own task process).",
+            "",
+            "| clients | baseline MB | peak MB | peak per step (MB) | seconds per step |",
+            "|---|---|---|---|---|",
+        ]
         for m in memory:
-            parts.append(f"| {m['clients']} | {m['baseline_rss_mb']} | {m['peak_rss_mb']} | "
-                         f"{_steps(m.get('step_peak_rss_mb', {}), '')} | {_steps(m.get('step_seconds', {}), '')} |")
+            parts.append(
+                f"| {m['clients']} | {m['baseline_rss_mb']} | {m['peak_rss_mb']} | "
+                f"{_steps(m.get('step_peak_rss_mb', {}), '')} | {_steps(m.get('step_seconds', {}), '')} |"
+            )
     parts += ["", "## Phases", "", *[f"- {name}: {secs:.1f} s" for name, secs in phases.items()], ""]
     return "\n".join(parts)
 
@@ -294,7 +353,9 @@ def _scenario_json(s: ScenarioResult) -> dict[str, Any]:
 
 def write_results(out_dir: Path, payload: dict[str, Any], text: str) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "latest.json").write_text(json.dumps(payload, indent=2, ensure_ascii=False, default=str) + "\n")
+    (out_dir / "latest.json").write_text(
+        json.dumps(payload, indent=2, ensure_ascii=False, default=str) + "\n"
+    )
     (out_dir / "latest.md").write_text(text + "\n")
 
 

@@ -26,7 +26,9 @@ class RssSampler:
         self._process = psutil.Process()
         # CPU seconds of this process (less this sampler's thread) and of others (the sandbox): who was
         # busy during the wall time.
-        self._cpu_procs = {"bench": self._process} | {k: psutil.Process(pid) for k, pid in (cpu_of or {}).items()}
+        self._cpu_procs = {"bench": self._process} | {
+            k: psutil.Process(pid) for k, pid in (cpu_of or {}).items()
+        }
         self._cpu_start: dict[str, float] = {}
         self.cpu_s: dict[str, float] = {}
         self._stop = threading.Event()

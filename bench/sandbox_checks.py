@@ -50,15 +50,20 @@ def _target(name: str, ok: bool, detail: str) -> Target:
 
 def check_generator() -> Target:
     seconds = _elapsed(lambda: generator.facturama_clients(100_000, 42))
-    return _target(f"generate 100k Facturama clients < {GENERATOR_LIMIT_S:g} s", seconds < GENERATOR_LIMIT_S,
-                   f"{seconds:.1f} s")
+    return _target(
+        f"generate 100k Facturama clients < {GENERATOR_LIMIT_S:g} s",
+        seconds < GENERATOR_LIMIT_S,
+        f"{seconds:.1f} s",
+    )
 
 
 def check_seeding(handle: SandboxHandle) -> Target:
     body = {"overlap": {"platform": "facturama", "customers": 10_000, "fraction": 1.0, "seed": 1}}
     seconds = _elapsed(lambda: handle.seed("clientify", **body))
     handle.reset("clientify")
-    return _target(f"seed 10k Clientify records < {SEED_LIMIT_S:g} s", seconds < SEED_LIMIT_S, f"{seconds:.1f} s")
+    return _target(
+        f"seed 10k Clientify records < {SEED_LIMIT_S:g} s", seconds < SEED_LIMIT_S, f"{seconds:.1f} s"
+    )
 
 
 def check_list_page(handle: SandboxHandle) -> Target:
@@ -66,12 +71,16 @@ def check_list_page(handle: SandboxHandle) -> Target:
     timings = []
     with handle.facturama_client() as api:
         for start in (0, PAGE_RECORDS // 2, PAGE_RECORDS - 100) * 5:
-            timings.append(_elapsed(lambda s=start: api.get("/api/Products", params={"start": s, "length": 100})))
+            timings.append(
+                _elapsed(lambda s=start: api.get("/api/Products", params={"start": s, "length": 100}))
+            )
     handle.reset("facturama")
     median_ms = statistics.median(timings) * 1000
-    return _target(f"median list page at {PAGE_RECORDS // 1000}k records < {PAGE_LIMIT_MS:g} ms",
-                   median_ms < PAGE_LIMIT_MS, f"median {median_ms:.1f} ms, max {max(timings) * 1000:.1f} ms "
-                   f"over {len(timings)} pages")
+    return _target(
+        f"median list page at {PAGE_RECORDS // 1000}k records < {PAGE_LIMIT_MS:g} ms",
+        median_ms < PAGE_LIMIT_MS,
+        f"median {median_ms:.1f} ms, max {max(timings) * 1000:.1f} ms over {len(timings)} pages",
+    )
 
 
 def check_latency_rules(handle: SandboxHandle) -> list[Target]:
@@ -82,10 +91,16 @@ def check_latency_rules(handle: SandboxHandle) -> list[Target]:
         request_s = _elapsed(lambda: api.get("/v1/users/"))
     control_s = _elapsed(lambda: handle.control("clientify", "GET", "health"))
     found = [
-        _target(f"a {LATENCY_MS:g} ms latency rule delays a request by at least that", request_s * 1000 >= LATENCY_MS,
-                f"{request_s * 1000:.0f} ms"),
-        _target(f"the control surface is never delayed (< {LATENCY_MS:g} ms)", control_s * 1000 < LATENCY_MS,
-                f"{control_s * 1000:.1f} ms"),
+        _target(
+            f"a {LATENCY_MS:g} ms latency rule delays a request by at least that",
+            request_s * 1000 >= LATENCY_MS,
+            f"{request_s * 1000:.0f} ms",
+        ),
+        _target(
+            f"the control surface is never delayed (< {LATENCY_MS:g} ms)",
+            control_s * 1000 < LATENCY_MS,
+            f"{control_s * 1000:.1f} ms",
+        ),
     ]
     handle.faults("clientify", [{"path": "^/v1/contacts/$", "latency_ms": PARALLEL_LATENCY_MS}])
     clients = [handle.clientify_client() for _ in range(PARALLEL)]
@@ -97,10 +112,14 @@ def check_latency_rules(handle: SandboxHandle) -> list[Target]:
     finally:
         for client in clients:
             client.close()
-    found.append(_target(
-        f"{PARALLEL} parallel requests with {PARALLEL_LATENCY_MS:g} ms latency overlap "
-        f"({PARALLEL_LATENCY_MS / 1000:g}-{PARALLEL_LIMIT_S:g} s)",
-        PARALLEL_LATENCY_MS / 1000 <= seconds < PARALLEL_LIMIT_S, f"{seconds:.2f} s"))
+    found.append(
+        _target(
+            f"{PARALLEL} parallel requests with {PARALLEL_LATENCY_MS:g} ms latency overlap "
+            f"({PARALLEL_LATENCY_MS / 1000:g}-{PARALLEL_LIMIT_S:g} s)",
+            PARALLEL_LATENCY_MS / 1000 <= seconds < PARALLEL_LIMIT_S,
+            f"{seconds:.2f} s",
+        )
+    )
     handle.faults("clientify", [{"method": "GET", "path": "^/v1/contacts/$", "rates": {"timeout": 1.0},
                                  "timeout_s": 3}])  # fmt: skip
     with handle.clientify_client(timeout=TIMEOUT_CLIENT_S) as api:
@@ -111,9 +130,14 @@ def check_latency_rules(handle: SandboxHandle) -> list[Target]:
         except httpx.ReadTimeout:
             gave_up = True
         seconds = time.perf_counter() - started
-    found.append(_target(f"a client with a {TIMEOUT_CLIENT_S:g} s timeout gives up on a timeout fault "
-                         f"in < {TIMEOUT_GIVE_UP_LIMIT_S:g} s", gave_up and seconds < TIMEOUT_GIVE_UP_LIMIT_S,
-                         f"{'ReadTimeout' if gave_up else 'answered'} after {seconds:.2f} s"))
+    found.append(
+        _target(
+            f"a client with a {TIMEOUT_CLIENT_S:g} s timeout gives up on a timeout fault "
+            f"in < {TIMEOUT_GIVE_UP_LIMIT_S:g} s",
+            gave_up and seconds < TIMEOUT_GIVE_UP_LIMIT_S,
+            f"{'ReadTimeout' if gave_up else 'answered'} after {seconds:.2f} s",
+        )
+    )
     handle.clear_faults("clientify")
     return found
 

@@ -56,7 +56,11 @@ class ScaleRun:
     @property
     def peak_step(self) -> str | None:
         """Where the peak was: ``scenario platform/entity/step`` of the highest marked step, if marked."""
-        steps = [(mb, f"{s.name} {step}") for s in self.scenarios for step, mb in s.rss.get("step_peak_rss_mb", {}).items()]
+        steps = [
+            (mb, f"{s.name} {step}")
+            for s in self.scenarios
+            for step, mb in s.rss.get("step_peak_rss_mb", {}).items()
+        ]
         return max(steps)[1] if steps else None
 
     def scenario(self, name: str) -> ScenarioResult | None:
@@ -76,7 +80,9 @@ def run_scale(handle: SandboxHandle, cfg: BenchConfig, platform: Platform, size:
         done = subprocess.run([sys.executable, "-m", "bench.scale", str(job), str(out)], cwd=ROOT, env=env,
                               timeout=SCALE_TIMEOUT_S, check=False)  # fmt: skip
         if done.returncode != 0 or not out.exists():
-            raise RuntimeError(f"scale run {platform.value} {size} failed (exit {done.returncode}); see its output above")
+            raise RuntimeError(
+                f"scale run {platform.value} {size} failed (exit {done.returncode}); see its output above"
+            )
         result: ScaleRun = pickle.loads(out.read_bytes())
     return result
 

@@ -111,9 +111,13 @@ class OurRuns:
     drivers: list[EngineDriver] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.drivers = [EngineDriver(p, self.clients, self.ledger_url, self.cfg.options) for p in self.cfg.platforms]
+        self.drivers = [
+            EngineDriver(p, self.clients, self.ledger_url, self.cfg.options) for p in self.cfg.platforms
+        ]
 
-    def scenario(self, name: str, mode: Mode, edits: list[Edit] | None = None, profile: str = "none") -> ScenarioResult:
+    def scenario(
+        self, name: str, mode: Mode, edits: list[Edit] | None = None, profile: str = "none"
+    ) -> ScenarioResult:
         integrations = [Integration(d.platform, self.clients.invoicing(d.platform).settings.page_size,
                                     dict(d.watermarks)) for d in self.drivers]  # fmt: skip
         bound, windows = read_bound(self.handle, integrations, mode, timedelta(seconds=self.cfg.lookback_s))
@@ -127,7 +131,9 @@ class OurRuns:
             for driver in self.drivers:
                 for entity in ENTITIES:
                     key = f"{driver.platform.value}/{entity.value}"
-                    reports[key] = driver.sync(entity, mode, after_step=lambda step, k=key: rss.mark(f"{k}/{step}"))
+                    reports[key] = driver.sync(
+                        entity, mode, after_step=lambda step, k=key: rss.mark(f"{k}/{step}")
+                    )
                     by_entity[key] = read_calls(self.handle)
         delay_s = applied_delay_s(self.handle)
         total = Calls()
@@ -162,7 +168,9 @@ class OurRuns:
                 for p in pairs:
                     linked.setdefault((entity.value, p.crm_type, p.crm_id), []).append(driver.platform.value)
                 seed = f"bench-edits{tag}:{self.cfg.seed}:{driver.platform.value}:{entity.value}"
-                picks.append((driver.platform, entity, *pick(pairs, totals[entity], self.cfg.edit_fraction, seed)))
+                picks.append(
+                    (driver.platform, entity, *pick(pairs, totals[entity], self.cfg.edit_fraction, seed))
+                )
         edits = apply_edits(self.clients, picks, self.cfg.concurrency, first)
         return [replace(e, reach=tuple(linked[(e.entity.value, e.rtype, e.rid)])) if e.side == "clientify" else e
                 for e in edits]  # fmt: skip
@@ -227,7 +235,9 @@ def run_baseline(handle: SandboxHandle, cfg: BenchConfig) -> list[ScenarioResult
             handle.reset_stats()
             with RssSampler(cpu_of=_sandbox_pid(handle)) as rss:
                 outcomes = naive.run()
-            result = ScenarioResult(name, "naive", read_calls(handle), rss.as_dict(), edits=edits, outcomes=outcomes)
+            result = ScenarioResult(
+                name, "naive", read_calls(handle), rss.as_dict(), edits=edits, outcomes=outcomes
+            )
             _log(result, prefix="baseline")
             if name in cfg.baseline_scenarios:
                 results.append(result)

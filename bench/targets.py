@@ -49,7 +49,9 @@ class Target:
 def at_most(run: str, scenario: str, name: str, measured: float, limit: float, unit: str, detail: str,
             kind: str) -> Target:  # fmt: skip
     """A "measured ≤ limit" row."""
-    return Target(scenario, name, measured <= limit, detail, run, round(measured, 4), round(limit, 4), unit, kind)
+    return Target(
+        scenario, name, measured <= limit, detail, run, round(measured, 4), round(limit, 4), unit, kind
+    )
 
 
 def _ratio(a: float, b: float) -> float:
@@ -61,8 +63,16 @@ def _ratio(a: float, b: float) -> float:
 
 def calls_target(run: str, s: ScenarioResult) -> Target:
     calls, bound = s.calls.sum(), s.bound.sum() if s.bound else 0
-    return at_most(run, s.name, f"calls ≤ {CALLS_LIMIT} × lower bound", calls, CALLS_LIMIT * bound, "calls",
-                   f"{calls} calls vs lower bound {bound} ({_ratio(calls, bound):.2f}×)", "calls")
+    return at_most(
+        run,
+        s.name,
+        f"calls ≤ {CALLS_LIMIT} × lower bound",
+        calls,
+        CALLS_LIMIT * bound,
+        "calls",
+        f"{calls} calls vs lower bound {bound} ({_ratio(calls, bound):.2f}×)",
+        "calls",
+    )
 
 
 def idle_target(run: str, s: ScenarioResult) -> Target:
@@ -103,8 +113,16 @@ def cpu_target(run: str, s: ScenarioResult) -> Target:
     if not s.unchanged:
         return Target(s.name, name, None, "no unchanged records", run, kind="cpu")
     per_ms = s.cpu_s * 1000 / s.unchanged
-    return at_most(run, s.name, name, per_ms, CPU_PER_RECORD_LIMIT_MS, "ms",
-                   f"sync CPU {s.cpu_s:.1f} s ÷ {s.unchanged} unchanged records = {per_ms:.3f} ms", "cpu")
+    return at_most(
+        run,
+        s.name,
+        name,
+        per_ms,
+        CPU_PER_RECORD_LIMIT_MS,
+        "ms",
+        f"sync CPU {s.cpu_s:.1f} s ÷ {s.unchanged} unchanged records = {per_ms:.3f} ms",
+        "cpu",
+    )
 
 
 def run_targets(cfg: BenchConfig, run: ScaleRun, naive: dict[str, ScenarioResult]) -> list[Target]:
@@ -197,8 +215,15 @@ def targets(cfg: BenchConfig, runs: Sequence[ScaleRun], baseline: list[ScenarioR
     if not cfg.quick:
         out += memory_targets(cfg, runs)
         if any(r.clients >= HOURLY_SIZE for r in runs) is False and cfg.modified_profile != "none":
-            out.append(Target("3r", f"hourly run with 1% edits < {HOURLY_LIMIT_S / 60:g} min at 100k", None,
-                              "no 100k run in this benchmark (--sizes)", kind="time"))
+            out.append(
+                Target(
+                    "3r",
+                    f"hourly run with 1% edits < {HOURLY_LIMIT_S / 60:g} min at 100k",
+                    None,
+                    "no 100k run in this benchmark (--sizes)",
+                    kind="time",
+                )
+            )
     return out + dry_run_targets(memory)
 
 

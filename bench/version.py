@@ -11,7 +11,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _git(*args: str) -> str:
     try:
-        done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10, check=False)
+        done = subprocess.run(
+            ["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10, check=False
+        )
     except OSError:
         return ""
     return done.stdout.strip()

@@ -109,7 +109,6 @@ class Sandbox:
                 self.process.wait(timeout=10)
 
 
-
 def start_sandbox(workdir: Path, timeout: float = 30.0) -> Sandbox:
     """Start ``python -m include.sandbox`` on free ports with a fresh database file; wait until it answers."""
     import httpx
@@ -366,6 +365,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     home = _configure_environment()
     from clientify_sync.engine.vocabulary import Entity, Mode, Platform
+
     workdir = home / "demo"
     workdir.mkdir(parents=True, exist_ok=True)
     log_path = workdir / "demo.log"

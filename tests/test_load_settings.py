@@ -35,7 +35,12 @@ def write(tmp_path: Path, body: dict) -> Path:
 def test_shipped_settings_are_the_sandbox_defaults_with_the_registered_types():
     settings = read_settings(SETTINGS)
     conns = settings["connections"]
-    assert set(conns) == {"facturama_default", "clientify_default", "facturadirecta_default", "facturadirecta_rest"}
+    assert set(conns) == {
+        "facturama_default",
+        "clientify_default",
+        "facturadirecta_default",
+        "facturadirecta_rest",
+    }
     assert {conn_id: c["conn_type"] for conn_id, c in conns.items()} == {
         "facturama_default": "facturama",
         "clientify_default": "clientify",
@@ -85,7 +90,11 @@ def test_connection_env_is_json_airflow_understands(monkeypatch):
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     conn = BaseHook.get_connection("clientify_default")
-    assert (conn.conn_type, conn.host, conn.password) == ("clientify", "http://127.0.0.1:9999", "fake-clientify-sandbox-token")
+    assert (conn.conn_type, conn.host, conn.password) == (
+        "clientify",
+        "http://127.0.0.1:9999",
+        "fake-clientify-sandbox-token",
+    )
     assert BaseHook.get_connection("facturama_default").login == "sandbox-user"
 
 
@@ -119,7 +128,10 @@ def test_the_shipped_rest_connection_passes_the_test_button_on_the_sandbox(clean
     from clientify_sync.hooks.facturadirecta import FacturaDirectaHook
 
     hosts = {"facturadirecta_rest": clean_sandbox.facturadirecta_url}
-    monkeypatch.setenv("AIRFLOW_CONN_FACTURADIRECTA_REST", connection_env(SETTINGS, hosts=hosts)["AIRFLOW_CONN_FACTURADIRECTA_REST"])
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_FACTURADIRECTA_REST",
+        connection_env(SETTINGS, hosts=hosts)["AIRFLOW_CONN_FACTURADIRECTA_REST"],
+    )
     success, message = FacturaDirectaHook(facturadirecta_conn_id="facturadirecta_rest").test_connection()
     assert success and message.startswith("Connected to FacturaDirecta (REST API)"), message
 
@@ -134,7 +146,9 @@ def test_uri_extras_survive_as_env_vars_and_reach_the_hook(tmp_path, monkeypatch
     settings = FacturamaHook(facturama_conn_id="facturama_uri").get_settings()
     assert (settings.requests_per_minute, settings.api_prefix, settings.password) == (60, "/api", "p@ss")
     # Repointing a URI connection (the sandbox's port) goes through Airflow's own parser, extras kept.
-    moved = json.loads(connection_env(path, hosts={"facturama_uri": "http://127.0.0.1:9000"})["AIRFLOW_CONN_FACTURAMA_URI"])
+    moved = json.loads(
+        connection_env(path, hosts={"facturama_uri": "http://127.0.0.1:9000"})["AIRFLOW_CONN_FACTURAMA_URI"]
+    )
     assert (moved["host"], moved["login"], moved["password"]) == ("http://127.0.0.1:9000", "api-user", "p@ss")
     assert moved["extra"] == EXTRAS
 
@@ -152,7 +166,9 @@ def test_out_writes_the_files_airflows_import_commands_take(tmp_path):
     connections = load_connections_dict(str(tmp_path / "out" / "connections.json"))
     assert connections["facturama_uri"].extra_dejson == EXTRAS
     assert (connections["x"].port, connections["x"].extra_dejson) == (8443, {"page_size": 50})
-    assert json.loads((tmp_path / "out" / "pools.json").read_text()) == {"p": {"slots": 2, "description": "d"}}
+    assert json.loads((tmp_path / "out" / "pools.json").read_text()) == {
+        "p": {"slots": 2, "description": "d"}
+    }
     assert load_variables(str(tmp_path / "out" / "variables.json")) == {"v": {"k": 1}}
 
 
@@ -167,7 +183,9 @@ def test_the_import_runs_airflows_commands_and_overwrites(airflow_db, tmp_path):
     from sqlalchemy import delete, select
 
     with create_session() as session:
-        session.execute(delete(Connection).where(Connection.conn_id.in_(["facturama_uri", "clientify_default"])))
+        session.execute(
+            delete(Connection).where(Connection.conn_id.in_(["facturama_uri", "clientify_default"]))
+        )
     # The subprocesses must encrypt with the key this process decrypts with.
     env = {**os.environ, "AIRFLOW__CORE__FERNET_KEY": conf.get("core", "fernet_key")}
 
@@ -178,7 +196,13 @@ def test_the_import_runs_airflows_commands_and_overwrites(airflow_db, tmp_path):
         assert "sandbox-password-fake" not in done.stdout + done.stderr
 
     # An older definition first, then the shipped one: the second import replaces it.
-    load({"airflow": {"connections": [{"conn_id": "clientify_default", "conn_type": "http", "conn_password": "old"}]}})
+    load(
+        {
+            "airflow": {
+                "connections": [{"conn_id": "clientify_default", "conn_type": "http", "conn_password": "old"}]
+            }
+        }
+    )
     body = yaml.safe_load(SETTINGS.read_text())
     body["airflow"]["connections"].append({"conn_id": "facturama_uri", "conn_uri": URI})
     body["airflow"]["pools"][0]["pool_slot"] = 7
@@ -206,7 +230,9 @@ def test_env_flag_prints_exports():
 @pytest.mark.parametrize(
     ("body", "message"),
     [
-        pytest.param({"airflow": {"connections": [{"conn_id": "x", "conn_typo": "http"}]}}, "unknown key", id="typo"),
+        pytest.param(
+            {"airflow": {"connections": [{"conn_id": "x", "conn_typo": "http"}]}}, "unknown key", id="typo"
+        ),
         pytest.param({"airflow": {"dags": []}}, "unknown key", id="unknown-section"),
     ],
 )

@@ -34,24 +34,45 @@ def _env(name: str, default: str) -> str:
 
 def parse_args(argv: Sequence[str] | None = None) -> Settings:
     fm, crm, fdc = FacturamaConfig(), ClientifyConfig(), FacturaDirectaConfig()
-    parser = argparse.ArgumentParser(prog="python -m include.sandbox", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m include.sandbox",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--host", default=_env("HOST", "127.0.0.1"))
     for name, port in DEFAULT_PORTS.items():
         parser.add_argument(f"--{name}-port", type=int, default=int(_env(f"{name.upper()}_PORT", str(port))))
     storage = parser.add_mutually_exclusive_group()
-    storage.add_argument("--db", default=_env("DB", ".sandbox/sandbox.db"), help="SQLite file (relative to cwd)")
+    storage.add_argument(
+        "--db", default=_env("DB", ".sandbox/sandbox.db"), help="SQLite file (relative to cwd)"
+    )
     storage.add_argument("--memory", action="store_true", help="keep everything in memory")
-    parser.add_argument("--latency-ms", type=float, default=float(_env("LATENCY_MS", "0")),
-                        help="latency added to every API request (a baseline fault rule)")
-    parser.add_argument("--latency-profile", default=_env("LATENCY_PROFILE", "none"), choices=PROFILE_NAMES,
-                        help="per-request latency of the real services (realistic: Clientify 2.4 s per 100-record "
-                             "page; see docs/sandbox.md)")
-    parser.add_argument("--latency-scale", type=float, default=float(_env("LATENCY_SCALE", "1")),
-                        help="multiply the profile's latencies (e.g. 0.1 for a tenth of the real delays)")
-    parser.add_argument("--webhook-time-scale", type=float, default=float(_env("WEBHOOK_TIME_SCALE", "1")),
-                        help="multiply the webhook retry waits of Clientify (1-16 s) and FacturaDirecta "
-                             "(15 s - 36 h), e.g. 0.001 for tests (docs/sandbox.md, Webhooks)")
+    parser.add_argument(
+        "--latency-ms",
+        type=float,
+        default=float(_env("LATENCY_MS", "0")),
+        help="latency added to every API request (a baseline fault rule)",
+    )
+    parser.add_argument(
+        "--latency-profile",
+        default=_env("LATENCY_PROFILE", "none"),
+        choices=PROFILE_NAMES,
+        help="per-request latency of the real services (realistic: Clientify 2.4 s per 100-record "
+        "page; see docs/sandbox.md)",
+    )
+    parser.add_argument(
+        "--latency-scale",
+        type=float,
+        default=float(_env("LATENCY_SCALE", "1")),
+        help="multiply the profile's latencies (e.g. 0.1 for a tenth of the real delays)",
+    )
+    parser.add_argument(
+        "--webhook-time-scale",
+        type=float,
+        default=float(_env("WEBHOOK_TIME_SCALE", "1")),
+        help="multiply the webhook retry waits of Clientify (1-16 s) and FacturaDirecta "
+        "(15 s - 36 h), e.g. 0.001 for tests (docs/sandbox.md, Webhooks)",
+    )
     parser.add_argument("--log-level", default=_env("LOG_LEVEL", "warning"))
     parser.add_argument("--facturama-user", default=_env("FACTURAMA_USER", fm.user))
     parser.add_argument("--facturama-password", default=_env("FACTURAMA_PASSWORD", fm.password))

@@ -64,8 +64,12 @@ def _facturama_http_error(request: Request, exc: Exception) -> Response:
     if exc.status_code == 404:
         raw = request.scope.get("raw_path") or request.url.path.encode()
         query = request.url.query
-        uri = f"{request.url.scheme}://{request.url.netloc}{raw.decode('latin-1')}" + (f"?{query}" if query else "")
-        return facturama_message(404, f"No HTTP resource was found that matches the request URI '{uri}'.").response()
+        uri = f"{request.url.scheme}://{request.url.netloc}{raw.decode('latin-1')}" + (
+            f"?{query}" if query else ""
+        )
+        return facturama_message(
+            404, f"No HTTP resource was found that matches the request URI '{uri}'."
+        ).response()
     if exc.status_code == 405:
         return facturama_message(
             405, f"The requested resource does not support http method '{request.method}'."
@@ -127,17 +131,28 @@ class _Flavour:
 
 FLAVOURS: dict[str, _Flavour] = {
     "facturama": _Flavour(
-        facturama.router, "json", _facturama_http_error,
-        lambda: facturama_message(500, "An error has occurred."), _facturama_fault_body, facturama.FacturamaPaths,
+        facturama.router,
+        "json",
+        _facturama_http_error,
+        lambda: facturama_message(500, "An error has occurred."),
+        _facturama_fault_body,
+        facturama.FacturamaPaths,
     ),
     "clientify": _Flavour(
-        clientify.router, "json", _clientify_http_error,
-        lambda: VendorError(500, "<h1>Server Error (500)</h1>", HTML), _clientify_fault_body,
+        clientify.router,
+        "json",
+        _clientify_http_error,
+        lambda: VendorError(500, "<h1>Server Error (500)</h1>", HTML),
+        _clientify_fault_body,
         clientify.ClientifyPaths,
     ),
     # The REST/JSON API is served on the same port (fd_rest_app.py says why).
     "facturadirecta": _Flavour(
-        facturadirecta.router, "xml", _facturadirecta_http_error, lambda: fd_status(500), xml_error_body,
+        facturadirecta.router,
+        "xml",
+        _facturadirecta_http_error,
+        lambda: fd_status(500),
+        xml_error_body,
         with_rest_api,
     ),
 }
@@ -146,8 +161,13 @@ FLAVOURS: dict[str, _Flavour] = {
 def build_app(context: ApiContext) -> ASGIApp:
     """The served ASGI app of one API."""
     flavour = FLAVOURS[context.name]
-    app = FastAPI(title=f"{context.name} sandbox", docs_url=None, redoc_url=None, openapi_url=None,
-                  redirect_slashes=False)
+    app = FastAPI(
+        title=f"{context.name} sandbox",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        redirect_slashes=False,
+    )
     app.state.ctx = context
     app.include_router(flavour.router)
     if context.name == "clientify":
@@ -191,9 +211,16 @@ def build_sandbox(
     for name, config_type in CONFIG_TYPES.items():
         defaults = (configs or {}).get(name) or config_type()
         context = ApiContext(
-            name=name, store=store, clock=clock, defaults=defaults, config=defaults.copy(),
-            injector=FaultInjector(baseline), stats=RequestStats(), baseline_faults=list(baseline),
-            install_defaults=control.DEFAULT_INSTALLERS.get(name), startup_profile=(latency_profile, latency_scale),
+            name=name,
+            store=store,
+            clock=clock,
+            defaults=defaults,
+            config=defaults.copy(),
+            injector=FaultInjector(baseline),
+            stats=RequestStats(),
+            baseline_faults=list(baseline),
+            install_defaults=control.DEFAULT_INSTALLERS.get(name),
+            startup_profile=(latency_profile, latency_scale),
         )
         context.set_latency_profile(latency_profile, latency_scale)
         if context.install_defaults is not None:

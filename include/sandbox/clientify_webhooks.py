@@ -38,8 +38,11 @@ def _config(context: ApiContext) -> ClientifyConfig:
 
 def renderer(context: ApiContext, base_url: str) -> Renderer:
     cfg = _config(context)
-    return Renderer(cfg, cfg.public_base_url.rstrip("/") or base_url,
-                    lambda micros: format_timestamp(micros, cfg.timezone))
+    return Renderer(
+        cfg,
+        cfg.public_base_url.rstrip("/") or base_url,
+        lambda micros: format_timestamp(micros, cfg.timezone),
+    )
 
 
 def notifies(context: ApiContext, source: str) -> bool:
@@ -61,15 +64,26 @@ def emit(context: ApiContext, kind: Kind, record: dict[str, Any], action: str, s
     headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT, **row.body["headers"]}
     cfg = _config(context)
     job = Job(
-        api=API, event=event, ref=f"{kind.name}/{record.get('id')}", target=row.body["target"],
-        policy=CLIENTIFY_POLICY, scale=cfg.webhook_time_scale, timeout_s=cfg.webhook_timeout_s,
+        api=API,
+        event=event,
+        ref=f"{kind.name}/{record.get('id')}",
+        target=row.body["target"],
+        policy=CLIENTIFY_POLICY,
+        scale=cfg.webhook_time_scale,
+        timeout_s=cfg.webhook_timeout_s,
         prepare=lambda: (body, headers),
     )
     return hub_for(context.store).submit(job)
 
 
 def edit_as_user(
-    context: ApiContext, base_url: str, kind: Kind, ids: list[int], action: str, changes: Any, source: str,
+    context: ApiContext,
+    base_url: str,
+    kind: Kind,
+    ids: list[int],
+    action: str,
+    changes: Any,
+    source: str,
 ) -> list[dict[str, Any]]:
     """Save (with optional ``changes``, applied as a PATCH would) or delete records the way the web app,
     a bulk action or an import does, and emit their events. Raises the DRF 400/404 on bad input."""
@@ -93,12 +107,20 @@ def edit_as_user(
             if errors:
                 raise json_error(400, errors)
             row.body, row.modified = record, context.clock.tick()
-            s.replace(kind.table, row.seq, model.new_row(kind, record, row.created or row.modified, row.modified))
+            s.replace(
+                kind.table, row.seq, model.new_row(kind, record, row.created or row.modified, row.modified)
+            )
             w.ids.flush()
             done.append((row, render.render(kind, row)))
     out = []
     for row, record in done:
         delivery = emit(context, kind, record, action, source)
-        out.append({"entity": kind.name, "id": row.seq, "event": f"{slots.SLOTS[kind.name]}.{action}",
-                    "delivery": delivery})
+        out.append(
+            {
+                "entity": kind.name,
+                "id": row.seq,
+                "event": f"{slots.SLOTS[kind.name]}.{action}",
+                "delivery": delivery,
+            }
+        )
     return out

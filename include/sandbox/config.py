@@ -186,7 +186,9 @@ class ClientifyConfig(ApiConfig):
             return value
         parts = [p.strip() for p in value.split(",") if p.strip()]
         if not parts or set(parts) - set(self.DATE_FORMATS):
-            raise ConfigError(f"date_filter_formats must be a comma-separated subset of {list(self.DATE_FORMATS)}")
+            raise ConfigError(
+                f"date_filter_formats must be a comma-separated subset of {list(self.DATE_FORMATS)}"
+            )
         return ",".join(parts)
 
     def accepted_date_formats(self) -> frozenset[str]:

@@ -111,7 +111,7 @@ def build_router(api: str) -> APIRouter:
         payload = _plain(_json(body, []))
         rules = payload.get("rules", []) if isinstance(payload, dict) else payload
         if not isinstance(rules, list) or not all(isinstance(r, dict) for r in rules):
-            raise _error("faults must be a list of rule objects (or {\"rules\": [...]})")
+            raise _error('faults must be a list of rule objects (or {"rules": [...]})')
         try:
             ctx(request).injector.configure(rules)
         except (ValueError, TypeError) as exc:
@@ -124,8 +124,11 @@ def build_router(api: str) -> APIRouter:
         return json_response({"rules": []})
 
     def latency_state(context: ApiContext) -> dict[str, Any]:
-        return {**context.injector.profile(), "scale": context.latency_scale,
-                "counters": context.injector.counters()}
+        return {
+            **context.injector.profile(),
+            "scale": context.latency_scale,
+            "counters": context.injector.counters(),
+        }
 
     @router.get("/latency")
     def get_latency(request: Request) -> Response:
@@ -197,7 +200,9 @@ def _clientify_definitions(router: APIRouter) -> None:
         for item in _items(_json(body, {}), "fields"):
             label = crm.content_label(str(item.get("content_type") or ""))
             with context.store.session() as s:
-                existing = [d for d in s.definitions("clientify") if d[1] == label and d[2] == item.get("name")]
+                existing = [
+                    d for d in s.definitions("clientify") if d[1] == label and d[2] == item.get("name")
+                ]
             if existing:
                 def_id, saved = existing[0][0], existing[0][3]
             else:

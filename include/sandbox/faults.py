@@ -125,8 +125,13 @@ class _Rule:
         return self.spec["latency_ms"] + per_item * max(items, 1)
 
     def report(self) -> dict[str, Any]:
-        return {**self.spec, "rates": dict(self.spec["rates"]), "applied": self.applied, "delayed": self.delayed,
-                "delay_ms": round(self.delay_ms, 3)}
+        return {
+            **self.spec,
+            "rates": dict(self.spec["rates"]),
+            "applied": self.applied,
+            "delayed": self.delayed,
+            "delay_ms": round(self.delay_ms, 3),
+        }
 
     @property
     def active(self) -> bool:
@@ -311,7 +316,13 @@ class FaultInjector:
 
 
 def _zero_counters() -> dict[str, Any]:
-    return {"delayed": 0, "delay_ms": 0.0, "max_concurrent": 0, "timeouts_completed": 0, "timeouts_abandoned": 0}
+    return {
+        "delayed": 0,
+        "delay_ms": 0.0,
+        "max_concurrent": 0,
+        "timeouts_completed": 0,
+        "timeouts_abandoned": 0,
+    }
 
 
 # --------------------------------------------------------------------------------------------------

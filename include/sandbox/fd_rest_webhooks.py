@@ -131,8 +131,14 @@ def queue(context: ApiContext, event_id: str, endpoint_id: str, url: str, event_
         return raw, {**headers, "User-Agent": USER_AGENT}
 
     job = Job(
-        api=API, event=event_type, ref=event_id, target=url, policy=FACTURADIRECTA_POLICY,
-        scale=cfg.rest_webhook_time_scale, timeout_s=cfg.rest_webhook_timeout_s, prepare=prepare,
+        api=API,
+        event=event_type,
+        ref=event_id,
+        target=url,
+        policy=FACTURADIRECTA_POLICY,
+        scale=cfg.rest_webhook_time_scale,
+        timeout_s=cfg.rest_webhook_timeout_s,
+        prepare=prepare,
         settle=lambda settlement: settle(context, event_id, settlement),
     )
     return hub_for(store).submit(job)
@@ -152,38 +158,57 @@ def settle(context: ApiContext, event_id: str, settlement: Settlement) -> None:
         if settlement.state in NOT_SENT:
             if body["status"] != "pending":
                 return
-            body.update(status="failed", nextAttemptDate=None, lastAttempt={
-                "date": model.iso(now_us), "responseStatus": None, "success": False,
-                "error": NOT_SENT[settlement.state],
-            })
+            body.update(
+                status="failed",
+                nextAttemptDate=None,
+                lastAttempt={
+                    "date": model.iso(now_us),
+                    "responseStatus": None,
+                    "success": False,
+                    "error": NOT_SENT[settlement.state],
+                },
+            )
         else:
             success = settlement.state == "delivered"
             status = outcome.status if outcome else None
             body["attempts"] += 1
             body["lastAttempt"] = {
-                "date": model.iso(now_us), "responseStatus": status, "success": success,
+                "date": model.iso(now_us),
+                "responseStatus": status,
+                "success": success,
                 "error": outcome.error if outcome else None,
             }
             body["status"] = {"delivered": "delivered", "retrying": "pending"}.get(settlement.state, "failed")
             next_in = settlement.next_in_s
-            body["nextAttemptDate"] = None if next_in is None else model.iso(now_us + int(next_in * 1_000_000))
+            body["nextAttemptDate"] = (
+                None if next_in is None else model.iso(now_us + int(next_in * 1_000_000))
+            )
             _log_activity(s, company, now_us, body, success, status)
         s.replace(hooks.EVENTS, row.seq, hooks.event_row(row.rid, company, body, row.created or now_us))
 
 
-def _log_activity(s: Session, company: str, now_us: int, event: dict[str, Any], success: bool,
-                  status: int | None) -> None:
+def _log_activity(
+    s: Session, company: str, now_us: int, event: dict[str, Any], success: bool, status: int | None
+) -> None:
     """A ``webhook`` activity record (``url``, ``success``, ``responseStatus``), with no document."""
     url = ""
     endpoint = s.get(hooks.ENDPOINTS, rid=event["endpointId"])
     if endpoint is not None:
         url = endpoint.body["url"]
     body = {
-        "type": "webhook", "subtype": None, "username": SYSTEM_USER,
+        "type": "webhook",
+        "subtype": None,
+        "username": SYSTEM_USER,
         "description": f"Webhook {event['type']} {'entregado' if success else 'fallido'}",
-        "document": None, "request": None,
-        "details": {"url": url, "success": success, "responseStatus": status, "eventId": event["payload"]["id"],
-                    "eventType": event["type"]},
+        "document": None,
+        "request": None,
+        "details": {
+            "url": url,
+            "success": success,
+            "responseStatus": status,
+            "eventId": event["payload"]["id"],
+            "eventType": event["type"],
+        },
     }
     row = NewRow(body=body, rid=f"act:{s.next_seq(ACTIVITY_TABLE)}", k1=company, k3="webhook", created=now_us)
     s.insert(ACTIVITY_TABLE, [row])
@@ -193,9 +218,20 @@ def fail_pending(s: Session, endpoint_id: str, reason: str, now_us: int) -> int:
     """A disabled or deleted endpoint's queued events are not sent (§12): mark them failed."""
     rows = s.select(hooks.EVENTS, Where(hooks.EVENTS).eq("k2", endpoint_id).eq("k3", "pending"))
     for row in rows:
-        body = {**row.body, "status": "failed", "nextAttemptDate": None, "lastAttempt": {
-            "date": model.iso(now_us), "responseStatus": None, "success": False, "error": reason}}
-        s.replace(hooks.EVENTS, row.seq, hooks.event_row(row.rid, body["company"], body, row.created or now_us))
+        body = {
+            **row.body,
+            "status": "failed",
+            "nextAttemptDate": None,
+            "lastAttempt": {
+                "date": model.iso(now_us),
+                "responseStatus": None,
+                "success": False,
+                "error": reason,
+            },
+        }
+        s.replace(
+            hooks.EVENTS, row.seq, hooks.event_row(row.rid, body["company"], body, row.created or now_us)
+        )
     return len(rows)
 
 
@@ -268,7 +304,8 @@ def edit_as_user(context: ApiContext, rid: str, action: str, changes: Any, tags:
         else:
             if archived == (action == "archived"):
                 raise RestError(409, f"{rid} is already {action}")
-            db.set_archived(s, kind, company, row, action == "archived", now_us, username=cfg.owner_email,
-                            request=None)
+            db.set_archived(
+                s, kind, company, row, action == "archived", now_us, username=cfg.owner_email, request=None
+            )
         events = changed(context, s, kind, company, rid, action, row, source="ui")
     return {"id": rid, "event": f"{kind.name}.{action}", "events": events}

@@ -29,28 +29,65 @@ CLIENTIFY_MS_PER_LISTED_RECORD = 24.0
 
 _REALISTIC: dict[str, list[dict[str, Any]]] = {
     "clientify": [
-        {"method": "GET", "path": r"^/v1/(contacts|companies|products|budgets)/$",
-         "latency_per_item_ms": CLIENTIFY_MS_PER_LISTED_RECORD, "items_param": "page_size", "items_default": 20,
-         "items_max": 100},
+        {
+            "method": "GET",
+            "path": r"^/v1/(contacts|companies|products|budgets)/$",
+            "latency_per_item_ms": CLIENTIFY_MS_PER_LISTED_RECORD,
+            "items_param": "page_size",
+            "items_default": 20,
+            "items_max": 100,
+        },
         {"method": "GET", "path": r"^/v1/custom-fields/$", "latency_ms": 500},  # guess
         {"method": "GET", "path": ".*", "latency_ms": 300},  # guess
         {"method": "*", "path": ".*", "latency_ms": 500},  # guess (writes)
     ],
     "facturama": [
-        {"method": "GET", "path": r"^/(clients|products|estimates)$", "latency_ms": 200,
-         "latency_per_item_ms": 4, "items_param": "length", "items_default": 100, "items_max": 100},  # guess
-        {"method": "GET", "path": r"^/(client|product|estimate)$", "latency_ms": 600},  # guess (first 100 rows)
+        {
+            "method": "GET",
+            "path": r"^/(clients|products|estimates)$",
+            "latency_ms": 200,
+            "latency_per_item_ms": 4,
+            "items_param": "length",
+            "items_default": 100,
+            "items_max": 100,
+        },  # guess
+        {
+            "method": "GET",
+            "path": r"^/(client|product|estimate)$",
+            "latency_ms": 600,
+        },  # guess (first 100 rows)
         {"method": "GET", "path": ".*", "latency_ms": 250},  # guess
         {"method": "*", "path": ".*", "latency_ms": 400},  # guess (writes)
     ],
     "facturadirecta": [
-        {"method": "GET", "path": r"^/api/(clients|products|estimates)\.xml$", "latency_ms": 200,
-         "latency_per_item_ms": 2, "items_param": "limit", "items_default": 100, "items_max": 250},  # guess
+        {
+            "method": "GET",
+            "path": r"^/api/(clients|products|estimates)\.xml$",
+            "latency_ms": 200,
+            "latency_per_item_ms": 2,
+            "items_param": "limit",
+            "items_default": 100,
+            "items_max": 250,
+        },  # guess
         # The REST API on the same port (fd_rest_app.py): offset lists up to 500, activity up to 100.
-        {"method": "GET", "path": r"^/api/com_[^/]+/(contacts|products|estimates|customFields)$", "latency_ms": 200,
-         "latency_per_item_ms": 2, "items_param": "limit", "items_default": 50, "items_max": 500},  # guess
-        {"method": "GET", "path": r"^/api/com_[^/]+/activity$", "latency_ms": 200,
-         "latency_per_item_ms": 2, "items_param": "limit", "items_default": 50, "items_max": 100},  # guess
+        {
+            "method": "GET",
+            "path": r"^/api/com_[^/]+/(contacts|products|estimates|customFields)$",
+            "latency_ms": 200,
+            "latency_per_item_ms": 2,
+            "items_param": "limit",
+            "items_default": 50,
+            "items_max": 500,
+        },  # guess
+        {
+            "method": "GET",
+            "path": r"^/api/com_[^/]+/activity$",
+            "latency_ms": 200,
+            "latency_per_item_ms": 2,
+            "items_param": "limit",
+            "items_default": 50,
+            "items_max": 100,
+        },  # guess
         {"method": "GET", "path": ".*", "latency_ms": 250},  # guess
         {"method": "*", "path": ".*", "latency_ms": 400},  # guess (writes)
     ],

@@ -35,7 +35,6 @@ class Row:
     p95_ms: float
 
 
-
 def _start() -> tuple[subprocess.Popen, dict[str, str]]:
     ports = dict(zip(APIS, _free_ports(3), strict=True))
     cmd = [sys.executable, "-m", "include.sandbox", "--memory"]
@@ -83,19 +82,42 @@ class Plan:
 def _plans(n: int) -> list[Plan]:
     """First, middle and last page of each API, plus one full-scan text search."""
     return [
-        Plan("facturama", "clients", {"clients": n, "seed": 1}, [
-            "/Clients?start=0&length=100", f"/Clients?start={n // 2}&length=100",
-            f"/Clients?start={n - 100}&length=100", "/Clients?start=0&length=100&search=garcia",
-        ], auth=("sandbox-user", "sandbox-password-fake")),
-        Plan("clientify", "contacts", {"contacts": n, "seed": 1}, [
-            "/v1/contacts/?page_size=100", f"/v1/contacts/?page_size=100&page={n // 200}",
-            f"/v1/contacts/?page_size=100&page={n // 100}",
-            f"/v1/contacts/?page_size=100&ordering=modified&modified%5Bgte%5D=2020-01-01&page={n // 100}",
-        ], headers={"Authorization": "Token fake-clientify-sandbox-token"}),
-        Plan("facturadirecta", "clients", {"clients": n, "seed": 1}, [
-            "/api/clients.xml?limit=250", f"/api/clients.xml?limit=250&start={n // 2}",
-            f"/api/clients.xml?limit=250&start={n - 250}", "/api/clients.xml?limit=250&term=garcia",
-        ], auth=("fake-facturadirecta-sandbox-token", "x")),
+        Plan(
+            "facturama",
+            "clients",
+            {"clients": n, "seed": 1},
+            [
+                "/Clients?start=0&length=100",
+                f"/Clients?start={n // 2}&length=100",
+                f"/Clients?start={n - 100}&length=100",
+                "/Clients?start=0&length=100&search=garcia",
+            ],
+            auth=("sandbox-user", "sandbox-password-fake"),
+        ),
+        Plan(
+            "clientify",
+            "contacts",
+            {"contacts": n, "seed": 1},
+            [
+                "/v1/contacts/?page_size=100",
+                f"/v1/contacts/?page_size=100&page={n // 200}",
+                f"/v1/contacts/?page_size=100&page={n // 100}",
+                f"/v1/contacts/?page_size=100&ordering=modified&modified%5Bgte%5D=2020-01-01&page={n // 100}",
+            ],
+            headers={"Authorization": "Token fake-clientify-sandbox-token"},
+        ),
+        Plan(
+            "facturadirecta",
+            "clients",
+            {"clients": n, "seed": 1},
+            [
+                "/api/clients.xml?limit=250",
+                f"/api/clients.xml?limit=250&start={n // 2}",
+                f"/api/clients.xml?limit=250&start={n - 250}",
+                "/api/clients.xml?limit=250&term=garcia",
+            ],
+            auth=("fake-facturadirecta-sandbox-token", "x"),
+        ),
     ]
 
 
@@ -111,6 +133,7 @@ def measure(records: int, runs: int) -> tuple[list[Row], dict[str, float]]:
                 http.post(f"{url}/_sandbox/seed", json=plan.seed).raise_for_status()
                 seeding[f"{plan.api} {plan.resource}"] = time.perf_counter() - began
                 for path in plan.paths:
+
                     def call(target: str = f"{url}{path}", p: Plan = plan) -> httpx.Response:
                         return http.get(target, auth=p.auth, headers=p.headers)
 
@@ -135,7 +158,10 @@ def table(rows: list[Row], seeding: dict[str, float], records: int, runs: int) -
         "",
         "| Seeding through `POST /_sandbox/seed` | Time |",
         "|---|---|",
-        *(f"| {records:,} {name} (generator + insert) | {seconds:.1f} s |" for name, seconds in seeding.items()),
+        *(
+            f"| {records:,} {name} (generator + insert) | {seconds:.1f} s |"
+            for name, seconds in seeding.items()
+        ),
     ]
     return "\n".join(lines)
 

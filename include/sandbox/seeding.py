@@ -58,7 +58,11 @@ def _call(make: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
 def seed(context: ApiContext, body: dict[str, Any]) -> dict[str, Any]:
     """Dispatch to the API's seeder; returns counts, elapsed time and (small seeds) the new ids."""
     started = time.perf_counter()
-    seeders = {"facturama": seed_facturama, "clientify": seed_clientify, "facturadirecta": seed_facturadirecta}
+    seeders = {
+        "facturama": seed_facturama,
+        "clientify": seed_clientify,
+        "facturadirecta": seed_facturadirecta,
+    }
     created = seeders[context.name](context, body)
     result: dict[str, Any] = {
         "created": {name: len(ids) for name, ids in created.items()},
@@ -89,10 +93,14 @@ def seed_facturama(context: ApiContext, body: dict[str, Any]) -> dict[str, list[
     seed_value = int(body.get("seed", 0))
     n_clients, n_products, n_estimates = (_count(body, k) for k in ("clients", "products", "estimates"))
     # Generate and bind outside the database lock; ids, estimates and inserts happen inside it.
-    clients = _clean_facturama("client", cfg, facturama_customers(
-        n_clients, seed_value, _options(body, "client_options")))
-    products = _clean_facturama("product", cfg, _call(
-        generator.facturama_products, n_products, seed_value, **_options(body, "product_options")))
+    clients = _clean_facturama(
+        "client", cfg, facturama_customers(n_clients, seed_value, _options(body, "client_options"))
+    )
+    products = _clean_facturama(
+        "product",
+        cfg,
+        _call(generator.facturama_products, n_products, seed_value, **_options(body, "product_options")),
+    )
     created: dict[str, list[str]] = {}
     with context.store.session(write=True) as s:
         for singular, records in (("client", clients), ("product", products)):
@@ -101,8 +109,13 @@ def seed_facturama(context: ApiContext, body: dict[str, Any]) -> dict[str, list[
         if n_estimates:
             known_clients = clients or [r.body for r in s.select("facturama_clients")]
             known_products = products or [r.body for r in s.select("facturama_products")]
-            bodies = _call(generator.facturama_estimates, n_estimates, seed_value, clients=known_clients,
-                           products=known_products)
+            bodies = _call(
+                generator.facturama_estimates,
+                n_estimates,
+                seed_value,
+                clients=known_clients,
+                products=known_products,
+            )
             estimates = _clean_facturama("estimate", cfg, bodies, known_clients, known_products)
             _assign_ids(s, "estimate", seed_value, estimates)
             created["estimates"] = [e["Id"] for e in estimates]
@@ -122,8 +135,11 @@ def _assign_ids(s: Session, singular: str, seed_value: int, records: list[dict[s
 
 
 def _clean_facturama(
-    singular: str, cfg: FacturamaConfig, bodies: list[dict[str, Any]],
-    clients: list[dict[str, Any]] | None = None, products: list[dict[str, Any]] | None = None,
+    singular: str,
+    cfg: FacturamaConfig,
+    bodies: list[dict[str, Any]],
+    clients: list[dict[str, Any]] | None = None,
+    products: list[dict[str, Any]] | None = None,
 ) -> list[dict[str, Any]]:
     """Bound records with computed amounts, unvalidated (ids are assigned later)."""
     by_id = {c["Id"]: c for c in clients or []}
@@ -152,9 +168,15 @@ def seed_facturadirecta(context: ApiContext, body: dict[str, Any]) -> dict[str, 
     n_clients, n_products, n_estimates = (_count(body, k) for k in ("clients", "products", "estimates"))
     target = body.get("target", "classic")
     if target not in ("classic", "rest", "both"):
-        raise SeedError("target must be 'classic', 'rest' or 'both' (the same generated records in both APIs)")
-    clients = _call(generator.facturadirecta_clients, n_clients, seed_value, **_options(body, "client_options"))
-    products = _call(generator.facturadirecta_products, n_products, seed_value, **_options(body, "product_options"))
+        raise SeedError(
+            "target must be 'classic', 'rest' or 'both' (the same generated records in both APIs)"
+        )
+    clients = _call(
+        generator.facturadirecta_clients, n_clients, seed_value, **_options(body, "client_options")
+    )
+    products = _call(
+        generator.facturadirecta_products, n_products, seed_value, **_options(body, "product_options")
+    )
     created: dict[str, list[str]] = {}
     if target != "classic":
         created.update(_seed_fd_rest(context, cfg, clients, products, n_estimates, seed_value))
@@ -169,36 +191,61 @@ def seed_facturadirecta(context: ApiContext, body: dict[str, Any]) -> dict[str, 
             client_rows = client_rows or [(r.seq, r.body) for r in s.select(fd.CLIENTS.table)]
             product_rows = product_rows or [(r.seq, r.body) for r in s.select(fd.PRODUCTS.table)]
             targets = [{**record, "id": str(seq)} for seq, record in client_rows]
-            bodies = _call(generator.facturadirecta_estimates, n_estimates, seed_value, clients=targets,
-                           products=[record for _, record in product_rows])
-            rows = _insert_fd(s, fd.ESTIMATES, cfg, bodies, dict(client_rows),
-                              {r.get("productCode"): (seq, r) for seq, r in product_rows if r.get("productCode")})
+            bodies = _call(
+                generator.facturadirecta_estimates,
+                n_estimates,
+                seed_value,
+                clients=targets,
+                products=[record for _, record in product_rows],
+            )
+            rows = _insert_fd(
+                s,
+                fd.ESTIMATES,
+                cfg,
+                bodies,
+                dict(client_rows),
+                {r.get("productCode"): (seq, r) for seq, r in product_rows if r.get("productCode")},
+            )
             created["estimates"] = [str(seq) for seq, _ in rows]
     return created
 
 
 def _seed_fd_rest(
-    context: ApiContext, cfg: FacturaDirectaConfig, clients: list[dict[str, Any]], products: list[dict[str, Any]],
-    n_estimates: int, seed_value: int,
+    context: ApiContext,
+    cfg: FacturaDirectaConfig,
+    clients: list[dict[str, Any]],
+    products: list[dict[str, Any]],
+    n_estimates: int,
+    seed_value: int,
 ) -> dict[str, list[str]]:
     """The same generated records in the REST store (fd_rest_seed.py); estimates pick clients by position."""
     runtime = runtime_for(context.store)
     runtime.sync()
     now_us = runtime.now_us()
     with context.store.session(write=True) as s:
-        stored_ids, stored_products = ([], []) if clients and products else fd_rest_seed.stored_targets(s, cfg)
+        stored_ids, stored_products = (
+            ([], []) if clients and products else fd_rest_seed.stored_targets(s, cfg)
+        )
         bodies: list[dict[str, Any]] = []
         targets = clients or [{} for _ in stored_ids]
         if n_estimates:
-            bodies = _call(generator.facturadirecta_estimates, n_estimates, seed_value,
-                           clients=[{**c, "id": str(i + 1)} for i, c in enumerate(targets)],
-                           products=products or stored_products)
+            bodies = _call(
+                generator.facturadirecta_estimates,
+                n_estimates,
+                seed_value,
+                clients=[{**c, "id": str(i + 1)} for i, c in enumerate(targets)],
+                products=products or stored_products,
+            )
         return fd_rest_seed.insert(s, cfg, now_us, clients, products, bodies, None if clients else stored_ids)
 
 
 def _insert_fd(
-    s: Session, resource: fd.Resource, cfg: FacturaDirectaConfig, bodies: list[dict[str, Any]],
-    clients: dict[int, dict[str, Any]], products: dict[str, tuple[int, dict[str, Any]]],
+    s: Session,
+    resource: fd.Resource,
+    cfg: FacturaDirectaConfig,
+    bodies: list[dict[str, Any]],
+    clients: dict[int, dict[str, Any]],
+    products: dict[str, tuple[int, dict[str, Any]]],
 ) -> list[tuple[int, dict[str, Any]]]:
     if not bodies:
         return []
@@ -217,7 +264,9 @@ def _insert_fd(
     for payload in bodies:
         changes = fd.coerce(resource.schema, payload)
         # Values for labels the account does not define are dropped, as the API would never hold them.
-        changes["customAttributes"] = [a for a in changes.get("customAttributes", []) if a["label"] in defined]
+        changes["customAttributes"] = [
+            a for a in changes.get("customAttributes", []) if a["label"] in defined
+        ]
         records.append(fd.prepare(resource, None, changes, defined, cfg, look))
     for serial, number in numbers.items():
         s.set_meta(f"facturadirecta:estimate-number:{serial}", str(number))
@@ -255,14 +304,21 @@ def seed_clientify(context: ApiContext, body: dict[str, Any]) -> dict[str, list[
     specs = body.get("overlap") or []
     for spec in [specs] if isinstance(specs, dict) else specs:
         pairs += overlap_bodies(spec)
-    for name, make in (("contacts", generator.clientify_contacts), ("companies", generator.clientify_companies)):
+    for name, make in (
+        ("contacts", generator.clientify_contacts),
+        ("companies", generator.clientify_companies),
+    ):
         n = _count(body, name)
         if n:
             pairs += [(name, b) for b in _call(make, n, seed_value, country=country)]
     n_products = _count(body, "products")
     if n_products:
-        pairs += [("products", b) for b in _call(generator.clientify_products, n_products, seed_value,
-                                                 **_options(body, "product_options"))]
+        pairs += [
+            ("products", b)
+            for b in _call(
+                generator.clientify_products, n_products, seed_value, **_options(body, "product_options")
+            )
+        ]
     created: dict[str, list[str]] = {}
     with context.store.session(write=True) as s:
         w = crm.WriteContext.open(cfg, s, context.clock.tick)

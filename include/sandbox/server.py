@@ -46,19 +46,26 @@ class _Server(uvicorn.Server):
 
 async def serve(settings: Settings) -> None:
     store = Store(settings.db)
-    sandbox = build_sandbox(store, settings.configs, settings.latency_ms, settings.latency_profile,
-                            settings.latency_scale)
+    sandbox = build_sandbox(
+        store, settings.configs, settings.latency_ms, settings.latency_profile, settings.latency_scale
+    )
     webhooks = hub_for(store)  # the webhook delivery worker lives and dies with the servers
     webhooks.start()
     fd_rest_webhooks.resume(sandbox.contexts["facturadirecta"])  # events a previous run left pending
     servers = [
-        _Server(uvicorn.Config(
-            sandbox.apps[name], host=settings.host, port=settings.ports[name], log_level=settings.log_level,
-            lifespan="off", access_log=settings.log_level in ("debug", "trace"),
-            # Idle keep-alive connections stay open like behind a typical proxy (nginx: 75 s), so a client
-            # pausing between pages does not race the server closing its pooled connection.
-            timeout_keep_alive=KEEP_ALIVE_S,
-        ))
+        _Server(
+            uvicorn.Config(
+                sandbox.apps[name],
+                host=settings.host,
+                port=settings.ports[name],
+                log_level=settings.log_level,
+                lifespan="off",
+                access_log=settings.log_level in ("debug", "trace"),
+                # Idle keep-alive connections stay open like behind a typical proxy (nginx: 75 s), so a client
+                # pausing between pages does not race the server closing its pooled connection.
+                timeout_keep_alive=KEEP_ALIVE_S,
+            )
+        )
         for name in API_NAMES
     ]
 
@@ -78,8 +85,11 @@ async def serve(settings: Settings) -> None:
         await asyncio.sleep(0.01)
     else:
         urls = ", ".join(f"{name} http://{settings.host}:{settings.ports[name]}" for name in API_NAMES)
-        latency = "" if settings.latency_profile == "none" else (
-            f", latency profile {settings.latency_profile} x{settings.latency_scale:g}")
+        latency = (
+            ""
+            if settings.latency_profile == "none"
+            else (f", latency profile {settings.latency_profile} x{settings.latency_scale:g}")
+        )
         print(f"sandbox ready: {urls} (db: {settings.db or 'memory'}{latency})", flush=True)
     try:
         await asyncio.gather(*tasks)

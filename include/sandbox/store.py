@@ -60,7 +60,9 @@ TABLES: dict[str, TableSpec] = {
         # endpoints (k1 = company) and events (k1 = company, k2 = endpoint, k3 = status).
         TableSpec("clientify_webhooks", "clientify", indexes=()),
         TableSpec("facturadirecta_rest_webhook_endpoints", "facturadirecta", indexes=("k1",)),
-        TableSpec("facturadirecta_rest_webhook_events", "facturadirecta", indexes=("k1", "k2", "k3", "created")),
+        TableSpec(
+            "facturadirecta_rest_webhook_events", "facturadirecta", indexes=("k1", "k2", "k3", "created")
+        ),
     )
 }
 # Orderings a caller may ask for (never interpolate anything else into SQL).
@@ -243,8 +245,17 @@ class Session:
             f"INSERT INTO {table} (seq, rid, body, search, k1, k2, k3, created, modified)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
-                (seq, row.rid if row.rid is not None else str(seq), jsonio.dumps(row.body), row.search,
-                 row.k1, row.k2, row.k3, row.created, row.modified)
+                (
+                    seq,
+                    row.rid if row.rid is not None else str(seq),
+                    jsonio.dumps(row.body),
+                    row.search,
+                    row.k1,
+                    row.k2,
+                    row.k3,
+                    row.created,
+                    row.modified,
+                )
                 for seq, row in zip(seqs, rows, strict=True)
             ),
         )

@@ -69,12 +69,19 @@ def registrations(context: ApiContext) -> list[dict[str, Any]]:
             for entity in slots.SLOTS:
                 row = slots.slot(s, entity)
                 if row is not None:
-                    out.append({**slots.render(entity, row), "hook_id": row.seq,
-                                "header_names": sorted(row.body["headers"])})
+                    out.append(
+                        {
+                            **slots.render(entity, row),
+                            "hook_id": row.seq,
+                            "header_names": sorted(row.body["headers"]),
+                        }
+                    )
             return out
         rows = s.select(hooks.ENDPOINTS, Where(hooks.ENDPOINTS))
-        return [{**hooks.endpoint_json(r), "company": r.body["company"], "deleted": r.body["deleted"]}
-                for r in rows]
+        return [
+            {**hooks.endpoint_json(r), "company": r.body["company"], "deleted": r.body["deleted"]}
+            for r in rows
+        ]
 
 
 def build_router(api: str) -> APIRouter:
@@ -89,8 +96,9 @@ def build_router(api: str) -> APIRouter:
             idle = await run_in_threadpool(hub.wait_idle, api, min(wait_idle_s, MAX_WAIT_S))
         snapshot = hub.snapshot(api, max(0, min(limit, 500)))
         found = await run_in_threadpool(registrations, context)
-        return json_response({"api": api, "idle": idle and snapshot["outstanding"] == 0,
-                              "registrations": found, **snapshot})
+        return json_response(
+            {"api": api, "idle": idle and snapshot["outstanding"] == 0, "registrations": found, **snapshot}
+        )
 
     @router.delete("")
     def clear(request: Request) -> Response:
@@ -130,14 +138,19 @@ def build_router(api: str) -> APIRouter:
         if api == "clientify":
             return json_response({"emitted": _clientify_emit(context, request, payload)})
         try:
-            out = fd_rest_webhooks.edit_as_user(context, str(payload.get("id") or ""),
-                                                str(payload.get("action") or "updated"),
-                                                payload.get("changes"), payload.get("tags"))
+            out = fd_rest_webhooks.edit_as_user(
+                context,
+                str(payload.get("id") or ""),
+                str(payload.get("action") or "updated"),
+                payload.get("changes"),
+                payload.get("tags"),
+            )
         except RestError as exc:
             raise _error(exc.message, exc.status) from None
         return json_response({"emitted": [out]})
 
     if api == "clientify":
+
         @router.post("/slots/{entity}/deactivate")
         def deactivate(entity: str, request: Request) -> Response:
             with ctx(request).store.session(write=True) as s:
@@ -158,11 +171,16 @@ def _clientify_emit(context: ApiContext, request: Request, payload: dict[str, An
     if kind is None:
         raise _error(f"entity must be one of {sorted(CLIENTIFY_KINDS)}")
     ids = payload.get("ids", [payload["id"]] if "id" in payload else [])
-    if not isinstance(ids, list) or not ids or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
+    if (
+        not isinstance(ids, list)
+        or not ids
+        or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids)
+    ):
         raise _error("give the record's integer id (id) or a list of them (ids)")
     source = payload.get("source", "ui")
     if source not in ("ui", "bulk", "import"):
         raise _error("source must be ui, bulk or import")
     base = f"{request.url.scheme}://{request.url.netloc}"
-    return clientify_webhooks.edit_as_user(context, base, kind, ids, str(payload.get("action") or "saved"),
-                                           payload.get("changes"), source)
+    return clientify_webhooks.edit_as_user(
+        context, base, kind, ids, str(payload.get("action") or "saved"), payload.get("changes"), source
+    )

@@ -108,8 +108,20 @@ class Job:
     decided: bool = False
 
     def duplicate(self) -> Job:
-        return Job(self.api, self.event, self.ref, self.target, self.policy, self.scale, self.timeout_s,
-                   self.prepare, None, copy=True, generation=self.generation, decided=True)
+        return Job(
+            self.api,
+            self.event,
+            self.ref,
+            self.target,
+            self.policy,
+            self.scale,
+            self.timeout_s,
+            self.prepare,
+            None,
+            copy=True,
+            generation=self.generation,
+            decided=True,
+        )
 
 
 def _iso(epoch_s: float) -> str:
@@ -152,7 +164,9 @@ class WebhookHub:
                 return
             self._stopping = False
             ready = threading.Event()
-            self._thread = threading.Thread(target=self._run, args=(ready,), name="sandbox-webhooks", daemon=True)
+            self._thread = threading.Thread(
+                target=self._run, args=(ready,), name="sandbox-webhooks", daemon=True
+            )
             self._thread.start()
         ready.wait(STOP_TIMEOUT_S)
 
@@ -275,12 +289,25 @@ class WebhookHub:
     def _counts_of(self, api: str) -> Counter[str]:
         return self._counts.setdefault(api, Counter())
 
-    def _note(self, job: Job, state: str, outcome: Outcome | None, next_in_s: float | None,
-              started: float | None = None) -> None:
+    def _note(
+        self,
+        job: Job,
+        state: str,
+        outcome: Outcome | None,
+        next_in_s: float | None,
+        started: float | None = None,
+    ) -> None:
         entry: dict[str, Any] = {
-            "delivery": job.delivery, "event": job.event, "ref": job.ref, "target": job.target,
-            "attempt": job.attempts, "copy": job.copy, "state": state, "at": _iso(time.time()),
-            "status": outcome.status if outcome else None, "error": outcome.error if outcome else None,
+            "delivery": job.delivery,
+            "event": job.event,
+            "ref": job.ref,
+            "target": job.target,
+            "attempt": job.attempts,
+            "copy": job.copy,
+            "state": state,
+            "at": _iso(time.time()),
+            "status": outcome.status if outcome else None,
+            "error": outcome.error if outcome else None,
             "next_attempt_in_s": None if next_in_s is None else round(next_in_s, 6),
             # The platform's own wait before the next attempt, before the time scale.
             "platform_wait_s": None if next_in_s is None else job.policy.waits_s[job.attempts - 1],
@@ -377,7 +404,8 @@ class WebhookHub:
                         counts["delayed"] += 1
                     if decision.reorder is not None:
                         held = self._held.setdefault(
-                            job.api, _Held(decision.reorder, now + decision.delay_s + decision.reorder.hold_s))
+                            job.api, _Held(decision.reorder, now + decision.delay_s + decision.reorder.hold_s)
+                        )
                         held.jobs.append(job)
                         if len(held.jobs) >= held.rule.window:
                             batch = self._release(job.api)
@@ -395,7 +423,9 @@ class WebhookHub:
                 return
         await self._attempt(job, client, limit)
 
-    async def _send_in_order(self, jobs: list[Job], client: httpx.AsyncClient, limit: asyncio.Semaphore) -> None:
+    async def _send_in_order(
+        self, jobs: list[Job], client: httpx.AsyncClient, limit: asyncio.Semaphore
+    ) -> None:
         """A released batch, one after the other: each attempt is answered before the next starts."""
         for job in jobs:
             await self._attempt(job, client, limit)
@@ -427,8 +457,9 @@ class WebhookHub:
             body, headers = prepared
             started = time.monotonic()
             try:
-                async with client.stream("POST", job.target, content=body, headers=headers,
-                                         timeout=httpx.Timeout(job.timeout_s)) as response:
+                async with client.stream(
+                    "POST", job.target, content=body, headers=headers, timeout=httpx.Timeout(job.timeout_s)
+                ) as response:
                     outcome = Outcome(status=response.status_code)
             except (httpx.HTTPError, OSError, ValueError) as exc:  # nothing answered
                 outcome = Outcome(error=type(exc).__name__)

@@ -43,8 +43,13 @@ class Rule:
     applied: int = 0
 
     def as_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"action": self.action, "event": self.event, "probability": self.probability,
-                               "count": self.count, "applied": self.applied}
+        out: dict[str, Any] = {
+            "action": self.action,
+            "event": self.event,
+            "probability": self.probability,
+            "count": self.count,
+            "applied": self.applied,
+        }
         if self.action == "delay":
             out["delay_s"] = self.delay_s
         if self.action == "duplicate":
@@ -88,9 +93,14 @@ def parse_rule(raw: Any) -> Rule:
     if count is not None:
         count = _integer(raw, "count", 0, 0, 1_000_000)
     return Rule(
-        action=action, event=event, probability=_number(raw, "probability", 1.0, 0.0, 1.0), count=count,
-        delay_s=_number(raw, "delay_s", 1.0, 0.0, MAX_DELAY_S), copies=_integer(raw, "copies", 1, 1, MAX_COPIES),
-        window=_integer(raw, "window", 2, 2, MAX_WINDOW), order=order,
+        action=action,
+        event=event,
+        probability=_number(raw, "probability", 1.0, 0.0, 1.0),
+        count=count,
+        delay_s=_number(raw, "delay_s", 1.0, 0.0, MAX_DELAY_S),
+        copies=_integer(raw, "copies", 1, 1, MAX_COPIES),
+        window=_integer(raw, "window", 2, 2, MAX_WINDOW),
+        order=order,
         hold_s=_number(raw, "hold_s", 10.0, 0.0, MAX_DELAY_S),
     )
 

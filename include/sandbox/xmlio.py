@@ -165,8 +165,9 @@ def render_nodes(schema: Iterable[Node], record: dict[str, Any], depth: int, tem
     return "".join(parts)
 
 
-def render_element(name: str, schema: Iterable[Node], record: dict[str, Any], depth: int = 0,
-                   template: bool = False) -> str:
+def render_element(
+    name: str, schema: Iterable[Node], record: dict[str, Any], depth: int = 0, template: bool = False
+) -> str:
     pad = INDENT * depth
     return f"{pad}<{name}>\n{render_nodes(schema, record, depth + 1, template)}{pad}</{name}>\n"
 
@@ -175,8 +176,9 @@ def document(name: str, schema: Iterable[Node], record: dict[str, Any], template
     return (DECLARATION + render_element(name, schema, record, 0, template)).encode()
 
 
-def list_document(plural: str, singular: str, schema: Iterable[Node], records: list[dict[str, Any]],
-                  total: int) -> bytes:
+def list_document(
+    plural: str, singular: str, schema: Iterable[Node], records: list[dict[str, Any]], total: int
+) -> bytes:
     """``<clients total="N">`` with one full ``<client>`` per record (``<clients total="N"/>`` if none)."""
     schema = tuple(schema)
     if not records:

@@ -223,7 +223,9 @@ def _wire_tasks(platform: PlatformConfig, entity: Entity, config: IntegrationsCo
             log.info("No watermark yet: this run reads every Clientify record.")
         else:
             log.info(
-                "Watermark %s (re-read from %s with the lookback overlap)", stored, wm.since(stored, config.lookback)
+                "Watermark %s (re-read from %s with the lookback overlap)",
+                stored,
+                wm.since(stored, config.lookback),
             )
         return {"watermark": stored, "stored": stored}
 
@@ -283,7 +285,13 @@ def _wire_tasks(platform: PlatformConfig, entity: Entity, config: IntegrationsCo
             "dry_run": bool(params["dry_run"]),
         }
         new = report["watermark_out"]
-        log.info("Watermark %s -> %s (mode %s%s)", stored, new, params["mode"], ", dry run" if params["dry_run"] else "")
+        log.info(
+            "Watermark %s -> %s (mode %s%s)",
+            stored,
+            new,
+            params["mode"],
+            ", dry run" if params["dry_run"] else "",
+        )
         # Last action: once this is pushed, later runs start from it. A dry run pushes the stored value
         # back, so it counts as a successful run that left a watermark; ``None`` after a full run that
         # saw nothing is pushed too: it is the reset.
@@ -366,7 +374,9 @@ def _sync_job(platform: PlatformConfig, entity: Entity, config: IntegrationsConf
 
 
 @contextmanager
-def _opened(platform: PlatformConfig, entity: Entity, config: IntegrationsConfig) -> Iterator[tuple[Any, ...]]:
+def _opened(
+    platform: PlatformConfig, entity: Entity, config: IntegrationsConfig
+) -> Iterator[tuple[Any, ...]]:
     """Open the run's ledger and fresh API clients sharing the account budgets; close everything after.
 
     Yields:
@@ -469,7 +479,7 @@ def _doc_md(platform: PlatformConfig, entity: Entity, config: IntegrationsConfig
     if entity is not Entity.ESTIMATES:
         backfill = (
             f", or backfill one interval: `airflow backfill create --dag-id {platform.name}_{entity} "
-            "--from-date T --to-date T --reprocess-behavior completed --dag-run-conf '{\"mode\": \"full\"}'`"
+            '--from-date T --to-date T --reprocess-behavior completed --dag-run-conf \'{"mode": "full"}\'`'
         )
     return f"""\
 ### {_PLATFORM_LABELS[platform.name]} ⇄ Clientify: {_ENTITY_LABELS[entity]}

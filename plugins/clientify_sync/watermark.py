@@ -107,7 +107,9 @@ def next_watermark(
         return normalise(seen_max)
     if mode is Mode.EVENTS:  # read only what events named: the clock run still reads from here
         return normalise(previous)
-    candidates = [parse_timestamp(v) for v in (previous, seen_max) if v is not None and normalise(v) is not None]
+    candidates = [
+        parse_timestamp(v) for v in (previous, seen_max) if v is not None and normalise(v) is not None
+    ]
     if not candidates:
         return None
     return format_timestamp(max(candidates))

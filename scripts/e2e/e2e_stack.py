@@ -73,9 +73,14 @@ class StackError(RuntimeError):
     """A service did not start, or a step failed: the message says which and where its log is."""
 
 
-
-def wait_for(what: str, check: Callable[[], bool], timeout: float, *, interval: float = 0.5,
-             alive: Callable[[], str | None] | None = None) -> None:
+def wait_for(
+    what: str,
+    check: Callable[[], bool],
+    timeout: float,
+    *,
+    interval: float = 0.5,
+    alive: Callable[[], str | None] | None = None,
+) -> None:
     """Poll ``check`` until it is true; raise naming ``what`` after ``timeout`` s or when ``alive`` reports."""
     deadline = time.monotonic() + timeout
     while True:
@@ -93,15 +98,18 @@ def postgres_bin() -> Path:
     """The newest PostgreSQL server binaries (Debian keeps them off PATH, under /usr/lib/postgresql/N/bin)."""
     if override := os.environ.get("E2E_PG_BIN"):
         return Path(override)
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"),
-                   key=lambda p: [int(x) for x in re.findall(r"\d+", p)])
+    found = sorted(
+        glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: [int(x) for x in re.findall(r"\d+", p)]
+    )
     if found:
         return Path(found[-1]).parent
     initdb = shutil.which("initdb")
     if initdb:
         return Path(initdb).resolve().parent
-    raise StackError("PostgreSQL server binaries (initdb, postgres) not found: "
-                     "run scripts/ensure-debian-packages.sh postgresql redis-server")
+    raise StackError(
+        "PostgreSQL server binaries (initdb, postgres) not found: "
+        "run scripts/ensure-debian-packages.sh postgresql redis-server"
+    )
 
 
 @dataclass
@@ -177,8 +185,15 @@ class Stack:
     def start(self) -> None:
         """Start everything and configure Airflow (connections, pools); stop it all on failure."""
         try:
-            names = ["postgres", "redis", "api", "scheduler_logs", "triggerer_logs", *APIS,
-                     *(f"{w}_logs" for w in CELERY_WORKERS)]
+            names = [
+                "postgres",
+                "redis",
+                "api",
+                "scheduler_logs",
+                "triggerer_logs",
+                *APIS,
+                *(f"{w}_logs" for w in CELERY_WORKERS),
+            ]
             self.ports = dict(zip(names, free_ports(len(names)), strict=True))
             self._timed("postgres", self._start_postgres)
             if self.executor == "celery":
@@ -208,16 +223,29 @@ class Stack:
         step()
         self.timings[name] = round(time.monotonic() - started, 1)
 
-    def _spawn(self, name: str, cmd: list[str], *, env: dict[str, str] | None = None,
-               user: str | None = None, cwd: Path | None = None) -> Service:
+    def _spawn(
+        self,
+        name: str,
+        cmd: list[str],
+        *,
+        env: dict[str, str] | None = None,
+        user: str | None = None,
+        cwd: Path | None = None,
+    ) -> Service:
         log = self.logs_dir / f"{name}.log"
         if user is not None:
             cmd = ["runuser", "-u", user, "--", *cmd]
         with log.open("ab") as out:
             # start_new_session: its own process group, so stop() ends its children too.
-            process = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                       env=env if env is not None else _clean_env(), cwd=cwd or ROOT,
-                                       start_new_session=True)
+            process = subprocess.Popen(
+                cmd,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env if env is not None else _clean_env(),
+                cwd=cwd or ROOT,
+                start_new_session=True,
+            )
         service = Service(name, process, log)
         self.services.append(service)
         with (self.root / "pgids").open("a") as pgids:
@@ -235,19 +263,45 @@ class Stack:
             user = _postgres_user()
             uid = pwd.getpwnam(user).pw_uid
             os.chown(data, uid, -1)
-        initdb = [str(bindir / "initdb"), "-D", str(data), "-U", PG_SUPERUSER, "--auth=trust",
-                  "--encoding=UTF8", "--locale=C.UTF-8", "--no-sync"]
+        initdb = [
+            str(bindir / "initdb"),
+            "-D",
+            str(data),
+            "-U",
+            PG_SUPERUSER,
+            "--auth=trust",
+            "--encoding=UTF8",
+            "--locale=C.UTF-8",
+            "--no-sync",
+        ]
         if user:
             initdb = ["runuser", "-u", user, "--", *initdb]
         result = subprocess.run(initdb, capture_output=True, text=True, timeout=120, env=_clean_env())
         if result.returncode != 0:
             raise StackError(f"initdb failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
-        service = self._spawn("postgres", [
-            str(bindir / "postgres"), "-D", str(data), "-p", str(self.ports["postgres"]),
-            "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={data}",
-            "-c", "max_connections=300", "-c", "fsync=off", "-c", "synchronous_commit=off",
-            "-c", "full_page_writes=off",
-        ], user=user)
+        service = self._spawn(
+            "postgres",
+            [
+                str(bindir / "postgres"),
+                "-D",
+                str(data),
+                "-p",
+                str(self.ports["postgres"]),
+                "-c",
+                "listen_addresses=127.0.0.1",
+                "-c",
+                f"unix_socket_directories={data}",
+                "-c",
+                "max_connections=300",
+                "-c",
+                "fsync=off",
+                "-c",
+                "synchronous_commit=off",
+                "-c",
+                "full_page_writes=off",
+            ],
+            user=user,
+        )
         import psycopg
 
         def ready() -> bool:
@@ -263,8 +317,22 @@ class Stack:
         redis = shutil.which("redis-server")
         if redis is None:
             raise StackError("redis-server not found: run scripts/ensure-debian-packages.sh redis-server")
-        service = self._spawn("redis", [redis, "--bind", "127.0.0.1", "--port", str(self.ports["redis"]),
-                                        "--save", "", "--appendonly", "no", "--dir", str(self.root)])
+        service = self._spawn(
+            "redis",
+            [
+                redis,
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(self.ports["redis"]),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.root),
+            ],
+        )
 
         def ready() -> bool:
             with socket.create_connection(("127.0.0.1", self.ports["redis"]), timeout=1) as s:
@@ -282,9 +350,13 @@ class Stack:
         env = {**_clean_env(), "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'plugins'}"}
         service = self._spawn("sandbox", cmd, env=env)
         for api in APIS:
-            wait_for(f"the {api} sandbox on port {self.ports[api]}",
-                     lambda api=api: httpx.get(f"{self.sandbox_url(api)}/_sandbox/health", timeout=1).is_success,
-                     30, interval=0.2, alive=service.problem)
+            wait_for(
+                f"the {api} sandbox on port {self.ports[api]}",
+                lambda api=api: httpx.get(f"{self.sandbox_url(api)}/_sandbox/health", timeout=1).is_success,
+                30,
+                interval=0.2,
+                alive=service.problem,
+            )
 
     # -- Airflow -----------------------------------------------------------------------------------
 
@@ -308,8 +380,7 @@ class Stack:
             "AIRFLOW__CORE__EXECUTOR": "LocalExecutor" if self.executor == "local" else "CeleryExecutor",
             "AIRFLOW__CORE__PARALLELISM": "6",
             "AIRFLOW__CORE__FERNET_KEY": Fernet.generate_key().decode(),
-            "AIRFLOW__CORE__AUTH_MANAGER":
-                "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
+            "AIRFLOW__CORE__AUTH_MANAGER": "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN_USER}:admin",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{api}/execution/",
@@ -363,11 +434,19 @@ class Stack:
 
     def airflow(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
         """Run one ``airflow`` CLI command with the stack's environment; raise with its output on failure."""
-        result = subprocess.run([str(VENV_BIN / "airflow"), *args], env=self.env, capture_output=True,
-                                text=True, timeout=timeout, cwd=ROOT)
+        result = subprocess.run(
+            [str(VENV_BIN / "airflow"), *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd=ROOT,
+        )
         if result.returncode != 0:
-            raise StackError(f"airflow {' '.join(args)} failed ({result.returncode}):\n"
-                             f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+            raise StackError(
+                f"airflow {' '.join(args)} failed ({result.returncode}):\n"
+                f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+            )
         return result
 
     def _migrate(self) -> None:
@@ -375,8 +454,20 @@ class Stack:
 
     def _start_airflow(self) -> None:
         airflow = str(VENV_BIN / "airflow")
-        self._spawn("api-server", [airflow, "api-server", "--port", str(self.ports["api"]),
-                                         "--host", "127.0.0.1", "--workers", "1"], env=self.env)
+        self._spawn(
+            "api-server",
+            [
+                airflow,
+                "api-server",
+                "--port",
+                str(self.ports["api"]),
+                "--host",
+                "127.0.0.1",
+                "--workers",
+                "1",
+            ],
+            env=self.env,
+        )
         self._spawn("scheduler", [airflow, "scheduler"], env=self.env)
         self._spawn("dag-processor", [airflow, "dag-processor"], env=self.env)
         self._spawn("triggerer", [airflow, "triggerer"], env=self.env)
@@ -393,16 +484,36 @@ class Stack:
                     "AIRFLOW__CORE__HOSTNAME_CALLABLE": "e2e_hostname.worker_hostname",
                     "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(self.ports[f"{worker}_logs"]),
                 }
-                self._spawn(f"celery-{worker}", [
-                    airflow, "celery", "worker", "--celery-hostname", f"{worker}@%h",
-                    "--concurrency", str(CELERY_CONCURRENCY), "--without-mingle", "--without-gossip",
-                ], env=env)
-        wait_for(f"the Airflow API server on {self.api_url}",
-                 lambda: httpx.get(f"{self.api_url}/api/v2/monitor/health", timeout=2).is_success,
-                 START_TIMEOUT_S, interval=1, alive=self._any_problem)
+                self._spawn(
+                    f"celery-{worker}",
+                    [
+                        airflow,
+                        "celery",
+                        "worker",
+                        "--celery-hostname",
+                        f"{worker}@%h",
+                        "--concurrency",
+                        str(CELERY_CONCURRENCY),
+                        "--without-mingle",
+                        "--without-gossip",
+                    ],
+                    env=env,
+                )
+        wait_for(
+            f"the Airflow API server on {self.api_url}",
+            lambda: httpx.get(f"{self.api_url}/api/v2/monitor/health", timeout=2).is_success,
+            START_TIMEOUT_S,
+            interval=1,
+            alive=self._any_problem,
+        )
         self.token = self._login()
-        wait_for("the DAG processor to serialise the six clientify-sync DAGs", self._dags_parsed,
-                 START_TIMEOUT_S, interval=2, alive=self._any_problem)
+        wait_for(
+            "the DAG processor to serialise the six clientify-sync DAGs",
+            self._dags_parsed,
+            START_TIMEOUT_S,
+            interval=2,
+            alive=self._any_problem,
+        )
 
     def _any_problem(self) -> str | None:
         for service in self.services:
@@ -411,8 +522,11 @@ class Stack:
         return None
 
     def _login(self) -> str:
-        response = httpx.post(f"{self.api_url}/auth/token",
-                              json={"username": ADMIN_USER, "password": ADMIN_PASSWORD}, timeout=30)
+        response = httpx.post(
+            f"{self.api_url}/auth/token",
+            json={"username": ADMIN_USER, "password": ADMIN_PASSWORD},
+            timeout=30,
+        )
         if response.status_code not in (200, 201):
             raise StackError(f"POST /auth/token answered {response.status_code}: {response.text[:500]}")
         return str(response.json()["access_token"])
@@ -427,8 +541,9 @@ class Stack:
     def api(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """One REST call with the admin JWT; raise on a 4xx/5xx (with the body, never the token)."""
         headers = {"Authorization": f"Bearer {self.token}", **kwargs.pop("headers", {})}
-        response = httpx.request(method, f"{self.api_url}{path}", headers=headers,
-                                 timeout=kwargs.pop("timeout", 60), **kwargs)
+        response = httpx.request(
+            method, f"{self.api_url}{path}", headers=headers, timeout=kwargs.pop("timeout", 60), **kwargs
+        )
         if response.is_error:
             raise StackError(f"{method} {path} answered {response.status_code}: {response.text[:2000]}")
         return response
@@ -450,19 +565,35 @@ class Stack:
                 "extra": json.dumps({**(conn.get("conn_extra") or {}), **extra}),
             }
             self.api("POST", "/api/v2/connections", json=body)
-        self.api("POST", "/api/v2/connections", json={
-            "connection_id": "clientify_sync_state", "conn_type": "generic",
-            "extra": json.dumps({"url": self.db_url(LEDGER_DB)}),
-        })
+        self.api(
+            "POST",
+            "/api/v2/connections",
+            json={
+                "connection_id": "clientify_sync_state",
+                "conn_type": "generic",
+                "extra": json.dumps({"url": self.db_url(LEDGER_DB)}),
+            },
+        )
         for pool in settings["pools"]:
-            self.api("POST", "/api/v2/pools", json={"name": pool["pool_name"], "slots": pool["pool_slot"],
-                                                    "description": pool.get("pool_description")})
+            self.api(
+                "POST",
+                "/api/v2/pools",
+                json={
+                    "name": pool["pool_name"],
+                    "slots": pool["pool_slot"],
+                    "description": pool.get("pool_description"),
+                },
+            )
 
     def set_connection_password(self, conn_id: str, password: str) -> None:
         """PATCH one connection's password through the REST API (what an operator does in the UI)."""
         current = self.api("GET", f"/api/v2/connections/{conn_id}").json()
-        self.api("PATCH", f"/api/v2/connections/{conn_id}", params={"update_mask": "password"},
-                 json={"connection_id": conn_id, "conn_type": current["conn_type"], "password": password})
+        self.api(
+            "PATCH",
+            f"/api/v2/connections/{conn_id}",
+            params={"update_mask": "password"},
+            json={"connection_id": conn_id, "conn_type": current["conn_type"], "password": password},
+        )
 
     def service_log(self, name: str) -> str:
         path = self.logs_dir / f"{name}.log"
@@ -471,8 +602,11 @@ class Stack:
 
 def _clean_env() -> dict[str, str]:
     """The caller's environment without its Airflow settings (the unit suite's conftest sets some)."""
-    return {k: v for k, v in os.environ.items()
-            if not k.startswith(("AIRFLOW", "CLIENTIFY_SYNC_", "SANDBOX_", "PYTEST_"))}
+    return {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("AIRFLOW", "CLIENTIFY_SYNC_", "SANDBOX_", "PYTEST_"))
+    }
 
 
 def _postgres_user() -> str:
@@ -481,8 +615,11 @@ def _postgres_user() -> str:
         with contextlib.suppress(KeyError):
             pwd.getpwnam(name)
             return name
-    subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
-                    "clientify-e2e-pg"], check=True, timeout=30)
+    subprocess.run(
+        ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", "clientify-e2e-pg"],
+        check=True,
+        timeout=30,
+    )
     return "clientify-e2e-pg"
 
 
@@ -519,7 +656,9 @@ def running(executor: str, parent: Path | None = None) -> Iterator[Stack]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--executor", choices=("local", "celery"), default="local")
     args = parser.parse_args()
     with running(args.executor) as stack:

@@ -58,7 +58,9 @@ def fresh_venv(workdir: Path) -> Path:
 
 def start(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
     with log.open("w") as out:
-        return subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        return subprocess.Popen(
+            command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
 
 
 def stop(process: subprocess.Popen | None) -> None:
@@ -103,23 +105,33 @@ class Page:
                 return message.get("result", {})
 
     async def js(self, expression: str) -> Any:
-        result = await self.call("Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=True)
+        result = await self.call(
+            "Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=True
+        )
         return result.get("result", {}).get("value")
 
     async def click(self, element_js: str) -> None:
         """A real mouse click in the middle of an element (some widgets ignore element.click())."""
-        box = await self.js(f"(() => {{ const r = ({element_js}).getBoundingClientRect(); return [r.x + r.width / 2, r.y + r.height / 2]; }})()")
+        box = await self.js(
+            f"(() => {{ const r = ({element_js}).getBoundingClientRect(); return [r.x + r.width / 2, r.y + r.height / 2]; }})()"
+        )
         for kind in ("mousePressed", "mouseReleased"):
-            await self.call("Input.dispatchMouseEvent", type=kind, x=box[0], y=box[1], button="left", clickCount=1)
+            await self.call(
+                "Input.dispatchMouseEvent", type=kind, x=box[0], y=box[1], button="left", clickCount=1
+            )
 
     async def save_dialog(self, path: Path) -> Path:
         """Save the open dialog, whole, as a PNG."""
         await asyncio.sleep(1.0)  # the accordion's animation
         rect = await self.js("""(() => { const d = document.querySelector('[role=dialog]'); d.style.maxHeight = 'none';
             const r = d.getBoundingClientRect(); return {x: r.x, y: r.y, width: r.width, height: d.scrollHeight}; })()""")
-        shot = await self.call("Page.captureScreenshot", format="png", captureBeyondViewport=True, clip={**rect, "scale": 1})
+        shot = await self.call(
+            "Page.captureScreenshot", format="png", captureBeyondViewport=True, clip={**rect, "scale": 1}
+        )
         path.write_bytes(base64.b64decode(shot["data"]))
-        print(f"{path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}: {rect['width']:.0f}x{rect['height']:.0f}")
+        print(
+            f"{path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}: {rect['width']:.0f}x{rect['height']:.0f}"
+        )
         return path
 
     async def until(self, expression: str, what: str, timeout: float = 60) -> Any:
@@ -131,11 +143,17 @@ class Page:
             await asyncio.sleep(0.25)
         state = await self.js("location.href + ' | ' + document.body.innerText.slice(0, 300)")
         shot = await self.call("Page.captureScreenshot", format="png")
-        Path(tempfile.gettempdir(), "connection-screenshot-failure.png").write_bytes(base64.b64decode(shot["data"]))
-        raise RuntimeError(f"timed out waiting for {what} (page: {state!r}; see connection-screenshot-failure.png)")
+        Path(tempfile.gettempdir(), "connection-screenshot-failure.png").write_bytes(
+            base64.b64decode(shot["data"])
+        )
+        raise RuntimeError(
+            f"timed out waiting for {what} (page: {state!r}; see connection-screenshot-failure.png)"
+        )
 
 
-FIND_TEXT = """(t => [...document.querySelectorAll('button,[role=button]')].find(e => e.textContent.trim() === t))"""
+FIND_TEXT = (
+    """(t => [...document.querySelectorAll('button,[role=button]')].find(e => e.textContent.trim() === t))"""
+)
 
 
 async def shoot(cdp_url: str, base_url: str, token: str, out: Path) -> list[Path]:
@@ -144,7 +162,9 @@ async def shoot(cdp_url: str, base_url: str, token: str, out: Path) -> list[Path
         page = Page(ws)
         await page.call("Network.enable")
         await page.call("Network.setCookie", name="_token", value=token, url=base_url)
-        await page.call("Emulation.setDeviceMetricsOverride", width=1280, height=3200, deviceScaleFactor=1, mobile=False)
+        await page.call(
+            "Emulation.setDeviceMetricsOverride", width=1280, height=3200, deviceScaleFactor=1, mobile=False
+        )
         for conn_type, label in TYPES.items():
             await page.call("Page.navigate", url=f"{base_url}/connections")
             await page.until(f"!!{FIND_TEXT}('Add Connection')", "the connections page")
@@ -153,12 +173,16 @@ async def shoot(cdp_url: str, base_url: str, token: str, out: Path) -> list[Path
             await page.js("document.querySelector('[role=dialog] input').focus()")
             await page.call("Input.insertText", text=f"{conn_type}_default")
             # The connection type is a searchable select: type the hook name, pick its option.
-            await page.until("!!document.querySelector('[role=dialog] input[role=combobox]')", "the type select")
+            await page.until(
+                "!!document.querySelector('[role=dialog] input[role=combobox]')", "the type select"
+            )
             await page.js("document.querySelector('[role=dialog] input[role=combobox]').focus()")
             await page.call("Input.insertText", text=label)
             await page.until(f"[...document.querySelectorAll('[role=option]')].some(o => o.textContent.trim() === '{label}')",
                              f"the option {label}")  # fmt: skip
-            await page.js(f"[...document.querySelectorAll('[role=option]')].find(o => o.textContent.trim() === '{label}').click()")
+            await page.js(
+                f"[...document.querySelectorAll('[role=option]')].find(o => o.textContent.trim() === '{label}').click()"
+            )
             await page.until("!![...document.querySelectorAll('[role=dialog] label')].find(l => /API/.test(l.textContent))",
                              "the relabelled fields")  # fmt: skip
             # The standard fields (labels, placeholders, hidden schema/port), then the generated extras
@@ -173,7 +197,9 @@ async def shoot(cdp_url: str, base_url: str, token: str, out: Path) -> list[Path
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--venv", type=Path, help="an Airflow venv with clientify-sync installed (default: build one)")
+    parser.add_argument(
+        "--venv", type=Path, help="an Airflow venv with clientify-sync installed (default: build one)"
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "connections")
     parser.add_argument("--chromium", default=shutil.which("chromium") or "chromium")
     args = parser.parse_args(argv)
@@ -193,15 +219,23 @@ def main(argv: list[str] | None = None) -> int:
                    AIRFLOW__API__PORT=str(port), AIRFLOW__API__HOST="127.0.0.1",
                    AIRFLOW__API_AUTH__JWT_SECRET=secrets.token_urlsafe(32))  # fmt: skip
         airflow = str(venv / "bin" / "airflow")
-        subprocess.run([airflow, "db", "migrate"], env=env, check=True, stdout=subprocess.DEVNULL, timeout=600)
-        api = start([airflow, "api-server", "--port", str(port), "--host", "127.0.0.1"], env, workdir / "api.log")
+        subprocess.run(
+            [airflow, "db", "migrate"], env=env, check=True, stdout=subprocess.DEVNULL, timeout=600
+        )
+        api = start(
+            [airflow, "api-server", "--port", str(port), "--host", "127.0.0.1"], env, workdir / "api.log"
+        )
         wait_for(f"{base_url}/api/v2/monitor/health", 180, api, workdir / "api.log")
-        token = httpx.post(f"{base_url}/auth/token", json={"username": "admin", "password": password}, timeout=30)
+        token = httpx.post(
+            f"{base_url}/auth/token", json={"username": "admin", "password": password}, timeout=30
+        )
         token.raise_for_status()
         chrome = start([args.chromium, *CHROMIUM_FLAGS, f"--remote-debugging-port={devtools}",
                         f"--user-data-dir={workdir / 'chrome'}", "about:blank"], env, workdir / "chrome.log")  # fmt: skip
         wait_for(f"http://127.0.0.1:{devtools}/json/version", 60, chrome, workdir / "chrome.log")
-        (target,) = [t for t in httpx.get(f"http://127.0.0.1:{devtools}/json/list").json() if t["type"] == "page"][:1]
+        (target,) = [
+            t for t in httpx.get(f"http://127.0.0.1:{devtools}/json/list").json() if t["type"] == "page"
+        ][:1]
         args.out.mkdir(parents=True, exist_ok=True)
         asyncio.run(shoot(target["webSocketDebuggerUrl"], base_url, token.json()["access_token"], args.out))
         return 0

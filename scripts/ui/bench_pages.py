@@ -116,7 +116,7 @@ def measure(url: str, repeat: int) -> list[tuple[str, float, int]]:
     sub = ui.create_app()
     sub.dependency_overrides[ui.get_viewer] = lambda: ui.Viewer("bench", ours, ours)
     sub.dependency_overrides[ui.get_view] = lambda: view
-    sub.dependency_overrides[ui.get_run_states] = lambda: (lambda keys: {})
+    sub.dependency_overrides[ui.get_run_states] = lambda: lambda keys: {}
     root = FastAPI()
     root.mount(ui.URL_PREFIX, sub)
     client = TestClient(root)
@@ -146,7 +146,9 @@ def measure(url: str, repeat: int) -> list[tuple[str, float, int]]:
             response = client.get(url_path)
             times.append((time.perf_counter() - started) * 1000)
             assert response.status_code == 200, name
-        count = sum(1 for s in statements if s.split(None, 1)[0].upper() not in ("BEGIN", "COMMIT", "ROLLBACK"))
+        count = sum(
+            1 for s in statements if s.split(None, 1)[0].upper() not in ("BEGIN", "COMMIT", "ROLLBACK")
+        )
         results.append((name, statistics.median(times), count))
     engine.dispose()
     return results

@@ -29,7 +29,9 @@ FRAME = "document.querySelector('iframe').contentDocument"
 
 def _in_airflow(browser: Chromium, url: str, ready: str) -> None:
     browser.goto(url)
-    browser.wait_for(f"!!({FRAME} && {FRAME}.readyState === 'complete' && {FRAME}.querySelector({ready!r}))", 60)
+    browser.wait_for(
+        f"!!({FRAME} && {FRAME}.readyState === 'complete' && {FRAME}.querySelector({ready!r}))", 60
+    )
     time.sleep(1.0)  # Airflow's own panels finish rendering around the frame
 
 

@@ -16,7 +16,9 @@ from clientify_sync.api.settings import ClientifySettings, FacturaDirectaSetting
 QUICK = {"backoff_base": 0.01, "backoff_max": 0.05, "max_retries": 3, "timeout": 5.0, "connect_timeout": 2.0}
 
 
-def facturama_for(sandbox: Any, *, transport: httpx.BaseTransport | None = None, **overrides: Any) -> FacturamaClient:
+def facturama_for(
+    sandbox: Any, *, transport: httpx.BaseTransport | None = None, **overrides: Any
+) -> FacturamaClient:
     settings = FacturamaSettings(
         base_url=sandbox.facturama_url,
         username=sandbox.facturama_user,
@@ -56,7 +58,6 @@ def facturadirecta_for(
 def sent(sandbox: Any, api: str, method: str) -> int:
     """Requests with ``method`` the sandbox received (whatever their outcome)."""
     return sandbox.stats(api)["by_method"].get(method, 0)
-
 
 
 def wait_for_timeouts_to_end(sandbox: Any, api: str, count: int = 1, *, within_s: float = 10.0) -> None:

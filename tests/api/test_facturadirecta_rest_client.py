@@ -91,7 +91,9 @@ def rest_for(
 ) -> FacturaDirectaRestClient:  # fmt: skip
     settings = rest_settings(sandbox, **overrides)
     recorder = sleep or (lambda seconds: None)
-    return FacturaDirectaRestClient(settings, sleep=recorder, gate=gate or RateLimitGate(Unmetered(), sleep=recorder))
+    return FacturaDirectaRestClient(
+        settings, sleep=recorder, gate=gate or RateLimitGate(Unmetered(), sleep=recorder)
+    )
 
 
 def contact(name: str, **main: Any) -> dict[str, Any]:
@@ -158,7 +160,9 @@ def test_listing_filters_and_find(sandbox: SandboxHandle) -> None:
         product = client.products.create({"content": {"type": "product", "main": {
             "name": "Consultoría", "currency": "EUR", "sku": "CONS-1",
             "sales": {"tax": ["S_IVA_21"], "account": "7050000", "price": 1800}}}})  # fmt: skip
-        assert [record_id(r) for r in client.products.iter_records(minModificationDate=since)] == [record_id(product)]
+        assert [record_id(r) for r in client.products.iter_records(minModificationDate=since)] == [
+            record_id(product)
+        ]
 
 
 def test_activity_cursor_pages_and_stored_positions(sandbox: SandboxHandle) -> None:
@@ -174,9 +178,16 @@ def test_activity_cursor_pages_and_stored_positions(sandbox: SandboxHandle) -> N
         stopped = pages[1].position.encode()  # a run that processed two pages, then stopped
         client.clients.update(made[0], contact("Cliente 0 renombrado S.L."))
         later = record_id(client.clients.create(contact("Nuevo S.L.")))
-        resumed = [e for page in client.activity.pages(FeedPosition.decode(stopped), page_size=3) for e in page.events]
+        resumed = [
+            e
+            for page in client.activity.pages(FeedPosition.decode(stopped), page_size=3)
+            for e in page.events
+        ]
         assert [(e["document"]["id"], e["type"]) for e in resumed] == [
-            (made[6], "inserted"), (made[0], "updated"), (later, "inserted")]
+            (made[6], "inserted"),
+            (made[0], "updated"),
+            (later, "inserted"),
+        ]
         end = list(client.activity.pages(FeedPosition.decode(stopped), page_size=3))[-1].position
         assert end.cursor is None and [e for p in client.activity.pages(end) for e in p.events] == []
         client.clients.delete(later)
@@ -194,8 +205,9 @@ def test_activity_filters_and_head(sandbox: SandboxHandle) -> None:
         assert [e["document"]["id"] for p in client.activity.pages(head) for e in p.events] == [second]
         everything = [e["document"]["id"] for p in client.activity.pages() for e in p.events]
         assert everything == [first, second]
-        assert [e["type"] for p in client.activity.pages(document_types=["customField"]) for e in p.events] == [
-            "inserted"]
+        assert [
+            e["type"] for p in client.activity.pages(document_types=["customField"]) for e in p.events
+        ] == ["inserted"]
 
 
 def test_activity_resumes_by_timestamp_without_rereading_the_same_instant(sandbox: SandboxHandle) -> None:
@@ -229,8 +241,13 @@ def test_read_modify_write_with_full_replace(sandbox: SandboxHandle) -> None:
         made = client.clients.create(contact("Acme S.L.", email="a@acme.es", phone="911000000"))
         read = client.clients.get(record_id(made) or "")
         read["content"]["main"]["email"] = "b@acme.es"
-        kept = client.clients.update(record_id(made) or "", {"content": read["content"], "tags": read["tags"]})
-        assert (kept["content"]["main"]["email"], kept["content"]["main"]["phone"]) == ("b@acme.es", "911000000")
+        kept = client.clients.update(
+            record_id(made) or "", {"content": read["content"], "tags": read["tags"]}
+        )
+        assert (kept["content"]["main"]["email"], kept["content"]["main"]["phone"]) == (
+            "b@acme.es",
+            "911000000",
+        )
         erased = client.clients.update(record_id(made) or "", contact("Acme S.L."))
         assert "phone" not in erased["content"]["main"]
 
@@ -272,7 +289,12 @@ def test_connection_test_names_the_company_and_probes_each_resource(sandbox: San
         ok, message = client.test_connection()
         assert ok and "3 contacts" in message and client.settings.company_id in message
         assert [p.resource for p in client.probe() if p.supported] == [
-            "contacts", "products", "estimates", "custom_fields", "activity"]
+            "contacts",
+            "products",
+            "estimates",
+            "custom_fields",
+            "activity",
+        ]
 
 
 def test_a_transient_failure_of_a_read_is_retried(sandbox: SandboxHandle) -> None:
@@ -290,7 +312,9 @@ def test_custom_field_definitions_list_create_and_ensure(sandbox: SandboxHandle)
         assert link["id"].startswith("cfi_") and link["docTypes"] == ["contact", "estimate"]
         assert client.custom_fields.ensure("ID_CRM", ["contact"])["id"] == link["id"]
         made = client.clients.create(contact("Enlazada S.L.", customFields={link["id"]: "735"}))
-        assert client.clients.get(record_id(made) or "")["content"]["main"]["customFields"] == {link["id"]: "735"}
+        assert client.clients.get(record_id(made) or "")["content"]["main"]["customFields"] == {
+            link["id"]: "735"
+        }
         for n in range(19):
             client.custom_fields.create(f"Campo {n}", ["contact"])
         assert len(client.custom_fields.definitions()) == 20
@@ -315,7 +339,9 @@ def test_a_create_whose_answer_was_lost_is_replayed_not_made_twice(sandbox: Sand
         assert events == ["inserted"]
     # A later run re-sending the same journal entry's create (its key) gets the same record back.
     with rest_for(sandbox) as again:
-        assert record_id(again.clients.create(contact("Perdida S.L."), idempotency_key=KEY)) == record_id(made)
+        assert record_id(again.clients.create(contact("Perdida S.L."), idempotency_key=KEY)) == record_id(
+            made
+        )
         assert again.replayed == 1 and total_contacts(again) == 1
 
 
@@ -363,7 +389,9 @@ def test_a_create_still_running_under_the_same_key_is_waited_for(sandbox: Sandbo
 
 
 def test_a_create_still_running_after_every_retry_is_unconfirmed(sandbox: SandboxHandle) -> None:
-    rest_control(sandbox, "PUT", "/hold", {"method": "POST", "path": "/contacts$", "count": 1, "timeout_s": 20})
+    rest_control(
+        sandbox, "PUT", "/hold", {"method": "POST", "path": "/contacts$", "count": 1, "timeout_s": 20}
+    )
     settings = rest_settings(sandbox)
     worker = threading.Thread(target=lambda: httpx.post(
         f"{settings.base_url}{settings.company_root}/contacts", json=contact("Lenta S.L."), timeout=30,

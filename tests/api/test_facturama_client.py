@@ -44,7 +44,9 @@ def test_listing_pages_through_clients_with_start_and_length() -> None:
     assert {page.position: len(page.records) for page in pages} == {1: 100, 2: 100, 3: 50}
     assert pages[-1].progress() == "page 3/3, 250/250 records"
     assert (seen[0].url.path, dict(seen[0].url.params)) == ("/Clients", {"start": "0", "length": "100"})
-    assert sorted(((r.url.path, dict(r.url.params)) for r in seen[1:3]), key=lambda call: int(call[1]["start"])) == [
+    assert sorted(
+        ((r.url.path, dict(r.url.params)) for r in seen[1:3]), key=lambda call: int(call[1]["start"])
+    ) == [
         ("/Clients", {"start": "100", "length": "100"}),
         ("/Clients", {"start": "200", "length": "100"}),
     ]

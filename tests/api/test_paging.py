@@ -47,7 +47,11 @@ def test_sequential_offset_paging_stops_at_total() -> None:
     assert [page.number for page in pages] == [1, 2, 3]
     assert [page.position for page in pages] == [1, 2, 3]
     assert [page.seen for page in pages] == [2, 4, 5]
-    assert listing.queries == [{"start": 0, "length": 2}, {"start": 2, "length": 2}, {"start": 4, "length": 2}]
+    assert listing.queries == [
+        {"start": 0, "length": 2},
+        {"start": 2, "length": 2},
+        {"start": 4, "length": 2},
+    ]
     assert pages[-1].progress() == "page 3/3, 5/5 records"
 
 
@@ -81,7 +85,9 @@ def test_filters_travel_with_every_page_request() -> None:
 
 @pytest.mark.parametrize("concurrency", [pytest.param(2, id="two"), pytest.param(5, id="five")])
 def test_concurrent_offset_paging_returns_the_same_records_as_sequential(concurrency: int) -> None:
-    sequential = [r["Id"] for page in read_pages(offset(3), OffsetListing(100), concurrency=1) for r in page.records]
+    sequential = [
+        r["Id"] for page in read_pages(offset(3), OffsetListing(100), concurrency=1) for r in page.records
+    ]
     listing = OffsetListing(100)
     pages = list(read_pages(offset(3), listing, concurrency=concurrency))
     concurrent = [r["Id"] for page in pages for r in page.records]

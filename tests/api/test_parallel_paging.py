@@ -77,7 +77,9 @@ def seeded(sandbox):
     sandbox.reset()
 
 
-def read(sandbox: Any, api: str, resource: str, transport: InFlight, concurrency: int) -> list[dict[str, Any]]:
+def read(
+    sandbox: Any, api: str, resource: str, transport: InFlight, concurrency: int
+) -> list[dict[str, Any]]:
     with BUILDERS[api](sandbox, transport=transport, concurrency=concurrency, page_size=PAGE_SIZE) as client:
         return list(getattr(client, resource).iter_records())
 
@@ -170,8 +172,12 @@ def test_clientify_ignoring_page_is_a_malformed_listing() -> None:
 
 def test_facturama_ignoring_start_is_a_malformed_listing() -> None:
     def ignores_start(request: httpx.Request) -> httpx.Response:
-        return json_response(200, {"recordsTotal": 300, "recordsFiltered": 300, "data": [{"Id": "a"}, {"Id": "b"}]})
+        return json_response(
+            200, {"recordsTotal": 300, "recordsFiltered": 300, "data": [{"Id": "a"}, {"Id": "b"}]}
+        )
 
-    client = FacturamaClient(facturama_settings(page_size=2), handler_transport(ignores_start), sleep=Sleeps())
+    client = FacturamaClient(
+        facturama_settings(page_size=2), handler_transport(ignores_start), sleep=Sleeps()
+    )
     with pytest.raises(MalformedResponseError, match="paging parameters were ignored"):
         list(client.clients.iter_records())

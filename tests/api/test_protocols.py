@@ -19,7 +19,10 @@ def test_the_clients_are_what_the_engine_expects() -> None:
     facturadirecta: InvoicingClient = FacturaDirectaClient(facturadirecta_settings())
     clientify: CrmClient = ClientifyClient(clientify_settings())
     for invoicing in (facturama, facturadirecta):
-        assert all(isinstance(r, ListingResource) for r in (invoicing.clients, invoicing.products, invoicing.estimates))
+        assert all(
+            isinstance(r, ListingResource)
+            for r in (invoicing.clients, invoicing.products, invoicing.estimates)
+        )
         assert invoicing.settings.concurrency == 4
     crm = (clientify.contacts, clientify.companies, clientify.products, clientify.budgets)
     assert all(isinstance(resource, CrmResource) for resource in crm)

@@ -129,24 +129,35 @@ def test_a_connection_without_api_stays_classic_and_unchanged() -> None:
     )
     assert type(settings) is FacturaDirectaSettings
     assert (settings.base_url, settings.token, settings.page_size) == (
-        "https://acme.facturadirecta.com", "tok-in-password-0001", 100)
+        "https://acme.facturadirecta.com",
+        "tok-in-password-0001",
+        100,
+    )
     explicit = facturadirecta_settings_from_connection(
         host="acme.facturadirecta.com", login=None, password="tok-in-password-0001", extra={"api": "classic"}
     )
     assert explicit == FacturaDirectaSettings.from_connection(
-        host="acme.facturadirecta.com", login=None, password="tok-in-password-0001", extra={})
+        host="acme.facturadirecta.com", login=None, password="tok-in-password-0001", extra={}
+    )
 
 
 def test_api_rest_gives_the_rest_settings_with_the_company_and_plan() -> None:
     settings = facturadirecta_settings_from_connection(
-        host=None, login=None, password=REST_KEY, extra={"api": "rest", "company_id": COMPANY, "plan": "bronce"}
+        host=None,
+        login=None,
+        password=REST_KEY,
+        extra={"api": "rest", "company_id": COMPANY, "plan": "bronce"},
     )
     assert isinstance(settings, FacturaDirectaRestSettings)
     assert settings.base_url == "https://app.facturadirecta.com"
     assert settings.company_root == f"/api/{COMPANY}"
     assert (settings.api_key, settings.plan, settings.requests_per_minute) == (REST_KEY, "bronce", 60.0)
     assert (settings.page_size, settings.idempotency, settings.link_attribute, settings.sort_by) == (
-        500, "on", "ID_CRM", "creationDate")
+        500,
+        "on",
+        "ID_CRM",
+        "creationDate",
+    )
     assert REST_KEY not in repr(settings)
 
 
@@ -155,7 +166,9 @@ def test_api_rest_gives_the_rest_settings_with_the_company_and_plan() -> None:
     [
         pytest.param("https://app.facturadirecta.com/api/", {}, 30.0, id="no-plan-starts-at-the-lowest"),
         pytest.param("app.facturadirecta.com", {"requests_per_minute": 45}, 45.0, id="explicit-start"),
-        pytest.param("http://127.0.0.1:8703", {"plan": "diamante", "idempotency": "off"}, 600.0, id="sandbox"),
+        pytest.param(
+            "http://127.0.0.1:8703", {"plan": "diamante", "idempotency": "off"}, 600.0, id="sandbox"
+        ),
     ],
 )
 def test_rest_hosts_and_starting_budget(host: str, extra: dict, rate: float) -> None:
@@ -169,22 +182,52 @@ def test_rest_hosts_and_starting_budget(host: str, extra: dict, rate: float) -> 
 @pytest.mark.parametrize(
     ("host", "password", "extra", "message"),
     [
-        pytest.param("app.facturadirecta.com", "tok-in-password-0001", {}, "set the extra api to 'rest'",
-                     id="classic-on-the-rest-host"),
-        pytest.param("acme.facturadirecta.com", "tok-in-password-0001", {"company_id": COMPANY},
-                     "set the extra api to 'rest'", id="classic-with-a-company"),
+        pytest.param(
+            "app.facturadirecta.com",
+            "tok-in-password-0001",
+            {},
+            "set the extra api to 'rest'",
+            id="classic-on-the-rest-host",
+        ),
+        pytest.param(
+            "acme.facturadirecta.com",
+            "tok-in-password-0001",
+            {"company_id": COMPANY},
+            "set the extra api to 'rest'",
+            id="classic-with-a-company",
+        ),
         pytest.param(None, REST_KEY, {"api": "soap"}, "extra api must be one of", id="unknown-api"),
         pytest.param(None, REST_KEY, {"api": "rest"}, "company_id", id="rest-without-company"),
         pytest.param(None, REST_KEY, {"api": "rest", "company_id": "acme"}, "company_id", id="bad-company"),
-        pytest.param(None, "tok-in-password-0001", {"api": "rest", "company_id": COMPANY}, "aB3cD9",
-                     id="classic-token-on-rest"),
+        pytest.param(
+            None,
+            "tok-in-password-0001",
+            {"api": "rest", "company_id": COMPANY},
+            "aB3cD9",
+            id="classic-token-on-rest",
+        ),
         pytest.param(None, None, {"api": "rest", "company_id": COMPANY}, "API key", id="no-key"),
-        pytest.param(None, REST_KEY, {"api": "rest", "company_id": COMPANY, "plan": "platino"}, "plan",
-                     id="unknown-plan"),
-        pytest.param(None, REST_KEY, {"api": "rest", "company_id": COMPANY, "page_size": 501}, "page_size",
-                     id="page-cap"),
-        pytest.param(None, REST_KEY, {"api": "rest", "company_id": COMPANY, "auth_style": "query"},
-                     "unknown extra key", id="classic-extra-on-rest"),
+        pytest.param(
+            None,
+            REST_KEY,
+            {"api": "rest", "company_id": COMPANY, "plan": "platino"},
+            "plan",
+            id="unknown-plan",
+        ),
+        pytest.param(
+            None,
+            REST_KEY,
+            {"api": "rest", "company_id": COMPANY, "page_size": 501},
+            "page_size",
+            id="page-cap",
+        ),
+        pytest.param(
+            None,
+            REST_KEY,
+            {"api": "rest", "company_id": COMPANY, "auth_style": "query"},
+            "unknown extra key",
+            id="classic-extra-on-rest",
+        ),
     ],
 )
 def test_a_facturadirecta_connection_names_what_to_fix(

@@ -19,7 +19,11 @@ UTC = datetime.UTC
 
 
 def test_every_assumed_resource_answers_on_the_default_sandbox(clean_sandbox) -> None:
-    with facturama_for(clean_sandbox) as fm, clientify_for(clean_sandbox) as crm, facturadirecta_for(clean_sandbox) as fd:
+    with (
+        facturama_for(clean_sandbox) as fm,
+        clientify_for(clean_sandbox) as crm,
+        facturadirecta_for(clean_sandbox) as fd,
+    ):
         results = [*fm.probe(), *crm.probe(), *fd.probe()]
     assert [(r.api, r.resource, r.route, r.status) for r in results] == [
         ("facturama", "estimates", "/Estimates", ProbeStatus.SUPPORTED),
@@ -34,7 +38,11 @@ def test_a_404_on_an_assumed_resource_is_reported_unsupported_with_a_hint(clean_
     clean_sandbox.config("facturama", estimates_available=False)
     clean_sandbox.config("clientify", budgets_available=False)
     clean_sandbox.config("facturadirecta", estimates_available=False)
-    with facturama_for(clean_sandbox) as fm, clientify_for(clean_sandbox) as crm, facturadirecta_for(clean_sandbox) as fd:
+    with (
+        facturama_for(clean_sandbox) as fm,
+        clientify_for(clean_sandbox) as crm,
+        facturadirecta_for(clean_sandbox) as fd,
+    ):
         [fm_estimates] = fm.probe()
         budgets, custom_fields = crm.probe()
         [fd_estimates] = fd.probe()
@@ -46,7 +54,9 @@ def test_a_404_on_an_assumed_resource_is_reported_unsupported_with_a_hint(clean_
     assert budgets.message.startswith("unsupported: clientify answered 404 on /v1/budgets/")
     assert custom_fields.status is ProbeStatus.SUPPORTED
     assert fd_estimates.message.startswith("unsupported: facturadirecta answered 404 on /api/estimates.xml")
-    assert fd_estimates.as_dict()["status"] == "unsupported" and fd_estimates.as_dict()["entity"] == "estimates"
+    assert (
+        fd_estimates.as_dict()["status"] == "unsupported" and fd_estimates.as_dict()["entity"] == "estimates"
+    )
     # The credentials work, so the connection test passes and names what a run would report unsupported.
     assert connected and "unsupported: facturama answered 404 on /Estimates" in message
     with facturama_for(clean_sandbox) as fm, clientify_for(clean_sandbox) as crm:
@@ -57,7 +67,10 @@ def test_a_404_on_an_assumed_resource_is_reported_unsupported_with_a_hint(clean_
 
 def test_a_page_past_the_end_ends_the_listing(clean_sandbox) -> None:
     with clientify_for(clean_sandbox, page_size=2) as client:
-        ids = [client.contacts.create({"first_name": f"N{i}", "email": f"n{i}@example.com"})["id"] for i in range(3)]
+        ids = [
+            client.contacts.create({"first_name": f"N{i}", "email": f"n{i}@example.com"})["id"]
+            for i in range(3)
+        ]
         pages = client.contacts.iter_pages()
         first = next(pages)
         for record_id in ids[:2]:  # records deleted while paging: page 2 is now past the end

@@ -44,12 +44,19 @@ def test_bench_runs_end_to_end_and_beats_the_baseline(tmp_path: Path) -> None:
     assert payload["memory"][0]["peak_rss_mb"] > payload["memory"][0]["baseline_rss_mb"] > 0
     assert set(payload["memory"][0]["step_peak_rss_mb"]) == {"+".join(STEPS[:2]), *STEPS[2:], "commit"}
     assert set(payload["memory"][0]["step_seconds"]) == {*STEPS, "commit"}
-    assert {"facturama/contacts/extract_invoicing+extract_clientify", "facturama/estimates/commit"} <= set(scenarios["2"]["step_peak_rss_mb"])
-    assert payload["runs"][0]["peak_step"].split()[1] in scenarios[payload["runs"][0]["peak_step"].split()[0]]["step_peak_rss_mb"]
+    assert {"facturama/contacts/extract_invoicing+extract_clientify", "facturama/estimates/commit"} <= set(
+        scenarios["2"]["step_peak_rss_mb"]
+    )
+    assert (
+        payload["runs"][0]["peak_step"].split()[1]
+        in scenarios[payload["runs"][0]["peak_step"].split()[0]]["step_peak_rss_mb"]
+    )
     assert {t["verdict"] for t in payload["targets"]} <= {"PASS", "MISS", "n/a"}
 
     write_results(tmp_path, payload, text)
-    assert (tmp_path / "latest.json").stat().st_size > 0 and (tmp_path / "latest.md").read_text().startswith("#")
+    assert (tmp_path / "latest.json").stat().st_size > 0 and (tmp_path / "latest.md").read_text().startswith(
+        "#"
+    )
 
 
 def test_latency_profile_options_turn_the_slow_phases_off_by_default() -> None:
@@ -58,18 +65,28 @@ def test_latency_profile_options_turn_the_slow_phases_off_by_default() -> None:
     assert cfg.baseline_scenarios == () and cfg.memory_sizes == ()
     explicit = parse_args(["--latency-profile", "realistic", "--baseline", "1", "--memory-sizes", "200",
                            "--latency-ms", "5"])  # fmt: skip
-    assert explicit.baseline_scenarios == ("1",) and explicit.memory_sizes == (200,) and explicit.latency_ms == 5
+    assert (
+        explicit.baseline_scenarios == ("1",) and explicit.memory_sizes == (200,) and explicit.latency_ms == 5
+    )
     default = parse_args([])
     assert default.latency_profile == "none" and default.latency_ms == 20
     assert default.baseline_scenarios == ("1", "2", "3") and default.sizes == (10_000, 100_000)
-    assert default.platforms == (Platform.FACTURAMA, Platform.FACTURADIRECTA) and default.modified_profile == "realistic"
-    assert [(p.value, n) for p, n in default.runs()][:2] == [("facturama", 10_000), ("facturadirecta", 10_000)]
+    assert (
+        default.platforms == (Platform.FACTURAMA, Platform.FACTURADIRECTA)
+        and default.modified_profile == "realistic"
+    )
+    assert [(p.value, n) for p, n in default.runs()][:2] == [
+        ("facturama", 10_000),
+        ("facturadirecta", 10_000),
+    ]
     assert explicit.modified_profile == "none"  # the whole run is already at the profile
 
 
 def test_quick_and_size_options() -> None:
     quick = parse_args(["--quick"])
-    assert quick.quick and quick.sizes == (1_000,) and quick.latency_ms == 0 and quick.modified_profile == "none"
+    assert (
+        quick.quick and quick.sizes == (1_000,) and quick.latency_ms == 0 and quick.modified_profile == "none"
+    )
     assert quick.memory_sizes == () and not quick.sandbox_checks and not quick.write_results
     one = parse_args(["--clients", "5000", "--platform", "facturadirecta"])
     assert one.sizes == (5_000,) and one.clients == 5_000 and one.platforms == (Platform.FACTURADIRECTA,)
@@ -126,12 +143,22 @@ def _verdicts(found: list[Any]) -> dict[tuple[str, str], str]:
 def test_targets_pass_and_miss_on_literal_figures() -> None:
     cfg = parse_args(["--lookback-s", "5"])
     scenarios = [
-        _scenario("1", _calls(100, 900), _bound(100, 900), wall=6.0, delay=20.0),  # limit 1.5 × 20 / 4 = 7.5 s
+        _scenario(
+            "1", _calls(100, 900), _bound(100, 900), wall=6.0, delay=20.0
+        ),  # limit 1.5 × 20 / 4 = 7.5 s
         _scenario("2", _calls(10), _bound(10), wall=1.0, delay=0.2),
         _scenario("3", _calls(12, 11), _bound(10, 10), wall=1.0, delay=0.5),  # 23 ≤ 22? no: MISS
         # 2r: 1,000 calls, 400 s of latency → floor 100 s; wall 120 s ≤ 130 s; 10 s CPU / 200k records = 0.05 ms
-        _scenario("2r", _calls(1000), _bound(1000), wall=120.0, delay=400.0, cpu=10.0, profile="realistic",
-                  unchanged=200_000),
+        _scenario(
+            "2r",
+            _calls(1000),
+            _bound(1000),
+            wall=120.0,
+            delay=400.0,
+            cpu=10.0,
+            profile="realistic",
+            unchanged=200_000,
+        ),
         # 3r: 1,100 calls vs 1,000 → 1.1×, PASS; wall 700 s > 1.3 × floor 500 s and > 600 s: MISS twice
         _scenario("3r", _calls(1000, 100), _bound(900, 100), wall=700.0, delay=2000.0, profile="realistic"),
     ]
@@ -141,7 +168,11 @@ def test_targets_pass_and_miss_on_literal_figures() -> None:
     assert verdicts[("1", "wall ≤ 1.5 × calls × latency ÷ concurrency")] == "PASS"
     assert verdicts[("2", "zero writes and reads = lower bound")] == "PASS"
     assert verdicts[("3", "calls ≤ 1.1 × lower bound")] == "MISS"
-    assert verdicts[("2r", "calls ≤ 1.1 × lower bound")] == verdicts[("3r", "calls ≤ 1.1 × lower bound")] == "PASS"
+    assert (
+        verdicts[("2r", "calls ≤ 1.1 × lower bound")]
+        == verdicts[("3r", "calls ≤ 1.1 × lower bound")]
+        == "PASS"
+    )
     assert verdicts[("2r", "wall ≤ 1.3 × API floor")] == "PASS"
     assert verdicts[("3r", "wall ≤ 1.3 × API floor")] == "MISS"
     assert verdicts[("3r", "hourly run with 1% edits < 10 min")] == "MISS"
@@ -152,6 +183,7 @@ def test_targets_pass_and_miss_on_literal_figures() -> None:
 
 def test_memory_targets_compare_100k_with_10k() -> None:
     cfg = parse_args([])
+
     def run(platform: Platform, clients: int, peak: float) -> ScaleRun:
         return ScaleRun(platform, clients, {}, [_scenario("1", _calls(1), _bound(1), wall=1.0, peak=peak)])
 

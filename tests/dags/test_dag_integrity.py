@@ -240,9 +240,15 @@ def test_a_broken_config_is_a_clear_import_error(tmp_path):
 def test_the_variable_overrides_at_parse_time_without_a_database():
     """AIRFLOW_VAR_CLIENTIFY_SYNC_INTEGRATIONS is read at parse time; no DB, no network."""
     variable = json.dumps({"integrations": {"facturama": {"enabled": False}}})
-    result = _parse_in_subprocess({"AIRFLOW_VAR_CLIENTIFY_SYNC_INTEGRATIONS": variable}, prelude=NO_NETWORK_NO_DB)
+    result = _parse_in_subprocess(
+        {"AIRFLOW_VAR_CLIENTIFY_SYNC_INTEGRATIONS": variable}, prelude=NO_NETWORK_NO_DB
+    )
     assert result["errors"] == {}
-    assert result["dag_ids"] == ["facturadirecta_contacts", "facturadirecta_estimates", "facturadirecta_products"]
+    assert result["dag_ids"] == [
+        "facturadirecta_contacts",
+        "facturadirecta_estimates",
+        "facturadirecta_products",
+    ]
     assert result["touched"] == [] and result["db_file"] is False
 
 
@@ -250,7 +256,9 @@ def test_a_bad_variable_is_an_import_error_naming_it_and_the_key():
     result = _parse_in_subprocess({"AIRFLOW_VAR_CLIENTIFY_SYNC_INTEGRATIONS": "retries: one"})
     assert result["dag_ids"] == []
     (message,) = result["errors"].values()
-    assert "Airflow Variable clientify_sync_integrations" in message and "retries must be an integer" in message
+    assert (
+        "Airflow Variable clientify_sync_integrations" in message and "retries must be an integer" in message
+    )
 
 
 def test_the_dag_file_is_the_two_lines_a_deployment_copies():

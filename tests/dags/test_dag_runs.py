@@ -48,7 +48,9 @@ class ScriptedJob:
 
     script: ClassVar[Script]
 
-    def __init__(self, spec: Any, *, invoicing: Any, clientify: Any, ledger: Any, options: Any = None) -> None:
+    def __init__(
+        self, spec: Any, *, invoicing: Any, clientify: Any, ledger: Any, options: Any = None
+    ) -> None:
         assert ledger.engine.url.drivername == "sqlite"
         assert options is not None and options.lookback == timedelta(minutes=10)
         self.spec = spec
@@ -294,8 +296,12 @@ def test_estimates_cannot_be_backfilled_and_say_so(scripted, dagbag):
     with create_session() as session, pytest.raises(DagNonPeriodicScheduleException):
         list(
             _do_dry_run(
-                dag_id="facturama_estimates", from_date=now - timedelta(hours=3), to_date=now - timedelta(hours=1),
-                reverse=False, reprocess_behavior=ReprocessBehavior.NONE, session=session,
+                dag_id="facturama_estimates",
+                from_date=now - timedelta(hours=3),
+                to_date=now - timedelta(hours=1),
+                reverse=False,
+                reprocess_behavior=ReprocessBehavior.NONE,
+                session=session,
                 dag_run_conf={"mode": "full"},
             )  # fmt: skip
         )
@@ -322,7 +328,9 @@ class GateTaskInstance:
         ({"facturadirecta_contacts": 1}, True),  # the other platform's runs do not hold Facturama's estimates
     ],
 )
-def test_the_estimates_gate_waits_while_a_prerequisite_run_is_queued_or_running(monkeypatch, dagbag, busy, passes):
+def test_the_estimates_gate_waits_while_a_prerequisite_run_is_queued_or_running(
+    monkeypatch, dagbag, busy, passes
+):
     from clientify_sync import dag_factory
 
     ti = GateTaskInstance(busy)

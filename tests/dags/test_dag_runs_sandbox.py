@@ -226,4 +226,6 @@ def test_an_account_without_estimates_ends_the_run_green_with_the_reason(dags, w
     report = ledger.runs.report(dag_run.run_id)
     ledger.close()
     (problem,) = report["unsupported"]
-    assert problem["api"] == "facturama" and problem["message"].startswith("unsupported: facturama answered 404 on")
+    assert problem["api"] == "facturama" and problem["message"].startswith(
+        "unsupported: facturama answered 404 on"
+    )

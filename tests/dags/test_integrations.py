@@ -74,7 +74,9 @@ def test_the_variable_overrides_the_file_in_yaml_or_json(tmp_path, monkeypatch):
     assert [p.name for p in config.enabled_platforms] == ["facturama"]
     assert config.platform("facturama").conn_id == "from_file"
     assert config.sources[-1] == f"Airflow Variable {VARIABLE}"
-    monkeypatch.setenv(VARIABLE_ENV, json.dumps({"integrations": {"facturama": {"schedule": "15 9 * * 1-5"}}}))
+    monkeypatch.setenv(
+        VARIABLE_ENV, json.dumps({"integrations": {"facturama": {"schedule": "15 9 * * 1-5"}}})
+    )
     config = load_integrations()
     assert config.platform("facturama").schedule == "15 9 * * 1-5"
     assert config.platform("facturadirecta").schedule == "0 * * * *"
@@ -92,7 +94,9 @@ def test_a_top_level_timezone_or_schedule_replaces_earlier_per_platform_values()
     config = parse_integrations(merged)
     assert {(p.schedule, p.timezone) for p in config.platforms} == {("0 6 * * *", "UTC")}
     # ... while a per-platform value in the same (or a later) source still wins for its platform.
-    merged = merge_layer(base, {"timezone": "UTC", "integrations": {"facturadirecta": {"timezone": "Atlantic/Canary"}}})
+    merged = merge_layer(
+        base, {"timezone": "UTC", "integrations": {"facturadirecta": {"timezone": "Atlantic/Canary"}}}
+    )
     config = parse_integrations(merged)
     assert (config.platform("facturama").timezone, config.platform("facturadirecta").timezone) == (
         "UTC",
@@ -196,7 +200,11 @@ def test_knobs_reach_the_dags():
         pytest.param({"retries": 1}, "retries must be an integer >= 2", id="too-few-retries"),
         pytest.param({"lookback_minutes": -5}, "lookback_minutes", id="negative-lookback"),
         pytest.param({"schedule": "@hourly"}, "five-field cron", id="preset-schedule"),
-        pytest.param({"integrations": {"facturama": {"schedule": "0 25 * * *"}}}, "integrations.facturama.schedule", id="bad-hour"),
+        pytest.param(
+            {"integrations": {"facturama": {"schedule": "0 25 * * *"}}},
+            "integrations.facturama.schedule",
+            id="bad-hour",
+        ),
         pytest.param({"timezone": "Mars/Olympus"}, "timezone must be an IANA", id="bad-tz"),
         pytest.param({"schedule": "0 * * * *", "clientify": []}, "must be a mapping", id="clientify-list"),
         pytest.param({"max_active_tasks": True}, "max_active_tasks", id="bool-is-not-int"),
@@ -226,7 +234,12 @@ def test_invalid_yaml_names_the_file(tmp_path):
 def test_the_conflict_policy_is_set_per_entity_and_the_defaults_stay():
     assert load_integrations(DEFAULT_PATH).invoicing_wins == {}  # every entity keeps its schema's default
     config = parse_integrations(
-        {"conflicts": {"contacts": {"winner": "clientify", "fields": ["email", "city"]}, "products": "invoicing"}}
+        {
+            "conflicts": {
+                "contacts": {"winner": "clientify", "fields": ["email", "city"]},
+                "products": "invoicing",
+            }
+        }
     )
     contact_fields = {"tax_id", "name", "email", "street", "city", "state", "postal_code", "country"}
     assert config.invoicing_wins == {
@@ -238,7 +251,9 @@ def test_the_conflict_policy_is_set_per_entity_and_the_defaults_stay():
 
 
 def test_a_later_source_replaces_an_entitys_conflict_policy_whole():
-    earlier = {"conflicts": {"contacts": {"winner": "invoicing", "fields": ["name"]}, "products": "clientify"}}
+    earlier = {
+        "conflicts": {"contacts": {"winner": "invoicing", "fields": ["name"]}, "products": "clientify"}
+    }
     merged = merge_layer(earlier, {"conflicts": {"contacts": {"winner": "clientify"}}})
     assert parse_integrations(merged).invoicing_wins == {
         Entity.CONTACTS: frozenset(),  # clientify wins every field: the earlier `fields` is not inherited

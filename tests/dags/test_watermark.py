@@ -160,14 +160,7 @@ def test_canonical_strings_sort_like_datetimes_at_equal_precision():
 def test_module_is_airflow_free():
     tree = ast.parse(Path(watermark.__file__).read_text())
     imported = {
-        alias.name
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Import)
-        for alias in node.names
-    } | {
-        node.module
-        for node in ast.walk(tree)
-        if isinstance(node, ast.ImportFrom) and node.module
-    }
+        alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names
+    } | {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
     # The standard library and the shared vocabulary (which imports only the standard library).
     assert imported <= {"__future__", "datetime", "clientify_sync.vocabulary"}

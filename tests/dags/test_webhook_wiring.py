@@ -39,6 +39,9 @@ def test_a_run_woken_by_its_inbox_alone_is_an_events_run():
     params = {"mode": "modified"}
     assert run_mode(params, [inbox_asset("facturama", "contacts")]) is Mode.EVENTS
     # The estimates' prerequisites (or both at once) are an ordinary run; so are the clock and manual runs.
-    assert run_mode(params, [sync_asset("facturama", "contacts"), inbox_asset("facturama", "estimates")]) is Mode.MODIFIED
+    assert (
+        run_mode(params, [sync_asset("facturama", "contacts"), inbox_asset("facturama", "estimates")])
+        is Mode.MODIFIED
+    )
     assert run_mode(params, []) is Mode.MODIFIED
     assert run_mode({"mode": "full"}, [Asset(name="other", uri="s3://bucket/key")]) is Mode.FULL

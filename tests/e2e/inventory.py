@@ -68,21 +68,26 @@ class Inventory:
 def read_inventory(urls: dict[str, str], credentials: dict[str, Any]) -> Inventory:
     """Read every client/contact, company, product and estimate/budget of the three APIs."""
     inventory = Inventory()
-    with httpx.Client(base_url=urls["facturama"], timeout=60,
-                      auth=(credentials["facturama_user"], credentials["facturama_password"])) as fm:
+    with httpx.Client(
+        base_url=urls["facturama"],
+        timeout=60,
+        auth=(credentials["facturama_user"], credentials["facturama_password"]),
+    ) as fm:
         inventory.records["facturama"] = {
-            kind: list(_facturama_pages(fm, plural)) for kind, plural in
-            (("clients", "Clients"), ("products", "Products"), ("estimates", "Estimates"))
+            kind: list(_facturama_pages(fm, plural))
+            for kind, plural in (("clients", "Clients"), ("products", "Products"), ("estimates", "Estimates"))
         }
-    with httpx.Client(base_url=urls["facturadirecta"], timeout=60,
-                      auth=(credentials["facturadirecta_token"], "x")) as fd:
+    with httpx.Client(
+        base_url=urls["facturadirecta"], timeout=60, auth=(credentials["facturadirecta_token"], "x")
+    ) as fd:
         inventory.records["facturadirecta"] = {
             kind: list(_facturadirecta_pages(fd, kind)) for kind in ("clients", "products", "estimates")
         }
     headers = {"Authorization": f"Token {credentials['clientify_token']}"}
     with httpx.Client(base_url=urls["clientify"], timeout=60, headers=headers) as crm:
         inventory.records["clientify"] = {
-            kind: list(_clientify_pages(crm, kind)) for kind in ("contacts", "companies", "products", "budgets")
+            kind: list(_clientify_pages(crm, kind))
+            for kind in ("contacts", "companies", "products", "budgets")
         }
     return inventory
 
@@ -109,7 +114,9 @@ def _facturadirecta_pages(client: httpx.Client, plural: str) -> Iterator[dict[st
         root = ET.fromstring(response.content)  # noqa: S314 - our own sandbox on loopback
         rows = root.findall(singular)
         for row in rows:
-            record: dict[str, Any] = {child.tag: (child.text or "").strip() for child in row if len(child) == 0}
+            record: dict[str, Any] = {
+                child.tag: (child.text or "").strip() for child in row if len(child) == 0
+            }
             record["custom"] = {
                 (a.findtext("label") or ""): (a.findtext("value") or "").strip()
                 for a in row.iter("customAttribute")

@@ -33,13 +33,21 @@ PLATFORMS = ("facturama", "facturadirecta")
 ENTITIES = ("contacts", "products", "estimates")
 ALL_DAGS = tuple(f"{p}_{e}" for p in PLATFORMS for e in ENTITIES)
 PREREQUISITE_DAGS = tuple(f"{p}_{e}" for p in PLATFORMS for e in ("contacts", "products"))
-SYNC_TASKS = ("extract_invoicing", "extract_clientify", "reconcile", "apply_clientify", "apply_invoicing",
-              "commit")
+SYNC_TASKS = (
+    "extract_invoicing",
+    "extract_clientify",
+    "reconcile",
+    "apply_clientify",
+    "apply_invoicing",
+    "commit",
+)
 WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 ROUND_TIMEOUT_S = float(os.environ.get("E2E_ROUND_TIMEOUT_S", "900"))
 # Deliberate breaks (docs/e2e.md): each makes one check fail, to show it can. Comma-separated.
 BREAKS = {b.strip() for b in os.environ.get("E2E_BREAK", "").split(",") if b.strip()}
-QUIET_S = 15.0  # nothing queued or running for this long = the round is over (asset-triggered runs follow commits)
+QUIET_S = (
+    15.0  # nothing queued or running for this long = the round is over (asset-triggered runs follow commits)
+)
 POLL_S = 3.0
 WRONG_PASSWORD = "wrong-password-e2e"
 CONF = {"mode": "modified", "dry_run": False}
@@ -148,7 +156,9 @@ def xcom(stack: Stack, dag_id: str, run_id: str, task_id: str, key: str) -> Any:
 def task_log(stack: Stack, dag_id: str, run_id: str, task_id: str, try_number: int) -> str:
     """A task try's log as text, through the REST API (what the UI shows)."""
     path = f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/logs/{try_number}"
-    body = stack.api("GET", path, params={"full_content": "true"}, headers={"Accept": "application/json"}).json()
+    body = stack.api(
+        "GET", path, params={"full_content": "true"}, headers={"Accept": "application/json"}
+    ).json()
     content = body.get("content")
     if isinstance(content, list):
         return "\n".join(json.dumps(line) if isinstance(line, dict) else str(line) for line in content)
@@ -156,8 +166,10 @@ def task_log(stack: Stack, dag_id: str, run_id: str, task_id: str, try_number: i
 
 
 def sandbox_stats(stack: Stack) -> dict[str, dict[str, int]]:
-    return {api: httpx.get(f"{stack.sandbox_url(api)}/_sandbox/stats", timeout=30).json()["by_method"]
-            for api in APIS}
+    return {
+        api: httpx.get(f"{stack.sandbox_url(api)}/_sandbox/stats", timeout=30).json()["by_method"]
+        for api in APIS
+    }
 
 
 # -- the scenario --------------------------------------------------------------------------------------
@@ -172,9 +184,12 @@ def seed(stack: Stack) -> None:
 def inventory(stack: Stack) -> Inventory:
     return read_inventory(
         {api: stack.sandbox_url(api) for api in APIS},
-        {"facturama_user": FACTURAMA_USER, "facturama_password": FACTURAMA_PASSWORD,
-         "clientify_token": "fake-clientify-sandbox-token",
-         "facturadirecta_token": "fake-facturadirecta-sandbox-token"},
+        {
+            "facturama_user": FACTURAMA_USER,
+            "facturama_password": FACTURAMA_PASSWORD,
+            "clientify_token": "fake-clientify-sandbox-token",
+            "facturadirecta_token": "fake-facturadirecta-sandbox-token",
+        },
     )
 
 
@@ -189,13 +204,16 @@ def wait_idle(stack: Stack, what: str, *, break_gate: bool = False) -> list[str]
     retries: set[str] = set()
     while True:
         if break_gate:
-            for ti in paged(stack, "/api/v2/dags/~/dagRuns/~/taskInstances", "task_instances", state=["running"]):
+            for ti in paged(
+                stack, "/api/v2/dags/~/dagRuns/~/taskInstances", "task_instances", state=["running"]
+            ):
                 if ti["dag_id"].endswith("_estimates") and ti["task_id"] in SYNC_TASKS:
                     trigger(stack, ti["dag_id"].replace("_estimates", "_contacts"))
                     break_gate = False
                     break
-        for ti in paged(stack, "/api/v2/dags/~/dagRuns/~/taskInstances", "task_instances",
-                        state=["up_for_retry"]):
+        for ti in paged(
+            stack, "/api/v2/dags/~/dagRuns/~/taskInstances", "task_instances", state=["up_for_retry"]
+        ):
             retries.add(f"{ti['dag_id']}/{ti['dag_run_id']}/{ti['task_id']} try {ti['try_number']}")
         active = dag_runs(stack, "queued", "running")
         now = time.monotonic()
@@ -208,10 +226,14 @@ def wait_idle(stack: Stack, what: str, *, break_gate: bool = False) -> list[str]
         if now > deadline:
             detail = []
             for run in active:
-                states = {ti["task_id"]: ti["state"] for ti in task_instances(stack, run["dag_id"], run["dag_run_id"])}
+                states = {
+                    ti["task_id"]: ti["state"]
+                    for ti in task_instances(stack, run["dag_id"], run["dag_run_id"])
+                }
                 detail.append(f"{run['dag_id']} {run['dag_run_id']} {run['state']}: {states}")
-            raise AssertionError(f"{what}: runs still queued/running after {ROUND_TIMEOUT_S:.0f}s:\n"
-                                 + "\n".join(detail))
+            raise AssertionError(
+                f"{what}: runs still queued/running after {ROUND_TIMEOUT_S:.0f}s:\n" + "\n".join(detail)
+            )
         time.sleep(POLL_S)
 
 
@@ -229,8 +251,10 @@ def run_round(stack: Stack, name: str, *, unpause: bool) -> Round:
     after = sandbox_stats(stack)
     runs = [r for r in dag_runs(stack) if (r["dag_id"], r["dag_run_id"]) not in known]
     tis = [ti for r in runs for ti in task_instances(stack, r["dag_id"], r["dag_run_id"])]
-    calls = {api: {m: n - before[api].get(m, 0) for m, n in after[api].items() if n - before[api].get(m, 0)}
-             for api in APIS}
+    calls = {
+        api: {m: n - before[api].get(m, 0) for m, n in after[api].items() if n - before[api].get(m, 0)}
+        for api in APIS
+    }
     return Round(name, round(seconds, 1), triggered, runs, tis, retries, calls)
 
 
@@ -248,23 +272,33 @@ def wrong_password(stack: Stack) -> AuthFailure:
     run = stack.api("GET", f"/api/v2/dags/facturama_contacts/dagRuns/{run_id}").json()
     tis = task_instances(stack, "facturama_contacts", run_id)
     failed = [ti for ti in tis if ti["state"] == "failed"]
-    logs = {ti["task_id"]: task_log(stack, "facturama_contacts", run_id, ti["task_id"], ti["try_number"])
-            for ti in failed}
-    tries = {ti["task_id"]: stack.api(
-        "GET", f"/api/v2/dags/facturama_contacts/dagRuns/{run_id}/taskInstances/{ti['task_id']}/tries"
-    ).json()["task_instances"] for ti in failed}
+    logs = {
+        ti["task_id"]: task_log(stack, "facturama_contacts", run_id, ti["task_id"], ti["try_number"])
+        for ti in failed
+    }
+    tries = {
+        ti["task_id"]: stack.api(
+            "GET", f"/api/v2/dags/facturama_contacts/dagRuns/{run_id}/taskInstances/{ti['task_id']}/tries"
+        ).json()["task_instances"]
+        for ti in failed
+    }
     return AuthFailure(run, tis, logs, tries, retries)
 
 
 def pushed_watermarks(stack: Stack, rnd: Round) -> dict[str, Any]:
     """Per DAG: the ``watermark`` XCom a round's triggered run's commit pushed (read right after the round)."""
-    return {dag_id: xcom(stack, dag_id, rnd.triggered[dag_id], "commit", "watermark") for dag_id in PREREQUISITE_DAGS}
+    return {
+        dag_id: xcom(stack, dag_id, rnd.triggered[dag_id], "commit", "watermark")
+        for dag_id in PREREQUISITE_DAGS
+    }
 
 
 def read_watermarks(stack: Stack, rnd: Round) -> dict[str, Any]:
     """Per DAG: what a round's triggered run's read_watermark returned."""
-    return {dag_id: xcom(stack, dag_id, rnd.triggered[dag_id], "read_watermark", "return_value")
-            for dag_id in PREREQUISITE_DAGS}
+    return {
+        dag_id: xcom(stack, dag_id, rnd.triggered[dag_id], "read_watermark", "return_value")
+        for dag_id in PREREQUISITE_DAGS
+    }
 
 
 def fault(stack: Stack, api: str, rules: list[dict[str, Any]]) -> None:
@@ -272,16 +306,21 @@ def fault(stack: Stack, api: str, rules: list[dict[str, Any]]) -> None:
 
 
 def clientify(stack: Stack) -> httpx.Client:
-    return httpx.Client(base_url=stack.sandbox_url("clientify"), timeout=30,
-                        headers={"Authorization": "Token fake-clientify-sandbox-token"})
+    return httpx.Client(
+        base_url=stack.sandbox_url("clientify"),
+        timeout=30,
+        headers={"Authorization": "Token fake-clientify-sandbox-token"},
+    )
 
 
 def break_between_rounds(stack: Stack, first: Round) -> None:
     """E2E_BREAK=watermark: rewind the watermark round 1 stored (round 2 must read what round 1 pushed)."""
     if "watermark" in BREAKS:
         dag_id = "facturama_contacts"
-        path = (f"/api/v2/dags/{dag_id}/dagRuns/{first.triggered[dag_id]}/taskInstances/commit/"
-                "xcomEntries/watermark")
+        path = (
+            f"/api/v2/dags/{dag_id}/dagRuns/{first.triggered[dag_id]}/taskInstances/commit/"
+            "xcomEntries/watermark"
+        )
         stack.api("PATCH", path, json={"value": "2020-01-01T00:00:00Z"})
 
 
@@ -289,19 +328,29 @@ def break_before_idle(stack: Stack) -> None:
     """E2E_BREAK=idle: edit a Clientify contact before the idle round (which must then sync it)."""
     if "idle" in BREAKS:
         with clientify(stack) as crm:
-            contact = crm.get("/v1/contacts/", params={"page_size": 1}).raise_for_status().json()["results"][0]
-            crm.patch(f"/v1/contacts/{contact['id']}/", json={"last_name": "Edited Between Rounds"}).raise_for_status()
+            contact = (
+                crm.get("/v1/contacts/", params={"page_size": 1}).raise_for_status().json()["results"][0]
+            )
+            crm.patch(
+                f"/v1/contacts/{contact['id']}/", json={"last_name": "Edited Between Rounds"}
+            ).raise_for_status()
 
 
 def break_after_rounds(stack: Stack, before: Inventory) -> None:
     """E2E_BREAK=duplicate: a second Clientify contact with an existing contact's tax id."""
     if "duplicate" in BREAKS:
-        existing = next(c for c in before.records["clientify"]["contacts"]
-                        if c.get("taxpayer_identification_number"))
+        existing = next(
+            c for c in before.records["clientify"]["contacts"] if c.get("taxpayer_identification_number")
+        )
         with clientify(stack) as crm:
-            crm.post("/v1/contacts/", json={"first_name": "Duplicate", "last_name": "On Purpose",
-                                            "taxpayer_identification_number":
-                                                existing["taxpayer_identification_number"]}).raise_for_status()
+            crm.post(
+                "/v1/contacts/",
+                json={
+                    "first_name": "Duplicate",
+                    "last_name": "On Purpose",
+                    "taxpayer_identification_number": existing["taxpayer_identification_number"],
+                },
+            ).raise_for_status()
 
 
 LEVEL = re.compile(r"^\S+\s+\[(error|critical)\s*\]|\bERROR\b|\bCRITICAL\b|^Traceback ", re.IGNORECASE)
@@ -309,8 +358,9 @@ LEVEL = re.compile(r"^\S+\s+\[(error|critical)\s*\]|\bERROR\b|\bCRITICAL\b|^Trac
 
 def error_lines(stack: Stack) -> list[str]:
     """ERROR/CRITICAL lines (and tracebacks) of the scheduler's log and of every task log so far."""
-    found = [f"scheduler: {line}" for line in stack.service_log("scheduler").splitlines()
-             if _is_error_text(line)]
+    found = [
+        f"scheduler: {line}" for line in stack.service_log("scheduler").splitlines() if _is_error_text(line)
+    ]
     for path in sorted((stack.airflow_home / "logs").rglob("*.log")):
         rel = path.relative_to(stack.airflow_home / "logs")
         for line in path.read_text(errors="replace").splitlines():
@@ -352,13 +402,20 @@ def run_scenario(stack: Stack) -> Outcome:
     for api in APIS:  # the inventory read is ours, not the sync's
         httpx.delete(f"{stack.sandbox_url(api)}/_sandbox/stats", timeout=30).raise_for_status()
     if "retry" in BREAKS:  # a Clientify outage longer than the client's own retries: Airflow retries a task
-        fault(stack, "clientify", [{"method": "GET", "path": "^/v1/products/", "rates": {"500": 1.0}, "count": 6}])
+        fault(
+            stack,
+            "clientify",
+            [{"method": "GET", "path": "^/v1/products/", "rates": {"500": 1.0}, "count": 6}],
+        )
     first = run_round(stack, "round 1", unpause=True)
     outcome.rounds.append(first)
     pushed = pushed_watermarks(stack, first)
     break_between_rounds(stack, first)
     # Each later round: its name and what happens just before it.
-    later_rounds = (("round 2 (catch-up)", lambda: None), ("round 3 (idle)", lambda: break_before_idle(stack)))
+    later_rounds = (
+        ("round 2 (catch-up)", lambda: None),
+        ("round 3 (idle)", lambda: break_before_idle(stack)),
+    )
     for name, before in later_rounds:
         before()
         rnd = run_round(stack, name, unpause=False)
@@ -383,10 +440,14 @@ def summary(outcome: Outcome) -> list[str]:
         states: dict[str, int] = {}
         for run in rnd.runs:
             states[run["state"]] = states.get(run["state"], 0) + 1
-        calls = ", ".join(f"{api} {sum(c.values())} ({', '.join(f'{m} {n}' for m, n in sorted(c.items()))})"
-                          for api, c in rnd.calls.items())
-        lines.append(f"  {rnd.name}: {len(rnd.runs)} runs {states}, {len(rnd.task_instances)} task instances, "
-                     f"{rnd.seconds}s; calls: {calls}")
+        calls = ", ".join(
+            f"{api} {sum(c.values())} ({', '.join(f'{m} {n}' for m, n in sorted(c.items()))})"
+            for api, c in rnd.calls.items()
+        )
+        lines.append(
+            f"  {rnd.name}: {len(rnd.runs)} runs {states}, {len(rnd.task_instances)} task instances, "
+            f"{rnd.seconds}s; calls: {calls}"
+        )
     from include.sandbox.stats import busiest_window
 
     busiest = {api: busiest_window(times)[0] for api, times in outcome.arrivals.items()}

@@ -32,22 +32,36 @@ def _all_runs(outcome: Outcome) -> list[dict[str, Any]]:
 def test_every_run_and_task_succeeded_on_its_first_try(outcome: Outcome) -> None:
     for rnd in outcome.rounds:
         assert rnd.runs, f"{rnd.name}: no DAG run at all"
-        assert {r["dag_id"] for r in rnd.runs} >= set(rnd.triggered), f"{rnd.name}: a triggered DAG has no run"
-        not_ok = [f"{r['dag_id']} {r['dag_run_id']}: {r['state']}" for r in rnd.runs if r["state"] != "success"]
+        assert {r["dag_id"] for r in rnd.runs} >= set(rnd.triggered), (
+            f"{rnd.name}: a triggered DAG has no run"
+        )
+        not_ok = [
+            f"{r['dag_id']} {r['dag_run_id']}: {r['state']}" for r in rnd.runs if r["state"] != "success"
+        ]
         assert not not_ok, f"{rnd.name}: runs that did not succeed: {not_ok}"
-        bad = [f"{ti['dag_id']} {ti['dag_run_id']} {ti['task_id']}: {ti['state']} try {ti['try_number']}"
-               for ti in rnd.task_instances if ti["state"] != "success" or ti["try_number"] != 1]
+        bad = [
+            f"{ti['dag_id']} {ti['dag_run_id']} {ti['task_id']}: {ti['state']} try {ti['try_number']}"
+            for ti in rnd.task_instances
+            if ti["state"] != "success" or ti["try_number"] != 1
+        ]
         assert not bad, f"{rnd.name}: task instances not successful on their first try: {bad}"
         assert not rnd.retries_seen, f"{rnd.name}: task instances seen up_for_retry: {rnd.retries_seen}"
 
 
 def _sync_window(rnd: Round, run: dict[str, Any]) -> tuple[datetime, datetime]:
     """When an estimates run's sync tasks (extract_*..commit) ran: first start, last end."""
-    tis = [ti for ti in rnd.task_instances
-           if ti["dag_run_id"] == run["dag_run_id"] and ti["dag_id"] == run["dag_id"] and ti["task_id"] in SYNC_TASKS]
+    tis = [
+        ti
+        for ti in rnd.task_instances
+        if ti["dag_run_id"] == run["dag_run_id"]
+        and ti["dag_id"] == run["dag_id"]
+        and ti["task_id"] in SYNC_TASKS
+    ]
     starts = [_at(ti["start_date"]) for ti in tis if ti["start_date"]]
     ends = [_at(ti["end_date"]) for ti in tis if ti["end_date"]]
-    assert starts and ends, f"{run['dag_id']} {run['dag_run_id']}: its sync tasks never ran ({len(tis)} found)"
+    assert starts and ends, (
+        f"{run['dag_id']} {run['dag_run_id']}: its sync tasks never ran ({len(tis)} found)"
+    )
     return min(starts), max(ends)  # type: ignore[type-var]
 
 
@@ -57,21 +71,29 @@ def test_estimates_run_after_their_prerequisites_and_never_beside_them(outcome: 
         for platform in PLATFORMS:
             estimates = [r for r in rnd.runs if r["dag_id"] == f"{platform}_estimates"]
             assert estimates, f"{rnd.name}: no {platform}_estimates run followed its contacts and products"
-            prerequisites = [r for r in runs if r["dag_id"] in (f"{platform}_contacts", f"{platform}_products")]
+            prerequisites = [
+                r for r in runs if r["dag_id"] in (f"{platform}_contacts", f"{platform}_products")
+            ]
             for run in estimates:
                 start, end = _sync_window(rnd, run)
                 for other in prerequisites:
                     o_start, o_end = _at(other["start_date"]), _at(other["end_date"])
                     label = f"{run['dag_id']} {run['dag_run_id']} (sync {start:%H:%M:%S}-{end:%H:%M:%S})"
-                    other_label = f"{other['dag_id']} {other['dag_run_id']} ({o_start:%H:%M:%S}-{o_end:%H:%M:%S})"
+                    other_label = (
+                        f"{other['dag_id']} {other['dag_run_id']} ({o_start:%H:%M:%S}-{o_end:%H:%M:%S})"
+                    )
                     assert not (o_start < end and start < o_end), f"{label} overlapped {other_label}"
                     if _at(other["queued_at"]) < _at(run["queued_at"]):
                         assert start >= o_end, f"{label} started before the earlier {other_label} finished"
             # Same cycle: some estimates run synced after this round's triggered contacts and products ended.
-            triggered_ends = [_at(r["end_date"]) for r in rnd.runs
-                              if r["dag_run_id"] == rnd.triggered.get(r["dag_id"]) and _platform(r["dag_id"]) == platform]
+            triggered_ends = [
+                _at(r["end_date"])
+                for r in rnd.runs
+                if r["dag_run_id"] == rnd.triggered.get(r["dag_id"]) and _platform(r["dag_id"]) == platform
+            ]
             assert any(_sync_window(rnd, run)[0] >= max(triggered_ends) for run in estimates), (
-                f"{rnd.name}: no {platform}_estimates run started after this cycle's contacts and products")
+                f"{rnd.name}: no {platform}_estimates run started after this cycle's contacts and products"
+            )
 
 
 def test_no_duplicates_on_any_side(outcome: Outcome) -> None:
@@ -81,8 +103,10 @@ def test_no_duplicates_on_any_side(outcome: Outcome) -> None:
     # The check is only meaningful if the sync wrote: round 1 created records on every side.
     first = outcome.rounds[0]
     assert all(first.writes(api) > 0 for api in first.calls), f"round 1 calls: {first.calls}"
-    grew = {api: {k: (outcome.before.counts()[api][k], n) for k, n in kinds.items()}
-            for api, kinds in outcome.after.counts().items()}
+    grew = {
+        api: {k: (outcome.before.counts()[api][k], n) for k, n in kinds.items()}
+        for api, kinds in outcome.after.counts().items()
+    }
     assert grew["clientify"]["contacts"][1] > grew["clientify"]["contacts"][0], grew
 
 
@@ -93,13 +117,21 @@ def test_watermark_carried_and_idle_round_writes_nothing(outcome: Outcome) -> No
         for number, (pushed, read) in enumerate(pairs, start=2):
             if isinstance(read, dict):  # read_watermark may return {"watermark": ..., "stored": ...}
                 read = read.get("watermark")
-            assert isinstance(pushed, str) and pushed, f"{dag_id}: round {number - 1}'s commit pushed no watermark"
-            assert read == pushed, f"{dag_id}: round {number} read watermark {read!r}, round {number - 1} pushed {pushed!r}"
+            assert isinstance(pushed, str) and pushed, (
+                f"{dag_id}: round {number - 1}'s commit pushed no watermark"
+            )
+            assert read == pushed, (
+                f"{dag_id}: round {number} read watermark {read!r}, round {number - 1} pushed {pushed!r}"
+            )
     # The catch-up round only carries records across platforms: everything in Clientify came from round 1.
     catch_up = outcome.rounds[1]
-    assert not catch_up.calls["clientify"].get("POST"), f"{catch_up.name} created in Clientify: {catch_up.calls}"
+    assert not catch_up.calls["clientify"].get("POST"), (
+        f"{catch_up.name} created in Clientify: {catch_up.calls}"
+    )
     idle = outcome.rounds[-1]
-    writes = {api: {m: n for m, n in calls.items() if m in WRITE_METHODS} for api, calls in idle.calls.items()}
+    writes = {
+        api: {m: n for m, n in calls.items() if m in WRITE_METHODS} for api, calls in idle.calls.items()
+    }
     assert all(not w for w in writes.values()), f"{idle.name} wrote: {writes}"
 
 
@@ -125,11 +157,14 @@ def test_shared_request_budget_held(outcome: Outcome) -> None:
     for api, times in outcome.arrivals.items():
         assert outcome.arrivals_dropped[api] == 0, f"{api}: arrival buffer overflowed"
         busiest[api] = busiest_window(times)
-    over = {api: (n, REQUESTS_PER_MINUTE[api]) for api, (n, _) in busiest.items() if n > REQUESTS_PER_MINUTE[api]}
+    over = {
+        api: (n, REQUESTS_PER_MINUTE[api]) for api, (n, _) in busiest.items() if n > REQUESTS_PER_MINUTE[api]
+    }
     assert not over, f"60-second windows over requests_per_minute (count, limit): {over}"
     # Vacuous unless the rounds pressed against a budget.
     assert any(n >= 0.75 * REQUESTS_PER_MINUTE[api] for api, (n, _) in busiest.items()), (
-        f"no API came near its budget (busiest windows {busiest}): enlarge the seed or lower the limits")
+        f"no API came near its budget (busiest windows {busiest}): enlarge the seed or lower the limits"
+    )
 
 
 def test_no_error_lines_in_scheduler_and_task_logs(outcome: Outcome) -> None:

@@ -52,10 +52,18 @@ class World:
         job = SyncJob.open(spec, invoicing=self.invoicing(platform), clientify=self.clientify,
                            ledger_url=self.ledger_url, options=options)  # fmt: skip
         try:
-            for step in ("extract_invoicing", "extract_clientify", "reconcile", "apply_clientify", "apply_invoicing"):
+            for step in (
+                "extract_invoicing",
+                "extract_clientify",
+                "reconcile",
+                "apply_clientify",
+                "apply_invoicing",
+            ):
                 if before_step:
                     before_step(step, job)
-                result = job.extract_clientify(previous) if step == "extract_clientify" else getattr(job, step)()
+                result = (
+                    job.extract_clientify(previous) if step == "extract_clientify" else getattr(job, step)()
+                )
                 if step == "extract_clientify":
                     seen_max = result["max_modified"]
             report = job.commit(previous, seen_max)
@@ -69,7 +77,9 @@ class World:
         """POST/PUT/PATCH/DELETE requests the sandbox answered for ``api`` since the last stats reset."""
         snapshot = self.sandbox.stats(api)
         return sum(
-            row["count"] for row in snapshot["by_route"] if row["method"] in ("POST", "PUT", "PATCH", "DELETE")
+            row["count"]
+            for row in snapshot["by_route"]
+            if row["method"] in ("POST", "PUT", "PATCH", "DELETE")
         )
 
 
@@ -96,4 +106,7 @@ def world(clean_sandbox, tmp_path) -> Iterator[World]:
         client.close()
 
 
-PLATFORMS = [pytest.param(Platform.FACTURAMA, id="facturama"), pytest.param(Platform.FACTURADIRECTA, id="facturadirecta")]
+PLATFORMS = [
+    pytest.param(Platform.FACTURAMA, id="facturama"),
+    pytest.param(Platform.FACTURADIRECTA, id="facturadirecta"),
+]

@@ -21,7 +21,9 @@ from clientify_sync.errors import LineWithoutSkuError, MissingEmailError, Totals
 
 def many_lines(n: int = 40) -> list[dict[str, str]]:
     return [
-        canonical_line(f"SKU-{i}", f"line {i}", Decimal("1.5") + i % 3, Decimal("33.33") + i, Decimal(i % 5) / 3, 16)
+        canonical_line(
+            f"SKU-{i}", f"line {i}", Decimal("1.5") + i % 3, Decimal("33.33") + i, Decimal(i % 5) / 3, 16
+        )
         for i in range(n)
     ]
 
@@ -133,7 +135,9 @@ def test_adjustments_off_is_the_refusal_naming_both_totals():
     with pytest.raises(TotalsNotRepresentableError) as caught:
         rounding_adjustment(lines, "432.73", target="clientify", policy=RoundingPolicy(enabled=False))
     assert caught.value.reason == "totals_not_representable" and caught.value.outcome == "failed"
-    assert "432.73" in caught.value.detail and "432.74" in caught.value.detail and "off" in caught.value.detail
+    assert (
+        "432.73" in caught.value.detail and "432.74" in caught.value.detail and "off" in caught.value.detail
+    )
 
 
 def test_a_difference_rounding_cannot_explain_is_refused_even_with_adjustments_on():
@@ -143,7 +147,9 @@ def test_a_difference_rounding_cannot_explain_is_refused_even_with_adjustments_o
                             policy=RoundingPolicy())  # fmt: skip
     assert "more than rounding explains" in caught.value.detail
     with pytest.raises(TotalsNotRepresentableError, match="takes no rounding adjustment"):
-        rounding_adjustment(lines, totals_per_document(lines).total, target="facturama", policy=RoundingPolicy())
+        rounding_adjustment(
+            lines, totals_per_document(lines).total, target="facturama", policy=RoundingPolicy()
+        )
 
 
 def test_a_line_without_sku_is_skipped_on_read_and_refused_on_write():
@@ -165,7 +171,11 @@ def test_facturama_client_update_strips_empty_strings_and_needs_an_email():
     data = mapper.read("client", raw).data
     body = mapper.update_body("client", raw, data | {"city": "León"}, {"city"}, None)
     assert "EmailOp1" not in body and "InteriorNumber" not in body["Address"]
-    assert (body["TaxZipCode"], body["Address"]["ZipCode"], body["Address"]["Municipality"]) == ("86991", "86991", "León")
+    assert (body["TaxZipCode"], body["Address"]["ZipCode"], body["Address"]["Municipality"]) == (
+        "86991",
+        "86991",
+        "León",
+    )
     with pytest.raises(MissingEmailError) as caught:
         mapper.update_body("client", raw, data | {"email": ""}, {"email"}, None)
     assert caught.value.reason == "missing_email" and caught.value.outcome == "skipped"
@@ -179,6 +189,8 @@ def test_facturama_products_carry_tax_object_and_unit():
     assert (created["TaxObject"], created["Unit"], created["Description"]) == ("02", "Servicio", "Sitio")
     old = {"Id": "p1", "Name": "Viejo", "IdentificationNumber": "OLD", "Price": 1, "Unit": "", "CuentaPredial": "",
            "Taxes": []}  # fmt: skip
-    body = mapper.update_body("product", old, {"sku": "OLD", "name": "Nuevo", "price": "1.00"}, {"name"}, None)
+    body = mapper.update_body(
+        "product", old, {"sku": "OLD", "name": "Nuevo", "price": "1.00"}, {"name"}, None
+    )
     assert (body["TaxObject"], body["Unit"], body["Name"]) == ("01", "Servicio", "Nuevo")  # untaxed: "01"
     assert "CuentaPredial" not in body

@@ -18,7 +18,9 @@ FD = Platform.FACTURADIRECTA
 def crm_links(world: World) -> Counter[str]:
     field = world.clientify.settings.link_field_facturadirecta
     parties = [*world.clientify.contacts.iter_records(), *world.clientify.companies.iter_records()]
-    values = [next((c["value"] for c in p.get("custom_fields") or [] if c["field"] == field), "") for p in parties]
+    values = [
+        next((c["value"] for c in p.get("custom_fields") or [] if c["field"] == field), "") for p in parties
+    ]
     return Counter("rest" if v.startswith("con_") else "classic" if v.isdigit() else "none" for v in values)
 
 

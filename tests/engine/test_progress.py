@@ -33,4 +33,6 @@ def test_a_line_after_30_seconds_of_slow_records(caplog):
         for _ in range(3):
             clock.now += 12.0  # one record every 12 s: a line at 36 s, then not again until 66 s
             progress.settled(failed=False)
-    assert [r.getMessage() for r in caplog.records] == ["apply_invoicing facturadirecta estimates: 3/? done, 0 errors so far"]
+    assert [r.getMessage() for r in caplog.records] == [
+        "apply_invoicing facturadirecta estimates: 3/? done, 0 errors so far"
+    ]

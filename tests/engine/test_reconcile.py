@@ -51,7 +51,9 @@ class Plan:
 
 
 def plan_for(ledger: Ledger, *, mode: Mode = Mode.MODIFIED, run: str = RUN, dry_run: bool = False) -> Plan:
-    planner = Reconciler(ledger, CONTACT_SCHEMA, run, mode, lambda kind: "company" if kind == "company" else "contact")
+    planner = Reconciler(
+        ledger, CONTACT_SCHEMA, run, mode, lambda kind: "company" if kind == "company" else "contact"
+    )
     store_plan(ledger, run, planner.chunks(), dry_run=dry_run)
     counts = planner.counts.as_summary()
     return Plan([columns(i) for i in ledger.plan.page(run)], ledger.conflicts.list(run), counts)
@@ -66,16 +68,17 @@ def columns(item: PlanItem) -> dict[str, Any]:
 
 
 def actions(plan) -> set[tuple]:
-    return {(i["action"], i.get("target"), i.get("inv_id"), i.get("crm_id"), i.get("reason")) for i in plan.items}
+    return {
+        (i["action"], i.get("target"), i.get("inv_id"), i.get("crm_id"), i.get("reason")) for i in plan.items
+    }
 
 
 def test_link_field_then_tax_id_then_create(ledger):
     ledger.records.stage(
-        [inv_client("A", "URE180429TM6"), inv_client("B", "EKU9003173C9"), inv_client("C", "CACX7605101P8")], RUN
+        [inv_client("A", "URE180429TM6"), inv_client("B", "EKU9003173C9"), inv_client("C", "CACX7605101P8")],
+        RUN,
     )
-    ledger.records.stage(
-        [crm_record("10", "URE180429TM7", link="A"), crm_record("11", "EKU9003173C9")], RUN
-    )
+    ledger.records.stage([crm_record("10", "URE180429TM7", link="A"), crm_record("11", "EKU9003173C9")], RUN)
     plan = plan_for(ledger)
     links = {(r.inv_id, r.crm_id) for r in ledger.links.identities().itertuples()}
     assert links == {("A", "10"), ("B", "11")}  # A by link field (tax ID differs), B by tax ID
@@ -121,7 +124,10 @@ def test_duplicate_estimate_references_are_quarantined_as_duplicate_references(t
     store_plan(ledger, RUN, planner.chunks(), dry_run=False)
     reasons = {(str(i.action), i.inv_id, i.reason) for i in ledger.plan.page(RUN)}
     ledger.close()
-    assert reasons == {("quarantined", "1", "duplicate_reference"), ("quarantined", "2", "duplicate_reference")}
+    assert reasons == {
+        ("quarantined", "1", "duplicate_reference"),
+        ("quarantined", "2", "duplicate_reference"),
+    }
 
 
 def test_clientify_only_record_is_created_on_the_invoicing_side(ledger):

@@ -85,19 +85,29 @@ def test_persons_become_contacts_companies_become_companies(world: World, platfo
     assert report["counts"]["invoicing→clientify"]["created"] == 2
     if platform is Platform.FACTURADIRECTA:  # the link is kept on both sides where the API allows
         attrs = world.facturadirecta.clients.get(company_id)["customAttributes"]
-        assert {"label": "ID_CRM", "value": company["id"] if isinstance(company["id"], str) else str(company["id"])} in [
-            {"label": a["label"], "value": a["value"]} for a in attrs
-        ]
+        assert {
+            "label": "ID_CRM",
+            "value": company["id"] if isinstance(company["id"], str) else str(company["id"]),
+        } in [{"label": a["label"], "value": a["value"]} for a in attrs]
 
 
 @pytest.mark.parametrize("platform", PLATFORMS)
-def test_clientify_contact_without_tax_id_is_skipped_and_with_one_is_created(world: World, platform: Platform):
+def test_clientify_contact_without_tax_id_is_skipped_and_with_one_is_created(
+    world: World, platform: Platform
+):
     tax_id, name = CUSTOMERS[platform]["crm_person"]
     first, _, last = name.partition(" ")
     created = world.clientify.contacts.create(
-        {"first_name": first, "last_name": last, "taxpayer_identification_number": tax_id, "email": "x@example.com"}
+        {
+            "first_name": first,
+            "last_name": last,
+            "taxpayer_identification_number": tax_id,
+            "email": "x@example.com",
+        }
     )
-    world.clientify.contacts.create({"first_name": "Lead", "last_name": "Sin NIF", "email": "lead@example.com"})
+    world.clientify.contacts.create(
+        {"first_name": "Lead", "last_name": "Sin NIF", "email": "lead@example.com"}
+    )
     report = world.sync(platform, Entity.CONTACTS, mode=Mode.FULL)
     assert report["reasons"].get("skipped:no_tax_id") == 1
     invoicing = list(world.invoicing(platform).clients.iter_records())
@@ -134,7 +144,9 @@ def test_idle_rerun_makes_zero_writes(world: World, platform: Platform):
 def edit_invoicing(world: World, platform: Platform, inv_id: str, **fields: str) -> None:
     if platform is Platform.FACTURAMA:
         record = world.facturama.clients.get(inv_id)
-        record.update({"Name": fields.get("name", record["Name"]), "Email": fields.get("email", record["Email"])})
+        record.update(
+            {"Name": fields.get("name", record["Name"]), "Email": fields.get("email", record["Email"])}
+        )
         world.facturama.clients.update(inv_id, record)
     else:
         body = {"email": fields["email"]} if "email" in fields else {}
@@ -171,7 +183,9 @@ def test_same_field_conflict_follows_the_policy_and_is_recorded(world: World, pl
     world.sync(platform, Entity.CONTACTS, mode=Mode.FULL)
     [(_, company)] = by_tax_id(world, tax_id)
     edit_invoicing(world, platform, inv_id, name="NOMBRE FISCAL NUEVO", email="inv@example.com")
-    world.clientify.companies.update(company["id"], {"name": "Nombre Comercial", "emails": [{"type": 4, "email": "crm@example.com"}]})
+    world.clientify.companies.update(
+        company["id"], {"name": "Nombre Comercial", "emails": [{"type": 4, "email": "crm@example.com"}]}
+    )
     world.sync(platform, Entity.CONTACTS)
 
     [(_, company)] = by_tax_id(world, tax_id)
@@ -179,7 +193,9 @@ def test_same_field_conflict_follows_the_policy_and_is_recorded(world: World, pl
     assert company["name"] == "NOMBRE FISCAL NUEVO"  # fiscal field: the invoicing side wins
     assert (inv.get("Email") or inv.get("email")) == "crm@example.com"  # CRM field: Clientify wins
     ledger = Ledger.open(world.ledger_url, platform.value, "contacts")
-    recorded = {(c["field"], c["invoicing_value"], c["clientify_value"], c["winner"]) for c in ledger.conflicts.list()}
+    recorded = {
+        (c["field"], c["invoicing_value"], c["clientify_value"], c["winner"]) for c in ledger.conflicts.list()
+    }
     ledger.close()
     assert ("name", "NOMBRE FISCAL NUEVO", "Nombre Comercial", "invoicing") in recorded
     assert ("email", "inv@example.com", "crm@example.com", "clientify") in recorded
@@ -215,7 +231,9 @@ def test_crash_after_the_post_before_the_ledger_write_leaves_no_duplicate(
 def test_duplicate_tax_ids_in_clientify_are_quarantined(world: World, platform: Platform):
     tax_id, name = CUSTOMERS[platform]["company"]
     for suffix in ("A", "B"):
-        world.clientify.companies.create({"name": f"{name} {suffix}", "taxpayer_identification_number": tax_id})
+        world.clientify.companies.create(
+            {"name": f"{name} {suffix}", "taxpayer_identification_number": tax_id}
+        )
     create_customer(world, platform, tax_id, name)
     report = world.sync(platform, Entity.CONTACTS, mode=Mode.FULL)
     assert len(by_tax_id(world, tax_id)) == 2
@@ -247,7 +265,9 @@ def plan_items(world: World, platform: Platform, run_id: str) -> list[PlanItem]:
         ledger.close()
 
 
-def test_clientify_customer_without_email_is_skipped_for_facturama_and_the_clientify_side_still_syncs(world: World):
+def test_clientify_customer_without_email_is_skipped_for_facturama_and_the_clientify_side_still_syncs(
+    world: World,
+):
     platform = Platform.FACTURAMA
     tax_id, name = CUSTOMERS[platform]["company"]
     inv_id = create_customer(world, platform, tax_id, name)
@@ -290,7 +310,9 @@ def test_an_edit_to_a_facturama_client_whose_get_holds_empty_strings_is_accepted
                         "Neighborhood": "", "ZipCode": "86991", "Municipality": "León", "Country": "MEX"}}  # fmt: skip
     inv_id = str(world.facturama.clients.create(body)["Id"])
     held = world.facturama.clients.get(inv_id)
-    assert held["EmailOp1"] == "" and held["Address"]["InteriorNumber"] == ""  # the GET copy a PUT starts from
+    assert (
+        held["EmailOp1"] == "" and held["Address"]["InteriorNumber"] == ""
+    )  # the GET copy a PUT starts from
     world.sync(platform, Entity.CONTACTS, mode=Mode.FULL)
     [(_, company)] = by_tax_id(world, tax_id)
     world.clientify.companies.update(company["id"], {"emails": [{"type": 4, "email": "compras@example.mx"}]})

@@ -36,7 +36,9 @@ def canonical(lines: list[tuple[str, int, str, str]], vat: Decimal) -> list[dict
     return [canonical_line(sku, "", q, p, discount(q, p, r), vat) for sku, q, p, r in lines]
 
 
-def create_estimate(world: World, platform: Platform, customer_id: str, lines: list[tuple[str, int, str, str]]) -> str:
+def create_estimate(
+    world: World, platform: Platform, customer_id: str, lines: list[tuple[str, int, str, str]]
+) -> str:
     """lines: (sku, quantity, unit price, discount rate %)."""
     if platform is Platform.FACTURAMA:
         rfc = world.facturama.clients.get(customer_id)["Rfc"]
@@ -131,7 +133,9 @@ def test_budget_made_in_clientify_appears_in_the_invoicing_platform(world: World
 
 
 @pytest.mark.parametrize("platform", PLATFORMS)
-def test_estimate_whose_customer_is_not_synced_is_deferred_then_goes_through(world: World, platform: Platform):
+def test_estimate_whose_customer_is_not_synced_is_deferred_then_goes_through(
+    world: World, platform: Platform
+):
     tax_id, name = CUSTOMERS[platform]["other"]
     create_product(world, platform, "WEB003", "Sitio Web CMS", "6500.00")
     world.sync(platform, Entity.PRODUCTS, mode=Mode.FULL)
@@ -173,7 +177,10 @@ def test_line_edits_on_each_side_merge(world: World, linked):
     world.sync(platform, Entity.ESTIMATES)
     estimate = world.invoicing(platform).estimates.get(est_id)
     lines = estimate.get("Items") or estimate.get("estimateLines")
-    assert [line.get("IdentificationNumber") or line.get("productCode") for line in lines] == ["WEB003", "HOST01"]
+    assert [line.get("IdentificationNumber") or line.get("productCode") for line in lines] == [
+        "WEB003",
+        "HOST01",
+    ]
     assert (estimate.get("Observations") or estimate.get("notes")) == "con hosting"
 
     world.sandbox.reset_stats()
@@ -184,18 +191,25 @@ def test_line_edits_on_each_side_merge(world: World, linked):
 @pytest.mark.parametrize("linked", PLATFORMS, indirect=True)
 def test_totals_with_many_lines_and_discounts_stay_exact_to_the_cent(world: World, linked):
     platform = linked["platform"]
-    lines = [("WEB003" if i % 2 else "HOST01", i + 1, f"{1999.99 + i * 0.37:.2f}", f"{i * 1.25:.2f}") for i in range(10)]
+    lines = [
+        ("WEB003" if i % 2 else "HOST01", i + 1, f"{1999.99 + i * 0.37:.2f}", f"{i * 1.25:.2f}")
+        for i in range(10)
+    ]
     est_id = create_estimate(world, platform, linked["customer_id"], lines)
     report = world.sync(platform, Entity.ESTIMATES)
     doc = canonical(lines, VAT[platform])
     estimate = world.invoicing(platform).estimates.get(est_id)
-    reported = Decimal(str(estimate.get("Total") if platform is Platform.FACTURAMA else estimate.get("totalAmount")))
+    reported = Decimal(
+        str(estimate.get("Total") if platform is Platform.FACTURAMA else estimate.get("totalAmount"))
+    )
     rule = totals_per_line if platform is Platform.FACTURAMA else totals_per_document
     assert reported == rule(doc).total
     if platform is Platform.FACTURAMA:  # both sides round VAT per line: the budget holds the same amount
         [budget] = budgets(world)
         assert Decimal(budget["total"]) == reported
-        assert sum((Decimal(i["subtotal"]) for i in budget["items"]), Decimal(0)) == Decimal(budget["subtotal"])
+        assert sum((Decimal(i["subtotal"]) for i in budget["items"]), Decimal(0)) == Decimal(
+            budget["subtotal"]
+        )
     else:  # these lines total a cent more with VAT per line: Clientify holds them with a rounding line
         assert totals_per_line(doc).total == reported + Decimal("0.01")
         [budget] = budgets(world)
@@ -204,7 +218,9 @@ def test_totals_with_many_lines_and_discounts_stay_exact_to_the_cent(world: Worl
 
 
 @pytest.mark.parametrize("linked", PLATFORMS, indirect=True)
-def test_crash_mid_create_then_rerun_leaves_one_estimate(world: World, linked, monkeypatch: pytest.MonkeyPatch):
+def test_crash_mid_create_then_rerun_leaves_one_estimate(
+    world: World, linked, monkeypatch: pytest.MonkeyPatch
+):
     platform = linked["platform"]
     budget = world.clientify.budgets.create({
         "name": "Crash", "company": crm_company_url(world, linked["tax_id"]), "date": "2026-05-04",
@@ -224,8 +240,15 @@ def test_crash_mid_create_then_rerun_leaves_one_estimate(world: World, linked, m
     world.sync(platform, Entity.ESTIMATES)
     world.sync(platform, Entity.ESTIMATES)
     assert len(budgets(world)) == 2 and len(inv_estimates(world, platform)) == 2
-    assert sum(1 for e in inv_estimates(world, platform) if e.get("Folio") == f"CLI-{budget['id']}" or any(
-        a.get("value") == str(budget["id"]) for a in e.get("customAttributes") or [])) == 1
+    assert (
+        sum(
+            1
+            for e in inv_estimates(world, platform)
+            if e.get("Folio") == f"CLI-{budget['id']}"
+            or any(a.get("value") == str(budget["id"]) for a in e.get("customAttributes") or [])
+        )
+        == 1
+    )
 
 
 def test_a_discount_facturadirecta_cannot_hold_exactly_fails_with_a_reason(world: World):
@@ -247,7 +270,9 @@ def test_a_discount_facturadirecta_cannot_hold_exactly_fails_with_a_reason(world
 
 
 def test_a_budget_for_a_customer_of_the_other_integration_is_skipped_not_deferred(world: World):
-    mexican = world.clientify.companies.create({"name": "ACME MX", "taxpayer_identification_number": "URE180429TM6"})
+    mexican = world.clientify.companies.create(
+        {"name": "ACME MX", "taxpayer_identification_number": "URE180429TM6"}
+    )
     world.clientify.budgets.create({
         "name": "Cotización", "company": f"{world.clientify.settings.base_url}/v1/companies/{mexican['id']}/",
         "date": "2026-05-04", "currency": "MXN", "status": "pending", "items": [],
@@ -267,7 +292,9 @@ def test_a_budget_for_a_customer_of_the_other_integration_is_skipped_not_deferre
 def budget_writes(world: World) -> int:
     """Writes on the budgets routes (the link field's definition is a write of its own)."""
     rows = world.sandbox.stats("clientify")["by_route"]
-    return sum(r["count"] for r in rows if "budgets" in r["route"] and r["method"] in ("POST", "PUT", "PATCH"))
+    return sum(
+        r["count"] for r in rows if "budgets" in r["route"] and r["method"] in ("POST", "PUT", "PATCH")
+    )
 
 
 # 100.03 + 257.60 at 21%: VAT 75.10 rounded once per document (FacturaDirecta), 21.01 + 54.10 = 75.11 per
@@ -299,7 +326,9 @@ def test_an_estimate_whose_vat_rounds_to_another_cent_on_the_other_side_keeps_it
 @pytest.mark.parametrize("linked", PLATFORMS, indirect=True)
 def test_an_estimate_with_a_line_without_sku_is_skipped_before_any_call(world: World, linked):
     platform = linked["platform"]
-    create_estimate(world, platform, linked["customer_id"], [("WEB003", 1, "6500.00", "0"), ("", 1, "50.00", "0")])
+    create_estimate(
+        world, platform, linked["customer_id"], [("WEB003", 1, "6500.00", "0"), ("", 1, "50.00", "0")]
+    )
     no_sku = world.clientify.products.create({"name": "Servicio sin SKU", "price": "10.00"})
     url = f"{world.clientify.settings.base_url}/v1/products/{no_sku['id']}/"
     world.clientify.budgets.create({

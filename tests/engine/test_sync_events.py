@@ -70,7 +70,9 @@ def test_an_event_syncs_the_record_it_names_and_nothing_else_is_read(world: Worl
     assert report["failures"] == [] and report["extract"]["extract_clientify"]["events"] == 1
     assert facturama_email(world, company["taxpayer_identification_number"]) == "pagos@empresa.mx"
     calls = clientify_calls(world)
-    assert not any(k.startswith("GET") and k.rstrip("/").endswith(("/contacts", "/companies")) for k in calls), calls
+    assert not any(
+        k.startswith("GET") and k.rstrip("/").endswith(("/contacts", "/companies")) for k in calls
+    ), calls
     assert world.watermarks[(FM, Entity.CONTACTS)] == watermark  # the clock run still reads from here
 
 
@@ -99,7 +101,9 @@ def test_our_own_write_echoed_as_an_event_writes_nothing(world: World):
 
 def test_a_dropped_delivery_is_converged_by_the_clock_run(world: World):
     company = synced_company(world)
-    world.clientify.companies.update(company["id"], {"emails": [{"type": 4, "email": "perdido@empresa.mx"}]})  # no event arrives
+    world.clientify.companies.update(
+        company["id"], {"emails": [{"type": 4, "email": "perdido@empresa.mx"}]}
+    )  # no event arrives
     world.sync(FM, Entity.CONTACTS, mode=Mode.EVENTS)
     tax_id = company["taxpayer_identification_number"]
     assert facturama_email(world, tax_id) != "perdido@empresa.mx"

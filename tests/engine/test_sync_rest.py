@@ -38,7 +38,10 @@ def rest_world(clean_sandbox, tmp_path) -> Iterator[World]:
 
 
 def rest_fiscal_ids(world: World) -> Counter[str]:
-    return Counter(str(r["content"]["main"].get("fiscalId") or "").upper() for r in world.facturadirecta.clients.iter_records())
+    return Counter(
+        str(r["content"]["main"].get("fiscalId") or "").upper()
+        for r in world.facturadirecta.clients.iter_records()
+    )
 
 
 def crm_fiscal_ids(world: World) -> Counter[str]:
@@ -69,12 +72,16 @@ def test_a_create_whose_answer_was_lost_is_replayed_by_its_key_not_made_twice(re
     keys: list[str | None] = []
     create = InvoicingSide.create
 
-    def record_key(self, rtype: str, data: dict[str, Any], link: str | None, idempotency_key: str | None = None):
+    def record_key(
+        self, rtype: str, data: dict[str, Any], link: str | None, idempotency_key: str | None = None
+    ):
         keys.append(idempotency_key)
         return create(self, rtype, data, link, idempotency_key)
 
     monkeypatch.setattr(InvoicingSide, "create", record_key)
-    world.sandbox.faults("facturadirecta", [{"method": "POST", "path": "/contacts$", "rates": {"truncate": 1.0}, "count": 1}])
+    world.sandbox.faults(
+        "facturadirecta", [{"method": "POST", "path": "/contacts$", "rates": {"truncate": 1.0}, "count": 1}]
+    )
     report = world.sync(FD, Entity.CONTACTS, mode=Mode.FULL)
     world.sandbox.clear_faults()
     assert world.facturadirecta.replayed >= 1  # the lost answer's create came back from the API's key store
@@ -96,7 +103,9 @@ def fd_calls(world: World) -> dict[str, int]:
 def edit_rest_contact(world: World, rid: str, **main: Any) -> None:
     """A user's edit in FacturaDirecta: the record read, changed and PUT whole (the API replaces it)."""
     record = world.facturadirecta.clients.get(rid)
-    world.facturadirecta.clients.update(rid, {"content": {**record["content"], "main": {**record["content"]["main"], **main}}})
+    world.facturadirecta.clients.update(
+        rid, {"content": {**record["content"], "main": {**record["content"]["main"], **main}}}
+    )
 
 
 def synced_rest_account(world: World) -> list[dict[str, Any]]:
@@ -115,8 +124,12 @@ def test_an_idle_modified_run_reads_the_activity_feed_not_the_listing(rest_world
     report = world.sync(FD, Entity.CONTACTS)
     calls = fd_calls(world)
     assert report["extract"]["extract_invoicing"]["feed"] == "activity"
-    assert sum(n for k, n in calls.items() if k.startswith("GET") and k.rstrip("/").endswith("/contacts")) == 0
-    assert sum(calls.values()) <= 3, calls  # the feed's page, the custom field's definition: issue 24's target
+    assert (
+        sum(n for k, n in calls.items() if k.startswith("GET") and k.rstrip("/").endswith("/contacts")) == 0
+    )
+    assert sum(calls.values()) <= 3, (
+        calls
+    )  # the feed's page, the custom field's definition: issue 24's target
     assert world.writes("facturadirecta") == 0 and world.writes("clientify") == 0
 
 
@@ -130,7 +143,9 @@ def test_an_edit_in_facturadirecta_is_read_through_the_feed_and_reaches_clientif
     assert report["extract"]["extract_invoicing"]["records"] == 1 and report["failures"] == []
     fiscal_id = first["content"]["main"]["fiscalId"]
     parties = [*world.clientify.contacts.iter_records(), *world.clientify.companies.iter_records()]
-    [party] = [p for p in parties if str(p.get("taxpayer_identification_number") or "").upper() == fiscal_id.upper()]
+    [party] = [
+        p for p in parties if str(p.get("taxpayer_identification_number") or "").upper() == fiscal_id.upper()
+    ]
     assert [e["email"] for e in party.get("emails") or []] == ["nuevo@taller.es"]
 
 

@@ -83,7 +83,11 @@ def test_facturadirecta_estimate_reaches_clientify_to_the_cent(world: World, fd_
     assert report["adjusted"]["rounding_amount"] == str(Decimal(-cents) / 100)
     assert_same_total(world)
     [item] = rounding_items(crm_budget(world))
-    assert (Decimal(item["price"]), Decimal(item["tax"]), item["description"]) == (Decimal(-cents) / 100, 0, LABEL)
+    assert (Decimal(item["price"]), Decimal(item["tax"]), item["description"]) == (
+        Decimal(-cents) / 100,
+        0,
+        LABEL,
+    )
     assert rounding_lines(fd_estimate(world)) == []  # the source keeps its lines as they were
     # Our rounding product is no product of the user's: the product sync skips it, never copies it.
     products = world.sync(FD, Entity.PRODUCTS, mode=Mode.FULL)
@@ -102,7 +106,11 @@ def test_clientify_budget_reaches_facturadirecta_to_the_cent(world: World, fd_li
     assert report["adjusted"] == {"rounding": 1, "rounding_amount": str(Decimal(cents) / 100)}
     assert_same_total(world)
     [line] = rounding_lines(fd_estimate(world))
-    assert (Decimal(line["unitPrice"]), line["applyTax1"], line["productCode"]) == (Decimal(cents) / 100, "false", "")
+    assert (Decimal(line["unitPrice"]), line["applyTax1"], line["productCode"]) == (
+        Decimal(cents) / 100,
+        "false",
+        "",
+    )
     assert rounding_items(crm_budget(world)) == []
 
 

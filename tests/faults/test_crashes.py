@@ -130,8 +130,10 @@ def test_killed_task_then_reruns_converge_without_duplicates(
         gets = sum(r["count"] for r in world.sandbox.stats(api)["by_route"] if r["method"] == "GET")
         resource = world.clientify.contacts if api == "clientify" else world.invoicing(platform).clients
         # Killed after the 2nd page arrived: the first page alone, then up to ``concurrency`` pages in flight.
-        concurrency = resource_concurrency = world.clientify.settings.concurrency if api == "clientify" else (
-            world.invoicing(platform).settings.concurrency
+        concurrency = resource_concurrency = (
+            world.clientify.settings.concurrency
+            if api == "clientify"
+            else (world.invoicing(platform).settings.concurrency)
         )
         assert 2 <= gets <= 1 + resource_concurrency, (gets, concurrency)
         assert len(list(resource.iter_records())) > 2 * PAGE_SIZE  # died with pages left

@@ -72,7 +72,9 @@ def first_try_killed(world: World, platform: Platform, entity: Entity, target: s
                     "facturadirecta_url": sandbox.facturadirecta_url}}  # fmt: skip
     child = subprocess.run([sys.executable, "-c", CHILD, json.dumps(cfg)], cwd=ROOT, capture_output=True,
                            text=True, timeout=180)  # fmt: skip
-    assert child.returncode == 137, f"kill point not reached (exit {child.returncode}):\n{child.stderr[-3000:]}"
+    assert child.returncode == 137, (
+        f"kill point not reached (exit {child.returncode}):\n{child.stderr[-3000:]}"
+    )
 
 
 def next_try(world: World, platform: Platform, entity: Entity, run_id: str) -> dict[str, Any]:
@@ -113,7 +115,9 @@ def open_unconfirmed(world: World, platform: Platform) -> int:
 
 
 @pytest.mark.parametrize("platform", PLATFORMS)
-def test_a_killed_apply_clientify_retried_in_the_same_run_creates_nothing_twice(make_world, platform: Platform):
+def test_a_killed_apply_clientify_retried_in_the_same_run_creates_nothing_twice(
+    make_world, platform: Platform
+):
     world = make_world()
     world.sandbox.seed(platform.value, clients=CLIENTS, seed=5)
     first_try_killed(world, platform, Entity.CONTACTS, "clientify", "run-killed-1")
@@ -134,9 +138,13 @@ def test_a_killed_apply_clientify_retried_in_the_same_run_creates_nothing_twice(
 
 
 @pytest.mark.parametrize("platform", PLATFORMS)
-def test_a_killed_apply_invoicing_retried_in_the_same_run_creates_nothing_twice(make_world, platform: Platform):
+def test_a_killed_apply_invoicing_retried_in_the_same_run_creates_nothing_twice(
+    make_world, platform: Platform
+):
     world = make_world()
-    world.sandbox.seed("clientify", companies=CLIENTS, seed=6, country="MX" if platform is Platform.FACTURAMA else "ES")
+    world.sandbox.seed(
+        "clientify", companies=CLIENTS, seed=6, country="MX" if platform is Platform.FACTURAMA else "ES"
+    )
     first_try_killed(world, platform, Entity.CONTACTS, "invoicing", "run-killed-2")
     assert KILL_AFTER <= sum(inv_tax_ids(world, platform).values()) < CLIENTS
 
@@ -196,7 +204,9 @@ def edit_crm_email(world: World, rtype: str, record: dict[str, Any], email: str)
 
 
 def facturama_email(world: World, tax_id: str) -> str:
-    return next(str(c.get("Email")) for c in world.facturama.clients.iter_records() if c["Rfc"].upper() == tax_id)
+    return next(
+        str(c.get("Email")) for c in world.facturama.clients.iter_records() if c["Rfc"].upper() == tax_id
+    )
 
 
 def test_an_edit_on_a_record_the_killed_try_created_is_not_absorbed_by_the_retry(make_world):
@@ -220,7 +230,9 @@ def test_an_edit_on_a_record_an_unconfirmed_create_made_survives_the_next_run(ma
     platform = Platform.FACTURAMA
     world = make_world()
     world.sandbox.seed(platform.value, clients=6, seed=9)
-    world.sandbox.faults("clientify", [{"method": "POST", "path": "^/v1/(contacts|companies)/", "rates": {"truncate": 1.0}}])
+    world.sandbox.faults(
+        "clientify", [{"method": "POST", "path": "^/v1/(contacts|companies)/", "rates": {"truncate": 1.0}}]
+    )
     world.sync(platform, Entity.CONTACTS)  # every create's answer lost: unconfirmed, pending kept
     world.sandbox.clear_faults()
     tax_id = next(iter(crm_tax_ids(world)))

@@ -168,6 +168,8 @@ def test_first_run_loses_the_answer_to_the_link_field_definition_then_reruns_con
     # The definition exists (only its answer was lost); ensure() lists again and finds it, so the
     # first run itself goes on instead of failing every later run on a duplicate definition.
     assert injected == 1 and link_field in defined
-    assert defined.count(link_field) == 3  # once per content type (contacts, companies, products): no duplicate
+    assert (
+        defined.count(link_field) == 3
+    )  # once per content type (contacts, companies, products): no duplicate
     assert outcome.result.ok, f"{outcome.result.explain()} | errors: {outcome.errors[-2:]}"
     assert (outcome.idle_writes, outcome.idle_failed_writes) == (0, 0), outcome.errors

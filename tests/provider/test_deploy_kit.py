@@ -20,11 +20,17 @@ def test_the_kit_has_the_files_an_astro_project_needs():
     assert re.search(r"^FROM astrocrpublic\.azurecr\.io/runtime:3\.3-\d+$", dockerfile, flags=re.M)
     assert "clientify_sync-*.whl" in dockerfile and "[postgres]" in dockerfile
     # The runtime image installs requirements.txt itself: no second Airflow may be pinned there.
-    assert not [line for line in (KIT / "requirements.txt").read_text().splitlines() if line.strip() and not line.startswith("#")]
+    assert not [
+        line
+        for line in (KIT / "requirements.txt").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
 
 
 def test_the_kits_dag_file_is_the_repositorys_two_lines():
-    assert (KIT / "dags" / "clientify_sync_dags.py").read_text() == (ROOT / "dags" / "clientify_sync_dags.py").read_text()
+    assert (KIT / "dags" / "clientify_sync_dags.py").read_text() == (
+        ROOT / "dags" / "clientify_sync_dags.py"
+    ).read_text()
 
 
 def test_the_kits_settings_use_the_registered_types_and_the_configs_pools():

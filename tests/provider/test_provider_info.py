@@ -25,7 +25,11 @@ def test_the_provider_info_passes_airflows_schema():
     info = get_provider_info()
     _create_provider_info_schema_validator().validate(info)
     assert info["package-name"] == "clientify-sync"
-    assert [c["connection-type"] for c in info["connection-types"]] == ["facturama", "clientify", "facturadirecta"]
+    assert [c["connection-type"] for c in info["connection-types"]] == [
+        "facturama",
+        "clientify",
+        "facturadirecta",
+    ]
     json.dumps(info)  # plain data: Airflow caches and prints it
 
 
@@ -83,7 +87,9 @@ def test_a_one_api_type_proposes_its_settings_defaults_and_caps():
         "type": ["integer", "null"], "default": 100, "minimum": 1, "maximum": 100}  # fmt: skip
 
 
-@pytest.mark.parametrize(("conn_type", "api"), [(t, api) for t in sorted(KINDS) for api in KINDS[t].settings_classes])
+@pytest.mark.parametrize(
+    ("conn_type", "api"), [(t, api) for t in sorted(KINDS) for api in KINDS[t].settings_classes]
+)
 def test_what_the_form_proposes_the_hook_accepts(monkeypatch, conn_type, api):
     """A connection saved from the form as it comes (every default), and with each enum value of an extra
     its API takes, passes the hook: what Airflow's form saves is what the hook reads."""
@@ -139,7 +145,9 @@ def test_form_labels_hidden_fields_and_placeholders():
     types = {c["connection-type"]: c for c in get_provider_info()["connection-types"]}
     for info in types.values():
         behaviour = info["ui-field-behaviour"]
-        validator.validate({"hidden_fields": behaviour["hidden-fields"], "relabeling": behaviour["relabeling"]})
+        validator.validate(
+            {"hidden_fields": behaviour["hidden-fields"], "relabeling": behaviour["relabeling"]}
+        )
         assert {"schema", "port"} <= set(behaviour["hidden-fields"])
     assert types["facturama"]["ui-field-behaviour"]["relabeling"] == {
         "host": "API host",
@@ -187,7 +195,9 @@ def test_provider_module_imports_no_airflow():
         "print(sorted(m for m in sys.modules if m.startswith('clientify_sync.api'))); p.get_provider_info(); "
         "print(sorted(m for m in sys.modules if m == 'airflow' or m.startswith('airflow.')))"
     )
-    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True
+    )
     # Importing it (as clientify_sync.assets does at parse time) loads no API client either.
     assert done.stdout.split("\n")[:2] == ["[]", "[]"]
 

@@ -38,7 +38,11 @@ EXPECTED_DAG_IDS = sorted(
     for platform in ("facturama", "facturadirecta")
     for entity in ("contacts", "products", "estimates")
 )
-CONN_TYPES = {"facturama": "FacturamaHook", "clientify": "ClientifyHook", "facturadirecta": "FacturaDirectaHook"}
+CONN_TYPES = {
+    "facturama": "FacturamaHook",
+    "clientify": "ClientifyHook",
+    "facturadirecta": "FacturaDirectaHook",
+}
 WRONG_PASSWORD = "wrong-password-for-the-test"
 WRONG_REST_KEY = "wrongK.Wrong0Key0For0The0Test0000000000"  # the shape of a REST key, unknown to the API
 
@@ -70,7 +74,9 @@ class FreshAirflow:
             env.update(connection_env(sandbox, self.workdir / "ledger.db"))
         return env
 
-    def airflow(self, *args: str, sandbox: SandboxHandle | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    def airflow(
+        self, *args: str, sandbox: SandboxHandle | None = None, timeout: float = 300
+    ) -> subprocess.CompletedProcess[str]:
         """Run ``airflow <args>`` from the fresh venv (outside the repository) and time it."""
         started = time.monotonic()
         done = subprocess.run([str(self.venv / "bin" / "airflow"), *args], env=self.env(sandbox), cwd=self.workdir,
@@ -86,10 +92,16 @@ def connection_env(sandbox: SandboxHandle, ledger: Path) -> dict[str, str]:
         "clientify": {"host": sandbox.clientify_url, "password": sandbox.clientify_token},
         "facturadirecta": {"host": sandbox.facturadirecta_url, "password": sandbox.facturadirecta_token},
     }  # fmt: skip
-    env = {"AIRFLOW_CONN_CLIENTIFY_SYNC_STATE": json.dumps({"conn_type": "generic", "extra": {"url": f"sqlite:///{ledger}"}})}
+    env = {
+        "AIRFLOW_CONN_CLIENTIFY_SYNC_STATE": json.dumps(
+            {"conn_type": "generic", "extra": {"url": f"sqlite:///{ledger}"}}
+        )
+    }
     for conn_type, fields in good.items():
         env[f"AIRFLOW_CONN_{conn_type.upper()}_DEFAULT"] = json.dumps({"conn_type": conn_type, **fields})
-        env[f"AIRFLOW_CONN_{conn_type.upper()}_WRONG"] = json.dumps({"conn_type": conn_type, **fields, "password": WRONG_PASSWORD})
+        env[f"AIRFLOW_CONN_{conn_type.upper()}_WRONG"] = json.dumps(
+            {"conn_type": conn_type, **fields, "password": WRONG_PASSWORD}
+        )
     # The facturadirecta type on the REST API (extra api: rest), the emulator's main company.
     config = sandbox.config("facturadirecta")
     rest = {"conn_type": "facturadirecta", "host": sandbox.facturadirecta_url, "password": config["rest_api_key"],
@@ -141,7 +153,9 @@ def fresh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FreshAirflow]:
 
 def test_the_venv_has_no_repository_code(fresh: FreshAirflow) -> None:
     script = "import clientify_sync, importlib.util as u; print(clientify_sync.__file__); print(u.find_spec('include'))"
-    done = _run([str(fresh.venv / "bin" / "python"), "-c", script], timeout=60, env=fresh.env(), cwd=fresh.workdir)
+    done = _run(
+        [str(fresh.venv / "bin" / "python"), "-c", script], timeout=60, env=fresh.env(), cwd=fresh.workdir
+    )
     location, include = done.stdout.split()
     assert location.startswith(str(fresh.venv)) and "site-packages" in location
     assert include == "None"  # the repository's include/ (sandbox, demo, example config) is not there
@@ -175,19 +189,37 @@ def test_the_six_dags_import_from_the_two_line_file(fresh: FreshAirflow) -> None
     assert errors.returncode == 0 and "clientify_sync_dags.py" not in errors.stdout
 
 
-def test_connections_test_runs_each_hook_against_the_sandbox(fresh: FreshAirflow, clean_sandbox: SandboxHandle) -> None:
-    pairs = [(f"{t}_default", f"{t}_wrong") for t in CONN_TYPES] + [("facturadirecta_rest", "facturadirecta_rest_wrong")]
+def test_connections_test_runs_each_hook_against_the_sandbox(
+    fresh: FreshAirflow, clean_sandbox: SandboxHandle
+) -> None:
+    pairs = [(f"{t}_default", f"{t}_wrong") for t in CONN_TYPES] + [
+        ("facturadirecta_rest", "facturadirecta_rest_wrong")
+    ]
     conn_ids = [conn_id for pair in pairs for conn_id in pair]
     with ThreadPoolExecutor(max_workers=3) as pool:
-        results = dict(zip(conn_ids, pool.map(lambda c: fresh.airflow("connections", "test", c, sandbox=clean_sandbox), conn_ids), strict=True))
+        results = dict(
+            zip(
+                conn_ids,
+                pool.map(lambda c: fresh.airflow("connections", "test", c, sandbox=clean_sandbox), conn_ids),
+                strict=True,
+            )
+        )
     for good_id, wrong_id in pairs:
         good, wrong = results[good_id], results[wrong_id]
-        assert good.returncode == 0 and "Connection success!" in good.stdout, good.stdout[-2000:] + good.stderr[-2000:]
+        assert good.returncode == 0 and "Connection success!" in good.stdout, (
+            good.stdout[-2000:] + good.stderr[-2000:]
+        )
         assert wrong.returncode == 1 and "Connection failed!" in wrong.stdout, wrong.stdout[-2000:]
         assert "rejected the credentials (HTTP 401)" in wrong.stdout
-        assert WRONG_PASSWORD not in wrong.stdout + wrong.stderr and WRONG_REST_KEY not in wrong.stdout + wrong.stderr
+        assert (
+            WRONG_PASSWORD not in wrong.stdout + wrong.stderr
+            and WRONG_REST_KEY not in wrong.stdout + wrong.stderr
+        )
     # Airflow prints the hook's message on failure only: the REST client answered this one.
-    assert "FacturaDirecta (REST API) rejected the credentials (HTTP 401)" in results["facturadirecta_rest_wrong"].stdout
+    assert (
+        "FacturaDirecta (REST API) rejected the credentials (HTTP 401)"
+        in results["facturadirecta_rest_wrong"].stdout
+    )
 
 
 def test_a_dag_runs_against_the_sandbox(fresh: FreshAirflow, clean_sandbox: SandboxHandle) -> None:
@@ -195,10 +227,14 @@ def test_a_dag_runs_against_the_sandbox(fresh: FreshAirflow, clean_sandbox: Sand
     clean_sandbox.seed("clientify", contacts=3, seed=22, country="MX")
     with clean_sandbox.clientify_client() as client:
         before = client.get("/v1/contacts/").json()["count"]
-    done = fresh.airflow("dags", "test", "facturama_contacts", "-c", '{"mode": "full"}', sandbox=clean_sandbox, timeout=600)
+    done = fresh.airflow(
+        "dags", "test", "facturama_contacts", "-c", '{"mode": "full"}', sandbox=clean_sandbox, timeout=600
+    )
     output = done.stdout + done.stderr
     assert done.returncode == 0, output[-4000:]
-    assert "DagRun Finished: dag_id=facturama_contacts" in output and "state=success" in output, output[-4000:]
+    assert "DagRun Finished: dag_id=facturama_contacts" in output and "state=success" in output, output[
+        -4000:
+    ]
     with clean_sandbox.clientify_client() as client:
         after = client.get("/v1/contacts/").json()["count"]
     assert after > before  # Facturama's persons reached Clientify through the installed package

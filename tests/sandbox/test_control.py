@@ -60,7 +60,9 @@ def test_reset_restores_default_custom_attributes(clean_sandbox: SandboxHandle) 
     assert clean_sandbox.control("facturadirecta", "GET", "custom-attributes") == defaults
     listed = clean_sandbox.define_custom_attribute("clients", "Campo 1")
     assert listed["clients"] == ["ID_CRM", "Campo 1"]
-    clean_sandbox.control("facturadirecta", "DELETE", "custom-attributes", {"resource": "products", "label": "ID_CRM"})
+    clean_sandbox.control(
+        "facturadirecta", "DELETE", "custom-attributes", {"resource": "products", "label": "ID_CRM"}
+    )
     assert clean_sandbox.control("facturadirecta", "GET", "custom-attributes")["products"] == []
     clean_sandbox.reset("facturadirecta")
     assert clean_sandbox.control("facturadirecta", "GET", "custom-attributes") == defaults
@@ -72,9 +74,12 @@ def test_custom_fields_control(clean_sandbox: SandboxHandle) -> None:
     assert clean_sandbox.define_custom_field("in_facturama", "contacts")["id"] == field["id"]  # idempotent
     clean_sandbox.define_custom_field("in_facturama", "companies")
     assert len(clean_sandbox.control("clientify", "GET", "custom-fields")) == 2
-    clean_sandbox.control("clientify", "DELETE", "custom-fields", {"name": "in_facturama", "content_type": "contacts"})
+    clean_sandbox.control(
+        "clientify", "DELETE", "custom-fields", {"name": "in_facturama", "content_type": "contacts"}
+    )
     assert [f["content_type"] for f in clean_sandbox.control("clientify", "GET", "custom-fields")] == [
-        "companies | company"]
+        "companies | company"
+    ]
 
 
 # -- seeding ---------------------------------------------------------------------------------------
@@ -101,8 +106,14 @@ def test_seeding_twice_with_the_same_seed_adds_records_with_new_ids(clean_sandbo
 
 
 def test_seed_keeps_bad_platform_data_and_links_estimates(clean_sandbox: SandboxHandle) -> None:
-    result = clean_sandbox.seed("facturama", clients=20, products=10, estimates=5, seed=3,
-                                client_options={"invalid_rfc": 0.2, "no_rfc": 0.1})
+    result = clean_sandbox.seed(
+        "facturama",
+        clients=20,
+        products=10,
+        estimates=5,
+        seed=3,
+        client_options={"invalid_rfc": 0.2, "no_rfc": 0.1},
+    )
     assert result["created"] == {"clients": 20, "products": 10, "estimates": 5}
     with clean_sandbox.facturama_client() as api:
         clients = {c["Id"]: c for c in api.get("/Clients").json()["data"]}
@@ -115,18 +126,23 @@ def test_seed_facturadirecta_and_clientify_native(clean_sandbox: SandboxHandle) 
     result = clean_sandbox.seed("facturadirecta", clients=12, products=6, estimates=4, seed=2)
     assert result["created"] == {"clients": 12, "products": 6, "estimates": 4}
     with clean_sandbox.facturadirecta_client() as api:
-        assert "total=\"4\"" in api.get("/api/estimates.xml").text
+        assert 'total="4"' in api.get("/api/estimates.xml").text
     result = clean_sandbox.seed("clientify", contacts=7, companies=3, products=2, seed=2, country="ES")
     assert result["created"] == {"contacts": 7, "companies": 3, "products": 2}
 
 
 @pytest.mark.parametrize("platform", ["facturama", "facturadirecta"])
-def test_clientify_overlap_preloads_the_same_customers_unlinked(clean_sandbox: SandboxHandle, platform: str) -> None:
+def test_clientify_overlap_preloads_the_same_customers_unlinked(
+    clean_sandbox: SandboxHandle, platform: str
+) -> None:
     if platform == "facturama":
         clean_sandbox.seed("facturama", clients=200, seed=7)
         with clean_sandbox.facturama_client() as api:
-            platform_ids = {c["Rfc"] for s in (0, 100) for c in api.get(
-                "/Clients", params={"start": s, "length": 100}).json()["data"]}
+            platform_ids = {
+                c["Rfc"]
+                for s in (0, 100)
+                for c in api.get("/Clients", params={"start": s, "length": 100}).json()["data"]
+            }
     else:
         clean_sandbox.seed("facturadirecta", clients=200, seed=7)
         with clean_sandbox.facturadirecta_client() as api:
@@ -134,8 +150,9 @@ def test_clientify_overlap_preloads_the_same_customers_unlinked(clean_sandbox: S
 
             root = etree.fromstring(api.get("/api/clients.xml", params={"limit": 250}).content)
             platform_ids = {c.findtext("taxCode") for c in root.iter("client")}
-    result = clean_sandbox.seed("clientify", overlap={"platform": platform, "customers": 200, "fraction": 0.3,
-                                                      "seed": 7})
+    result = clean_sandbox.seed(
+        "clientify", overlap={"platform": platform, "customers": 200, "fraction": 0.3, "seed": 7}
+    )
     created = result["created"]
     assert 50 <= created.get("contacts", 0) + created.get("companies", 0) <= 70
     with clean_sandbox.clientify_client() as api:
@@ -152,11 +169,14 @@ def test_clientify_overlap_preloads_the_same_customers_unlinked(clean_sandbox: S
 
 def test_seeding_10k_in_one_call(clean_sandbox: SandboxHandle) -> None:
     """Counts only; how fast seeding is is a ``make bench`` target (bench/sandbox_checks.py)."""
-    result = clean_sandbox.seed("clientify", overlap={"platform": "facturama", "customers": 10_000, "fraction": 1.0,
-                                                      "seed": 1})
+    result = clean_sandbox.seed(
+        "clientify", overlap={"platform": "facturama", "customers": 10_000, "fraction": 1.0, "seed": 1}
+    )
     assert sum(result["created"].values()) > 9000 and "ids" not in result
     with clean_sandbox.clientify_client() as api:
-        total = sum(api.get(f"/v1/{r}/", params={"page_size": 1}).json()["count"] for r in ("contacts", "companies"))
+        total = sum(
+            api.get(f"/v1/{r}/", params={"page_size": 1}).json()["count"] for r in ("contacts", "companies")
+        )
     assert total == sum(result["created"].values())
 
 
@@ -164,8 +184,9 @@ def test_seed_rejects_bad_bodies(clean_sandbox: SandboxHandle) -> None:
     for body in ({"clients": -1}, {"clients": "many"}, {"client_options": {"bogus": 1}, "clients": 1}):
         response = clean_sandbox.http.post(f"{clean_sandbox.facturama_url}/_sandbox/seed", json=body)
         assert response.status_code == 400, body
-    response = clean_sandbox.http.post(f"{clean_sandbox.clientify_url}/_sandbox/seed",
-                                       json={"overlap": {"platform": "sap", "customers": 1}})
+    response = clean_sandbox.http.post(
+        f"{clean_sandbox.clientify_url}/_sandbox/seed", json={"overlap": {"platform": "sap", "customers": 1}}
+    )
     assert response.status_code == 400
 
 
@@ -202,8 +223,9 @@ def test_fault_paths_see_the_canonical_facturama_path(clean_sandbox: SandboxHand
 
 
 def test_bad_fault_rules_are_rejected(clean_sandbox: SandboxHandle) -> None:
-    response = clean_sandbox.http.put(f"{clean_sandbox.clientify_url}/_sandbox/faults",
-                                      json=[{"rates": {"418": 1.0}}])
+    response = clean_sandbox.http.put(
+        f"{clean_sandbox.clientify_url}/_sandbox/faults", json=[{"rates": {"418": 1.0}}]
+    )
     assert response.status_code == 400
 
 
@@ -251,7 +273,9 @@ def test_injected_latency_does_not_serialise_parallel_requests(clean_sandbox: Sa
     The eight requests leave together (a barrier, once every connection is open), so only the server
     can keep them from overlapping: each is held 1.5 s, far longer than the eight take to arrive.
     """
-    clean_sandbox.latency("clientify", "none")  # only this rule's delays (whatever SANDBOX_LATENCY_PROFILE says)
+    clean_sandbox.latency(
+        "clientify", "none"
+    )  # only this rule's delays (whatever SANDBOX_LATENCY_PROFILE says)
     clean_sandbox.faults("clientify", [{"path": "^/v1/contacts/$", "latency_ms": 1500}])
     clients = [clean_sandbox.clientify_client() for _ in range(8)]
     together = threading.Barrier(len(clients), timeout=30)
@@ -290,7 +314,9 @@ def test_latency_profile_through_the_control_surface(clean_sandbox: SandboxHandl
     # 2.4 s per 100-record page, scaled by 0.001: 2.4 + 0.48 + 2.4 ms.
     assert counters["delayed"] == 3 and counters["delay_ms"] == pytest.approx(2.4 + 0.48 + 2.4)
     clean_sandbox.control("clientify", "GET", "health")
-    assert clean_sandbox.latency("clientify")["counters"]["delayed"] == 3  # the control surface is never delayed
+    assert (
+        clean_sandbox.latency("clientify")["counters"]["delayed"] == 3
+    )  # the control surface is never delayed
     clean_sandbox.latency("facturama", "none")
     assert clean_sandbox.latency("clientify")["profile"] == "realistic"  # per API
     clean_sandbox.reset("clientify")
@@ -299,8 +325,12 @@ def test_latency_profile_through_the_control_surface(clean_sandbox: SandboxHandl
 
 def test_latency_profile_rejects_bad_bodies(clean_sandbox: SandboxHandle) -> None:
     before = clean_sandbox.latency("clientify")
-    for body in ({"profile": "glacial"}, {"profile": "realistic", "scale": -1}, {"profile": "none", "x": 1},
-                 {"profile": "realistic", "scale": "fast"}):
+    for body in (
+        {"profile": "glacial"},
+        {"profile": "realistic", "scale": -1},
+        {"profile": "none", "x": 1},
+        {"profile": "realistic", "scale": "fast"},
+    ):
         response = clean_sandbox.http.put(f"{clean_sandbox.clientify_url}/_sandbox/latency", json=body)
         assert response.status_code == 400, body
     after = clean_sandbox.latency("clientify")
@@ -325,7 +355,10 @@ def test_realistic_latency_profile_from_the_command_line() -> None:
         assert handle.latency("facturama")["counters"]["delay_ms"] == pytest.approx(6)
         assert handle.latency("facturadirecta")["counters"]["delay_ms"] == pytest.approx(7)
         handle.reset("clientify")
-        assert handle.latency("clientify")["profile"] == "realistic" and handle.latency("clientify")["scale"] == 0.01
+        assert (
+            handle.latency("clientify")["profile"] == "realistic"
+            and handle.latency("clientify")["scale"] == 0.01
+        )
     finally:
         stop_sandbox(handle)
 
@@ -348,7 +381,9 @@ def test_latency_profile_from_the_environment(monkeypatch: pytest.MonkeyPatch) -
 
 def test_file_database_survives_a_restart_and_cli_options_apply(tmp_path: Path) -> None:
     db = tmp_path / "sandbox.db"
-    first = start_sandbox(["--latency-ms", "150", "--clientify-token", "cli-token"], db=db, latency_profile="none")
+    first = start_sandbox(
+        ["--latency-ms", "150", "--clientify-token", "cli-token"], db=db, latency_profile="none"
+    )
     try:
         headers = {"Authorization": "Token cli-token"}
         with httpx.Client(base_url=first.clientify_url, headers=headers, verify=False) as api:

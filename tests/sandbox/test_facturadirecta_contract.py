@@ -47,8 +47,12 @@ def cdata_leaves(raw: bytes) -> set[str]:
 
 
 def post(api: httpx.Client, resource: str, body: str | bytes, **params) -> etree._Element:
-    response = api.post(f"/api/{resource}.xml", content=body, params=params,
-                        headers={"Content-Type": "application/xml", "Accept": "application/xml"})
+    response = api.post(
+        f"/api/{resource}.xml",
+        content=body,
+        params=params,
+        headers={"Content-Type": "application/xml", "Accept": "application/xml"},
+    )
     assert response.status_code == 200, response.text
     return xml(response)
 
@@ -82,7 +86,9 @@ def client_xml(name: str = "Cliente", **elements: str) -> str:
         pytest.param({"auth": ("wrong", "x")}, 401, id="wrong-basic-token"),
         pytest.param({"params": {"api_token": "fake-facturadirecta-sandbox-token"}}, 200, id="query-token"),
         pytest.param({"auth": ("fake-facturadirecta-sandbox-token", "x")}, 200, id="basic-token-x"),
-        pytest.param({"auth": ("fake-facturadirecta-sandbox-token", "anything")}, 200, id="basic-any-password"),
+        pytest.param(
+            {"auth": ("fake-facturadirecta-sandbox-token", "anything")}, 200, id="basic-any-password"
+        ),
     ],
 )
 def test_token_auth(clean_sandbox: SandboxHandle, kwargs: dict, expected: int) -> None:
@@ -110,8 +116,12 @@ def test_seed_create_example(api: httpx.Client) -> None:
     assert [a.findtext("label") for a in client.iterfind("customAttributes/customAttribute")] == ["ID_CRM"]
 
 
-def test_response_format_matches_the_documented_get_example(api: httpx.Client, clean_sandbox: SandboxHandle) -> None:
-    clean_sandbox.control("facturadirecta", "DELETE", "custom-attributes", {"resource": "clients", "label": "ID_CRM"})
+def test_response_format_matches_the_documented_get_example(
+    api: httpx.Client, clean_sandbox: SandboxHandle
+) -> None:
+    clean_sandbox.control(
+        "facturadirecta", "DELETE", "custom-attributes", {"resource": "clients", "label": "ID_CRM"}
+    )
     created = post(api, "clients", seed003.CREATE_BODY.encode())
     path = f"/api/clients/{created.findtext('id')}.xml"
     assert put(api, path, seed003.GET_RESPONSE.encode()).status_code == 200
@@ -133,14 +143,20 @@ def test_seed_partial_update_example(api: httpx.Client) -> None:
     client = xml(response)
     assert client.findtext("id") == created.findtext("id")
     assert client.findtext("legalType") == "F"
-    assert (client.findtext("personName"), client.findtext("personSurname")) == ("Nombre Cliente", "Apellidos Cliente")
+    assert (client.findtext("personName"), client.findtext("personSurname")) == (
+        "Nombre Cliente",
+        "Apellidos Cliente",
+    )
     # Absent inside billing: tax1/tax2 and customInvoiceNotes keep their values (element-wise merge).
     assert (client.findtext("billing/tax1/name"), client.findtext("billing/tax1/rate")) == ("IVA", "18.00")
     assert (client.findtext("billing/tax2/name"), client.findtext("billing/tax2/rate")) == ("IRPF", "-15.00")
     assert client.findtext("billing/customInvoiceNotes") == "false"
     assert client.findtext("billing/bank/name") == "CatalunyaCaixa"
     assert client.findtext("billing/paymentMean") == "02"
-    assert (client.findtext("billing/payableDayInMonth1"), client.findtext("billing/payableDayInMonth2")) == ("7", "27")
+    assert (client.findtext("billing/payableDayInMonth1"), client.findtext("billing/payableDayInMonth2")) == (
+        "7",
+        "27",
+    )
     assert [d.findtext("rate") for d in client.iterfind("billing/dueDates/dueDate")] == ["50.00", "50.00"]
     assert leaves(xml(api.get(path))) == leaves(client)
 
@@ -166,7 +182,9 @@ def campos(api: httpx.Client, clean_sandbox: SandboxHandle) -> str:
 
 
 def custom(element: etree._Element) -> dict[str, str]:
-    return {a.findtext("label"): a.findtext("value") for a in element.iterfind("customAttributes/customAttribute")}
+    return {
+        a.findtext("label"): a.findtext("value") for a in element.iterfind("customAttributes/customAttribute")
+    }
 
 
 def test_seed_custom_attribute_update_keeps_the_absent_one(api: httpx.Client, campos: str) -> None:
@@ -182,19 +200,23 @@ def test_seed_custom_attribute_without_value_is_cleared(api: httpx.Client, campo
 
 
 def test_empty_value_element_also_clears(api: httpx.Client, campos: str) -> None:
-    body = "<client><customAttributes><customAttribute><label>Campo 1</label><value/></customAttribute>" \
-           "</customAttributes></client>"
+    body = (
+        "<client><customAttributes><customAttribute><label>Campo 1</label><value/></customAttribute>"
+        "</customAttributes></client>"
+    )
     assert custom(xml(put(api, campos, body.encode())))["Campo 1"] == ""
 
 
 def test_seed_unknown_custom_attribute_error(api: httpx.Client, campos: str) -> None:
-    body = "<client><customAttributes><customAttribute><label>Campo 3</label><value>x</value></customAttribute>" \
-           "</customAttributes></client>"
+    body = (
+        "<client><customAttributes><customAttribute><label>Campo 3</label><value>x</value></customAttribute>"
+        "</customAttributes></client>"
+    )
     response = put(api, campos, body.encode())
     assert_invalid(response, "Se ha recibido un atributo personalizado que no existe en el objeto")
     assert leaves(xml(response)) == leaves(etree.fromstring(seed003.UNKNOWN_ATTRIBUTE_ERROR.encode()))
     assert custom(xml(api.get(campos)))["Campo 1"] == "Valor 1"  # nothing changed
-    create = seed003.CREATE_BODY.replace("</client>", body[len("<client>"):])
+    create = seed003.CREATE_BODY.replace("</client>", body[len("<client>") :])
     assert_invalid(api.post("/api/clients.xml", content=create.encode()))
 
 
@@ -203,15 +225,22 @@ def test_seed_paging_examples(api: httpx.Client, clean_sandbox: SandboxHandle) -
     ids = lambda root: [int(c.findtext("id")) for c in root.iterfind("client")]  # noqa: E731
     first = xml(api.get("/api/clients.xml"))
     assert first.tag == "clients" and first.get("total") == "260" and len(first) == 100
-    all_ids = ids(first) + ids(xml(api.get("/api/clients.xml?start=100"))) + ids(
-        xml(api.get("/api/clients.xml?start=200")))
+    all_ids = (
+        ids(first)
+        + ids(xml(api.get("/api/clients.xml?start=100")))
+        + ids(xml(api.get("/api/clients.xml?start=200")))
+    )
     assert all_ids == sorted(all_ids) and len(set(all_ids)) == 260
     assert ids(xml(api.get("/api/clients.xml?start=100"))) == all_ids[100:200]
     assert ids(xml(api.get("/api/clients.xml?limit=50"))) == all_ids[:50]
     assert ids(xml(api.get("/api/clients.xml?limit=50&start=50"))) == all_ids[50:100]
     assert len(xml(api.get("/api/clients.xml?limit=300"))) == 250
     empty = api.get("/api/clients.xml?start=260")
-    assert xml(empty).get("total") == "260" and len(xml(empty)) == 0 and b'<clients total="260"/>' in empty.content
+    assert (
+        xml(empty).get("total") == "260"
+        and len(xml(empty)) == 0
+        and b'<clients total="260"/>' in empty.content
+    )
     for bad in ("start=-1", "limit=abc", "start=x"):
         assert_invalid(api.get(f"/api/clients.xml?{bad}"))
     clean_sandbox.config("facturadirecta", limit_over_max="error")
@@ -223,9 +252,15 @@ def test_seed_paging_examples(api: httpx.Client, clean_sandbox: SandboxHandle) -
 
 
 def test_seed_filter_examples(api: httpx.Client) -> None:
-    wanted = post(api, "clients", client_xml(taxCode="B12341234", companyCode="430000021").replace(
-        "</client>", "<customAttributes><customAttribute><label>ID_CRM</label><value>735</value>"
-                     "</customAttribute></customAttributes></client>"))
+    wanted = post(
+        api,
+        "clients",
+        client_xml(taxCode="B12341234", companyCode="430000021").replace(
+            "</client>",
+            "<customAttributes><customAttribute><label>ID_CRM</label><value>735</value>"
+            "</customAttribute></customAttributes></client>",
+        ),
+    )
     post(api, "clients", client_xml("Otro", taxCode="B12345674", companyCode="430000022"))
     only = [wanted.findtext("id")]
     found = lambda query: [c.findtext("id") for c in xml(api.get(f"/api/clients.xml?{query}")).iter("client")]  # noqa: E731
@@ -239,12 +274,24 @@ def test_seed_filter_examples(api: httpx.Client) -> None:
 
 
 def test_term_email_and_owner_filters(api: httpx.Client, clean_sandbox: SandboxHandle) -> None:
-    acme = post(api, "clients", client_xml("ACME Industrial SL", tradeName="Acme", taxCode="B65410011").replace(
-        "</client>", "<email>Facturas@Acme.es</email></client>")).findtext("id")
-    person = post(api, "clients", "<client><legalType>F</legalType><personName>Ana</personName>"
-                                  "<personSurname>García López</personSurname><email>ana@correo.es</email>"
-                                  "</client>").findtext("id")
-    found = lambda query: sorted(c.findtext("id") for c in xml(api.get(f"/api/clients.xml?{query}")).iter("client"))  # noqa: E731
+    acme = post(
+        api,
+        "clients",
+        client_xml("ACME Industrial SL", tradeName="Acme", taxCode="B65410011").replace(
+            "</client>", "<email>Facturas@Acme.es</email></client>"
+        ),
+    ).findtext("id")
+    person = post(
+        api,
+        "clients",
+        "<client><legalType>F</legalType><personName>Ana</personName>"
+        "<personSurname>García López</personSurname><email>ana@correo.es</email>"
+        "</client>",
+    ).findtext("id")
+
+    def found(query: str) -> list[str | None]:
+        return sorted(c.findtext("id") for c in xml(api.get(f"/api/clients.xml?{query}")).iter("client"))
+
     assert found("term=industrial") == found("term=B6541") == found("term=acme") == [acme]
     assert found("term=garc%C3%ADa") == [person]
     assert found("email=facturas@acme.es") == [acme]
@@ -256,14 +303,24 @@ def test_term_email_and_owner_filters(api: httpx.Client, clean_sandbox: SandboxH
     assert found("ownerEmail=someone@else.es") == []
 
 
-def test_custom_attribute_filters_allow_three_different_fields(api: httpx.Client, clean_sandbox: SandboxHandle) -> None:
+def test_custom_attribute_filters_allow_three_different_fields(
+    api: httpx.Client, clean_sandbox: SandboxHandle
+) -> None:
     for label in ("A", "B", "C"):
         clean_sandbox.define_custom_attribute("clients", label)
-    attrs = "".join(f"<customAttribute><label>{k}</label><value>{v}</value></customAttribute>"
-                    for k, v in (("ID_CRM", "1"), ("A", "2"), ("B", "3"), ("C", "4")))
-    client = post(api, "clients", client_xml().replace("</client>", f"<customAttributes>{attrs}</customAttributes></client>"))
+    attrs = "".join(
+        f"<customAttribute><label>{k}</label><value>{v}</value></customAttribute>"
+        for k, v in (("ID_CRM", "1"), ("A", "2"), ("B", "3"), ("C", "4"))
+    )
+    client = post(
+        api,
+        "clients",
+        client_xml().replace("</client>", f"<customAttributes>{attrs}</customAttributes></client>"),
+    )
     three = "customAttributeName:ID_CRM=1&customAttributeName:A=2&customAttributeName:B=3"
-    assert [c.findtext("id") for c in xml(api.get(f"/api/clients.xml?{three}")).iter("client")] == [client.findtext("id")]
+    assert [c.findtext("id") for c in xml(api.get(f"/api/clients.xml?{three}")).iter("client")] == [
+        client.findtext("id")
+    ]
     assert_invalid(api.get(f"/api/clients.xml?{three}&customAttributeName:C=4"))
     assert_invalid(api.get("/api/clients.xml?customAttributeName:A=2&customAttributeName:A=3"))
 
@@ -275,7 +332,12 @@ def test_seed_get_delete_and_not_found_examples(api: httpx.Client) -> None:
     response = api.delete(path)
     assert response.status_code == 200
     assert leaves(xml(response)) == leaves(etree.fromstring(seed003.DELETE_OK.encode()))
-    for response in (api.get(path), api.delete(path), put(api, path, b"<client/>"), api.get("/api/clients/80.xml")):
+    for response in (
+        api.get(path),
+        api.delete(path),
+        put(api, path, b"<client/>"),
+        api.get("/api/clients/80.xml"),
+    ):
         assert response.status_code == 404
         root = xml(response)
         assert root.tag == "xml" and [(c.tag, c.text) for c in root] == [("httpStatus", "404")]
@@ -287,7 +349,10 @@ def test_seed_template_example(api: httpx.Client, clean_sandbox: SandboxHandle) 
     response = api.put("/api/clients.xml")
     template = xml(response)
     assert template.tag == "client"
-    labels = [(a.findtext("label"), a.findtext("value")) for a in template.iterfind("customAttributes/customAttribute")]
+    labels = [
+        (a.findtext("label"), a.findtext("value"))
+        for a in template.iterfind("customAttributes/customAttribute")
+    ]
     assert labels == [("ID_CRM", ""), ("Campo 1", "")]
     expected = set(leaves(etree.fromstring(seed003.GET_RESPONSE.encode())))
     assert expected <= set(leaves(template))
@@ -311,10 +376,16 @@ def test_accepted_request_content_types(api: httpx.Client, content_type: str | N
         pytest.param(b"<client><name>unclosed</client>", id="malformed"),
         pytest.param(b"", id="empty"),
         pytest.param(b"<product><name>x</name></product>", id="wrong-root"),
-        pytest.param(b'<?xml version="1.0"?>\n<!DOCTYPE client [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>\n'
-                     b"<client><legalType>J</legalType><name>&xxe;</name></client>", id="xxe"),
-        pytest.param(b'<?xml version="1.0"?>\n<!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;">]>'
-                     b"<client><name>&lol2;</name></client>", id="entity-expansion"),
+        pytest.param(
+            b'<?xml version="1.0"?>\n<!DOCTYPE client [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>\n'
+            b"<client><legalType>J</legalType><name>&xxe;</name></client>",
+            id="xxe",
+        ),
+        pytest.param(
+            b'<?xml version="1.0"?>\n<!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;">]>'
+            b"<client><name>&lol2;</name></client>",
+            id="entity-expansion",
+        ),
     ],
 )
 def test_bad_xml_is_invalid_input(api: httpx.Client, body: bytes) -> None:
@@ -327,14 +398,21 @@ def test_bad_xml_is_invalid_input(api: httpx.Client, body: bytes) -> None:
 def test_cdata_and_plain_text_in_responses(api: httpx.Client) -> None:
     response = api.post("/api/clients.xml", content=seed003.CREATE_BODY.encode())
     text = response.text
-    for plain in ("<website>www.facturadirecta.com</website>", "<language>es</language>",
-                  "<email>email@facturadirecta.com</email>", "<currency>EUR</currency>", "<paymentMean>01</paymentMean>"):
+    for plain in (
+        "<website>www.facturadirecta.com</website>",
+        "<language>es</language>",
+        "<email>email@facturadirecta.com</email>",
+        "<currency>EUR</currency>",
+        "<paymentMean>01</paymentMean>",
+    ):
         assert plain in text
     assert "<name><![CDATA[Nombre Cliente]]></name>" in text
     assert "<zipcode><![CDATA[08500]]></zipcode>" in text
     special = post(api, "clients", "<client><name>A &amp; B &lt;S.L.&gt; ]]&gt; end</name></client>")
     assert special.findtext("name") == "A & B <S.L.> ]]> end"
-    assert xml(api.get(f"/api/clients/{special.findtext('id')}.xml")).findtext("name") == "A & B <S.L.> ]]> end"
+    assert (
+        xml(api.get(f"/api/clients/{special.findtext('id')}.xml")).findtext("name") == "A & B <S.L.> ]]> end"
+    )
 
 
 # -- client rules ----------------------------------------------------------------------------------
@@ -343,15 +421,26 @@ def test_cdata_and_plain_text_in_responses(api: httpx.Client) -> None:
 @pytest.mark.parametrize(
     "body",
     [
-        pytest.param("<client><legalType>F</legalType><personName>Ana</personName></client>", id="F-needs-surname"),
+        pytest.param(
+            "<client><legalType>F</legalType><personName>Ana</personName></client>", id="F-needs-surname"
+        ),
         pytest.param("<client><legalType>J</legalType><tradeName>x</tradeName></client>", id="J-needs-name"),
         pytest.param("<client><legalType>X</legalType><name>x</name></client>", id="bad-legal-type"),
         pytest.param("<client><taxCode>B12341234</taxCode></client>", id="no-name-at-all"),
-        pytest.param(client_xml().replace("</client>", "<billing><dueDates><dueDate><delayInDays>30</delayInDays>"
-                                                       "<rate>60</rate></dueDate></dueDates></billing></client>"),
-                     id="due-dates-not-100"),
-        pytest.param(client_xml().replace("</client>", "<billing><payableDayInMonth1>32</payableDayInMonth1>"
-                                                       "</billing></client>"), id="payable-day"),
+        pytest.param(
+            client_xml().replace(
+                "</client>",
+                "<billing><dueDates><dueDate><delayInDays>30</delayInDays>"
+                "<rate>60</rate></dueDate></dueDates></billing></client>",
+            ),
+            id="due-dates-not-100",
+        ),
+        pytest.param(
+            client_xml().replace(
+                "</client>", "<billing><payableDayInMonth1>32</payableDayInMonth1></billing></client>"
+            ),
+            id="payable-day",
+        ),
         pytest.param(client_xml().replace("</client>", "<noEInvoice>maybe</noEInvoice></client>"), id="bool"),
     ],
 )
@@ -365,10 +454,17 @@ def test_legal_type_is_inferred_and_defaults_apply(api: httpx.Client, clean_sand
     assert (company.findtext("billing/tax1/name"), company.findtext("billing/tax1/rate")) == ("IVA", "21.00")
     assert company.find("billing/tax2") is None
     assert company.findtext("billing/currency") == "EUR" and company.findtext("language") == "es"
-    person = post(api, "clients", "<client><personName>Ana</personName><personSurname>Gil</personSurname></client>")
+    person = post(
+        api, "clients", "<client><personName>Ana</personName><personSurname>Gil</personSurname></client>"
+    )
     assert person.findtext("legalType") == "F" and person.find("name") is None
-    only_tax2 = post(api, "clients", client_xml().replace(
-        "</client>", "<billing><tax2><name>IRPF</name><rate>-15</rate></tax2></billing></client>"))
+    only_tax2 = post(
+        api,
+        "clients",
+        client_xml().replace(
+            "</client>", "<billing><tax2><name>IRPF</name><rate>-15</rate></tax2></billing></client>"
+        ),
+    )
     assert only_tax2.find("billing/tax1") is None and only_tax2.findtext("billing/tax2/rate") == "-15.00"
 
 
@@ -377,7 +473,9 @@ def test_auto_create_company_code(api: httpx.Client) -> None:
     auto = post(api, "clients", client_xml("Nuevo"), autoCreateCompanyCode="true")
     assert auto.findtext("companyCode") == "430000022"
     post(api, "clients", client_xml("Alfa", companyCode="ABC"))
-    assert post(api, "clients", client_xml("Otro"), autoCreateCompanyCode="true").findtext("companyCode") == ""
+    assert (
+        post(api, "clients", client_xml("Otro"), autoCreateCompanyCode="true").findtext("companyCode") == ""
+    )
 
 
 def test_tax_code_validation_is_opt_in(api: httpx.Client, clean_sandbox: SandboxHandle) -> None:
@@ -389,22 +487,40 @@ def test_tax_code_validation_is_opt_in(api: httpx.Client, clean_sandbox: Sandbox
 
 # -- products and estimates ------------------------------------------------------------------------
 
-PRODUCT = ("<product><productCode><![CDATA[WEB003]]></productCode><name><![CDATA[Sitio Web CMS]]></name>"
-           "<description><![CDATA[Desarrollo web]]></description><price>6500</price></product>")
+PRODUCT = (
+    "<product><productCode><![CDATA[WEB003]]></productCode><name><![CDATA[Sitio Web CMS]]></name>"
+    "<description><![CDATA[Desarrollo web]]></description><price>6500</price></product>"
+)
 
 
 def test_products(api: httpx.Client, clean_sandbox: SandboxHandle) -> None:
     product = post(api, "products", PRODUCT)
-    assert [el.tag for el in product] == ["id", "productCode", "name", "description", "price", "purchasePrice",
-                                          "discountRate", "applyTax1", "applyTax2", "provider", "stockEnabled",
-                                          "stock", "customAttributes"]
+    assert [el.tag for el in product] == [
+        "id",
+        "productCode",
+        "name",
+        "description",
+        "price",
+        "purchasePrice",
+        "discountRate",
+        "applyTax1",
+        "applyTax2",
+        "provider",
+        "stockEnabled",
+        "stock",
+        "customAttributes",
+    ]
     assert (product.findtext("price"), product.findtext("applyTax1"), product.findtext("applyTax2")) == (
-        "6500.00", "true", "false")
+        "6500.00",
+        "true",
+        "false",
+    )
     assert_invalid(api.post("/api/products.xml", content=PRODUCT.encode()))  # productCode is unique
     path = f"/api/products/{product.findtext('id')}.xml"
     assert xml(put(api, path, b"<product><price>12.5</price></product>")).findtext("price") == "12.50"
     assert [p.findtext("id") for p in xml(api.get("/api/products.xml?code=WEB003")).iter("product")] == [
-        product.findtext("id")]
+        product.findtext("id")
+    ]
     assert xml(api.get("/api/products.xml?term=desarrollo")).get("total") == "1"
     assert xml(api.put("/api/products.xml")).findtext("productCode") == ""
     assert api.delete(path).status_code == 200
@@ -418,15 +534,19 @@ def estimate_parties(api: httpx.Client) -> tuple[str, str]:
 
 
 def estimate_xml(client_id: str, lines: str, extra: str = "") -> str:
-    return (f"<estimate><estimateDate>20260503</estimateDate><client><id>{client_id}</id></client>{extra}"
-            f"<estimateLines>{lines}</estimateLines></estimate>")
+    return (
+        f"<estimate><estimateDate>20260503</estimateDate><client><id>{client_id}</id></client>{extra}"
+        f"<estimateLines>{lines}</estimateLines></estimate>"
+    )
 
 
 def test_estimate_totals(api: httpx.Client, estimate_parties) -> None:
     client_id, code = estimate_parties
-    lines = (f"<estimateLine><productCode>{code}</productCode><quantity>2</quantity></estimateLine>"
-             "<estimateLine><description>Hosting</description><quantity>3</quantity><unitPrice>10.05</unitPrice>"
-             "<discountRate>5</discountRate><applyTax2>true</applyTax2></estimateLine>")
+    lines = (
+        f"<estimateLine><productCode>{code}</productCode><quantity>2</quantity></estimateLine>"
+        "<estimateLine><description>Hosting</description><quantity>3</quantity><unitPrice>10.05</unitPrice>"
+        "<discountRate>5</discountRate><applyTax2>true</applyTax2></estimateLine>"
+    )
     est = post(api, "estimates", estimate_xml(client_id, lines, "<totalAmount>1</totalAmount>"))
     line = est.find("estimateLines/estimateLine")
     assert (line.findtext("description"), line.findtext("unitPrice")) == ("Desarrollo web", "6500.00")
@@ -438,22 +558,36 @@ def test_estimate_totals(api: httpx.Client, estimate_parties) -> None:
     assert (est.findtext("tax1/rate"), est.findtext("tax2/rate")) == ("18.00", "-15.00")
     assert est.findtext("status") == "pending" and est.findtext("currency") == "EUR"
     assert est.findtext("estimateNumber") == "1"
-    second = post(api, "estimates", estimate_xml(client_id, f"<estimateLine><productCode>{code}</productCode>"
-                                                            "</estimateLine>"))
+    second = post(
+        api,
+        "estimates",
+        estimate_xml(client_id, f"<estimateLine><productCode>{code}</productCode></estimateLine>"),
+    )
     assert second.findtext("estimateNumber") == "2"
 
 
 def test_estimate_update_replaces_lines_only_when_sent(api: httpx.Client, estimate_parties) -> None:
     client_id, code = estimate_parties
-    est = post(api, "estimates", estimate_xml(client_id, f"<estimateLine><productCode>{code}</productCode>"
-                                                         "<quantity>2</quantity></estimateLine>"))
+    est = post(
+        api,
+        "estimates",
+        estimate_xml(
+            client_id, f"<estimateLine><productCode>{code}</productCode><quantity>2</quantity></estimateLine>"
+        ),
+    )
     path = f"/api/estimates/{est.findtext('id')}.xml"
     kept = xml(put(api, path, b"<estimate><status>accepted</status></estimate>"))
     assert kept.findtext("status") == "accepted" and len(kept.find("estimateLines")) == 1
     assert kept.findtext("totalNetAmount") == "13000.00"
-    replaced = xml(put(api, path, b"<estimate><estimateLines><estimateLine><description>Otro</description>"
-                                  b"<quantity>1</quantity><unitPrice>100</unitPrice></estimateLine>"
-                                  b"</estimateLines></estimate>"))
+    replaced = xml(
+        put(
+            api,
+            path,
+            b"<estimate><estimateLines><estimateLine><description>Otro</description>"
+            b"<quantity>1</quantity><unitPrice>100</unitPrice></estimateLine>"
+            b"</estimateLines></estimate>",
+        )
+    )
     assert [el.findtext("description") for el in replaced.iter("estimateLine")] == ["Otro"]
     assert replaced.findtext("totalNetAmount") == "100.00" and replaced.findtext("totalAmount") == "118.00"
     assert xml(api.get(f"/api/estimates.xml?client={client_id}&status=accepted")).get("total") == "1"
@@ -468,9 +602,14 @@ def test_estimate_update_replaces_lines_only_when_sent(api: httpx.Client, estima
 @pytest.mark.parametrize(
     ("client", "lines"),
     [
-        pytest.param("999", "<estimateLine><description>x</description><unitPrice>1</unitPrice></estimateLine>",
-                     id="unknown-client"),
-        pytest.param(None, "<estimateLine><productCode>NOPE</productCode></estimateLine>", id="unknown-product"),
+        pytest.param(
+            "999",
+            "<estimateLine><description>x</description><unitPrice>1</unitPrice></estimateLine>",
+            id="unknown-client",
+        ),
+        pytest.param(
+            None, "<estimateLine><productCode>NOPE</productCode></estimateLine>", id="unknown-product"
+        ),
         pytest.param(None, "<estimateLine><description>x</description></estimateLine>", id="no-price"),
     ],
 )
@@ -480,10 +619,15 @@ def test_estimate_references_must_exist(api: httpx.Client, estimate_parties, cli
     assert_invalid(api.post("/api/estimates.xml", content=body.encode()))
 
 
-def test_product_delete_in_use_is_configurable(api: httpx.Client, clean_sandbox: SandboxHandle,
-                                               estimate_parties) -> None:
+def test_product_delete_in_use_is_configurable(
+    api: httpx.Client, clean_sandbox: SandboxHandle, estimate_parties
+) -> None:
     client_id, code = estimate_parties
-    post(api, "estimates", estimate_xml(client_id, f"<estimateLine><productCode>{code}</productCode></estimateLine>"))
+    post(
+        api,
+        "estimates",
+        estimate_xml(client_id, f"<estimateLine><productCode>{code}</productCode></estimateLine>"),
+    )
     product_id = xml(api.get(f"/api/products.xml?code={code}")).findtext("product/id")
     clean_sandbox.config("facturadirecta", product_delete_in_use="conflict")
     assert api.delete(f"/api/products/{product_id}.xml").status_code == 409

@@ -12,23 +12,75 @@ import pytest
 from tests.fixtures.sandbox import SandboxHandle
 
 ID = re.compile(r"^[A-Za-z0-9_-]{22}2$")
-CLIENT_KEYS = ["Id", "Email", "EmailOp1", "EmailOp2", "Address", "Rfc", "Name", "CfdiUse", "FiscalRegime",
-               "TaxZipCode", "TaxResidence", "NumRegIdTrib"]
-ADDRESS_KEYS = ["Street", "ExteriorNumber", "InteriorNumber", "Neighborhood", "ZipCode", "Locality",
-                "Municipality", "State", "Country"]
-PRODUCT_KEYS = ["Id", "Unit", "UnitCode", "IdentificationNumber", "Name", "Description", "Price", "CodeProdServ",
-                "CodeProdServName", "CuentaPredial", "CuentasPredial", "NumerosPedimento", "ObjetoImp", "TaxObject",
-                "Category", "Taxes"]
+CLIENT_KEYS = [
+    "Id",
+    "Email",
+    "EmailOp1",
+    "EmailOp2",
+    "Address",
+    "Rfc",
+    "Name",
+    "CfdiUse",
+    "FiscalRegime",
+    "TaxZipCode",
+    "TaxResidence",
+    "NumRegIdTrib",
+]
+ADDRESS_KEYS = [
+    "Street",
+    "ExteriorNumber",
+    "InteriorNumber",
+    "Neighborhood",
+    "ZipCode",
+    "Locality",
+    "Municipality",
+    "State",
+    "Country",
+]
+PRODUCT_KEYS = [
+    "Id",
+    "Unit",
+    "UnitCode",
+    "IdentificationNumber",
+    "Name",
+    "Description",
+    "Price",
+    "CodeProdServ",
+    "CodeProdServName",
+    "CuentaPredial",
+    "CuentasPredial",
+    "NumerosPedimento",
+    "ObjetoImp",
+    "TaxObject",
+    "Category",
+    "Taxes",
+]
 POSTMAN_CLIENT = {
-    "Id": "", "Rfc": "URE180429TM6", "Name": "UNIVERSIDAD ROBOTICA ESPAÑOLA", "FiscalRegime": "601",
-    "Email": "api@ejemplo.mx", "CfdiUse": "G03", "TaxZipCode": "86991",
-    "Address": {"Street": "Calle de Pruebas", "ExteriorNumber": "123", "ZipCode": "86991",
-                "State": "SAN LUIS POTOSI", "Country": "Mex"},
+    "Id": "",
+    "Rfc": "URE180429TM6",
+    "Name": "UNIVERSIDAD ROBOTICA ESPAÑOLA",
+    "FiscalRegime": "601",
+    "Email": "api@ejemplo.mx",
+    "CfdiUse": "G03",
+    "TaxZipCode": "86991",
+    "Address": {
+        "Street": "Calle de Pruebas",
+        "ExteriorNumber": "123",
+        "ZipCode": "86991",
+        "State": "SAN LUIS POTOSI",
+        "Country": "Mex",
+    },
 }
 SDK_PRODUCT = {
-    "Unit": "Servicio", "UnitCode": "E48", "IdentificationNumber": "WEB003", "Name": "Sitio Web CMS",
-    "Description": "Desarrollo de sitio web empleando un CMS", "Price": 6500, "CodeProdServ": "43232408",
-    "CuentaPredial": "123", "TaxObject": "02",
+    "Unit": "Servicio",
+    "UnitCode": "E48",
+    "IdentificationNumber": "WEB003",
+    "Name": "Sitio Web CMS",
+    "Description": "Desarrollo de sitio web empleando un CMS",
+    "Price": 6500,
+    "CodeProdServ": "43232408",
+    "CuentaPredial": "123",
+    "TaxObject": "02",
     "Taxes": [{"Name": "IVA", "Rate": 0.16, "IsRetention": False, "IsFederalTax": True}],
 }
 
@@ -120,7 +172,9 @@ def test_server_assigns_the_id_and_ignores_one_in_the_body(api: httpx.Client) ->
 def test_binding_is_case_insensitive_and_rfc_is_normalised(api: httpx.Client) -> None:
     created = create_client(api, Rfc=" ure180429tm6 ")
     assert created["Rfc"] == "URE180429TM6"
-    response = api.post("/Client", json={"rfc": "EKU9003173C9", "name": "ESCUELA KEMPER URGATE", "email": "a@b.mx"})
+    response = api.post(
+        "/Client", json={"rfc": "EKU9003173C9", "name": "ESCUELA KEMPER URGATE", "email": "a@b.mx"}
+    )
     assert response.status_code == 201
     assert response.json()["Rfc"] == "EKU9003173C9" and response.json()["Email"] == "a@b.mx"
 
@@ -179,7 +233,9 @@ def test_get_client_is_silently_truncated_at_100_and_filters_by_keyword(
     assert [r["Id"] for r in found] == [target["Id"]]
 
 
-def test_paged_list_envelope_counts_and_insertion_order(api: httpx.Client, clean_sandbox: SandboxHandle) -> None:
+def test_paged_list_envelope_counts_and_insertion_order(
+    api: httpx.Client, clean_sandbox: SandboxHandle
+) -> None:
     ids = clean_sandbox.seed("facturama", clients=250, seed=2)["ids"]["clients"]
     page = api.get("/api/Clients", params={"start": 0, "length": 100, "search": ""}).json()
     assert list(page) == ["recordsTotal", "recordsFiltered", "data"]
@@ -191,7 +247,9 @@ def test_paged_list_envelope_counts_and_insertion_order(api: httpx.Client, clean
     assert api.get("/Clients", params={"start": 250, "length": 100}).json()["data"] == []
 
 
-def test_paged_list_clamps_length_and_defaults_to_100(api: httpx.Client, clean_sandbox: SandboxHandle) -> None:
+def test_paged_list_clamps_length_and_defaults_to_100(
+    api: httpx.Client, clean_sandbox: SandboxHandle
+) -> None:
     clean_sandbox.seed("facturama", clients=120, seed=3)
     assert len(api.get("/Clients", params={"start": 0, "length": 500}).json()["data"]) == 100
     assert len(api.get("/Clients").json()["data"]) == 100
@@ -222,10 +280,12 @@ def model_state(response: httpx.Response, prefix: str | None = None) -> dict:
     body = response.json()
     assert body["Message"] == "La solicitud no es válida."
     if prefix is None:
-        resource = response.request.url.path.rstrip("/").split("/")[-1 if response.request.method == "POST" else -2]
+        resource = response.request.url.path.rstrip("/").split("/")[
+            -1 if response.request.method == "POST" else -2
+        ]
         prefix = f"{resource.lower()}Model."
     assert all(key.startswith(prefix) for key in body["ModelState"]), body["ModelState"]
-    return {key[len(prefix):]: messages for key, messages in body["ModelState"].items()}
+    return {key[len(prefix) :]: messages for key, messages in body["ModelState"].items()}
 
 
 @pytest.mark.parametrize(
@@ -246,7 +306,9 @@ def test_client_validation_errors(api: httpx.Client, changes: dict, key: str) ->
     assert list(state) == [key] and all(isinstance(m, str) for m in state[key])
 
 
-def test_legacy_cfdi_use_and_generic_rfcs_are_accepted(api: httpx.Client, clean_sandbox: SandboxHandle) -> None:
+def test_legacy_cfdi_use_and_generic_rfcs_are_accepted(
+    api: httpx.Client, clean_sandbox: SandboxHandle
+) -> None:
     clean_sandbox.config("facturama", rfc_check_digit=True)
     create_client(api, CfdiUse="P01")
     create_client(api, Rfc="XAXX010101000")
@@ -273,7 +335,9 @@ def test_strict_cfdi40_requires_the_receiver_fields(api: httpx.Client, clean_san
     assert set(state) == {"Email", "FiscalRegime", "TaxZipCode", "CfdiUse"}
 
 
-def test_model_state_prefix_and_duplicate_rfc_switches(api: httpx.Client, clean_sandbox: SandboxHandle) -> None:
+def test_model_state_prefix_and_duplicate_rfc_switches(
+    api: httpx.Client, clean_sandbox: SandboxHandle
+) -> None:
     create_client(api)
     create_client(api)  # duplicates allowed by default
     clean_sandbox.config("facturama", modelstate_prefix="client.", reject_duplicate_rfc=True)
@@ -299,7 +363,15 @@ def test_product_create_keeps_price_scale_default_category_and_key_order(api: ht
     assert list(product) == PRODUCT_KEYS
     assert '"Price":6500.0000' in response.text
     assert product["Category"] == "GENERAL"
-    assert list(product["Taxes"][0]) == ["Name", "Rate", "IsRetention", "IsFederalTax", "IsQuota", "Total", "Base"]
+    assert list(product["Taxes"][0]) == [
+        "Name",
+        "Rate",
+        "IsRetention",
+        "IsFederalTax",
+        "IsQuota",
+        "Total",
+        "Base",
+    ]
     assert product["Taxes"][0]["IsQuota"] is False
 
 
@@ -336,19 +408,35 @@ def test_products_page_and_search(api: httpx.Client) -> None:
         assert api.post("/Product", json={**SDK_PRODUCT, "IdentificationNumber": sku}).status_code == 201
     page = api.get("/api/Products", params={"start": 0, "length": 10, "search": "web00"}).json()
     assert page["recordsTotal"] == 3 and page["recordsFiltered"] == 2
-    assert [p["IdentificationNumber"] for p in api.get("/Product", params={"keyword": "APP"}).json()] == ["APP001"]
+    assert [p["IdentificationNumber"] for p in api.get("/Product", params={"keyword": "APP"}).json()] == [
+        "APP001"
+    ]
 
 
 # -- estimates -------------------------------------------------------------------------------------
 
 
 def estimate_body(client: dict, **item_overrides) -> dict:
-    item = {"ProductCode": "43232408", "IdentificationNumber": "WEB003", "Description": "Sitio Web CMS",
-            "Unit": "Servicio", "UnitCode": "E48", "Quantity": 2, "UnitPrice": 6500,
-            "Taxes": [{"Name": "IVA", "Rate": 0.16, "IsRetention": False}], **item_overrides}
-    return {"Folio": "COT-0041", "Date": "2026-05-03T10:00:00", "ExpirationDate": "2026-06-02T00:00:00",
-            "Receiver": {"Id": client["Id"], "Rfc": client["Rfc"], "Name": client["Name"]}, "Items": [item],
-            "Subtotal": 1, "Total": 1}
+    item = {
+        "ProductCode": "43232408",
+        "IdentificationNumber": "WEB003",
+        "Description": "Sitio Web CMS",
+        "Unit": "Servicio",
+        "UnitCode": "E48",
+        "Quantity": 2,
+        "UnitPrice": 6500,
+        "Taxes": [{"Name": "IVA", "Rate": 0.16, "IsRetention": False}],
+        **item_overrides,
+    }
+    return {
+        "Folio": "COT-0041",
+        "Date": "2026-05-03T10:00:00",
+        "ExpirationDate": "2026-06-02T00:00:00",
+        "Receiver": {"Id": client["Id"], "Rfc": client["Rfc"], "Name": client["Name"]},
+        "Items": [item],
+        "Subtotal": 1,
+        "Total": 1,
+    }
 
 
 @pytest.fixture
@@ -361,24 +449,52 @@ def test_estimate_amounts_are_computed_by_the_server(api: httpx.Client, customer
     response = api.post("/api/Estimate", json=estimate_body(customer))
     assert response.status_code == 201, response.text
     est = decimals(response)
-    assert list(est) == ["Id", "Folio", "Date", "ExpirationDate", "Currency", "Status", "Observations", "Receiver",
-                         "Items", "Subtotal", "Discount", "Total"]
+    assert list(est) == [
+        "Id",
+        "Folio",
+        "Date",
+        "ExpirationDate",
+        "Currency",
+        "Status",
+        "Observations",
+        "Receiver",
+        "Items",
+        "Subtotal",
+        "Discount",
+        "Total",
+    ]
     assert ID.match(est["Id"]) and est["Currency"] == "MXN" and est["Status"] == "Pending"
     item = est["Items"][0]
     assert item["Subtotal"] == Decimal("13000.00")
-    assert item["Taxes"] == [{"Name": "IVA", "Rate": Decimal("0.16"), "IsRetention": False,
-                              "Base": Decimal("13000.00"), "Total": Decimal("2080.00")}]
+    assert item["Taxes"] == [
+        {
+            "Name": "IVA",
+            "Rate": Decimal("0.16"),
+            "IsRetention": False,
+            "Base": Decimal("13000.00"),
+            "Total": Decimal("2080.00"),
+        }
+    ]
     assert item["Total"] == Decimal("15080.00")
-    assert (est["Subtotal"], est["Discount"], est["Total"]) == (Decimal("13000.00"), Decimal("0.00"),
-                                                                Decimal("15080.00"))
+    assert (est["Subtotal"], est["Discount"], est["Total"]) == (
+        Decimal("13000.00"),
+        Decimal("0.00"),
+        Decimal("15080.00"),
+    )
     assert '"Subtotal":13000.00' in response.text and '"UnitPrice":6500.00' in response.text
 
 
 def test_estimate_discount_retention_and_half_up_rounding(api: httpx.Client, customer: dict) -> None:
-    body = estimate_body(customer, Quantity=1, UnitPrice="1.35", Discount="0.10", Taxes=[
-        {"Name": "IVA", "Rate": "0.16", "IsRetention": False},
-        {"Name": "ISR", "Rate": "0.10", "IsRetention": True},
-    ])
+    body = estimate_body(
+        customer,
+        Quantity=1,
+        UnitPrice="1.35",
+        Discount="0.10",
+        Taxes=[
+            {"Name": "IVA", "Rate": "0.16", "IsRetention": False},
+            {"Name": "ISR", "Rate": "0.10", "IsRetention": True},
+        ],
+    )
     item = decimals(api.post("/Estimate", json=body))["Items"][0]
     # Base 1.25: IVA 0.2 -> 0.20; ISR 0.125 -> 0.13 half-up (half-even would give 0.12).
     assert item["Subtotal"] == Decimal("1.35")
@@ -392,11 +508,16 @@ def test_estimate_discount_retention_and_half_up_rounding(api: httpx.Client, cus
     [
         pytest.param(lambda b: b["Receiver"].update(Id="nope"), "Receiver.Id", id="unknown-receiver"),
         pytest.param(lambda b: b["Receiver"].update(Rfc="EKU9003173C9"), "Receiver.Rfc", id="rfc-mismatch"),
-        pytest.param(lambda b: b["Items"][0].update(IdentificationNumber="NOPE"),
-                     "Items[0].IdentificationNumber", id="unknown-sku"),
+        pytest.param(
+            lambda b: b["Items"][0].update(IdentificationNumber="NOPE"),
+            "Items[0].IdentificationNumber",
+            id="unknown-sku",
+        ),
         pytest.param(lambda b: b["Items"][0].update(Quantity=0), "Items[0].Quantity", id="quantity"),
         pytest.param(lambda b: b["Items"][0].update(UnitPrice=-1), "Items[0].UnitPrice", id="price"),
-        pytest.param(lambda b: b["Items"][0].update(Description=""), "Items[0].Description", id="description"),
+        pytest.param(
+            lambda b: b["Items"][0].update(Description=""), "Items[0].Description", id="description"
+        ),
         pytest.param(lambda b: b.update(Items=[]), "Items", id="no-items"),
         pytest.param(lambda b: b.update(Date=None), "Date", id="date"),
         pytest.param(lambda b: b.update(Status="Draft"), "Status", id="status"),
@@ -425,7 +546,9 @@ def test_estimate_crud_and_paging(api: httpx.Client, customer: dict) -> None:
     assert api.get(f"/Estimate/{created['Id']}").status_code == 404
 
 
-def test_estimate_base_name_is_configurable(api: httpx.Client, clean_sandbox: SandboxHandle, customer: dict) -> None:
+def test_estimate_base_name_is_configurable(
+    api: httpx.Client, clean_sandbox: SandboxHandle, customer: dict
+) -> None:
     clean_sandbox.config("facturama", estimate_singular="Quote", estimate_plural="Quotes")
     assert api.post("/api/Quote", json=estimate_body(customer)).status_code == 201
     assert api.get("/quotes").json()["recordsTotal"] == 1
@@ -433,7 +556,9 @@ def test_estimate_base_name_is_configurable(api: httpx.Client, clean_sandbox: Sa
     assert api.post("/Estimate", json=estimate_body(customer)).status_code == 404
 
 
-def test_estimate_can_inherit_catalogue_taxes(api: httpx.Client, clean_sandbox: SandboxHandle, customer: dict) -> None:
+def test_estimate_can_inherit_catalogue_taxes(
+    api: httpx.Client, clean_sandbox: SandboxHandle, customer: dict
+) -> None:
     body = estimate_body(customer)
     del body["Items"][0]["Taxes"]
     assert decimals(api.post("/Estimate", json=body))["Total"] == Decimal("13000.00")

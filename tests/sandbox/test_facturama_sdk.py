@@ -15,15 +15,30 @@ import pytest
 from tests.fixtures.sandbox import SandboxHandle
 
 CLIENT = {
-    "Email": "api@ejemplo.mx", "Rfc": "URE180429TM6", "Name": "UNIVERSIDAD ROBOTICA ESPAÑOLA",
-    "CfdiUse": "G03", "FiscalRegime": "601", "TaxZipCode": "86991",
-    "Address": {"Street": "Calle de Pruebas", "ExteriorNumber": "123", "ZipCode": "86991",
-                "State": "SAN LUIS POTOSI", "Country": "MEX"},
+    "Email": "api@ejemplo.mx",
+    "Rfc": "URE180429TM6",
+    "Name": "UNIVERSIDAD ROBOTICA ESPAÑOLA",
+    "CfdiUse": "G03",
+    "FiscalRegime": "601",
+    "TaxZipCode": "86991",
+    "Address": {
+        "Street": "Calle de Pruebas",
+        "ExteriorNumber": "123",
+        "ZipCode": "86991",
+        "State": "SAN LUIS POTOSI",
+        "Country": "MEX",
+    },
 }
 PRODUCT = {
-    "Unit": "Servicio", "UnitCode": "E48", "IdentificationNumber": "WEB003", "Name": "Sitio Web CMS",
-    "Description": "Desarrollo de sitio web empleando un CMS", "Price": 6500, "CodeProdServ": "43232408",
-    "CuentaPredial": "123", "TaxObject": "02",
+    "Unit": "Servicio",
+    "UnitCode": "E48",
+    "IdentificationNumber": "WEB003",
+    "Name": "Sitio Web CMS",
+    "Description": "Desarrollo de sitio web empleando un CMS",
+    "Price": 6500,
+    "CodeProdServ": "43232408",
+    "CuentaPredial": "123",
+    "TaxObject": "02",
     "Taxes": [{"Name": "IVA", "Rate": 0.16, "IsRetention": False, "IsFederalTax": True}],
 }
 
@@ -46,7 +61,9 @@ def test_sdk_client_crud_and_paging(sdk) -> None:
     page = facturama.Client.list(0, 10, "ROBOTICA")
     assert page["recordsTotal"] == 1 and page["data"][0]["Id"] == created["Id"]
     assert [c["Id"] for c in facturama.Client.all()] == [created["Id"]]
-    assert facturama.Client.update({**created, "Name": "UNIVERSIDAD ROBOTICA"}, created["Id"]) == {"status": True}
+    assert facturama.Client.update({**created, "Name": "UNIVERSIDAD ROBOTICA"}, created["Id"]) == {
+        "status": True
+    }
     assert facturama.Client.retrieve(created["Id"])["Name"] == "UNIVERSIDAD ROBOTICA"
     assert facturama.Client.delete(created["Id"])["Id"] == created["Id"]
     with pytest.raises(facturama.ResourceNotFoundError) as raised:

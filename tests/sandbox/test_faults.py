@@ -361,8 +361,18 @@ def test_latency_applies_even_with_a_fault(client: httpx.Client) -> None:
 
 
 def test_latency_per_item_scales_with_the_page_size_asked_for(client: httpx.Client) -> None:
-    INJECTOR.configure([{"path": "^/items$", "latency_ms": 5, "latency_per_item_ms": 2, "items_param": "size",
-                         "items_default": 10, "items_max": 50}])
+    INJECTOR.configure(
+        [
+            {
+                "path": "^/items$",
+                "latency_ms": 5,
+                "latency_per_item_ms": 2,
+                "items_param": "size",
+                "items_default": 10,
+                "items_max": 50,
+            }
+        ]
+    )
     for query, expected in (("", 25), ("?size=20", 45), ("?size=500", 105), ("?size=x", 25), ("?size=0", 7)):
         INJECTOR.reset_counters()
         assert client.get(f"/items{query}").status_code == 200
@@ -370,7 +380,9 @@ def test_latency_per_item_scales_with_the_page_size_asked_for(client: httpx.Clie
 
 
 def test_profile_is_first_match_and_survives_fault_rule_changes(client: httpx.Client) -> None:
-    INJECTOR.set_profile("test", [{"method": "GET", "path": "^/items$", "latency_ms": 30}, {"latency_ms": 10}])
+    INJECTOR.set_profile(
+        "test", [{"method": "GET", "path": "^/items$", "latency_ms": 30}, {"latency_ms": 10}]
+    )
     INJECTOR.configure([{"latency_ms": 1}])
     client.get("/items")
     client.post("/items", json={})

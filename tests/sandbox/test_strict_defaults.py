@@ -14,14 +14,24 @@ import pytest
 from tests.fixtures.sandbox import SandboxHandle
 
 CLIENT = {
-    "Rfc": "URE180429TM6", "Name": "UNIVERSIDAD ROBOTICA ESPAÑOLA", "FiscalRegime": "601",
-    "Email": "api@ejemplo.mx", "CfdiUse": "G03", "TaxZipCode": "86991",
+    "Rfc": "URE180429TM6",
+    "Name": "UNIVERSIDAD ROBOTICA ESPAÑOLA",
+    "FiscalRegime": "601",
+    "Email": "api@ejemplo.mx",
+    "CfdiUse": "G03",
+    "TaxZipCode": "86991",
     "Address": {"Street": "Calle de Pruebas", "ExteriorNumber": "123", "ZipCode": "86991", "Country": "MEX"},
 }
 # facturama-mcp 1.0.0rc2's product create body: CodeProdServ, free-text Unit, TaxObject "02" when taxed.
 PRODUCT = {
-    "Name": "Sitio Web CMS", "Description": "Desarrollo de sitio web", "Price": 6500, "CodeProdServ": "43232408",
-    "UnitCode": "E48", "Unit": "Servicio", "TaxObject": "02", "IdentificationNumber": "WEB003",
+    "Name": "Sitio Web CMS",
+    "Description": "Desarrollo de sitio web",
+    "Price": 6500,
+    "CodeProdServ": "43232408",
+    "UnitCode": "E48",
+    "Unit": "Servicio",
+    "TaxObject": "02",
+    "IdentificationNumber": "WEB003",
     "Taxes": [{"Name": "IVA", "Rate": 0.16, "IsRetention": False}],
 }
 EMAIL_REQUIRED = {"clientModel.Email": ["The Email field is required."]}
@@ -56,7 +66,11 @@ def created(response: httpx.Response) -> dict:
 
 @pytest.mark.parametrize("email", [None, "", "   ", "missing"])
 def test_facturama_client_create_requires_email(fm: httpx.Client, email: str | None) -> None:
-    body = {k: v for k, v in CLIENT.items() if k != "Email"} if email == "missing" else {**CLIENT, "Email": email}
+    body = (
+        {k: v for k, v in CLIENT.items() if k != "Email"}
+        if email == "missing"
+        else {**CLIENT, "Email": email}
+    )
     assert invalid(fm.post("/api/Client", json=body)) == EMAIL_REQUIRED
 
 
@@ -85,11 +99,18 @@ def test_facturama_old_client_without_email_cannot_be_updated_until_one_is_sent(
 def test_facturama_put_rejects_empty_optional_strings(fm: httpx.Client, clean_sandbox: SandboxHandle) -> None:
     product = created(fm.post("/api/Product", json={**PRODUCT, "CuentaPredial": "123"}))
     state = invalid(fm.put(f"/api/Product/{product['Id']}", json={**product, "CuentaPredial": ""}))
-    assert state == {"productModel.CuentaPredial": [
-        "The field CuentaPredial must be a string with a minimum length of 1 and a maximum length of 150."]}
+    assert state == {
+        "productModel.CuentaPredial": [
+            "The field CuentaPredial must be a string with a minimum length of 1 and a maximum length of 150."
+        ]
+    }
     client = created(fm.post("/api/Client", json=CLIENT))
-    state = invalid(fm.put(f"/api/Client/{client['Id']}",
-                           json={**client, "TaxResidence": "", "Address": {**client["Address"], "Locality": ""}}))
+    state = invalid(
+        fm.put(
+            f"/api/Client/{client['Id']}",
+            json={**client, "TaxResidence": "", "Address": {**client["Address"], "Locality": ""}},
+        )
+    )
     assert set(state) == {"clientModel.TaxResidence", "clientModel.Address.Locality"}
     # The same values are fine without "" (None), and on a POST (the Postman samples send "Id": "").
     assert fm.put(f"/api/Product/{product['Id']}", json={**product, "CuentaPredial": None}).status_code == 204
@@ -101,7 +122,9 @@ def test_facturama_put_rejects_empty_optional_strings(fm: httpx.Client, clean_sa
 # -- Facturama: ModelState keys carry the model name ------------------------------------------------
 
 
-def test_facturama_model_state_keys_are_prefixed_with_the_model(fm: httpx.Client, clean_sandbox: SandboxHandle) -> None:
+def test_facturama_model_state_keys_are_prefixed_with_the_model(
+    fm: httpx.Client, clean_sandbox: SandboxHandle
+) -> None:
     assert set(invalid(fm.post("/api/Client", json={**CLIENT, "Rfc": None}))) == {"clientModel.Rfc"}
     assert set(invalid(fm.post("/api/Product", json={**PRODUCT, "Unit": None}))) == {"productModel.Unit"}
     clean_sandbox.config("facturama", modelstate_prefix="")
@@ -112,7 +135,9 @@ def test_facturama_model_state_keys_are_prefixed_with_the_model(fm: httpx.Client
 # -- Facturama: the zip code travels in Address.ZipCode and TaxZipCode -----------------------------
 
 
-def test_facturama_tax_zip_code_alone_is_dropped_silently(fm: httpx.Client, clean_sandbox: SandboxHandle) -> None:
+def test_facturama_tax_zip_code_alone_is_dropped_silently(
+    fm: httpx.Client, clean_sandbox: SandboxHandle
+) -> None:
     alone = created(fm.post("/api/Client", json={**CLIENT, "Address": {"Street": "Sin CP"}}))
     assert alone["TaxZipCode"] is None and alone["Address"]["ZipCode"] is None
     assert fm.get(f"/api/Client/{alone['Id']}").json()["TaxZipCode"] is None
@@ -133,12 +158,17 @@ def test_facturama_product_needs_unit_and_tax_object(fm: httpx.Client, clean_san
     product = created(fm.post("/api/Product", json=PRODUCT))
     assert product["TaxObject"] == "02" and product["Unit"] == "Servicio"
     assert created(fm.post("/api/Product", json={**PRODUCT, "Unit": "Hora de consultoría"}))["Unit"] == (
-        "Hora de consultoría")  # free text, not a SAT code
+        "Hora de consultoría"
+    )  # free text, not a SAT code
     assert invalid(fm.post("/api/Product", json={**PRODUCT, "TaxObject": None})) == {
-        "productModel.TaxObject": ["The TaxObject field is required."]}
-    assert set(invalid(fm.post("/api/Product", json={**PRODUCT, "TaxObject": "99"}))) == {"productModel.TaxObject"}
+        "productModel.TaxObject": ["The TaxObject field is required."]
+    }
+    assert set(invalid(fm.post("/api/Product", json={**PRODUCT, "TaxObject": "99"}))) == {
+        "productModel.TaxObject"
+    }
     assert invalid(fm.post("/api/Product", json={**PRODUCT, "Unit": ""})) == {
-        "productModel.Unit": ["The Unit field is required."]}
+        "productModel.Unit": ["The Unit field is required."]
+    }
     clean_sandbox.config("facturama", product_tax_object_required=False)
     assert created(fm.post("/api/Product", json={**PRODUCT, "TaxObject": None}))["TaxObject"] is None
 
@@ -149,11 +179,17 @@ def test_facturama_product_needs_unit_and_tax_object(fm: httpx.Client, clean_san
 def test_facturama_estimates_can_be_absent(fm: httpx.Client, clean_sandbox: SandboxHandle) -> None:
     assert fm.get("/api/Estimates").status_code == 200
     clean_sandbox.config("facturama", estimates_available=False)
-    for method, path in (("GET", "/api/Estimates"), ("GET", "/Estimate"), ("POST", "/api/Estimate"),
-                         ("GET", "/api/Estimate/abc")):
+    for method, path in (
+        ("GET", "/api/Estimates"),
+        ("GET", "/Estimate"),
+        ("POST", "/api/Estimate"),
+        ("GET", "/api/Estimate/abc"),
+    ):
         response = fm.request(method, path, json={} if method == "POST" else None)
         assert response.status_code == 404, (method, path)
-        assert response.json()["Message"].startswith("No HTTP resource was found that matches the request URI")
+        assert response.json()["Message"].startswith(
+            "No HTTP resource was found that matches the request URI"
+        )
     assert fm.get("/api/Clients").status_code == 200
 
 
@@ -172,8 +208,12 @@ def test_facturadirecta_estimates_can_be_absent(clean_sandbox: SandboxHandle) ->
     with clean_sandbox.facturadirecta_client() as fd:
         assert fd.get("/api/estimates.xml").status_code == 200
         clean_sandbox.config("facturadirecta", estimates_available=False)
-        for method, path in (("GET", "/api/estimates.xml"), ("POST", "/api/estimates.xml"),
-                             ("GET", "/api/estimates/1.xml"), ("GET", "/api/estimates/send/1.xml")):
+        for method, path in (
+            ("GET", "/api/estimates.xml"),
+            ("POST", "/api/estimates.xml"),
+            ("GET", "/api/estimates/1.xml"),
+            ("GET", "/api/estimates/send/1.xml"),
+        ):
             response = fd.request(method, path)
             assert response.status_code == 404, path
             assert b"<httpStatus>404</httpStatus>" in response.content
@@ -201,16 +241,21 @@ def _contacts(crm: httpx.Client, **params: str) -> httpx.Response:
 
 
 FORMATS = {
-    "iso": ["2020-01-01T00:00:00", "2020-01-01T00:00:00.123456", "2020-01-01T00:00:00Z",
-            "2020-01-01T00:00:00.5+01:00"],
+    "iso": [
+        "2020-01-01T00:00:00",
+        "2020-01-01T00:00:00.123456",
+        "2020-01-01T00:00:00Z",
+        "2020-01-01T00:00:00.5+01:00",
+    ],
     "minute": ["2020-01-01T00:00"],
     "date": ["2020-01-01", "2020/01/01"],
 }
 
 
 @pytest.mark.parametrize("accepted", ["iso", "minute", "date"])
-def test_clientify_date_filter_formats_are_a_switch(crm: httpx.Client, clean_sandbox: SandboxHandle,
-                                                    accepted: str) -> None:
+def test_clientify_date_filter_formats_are_a_switch(
+    crm: httpx.Client, clean_sandbox: SandboxHandle, accepted: str
+) -> None:
     clean_sandbox.seed("clientify", contacts=3, seed=2)
     for values in FORMATS.values():
         for value in values:
@@ -230,10 +275,14 @@ def test_clientify_date_filter_formats_are_a_switch(crm: httpx.Client, clean_san
 
 
 def test_clientify_bad_date_filter_formats_config_is_rejected(clean_sandbox: SandboxHandle) -> None:
-    response = clean_sandbox.http.put(f"{clean_sandbox.clientify_url}/_sandbox/config",
-                                      json={"date_filter_formats": "iso,epoch"})
+    response = clean_sandbox.http.put(
+        f"{clean_sandbox.clientify_url}/_sandbox/config", json={"date_filter_formats": "iso,epoch"}
+    )
     assert response.status_code == 400
-    assert clean_sandbox.config("clientify", date_filter_formats=" date , iso")["date_filter_formats"] == "date,iso"
+    assert (
+        clean_sandbox.config("clientify", date_filter_formats=" date , iso")["date_filter_formats"]
+        == "date,iso"
+    )
 
 
 def test_clientify_modified_filter_can_be_ignored(crm: httpx.Client, clean_sandbox: SandboxHandle) -> None:

@@ -151,8 +151,9 @@ def clientify(sandbox: SandboxHandle) -> httpx.Client:
 
 def register_slot(sandbox: SandboxHandle, target: str, entity: str = "contacts") -> dict[str, Any]:
     with clientify(sandbox) as http:
-        response = http.post(f"/v2/webhooks/{entity}/",
-                             json={"target": target, "headers": {"X-Clientify-Secret": SECRET}})
+        response = http.post(
+            f"/v2/webhooks/{entity}/", json={"target": target, "headers": {"X-Clientify-Secret": SECRET}}
+        )
     assert response.status_code == 201, response.text
     return response.json()
 
@@ -173,12 +174,22 @@ def test_clientify_slots_follow_the_v2_lifecycle(hooks: SandboxHandle, receiver:
     with clientify(hooks) as http:
         free = http.get("/v2/webhooks/contacts/")
         assert free.status_code == 200
-        assert free.json() == {"entity": "contacts", "target": "", "is_active": False,
-                               "events": ["contact.saved", "contact.deleted"]}
-        created = http.post("/v2/webhooks/contacts/", json={"target": target, "headers": {"X-Clientify-Secret": SECRET}})
+        assert free.json() == {
+            "entity": "contacts",
+            "target": "",
+            "is_active": False,
+            "events": ["contact.saved", "contact.deleted"],
+        }
+        created = http.post(
+            "/v2/webhooks/contacts/", json={"target": target, "headers": {"X-Clientify-Secret": SECRET}}
+        )
         assert created.status_code == 201
-        assert created.json() == {"entity": "contacts", "target": target, "is_active": True,
-                                  "events": ["contact.saved", "contact.deleted"]}
+        assert created.json() == {
+            "entity": "contacts",
+            "target": target,
+            "is_active": True,
+            "events": ["contact.saved", "contact.deleted"],
+        }
         taken = http.post("/v2/webhooks/contacts/", json={"target": receiver.url("/other")})
         assert (taken.status_code, taken.json()) == (409, {"detail": "Already configured"})
         assert http.get("/v2/webhooks/contacts/").json()["target"] == target
@@ -206,17 +217,27 @@ def test_clientify_slots_need_the_key_of_an_administrator(hooks: SandboxHandle) 
         assert http.get("/v2/webhooks/contacts/").status_code == 403
 
 
-@pytest.mark.parametrize("target", [
-    "https://example.com/hook", "http://10.0.0.7/hook", "http://192.168.1.2:8080/x", "http://2130706433/",
-    "http://169.254.169.254/latest", "ftp://127.0.0.1/x", "http://user:pw@127.0.0.1/x",
-])
+@pytest.mark.parametrize(
+    "target",
+    [
+        "https://example.com/hook",
+        "http://10.0.0.7/hook",
+        "http://192.168.1.2:8080/x",
+        "http://2130706433/",
+        "http://169.254.169.254/latest",
+        "ftp://127.0.0.1/x",
+        "http://user:pw@127.0.0.1/x",
+    ],
+)
 def test_only_loopback_targets_are_accepted(hooks: SandboxHandle, target: str) -> None:
     with clientify(hooks) as http:
         refused = http.post("/v2/webhooks/contacts/", json={"target": target})
     assert refused.status_code == 400
     assert "target" in refused.json()
     rest = fd_rest(hooks)
-    response = rest.post("/webhooks/endpoints", json={"name": "x", "url": target, "events": ["contact.created"]})
+    response = rest.post(
+        "/webhooks/endpoints", json={"name": "x", "url": target, "events": ["contact.created"]}
+    )
     assert response.status_code == 400
     assert response.json()["errors"][0]["path"] == "url"
     assert state(hooks, "clientify")["registrations"] == []
@@ -225,12 +246,21 @@ def test_only_loopback_targets_are_accepted(hooks: SandboxHandle, target: str) -
 def test_loopback_check() -> None:
     for ok in ("http://127.0.0.1:9/x", "http://127.8.9.10/", "http://[::1]:80/h", "https://localhost/h"):
         assert target_problem(ok) is None, ok
-    for bad in ("http://0.0.0.0/", "http://localhost.example.com/", "http://[::ffff:10.0.0.1]/", "", None,
-                "http://127.1/", "mailto:x@127.0.0.1"):
+    for bad in (
+        "http://0.0.0.0/",
+        "http://localhost.example.com/",
+        "http://[::ffff:10.0.0.1]/",
+        "",
+        None,
+        "http://127.1/",
+        "mailto:x@127.0.0.1",
+    ):
         assert target_problem(bad) is not None, bad
 
 
-def test_clientify_does_not_echo_writes_made_with_our_own_key(hooks: SandboxHandle, receiver: Receiver) -> None:
+def test_clientify_does_not_echo_writes_made_with_our_own_key(
+    hooks: SandboxHandle, receiver: Receiver
+) -> None:
     register_slot(hooks, receiver.url("/crm"))
     contact = new_contact(hooks)
     with clientify(hooks) as http:
@@ -281,7 +311,9 @@ def test_clientify_echo_switch_delivers_api_writes(hooks: SandboxHandle, receive
     hooks.config("clientify", webhook_echo_api_writes=True)
     register_slot(hooks, receiver.url("/products"), "products")
     with clientify(hooks) as http:
-        product = http.post("/v1/products/", json={"name": "Consulting", "sku": "C-1", "price": "10.00"}).json()
+        product = http.post(
+            "/v1/products/", json={"name": "Consulting", "sku": "C-1", "price": "10.00"}
+        ).json()
     [got] = receiver.wait_for(1)
     assert got.json()["hook"]["event"] == "product.saved"
     assert got.json()["data"]["id"] == product["id"]
@@ -324,7 +356,9 @@ def test_clientify_retries_after_its_timeout(hooks: SandboxHandle, receiver: Rec
 
 
 @pytest.mark.parametrize("status", [500, 404, 410])
-def test_clientify_counts_any_answer_as_delivered(hooks: SandboxHandle, receiver: Receiver, status: int) -> None:
+def test_clientify_counts_any_answer_as_delivered(
+    hooks: SandboxHandle, receiver: Receiver, status: int
+) -> None:
     register_slot(hooks, receiver.url("/crm"))
     contact = new_contact(hooks)
     receiver.script["/crm"] = [status, 200]
@@ -349,7 +383,9 @@ def test_clientify_inactive_slot_sends_nothing(hooks: SandboxHandle, receiver: R
 def test_duplicate_rule_delivers_twice(hooks: SandboxHandle, receiver: Receiver) -> None:
     register_slot(hooks, receiver.url("/crm"))
     contact = new_contact(hooks)
-    hooks.control("clientify", "PUT", "webhooks/rules", {"rules": [{"action": "duplicate", "event": "contact.*"}]})
+    hooks.control(
+        "clientify", "PUT", "webhooks/rules", {"rules": [{"action": "duplicate", "event": "contact.*"}]}
+    )
     emit(hooks, "clientify", entity="contacts", id=contact["id"])
     found = state(hooks, "clientify")
     assert len(receiver.requests) == 2
@@ -410,8 +446,12 @@ def test_probabilistic_rules_replay_with_the_same_seed(hooks: SandboxHandle, rec
     def run() -> list[tuple[int, str]]:
         register_slot(hooks, receiver.url("/crm"))
         ids = [new_contact(hooks, first_name=f"P{i}")["id"] for i in range(12)]
-        hooks.control("clientify", "PUT", "webhooks/rules",
-                      {"seed": 3, "rules": [{"action": "drop", "probability": 0.5}]})
+        hooks.control(
+            "clientify",
+            "PUT",
+            "webhooks/rules",
+            {"seed": 3, "rules": [{"action": "drop", "probability": 0.5}]},
+        )
         for ident in ids:
             emit(hooks, "clientify", entity="contacts", id=ident)
         attempts = state(hooks, "clientify")["attempts"]
@@ -424,11 +464,14 @@ def test_probabilistic_rules_replay_with_the_same_seed(hooks: SandboxHandle, rec
     assert run() == first
 
 
-def test_held_batch_is_released_by_flush_and_reset_forgets_rules(hooks: SandboxHandle, receiver: Receiver) -> None:
+def test_held_batch_is_released_by_flush_and_reset_forgets_rules(
+    hooks: SandboxHandle, receiver: Receiver
+) -> None:
     register_slot(hooks, receiver.url("/crm"))
     contact = new_contact(hooks)
-    hooks.control("clientify", "PUT", "webhooks/rules",
-                  {"rules": [{"action": "reorder", "window": 3, "hold_s": 120}]})
+    hooks.control(
+        "clientify", "PUT", "webhooks/rules", {"rules": [{"action": "reorder", "window": 3, "hold_s": 120}]}
+    )
     emit(hooks, "clientify", entity="contacts", id=contact["id"])
     held = hooks.control("clientify", "GET", "webhooks")
     assert held["outstanding"] == 1
@@ -441,8 +484,12 @@ def test_held_batch_is_released_by_flush_and_reset_forgets_rules(hooks: SandboxH
 
 
 def test_bad_rules_are_refused(hooks: SandboxHandle) -> None:
-    for body in ({"rules": [{"action": "explode"}]}, {"rules": [{"action": "drop", "probability": 2}]},
-                 {"rules": [{"action": "drop", "colour": "red"}]}, {"seed": "x", "rules": []}):
+    for body in (
+        {"rules": [{"action": "explode"}]},
+        {"rules": [{"action": "drop", "probability": 2}]},
+        {"rules": [{"action": "drop", "colour": "red"}]},
+        {"seed": "x", "rules": []},
+    ):
         response = hooks.http.put(f"{hooks.clientify_url}/_sandbox/webhooks/rules", json=body)
         assert response.status_code == 400, body
 
@@ -456,8 +503,11 @@ class Rest:
     def __init__(self, sandbox: SandboxHandle) -> None:
         cfg = sandbox.config("facturadirecta")
         self.company = cfg["rest_company_id"]
-        self.http = httpx.Client(base_url=f"{sandbox.facturadirecta_url}/api/{self.company}",
-                                 headers={KEY_HEADER: cfg["rest_api_key"]}, timeout=30)
+        self.http = httpx.Client(
+            base_url=f"{sandbox.facturadirecta_url}/api/{self.company}",
+            headers={KEY_HEADER: cfg["rest_api_key"]},
+            timeout=30,
+        )
 
     def get(self, path: str, **kwargs: Any) -> httpx.Response:
         return self.http.get(path, **kwargs)
@@ -500,23 +550,31 @@ def verify(request: Received, secret: str) -> int:
 
 def test_facturadirecta_endpoints_api(hooks: SandboxHandle, receiver: Receiver) -> None:
     rest = fd_rest(hooks)
-    created = rest.post("/webhooks/endpoints",
-                        {"name": "sync", "url": receiver.url("/fd"), "events": ["contact.created"]})
+    created = rest.post(
+        "/webhooks/endpoints", {"name": "sync", "url": receiver.url("/fd"), "events": ["contact.created"]}
+    )
     assert created.status_code == 200
     content, secret = created.json()["content"], created.json()["signing_secret"]
     assert secret.startswith("whsec_") and len(secret) == len("whsec_") + 64
     assert content["id"].startswith("whe_") and content["enabled"] is True
     listed = rest.get("/webhooks/endpoints").json()["items"]
     assert [e["id"] for e in listed] == [content["id"]]
-    assert secret not in json.dumps(listed) and secret not in rest.get(f"/webhooks/endpoints/{content['id']}").text
-    updated = rest.put(f"/webhooks/endpoints/{content['id']}", {"events": ["contact.updated", "product.created"]})
+    assert (
+        secret not in json.dumps(listed)
+        and secret not in rest.get(f"/webhooks/endpoints/{content['id']}").text
+    )
+    updated = rest.put(
+        f"/webhooks/endpoints/{content['id']}", {"events": ["contact.updated", "product.created"]}
+    )
     assert updated.json()["content"]["events"] == ["contact.updated", "product.created"]
     assert updated.json()["content"]["name"] == "sync"  # partial update
     rotated = rest.post(f"/webhooks/endpoints/{content['id']}/rotateSecret").json()["signing_secret"]
     assert rotated.startswith("whsec_") and rotated != secret
     assert rest.post(f"/webhooks/endpoints/{content['id']}/disable").json()["content"]["enabled"] is False
     assert rest.post(f"/webhooks/endpoints/{content['id']}/enable").json()["content"]["enabled"] is True
-    unknown = rest.post("/webhooks/endpoints", {"name": "x", "url": receiver.url("/fd"), "events": ["contact.*"]})
+    unknown = rest.post(
+        "/webhooks/endpoints", {"name": "x", "url": receiver.url("/fd"), "events": ["contact.*"]}
+    )
     assert unknown.status_code == 400 and unknown.json()["errors"][0]["path"] == "events.0"
     missing = rest.post("/webhooks/endpoints", {"url": receiver.url("/fd")})
     assert missing.status_code == 400
@@ -576,7 +634,9 @@ def test_facturadirecta_only_subscribed_types_are_sent(hooks: SandboxHandle, rec
     assert rest.get("/webhooks/events").json()["items"] == []
 
 
-def test_facturadirecta_retries_a_5xx_with_the_same_event_id(hooks: SandboxHandle, receiver: Receiver) -> None:
+def test_facturadirecta_retries_a_5xx_with_the_same_event_id(
+    hooks: SandboxHandle, receiver: Receiver
+) -> None:
     rest = fd_rest(hooks)
     _, secret = endpoint(rest, receiver.url("/fd"))
     receiver.script["/fd"] = [500, "close", 503, 200]
@@ -590,7 +650,11 @@ def test_facturadirecta_retries_a_5xx_with_the_same_event_id(hooks: SandboxHandl
     assert [a["platform_wait_s"] for a in found["attempts"][:3]] == [15, 45, 120]
     assert [a["next_attempt_in_s"] for a in found["attempts"][:3]] == [0.0075, 0.0225, 0.06]  # scaled
     [event] = rest.get("/webhooks/events").json()["items"]
-    assert (event["status"], event["attempts"], event["lastAttempt"]["responseStatus"]) == ("delivered", 4, 200)
+    assert (event["status"], event["attempts"], event["lastAttempt"]["responseStatus"]) == (
+        "delivered",
+        4,
+        200,
+    )
 
 
 def test_facturadirecta_fails_after_twelve_attempts_and_retries_by_api(
@@ -603,7 +667,9 @@ def test_facturadirecta_fails_after_twelve_attempts_and_retries_by_api(
     fd_contact(rest)
     found = state(hooks, "facturadirecta")
     assert len(receiver.requests) == 12 and found["counts"]["failed"] == 1
-    failed = rest.get("/webhooks/events", params={"status": "failed", "endpointId": endpoint_id}).json()["items"]
+    failed = rest.get("/webhooks/events", params={"status": "failed", "endpointId": endpoint_id}).json()[
+        "items"
+    ]
     assert len(failed) == 1 and failed[0]["attempts"] == 12
     assert rest.get("/webhooks/events", params={"status": "pending"}).json()["items"] == []
 
@@ -630,11 +696,17 @@ def test_facturadirecta_rotated_secret_signs_at_once(hooks: SandboxHandle, recei
         verify(got, old)
 
 
-def test_facturadirecta_disabled_endpoint_drops_queued_events(hooks: SandboxHandle, receiver: Receiver) -> None:
+def test_facturadirecta_disabled_endpoint_drops_queued_events(
+    hooks: SandboxHandle, receiver: Receiver
+) -> None:
     rest = fd_rest(hooks)
     endpoint_id, _ = endpoint(rest, receiver.url("/fd"))
-    hooks.control("facturadirecta", "PUT", "webhooks/rules",
-                  {"rules": [{"action": "reorder", "window": 2, "hold_s": 120}]})
+    hooks.control(
+        "facturadirecta",
+        "PUT",
+        "webhooks/rules",
+        {"rules": [{"action": "reorder", "window": 2, "hold_s": 120}]},
+    )
     fd_contact(rest)
     assert hooks.control("facturadirecta", "GET", "webhooks")["outstanding"] == 1  # held, not sent
     rest.post(f"/webhooks/endpoints/{endpoint_id}/disable")
@@ -659,7 +731,9 @@ def test_facturadirecta_drop_rule_marks_the_event_failed(hooks: SandboxHandle, r
 def test_facturadirecta_duplicates_keep_the_event_id(hooks: SandboxHandle, receiver: Receiver) -> None:
     rest = fd_rest(hooks)
     _, secret = endpoint(rest, receiver.url("/fd"))
-    hooks.control("facturadirecta", "PUT", "webhooks/rules", {"rules": [{"action": "duplicate", "copies": 2}]})
+    hooks.control(
+        "facturadirecta", "PUT", "webhooks/rules", {"rules": [{"action": "duplicate", "copies": 2}]}
+    )
     fd_contact(rest)
     state(hooks, "facturadirecta")
     assert len(receiver.requests) == 3
@@ -671,8 +745,11 @@ def test_facturadirecta_duplicates_keep_the_event_id(hooks: SandboxHandle, recei
 def test_facturadirecta_web_app_edits_emit(hooks: SandboxHandle, receiver: Receiver) -> None:
     hooks.config("facturadirecta", rest_webhook_echo_api_writes=False)
     rest = fd_rest(hooks)
-    endpoint(rest, receiver.url("/fd"), ["contact.created", "contact.updated", "contact.archived",
-                                         "contact.unarchived"])
+    endpoint(
+        rest,
+        receiver.url("/fd"),
+        ["contact.created", "contact.updated", "contact.archived", "contact.unarchived"],
+    )
     rid = fd_contact(rest)["content"]["uuid"]
     emitted = emit(hooks, "facturadirecta", id=rid, changes={"email": "ui@example.com"})
     assert emitted[0]["event"] == "contact.updated"
@@ -681,9 +758,14 @@ def test_facturadirecta_web_app_edits_emit(hooks: SandboxHandle, receiver: Recei
     assert data["object"]["content"]["main"]["email"] == "ui@example.com"
     assert "email" in data["previous_attributes"]["content"]["main"]
     emit(hooks, "facturadirecta", id=rid, action="archived")
-    hooks.http.post(f"{hooks.facturadirecta_url}/_sandbox/rest/unarchive", json={"id": rid}).raise_for_status()
-    assert [r.json()["type"] for r in receiver.wait_for(3)] == ["contact.updated", "contact.archived",
-                                                                 "contact.unarchived"]
+    hooks.http.post(
+        f"{hooks.facturadirecta_url}/_sandbox/rest/unarchive", json={"id": rid}
+    ).raise_for_status()
+    assert [r.json()["type"] for r in receiver.wait_for(3)] == [
+        "contact.updated",
+        "contact.archived",
+        "contact.unarchived",
+    ]
 
 
 def test_facturadirecta_content_object_switch(hooks: SandboxHandle, receiver: Receiver) -> None:
@@ -701,9 +783,18 @@ def test_facturadirecta_content_object_switch(hooks: SandboxHandle, receiver: Re
 def test_the_queue_is_bounded() -> None:
     hub = WebhookHub(max_queue=2)
     try:
+
         def job() -> Job:
-            return Job(api="clientify", event="contact.saved", ref="contacts/1", target="http://127.0.0.1:9/",
-                       policy=CLIENTIFY_POLICY, scale=1.0, timeout_s=1.0, prepare=lambda: (b"{}", {}))
+            return Job(
+                api="clientify",
+                event="contact.saved",
+                ref="contacts/1",
+                target="http://127.0.0.1:9/",
+                policy=CLIENTIFY_POLICY,
+                scale=1.0,
+                timeout_s=1.0,
+                prepare=lambda: (b"{}", {}),
+            )
 
         assert hub.submit(job(), delay_s=600) > 0
         assert hub.submit(job(), delay_s=600) > 0

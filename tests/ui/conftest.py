@@ -54,7 +54,7 @@ def make_client(view: Q.LedgerView, viewer: ui.Viewer | None, states: dict | Non
     if viewer is not None:
         sub.dependency_overrides[ui.get_viewer] = lambda: viewer
     sub.dependency_overrides[ui.get_view] = lambda: view
-    sub.dependency_overrides[ui.get_run_states] = lambda: (lambda keys: dict(states or {}))
+    sub.dependency_overrides[ui.get_run_states] = lambda: lambda keys: dict(states or {})
     root = FastAPI()
     root.mount(ui.URL_PREFIX, sub)
     return TestClient(root, base_url="http://airflow.test")

@@ -33,7 +33,9 @@ def _contact(side: Side, rtype: str, rid: str, name: str, tax_id: str, email: st
     data = {"tax_id": tax_id, "name": name, "email": email, "street": "", "city": "", "state": "",
             "postal_code": "", "country": "MX"}  # fmt: skip
     kind = "person" if len(tax_id) == 13 else "company"
-    return SideRecord(side=side, rtype=rtype, rid=rid, data=data, key=tax_id, kind=kind, link=link, problem=problem)
+    return SideRecord(
+        side=side, rtype=rtype, rid=rid, data=data, key=tax_id, kind=kind, link=link, problem=problem
+    )
 
 
 def _report(run_id: str, platform: str, mode: str, counts: dict[str, dict[str, int]], *, unchanged: int,
@@ -102,9 +104,13 @@ def build_ledger(path: Path) -> str:
                        result={"rid": "9004", "rtype": "contact", "hash": "y"}),
         ])  # fmt: skip
         for _ in range(3):  # failing for three runs
-            fm.dead_letters.record(conn, [Letter("invoicing", "client", "105", "validation_error", FAILED_MESSAGE)], RUN2)
+            fm.dead_letters.record(
+                conn, [Letter("invoicing", "client", "105", "validation_error", FAILED_MESSAGE)], RUN2
+            )
         for _ in range(5):  # no longer retried
-            fm.dead_letters.record(conn, [Letter("invoicing", "client", "107", "server_error", "HTTP 500")], RUN2)
+            fm.dead_letters.record(
+                conn, [Letter("invoicing", "client", "107", "server_error", "HTTP 500")], RUN2
+            )
     fm.conflicts.add(RUN2, [
         ConflictRow(inv_id="101", crm_type="contact", crm_id="9001", field="email", invoicing_value="ana@empresa.mx",
                     clientify_value="ana.g@empresa.mx", base_value="ana@example.mx", winner="clientify",

@@ -133,7 +133,9 @@ class LiveAirflow:
         config.update(schedule="0 0 1 1 *", retries=2, retry_delay_minutes=0.05)
         integrations = self.workdir / "integrations.yaml"
         integrations.write_text(yaml.safe_dump(config, sort_keys=False))
-        hosts = {f"{api}_default": self.sandbox.url(api) for api in ("facturama", "clientify", "facturadirecta")}
+        hosts = {
+            f"{api}_default": self.sandbox.url(api) for api in ("facturama", "clientify", "facturadirecta")
+        }
         env = {
             **os.environ,
             **connection_env(ROOT / "airflow_settings.yaml", hosts=hosts),
@@ -174,12 +176,17 @@ class LiveAirflow:
         deadline = time.monotonic() + AIRFLOW_START_TIMEOUT_S
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:
-                raise LiveAirflowError(f"airflow standalone exited with {self.process.returncode}:\n{self.log_tail()}")
+                raise LiveAirflowError(
+                    f"airflow standalone exited with {self.process.returncode}:\n{self.log_tail()}"
+                )
             try:
                 health = self.http.get("/api/v2/monitor/health", timeout=2)
                 if health.status_code == 200 and health.json()["scheduler"]["status"] == "healthy":
                     dags = self.api("GET", "/api/v2/dags", params={"limit": 100})
-                    if {d["dag_id"] for d in dags["dags"]} >= {"facturama_contacts", "facturadirecta_contacts"}:
+                    if {d["dag_id"] for d in dags["dags"]} >= {
+                        "facturama_contacts",
+                        "facturadirecta_contacts",
+                    }:
                         return
             except (httpx.TransportError, KeyError, ValueError, LiveAirflowError):
                 pass
@@ -189,7 +196,9 @@ class LiveAirflow:
             errors = json.dumps(self.api("GET", "/api/v2/importErrors"))[:3000]
         except (httpx.HTTPError, LiveAirflowError):
             pass
-        raise LiveAirflowError(f"airflow not ready after {AIRFLOW_START_TIMEOUT_S:.0f}s: {errors}\n{self.log_tail()}")
+        raise LiveAirflowError(
+            f"airflow not ready after {AIRFLOW_START_TIMEOUT_S:.0f}s: {errors}\n{self.log_tail()}"
+        )
 
     def log_tail(self, lines: int = 60) -> str:
         text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
@@ -207,7 +216,9 @@ class LiveAirflow:
             self._token = self.token()
         for attempt in range(4 if method == "GET" else 1):
             try:
-                response = self.http.request(method, path, headers={"Authorization": f"Bearer {self._token}"}, **kwargs)
+                response = self.http.request(
+                    method, path, headers={"Authorization": f"Bearer {self._token}"}, **kwargs
+                )
                 break
             except httpx.TimeoutException:
                 if attempt == 3 or method != "GET":
@@ -231,7 +242,9 @@ class LiveAirflow:
 
     def report(self, dag_id: str, run_id: str) -> dict[str, Any]:
         """The run report ``commit`` returned (XCom)."""
-        entry = self.api("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/commit/xcomEntries/return_value")
+        entry = self.api(
+            "GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/commit/xcomEntries/return_value"
+        )
         value = entry["value"]
         return json.loads(value) if isinstance(value, str) else value
 
@@ -261,7 +274,9 @@ class LiveAirflow:
         assert sb is not None
         sb.seed("facturama", seed=7, clients=8, products=0, estimates=0)
         sb.seed("facturadirecta", seed=8, clients=6, products=0, estimates=0)
-        sb.seed("clientify", seed=9, overlap={"platform": "facturama", "customers": 8, "fraction": 0.5, "seed": 7})
+        sb.seed(
+            "clientify", seed=9, overlap={"platform": "facturama", "customers": 8, "fraction": 0.5, "seed": 7}
+        )
         with sb.facturama_client() as facturama:
             for rfc, name in ((DUP_RFC, "Duplicado Uno Ruiz"), (SCRIPT_RFC, SCRIPT_NAME)):
                 body = {"Name": name, "Rfc": rfc, "Email": "cliente@example.mx", "CfdiUse": "G03",
@@ -299,7 +314,9 @@ class LiveAirflow:
             client["Email"] = inv_email
             facturama.put(f"/Client/{inv_id}", json=client).raise_for_status()
         with sb.clientify_client() as clientify:
-            clientify.put(f"/v1/contacts/{crm_id}/", json={"emails": [{"type": 1, "email": crm_email}]}).raise_for_status()
+            clientify.put(
+                f"/v1/contacts/{crm_id}/", json={"emails": [{"type": 1, "email": crm_email}]}
+            ).raise_for_status()
         return inv_id, crm_id, inv_email, crm_email
 
 
@@ -368,9 +385,13 @@ class Chromium:
 
     def evaluate(self, expression: str) -> Any:
         """A JavaScript expression's value (awaited when it is a promise)."""
-        result = self.send("Runtime.evaluate", {"expression": expression, "returnByValue": True, "awaitPromise": True})
+        result = self.send(
+            "Runtime.evaluate", {"expression": expression, "returnByValue": True, "awaitPromise": True}
+        )
         if "exceptionDetails" in result:
-            raise LiveAirflowError(f"script failed: {result['exceptionDetails'].get('text')}: {expression[:200]}")
+            raise LiveAirflowError(
+                f"script failed: {result['exceptionDetails'].get('text')}: {expression[:200]}"
+            )
         return result["result"].get("value")
 
     def goto(self, url: str) -> None:
@@ -382,7 +403,9 @@ class Chromium:
         deadline = time.monotonic() + timeout
         while True:
             try:
-                value = self.evaluate(f"(() => {{ try {{ return {condition}; }} catch (e) {{ return null; }} }})()")
+                value = self.evaluate(
+                    f"(() => {{ try {{ return {condition}; }} catch (e) {{ return null; }} }})()"
+                )
             except LiveAirflowError:
                 value = None
             if value:
@@ -396,7 +419,9 @@ class Chromium:
                   {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False})  # fmt: skip
 
     def color_scheme(self, scheme: str) -> None:
-        self.send("Emulation.setEmulatedMedia", {"features": [{"name": "prefers-color-scheme", "value": scheme}]})
+        self.send(
+            "Emulation.setEmulatedMedia", {"features": [{"name": "prefers-color-scheme", "value": scheme}]}
+        )
 
     def screenshot(self, path: Path, *, full_page: bool = True) -> None:
         params: dict[str, Any] = {"format": "png"}

@@ -52,7 +52,9 @@ def test_run_page_lists_the_failed_record_with_the_api_message(client: TestClien
     items = re.search(r'<table id="items">(.*?)</table>', html, re.S).group(1)
     failed = next(row for row in items.split("<tr>") if "badge failed" in row)
     assert "client 105" in failed and "validation error" in failed
-    assert "Email: El campo Email no es válido. &lt;b&gt;bold&lt;/b&gt;" in failed  # the API's message, as text
+    assert (
+        "Email: El campo Email no es válido. &lt;b&gt;bold&lt;/b&gt;" in failed
+    )  # the API's message, as text
     assert "unchanged" not in _text(items)
     assert re.search(r'<table id="calls">.*facturama</td><td class="num">4</td>', html, re.S)
     assert "duplicate tax id" in _text(re.search(r'<table id="reasons">(.*?)</table>', html, re.S).group(1))
@@ -63,7 +65,7 @@ def test_run_page_lists_the_failed_record_with_the_api_message(client: TestClien
 def test_run_page_of_a_running_run_refreshes_with_live_counts(client: TestClient) -> None:
     html = client.get(f"{P}/runs/facturama_estimates/{quote(LIVE_RUN, safe='')}").text
     assert '<meta http-equiv="refresh" content="10">' in html and 'id="live"' in html
-    assert "not written yet</span></td><td class=\"num\">3</td>" in html
+    assert 'not written yet</span></td><td class="num">3</td>' in html
 
 
 def test_run_tab_of_another_dag_says_it_is_not_ours(client: TestClient) -> None:
@@ -74,7 +76,7 @@ def test_run_tab_of_another_dag_says_it_is_not_ours(client: TestClient) -> None:
 def test_search_finds_the_quarantined_duplicate_and_links_to_it(client: TestClient) -> None:
     html = client.get(f"{P}/records", params={"q": DUP_RFC}).text
     results = re.search(r'<table id="results">(.*?)</table>', html, re.S).group(1)
-    assert results.count("<tr class=\"match-exact\">") == 3
+    assert results.count('<tr class="match-exact">') == 3
     assert f"{P}/records/facturama_contacts/invoicing/client/103" in results
     record = client.get(f"{P}/records/facturama_contacts/invoicing/client/103").text
     assert "duplicate tax id" in _text(record) and "quarantined" in record
@@ -85,7 +87,9 @@ def _result_rows(html: str) -> list[str]:
     return [_text(row) for row in results.split("</tr>") if "<td" in row]
 
 
-def test_search_results_say_why_on_every_row_after_plans_are_pruned(view: Q.LedgerView, client: TestClient) -> None:
+def test_search_results_say_why_on_every_row_after_plans_are_pruned(
+    view: Q.LedgerView, client: TestClient
+) -> None:
     """Issue 26: not "not linked" with an empty column, and not only on the run that first said so."""
     from clientify_sync.engine.ledger import Ledger
 
@@ -93,7 +97,10 @@ def test_search_results_say_why_on_every_row_after_plans_are_pruned(view: Q.Ledg
     rows = _result_rows(client.get(f"{P}/records", params={"q": DUP_RFC}).text)
     assert len(rows) == 3
     for row in rows:
-        assert "State and why" not in row and "quarantined duplicate tax ID: another record holds the same tax ID" in row
+        assert (
+            "State and why" not in row
+            and "quarantined duplicate tax ID: another record holds the same tax ID" in row
+        )
         assert f"since {RUN2}" in row
     html = client.get(f"{P}/records", params={"q": DUP_RFC}).text
     assert html.count('<span class="badge quarantined">quarantined</span>') == 3
@@ -101,7 +108,9 @@ def test_search_results_say_why_on_every_row_after_plans_are_pruned(view: Q.Ledg
 
 def test_search_results_show_the_api_message_and_the_conflict_winner(client: TestClient) -> None:
     [failed] = _result_rows(client.get(f"{P}/records", params={"q": "105"}).text)
-    assert "failed validation error: Email: El campo Email no es válido. &lt;b&gt;bold&lt;/b&gt;" in failed  # as text
+    assert (
+        "failed validation error: Email: El campo Email no es válido. &lt;b&gt;bold&lt;/b&gt;" in failed
+    )  # as text
     [conflict] = _result_rows(client.get(f"{P}/records", params={"q": "9001"}).text)
     assert "conflict a field edited on both sides since the last sync (email: clientify won)" in conflict
     rows = _result_rows(client.get(f"{P}/records", params={"q": "SCRP800101AAA"}).text)
@@ -110,9 +119,15 @@ def test_search_results_show_the_api_message_and_the_conflict_winner(client: Tes
 
 
 def test_dead_letter_and_conflict_rows_name_the_record(client: TestClient) -> None:
-    dead = _text(re.search(r'<table id="dead-letters">(.*?)</table>', client.get(f"{P}/dead-letters").text, re.S).group(1))
+    dead = _text(
+        re.search(
+            r'<table id="dead-letters">(.*?)</table>', client.get(f"{P}/dead-letters").text, re.S
+        ).group(1)
+    )
     assert "invoicing client 105 Luisa Fernanda Ruiz RUIL850505AB1 retrying" in dead
-    conflicts = _text(re.search(r'<table id="conflicts">(.*?)</table>', client.get(f"{P}/conflicts").text, re.S).group(1))
+    conflicts = _text(
+        re.search(r'<table id="conflicts">(.*?)</table>', client.get(f"{P}/conflicts").text, re.S).group(1)
+    )
     assert "101 ↔ contact 9001 Ana Godínez GODE561231GR8 email" in conflicts
 
 
@@ -125,7 +140,9 @@ def test_a_script_name_renders_as_text_everywhere(client: TestClient) -> None:
     ]
     for html in pages:
         assert escaped in html
-        assert "<script>alert" not in html and len(re.findall(r"<script>", html)) == 1  # the theme script only
+        assert (
+            "<script>alert" not in html and len(re.findall(r"<script>", html)) == 1
+        )  # the theme script only
     assert 'value="&lt;script&gt;"' in pages[0]  # the search box echoes the query escaped
 
 
@@ -133,8 +150,11 @@ def test_record_page_shows_ids_snapshot_conflict_and_history(client: TestClient)
     html = client.get(f"{P}/records/facturama_contacts/invoicing/client/101").text
     assert f"{P}/records/facturama_contacts/clientify/contact/9001" in html
     snapshot = re.search(r'<table id="snapshot">(.*?)</table>', html, re.S).group(1)
-    assert re.search(r'<tr class="differs"><td><b>email</b></td><td class="detail">ana@example.mx</td>'
-                     r'<td class="detail">ana@empresa.mx</td><td class="detail">ana.g@empresa.mx</td>', snapshot)
+    assert re.search(
+        r'<tr class="differs"><td><b>email</b></td><td class="detail">ana@example.mx</td>'
+        r'<td class="detail">ana@empresa.mx</td><td class="detail">ana.g@empresa.mx</td>',
+        snapshot,
+    )
     conflicts = _text(re.search(r'<table id="record-conflicts">(.*?)</table>', html, re.S).group(1))
     assert "email ana@empresa.mx ana.g@empresa.mx ana@example.mx clientify" in conflicts
     assert RUN2 in re.search(r'<table id="history">(.*?)</table>', html, re.S).group(1)
@@ -143,12 +163,16 @@ def test_record_page_shows_ids_snapshot_conflict_and_history(client: TestClient)
 
 
 def test_conflicts_page_shows_both_values_and_the_winner(client: TestClient) -> None:
-    rows = _text(re.search(r'<table id="conflicts">(.*?)</table>', client.get(f"{P}/conflicts").text, re.S).group(1))
+    rows = _text(
+        re.search(r'<table id="conflicts">(.*?)</table>', client.get(f"{P}/conflicts").text, re.S).group(1)
+    )
     assert "email ana@empresa.mx ana.g@empresa.mx ana@example.mx clientify" in rows
     assert "No conflicts" in client.get(f"{P}/conflicts", params={"winner": "invoicing"}).text
 
 
-def test_dead_letter_actions_need_edit_access_and_record_the_user(view: Q.LedgerView, client: TestClient) -> None:
+def test_dead_letter_actions_need_edit_access_and_record_the_user(
+    view: Q.LedgerView, client: TestClient
+) -> None:
     form = {"side": "invoicing", "rtype": "client", "rid": "105", "next": f"{P}/dead-letters?state=open"}
     reader = make_client(view, ui.Viewer(name="rita.reader", readable=OURS))
     page = reader.get(f"{P}/dead-letters").text
@@ -167,12 +191,18 @@ def test_dead_letter_actions_need_edit_access_and_record_the_user(view: Q.Ledger
     retry = client.post(f"{P}/dead-letters/facturama_contacts/retry", data={**form, "next": "https://evil.example/"},
                         follow_redirects=False)  # fmt: skip
     assert retry.status_code == 303 and retry.headers["location"] == f"{P}/dead-letters"  # no open redirect
-    assert view.dead_letters([("facturama", "contacts")], state="retry_requested").rows[0]["retry_requested_by"] == "ada.admin"
+    assert (
+        view.dead_letters([("facturama", "contacts")], state="retry_requested").rows[0]["retry_requested_by"]
+        == "ada.admin"
+    )
 
     cross = client.post(f"{P}/dead-letters/facturama_contacts/dismiss", data=form,
                         headers={"Origin": "https://evil.example"}, follow_redirects=False)  # fmt: skip
     assert cross.status_code == 403
-    assert client.post(f"{P}/dead-letters/facturama_contacts/dismiss", data={**form, "rid": "nope"}).status_code == 404
+    assert (
+        client.post(f"{P}/dead-letters/facturama_contacts/dismiss", data={**form, "rid": "nope"}).status_code
+        == 404
+    )
     assert client.post(f"{P}/dead-letters/facturama_contacts/purge", data=form).status_code == 404
 
 
@@ -202,7 +232,9 @@ def test_the_plugin_registers_the_app_and_both_views() -> None:
     from clientify_sync.ui.plugin import ClientifySyncStatusPlugin as Plugin
 
     [fastapi_app] = Plugin.fastapi_apps
-    assert fastapi_app["app"] is ui.app and not fastapi_app["url_prefix"].startswith(tuple(RESERVED_URL_PREFIXES))
+    assert fastapi_app["app"] is ui.app and not fastapi_app["url_prefix"].startswith(
+        tuple(RESERVED_URL_PREFIXES)
+    )
     views = {v["destination"]: ExternalViewResponse(**v) for v in Plugin.external_views}
     assert views["nav"].href == f"{P}/" and views["nav"].url_route == "clientify-sync"
     assert views["dag_run"].href == f"{P}/runs/{{DAG_ID}}/{{RUN_ID}}"
@@ -228,7 +260,8 @@ def test_ids_with_url_syntax_are_encoded_in_links(view: Q.LedgerView, client: Te
     odd = "A/B?C#D%E&F"
     with write_transaction(view.engine) as conn:
         Ledger(view.engine, "facturama", "contacts").dead_letters.record(
-            conn, [Letter("clientify", "contact", odd, "validation_error", "odd id")], RUN2)
+            conn, [Letter("clientify", "contact", odd, "validation_error", "odd id")], RUN2
+        )
     html = client.get(f"{P}/dead-letters").text
     [href] = re.findall(r'href="([^"]*/records/facturama_contacts/clientify/contact/[^"]*)"', html)
     assert href.endswith(quote(odd, safe="")) and "?" not in href
@@ -236,7 +269,9 @@ def test_ids_with_url_syntax_are_encoded_in_links(view: Q.LedgerView, client: Te
     assert page.status_code == 200 and "A/B?C#D%E&amp;F" in page.text and "odd id" in page.text
 
 
-def test_run_page_counts_rounding_lines_with_their_sum(view: Q.LedgerView, admin: ui.Viewer, ledger_url: str) -> None:
+def test_run_page_counts_rounding_lines_with_their_sum(
+    view: Q.LedgerView, admin: ui.Viewer, ledger_url: str
+) -> None:
     """Issue 21: estimates written to the cent by a rounding line are counted apart, with the amount."""
     from clientify_sync.engine.ledger import Ledger
 

@@ -24,7 +24,9 @@ OLDER_EVENT_RUN = "asset_triggered__2026-12-01T09:00:05+00:00"
 CLOCK_RUN = "scheduled__2026-12-01T08:00:00+00:00"
 
 
-def event(rid: str, source: str = "clientify", entity: str = "contacts", event_type: str = "contact.saved") -> InboxEvent:
+def event(
+    rid: str, source: str = "clientify", entity: str = "contacts", event_type: str = "contact.saved"
+) -> InboxEvent:
     return InboxEvent(source=source, entity=entity, record_type=event_type.split(".")[0], external_id=rid,
                       event_type=event_type, dedupe_key=f"{source}-{rid}-{event_type}", payload_sha256="0" * 64)  # fmt: skip
 
@@ -74,7 +76,9 @@ def panel(client: TestClient) -> str:
     return found.group(1) if found else ""
 
 
-def test_the_panel_shows_each_inbox_and_the_latency_of_the_last_runs(with_inboxes: Q.LedgerView, admin: ui.Viewer) -> None:
+def test_the_panel_shows_each_inbox_and_the_latency_of_the_last_runs(
+    with_inboxes: Q.LedgerView, admin: ui.Viewer
+) -> None:
     html = panel(make_client(with_inboxes, admin))
     row = re.search(r'<tr data-inbox="facturama_contacts/clientify">(.*?)</tr>', html, re.S).group(1)
     cells = re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)
@@ -112,7 +116,8 @@ def test_the_inbox_queries_are_two_whatever_the_scopes(with_inboxes: Q.LedgerVie
         panels = with_inboxes.inboxes(Q.all_scopes())
     assert len(statements) == 2
     assert [(p.dag_id, [r.run_id for r in p.event_runs]) for p in panels] == [
-        ("facturama_contacts", [EVENT_RUN, OLDER_EVENT_RUN]), ("facturadirecta_contacts", []),
+        ("facturama_contacts", [EVENT_RUN, OLDER_EVENT_RUN]),
+        ("facturadirecta_contacts", []),
     ]
 
 

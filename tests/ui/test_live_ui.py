@@ -56,11 +56,15 @@ def browser(live: tuple[LiveAirflow, Scenario]) -> Iterator[Chromium]:
 def _open_in_airflow(browser: Chromium, url: str, ready: str) -> None:
     """Open an Airflow page that shows our view in its iframe; wait until ``ready`` holds inside the frame."""
     browser.goto(url)
-    browser.wait_for(f"!!({FRAME} && {FRAME}.readyState === 'complete' && {FRAME}.querySelector({ready!r}))", 60)
+    browser.wait_for(
+        f"!!({FRAME} && {FRAME}.readyState === 'complete' && {FRAME}.querySelector({ready!r}))", 60
+    )
 
 
 def _frame_rows(browser: Chromium, table: str) -> list[str]:
-    return browser.evaluate(f"Array.from({FRAME}.querySelectorAll('#{table} tbody tr')).map(r => r.innerText)")
+    return browser.evaluate(
+        f"Array.from({FRAME}.querySelectorAll('#{table} tbody tr')).map(r => r.innerText)"
+    )
 
 
 def _expected_counts(report: dict) -> dict[str, int]:
@@ -81,14 +85,25 @@ def test_overview_in_airflow_shows_both_integrations_with_the_run_counts(
     for dag_id, report in (("facturama_contacts", scenario.reports["facturama_modified"]),
                            ("facturadirecta_contacts", scenario.reports["facturadirecta_full"])):  # fmt: skip
         row = f"{FRAME}.querySelector('tr[data-dag={dag_id}]')"
-        shown = browser.evaluate(f"Array.from({row}.querySelectorAll('td.counts span')).map(s => s.innerText)")
+        shown = browser.evaluate(
+            f"Array.from({row}.querySelectorAll('td.counts span')).map(s => s.innerText)"
+        )
         counts = {k: int(v) for k, v in (text.rsplit(" ", 1) for text in shown)}
         assert counts == _expected_counts(report), dag_id
         assert report["run_id"] in browser.evaluate(f"{row}.innerText")
     facturama = browser.evaluate(f"{FRAME}.querySelector('tr[data-dag=facturama_contacts]').innerText")
-    quarantined = sum(v for k, v in scenario.reports["facturama_modified"]["reasons"].items() if k.startswith("quarantined:"))
-    assert quarantined == 3 and browser.evaluate(
-        f"{FRAME}.querySelector('tr[data-dag=facturama_contacts] td.quarantined').innerText") == "3"
+    quarantined = sum(
+        v
+        for k, v in scenario.reports["facturama_modified"]["reasons"].items()
+        if k.startswith("quarantined:")
+    )
+    assert (
+        quarantined == 3
+        and browser.evaluate(
+            f"{FRAME}.querySelector('tr[data-dag=facturama_contacts] td.quarantined').innerText"
+        )
+        == "3"
+    )
     assert "1 record failing for 2 runs" in facturama and "success" in facturama
 
 
@@ -104,7 +119,9 @@ def test_searching_the_duplicate_tax_id_finds_it_quarantined_with_its_reason(
     rows = [row for row in _frame_rows(browser, "results") if row.startswith("facturama contacts")]
     assert len(rows) == 3 and all(DUP_RFC in row for row in rows)
     assert all("quarantined" in row and "duplicate tax ID" in row for row in rows)  # why, on every row
-    assert sum("\tinvoicing\t" in row for row in rows) == 1 and sum("\tclientify\t" in row for row in rows) == 2
+    assert (
+        sum("\tinvoicing\t" in row for row in rows) == 1 and sum("\tclientify\t" in row for row in rows) == 2
+    )
     browser.evaluate(f"Array.from({FRAME}.querySelectorAll('#results tbody tr')).find(r => r.innerText.startsWith("
                      "'facturama contacts\\tinvoicing')).querySelector('a').click()")  # fmt: skip
     browser.wait_for(f"!!{FRAME}.querySelector('#history')", 60)
@@ -112,11 +129,15 @@ def test_searching_the_duplicate_tax_id_finds_it_quarantined_with_its_reason(
     assert any("quarantined" in row and "duplicate tax id" in row for row in history)
 
 
-def test_the_conflict_shows_both_values_and_the_winner(live: tuple[LiveAirflow, Scenario], browser: Chromium) -> None:
+def test_the_conflict_shows_both_values_and_the_winner(
+    live: tuple[LiveAirflow, Scenario], browser: Chromium
+) -> None:
     airflow, scenario = live
     inv_id, crm_id, inv_email, crm_email = scenario.conflict
     browser.goto(f"{airflow.url}/clientify-sync/conflicts?dag=facturama_contacts")
-    rows = browser.evaluate("Array.from(document.querySelectorAll('#conflicts tbody tr')).map(r => r.innerText)")
+    rows = browser.evaluate(
+        "Array.from(document.querySelectorAll('#conflicts tbody tr')).map(r => r.innerText)"
+    )
     # The pair's first match may have recorded differences too (other fields, an earlier run).
     [row] = [r for r in rows if inv_id in r and "\temail\t" in r]
     cells = row.split("\t")
@@ -133,7 +154,9 @@ def test_the_run_tab_lists_its_failed_record_with_the_api_message(
     [failure] = scenario.reports["facturama_modified"]["failures"]
     tab = f"{airflow.url}/dags/facturama_contacts/runs/{quote(run['dag_run_id'], safe='')}/plugin/clientify-sync-run"
     _open_in_airflow(browser, tab, "#items")
-    assert browser.evaluate("Array.from(document.querySelectorAll('button, a')).some(e => e.innerText === 'Sync report')")
+    assert browser.evaluate(
+        "Array.from(document.querySelectorAll('button, a')).some(e => e.innerText === 'Sync report')"
+    )
     [failed] = [row for row in _frame_rows(browser, "items") if "\tfailed\t" in row]
     assert f"contact {failure['id']}" in failed and "validation error" in failed
     assert "TaxZipCode" in failed and failure["detail"] in failed
@@ -147,7 +170,9 @@ def test_the_run_tab_lists_its_failed_record_with_the_api_message(
 def test_a_script_name_renders_as_text(live: tuple[LiveAirflow, Scenario], browser: Chromium) -> None:
     airflow, _ = live
     browser.goto(f"{airflow.url}/clientify-sync/records?q={SCRIPT_RFC}")
-    names = browser.evaluate("Array.from(document.querySelectorAll('#results tbody tr td:nth-child(5)')).map(t => t.innerText)")
+    names = browser.evaluate(
+        "Array.from(document.querySelectorAll('#results tbody tr td:nth-child(5)')).map(t => t.innerText)"
+    )
     assert SCRIPT_NAME in names
     assert browser.evaluate("window.__xss === undefined && document.scripts.length === 1")
     link = browser.evaluate("document.querySelector('#results tbody a').href")
@@ -170,16 +195,26 @@ def test_requests_without_login_or_edit_access_are_refused(live: tuple[LiveAirfl
     viewer = {"Authorization": f"Bearer {airflow.token('rita')}"}  # role viewer: may read, not edit
     with httpx.Client(base_url=airflow.url, timeout=30, headers=viewer) as rita:
         page = rita.get("/clientify-sync/dead-letters")
-        assert page.status_code == 200 and "validation error" in page.text and "Dismiss</button>" not in page.text
+        assert (
+            page.status_code == 200
+            and "validation error" in page.text
+            and "Dismiss</button>" not in page.text
+        )
         [failure] = scenario.reports["facturama_modified"]["failures"]
         form = {"side": failure["side"], "rtype": failure["type"], "rid": failure["id"]}
-        assert rita.post("/clientify-sync/dead-letters/facturama_contacts/dismiss", data=form).status_code == 403
+        assert (
+            rita.post("/clientify-sync/dead-letters/facturama_contacts/dismiss", data=form).status_code == 403
+        )
 
 
-def test_an_editor_dismisses_a_dead_letter_from_the_page(live: tuple[LiveAirflow, Scenario], browser: Chromium) -> None:
+def test_an_editor_dismisses_a_dead_letter_from_the_page(
+    live: tuple[LiveAirflow, Scenario], browser: Chromium
+) -> None:
     airflow, scenario = live
     [failure] = scenario.reports["facturama_modified"]["failures"]
-    _open_in_airflow(browser, f"{airflow.url}/plugin/clientify-sync/clientify-sync/dead-letters", "#dead-letters")
+    _open_in_airflow(
+        browser, f"{airflow.url}/plugin/clientify-sync/clientify-sync/dead-letters", "#dead-letters"
+    )
     rows = _frame_rows(browser, "dead-letters")
     assert any(failure["id"] in row and "retrying" in row for row in rows)
     browser.evaluate(f"Array.from({FRAME}.querySelectorAll('#dead-letters tbody tr')).find(r => "
@@ -189,7 +224,9 @@ def test_an_editor_dismisses_a_dead_letter_from_the_page(live: tuple[LiveAirflow
     browser.goto(f"{airflow.url}/clientify-sync/dead-letters?state=dismissed")
     text = browser.evaluate("document.querySelector('#dead-letters').innerText")
     assert failure["id"] in text and "dismissed by admin" in text
-    overview = httpx.get(f"{airflow.url}/clientify-sync/", headers={"Authorization": f"Bearer {airflow.token()}"}).text
+    overview = httpx.get(
+        f"{airflow.url}/clientify-sync/", headers={"Authorization": f"Bearer {airflow.token()}"}
+    ).text
     row = re.search(r'<tr data-dag="facturama_contacts">(.*?)</tr>', overview, re.S).group(1)
     assert 'class="dead-open">0</a>' in row
 
@@ -221,22 +258,32 @@ def test_duplicates_still_say_why_after_two_runs_and_plan_pruning(
             created.raise_for_status()
             twins.add(str(created.json()["Id"]))
     runs = [airflow.run_dag("facturama_contacts", "modified")["dag_run_id"] for _ in range(2)]
-    states = [airflow.api("GET", f"/api/v2/dags/facturama_contacts/dagRuns/{quote(r, safe='')}")["state"] for r in runs]
+    states = [
+        airflow.api("GET", f"/api/v2/dags/facturama_contacts/dagRuns/{quote(r, safe='')}")["state"]
+        for r in runs
+    ]
     assert states == ["success", "success"], airflow.log_tail()
     ledger = Ledger.open(f"sqlite:///{airflow.ledger}", "facturama", "contacts")
     try:
+
         def quarantined(run_id: str) -> set[str]:
             return {i.inv_id for chunk in ledger.plan.iter(run_id) for i in chunk
                     if i.inv_id in twins and i.reason == "duplicate_tax_id"}  # fmt: skip
 
-        assert quarantined(runs[0]) == twins and quarantined(runs[1]) == set()  # the second run only counts them
+        assert (
+            quarantined(runs[0]) == twins and quarantined(runs[1]) == set()
+        )  # the second run only counts them
         ledger.plan.prune(0)  # what keep_plans does after 50 more runs
         assert ledger.plan.count(runs[0]) == 0
     finally:
         ledger.close()
 
-    rows = [row for row in _search_in_airflow(airflow, browser, TWIN_RFC) if row.startswith("facturama contacts")]
-    assert len(rows) == 2 and all(row.startswith("facturama contacts\tinvoicing\tclient ") for row in rows), rows
+    rows = [
+        row for row in _search_in_airflow(airflow, browser, TWIN_RFC) if row.startswith("facturama contacts")
+    ]
+    assert len(rows) == 2 and all(row.startswith("facturama contacts\tinvoicing\tclient ") for row in rows), (
+        rows
+    )
     for row in rows:
         assert TWIN_RFC in row and "quarantined" in row and "duplicate tax ID" in row, row
         assert runs[0] in row  # the run that decided it, though its plan is gone

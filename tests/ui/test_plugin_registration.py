@@ -30,6 +30,8 @@ def test_the_plugins_folder_registers_it_when_the_distribution_is_not_installed(
 
 
 def test_the_plugins_folder_stays_out_of_the_way_of_the_installed_entry_point(monkeypatch):
-    entry = EntryPoint("clientify_sync_status", "clientify_sync.ui.plugin:ClientifySyncStatusPlugin", "airflow.plugins")
+    entry = EntryPoint(
+        "clientify_sync_status", "clientify_sync.ui.plugin:ClientifySyncStatusPlugin", "airflow.plugins"
+    )
     module = load_plugin_file(monkeypatch, [entry])
     assert not hasattr(module, "ClientifySyncStatusPlugin")

@@ -17,13 +17,22 @@ FD = ("facturadirecta", "contacts")
 
 
 def _summary(view: Q.LedgerView, scope: tuple[str, str], **states: str) -> Q.Summary:
-    return next(s for s in view.overview(Q.all_scopes(), states or None) if (s.integration, s.entity) == scope)
+    return next(
+        s for s in view.overview(Q.all_scopes(), states or None) if (s.integration, s.entity) == scope
+    )
 
 
 def test_overview_counts_watermark_and_attention(view: Q.LedgerView) -> None:
     fm = _summary(view, FM)
     assert fm.last_run["run_id"] == RUN2
-    assert fm.counts == {"conflict": 1, "created": 1, "failed": 1, "quarantined": 1, "skipped": 1, "unchanged": 40}
+    assert fm.counts == {
+        "conflict": 1,
+        "created": 1,
+        "failed": 1,
+        "quarantined": 1,
+        "skipped": 1,
+        "unchanged": 40,
+    }
     assert fm.watermark == "2026-11-29T10:00:00Z"
     assert (fm.dead_open, fm.dead_exhausted, fm.dead_max_attempts) == (2, 1, 5)
     assert (fm.quarantined, fm.conflicts, fm.deferred) == (1, 1, 0)
@@ -89,7 +98,9 @@ def test_run_items_skip_unchanged_and_page_by_keyset(view: Q.LedgerView) -> None
 def test_run_while_going_has_live_counts(view: Q.LedgerView) -> None:
     run = view.run("facturama", "estimates", LIVE_RUN)
     assert run["finished_at"] is None and run["live"] == {"created": 1, "planned": 3}
-    assert [r["outcome"] for r in view.run_items("facturama", "estimates", LIVE_RUN, outcome="planned").rows] == [None] * 3
+    assert [
+        r["outcome"] for r in view.run_items("facturama", "estimates", LIVE_RUN, outcome="planned").rows
+    ] == [None] * 3
     assert view.run(*FM, "no-such-run") is None
 
 
@@ -101,7 +112,9 @@ def test_search_by_tax_id_finds_the_quarantined_duplicate(view: Q.LedgerView) ->
 
 
 def _state(view: Q.LedgerView, text: str, side: str, rid: str) -> dict:
-    return next(r["state"] for r in view.search(text, Q.all_scopes()).rows if (r["side"], r["rid"]) == (side, rid))
+    return next(
+        r["state"] for r in view.search(text, Q.all_scopes()).rows if (r["side"], r["rid"]) == (side, rid)
+    )
 
 
 def test_search_says_why_on_every_row_and_still_does_after_plans_are_pruned(view: Q.LedgerView) -> None:
@@ -111,7 +124,10 @@ def test_search_says_why_on_every_row_and_still_does_after_plans_are_pruned(view
 
     expected = {(rid, "quarantined", "duplicate_tax_id", RUN2) for rid in ("103", "9002", "9003")}
     assert shown() == expected
-    assert all(r["state"]["words"].startswith("duplicate tax ID: ") for r in view.search(DUP_RFC, Q.all_scopes()).rows)
+    assert all(
+        r["state"]["words"].startswith("duplicate tax ID: ")
+        for r in view.search(DUP_RFC, Q.all_scopes()).rows
+    )
     fm = Ledger(view.engine, *FM)
     run3 = "scheduled__2026-11-30T10:00:00+00:00"  # a modified run: the duplicates unchanged, only counted
     fm.runs.start(run3, "modified", False)
@@ -140,9 +156,18 @@ def test_search_derives_the_state_of_records_no_run_itemised(view: Q.LedgerView)
         conn.execute(sa.text("DELETE FROM cs_record_states WHERE rid IN ('101', '9001', '106')"))
     inv = fm.records.fetch("invoicing", [("client", "101")])[("client", "101")]
     crm = fm.records.fetch("clientify", [("contact", "9001")])[("contact", "9001")]
-    fm.links.save(("client", "101"), ("contact", "9001"), base={}, inv_hash=inv["hash"], crm_hash=crm["hash"], run_id=RUN2)
+    fm.links.save(
+        ("client", "101"),
+        ("contact", "9001"),
+        base={},
+        inv_hash=inv["hash"],
+        crm_hash=crm["hash"],
+        run_id=RUN2,
+    )
     assert _state(view, "9001", "clientify", "9001")["state"] == "in_sync"
-    fm.links.save(("client", "101"), ("contact", "9001"), base={}, inv_hash=inv["hash"], crm_hash="older", run_id=RUN2)
+    fm.links.save(
+        ("client", "101"), ("contact", "9001"), base={}, inv_hash=inv["hash"], crm_hash="older", run_id=RUN2
+    )
     changed = _state(view, "9001", "clientify", "9001")
     assert changed["state"] == "changed" and "the next run syncs it" in changed["words"]
     assert _state(view, "101", "invoicing", "101")["state"] == "in_sync"  # its own side did not change
@@ -164,15 +189,25 @@ def test_dead_letters_and_conflicts_name_their_record(view: Q.LedgerView) -> Non
 
 def test_search_by_id_name_and_email(view: Q.LedgerView) -> None:
     by_id = view.search("9001", Q.all_scopes()).rows
-    assert [(r["side"], r["rid"], r["linked"]) for r in by_id] == [("clientify", "9001", ("invoicing", "client", "101"))]
-    assert {r["rid"] for r in view.search("JORGE", Q.all_scopes()).rows} == {"103", "9002"}  # names starting so
+    assert [(r["side"], r["rid"], r["linked"]) for r in by_id] == [
+        ("clientify", "9001", ("invoicing", "client", "101"))
+    ]
+    assert {r["rid"] for r in view.search("JORGE", Q.all_scopes()).rows} == {
+        "103",
+        "9002",
+    }  # names starting so
     assert {r["rid"] for r in view.search("ana", Q.all_scopes()).rows} == {"101", "9001"}  # and e-mails
     assert view.search("pérez pineda", Q.all_scopes()).rows == []  # not at the start: only when asked
     inside = {r["rid"] for r in view.search("pérez pineda", Q.all_scopes(), contains=True).rows}
     assert inside == {"103", "9003"}
-    assert {r["rid"] for r in view.search("@empresa.MX", Q.all_scopes(), contains=True).rows} == {"101", "9001"}
+    assert {r["rid"] for r in view.search("@empresa.MX", Q.all_scopes(), contains=True).rows} == {
+        "101",
+        "9001",
+    }
     for contains in (False, True):
-        assert view.search("100%_", Q.all_scopes(), contains=contains).rows == []  # LIKE wildcards are literal
+        assert (
+            view.search("100%_", Q.all_scopes(), contains=contains).rows == []
+        )  # LIKE wildcards are literal
     assert {r["rid"] for r in view.search("<script>", Q.all_scopes()).rows} == {"104", "9004"}
 
 
@@ -221,8 +256,13 @@ def test_record_has_both_sides_snapshot_history_and_conflict(view: Q.LedgerView)
     assert not next(f for f in rec["snapshot"] if f["field"] == "name")["differs"]
     [conflict] = rec["conflicts"]
     assert (conflict["invoicing_value"], conflict["clientify_value"], conflict["winner"]) == (
-        "ana@empresa.mx", "ana.g@empresa.mx", "clientify")
-    assert [(h["run_id"], h["outcome"], h["mode"]) for h in rec["history"]] == [(RUN2, "conflict", "modified")]
+        "ana@empresa.mx",
+        "ana.g@empresa.mx",
+        "clientify",
+    )
+    assert [(h["run_id"], h["outcome"], h["mode"]) for h in rec["history"]] == [
+        (RUN2, "conflict", "modified")
+    ]
     # The same pair from the Clientify side.
     assert view.record(*FM, "clientify", "contact", "9001")["inv_ref"] == ("client", "101")
 
@@ -268,7 +308,11 @@ def test_dead_letter_states_and_actions(view: Q.LedgerView) -> None:
     assert rids("open") == ["107"] and _summary(view, FM).dead_open == 1
     assert view.act_on_dead_letter("retry", *FM, "invoicing", "client", "107", "bo.operator")
     [retry] = view.dead_letters([FM], state="retry_requested").rows
-    assert (retry["rid"], retry["retry_requested_by"], retry["state"]) == ("107", "bo.operator", "retry_requested")
+    assert (retry["rid"], retry["retry_requested_by"], retry["state"]) == (
+        "107",
+        "bo.operator",
+        "retry_requested",
+    )
     # A retry lifts a dismissal.
     assert view.act_on_dead_letter("retry", *FM, "invoicing", "client", "105", "bo.operator")
     assert rids("dismissed") == []

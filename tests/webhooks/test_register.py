@@ -63,7 +63,9 @@ def forget_webhook_connections() -> None:
 
 
 @pytest.fixture
-def hub(clean_sandbox: SandboxHandle, airflow_db: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[SandboxHandle]:
+def hub(
+    clean_sandbox: SandboxHandle, airflow_db: None, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[SandboxHandle]:
     """The sandbox reset; the API connections pointing at it (Clientify, FacturaDirecta on the REST API);
     no webhook connection yet; retry waits compressed."""
     fd = clean_sandbox.config("facturadirecta")
@@ -109,9 +111,14 @@ def outcomes(report: Any) -> dict[str, Outcome]:
 def test_receiver_base_is_the_https_url_with_the_receiver_path() -> None:
     assert RECEIVER_PATH == ui.URL_PREFIX + ui.WEBHOOKS_PATH
     assert receiver_base("https://sync.example.org") == "https://sync.example.org/clientify-sync/webhooks"
-    assert receiver_base("https://sync.example.org/airflow/") == "https://sync.example.org/airflow/clientify-sync/webhooks"
+    assert (
+        receiver_base("https://sync.example.org/airflow/")
+        == "https://sync.example.org/airflow/clientify-sync/webhooks"
+    )
     assert receiver_base("https://x.org/clientify-sync/webhooks/") == "https://x.org/clientify-sync/webhooks"
-    assert receiver_base("http://127.0.0.1:8080") == "http://127.0.0.1:8080/clientify-sync/webhooks"  # the sandbox
+    assert (
+        receiver_base("http://127.0.0.1:8080") == "http://127.0.0.1:8080/clientify-sync/webhooks"
+    )  # the sandbox
     for bad in ("http://sync.example.org", "ftp://x.org", "https://u:p@x.org", "https://x.org/?a=1", "x.org"):
         with pytest.raises(ConfigurationError):
             receiver_base(bad)
@@ -119,7 +126,9 @@ def test_receiver_base_is_the_https_url_with_the_receiver_path() -> None:
 
 def test_clientify_v2_base_is_derived_from_the_v1_host_unless_set() -> None:
     def v2(**kwargs: Any) -> str:
-        return ClientifySettings(**{"base_url": ClientifySettings.default_host, "api_key": "k", **kwargs}).v2_base_url()
+        return ClientifySettings(
+            **{"base_url": ClientifySettings.default_host, "api_key": "k", **kwargs}
+        ).v2_base_url()
 
     assert v2() == "https://api-plus.clientify.com"  # the default host api.clientify.net
     assert v2(base_url="https://api.clientify.com/v1") == "https://api-plus.clientify.com"
@@ -152,7 +161,9 @@ def test_registers_every_slot_and_the_endpoint_storing_the_secrets(
     registrations = hub.control("clientify", "GET", "webhooks")["registrations"]
     assert all(r["header_names"] == ["X-Clientify-Secret"] for r in registrations) and len(registrations) == 4
     [endpoint] = fd_endpoints(hub)
-    assert endpoint["url"] == f"{base}/facturadirecta/main" and set(endpoint["events"]) == set(FACTURADIRECTA_EVENTS)
+    assert endpoint["url"] == f"{base}/facturadirecta/main" and set(endpoint["events"]) == set(
+        FACTURADIRECTA_EVENTS
+    )
     assert "facturadirecta endpoint main: registered" in printed
     for secret in (cf["webhook_secret"], cf["webhook_path_token"], fd["webhook_secret"]):
         assert secret not in printed and secret not in caplog.text
@@ -185,17 +196,26 @@ def test_refuses_a_slot_that_points_elsewhere_and_names_it(
     assert "http://127.0.0.1:9/their-crm-integration?key=***" in refusal and "abc123" not in printed
     found = slots(hub)
     assert found["companies"]["target"] == theirs  # not overwritten
-    assert all(found[s]["target"].startswith(receiver_base(public_url())) for s in ("contacts", "products", "budgets"))
+    assert all(
+        found[s]["target"].startswith(receiver_base(public_url()))
+        for s in ("contacts", "products", "budgets")
+    )
     assert fd_endpoints(hub) == []  # --platform clientify only
 
 
 def test_a_dry_run_changes_nothing(hub: SandboxHandle, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--public-url", public_url(), "--dry-run"]) == 0
     printed = capsys.readouterr().out
-    assert "clientify slot contacts: would be registered" in printed and "dry run: nothing was changed" in printed
+    assert (
+        "clientify slot contacts: would be registered" in printed
+        and "dry run: nothing was changed" in printed
+    )
     assert "facturadirecta endpoint main: would be registered" in printed
     assert all(s["target"] == "" for s in slots(hub).values()) and fd_endpoints(hub) == []
-    assert MetadataConnections().read(CLIENTIFY_CONN_ID) is None and MetadataConnections().read(FD_CONN_ID) is None
+    assert (
+        MetadataConnections().read(CLIENTIFY_CONN_ID) is None
+        and MetadataConnections().read(FD_CONN_ID) is None
+    )
 
 
 def test_a_switched_off_slot_a_disabled_endpoint_and_a_lost_secret_are_repaired(hub: SandboxHandle) -> None:
@@ -212,21 +232,32 @@ def test_a_switched_off_slot_a_disabled_endpoint_and_a_lost_secret_are_repaired(
     again = register(public_url())
     assert again.ok
     got = outcomes(again)
-    assert got["clientify slot budgets"] is Outcome.ACTIVATED and got["clientify slot contacts"] is Outcome.UNCHANGED
+    assert (
+        got["clientify slot budgets"] is Outcome.ACTIVATED
+        and got["clientify slot contacts"] is Outcome.UNCHANGED
+    )
     assert got["facturadirecta endpoint main"] is Outcome.ACTIVATED
     assert got[f"facturadirecta connection {FD_CONN_ID}"] is Outcome.STORED
     new = store.read(FD_CONN_ID)
-    assert new is not None and new["webhook_secret"].startswith("whsec_") and new["webhook_secret"] != old["webhook_secret"]
+    assert (
+        new is not None
+        and new["webhook_secret"].startswith("whsec_")
+        and new["webhook_secret"] != old["webhook_secret"]
+    )
     assert slots(hub)["budgets"]["is_active"] is True
     assert [e["enabled"] for e in fd_endpoints(hub)] == [True]
 
 
-def test_a_connection_defined_by_a_variable_is_not_written(hub: SandboxHandle, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_connection_defined_by_a_variable_is_not_written(
+    hub: SandboxHandle, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv(f"AIRFLOW_CONN_{CLIENTIFY_CONN_ID.upper()}", json.dumps({"conn_type": "generic"}))
     report = register(public_url(), platforms=["clientify"])
     [failed] = [s for s in report.steps if s.outcome is Outcome.FAILED]
     assert f"AIRFLOW_CONN_{CLIENTIFY_CONN_ID.upper()}" in failed.detail
-    assert all(s["target"] == "" for s in slots(hub).values())  # nothing points at a receiver without the secret
+    assert all(
+        s["target"] == "" for s in slots(hub).values()
+    )  # nothing points at a receiver without the secret
 
 
 # -- end to end: registration, an edit on each platform, the receiver, the inbox ------------------------------
@@ -249,7 +280,9 @@ def live_receiver(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> Iterator[i
     root = FastAPI()
     root.mount(ui.URL_PREFIX, status_app)
     (port,) = free_ports(1)
-    server = uvicorn.Server(uvicorn.Config(root, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
+    server = uvicorn.Server(
+        uvicorn.Config(root, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     started = threading.Event()
@@ -280,7 +313,9 @@ def test_after_registration_an_edit_on_each_platform_lands_in_the_inbox(
                     json={"content": {"type": "contact", "main": {"name": "Acme Diseño S.L."}}},
                     headers={"facturadirecta-api-key": cfg["rest_api_key"]}, timeout=30).json()  # fmt: skip
     fd_id = fd["content"]["uuid"]
-    hub.control("facturadirecta", "POST", "webhooks/emit", {"id": fd_id, "changes": {"email": "ui@example.com"}})
+    hub.control(
+        "facturadirecta", "POST", "webhooks/emit", {"id": fd_id, "changes": {"email": "ui@example.com"}}
+    )
     for api in ("clientify", "facturadirecta"):
         state = hub.control(api, "GET", f"webhooks?wait_idle_s={WAIT_S}", timeout=WAIT_S + 30)
         assert state["idle"], (state["attempts"], state["counts"], state["statuses"])
@@ -331,7 +366,10 @@ def test_a_slot_of_this_receiver_with_a_lost_token_and_a_slot_taken_meanwhile_ar
     assert steps["slot contacts"].outcome is Outcome.REFUSED
     assert "points to this receiver with another path token" in steps["slot contacts"].detail
     assert "old-token" not in steps["slot contacts"].detail  # our own path tokens are never shown
-    assert steps["slot products"].outcome is Outcome.REFUSED and "https://other.example/hook" in steps["slot products"].detail
+    assert (
+        steps["slot products"].outcome is Outcome.REFUSED
+        and "https://other.example/hook" in steps["slot products"].detail
+    )
     assert steps["slot companies"].outcome is steps["slot budgets"].outcome is Outcome.REGISTERED
     assert store.writes == [CLIENTIFY_CONN_ID] and slots_api.posted == ["companies", "budgets"]
     token = store.connections[CLIENTIFY_CONN_ID]["webhook_path_token"]

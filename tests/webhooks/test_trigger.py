@@ -64,7 +64,13 @@ def test_fires_once_the_inbox_is_quiet_and_not_again_without_new_rows(engine: En
     deliver(engine, 1, 2, 3)
     fired = fire(trigger(engine, FakeClock(stop_at=120)))
     assert [p for _, p in fired] == [
-        {"integration": "facturama", "entity": "contacts", "max_id": max_id(engine), "new": 3, "reason": "quiet"}
+        {
+            "integration": "facturama",
+            "entity": "contacts",
+            "max_id": max_id(engine),
+            "new": 3,
+            "reason": "quiet",
+        }
     ]
     assert fired[0][0] == 10.0  # first seen at 0, nothing newer for quiet_s
 
@@ -156,9 +162,13 @@ def test_an_unreadable_ledger_delays_the_signal_without_ending_the_trigger(tmp_p
     engine.dispose()
 
 
-def test_without_an_engine_it_opens_the_ledger_of_its_connection(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_without_an_engine_it_opens_the_ledger_of_its_connection(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     url = f"sqlite:///{tmp_path}/from_conn.db"
-    monkeypatch.setenv("AIRFLOW_CONN_LEDGER_FOR_TRIGGER", json.dumps({"conn_type": "generic", "extra": {"url": url}}))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_LEDGER_FOR_TRIGGER", json.dumps({"conn_type": "generic", "extra": {"url": url}})
+    )
     made = InboxTrigger(**KW, state_conn_id="ledger_for_trigger")
     made.clock = FakeClock(stop_at=30, on_tick=lambda now: deliver(made.engine, 1) if now == 1.0 else None)  # type: ignore[arg-type]
     [(_, payload)] = fire(made)

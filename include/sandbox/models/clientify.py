@@ -26,14 +26,36 @@ from include.sandbox.store import NewRow, Row, Session, Where
 Errors = dict[str, Any]
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 CONTACT_STATUSES = (
-    "visitor", "not-qualified-lead", "cold-lead", "warm-lead", "hot-lead", "lost-lead", "in-deal", "client",
-    "lost-client", "other",
+    "visitor",
+    "not-qualified-lead",
+    "cold-lead",
+    "warm-lead",
+    "hot-lead",
+    "lost-lead",
+    "in-deal",
+    "client",
+    "lost-client",
+    "other",
 )
 BUDGET_STATUSES = ("pending", "accepted", "rejected", "closed")
 SOCIAL = (
-    "linkedin_url", "linkedin_id", "linkedin_picture_url", "skype_username", "twitter_id", "facebook_url",
-    "twitter_url", "googleplus_url", "pinterest_url", "foursquare_url", "aboutme_url", "klout_url",
-    "instagram_url", "facebook_picture_url", "twitter_picture_url", "facebook_id", "google_id",
+    "linkedin_url",
+    "linkedin_id",
+    "linkedin_picture_url",
+    "skype_username",
+    "twitter_id",
+    "facebook_url",
+    "twitter_url",
+    "googleplus_url",
+    "pinterest_url",
+    "foursquare_url",
+    "aboutme_url",
+    "klout_url",
+    "instagram_url",
+    "facebook_picture_url",
+    "twitter_picture_url",
+    "facebook_id",
+    "google_id",
 )
 
 
@@ -56,36 +78,80 @@ KINDS = {k.name: k for k in (CONTACTS, COMPANIES, PRODUCTS, BUDGETS)}
 
 # Scalar fields per resource: name -> type; the default decides nullability ("" is not nullable).
 CONTACT_FIELDS: dict[str, tuple[str, Any]] = {
-    "owner": ("str", None), "first_name": ("str", ""), "last_name": ("str", ""), "status": ("status", None),
-    "title": ("str", ""), "contact_type": ("str", None), "contact_source": ("str", None),
-    "picture_url": ("str", None), "description": ("str", ""), "remarks": ("str", ""), "summary": ("str", ""),
-    "last_contact": ("datetime", None), "gdpr_accept": ("bool", False), "medium": ("str", ""),
-    "birthday": ("date", None), "lead_scoring": ("int", 0), "manychat_url": ("str", None),
-    "taxpayer_identification_number": ("str", ""), "unsubscribed": ("bool", False), "country": ("str", ""),
-    "disclaimer": ("bool", False), "contact_sector": ("str", ""),
+    "owner": ("str", None),
+    "first_name": ("str", ""),
+    "last_name": ("str", ""),
+    "status": ("status", None),
+    "title": ("str", ""),
+    "contact_type": ("str", None),
+    "contact_source": ("str", None),
+    "picture_url": ("str", None),
+    "description": ("str", ""),
+    "remarks": ("str", ""),
+    "summary": ("str", ""),
+    "last_contact": ("datetime", None),
+    "gdpr_accept": ("bool", False),
+    "medium": ("str", ""),
+    "birthday": ("date", None),
+    "lead_scoring": ("int", 0),
+    "manychat_url": ("str", None),
+    "taxpayer_identification_number": ("str", ""),
+    "unsubscribed": ("bool", False),
+    "country": ("str", ""),
+    "disclaimer": ("bool", False),
+    "contact_sector": ("str", ""),
     **{name: ("str", "") for name in SOCIAL},
 }
 COMPANY_FIELDS: dict[str, tuple[str, Any]] = {
-    "name": ("str", ""), "business_name": ("str", ""), "taxpayer_identification_number": ("str", ""),
-    "sector": ("str", ""), "company_sector": ("str", ""), "fax": ("str", ""),
-    "number_of_employees": ("int", None), "approx_employees": ("str", None), "founded": ("date", None),
-    "online_since": ("date", None), "industry": ("str", ""), "rank": ("int", None),
-    "rank_manual": ("int", None), "owner": ("str", None), "description": ("str", ""), "remarks": ("str", ""),
-    "summary": ("str", ""), "private": ("bool", False), "picture_url": ("str", None),
-    "facebook_url": ("str", ""), "twitter_url": ("str", ""), "linkedin_url": ("str", ""),
-    "googleplus_url": ("str", ""), "instagram_url": ("str", ""),
+    "name": ("str", ""),
+    "business_name": ("str", ""),
+    "taxpayer_identification_number": ("str", ""),
+    "sector": ("str", ""),
+    "company_sector": ("str", ""),
+    "fax": ("str", ""),
+    "number_of_employees": ("int", None),
+    "approx_employees": ("str", None),
+    "founded": ("date", None),
+    "online_since": ("date", None),
+    "industry": ("str", ""),
+    "rank": ("int", None),
+    "rank_manual": ("int", None),
+    "owner": ("str", None),
+    "description": ("str", ""),
+    "remarks": ("str", ""),
+    "summary": ("str", ""),
+    "private": ("bool", False),
+    "picture_url": ("str", None),
+    "facebook_url": ("str", ""),
+    "twitter_url": ("str", ""),
+    "linkedin_url": ("str", ""),
+    "googleplus_url": ("str", ""),
+    "instagram_url": ("str", ""),
 }
 PRODUCT_FIELDS: dict[str, tuple[str, Any]] = {
-    "name": ("str", ""), "sku": ("str", ""), "description": ("str", ""), "price": ("decimal", "0.00"),
+    "name": ("str", ""),
+    "sku": ("str", ""),
+    "description": ("str", ""),
+    "price": ("decimal", "0.00"),
     "currency": ("str", "EUR"),
 }
 BUDGET_FIELDS: dict[str, tuple[str, Any]] = {
-    "name": ("str", ""), "code": ("str", ""), "deal": ("str", None), "owner": ("str", None),
-    "status": ("budget_status", "pending"), "currency": ("str", None), "date": ("date", None),
-    "expiration_date": ("date", None), "comments": ("str", ""),
+    "name": ("str", ""),
+    "code": ("str", ""),
+    "deal": ("str", None),
+    "owner": ("str", None),
+    "status": ("budget_status", "pending"),
+    "currency": ("str", None),
+    "date": ("date", None),
+    "expiration_date": ("date", None),
+    "comments": ("str", ""),
 }
-FIELDS = {"contacts": CONTACT_FIELDS, "companies": COMPANY_FIELDS, "products": PRODUCT_FIELDS,
-          "budgets": BUDGET_FIELDS}
+FIELDS = {
+    "contacts": CONTACT_FIELDS,
+    "companies": COMPANY_FIELDS,
+    "products": PRODUCT_FIELDS,
+    "budgets": BUDGET_FIELDS,
+}
 
 
 def scalar(kind: str, nullable: bool, value: Any) -> tuple[Any, str | None]:
@@ -128,7 +194,10 @@ def scalar(kind: str, nullable: bool, value: Any) -> tuple[Any, str | None]:
         try:
             return datetime.fromisoformat(str(value).strip().replace("Z", "+00:00")).isoformat(), None
         except ValueError:
-            return None, "Datetime has wrong format. Use one of these formats instead: YYYY-MM-DDThh:mm[:ss[.uuuuuu]][+HH:MM|-HH:MM|Z]."
+            return (
+                None,
+                "Datetime has wrong format. Use one of these formats instead: YYYY-MM-DDThh:mm[:ss[.uuuuuu]][+HH:MM|-HH:MM|Z].",
+            )
     if kind in ("status", "budget_status"):
         choices = CONTACT_STATUSES if kind == "status" else BUDGET_STATUSES
         if value in choices:
@@ -290,7 +359,9 @@ def defaults(kind: Kind, cfg: ClientifyConfig) -> dict[str, Any]:
     if kind in (CONTACTS, COMPANIES):
         body.update(emails=[], phones=[], addresses=[], websites=[], tags=[])
     if kind is CONTACTS:
-        body.update(status=cfg.contact_default_status, other_companies=[], _company_id=None, _company_name=None)
+        body.update(
+            status=cfg.contact_default_status, other_companies=[], _company_id=None, _company_name=None
+        )
     if kind is BUDGETS:
         body.update(currency=cfg.budget_default_currency, items=[], _contact_id=None, _company_id=None)
     return body
@@ -300,7 +371,9 @@ def apply(kind: Kind, body: dict[str, Any], payload: Any, w: WriteContext, creat
     """Validate ``payload`` and apply it onto ``body`` in place; returns DRF-style errors (empty = ok)."""
     errors: Errors = {}
     if not isinstance(payload, dict):
-        return {"non_field_errors": [f"Invalid data. Expected a dictionary, but got {type(payload).__name__}."]}
+        return {
+            "non_field_errors": [f"Invalid data. Expected a dictionary, but got {type(payload).__name__}."]
+        }
     for name, (field_type, default) in FIELDS[kind.name].items():
         if name not in payload:
             continue
@@ -312,7 +385,9 @@ def apply(kind: Kind, body: dict[str, Any], payload: Any, w: WriteContext, creat
     if kind in (CONTACTS, COMPANIES):
         _apply_lists(body, payload, w, errors)
     if "custom_fields" in payload:
-        merged = merge_custom_fields(body.get("custom_fields") or [], payload["custom_fields"], kind.label, w, errors)
+        merged = merge_custom_fields(
+            body.get("custom_fields") or [], payload["custom_fields"], kind.label, w, errors
+        )
         if merged is not None:
             body["custom_fields"] = merged
     if kind is CONTACTS and "other_companies" in payload:
@@ -322,17 +397,25 @@ def apply(kind: Kind, body: dict[str, Any], payload: Any, w: WriteContext, creat
     if kind is CONTACTS and "company" in payload:
         _apply_company(body, payload["company"], w, errors)
     if kind is COMPANIES and creating and not (body.get("name") or "").strip():
-        errors.setdefault("name", ["This field is required." if "name" not in payload else "This field may not be blank."])
+        errors.setdefault(
+            "name", ["This field is required." if "name" not in payload else "This field may not be blank."]
+        )
     if kind is PRODUCTS and creating and not (body.get("name") or "").strip():
-        errors.setdefault("name", ["This field is required." if "name" not in payload else "This field may not be blank."])
+        errors.setdefault(
+            "name", ["This field is required." if "name" not in payload else "This field may not be blank."]
+        )
     if kind is BUDGETS:
         _apply_budget(body, payload, w, errors, creating)
     return errors
 
 
 def _apply_lists(body: dict[str, Any], payload: dict[str, Any], w: WriteContext, errors: Errors) -> None:
-    builders = {"emails": _email_item, "phones": _phone_item, "addresses": _address_item,
-                "websites": _website_item}
+    builders = {
+        "emails": _email_item,
+        "phones": _phone_item,
+        "addresses": _address_item,
+        "websites": _website_item,
+    }
     for name, build in builders.items():
         if name in payload:
             items = _sub_list(payload[name], name, errors, w.ids, build)
@@ -390,8 +473,9 @@ def _apply_company(body: dict[str, Any], value: Any, w: WriteContext, errors: Er
     body["_company_id"], body["_company_name"] = row.seq, row.body.get("name")
 
 
-def _apply_budget(body: dict[str, Any], payload: dict[str, Any], w: WriteContext, errors: Errors,
-                  creating: bool) -> None:
+def _apply_budget(
+    body: dict[str, Any], payload: dict[str, Any], w: WriteContext, errors: Errors, creating: bool
+) -> None:
     s = w.session
     for key, kind in (("contact", CONTACTS), ("company", COMPANIES)):
         if key not in payload:
@@ -404,7 +488,11 @@ def _apply_budget(body: dict[str, Any], payload: dict[str, Any], w: WriteContext
             errors[key] = ["Invalid hyperlink - Object does not exist."]
         else:
             body[f"_{key}_id"] = ident
-    if body.get("_contact_id") is None and body.get("_company_id") is None and not {"contact", "company"} & set(errors):
+    if (
+        body.get("_contact_id") is None
+        and body.get("_company_id") is None
+        and not {"contact", "company"} & set(errors)
+    ):
         errors["non_field_errors"] = ["A budget needs a contact or a company."]
     if creating and not body.get("date"):
         body["date"] = today(w.cfg.timezone).isoformat()
@@ -428,14 +516,19 @@ def _budget_items(value: Any, w: WriteContext, errors: Errors) -> list[dict[str,
         ident = ref_id(item.get("product"), "products") if item.get("product") is not None else None
         product = w.session.get(PRODUCTS.table, seq=ident) if ident is not None else None
         if product is None:
-            problems["product"] = (["This field is required."] if item.get("product") is None
-                                   else ["Invalid hyperlink - Object does not exist."])
+            problems["product"] = (
+                ["This field is required."]
+                if item.get("product") is None
+                else ["Invalid hyperlink - Object does not exist."]
+            )
         amounts: dict[str, Decimal] = {}
         fallback_price = product.body.get("price") if product else None
         for key, default in (("quantity", None), ("price", fallback_price), ("discount", "0"), ("tax", "0")):
             raw = item.get(key, default)
             if raw is None:
-                if product is not None or key != "price":  # no price to default to: the product error says why
+                if (
+                    product is not None or key != "price"
+                ):  # no price to default to: the product error says why
                     problems[key] = ["This field is required."]
                 continue
             try:
@@ -449,11 +542,18 @@ def _budget_items(value: Any, w: WriteContext, errors: Errors) -> list[dict[str,
             continue
         subtotal = q2(amounts["quantity"] * amounts["price"] - amounts["discount"])
         total = q2(subtotal * (1 + amounts["tax"] / 100))
-        out.append({
-            "id": w.ids.next(), "product_id": product.seq, "sku": product.body.get("sku", ""),
-            "name": product.body.get("name", ""), "description": str(item.get("description") or ""),
-            **{k: f"{v}" for k, v in amounts.items()}, "subtotal": f"{subtotal}", "total": f"{total}",
-        })
+        out.append(
+            {
+                "id": w.ids.next(),
+                "product_id": product.seq,
+                "sku": product.body.get("sku", ""),
+                "name": product.body.get("name", ""),
+                "description": str(item.get("description") or ""),
+                **{k: f"{v}" for k, v in amounts.items()},
+                "subtotal": f"{subtotal}",
+                "total": f"{total}",
+            }
+        )
     if any(item_errors):
         errors["items"] = item_errors
         return None

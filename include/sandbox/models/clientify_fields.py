@@ -7,8 +7,14 @@ from typing import Any
 from include.sandbox.models.clientify import Errors, scalar
 
 CONTENT_LABELS = {"contacts", "companies", "products", "budgets", "deals"}
-_SINGULAR = {"contact": "contacts", "company": "companies", "product": "products", "budget": "budgets",
-             "deal": "deals", "oportunidad": "deals"}
+_SINGULAR = {
+    "contact": "contacts",
+    "company": "companies",
+    "product": "products",
+    "budget": "budgets",
+    "deal": "deals",
+    "oportunidad": "deals",
+}
 
 
 def content_label(value: str) -> str | None:
@@ -28,8 +34,10 @@ FIELD_TYPES = {1: "Dropdown", 2: "Number", 3: "Text", 4: "Date", 5: "Checkbox"}
 
 def definition_body(payload: dict[str, Any], current: dict[str, Any] | None = None) -> tuple[dict, Errors]:
     """A custom-field definition (§7) from a request body; ``current`` for partial updates."""
-    body = dict(current or {"help_text": "", "field_type": 3, "default_value": "", "dropdown_choices": [],
-                             "visible": True})
+    body = dict(
+        current
+        or {"help_text": "", "field_type": 3, "default_value": "", "dropdown_choices": [], "visible": True}
+    )
     errors: Errors = {}
     if "name" in payload or current is None:
         name = str(payload.get("name") or "").strip()
@@ -59,10 +67,15 @@ def definition_body(payload: dict[str, Any], current: dict[str, Any] | None = No
 
 def render_definition(def_id: int, body: dict[str, Any], base_url: str) -> dict[str, Any]:
     return {
-        "url": f"{base_url}/v1/custom-fields/{def_id}/", "id": def_id, "user_company": "SANDBOX",
-        "content_type": content_type_display(body["label"]), "name": body["name"],
-        "help_text": body.get("help_text", ""), "field_type": body.get("field_type", 3),
+        "url": f"{base_url}/v1/custom-fields/{def_id}/",
+        "id": def_id,
+        "user_company": "SANDBOX",
+        "content_type": content_type_display(body["label"]),
+        "name": body["name"],
+        "help_text": body.get("help_text", ""),
+        "field_type": body.get("field_type", 3),
         "field_type_display": FIELD_TYPES.get(body.get("field_type", 3), "Text"),
-        "default_value": body.get("default_value", ""), "dropdown_choices": body.get("dropdown_choices", []),
+        "default_value": body.get("default_value", ""),
+        "dropdown_choices": body.get("dropdown_choices", []),
         "visible": body.get("visible", True),
     }

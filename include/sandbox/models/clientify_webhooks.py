@@ -42,8 +42,12 @@ def render(entity: str, row: Row | None) -> dict[str, Any]:
     """``GET /v2/webhooks/{entity}/``: a free slot is ``target: ""``, ``is_active: false`` (lifecycle test)."""
     if row is None:
         return {"entity": entity, "target": "", "is_active": False, "events": events(entity)}
-    return {"entity": entity, "target": row.body["target"], "is_active": row.body["is_active"],
-            "events": events(entity)}
+    return {
+        "entity": entity,
+        "target": row.body["target"],
+        "is_active": row.body["is_active"],
+        "events": events(entity),
+    }
 
 
 def read_registration(payload: Any) -> tuple[str, dict[str, str], dict[str, list[str]]]:
@@ -68,7 +72,12 @@ def read_registration(payload: Any) -> tuple[str, dict[str, str], dict[str, list
         if len(raw_headers) > MAX_HEADERS:
             errors["headers"] = [f"Ensure this field has no more than {MAX_HEADERS} elements."]
         for name, value in raw_headers.items():
-            if not HEADER_NAME.match(str(name)) or not isinstance(value, str) or "\r" in value or "\n" in value:
+            if (
+                not HEADER_NAME.match(str(name))
+                or not isinstance(value, str)
+                or "\r" in value
+                or "\n" in value
+            ):
                 errors.setdefault("headers", []).append(f"Invalid header {str(name)[:40]!r}.")
             else:
                 headers[str(name)] = value

@@ -38,36 +38,82 @@ def _tax(name: str) -> Group:
 
 CUSTOM = Repeated("customAttributes", "customAttribute", (Leaf("label"), Leaf("value")), optional=True)
 CLIENT: tuple[Node, ...] = (
-    Leaf("id", "int"), Leaf("legalType"), Leaf("name", optional=True), Leaf("personName", optional=True),
-    Leaf("personSurname", optional=True), Leaf("taxCode"), Leaf("tradeName"), Leaf("noEInvoice", "bool"),
+    Leaf("id", "int"),
+    Leaf("legalType"),
+    Leaf("name", optional=True),
+    Leaf("personName", optional=True),
+    Leaf("personSurname", optional=True),
+    Leaf("taxCode"),
+    Leaf("tradeName"),
+    Leaf("noEInvoice", "bool"),
     Group("address", tuple(Leaf(n) for n in ("line1", "line2", "city", "province", "zipcode", "country"))),
-    Leaf("website", "text"), Leaf("language", "text"), Leaf("email", "text"), Leaf("phone"),
-    Leaf("mobilePhone", "text"), Leaf("notes"), Leaf("companyCode"),
-    Group("billing", (
-        Leaf("currency", "text"), _tax("tax1"), _tax("tax2"),
-        Group("bank", (Leaf("country", "text"), Leaf("name"), Leaf("accountNumber"), Leaf("swift"))),
-        Leaf("paymentMean", "text"), Leaf("payableDayInMonth1", "day"), Leaf("payableDayInMonth2", "day"),
-        Repeated("dueDates", "dueDate", (Leaf("delayInDays", "int"), Leaf("rate", "rate"))),
-        Leaf("customInvoiceNotes", "bool"), Leaf("invoiceNotes"),
-    )),
+    Leaf("website", "text"),
+    Leaf("language", "text"),
+    Leaf("email", "text"),
+    Leaf("phone"),
+    Leaf("mobilePhone", "text"),
+    Leaf("notes"),
+    Leaf("companyCode"),
+    Group(
+        "billing",
+        (
+            Leaf("currency", "text"),
+            _tax("tax1"),
+            _tax("tax2"),
+            Group("bank", (Leaf("country", "text"), Leaf("name"), Leaf("accountNumber"), Leaf("swift"))),
+            Leaf("paymentMean", "text"),
+            Leaf("payableDayInMonth1", "day"),
+            Leaf("payableDayInMonth2", "day"),
+            Repeated("dueDates", "dueDate", (Leaf("delayInDays", "int"), Leaf("rate", "rate"))),
+            Leaf("customInvoiceNotes", "bool"),
+            Leaf("invoiceNotes"),
+        ),
+    ),
     CUSTOM,
 )
 PRODUCT: tuple[Node, ...] = (
-    Leaf("id", "int"), Leaf("productCode"), Leaf("name"), Leaf("description"), Leaf("price", "money"),
-    Leaf("purchasePrice", "money"), Leaf("discountRate", "rate"), Leaf("applyTax1", "bool"),
-    Leaf("applyTax2", "bool"), Group("provider", (Leaf("id", "int"),)), Leaf("stockEnabled", "bool"),
-    Leaf("stock", "qty"), CUSTOM,
+    Leaf("id", "int"),
+    Leaf("productCode"),
+    Leaf("name"),
+    Leaf("description"),
+    Leaf("price", "money"),
+    Leaf("purchasePrice", "money"),
+    Leaf("discountRate", "rate"),
+    Leaf("applyTax1", "bool"),
+    Leaf("applyTax2", "bool"),
+    Group("provider", (Leaf("id", "int"),)),
+    Leaf("stockEnabled", "bool"),
+    Leaf("stock", "qty"),
+    CUSTOM,
 )
 LINE: tuple[Leaf, ...] = (
-    Leaf("productCode"), Leaf("description"), Leaf("quantity", "qty"), Leaf("unitPrice", "money"),
-    Leaf("discountRate", "rate"), Leaf("applyTax1", "bool"), Leaf("applyTax2", "bool"),
+    Leaf("productCode"),
+    Leaf("description"),
+    Leaf("quantity", "qty"),
+    Leaf("unitPrice", "money"),
+    Leaf("discountRate", "rate"),
+    Leaf("applyTax1", "bool"),
+    Leaf("applyTax2", "bool"),
 )
 ESTIMATE: tuple[Node, ...] = (
-    Leaf("id", "int"), Leaf("estimateNumber", "int"), Leaf("estimateSerial"), Leaf("estimateDate", "date"),
-    Leaf("expirationDate", "date"), Group("client", (Leaf("id", "int"),)), Leaf("currency", "text"),
-    Leaf("subject"), Leaf("notes"), Leaf("status"), _tax("tax1"), _tax("tax2"),
-    Repeated("estimateLines", "estimateLine", LINE), Leaf("totalNetAmount", "money"),
-    Leaf("totalTax1", "money"), Leaf("totalTax2", "money"), Leaf("totalAmount", "money"), CUSTOM,
+    Leaf("id", "int"),
+    Leaf("estimateNumber", "int"),
+    Leaf("estimateSerial"),
+    Leaf("estimateDate", "date"),
+    Leaf("expirationDate", "date"),
+    Group("client", (Leaf("id", "int"),)),
+    Leaf("currency", "text"),
+    Leaf("subject"),
+    Leaf("notes"),
+    Leaf("status"),
+    _tax("tax1"),
+    _tax("tax2"),
+    Repeated("estimateLines", "estimateLine", LINE),
+    Leaf("totalNetAmount", "money"),
+    Leaf("totalTax1", "money"),
+    Leaf("totalTax2", "money"),
+    Leaf("totalAmount", "money"),
+    CUSTOM,
 )
 READ_ONLY = {"id", "totalNetAmount", "totalTax1", "totalTax2", "totalAmount"}
 
@@ -205,8 +251,14 @@ class Lookups:
 
 
 def prepare(
-    resource: Resource, current: dict[str, Any] | None, changes: dict[str, Any], defined: list[str],
-    cfg: FacturaDirectaConfig, look: Lookups, *, auto_code: bool = False,
+    resource: Resource,
+    current: dict[str, Any] | None,
+    changes: dict[str, Any],
+    defined: list[str],
+    cfg: FacturaDirectaConfig,
+    look: Lookups,
+    *,
+    auto_code: bool = False,
 ) -> dict[str, Any]:
     """The record after a create (``current`` None) or a partial update; raises ``InputError``."""
     creating = current is None
@@ -225,22 +277,43 @@ def prepare(
     return record
 
 
-def _client_rules(record: dict[str, Any], changes: dict[str, Any], creating: bool, cfg: FacturaDirectaConfig,
-                  look: Lookups, auto_code: bool) -> None:
+def _client_rules(
+    record: dict[str, Any],
+    changes: dict[str, Any],
+    creating: bool,
+    cfg: FacturaDirectaConfig,
+    look: Lookups,
+    auto_code: bool,
+) -> None:
     legal = (record.get("legalType") or "").strip().upper()
     if not legal and creating:
-        legal = "J" if (record.get("name") or "").strip() else "F" if (record.get("personName") or "").strip() else ""
+        legal = (
+            "J"
+            if (record.get("name") or "").strip()
+            else "F"
+            if (record.get("personName") or "").strip()
+            else ""
+        )
         if not legal:
             raise InputError("Debe indicarse el tipo legal (legalType) del cliente")
     if legal not in ("F", "J"):
         raise InputError(f"El tipo legal '{legal}' no es válido; valores posibles: F, J")
     record["legalType"] = legal
-    if creating and legal == "F" and not all((record.get(k) or "").strip() for k in ("personName", "personSurname")):
+    if (
+        creating
+        and legal == "F"
+        and not all((record.get(k) or "").strip() for k in ("personName", "personSurname"))
+    ):
         raise InputError("Para personas físicas (F) son obligatorios los campos personName y personSurname")
     if creating and legal == "J" and not (record.get("name") or "").strip():
         raise InputError("Para personas jurídicas (J) es obligatorio el campo name")
     tax_code = (record.get("taxCode") or "").strip()
-    if cfg.validate_tax_code and "taxCode" in changes and tax_code and spanish_tax_code_kind(tax_code) is None:
+    if (
+        cfg.validate_tax_code
+        and "taxCode" in changes
+        and tax_code
+        and spanish_tax_code_kind(tax_code) is None
+    ):
         raise InputError(f"El código fiscal '{tax_code}' no es válido")
     billing = record.setdefault("billing", {})
     due = billing.get("dueDates") or []
@@ -264,9 +337,15 @@ def _client_rules(record: dict[str, Any], changes: dict[str, Any], creating: boo
 
 def _default_taxes(target: dict[str, Any], cfg: FacturaDirectaConfig) -> None:
     if cfg.default_tax1_name:
-        target["tax1"] = {"name": cfg.default_tax1_name, "rate": f"{q2(to_decimal(cfg.default_tax1_rate or '0'))}"}
+        target["tax1"] = {
+            "name": cfg.default_tax1_name,
+            "rate": f"{q2(to_decimal(cfg.default_tax1_rate or '0'))}",
+        }
     if cfg.default_tax2_name:
-        target["tax2"] = {"name": cfg.default_tax2_name, "rate": f"{q2(to_decimal(cfg.default_tax2_rate or '0'))}"}
+        target["tax2"] = {
+            "name": cfg.default_tax2_name,
+            "rate": f"{q2(to_decimal(cfg.default_tax2_rate or '0'))}",
+        }
 
 
 def _product_rules(record: dict[str, Any], creating: bool) -> None:
@@ -278,8 +357,9 @@ def _product_rules(record: dict[str, Any], creating: bool) -> None:
         record.setdefault("stockEnabled", "false")
 
 
-def _estimate_rules(record: dict[str, Any], changes: dict[str, Any], creating: bool, cfg: FacturaDirectaConfig,
-                    look: Lookups) -> None:
+def _estimate_rules(
+    record: dict[str, Any], changes: dict[str, Any], creating: bool, cfg: FacturaDirectaConfig, look: Lookups
+) -> None:
     if not record.get("estimateDate"):
         raise InputError("El campo estimateDate es obligatorio (formato AAAAMMDD)")
     client_id = (record.get("client") or {}).get("id") or ""
@@ -288,7 +368,9 @@ def _estimate_rules(record: dict[str, Any], changes: dict[str, Any], creating: b
         raise InputError(f"No existe el cliente indicado en client/id ({client_id or 'vacío'})")
     status = (record.get("status") or "pending").strip().lower()
     if status not in ESTIMATE_STATUSES:
-        raise InputError(f"El estado '{status}' no es válido; valores posibles: {', '.join(ESTIMATE_STATUSES)}")
+        raise InputError(
+            f"El estado '{status}' no es válido; valores posibles: {', '.join(ESTIMATE_STATUSES)}"
+        )
     record["status"] = status
     if creating:
         record.setdefault("currency", cfg.default_currency)
@@ -305,22 +387,29 @@ def _estimate_rules(record: dict[str, Any], changes: dict[str, Any], creating: b
     if creating or "estimateNumber" in changes or "estimateSerial" in changes:
         record["estimateNumber"] = str(look.next_estimate_number(serial, int(number) if number else None))
     if creating or "estimateLines" in changes:
-        record["estimateLines"] = [_line(i, line, look) for i, line in enumerate(record.get("estimateLines") or [])]
+        record["estimateLines"] = [
+            _line(i, line, look) for i, line in enumerate(record.get("estimateLines") or [])
+        ]
     _totals(record)
 
 
 def _line(i: int, line: dict[str, Any], look: Lookups) -> dict[str, Any]:
     out = {
-        "productCode": line.get("productCode", ""), "description": line.get("description", ""),
-        "quantity": line.get("quantity") or "1", "unitPrice": line.get("unitPrice", ""),
-        "discountRate": line.get("discountRate") or "0.00", "applyTax1": line.get("applyTax1") or "true",
+        "productCode": line.get("productCode", ""),
+        "description": line.get("description", ""),
+        "quantity": line.get("quantity") or "1",
+        "unitPrice": line.get("unitPrice", ""),
+        "discountRate": line.get("discountRate") or "0.00",
+        "applyTax1": line.get("applyTax1") or "true",
         "applyTax2": line.get("applyTax2") or "false",
     }
     code = (out["productCode"] or "").strip()
     if code:
         found = look.product_by_code(code)
         if found is None:
-            raise InputError(f"No existe ningún producto con el código '{code}' (estimateLines/estimateLine[{i + 1}])")
+            raise InputError(
+                f"No existe ningún producto con el código '{code}' (estimateLines/estimateLine[{i + 1}])"
+            )
         product = found[1]
         out["description"] = out["description"] or product.get("description") or product.get("name") or ""
         out["unitPrice"] = out["unitPrice"] or product.get("price") or ""
@@ -368,7 +457,9 @@ def new_row(resource: Resource, record: dict[str, Any]) -> NewRow:
         row.search = "\x1f".join(record.get(k) or "" for k in ("name", "description", "productCode")).lower()
         row.k1 = record.get("productCode") or None
     else:
-        row.search = "\x1f".join(record.get(k) or "" for k in ("subject", "estimateSerial", "estimateNumber")).lower()
+        row.search = "\x1f".join(
+            record.get(k) or "" for k in ("subject", "estimateSerial", "estimateNumber")
+        ).lower()
         row.k1 = (record.get("client") or {}).get("id") or None
         row.k2 = record.get("status")
         row.k3 = record.get("estimateDate")

@@ -33,8 +33,17 @@ STANDARD_ACTIONS = ("created", "updated", "archived", "unarchived")
 CATALOGUE = frozenset(
     [
         f"{obj}.{action}"
-        for obj in ("contact", "product", "estimate", "invoice", "expense", "delivery_note", "client_order",
-                    "purchase_order", "transaction")
+        for obj in (
+            "contact",
+            "product",
+            "estimate",
+            "invoice",
+            "expense",
+            "delivery_note",
+            "client_order",
+            "purchase_order",
+            "transaction",
+        )
         for action in STANDARD_ACTIONS
     ]
     + ["invoice.sent", "invoice.voided", "invoice.verifactu_sent", "verifactu_batch.sent", "inbox.scanned"]

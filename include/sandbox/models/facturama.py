@@ -27,34 +27,86 @@ Schema = tuple[tuple[str, Spec], ...]
 STR, DEC, BOOL = "str", "decimal", "bool"
 ADDRESS: Schema = tuple(
     (name, STR)
-    for name in ("Street", "ExteriorNumber", "InteriorNumber", "Neighborhood", "ZipCode", "Locality",
-                 "Municipality", "State", "Country")
+    for name in (
+        "Street",
+        "ExteriorNumber",
+        "InteriorNumber",
+        "Neighborhood",
+        "ZipCode",
+        "Locality",
+        "Municipality",
+        "State",
+        "Country",
+    )
 )
 CLIENT: Schema = (
-    ("Id", STR), ("Email", STR), ("EmailOp1", STR), ("EmailOp2", STR), ("Address", ADDRESS), ("Rfc", STR),
-    ("Name", STR), ("CfdiUse", STR), ("FiscalRegime", STR), ("TaxZipCode", STR), ("TaxResidence", STR),
+    ("Id", STR),
+    ("Email", STR),
+    ("EmailOp1", STR),
+    ("EmailOp2", STR),
+    ("Address", ADDRESS),
+    ("Rfc", STR),
+    ("Name", STR),
+    ("CfdiUse", STR),
+    ("FiscalRegime", STR),
+    ("TaxZipCode", STR),
+    ("TaxResidence", STR),
     ("NumRegIdTrib", STR),
 )
 TAX: Schema = (
-    ("Name", STR), ("Rate", DEC), ("IsRetention", BOOL), ("IsFederalTax", BOOL), ("IsQuota", BOOL),
-    ("Total", DEC), ("Base", DEC),
+    ("Name", STR),
+    ("Rate", DEC),
+    ("IsRetention", BOOL),
+    ("IsFederalTax", BOOL),
+    ("IsQuota", BOOL),
+    ("Total", DEC),
+    ("Base", DEC),
 )
 PRODUCT: Schema = (
-    ("Id", STR), ("Unit", STR), ("UnitCode", STR), ("IdentificationNumber", STR), ("Name", STR),
-    ("Description", STR), ("Price", DEC), ("CodeProdServ", STR), ("CodeProdServName", STR),
-    ("CuentaPredial", STR), ("CuentasPredial", [STR]), ("NumerosPedimento", [STR]), ("ObjetoImp", STR),
-    ("TaxObject", STR), ("Category", STR), ("Taxes", [TAX]),
+    ("Id", STR),
+    ("Unit", STR),
+    ("UnitCode", STR),
+    ("IdentificationNumber", STR),
+    ("Name", STR),
+    ("Description", STR),
+    ("Price", DEC),
+    ("CodeProdServ", STR),
+    ("CodeProdServName", STR),
+    ("CuentaPredial", STR),
+    ("CuentasPredial", [STR]),
+    ("NumerosPedimento", [STR]),
+    ("ObjetoImp", STR),
+    ("TaxObject", STR),
+    ("Category", STR),
+    ("Taxes", [TAX]),
 )
 RECEIVER: Schema = (("Id", STR), ("Rfc", STR), ("Name", STR))
 ITEM_TAX: Schema = (("Name", STR), ("Rate", DEC), ("IsRetention", BOOL), ("Base", DEC), ("Total", DEC))
 ITEM: Schema = (
-    ("ProductCode", STR), ("IdentificationNumber", STR), ("Description", STR), ("Unit", STR),
-    ("UnitCode", STR), ("Quantity", DEC), ("UnitPrice", DEC), ("Discount", DEC), ("Subtotal", DEC),
-    ("Taxes", [ITEM_TAX]), ("Total", DEC),
+    ("ProductCode", STR),
+    ("IdentificationNumber", STR),
+    ("Description", STR),
+    ("Unit", STR),
+    ("UnitCode", STR),
+    ("Quantity", DEC),
+    ("UnitPrice", DEC),
+    ("Discount", DEC),
+    ("Subtotal", DEC),
+    ("Taxes", [ITEM_TAX]),
+    ("Total", DEC),
 )
 ESTIMATE: Schema = (
-    ("Id", STR), ("Folio", STR), ("Date", STR), ("ExpirationDate", STR), ("Currency", STR), ("Status", STR),
-    ("Observations", STR), ("Receiver", RECEIVER), ("Items", [ITEM]), ("Subtotal", DEC), ("Discount", DEC),
+    ("Id", STR),
+    ("Folio", STR),
+    ("Date", STR),
+    ("ExpirationDate", STR),
+    ("Currency", STR),
+    ("Status", STR),
+    ("Observations", STR),
+    ("Receiver", RECEIVER),
+    ("Items", [ITEM]),
+    ("Subtotal", DEC),
+    ("Discount", DEC),
     ("Total", DEC),
 )
 
@@ -73,9 +125,23 @@ CUENTA_PREDIAL = re.compile(r"^[0-9]{1,150}$")
 # SAT c_ObjetoImp (CFDI 4.0): 01 not subject, 02 subject (taxed), 03-08 the later variants.
 TAX_OBJECTS = frozenset(f"{n:02d}" for n in range(1, 9))
 # Optional strings a PUT may not send as "" (§4.5), with the maximum length ASP.NET would quote.
-CLIENT_OPTIONAL = ("EmailOp1", "EmailOp2", "CfdiUse", "FiscalRegime", "TaxZipCode", "TaxResidence", "NumRegIdTrib")
-PRODUCT_OPTIONAL = ("IdentificationNumber", "CodeProdServName", "CuentaPredial", "ObjetoImp", "TaxObject",
-                    "Category")
+CLIENT_OPTIONAL = (
+    "EmailOp1",
+    "EmailOp2",
+    "CfdiUse",
+    "FiscalRegime",
+    "TaxZipCode",
+    "TaxResidence",
+    "NumRegIdTrib",
+)
+PRODUCT_OPTIONAL = (
+    "IdentificationNumber",
+    "CodeProdServName",
+    "CuentaPredial",
+    "ObjetoImp",
+    "TaxObject",
+    "Category",
+)
 MAX_LENGTHS = {"CuentaPredial": 150, "IdentificationNumber": 50}
 CURRENCY = re.compile(r"^[A-Z]{3}$")
 MEXICO_CITY = ZoneInfo("America/Mexico_City")
@@ -99,7 +165,9 @@ def _empty_strings(record: dict[str, Any], names: tuple[str, ...], errors: Error
     for name in names:
         if record.get(name) == "" and f"{prefix}{name}" not in errors:
             limit = MAX_LENGTHS.get(name)
-            bounds = f"a minimum length of 1 and a maximum length of {limit}" if limit else "a minimum length of 1"
+            bounds = (
+                f"a minimum length of 1 and a maximum length of {limit}" if limit else "a minimum length of 1"
+            )
             _add(errors, f"{prefix}{name}", f"The field {name} must be a string with {bounds}.")
 
 
@@ -238,8 +306,12 @@ def _length(errors: Errors, key: str, value: str | None, low: int, high: int, re
         return
     assert value is not None
     if not low <= len(value) <= high:
-        _add(errors, key, f"The field {key} must be a string with a minimum length of {low} and a maximum length "
-                          f"of {high}.")
+        _add(
+            errors,
+            key,
+            f"The field {key} must be a string with a minimum length of {low} and a maximum length "
+            f"of {high}.",
+        )
 
 
 def clean_product(
@@ -273,7 +345,11 @@ def clean_product(
     elif product["Price"] is not None and product["Price"] < 0:
         _add(errors, "Price", "El campo Price debe ser mayor o igual a 0.")
     if not _blank(product["CuentaPredial"]) and not CUENTA_PREDIAL.match(product["CuentaPredial"]):
-        _add(errors, "CuentaPredial", "El campo CuentaPredial debe coincidir con la expresión regular '[0-9]{1,150}'.")
+        _add(
+            errors,
+            "CuentaPredial",
+            "El campo CuentaPredial debe coincidir con la expresión regular '[0-9]{1,150}'.",
+        )
     for i, tax in enumerate(product["Taxes"] or []):
         if _blank(tax["Name"]):
             _required(errors, f"Taxes[{i}].Name")
@@ -322,10 +398,22 @@ def compute_item(item: dict[str, Any], taxes: list[dict[str, Any]]) -> dict[str,
         retention = bool(tax.get("IsRetention"))
         total = total - amount if retention else total + amount
         out_taxes.append(
-            {"Name": tax["Name"], "Rate": tax["Rate"], "IsRetention": retention, "Base": base, "Total": amount}
+            {
+                "Name": tax["Name"],
+                "Rate": tax["Rate"],
+                "IsRetention": retention,
+                "Base": base,
+                "Total": amount,
+            }
         )
-    return {**item, "UnitPrice": price, "Discount": discount, "Subtotal": subtotal, "Taxes": out_taxes,
-            "Total": q2(total)}
+    return {
+        **item,
+        "UnitPrice": price,
+        "Discount": discount,
+        "Subtotal": subtotal,
+        "Taxes": out_taxes,
+        "Total": q2(total),
+    }
 
 
 def clean_estimate(
@@ -366,8 +454,11 @@ def clean_estimate(
         if not _blank(item["IdentificationNumber"]):
             product = find_product(item["IdentificationNumber"])
             if product is None and validate:
-                _add(errors, f"Items[{i}].IdentificationNumber",
-                     f"No existe un producto con IdentificationNumber '{item['IdentificationNumber']}'.")
+                _add(
+                    errors,
+                    f"Items[{i}].IdentificationNumber",
+                    f"No existe un producto con IdentificationNumber '{item['IdentificationNumber']}'.",
+                )
         if validate:
             _check_item(i, item, errors)
         if item["Quantity"] is None or item["UnitPrice"] is None:

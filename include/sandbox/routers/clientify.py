@@ -29,8 +29,14 @@ from include.sandbox.store import Where
 
 CONTROL_PREFIX = "/_sandbox/"
 CANONICAL_BUDGETS = "/v1/budgets/"
-ORDERINGS = {"created": "created", "-created": "-created", "modified": "modified", "-modified": "-modified",
-             "id": "seq", "-id": "-seq"}
+ORDERINGS = {
+    "created": "created",
+    "-created": "-created",
+    "modified": "modified",
+    "-modified": "-modified",
+    "id": "seq",
+    "-id": "-seq",
+}
 UNIQUE_DEFINITION = "The fields content_type, name must make a unique set."
 RANGE_OPS = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
 
@@ -65,7 +71,7 @@ def budgets_path(path: str, configured: str) -> str:
     if configured == CANONICAL_BUDGETS:
         return path
     if _under(path, configured):
-        return CANONICAL_BUDGETS.rstrip("/") + path[len(configured) - 1:]
+        return CANONICAL_BUDGETS.rstrip("/") + path[len(configured) - 1 :]
     if _under(path, CANONICAL_BUDGETS):
         return "/~unrouted" + path  # the canonical name was configured away
     return path
@@ -126,8 +132,10 @@ def _filters(kind: Kind, request: Request, cfg: ClientifyConfig) -> Where:
     where = Where(kind.table)
     for term in (q.get("query") or "").split():
         if kind is COMPANIES and cfg.company_query_matches_tax_id:
-            where.raw("(instr(search, ?) > 0 OR instr(coalesce(k1, ''), ?) > 0)",
-                      [term.lower(), model.normalise_tax_id(term) or ""])
+            where.raw(
+                "(instr(search, ?) > 0 OR instr(coalesce(k1, ''), ?) > 0)",
+                [term.lower(), model.normalise_tax_id(term) or ""],
+            )
         else:
             where.contains(term)
     if kind in (CONTACTS, COMPANIES):
@@ -184,14 +192,18 @@ def _make_routes(kind: Kind) -> None:
             past_end = page > 1 and (page - 1) * size >= count
             if past_end and cfg.invalid_page == "404":
                 raise drf_detail(404, "Invalid page.")  # DRF PageNumberPagination (§3.1)
-            rows = [] if past_end else s.select(table, where, order=order, limit=size, offset=(page - 1) * size)
+            rows = (
+                [] if past_end else s.select(table, where, order=order, limit=size, offset=(page - 1) * size)
+            )
         render = renderer(request, cfg)
-        return json_response({
-            "count": count,
-            "next": _page_url(request, cfg, page + 1) if page * size < count else None,
-            "previous": _page_url(request, cfg, page - 1) if page > 1 else None,
-            "results": [render.render(kind, row) for row in rows],
-        })
+        return json_response(
+            {
+                "count": count,
+                "next": _page_url(request, cfg, page + 1) if page * size < count else None,
+                "previous": _page_url(request, cfg, page - 1) if page > 1 else None,
+                "results": [render.render(kind, row) for row in rows],
+            }
+        )
 
     def get_record(item_id: str, request: Request) -> Response:
         cfg = _config(request)
@@ -273,24 +285,34 @@ def list_custom_fields(request: Request) -> Response:
     cfg = _config(request)
     with ctx(request).store.session() as s:
         definitions = s.definitions("clientify")
-    wanted = fields.content_label(request.query_params.get("content_type", "")) if request.query_params.get(
-        "content_type") else None
-    results = [fields.render_definition(i, body, base_url(request, cfg))
-               for i, label, _, body in definitions if wanted is None or label == wanted]
+    wanted = (
+        fields.content_label(request.query_params.get("content_type", ""))
+        if request.query_params.get("content_type")
+        else None
+    )
+    results = [
+        fields.render_definition(i, body, base_url(request, cfg))
+        for i, label, _, body in definitions
+        if wanted is None or label == wanted
+    ]
     if not cfg.custom_fields_paged:
         return json_response({"count": len(results), "next": None, "previous": None, "results": results})
     page, size = _paging(request, cfg)
     if page > 1 and (page - 1) * size >= len(results) and cfg.invalid_page == "404":
         raise drf_detail(404, "Invalid page.")
-    return json_response({
-        "count": len(results),
-        "next": _page_url(request, cfg, page + 1) if page * size < len(results) else None,
-        "previous": _page_url(request, cfg, page - 1) if page > 1 else None,
-        "results": results[(page - 1) * size: page * size],
-    })
+    return json_response(
+        {
+            "count": len(results),
+            "next": _page_url(request, cfg, page + 1) if page * size < len(results) else None,
+            "previous": _page_url(request, cfg, page - 1) if page > 1 else None,
+            "results": results[(page - 1) * size : page * size],
+        }
+    )
 
 
-def save_definition(context: ApiContext, payload: Any, def_id: int | None = None) -> tuple[int, dict[str, Any]]:
+def save_definition(
+    context: ApiContext, payload: Any, def_id: int | None = None
+) -> tuple[int, dict[str, Any]]:
     """Create (``def_id`` None) or partially update a definition; raises the DRF 400 on bad input."""
     if not isinstance(payload, dict):
         raise json_error(400, {"non_field_errors": ["Invalid data. Expected a dictionary."]})
@@ -304,8 +326,10 @@ def save_definition(context: ApiContext, payload: Any, def_id: int | None = None
         body, errors = fields.definition_body(payload, current)
         if errors:
             raise json_error(400, errors)
-        taken = any(d[0] != def_id and (d[1], d[2]) == (body["label"], body["name"])
-                    for d in s.definitions("clientify"))
+        taken = any(
+            d[0] != def_id and (d[1], d[2]) == (body["label"], body["name"])
+            for d in s.definitions("clientify")
+        )
         if taken:
             raise json_error(400, {"non_field_errors": [UNIQUE_DEFINITION]})
         try:
@@ -359,9 +383,13 @@ def list_users(request: Request) -> Response:
     """The one sandbox user: a cheap authenticated call for connection tests."""
     cfg = _config(request)
     user = {
-        "url": f"{base_url(request, cfg)}/v1/users/{cfg.owner_id}/", "id": cfg.owner_id, "username": cfg.owner,
-        "email": cfg.owner, "first_name": cfg.owner_name.split(" ")[0],
-        "last_name": " ".join(cfg.owner_name.split(" ")[1:]), "is_active": True,
+        "url": f"{base_url(request, cfg)}/v1/users/{cfg.owner_id}/",
+        "id": cfg.owner_id,
+        "username": cfg.owner,
+        "email": cfg.owner,
+        "first_name": cfg.owner_name.split(" ")[0],
+        "last_name": " ".join(cfg.owner_name.split(" ")[1:]),
+        "is_active": True,
     }
     return json_response({"count": 1, "next": None, "previous": None, "results": [user]})
 

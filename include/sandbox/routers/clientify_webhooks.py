@@ -29,8 +29,11 @@ def _admin(request: Request) -> None:
         raise drf_detail(403, "You do not have permission to perform this action.")
 
 
-router = APIRouter(prefix="/v2/webhooks", tags=["clientify webhooks"],
-                   dependencies=[Depends(clientify_auth), Depends(_admin)])
+router = APIRouter(
+    prefix="/v2/webhooks",
+    tags=["clientify webhooks"],
+    dependencies=[Depends(clientify_auth), Depends(_admin)],
+)
 
 
 def _entity(entity: str) -> str:

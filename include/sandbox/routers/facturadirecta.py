@@ -28,12 +28,17 @@ def estimates_available(request: Request) -> None:
     cfg = ctx(request).config
     assert isinstance(cfg, FacturaDirectaConfig)
     path = request.url.path
-    if not cfg.estimates_available and (path.startswith("/api/estimates/") or path.startswith("/api/estimates.")):
+    if not cfg.estimates_available and (
+        path.startswith("/api/estimates/") or path.startswith("/api/estimates.")
+    ):
         raise fd_status(404)
 
 
-router = APIRouter(prefix="/api", tags=["facturadirecta"],
-                   dependencies=[Depends(estimates_available), Depends(facturadirecta_auth)])
+router = APIRouter(
+    prefix="/api",
+    tags=["facturadirecta"],
+    dependencies=[Depends(estimates_available), Depends(facturadirecta_auth)],
+)
 
 
 def xml_response(body: bytes, status: int = 200) -> Response:
@@ -130,8 +135,13 @@ def _changes(resource: Resource, body: bytes) -> dict[str, Any]:
         raise fd_invalid(str(exc)) from None
 
 
-def save(context: ApiContext, resource: Resource, changes: dict[str, Any], seq: int | None = None,
-         auto_code: bool = False) -> bytes:
+def save(
+    context: ApiContext,
+    resource: Resource,
+    changes: dict[str, Any],
+    seq: int | None = None,
+    auto_code: bool = False,
+) -> bytes:
     """Create (``seq`` None) or partially update one record in one transaction; returns its XML."""
     cfg = context.config
     assert isinstance(cfg, FacturaDirectaConfig)
@@ -156,7 +166,9 @@ def save(context: ApiContext, resource: Resource, changes: dict[str, Any], seq: 
             seq = s.insert(resource.table, [model.new_row(resource, record)])[0]
         else:
             s.replace(resource.table, seq, model.new_row(resource, record))
-    return document(resource.singular, model.schema_for(resource, defined), model.for_output(seq, record, defined))
+    return document(
+        resource.singular, model.schema_for(resource, defined), model.for_output(seq, record, defined)
+    )
 
 
 def _product_in_use(s: Session, product: dict[str, Any]) -> bool:
@@ -211,7 +223,9 @@ def _make_routes(resource: Resource) -> None:
         with ctx(request).store.session() as s:
             defined = defined_labels(s, resource)
         schema = model.schema_for(resource, defined)
-        return xml_response(document(resource.singular, schema, model.template_record(defined), template=True))
+        return xml_response(
+            document(resource.singular, schema, model.template_record(defined), template=True)
+        )
 
     def update(item_id: str, request: Request, body: bytes = Depends(raw_body)) -> Response:
         if not item_id.isdigit():
@@ -220,7 +234,9 @@ def _make_routes(resource: Resource) -> None:
         with ctx(request).store.session() as s:
             if s.get(table, seq=int(item_id)) is None:
                 raise fd_status(404)
-        return xml_response(save(ctx(request), resource, _changes(resource, body), int(item_id), auto_code=auto))
+        return xml_response(
+            save(ctx(request), resource, _changes(resource, body), int(item_id), auto_code=auto)
+        )
 
     def delete(item_id: str, request: Request) -> Response:
         cfg = _config(request)
@@ -228,7 +244,11 @@ def _make_routes(resource: Resource) -> None:
             row = s.get(table, seq=int(item_id)) if item_id.isdigit() else None
             if row is None:
                 raise fd_status(404)
-            if resource is PRODUCTS and cfg.product_delete_in_use == "conflict" and _product_in_use(s, row.body):
+            if (
+                resource is PRODUCTS
+                and cfg.product_delete_in_use == "conflict"
+                and _product_in_use(s, row.body)
+            ):
                 raise fd_invalid("El producto está en uso en algún presupuesto", status=409, code="CONFLICT")
             s.delete(table, row.seq)
         return xml_response(status_document(200))

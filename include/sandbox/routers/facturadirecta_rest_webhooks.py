@@ -78,8 +78,9 @@ def create_endpoint(company_id: str, request: Request, body: bytes = Depends(raw
     p.check()
     with context.store.session(write=True) as s:
         row, secret = hooks.create_endpoint(s, company_id, fields, _now(context))
-    return rest_json({"content": hooks.endpoint_json(row), "signing_secret": secret},
-                     _cfg(context).rest_create_status)
+    return rest_json(
+        {"content": hooks.endpoint_json(row), "signing_secret": secret}, _cfg(context).rest_create_status
+    )
 
 
 @router.get("/{company_id}/webhooks/endpoints")
@@ -169,8 +170,11 @@ def list_events(company_id: str, request: Request) -> Response:
     status = q.text("status")
     if status is not None:
         if status not in hooks.STATUSES:
-            q.p.add("status", f"must be equal to one of the allowed values: {', '.join(hooks.STATUSES)}",
-                    "invalid_enum")
+            q.p.add(
+                "status",
+                f"must be equal to one of the allowed values: {', '.join(hooks.STATUSES)}",
+                "invalid_enum",
+            )
         where.eq("k3", status)
     types = q.many("type")
     if types:
@@ -184,9 +188,12 @@ def list_events(company_id: str, request: Request) -> Response:
         rows = s.select(hooks.EVENTS, where, order="-created", limit=limit + 1)
     has_more = len(rows) > limit
     rows = rows[:limit]
-    next_cursor = encode_cursor(company_id, rows[-1].seq, rows[-1].created or 0) if rows and has_more else None
-    return rest_json({"items": [hooks.event_json(r) for r in rows], "hasMore": has_more,
-                      "nextCursor": next_cursor})
+    next_cursor = (
+        encode_cursor(company_id, rows[-1].seq, rows[-1].created or 0) if rows and has_more else None
+    )
+    return rest_json(
+        {"items": [hooks.event_json(r) for r in rows], "hasMore": has_more, "nextCursor": next_cursor}
+    )
 
 
 @router.get("/{company_id}/webhooks/events/{event_id}")

@@ -89,7 +89,9 @@ class Resource:
     key: Callable[[dict[str, Any]], str | None]
 
 
-def _clean_estimate(payload: Any, cfg: FacturamaConfig, errors: dict, s: Session, replacing: bool) -> dict[str, Any]:
+def _clean_estimate(
+    payload: Any, cfg: FacturamaConfig, errors: dict, s: Session, replacing: bool
+) -> dict[str, Any]:
     def find_client(client_id: str) -> dict[str, Any] | None:
         row = s.get("facturama_clients", rid=client_id)
         return row.body if row else None
@@ -103,17 +105,27 @@ def _clean_estimate(payload: Any, cfg: FacturamaConfig, errors: dict, s: Session
 
 RESOURCES = {
     "client": Resource(
-        "client", "clients", "facturama_clients",
-        lambda p, cfg, e, s, put: model.clean_client(p, cfg, e, replacing=put), model.client_search,
+        "client",
+        "clients",
+        "facturama_clients",
+        lambda p, cfg, e, s, put: model.clean_client(p, cfg, e, replacing=put),
+        model.client_search,
         lambda r: r.get("Rfc"),
     ),
     "product": Resource(
-        "product", "products", "facturama_products",
-        lambda p, cfg, e, s, put: model.clean_product(p, cfg, e, replacing=put), model.product_search,
+        "product",
+        "products",
+        "facturama_products",
+        lambda p, cfg, e, s, put: model.clean_product(p, cfg, e, replacing=put),
+        model.product_search,
         lambda r: r.get("IdentificationNumber"),
     ),
     "estimate": Resource(
-        "estimate", "estimates", "facturama_estimates", _clean_estimate, model.estimate_search,
+        "estimate",
+        "estimates",
+        "facturama_estimates",
+        _clean_estimate,
+        model.estimate_search,
         lambda r: (r.get("Receiver") or {}).get("Id"),
     ),
 }
@@ -134,7 +146,9 @@ def _prefix(cfg: FacturamaConfig, resource: Resource | None) -> str:
     return cfg.modelstate_prefix.replace("{resource}", resource.singular) if resource is not None else ""
 
 
-def _state(cfg: FacturamaConfig, errors: dict[str, list[str]], resource: Resource | None = None) -> dict[str, list[str]]:
+def _state(
+    cfg: FacturamaConfig, errors: dict[str, list[str]], resource: Resource | None = None
+) -> dict[str, list[str]]:
     prefix = _prefix(cfg, resource)
     return {f"{prefix}{key}": messages for key, messages in errors.items()}
 
@@ -159,7 +173,9 @@ def _int_param(request: Request, names: tuple[str, ...], default: int, cfg: Fact
         try:
             return int(raw)
         except ValueError:
-            raise facturama_invalid(_state(cfg, {name: [f"The value '{raw}' is not valid for {name}."]})) from None
+            raise facturama_invalid(
+                _state(cfg, {name: [f"The value '{raw}' is not valid for {name}."]})
+            ) from None
     return default
 
 
@@ -210,7 +226,9 @@ def _make_routes(resource: Resource) -> None:
             total = s.count(table)
             filtered = s.count(table, where) if search else total
             rows = s.select(table, where, limit=length, offset=start)
-        return json_response({"recordsTotal": total, "recordsFiltered": filtered, "data": [r.body for r in rows]})
+        return json_response(
+            {"recordsTotal": total, "recordsFiltered": filtered, "data": [r.body for r in rows]}
+        )
 
     def get_one(item_id: str, request: Request) -> Response:
         with ctx(request).store.session() as s:

@@ -196,7 +196,6 @@ def _flatten(value: Any, path: str, out: dict[str, list[str]]) -> None:
         out.setdefault(path, []).extend(str(item) for item in (value if isinstance(value, list) else [value]))
 
 
-
 class ClientifyResource:
     """One v1 collection: ``{path}`` list/create, ``{path}{id}/`` get/update/delete."""
 
@@ -234,7 +233,9 @@ class ClientifyResource:
         return self._watch_filter(self._read(params), sent)
 
     def _read(self, params: dict[str, Filter]) -> Iterator[Page]:
-        paginator = PageNumberPaginator(api=API, route=self.list_route, page_size=self.page_size, params=params)
+        paginator = PageNumberPaginator(
+            api=API, route=self.list_route, page_size=self.page_size, params=params
+        )
         return read_pages(paginator, self.request_page, concurrency=self.concurrency)
 
     def _watch_filter(self, pages: Iterator[Page], sent: str) -> Iterator[Page]:
@@ -242,7 +243,11 @@ class ClientifyResource:
         floor = filter_floor(sent)
         for page in pages:
             if floor is not None and self.ignored_filter is None:
-                older = [moment for moment in map(_modified_of, page.records) if moment is not None and moment < floor]
+                older = [
+                    moment
+                    for moment in map(_modified_of, page.records)
+                    if moment is not None and moment < floor
+                ]
                 if older:
                     self.ignored_filter = IgnoredFilter(self.list_route, sent, min(older).isoformat())
                     log.warning("%s", self.ignored_filter.message)
@@ -261,7 +266,9 @@ class ClientifyResource:
             MalformedResponseError: the answer has no ``results`` array.
         """
         try:
-            body = self._session.request("GET", self.list_route, params=request.params or None, url=request.url)
+            body = self._session.request(
+                "GET", self.list_route, params=request.params or None, url=request.url
+            )
         except NotFoundError as error:
             if is_invalid_page(error):
                 return PageResult([], None)  # records went away while paging: the listing is complete
@@ -444,7 +451,10 @@ class ClientifyCustomFields:
             self._known = self.list()
         wanted = content_type_key(content_type)
         for definition in self._known:
-            if definition.get("name") == name and content_type_key(str(definition.get("content_type", ""))) == wanted:
+            if (
+                definition.get("name") == name
+                and content_type_key(str(definition.get("content_type", ""))) == wanted
+            ):
                 return definition
         return None
 
@@ -476,8 +486,13 @@ class ReadFailover:
             try:
                 return self.primary.request(method, route, **kwargs)
             except TransientApiError as error:
-                log.warning("clientify %s %s failed on the main host (%s): reading from the fallback host %s",
-                            method, route, error.status or "no response", self.fallback.settings.base_url)
+                log.warning(
+                    "clientify %s %s failed on the main host (%s): reading from the fallback host %s",
+                    method,
+                    route,
+                    error.status or "no response",
+                    self.fallback.settings.base_url,
+                )
                 self.on_fallback = True
         return self.fallback.request(method, route, **kwargs)
 

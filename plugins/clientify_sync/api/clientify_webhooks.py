@@ -73,7 +73,10 @@ class ClientifyWebhookSlots:
             ValidationError: Clientify refused the URL (400 ``{"target": [...]}``).
         """
         body = self._session.request(
-            "POST", SLOT_ROUTE, path_params={"entity": entity}, json={"target": target, "headers": dict(headers)}
+            "POST",
+            SLOT_ROUTE,
+            path_params={"entity": entity},
+            json={"target": target, "headers": dict(headers)},
         )
         return _slot(entity, body, "POST") if isinstance(body, dict) else Slot(entity, target, True)
 

@@ -152,7 +152,12 @@ class FacturaDirectaResource:
             **custom_attribute_params(custom_attributes),
         }
         paginator = OffsetPaginator(
-            api=API, route=self.list_route, size_param="limit", page_size=self.page_size, id_key="id", params=params
+            api=API,
+            route=self.list_route,
+            size_param="limit",
+            page_size=self.page_size,
+            id_key="id",
+            params=params,
         )
         return read_pages(paginator, self.request_page, concurrency=self.concurrency)
 

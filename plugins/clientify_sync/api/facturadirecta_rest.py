@@ -104,7 +104,9 @@ class RestResource:
 
     natural_key_filter = ""  # the list filter that finds a record by its natural key
 
-    def __init__(self, session: ApiSession, settings: FacturaDirectaRestSettings, *, plural: str, kind: str) -> None:
+    def __init__(
+        self, session: ApiSession, settings: FacturaDirectaRestSettings, *, plural: str, kind: str
+    ) -> None:
         self._session = session
         self._settings = settings
         self.page_size = settings.page_size
@@ -162,7 +164,9 @@ class RestResource:
 
     def get(self, record_id: str) -> Record:
         """One record, as its envelope (read it before a full-replace ``update``)."""
-        return self._record(self._session.request("GET", self.item_route, path_params={"id": record_id}), "GET")
+        return self._record(
+            self._session.request("GET", self.item_route, path_params={"id": record_id}), "GET"
+        )
 
     def create(
         self, body: Mapping[str, Any], *, natural_key: str | None = None, idempotency_key: str | None = None
@@ -190,7 +194,9 @@ class RestResource:
                 "idempotency_key_reused: an earlier create with this key went through with another body",
             ) from error  # fmt: skip
         if record_id(answer if isinstance(answer, dict) else {}) is None:
-            raise UnconfirmedWriteError(API, "POST", self.list_route, natural_key, None, "created, but no record returned")
+            raise UnconfirmedWriteError(
+                API, "POST", self.list_route, natural_key, None, "created, but no record returned"
+            )
         return self._record(answer, "POST")
 
     def update(self, record_id: str, body: Mapping[str, Any]) -> Record:
@@ -216,7 +222,9 @@ class RestResource:
             raise MalformedResponseError(API, method, route, 200, f"expected a {self.kind} envelope")
         content_type = answer["content"].get("type")
         if content_type not in (None, self.kind):
-            raise MalformedResponseError(API, method, route, 200, f"expected a {self.kind}, got {content_type!r}")
+            raise MalformedResponseError(
+                API, method, route, 200, f"expected a {self.kind}, got {content_type!r}"
+            )
         return answer
 
 
@@ -238,9 +246,17 @@ class CustomFieldDefinitions:
 
     def definitions(self, *, archived: str = "false", **filters: Filter) -> list[Record]:
         """Every definition (``{id, title, docTypes, archived}``); ``archived``: ``false``, ``true`` or ``all``."""
-        params: dict[str, str | int | float] = {"archived": archived, **{k: str(v) for k, v in filters.items()}}
+        params: dict[str, str | int | float] = {
+            "archived": archived,
+            **{k: str(v) for k, v in filters.items()},
+        }
         paginator = RestOffsetPaginator(
-            api=API, route=self.list_route, size_param="limit", page_size=self.page_size, id_key="id", params=params
+            api=API,
+            route=self.list_route,
+            size_param="limit",
+            page_size=self.page_size,
+            id_key="id",
+            params=params,
         )
         return list(iter_records(read_pages(paginator, self._request_page)))
 
@@ -266,7 +282,9 @@ class CustomFieldDefinitions:
         if not isinstance(body, dict) or not isinstance(body.get("items"), list):
             raise MalformedResponseError(API, "GET", self.list_route, 200, "expected {pagination, items}")
         total = (body.get("pagination") or {}).get("total")
-        return PageResult([i for i in body["items"] if isinstance(i, dict)], total if isinstance(total, int) else None)
+        return PageResult(
+            [i for i in body["items"] if isinstance(i, dict)], total if isinstance(total, int) else None
+        )
 
     def _definition(self, answer: Any, method: str) -> Record:
         content = answer.get("content") if isinstance(answer, dict) else None

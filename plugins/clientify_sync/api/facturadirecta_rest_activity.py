@@ -44,7 +44,9 @@ class FeedPosition:
 
     def encode(self) -> str:
         """A short JSON text, to store beside a watermark."""
-        return json.dumps({"cursor": self.cursor, "timestamp": self.timestamp, "id": self.last_id}, sort_keys=True)
+        return json.dumps(
+            {"cursor": self.cursor, "timestamp": self.timestamp, "id": self.last_id}, sort_keys=True
+        )
 
     @classmethod
     def decode(cls, text: str | None) -> FeedPosition:
@@ -94,7 +96,9 @@ class CursorPaginator:
 
     random_access = False
 
-    def __init__(self, *, route: str, page_size: int, params: dict[str, str | int | float], cursor: str | None) -> None:
+    def __init__(
+        self, *, route: str, page_size: int, params: dict[str, str | int | float], cursor: str | None
+    ) -> None:
         self.api = API
         self.route = route
         self.page_size = page_size
@@ -122,7 +126,9 @@ class CursorPaginator:
         if result.has_more and not result.next_cursor:
             raise MalformedResponseError(API, "GET", self.route, detail="hasMore without a nextCursor")
         if result.next_cursor in self._seen:
-            raise MalformedResponseError(API, "GET", self.route, detail="pagination loop: nextCursor repeated")
+            raise MalformedResponseError(
+                API, "GET", self.route, detail="pagination loop: nextCursor repeated"
+            )
         if result.next_cursor:
             self._seen.add(result.next_cursor)
         self.cursor = result.next_cursor
@@ -187,7 +193,9 @@ class ActivityFeed:
             )
             yield ActivityPage(fresh, position, paginator.has_next_page, page.number)
 
-    def head(self, *, document_types: Sequence[str] = SYNCED_DOCUMENTS, events: Sequence[str] = CHANGES) -> FeedPosition:
+    def head(
+        self, *, document_types: Sequence[str] = SYNCED_DOCUMENTS, events: Sequence[str] = CHANGES
+    ) -> FeedPosition:
         """The position after the newest matching event (the beginning when there is none): where a
         reader starts that has just listed everything."""
         params = {"limit": 1, "documentType": list(document_types), "type": list(events)}
@@ -196,7 +204,9 @@ class ActivityFeed:
             return FeedPosition()
         stamp, number = newest[0].get("timestamp"), newest[0].get("id")
         if not isinstance(stamp, str) or not isinstance(number, int):
-            raise MalformedResponseError(API, "GET", self.route, 200, "an activity event without timestamp or id")
+            raise MalformedResponseError(
+                API, "GET", self.route, 200, "an activity event without timestamp or id"
+            )
         return FeedPosition(None, stamp, number)
 
     def _request_page(self, params: dict[str, Any]) -> CursorPageResult:

@@ -89,7 +89,9 @@ def rest_error(response: httpx.Response, method: str, route: str) -> ApiError | 
     kwargs: dict[str, Any] = {}
     if issubclass(error_class, RetriableApiError):
         kwargs["retry_after"] = retry_after(response)
-    return error_class(API, method, route, status, _detail(response, body, codes), field_errors(body), **kwargs)
+    return error_class(
+        API, method, route, status, _detail(response, body, codes), field_errors(body), **kwargs
+    )
 
 
 def retry_after(response: httpx.Response, *, now: float | None = None) -> float | None:

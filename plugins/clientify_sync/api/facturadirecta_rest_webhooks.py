@@ -63,12 +63,16 @@ class WebhookEndpoints:
         )
         secret = body.get("signing_secret") if isinstance(body, dict) else None
         if not isinstance(secret, str) or not secret:
-            raise MalformedResponseError(API, "POST", self.list_route, 200, "expected {content, signing_secret}")
+            raise MalformedResponseError(
+                API, "POST", self.list_route, 200, "expected {content, signing_secret}"
+            )
         return CreatedEndpoint(_endpoint(body, "POST", self.list_route), secret)
 
     def set_events(self, endpoint_id: str, events: list[str]) -> Endpoint:
         """Replace an endpoint's event types."""
-        body = self._session.request("PUT", self.item_route, path_params={"id": endpoint_id}, json={"events": events})
+        body = self._session.request(
+            "PUT", self.item_route, path_params={"id": endpoint_id}, json={"events": events}
+        )
         return _endpoint(body, "PUT", self.item_route)
 
     def enable(self, endpoint_id: str) -> Endpoint:
@@ -89,7 +93,11 @@ class WebhookEndpoints:
 def _endpoint(body: Any, method: str, route: str) -> Endpoint:
     """An endpoint from ``{content: {...}}`` or a bare list item."""
     item = body.get("content", body) if isinstance(body, dict) else None
-    if not isinstance(item, dict) or not isinstance(item.get("id"), str) or not isinstance(item.get("url"), str):
+    if (
+        not isinstance(item, dict)
+        or not isinstance(item.get("id"), str)
+        or not isinstance(item.get("url"), str)
+    ):
         raise MalformedResponseError(API, method, route, 200, "expected a webhook endpoint {id, url, events}")
     events = item.get("events")
     return Endpoint(

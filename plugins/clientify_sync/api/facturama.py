@@ -79,7 +79,6 @@ def model_state_field(key: str) -> str:
     return key
 
 
-
 class FacturamaResource:
     """One catalogue: ``/{Plural}`` paged list, ``/{Singular}/{id}`` item routes."""
 
@@ -159,7 +158,9 @@ class FacturamaResource:
 
     def delete(self, record_id: str) -> dict[str, Any] | None:
         """DELETE; returns the deleted object when the API sends one."""
-        deleted: dict[str, Any] | None = self._session.request("DELETE", self.item_route, path_params={"id": record_id})
+        deleted: dict[str, Any] | None = self._session.request(
+            "DELETE", self.item_route, path_params={"id": record_id}
+        )
         return deleted
 
     def _find_exact(

@@ -116,7 +116,9 @@ class Call:
     @property
     def replayable(self) -> bool:
         """A POST with an ``Idempotency-Key``: a re-send is answered with the first answer, not run again."""
-        return self.method == "POST" and any(name.lower() == IDEMPOTENCY_HEADER for name in self.headers or {})
+        return self.method == "POST" and any(
+            name.lower() == IDEMPOTENCY_HEADER for name in self.headers or {}
+        )
 
 
 def fill_route(route: str, path_params: Mapping[str, object]) -> str:
@@ -186,7 +188,9 @@ class ApiSession:
         target = self.rebase(url) if url else fill_route(route, path_params or {})
         call = Call(method, route, target, params, json, content, natural_key, headers)
         try:
-            return self._retry.run(lambda attempt: self._attempt(call, attempt), label=f"{self.api} {call.label}")
+            return self._retry.run(
+                lambda attempt: self._attempt(call, attempt), label=f"{self.api} {call.label}"
+            )
         except (RetriableApiError, MalformedResponseError) as error:
             if call.replayable and (call.doubts or isinstance(error, IdempotencyKeyInUseError)):
                 # The re-sends did not settle it (or the first request with this key is still running).
@@ -211,7 +215,11 @@ class ApiSession:
             started = time.monotonic()
             try:
                 response = self._client.request(
-                    call.method, call.target, params=call.params, json=call.json, content=call.content,
+                    call.method,
+                    call.target,
+                    params=call.params,
+                    json=call.json,
+                    content=call.content,
                     headers=call.headers,
                 )
             except httpx.RequestError as exc:
@@ -252,7 +260,9 @@ class ApiSession:
             # A 2xx we cannot read: for a POST the write may have happened, so it is unconfirmed.
             raise self._unconfirmed_if_post(call, unreadable) from None
 
-    def _unconfirmed_if_post(self, call: Call, error: TransientApiError | MalformedResponseError) -> Exception:
+    def _unconfirmed_if_post(
+        self, call: Call, error: TransientApiError | MalformedResponseError
+    ) -> Exception:
         if call.method != "POST":
             return error
         if call.replayable:

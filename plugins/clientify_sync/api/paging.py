@@ -151,7 +151,14 @@ class OffsetPaginator:
     random_access = True
 
     def __init__(
-        self, *, api: str, route: str, size_param: str, page_size: int, id_key: str, params: Query | None = None
+        self,
+        *,
+        api: str,
+        route: str,
+        size_param: str,
+        page_size: int,
+        id_key: str,
+        params: Query | None = None,
     ) -> None:
         self.api = api
         self.route = route
@@ -194,7 +201,9 @@ class PageNumberPaginator:
 
     random_access = True
 
-    def __init__(self, *, api: str, route: str, page_size: int, params: Query | None = None, id_key: str = "id") -> None:
+    def __init__(
+        self, *, api: str, route: str, page_size: int, params: Query | None = None, id_key: str = "id"
+    ) -> None:
         self.api = api
         self.route = route
         self.page_size = page_size
@@ -220,7 +229,9 @@ class PageNumberPaginator:
             self.has_next_page = False
             return
         if result.next_url in self._seen:
-            raise MalformedResponseError(self.api, "GET", self.route, detail="pagination loop: next link repeated")
+            raise MalformedResponseError(
+                self.api, "GET", self.route, detail="pagination loop: next link repeated"
+            )
         self._seen.add(result.next_url)
         self.next_url = result.next_url
 

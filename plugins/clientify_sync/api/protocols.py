@@ -75,7 +75,9 @@ class ListingResource(Protocol):
         """
         ...
 
-    def create(self, body: Record, *, natural_key: str | None = None, idempotency_key: str | None = None) -> Record:
+    def create(
+        self, body: Record, *, natural_key: str | None = None, idempotency_key: str | None = None
+    ) -> Record:
         """Create a record and return it with its id.
 
         ``idempotency_key``: the same key for every attempt of one logical create, so an API that keeps

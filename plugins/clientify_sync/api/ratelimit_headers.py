@@ -120,7 +120,9 @@ class RateLimitGate:
         with self._lock:
             wait = self._reserve()
         if wait > 0:
-            log.info("rate limit: waiting %.1fs for the API's next window (limit %s per minute)", wait, self.limit)
+            log.info(
+                "rate limit: waiting %.1fs for the API's next window (limit %s per minute)", wait, self.limit
+            )
             self._sleep(wait)
         return wait + self._inner.acquire()
 
@@ -155,7 +157,11 @@ class RateLimitGate:
                 log.info("rate limit: the API allows %d requests per minute", seen.limit)
                 self.limit = seen.limit
                 _set_limit(self._inner, seen.limit)
-            if seen.reset is not None and self._paused_window is not None and seen.reset > self._paused_window:
+            if (
+                seen.reset is not None
+                and self._paused_window is not None
+                and seen.reset > self._paused_window
+            ):
                 self._pause_until, self._paused_window = 0.0, None  # an answer from a later window: it ended
             if seen.remaining is not None:
                 if seen.reset is None or self._reset is None or seen.reset > self._reset:

@@ -35,7 +35,13 @@ MODIFIED_FORMATS = ("iso", "minute", "date")
 FACTURADIRECTA_APIS = ("classic", "rest")
 FACTURADIRECTA_REST_HOST = "app.facturadirecta.com"
 # Requests per minute per company by plan (facturadirecta-rest-api.md §3); "" = not said (the lowest).
-FACTURADIRECTA_PLANS: dict[str, float] = {"gratis": 30, "bronce": 60, "plata": 120, "oro": 300, "diamante": 600}
+FACTURADIRECTA_PLANS: dict[str, float] = {
+    "gratis": 30,
+    "bronce": 60,
+    "plata": 120,
+    "oro": 300,
+    "diamante": 600,
+}
 ON_OFF = ("on", "off")
 _COMPANY_ID = re.compile(r"com_[A-Za-z0-9_-]+")
 # <6>.<32> (api-keys.md); the docs' own example has 29 after the dot, so the length is not enforced here.
@@ -242,8 +248,12 @@ class ClientifySettings(HttpSettings):
     default_host: ClassVar[str] = "https://api.clientify.net"
 
     api_key: str = field(repr=False)
-    budgets_path: str = _extra("/v1/budgets/", "Path of Clientify's budgets (estimates) resource; starts and ends with '/'.")
-    link_field_facturama: str = _extra("in_facturama", "Clientify custom field that holds the Facturama id (the link).")
+    budgets_path: str = _extra(
+        "/v1/budgets/", "Path of Clientify's budgets (estimates) resource; starts and ends with '/'."
+    )
+    link_field_facturama: str = _extra(
+        "in_facturama", "Clientify custom field that holds the Facturama id (the link)."
+    )
     link_field_facturadirecta: str = _extra(
         "in_facturadirecta", "Clientify custom field that holds the FacturaDirecta id (the link)."
     )
@@ -252,8 +262,9 @@ class ClientifySettings(HttpSettings):
     )
     fallback_host: str = _extra("", "Second Clientify host for reads after transient failures; empty = none.")
     api_v2_url: str = _extra(
-        "", "Clientify API v2 (webhook slots) base URL; empty: https://api-plus.clientify.com/v2 for Clientify's "
-        "own hosts, else this connection's host + /v2."
+        "",
+        "Clientify API v2 (webhook slots) base URL; empty: https://api-plus.clientify.com/v2 for Clientify's "
+        "own hosts, else this connection's host + /v2.",
     )
 
     def __post_init__(self) -> None:
@@ -285,7 +296,11 @@ class ClientifySettings(HttpSettings):
         if self.api_v2_url:
             return self.api_v2_url
         host = (urlsplit(self.base_url).hostname or "").lower()
-        if host == "clientify.net" or host == "clientify.com" or host.endswith((".clientify.net", ".clientify.com")):
+        if (
+            host == "clientify.net"
+            or host == "clientify.com"
+            or host.endswith((".clientify.net", ".clientify.com"))
+        ):
             return CLIENTIFY_V2_HOST
         return self.base_url
 
@@ -323,7 +338,9 @@ class FacturaDirectaSettings(HttpSettings):
 
     token: str = field(repr=False)
     page_size: int = 250
-    link_attribute: str = _extra("ID_CRM", "FacturaDirecta custom attribute that holds the Clientify id (the link).")
+    link_attribute: str = _extra(
+        "ID_CRM", "FacturaDirecta custom attribute that holds the Clientify id (the link)."
+    )
     auth_style: str = _extra(
         "basic", "basic: the key as Basic user (default); query: ?api_token=.", choices=AUTH_STYLES
     )
@@ -395,11 +412,13 @@ class FacturaDirectaRestSettings(HttpSettings):
         choices=("rest",),
     )
     plan: str = _extra(
-        "", "Your FacturaDirecta plan: the request budget until the API's rate-limit headers say it (REST API).",
+        "",
+        "Your FacturaDirecta plan: the request budget until the API's rate-limit headers say it (REST API).",
         choices=("", *FACTURADIRECTA_PLANS),
     )
     link_attribute: str = _extra(
-        "ID_CRM", "Title of the FacturaDirecta custom field (contacts, estimates) that holds the Clientify id."
+        "ID_CRM",
+        "Title of the FacturaDirecta custom field (contacts, estimates) that holds the Clientify id.",
     )
     sort_by: str = _extra(
         "creationDate", "sortBy of every listing, so offset pages stay stable (REST API); empty sends none."
@@ -418,7 +437,9 @@ class FacturaDirectaRestSettings(HttpSettings):
         if self.api != "rest":
             raise ConfigurationError(f"api must be 'rest' for the REST API's settings, got {self.api!r}")
         if not self.api_key:
-            raise ConfigurationError("the FacturaDirecta REST API needs the API key in the password (or login)")
+            raise ConfigurationError(
+                "the FacturaDirecta REST API needs the API key in the password (or login)"
+            )
         if not _REST_API_KEY.fullmatch(self.api_key):
             raise ConfigurationError(
                 "a FacturaDirecta REST API key looks like aB3cD9.<about 32 letters or digits> (Ajustes → API keys); "
@@ -429,13 +450,17 @@ class FacturaDirectaRestSettings(HttpSettings):
                 f"the REST API needs the extra company_id (com_…, the company the key belongs to), got {self.company_id!r}"
             )
         if self.plan and self.plan not in FACTURADIRECTA_PLANS:
-            raise ConfigurationError(f"plan must be one of {list(FACTURADIRECTA_PLANS)} or empty, got {self.plan!r}")
+            raise ConfigurationError(
+                f"plan must be one of {list(FACTURADIRECTA_PLANS)} or empty, got {self.plan!r}"
+            )
         if self.idempotency not in ON_OFF:
             raise ConfigurationError(f"idempotency must be 'on' or 'off', got {self.idempotency!r}")
         if not self.link_attribute:
             raise ConfigurationError("link_attribute must not be empty")
         if self.sort_by and not re.fullmatch(r"-?[A-Za-z]+", self.sort_by):
-            raise ConfigurationError(f"sort_by must be one field name (optionally -field), got {self.sort_by!r}")
+            raise ConfigurationError(
+                f"sort_by must be one field name (optionally -field), got {self.sort_by!r}"
+            )
 
     @property
     def company_root(self) -> str:

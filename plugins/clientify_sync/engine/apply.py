@@ -188,7 +188,9 @@ class Applier:
         try:
             self._settle(item, future, None if item.id is None else pending_ids.get(item.id))
         except AuthenticationError as error:  # its create may still have happened: keep its entry
-            self._fail(item, error.reason, error, keep_pending=None if item.id is None else pending_ids.get(item.id))
+            self._fail(
+                item, error.reason, error, keep_pending=None if item.id is None else pending_ids.get(item.id)
+            )
 
     def _count_transient(self, ok: bool) -> None:
         self.consecutive_transient = 0 if ok else self.consecutive_transient + 1
@@ -229,13 +231,17 @@ class Applier:
                 creates[item.id] = Create(self.target.value, target_type, source, crm_rows[source]["key"])
         if not creates:
             return earlier
-        ids = self.ledger.write(lambda conn: self.ledger.pending.add(conn, list(creates.values()), self.run_id))
+        ids = self.ledger.write(
+            lambda conn: self.ledger.pending.add(conn, list(creates.values()), self.run_id)
+        )
         return earlier | dict(zip(creates, ids, strict=True))
 
     def _idempotency_key(self, item: PlanItem) -> str:
         """The same key on every try of one plan item (a retry of the step re-sends it), unique across
         integrations, runs and ledgers: an API that keeps keys replays instead of creating twice."""
-        digest = hashlib.sha256(f"{self.ledger.integration}|{self.ledger.entity}|{self.run_id}|{item.id}".encode())
+        digest = hashlib.sha256(
+            f"{self.ledger.integration}|{self.ledger.entity}|{self.run_id}|{item.id}".encode()
+        )
         return f"cs-{digest.hexdigest()[:40]}"
 
     # -- settling a create an earlier try may have made (worker threads) ----------------------------
@@ -254,7 +260,12 @@ class Applier:
                 f"{', '.join(f'{r.rtype} {r.rid}' for r in found)}; merge them, then the next run links the one left"
             )
         if found:
-            log.info("create %s: made by an earlier try (%s %s), linked", item.summary(), found[0].rtype, found[0].rid)
+            log.info(
+                "create %s: made by an earlier try (%s %s), linked",
+                item.summary(),
+                found[0].rtype,
+                found[0].rid,
+            )
         return found[0] if found else None
 
     def _invoicing_records(self) -> dict[str, list[SideRecord]]:
@@ -264,7 +275,9 @@ class Applier:
                 index: dict[str, list[SideRecord]] = {}
                 for rtype, page in self.invoicing.pages():
                     for raw in page:
-                        record = self.invoicing.mapper.read(rtype or self.invoicing.mapper.rtype_for(None), raw)
+                        record = self.invoicing.mapper.read(
+                            rtype or self.invoicing.mapper.rtype_for(None), raw
+                        )
                         if record.link:
                             index.setdefault(f"link:{record.link}", []).append(record)
                         if record.key:
@@ -288,7 +301,10 @@ class Applier:
             crm_row = crm_rows[_ref(item.crm)]
             found = self._made_earlier(item, crm_row)
             record = found or self.invoicing.create(
-                self.invoicing.mapper.rtype_for(None), crm_row["data"], crm_row["rid"], self._idempotency_key(item)
+                self.invoicing.mapper.rtype_for(None),
+                crm_row["data"],
+                crm_row["rid"],
+                self._idempotency_key(item),
             )
             source = self.clientify.update(
                 crm_row["rtype"], crm_row["rid"], crm_row["raw"], crm_row["data"], set(), link=record.rid
@@ -355,7 +371,9 @@ class Applier:
         if record.rounding and (item.action is Action.CREATE or {"lines", "total"} & set(item.fields)):
             result["rounding"] = str(record.rounding)  # this write carried a rounding line (report.py)
         self.writes.finished.append(
-            ItemResult(item_id=_id(item), status=Status.DONE, outcome=outcome, reason=item.reason, result=result)
+            ItemResult(
+                item_id=_id(item), status=Status.DONE, outcome=outcome, reason=item.reason, result=result
+            )
         )
         self._clear_dead_letters(item)
         self.stats.count(outcome.value)
@@ -375,7 +393,9 @@ class Applier:
         if drop_pending is not None:
             self.writes.settled_pending.append(drop_pending)
         self.writes.finished.append(
-            ItemResult(item_id=_id(item), status=Status.FAILED, outcome=Outcome.FAILED, reason=reason, detail=detail)
+            ItemResult(
+                item_id=_id(item), status=Status.FAILED, outcome=Outcome.FAILED, reason=reason, detail=detail
+            )
         )
         self.writes.dead.append(Letter(side, rtype, rid, reason, detail))
         self.stats.count(Outcome.FAILED.value)

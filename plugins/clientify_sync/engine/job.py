@@ -78,9 +78,7 @@ class SyncJob:
         )  # fmt: skip
         schema = SCHEMAS[spec.entity]
         wins = self.options.invoicing_wins.get(spec.entity)
-        self.schema = (
-            schema if wins is None else dataclasses.replace(schema, invoicing_wins=wins)
-        )
+        self.schema = schema if wins is None else dataclasses.replace(schema, invoicing_wins=wins)
         self.ledger.runs.start(spec.run_id, spec.mode.value, spec.dry_run)
 
     @classmethod
@@ -138,7 +136,9 @@ class SyncJob:
             for rtype, page in self.invoicing.named(changes.changed):
                 stager.stage(rtype, page)
             staged = stager.finish()
-            self.ledger.records.touch_all(INV, self.spec.run_id, keep=set(changes.changed) | set(changes.archived))
+            self.ledger.records.touch_all(
+                INV, self.spec.run_id, keep=set(changes.changed) | set(changes.archived)
+            )
             extra = {"feed": "activity", "archived": len(changes.archived), FEED_POSITION: changes.end}
         else:
             end = self.invoicing.feed_head()  # before the listing: an edit made meanwhile is read again
@@ -220,7 +220,9 @@ class SyncJob:
             stager.stage(rtype, page)
         staged = stager.finish()  # before the cursor is read: the last batch is written here
         if self.spec.mode is Mode.EVENTS:
-            return self._step("extract_clientify", {**staged, "events": len(events), "since": None, "max_modified": None})
+            return self._step(
+                "extract_clientify", {**staged, "events": len(events), "since": None, "max_modified": None}
+            )
         seen_max = self.ledger.records.max_modified(CRM, self.spec.run_id)
         summary: dict[str, Any] = {**staged, "since": since, "max_modified": seen_max}
         # An API that ignores modified[gte] returned everything: the read was a full one, and says so.
@@ -376,7 +378,9 @@ class SyncJob:
             self.ledger.inbox.finish_run(self.spec.run_id)
             self.ledger.inbox.purge(INBOX_RETENTION)
             # The feed's position moves with the watermark: only when the whole run went through.
-            position = self.ledger.runs.steps(self.spec.run_id).get("extract_invoicing", {}).get("summary", {})
+            position = (
+                self.ledger.runs.steps(self.spec.run_id).get("extract_invoicing", {}).get("summary", {})
+            )
             if position.get(FEED_POSITION):
                 self.ledger.meta.set(self._feed_key(), position[FEED_POSITION])
         watermark_out = (
@@ -418,7 +422,11 @@ class SyncJob:
         Such a pair is in sync on both sides: a dead letter left on either record (an
         ``unconfirmed_create`` whose record a later look found) is closed with it.
         """
-        done = [items for items in pairs if all(i.status is Status.DONE or i.action is Action.TOUCH for i in items)]
+        done = [
+            items
+            for items in pairs
+            if all(i.status is Status.DONE or i.action is Action.TOUCH for i in items)
+        ]
         if not done:
             return
         inv_rows = self.ledger.records.fetch(INV, [i[0].inv for i in done if i[0].inv], with_raw=False)

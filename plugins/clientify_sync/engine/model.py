@@ -64,7 +64,11 @@ ESTIMATE_SCHEMA = EntitySchema(
     invoicing_wins=frozenset({"customer", "currency", "lines", "total"}),
 )
 
-SCHEMAS = {Entity.CONTACTS: CONTACT_SCHEMA, Entity.PRODUCTS: PRODUCT_SCHEMA, Entity.ESTIMATES: ESTIMATE_SCHEMA}
+SCHEMAS = {
+    Entity.CONTACTS: CONTACT_SCHEMA,
+    Entity.PRODUCTS: PRODUCT_SCHEMA,
+    Entity.ESTIMATES: ESTIMATE_SCHEMA,
+}
 
 
 @dataclass

@@ -139,7 +139,9 @@ def format_report_table(report: dict[str, Any]) -> str:
         lines.append(f"  {reason}: {count}")
     adjusted = report.get("adjusted", {})
     if adjusted.get("rounding"):
-        lines.append(f"  rounding lines written: {adjusted['rounding']}, summing {adjusted['rounding_amount']}")
+        lines.append(
+            f"  rounding lines written: {adjusted['rounding']}, summing {adjusted['rounding_amount']}"
+        )
     lines.append(f"{'api':<24}{'calls':>8}{'retries':>9}{'errors':>8}")
     for api, numbers in report["calls"].items():
         lines.append(f"{api:<24}{numbers['calls']:>8}{numbers['retries']:>9}{numbers['errors']:>8}")

@@ -133,7 +133,9 @@ class InvoicingSide:
         self, rtype: str, data: dict[str, Any], link: str | None, idempotency_key: str | None = None
     ) -> SideRecord:
         """``idempotency_key``: one per logical create, the same on every try (``apply.Applier``)."""
-        created = self.resource.create(self.mapper.create_body(rtype, data, link), idempotency_key=idempotency_key)
+        created = self.resource.create(
+            self.mapper.create_body(rtype, data, link), idempotency_key=idempotency_key
+        )
         return self.mapper.read(rtype, created)
 
     def update(
@@ -261,11 +263,15 @@ def build_sides(
         return _facturama_side(entity, invoicing_client, directory), clientify
     settings = invoicing_client.settings
     api = invoicing_api(invoicing_client)
-    clientify = _clientify_side(platform, entity, clientify_client, directory, rounding, ID_PATTERNS[api][entity])
+    clientify = _clientify_side(
+        platform, entity, clientify_client, directory, rounding, ID_PATTERNS[api][entity]
+    )
     if isinstance(settings, FacturaDirectaRestSettings):
         return _rest_side(entity, invoicing_client, settings, directory, rounding), clientify
     if not isinstance(settings, FacturaDirectaSettings):
-        raise TypeError(f"a FacturaDirecta sync needs a FacturaDirecta client, not {type(invoicing_client).__name__}")
+        raise TypeError(
+            f"a FacturaDirecta sync needs a FacturaDirecta client, not {type(invoicing_client).__name__}"
+        )
     return _classic_side(entity, invoicing_client, settings, directory, rounding), clientify
 
 
@@ -294,14 +300,22 @@ def _clientify_side(
         finders = {"contact": clientify_client.contacts.find_by_tax_id,
                    "company": clientify_client.companies.find_by_tax_id}  # fmt: skip
     elif entity is Entity.PRODUCTS:
-        crm_mapper = ClientifyProductMapper(link_field=link_field, rounding_sku=rounding.sku, link_pattern=link_pattern)
-        resources, finders = {"product": clientify_client.products}, {"product": clientify_client.products.find_by_sku}
+        crm_mapper = ClientifyProductMapper(
+            link_field=link_field, rounding_sku=rounding.sku, link_pattern=link_pattern
+        )
+        resources, finders = (
+            {"product": clientify_client.products},
+            {"product": clientify_client.products.find_by_sku},
+        )
     else:
         crm_mapper = ClientifyBudgetMapper(
             directory, link_field, settings.base_url.rstrip("/"), "FM-" if facturama else "FD-", rounding=rounding,
             link_pattern=link_pattern, _rounding_product=RoundingProduct(clientify_client.products, rounding),
         )  # fmt: skip
-        resources, finders = {"budget": clientify_client.budgets}, {"budget": clientify_client.budgets.find_by_code}
+        resources, finders = (
+            {"budget": clientify_client.budgets},
+            {"budget": clientify_client.budgets.find_by_code},
+        )
     return ClientifySide(crm_mapper, resources, finders, clientify_client.custom_fields, link_field)
 
 

@@ -63,11 +63,16 @@ class Viewer:
         """Raise 403 unless the user may read (GET) or edit (PUT) this DAG."""
         allowed = self.readable if method == "GET" else self.editable
         if dag_id not in allowed:
-            raise HTTPException(status.HTTP_403_FORBIDDEN, f"not allowed to {'read' if method == 'GET' else 'edit'} DAG {dag_id}")
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN,
+                f"not allowed to {'read' if method == 'GET' else 'edit'} DAG {dag_id}",
+            )
         if self.user is not None:
             from airflow.api_fastapi.core_api.security import requires_access_dag
 
-            requires_access_dag(cast("Literal['GET', 'POST', 'PUT', 'DELETE']", method), param_dag_id=dag_id)(request, self.user)
+            requires_access_dag(cast("Literal['GET', 'POST', 'PUT', 'DELETE']", method), param_dag_id=dag_id)(
+                request, self.user
+            )
 
     def scopes(self, dag_filter: str | None = None) -> list[tuple[str, str]]:
         """The (integration, entity) pairs this user may read, narrowed to one DAG when asked."""
@@ -227,16 +232,22 @@ _env = Environment(
     trim_blocks=True, lstrip_blocks=True,
 )  # fmt: skip
 _env.filters.update(time=_fmt_time, label=_label, duration=_fmt_duration)
-_env.globals.update(outcomes=Q.OUTCOMES, dag_id_for=Q.dag_id_for, inv_rtype=lambda entity: Q.RTYPES[(entity, Q.INVOICING)][0])
+_env.globals.update(
+    outcomes=Q.OUTCOMES, dag_id_for=Q.dag_id_for, inv_rtype=lambda entity: Q.RTYPES[(entity, Q.INVOICING)][0]
+)
 _env.globals.update(state_badge=lambda state: BADGES.get(state, _label(state)))
 
 
-def _render(request: Request, template: str, viewer: Viewer, *, status_code: int = 200, **context: Any) -> HTMLResponse:
+def _render(
+    request: Request, template: str, viewer: Viewer, *, status_code: int = 200, **context: Any
+) -> HTMLResponse:
     root = request.scope.get("root_path", "")
 
     def path(name: str, query: dict[str, Any] | None = None, **params: Any) -> str:
         # Ids and run ids come from the APIs and Airflow: percent-encoded, never taken as URL syntax.
-        url = root + str(request.app.url_path_for(name, **{k: quote(str(v), safe='') for k, v in params.items()}))
+        url = root + str(
+            request.app.url_path_for(name, **{k: quote(str(v), safe="") for k, v in params.items()})
+        )
         query = {k: v for k, v in (query or {}).items() if v not in (None, "")}
         return f"{url}?{urlencode(query)}" if query else url
 
@@ -272,7 +283,9 @@ def create_app() -> FastAPI:
     app = FastAPI(title="clientify-sync status", docs_url=None, redoc_url=None, openapi_url=None)
 
     @app.get("/", response_class=HTMLResponse, name="overview")
-    def overview(request: Request, viewer: ViewerDep, view: ViewDep, run_states: RunStatesDep) -> HTMLResponse:
+    def overview(
+        request: Request, viewer: ViewerDep, view: ViewDep, run_states: RunStatesDep
+    ) -> HTMLResponse:
         """Per integration × entity: last run, counts, watermark, dead letters, conflicts, health."""
         scopes = viewer.scopes()
         summaries = view.overview(scopes)
@@ -314,7 +327,9 @@ def create_app() -> FastAPI:
         cursor: str | None = None, contains: bool = False,
     ) -> HTMLResponse:  # fmt: skip
         """Search by tax ID, SKU, name, e-mail or either side's id (names and e-mails: by start, or inside)."""
-        page = view.search(q[:200], viewer.scopes(dag), cursor=cursor, contains=contains) if q.strip() else None
+        page = (
+            view.search(q[:200], viewer.scopes(dag), cursor=cursor, contains=contains) if q.strip() else None
+        )
         return _render(request, "records.html", viewer, q=q, dag=dag, page=page, contains=contains)
 
     @app.get("/records/{dag_id}/{side}/{rtype}/{rid:path}", response_class=HTMLResponse, name="record")
@@ -339,7 +354,9 @@ def create_app() -> FastAPI:
     ) -> HTMLResponse:  # fmt: skip
         """Every conflict (a field edited on both sides), newest first, with both values and the winner."""
         page = view.conflicts(viewer.scopes(dag), field_name=field, winner=winner, run_id=run, cursor=cursor)
-        return _render(request, "conflicts.html", viewer, page=page, dag=dag, field=field, winner=winner, run=run)
+        return _render(
+            request, "conflicts.html", viewer, page=page, dag=dag, field=field, winner=winner, run=run
+        )
 
     @app.get("/dead-letters", response_class=HTMLResponse, name="dead_letters")
     def dead_letters(
@@ -402,7 +419,9 @@ def _directions(report: dict[str, Any]) -> list[dict[str, Any]]:
     """The report's outcomes per direction as table rows (columns in ``Q.OUTCOMES`` order)."""
     rows = []
     for direction, outcomes in (report.get("counts") or {}).items():
-        rows.append({"direction": direction, "counts": outcomes, "total": sum(int(v) for v in outcomes.values())})
+        rows.append(
+            {"direction": direction, "counts": outcomes, "total": sum(int(v) for v in outcomes.values())}
+        )
     return rows
 
 

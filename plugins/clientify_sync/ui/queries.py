@@ -66,9 +66,12 @@ UI_INDEXES = {
 # Lower-cased names and e-mails of the remote records, for the search's prefix match (``json_text``).
 EXPRESSION_INDEXES = {
     "sqlite": {
-        f"ix_cs_ui_remote_{f}": f"cs_remote_records (lower(json_extract(data, '$.{f}')))" for f in ("name", "email")
+        f"ix_cs_ui_remote_{f}": f"cs_remote_records (lower(json_extract(data, '$.{f}')))"
+        for f in ("name", "email")
     },
-    "postgresql": {f"ix_cs_ui_remote_{f}": f"cs_remote_records ((lower(data ->> '{f}')))" for f in ("name", "email")},
+    "postgresql": {
+        f"ix_cs_ui_remote_{f}": f"cs_remote_records ((lower(data ->> '{f}')))" for f in ("name", "email")
+    },
 }
 EVENTS_MODE = Mode.EVENTS.value
 V3_COLUMNS = ("dismissed_at", "dismissed_by", "retry_requested_at", "retry_requested_by")
@@ -284,13 +287,19 @@ class LedgerView:
         with self.engine.connect() as conn:
             for integration, entity in scopes:
                 last = self._latest_run(conn, integration, entity, finished=False)
-                done = last if last and last["finished_at"] else self._latest_run(conn, integration, entity, True)
+                done = (
+                    last
+                    if last and last["finished_at"]
+                    else self._latest_run(conn, integration, entity, True)
+                )
                 dag_id = dag_id_for(integration, entity)
                 state = run_states.get((dag_id, last["run_id"])) if last else None
                 live = bool(last and not last["finished_at"])
                 report = (done or {}).get("report") or {}
                 counts = (
-                    self.live_counts(conn, integration, entity, last["run_id"]) if live and last else _report_counts(report)
+                    self.live_counts(conn, integration, entity, last["run_id"])
+                    if live and last
+                    else _report_counts(report)
                 )
                 dead = self._dead_stats(conn, dead_table, integration, entity)
                 reasons = {k: int(v) for k, v in (report.get("reasons") or {}).items()}
@@ -308,7 +317,9 @@ class LedgerView:
                 summaries.append(summary)
         return summaries
 
-    def _latest_run(self, conn: Connection, integration: str, entity: str, finished: bool) -> dict[str, Any] | None:
+    def _latest_run(
+        self, conn: Connection, integration: str, entity: str, finished: bool
+    ) -> dict[str, Any] | None:
         t = L.runs
         query = sa.select(t).where(t.c.integration == integration, t.c.entity == entity)
         if finished:
@@ -396,9 +407,15 @@ class LedgerView:
         """A run's ledger row, its steps so far and (while it is going) its live counts."""
         t = L.runs
         with self.engine.connect() as conn:
-            row = conn.execute(
-                sa.select(t).where(t.c.run_id == run_id, t.c.integration == integration, t.c.entity == entity)
-            ).mappings().first()
+            row = (
+                conn.execute(
+                    sa.select(t).where(
+                        t.c.run_id == run_id, t.c.integration == integration, t.c.entity == entity
+                    )
+                )
+                .mappings()
+                .first()
+            )
             if row is None:
                 return None
             run = dict(row)
@@ -421,8 +438,20 @@ class LedgerView:
         after = (decode_cursor(cursor, 1) or [0])[0]
         query = (
             sa.select(
-                t.c.id, t.c.action, t.c.target, t.c.direction, t.c.inv_type, t.c.inv_id, t.c.crm_type, t.c.crm_id,
-                t.c.fields, t.c.reason, t.c.detail, t.c.status, t.c.outcome, t.c.result,
+                t.c.id,
+                t.c.action,
+                t.c.target,
+                t.c.direction,
+                t.c.inv_type,
+                t.c.inv_id,
+                t.c.crm_type,
+                t.c.crm_id,
+                t.c.fields,
+                t.c.reason,
+                t.c.detail,
+                t.c.status,
+                t.c.outcome,
+                t.c.result,
             )  # fmt: skip
             .where(t.c.run_id == run_id, t.c.integration == integration, t.c.entity == entity)
             .where(sa.or_(t.c.outcome.is_(None), t.c.outcome != "unchanged"), t.c.id > int(after))
@@ -456,7 +485,10 @@ class LedgerView:
             return Page([])
         t = L.remote_records
         allowed = set(scopes)
-        base = [t.c.integration.in_(sorted({i for i, _ in scopes})), t.c.entity.in_(sorted({e for _, e in scopes}))]
+        base = [
+            t.c.integration.in_(sorted({i for i, _ in scopes})),
+            t.c.entity.in_(sorted({e for _, e in scopes})),
+        ]
         columns = [t.c.integration, t.c.entity, t.c.side, t.c.rtype, t.c.rid, t.c.key, t.c.kind, t.c.problem,
                    t.c.link, t.c.hash, t.c.modified, t.c.seen_run, t.c.data]  # fmt: skip
         pk = (t.c.integration, t.c.entity, t.c.side, t.c.rtype, t.c.rid)
@@ -469,7 +501,10 @@ class LedgerView:
                     sa.and_(t.c.side.in_(SIDES), t.c.key.in_(keys)),
                     sa.and_(t.c.side.in_(SIDES), t.c.rtype.in_(ALL_RTYPES), t.c.rid == text),
                 ):
-                    exact += [dict(r, match="exact") for r in conn.execute(sa.select(*columns).where(*base, where).limit(200)).mappings()]
+                    exact += [
+                        dict(r, match="exact")
+                        for r in conn.execute(sa.select(*columns).where(*base, where).limit(200)).mappings()
+                    ]
             lowered = text.lower()
             found: list[dict[str, Any]] = []
             for field_name in ("name", "email"):
@@ -488,7 +523,10 @@ class LedgerView:
                 )  # fmt: skip
                 if after is not None:
                     query = query.where(sa.tuple_(*[plain(c) for c in pk]) > sa.tuple_(*after))
-                found += [dict(r, match="text") for r in conn.execute(query.order_by(*pk).limit(limit + 1)).mappings()]
+                found += [
+                    dict(r, match="text")
+                    for r in conn.execute(query.order_by(*pk).limit(limit + 1)).mappings()
+                ]
             by_key = {_ident(r): r for r in found}  # a record matching on both fields is listed once
             found = [by_key[k] for k in sorted(by_key)][: limit + 1]
             more = len(found) > limit
@@ -510,15 +548,29 @@ class LedgerView:
         inv = [r for r in rows if r["side"] == INVOICING]
         crm = [r for r in rows if r["side"] == CLIENTIFY]
         conds = []
-        scope = [t.c.integration.in_({r["integration"] for r in rows}), t.c.entity.in_({r["entity"] for r in rows})]
+        scope = [
+            t.c.integration.in_({r["integration"] for r in rows}),
+            t.c.entity.in_({r["entity"] for r in rows}),
+        ]
         if inv:
-            conds.append(sa.and_(t.c.inv_type.in_({r["rtype"] for r in inv}), t.c.inv_id.in_({r["rid"] for r in inv})))
+            conds.append(
+                sa.and_(t.c.inv_type.in_({r["rtype"] for r in inv}), t.c.inv_id.in_({r["rid"] for r in inv}))
+            )
         if crm:
-            conds.append(sa.and_(t.c.crm_type.in_({r["rtype"] for r in crm}), t.c.crm_id.in_({r["rid"] for r in crm})))
+            conds.append(
+                sa.and_(t.c.crm_type.in_({r["rtype"] for r in crm}), t.c.crm_id.in_({r["rid"] for r in crm}))
+            )
         found = conn.execute(
-            sa.select(t.c.integration, t.c.entity, t.c.inv_type, t.c.inv_id, t.c.crm_type, t.c.crm_id,
-                      t.c.inv_hash, t.c.crm_hash)  # fmt: skip
-            .where(*scope, sa.or_(*conds))
+            sa.select(
+                t.c.integration,
+                t.c.entity,
+                t.c.inv_type,
+                t.c.inv_id,
+                t.c.crm_type,
+                t.c.crm_id,
+                t.c.inv_hash,
+                t.c.crm_hash,
+            ).where(*scope, sa.or_(*conds))  # fmt: skip
         ).all()
         by_inv = {(f.integration, f.entity, f.inv_type, f.inv_id): f for f in found}
         by_crm = {(f.integration, f.entity, f.crm_type, f.crm_id): f for f in found}
@@ -544,14 +596,28 @@ class LedgerView:
         if not rows:
             return
         t = L.record_states
-        found = {} if not self.has_table(conn, t.name) else {
-            _ident(dict(r)): dict(r)
-            for r in conn.execute(
-                sa.select(t.c.integration, t.c.entity, t.c.side, t.c.rtype, t.c.rid, t.c.state, t.c.reason,
-                          t.c.detail, t.c.target, t.c.run_id, t.c.at)  # fmt: skip
-                .where(_keys_in(t, [_ident(r) for r in rows]))
-            ).mappings()
-        }
+        found = (
+            {}
+            if not self.has_table(conn, t.name)
+            else {
+                _ident(dict(r)): dict(r)
+                for r in conn.execute(
+                    sa.select(
+                        t.c.integration,
+                        t.c.entity,
+                        t.c.side,
+                        t.c.rtype,
+                        t.c.rid,
+                        t.c.state,
+                        t.c.reason,
+                        t.c.detail,
+                        t.c.target,
+                        t.c.run_id,
+                        t.c.at,
+                    ).where(_keys_in(t, [_ident(r) for r in rows]))  # fmt: skip
+                ).mappings()
+            }
+        )
         for row in rows:
             state = found.get(_ident(row)) or _derived_state(row)
             state["words"] = describe(state, row["integration"])
@@ -571,12 +637,20 @@ class LedgerView:
                 link_where = sa.and_(lk.c.inv_type == rtype, lk.c.inv_id == rid)
             else:
                 link_where = sa.and_(lk.c.crm_type == rtype, lk.c.crm_id == rid)
-            link_row = conn.execute(
-                sa.select(lk).where(lk.c.integration == integration, lk.c.entity == entity, link_where)
-            ).mappings().first()
+            link_row = (
+                conn.execute(
+                    sa.select(lk).where(lk.c.integration == integration, lk.c.entity == entity, link_where)
+                )
+                .mappings()
+                .first()
+            )
             link = dict(link_row) if link_row else None
-            inv_ref = (rtype, rid) if side == INVOICING else ((link["inv_type"], link["inv_id"]) if link else None)
-            crm_ref = (rtype, rid) if side == CLIENTIFY else ((link["crm_type"], link["crm_id"]) if link else None)
+            inv_ref = (
+                (rtype, rid) if side == INVOICING else ((link["inv_type"], link["inv_id"]) if link else None)
+            )
+            crm_ref = (
+                (rtype, rid) if side == CLIENTIFY else ((link["crm_type"], link["crm_id"]) if link else None)
+            )
             other = None
             if link is not None:
                 other_side, other_ref = (CLIENTIFY, crm_ref) if side == INVOICING else (INVOICING, inv_ref)
@@ -598,12 +672,19 @@ class LedgerView:
         self, conn: Connection, integration: str, entity: str, side: str, rtype: str, rid: str
     ) -> dict[str, Any] | None:
         t = L.remote_records
-        row = conn.execute(
-            sa.select(*[c for c in t.c if c.name != "raw"]).where(
-                t.c.integration == integration, t.c.entity == entity, t.c.side == side, t.c.rtype == rtype,
-                t.c.rid == rid,
-            )  # fmt: skip
-        ).mappings().first()
+        row = (
+            conn.execute(
+                sa.select(*[c for c in t.c if c.name != "raw"]).where(
+                    t.c.integration == integration,
+                    t.c.entity == entity,
+                    t.c.side == side,
+                    t.c.rtype == rtype,
+                    t.c.rid == rid,
+                )  # fmt: skip
+            )
+            .mappings()
+            .first()
+        )
         return dict(row) if row else None
 
     def _history(
@@ -620,8 +701,18 @@ class LedgerView:
         rows = [
             dict(r)
             for r in conn.execute(
-                sa.select(t.c.id, t.c.run_id, t.c.action, t.c.target, t.c.direction, t.c.outcome, t.c.status,
-                          t.c.reason, t.c.detail, t.c.fields)  # fmt: skip
+                sa.select(
+                    t.c.id,
+                    t.c.run_id,
+                    t.c.action,
+                    t.c.target,
+                    t.c.direction,
+                    t.c.outcome,
+                    t.c.status,
+                    t.c.reason,
+                    t.c.detail,
+                    t.c.fields,
+                )  # fmt: skip
                 .where(t.c.integration == integration, t.c.entity == entity, sa.or_(*conds))
                 .order_by(t.c.id.desc())
                 .limit(HISTORY_LIMIT)
@@ -643,7 +734,9 @@ class LedgerView:
                 row["started_at"] = _as_utc(run.started_at) if run else None
                 row["mode"] = run.mode if run else None
                 row["dry_run"] = bool(run.dry_run) if run else False
-            rows.sort(key=lambda x: (x["started_at"] or datetime.min.replace(tzinfo=UTC), x["id"]), reverse=True)
+            rows.sort(
+                key=lambda x: (x["started_at"] or datetime.min.replace(tzinfo=UTC), x["id"]), reverse=True
+            )
         return rows
 
     def _record_conflicts(
@@ -749,7 +842,9 @@ class LedgerView:
             next_cursor = None
             if more:
                 last = rows[-1]
-                next_cursor = encode_cursor([last["integration"], last["entity"], last["side"], last["rtype"], last["rid"]])
+                next_cursor = encode_cursor(
+                    [last["integration"], last["entity"], last["side"], last["rtype"], last["rid"]]
+                )
             rows = [self._dead_row(r) for r in rows if (r["integration"], r["entity"]) in allowed]
             self._attach_names(conn, rows, lambda d: [_ident(d)])
         return Page(rows, next_cursor)
@@ -762,7 +857,9 @@ class LedgerView:
         staged data in ``cs_remote_records``: one query on its key. ``records_of`` gives the row's
         records, best first (a conflict: its invoicing record, then its Clientify one); the first that
         is staged names it."""
-        wanted = {row_id: [cast(Ident, r) for r in records_of(row) if r[4]] for row_id, row in enumerate(rows)}
+        wanted = {
+            row_id: [cast(Ident, r) for r in records_of(row) if r[4]] for row_id, row in enumerate(rows)
+        }
         idents = [r for refs in wanted.values() for r in refs]
         staged: dict[Ident, tuple[str, str]] = {}
         if idents and self.has_table(conn, L.remote_records.name):
@@ -785,19 +882,31 @@ class LedgerView:
         """
         t = self.dead_letters_table()
         if not self.actions_supported:
-            raise SchemaTooOld("dismiss and retry need ledger schema version 3 (cs_dead_letters.dismissed_at ...)")
+            raise SchemaTooOld(
+                "dismiss and retry need ledger schema version 3 (cs_dead_letters.dismissed_at ...)"
+            )
         now = datetime.now(UTC)
         if action == "dismiss":
             values = {"dismissed_at": now, "dismissed_by": user}
         elif action == "retry":
-            values = {"retry_requested_at": now, "retry_requested_by": user, "dismissed_at": None, "dismissed_by": None}
+            values = {
+                "retry_requested_at": now,
+                "retry_requested_by": user,
+                "dismissed_at": None,
+                "dismissed_by": None,
+            }
         else:
             raise ValueError(f"unknown action {action!r}")
         with write_transaction(self.engine) as conn:  # on SQLite: the write lock from the start
             result = conn.execute(
                 sa.update(t)
-                .where(t.c.integration == integration, t.c.entity == entity, t.c.side == side, t.c.rtype == rtype,
-                       t.c.rid == rid)  # fmt: skip
+                .where(
+                    t.c.integration == integration,
+                    t.c.entity == entity,
+                    t.c.side == side,
+                    t.c.rtype == rtype,
+                    t.c.rid == rid,
+                )  # fmt: skip
                 .values(**values)
             )
         return result.rowcount > 0
@@ -875,7 +984,9 @@ def verdict(summary: Summary, limit: int) -> Health:
         else:
             problems.append((2, "warn", text))
     if summary.quarantined:
-        problems.append((2, "warn", f"{summary.quarantined} quarantined ({_top_reason(summary.reasons, 'quarantined')})"))
+        problems.append(
+            (2, "warn", f"{summary.quarantined} quarantined ({_top_reason(summary.reasons, 'quarantined')})")
+        )
     if summary.deferred:
         problems.append((1, "warn", f"{summary.deferred} deferred (waiting for their customer or products)"))
     if not problems:
@@ -909,5 +1020,7 @@ def ensure_indexes(engine: Engine) -> list[str]:
                     conn.execute(sa.text(f"CREATE INDEX IF NOT EXISTS {name} ON {spec}"))
                     created.append(name)
     except sa.exc.SQLAlchemyError as error:
-        log.warning("clientify-sync status view: could not create its ledger indexes (%s)", type(error).__name__)
+        log.warning(
+            "clientify-sync status view: could not create its ledger indexes (%s)", type(error).__name__
+        )
     return created

@@ -90,7 +90,9 @@ def _connection_extra(conn_id: str) -> dict[str, Any] | None:
 class WebhookConfig:
     """The receiver's view of the connections, each cached for ``ttl_s`` (a rotation shows within it)."""
 
-    def __init__(self, read: Callable[[str], dict[str, Any] | None] = _connection_extra, ttl_s: float = CACHE_TTL_S):
+    def __init__(
+        self, read: Callable[[str], dict[str, Any] | None] = _connection_extra, ttl_s: float = CACHE_TTL_S
+    ):
         self._read = read
         self._ttl_s = ttl_s
         self._lock = threading.Lock()
@@ -104,7 +106,11 @@ class WebhookConfig:
         try:
             extra = self._read(conn_id)
         except Exception as error:  # noqa: BLE001 - a failing lookup refuses the delivery, never crashes
-            log.warning("webhook connection %s could not be read (%s): refusing deliveries", conn_id, type(error).__name__)
+            log.warning(
+                "webhook connection %s could not be read (%s): refusing deliveries",
+                conn_id,
+                type(error).__name__,
+            )
             return None
         with self._lock:
             if len(self._cache) >= CACHE_MAX:

@@ -69,7 +69,9 @@ class MetadataConnections:
         with create_session() as session:
             conn = session.scalar(sa.select(Connection).where(Connection.conn_id == conn_id))
             if conn is None:
-                session.add(Connection(conn_id=conn_id, conn_type=CONN_TYPE, description=description, extra=text))
+                session.add(
+                    Connection(conn_id=conn_id, conn_type=CONN_TYPE, description=description, extra=text)
+                )
             else:
                 conn.set_extra(text)
                 conn.description = description

@@ -144,7 +144,12 @@ def _json(raw: bytes) -> dict[str, Any]:
 
 
 def _record_id(value: Any) -> str:
-    if isinstance(value, bool) or not isinstance(value, (int, str)) or not str(value) or len(str(value)) > MAX_ID_CHARS:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, str))
+        or not str(value)
+        or len(str(value)) > MAX_ID_CHARS
+    ):
         raise HTTPException(status.HTTP_400_BAD_REQUEST, "no usable record id")
     return str(value)
 
@@ -182,7 +187,9 @@ def _ignored(source: str, reason: str) -> JSONResponse:
     return JSONResponse({"status": "ignored"})
 
 
-async def _store(engine_factory: Callable[[], Engine], event: InboxEvent, integrations: Sequence[str]) -> JSONResponse:
+async def _store(
+    engine_factory: Callable[[], Engine], event: InboxEvent, integrations: Sequence[str]
+) -> JSONResponse:
     """One INSERT; 503 when the ledger cannot take it (the sender or the clock run tries again)."""
 
     def work() -> bool:
@@ -192,7 +199,13 @@ async def _store(engine_factory: Callable[[], Engine], event: InboxEvent, integr
     try:
         new = await run_in_threadpool(work)
     except Exception as error:  # noqa: BLE001 - any failure to store is a 503, never a 2xx
-        log.warning("%s webhook not stored (%s): %s %s", event.source, type(error).__name__, event.entity, event.external_id)
+        log.warning(
+            "%s webhook not stored (%s): %s %s",
+            event.source,
+            type(error).__name__,
+            event.entity,
+            event.external_id,
+        )
         return JSONResponse({"status": "unavailable"}, status_code=status.HTTP_503_SERVICE_UNAVAILABLE)
     log.debug("%s webhook %s: %s %s/%s (%s)", event.source, "stored" if new else "duplicate", event.event_type,
               event.record_type, event.external_id, event.dedupe_key[:12])  # fmt: skip
@@ -224,7 +237,9 @@ async def facturadirecta_webhook(
     if body.get("company_id") != expected.company_id:
         return _ignored(FACTURADIRECTA, "another company's event")
     if body.get("livemode") is not expected.livemode:
-        return _ignored(FACTURADIRECTA, f"livemode {body.get('livemode')!r} on a livemode={expected.livemode} account")
+        return _ignored(
+            FACTURADIRECTA, f"livemode {body.get('livemode')!r} on a livemode={expected.livemode} account"
+        )
     event_type = str(body.get("type") or "")
     kind, _, action = event_type.partition(".")
     if kind not in FACTURADIRECTA_OBJECTS or action not in FACTURADIRECTA_ACTIONS:
@@ -256,7 +271,9 @@ async def clientify_webhook(
     header_ok = secret_matches(request.headers.get("x-clientify-secret"), expected.secrets)
     token_ok = secret_matches(path_token, expected.path_tokens)
     if not (header_ok and token_ok):
-        raise _refuse(CLIENTIFY, "wrong or missing " + ("X-Clientify-Secret" if not header_ok else "path token"))
+        raise _refuse(
+            CLIENTIFY, "wrong or missing " + ("X-Clientify-Secret" if not header_ok else "path token")
+        )
     if slot not in CLIENTIFY_SLOTS:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such webhook slot")
     entity, record_type = CLIENTIFY_SLOTS[slot]
@@ -273,7 +290,11 @@ async def clientify_webhook(
         raise HTTPException(status.HTTP_400_BAD_REQUEST, "no record in the body")
     record_id = _record_id(data.get("id"))
     modified = data.get("modified")
-    version = str(modified) if modified else _sha256(json.dumps(data, sort_keys=True, separators=(",", ":"), default=str))
+    version = (
+        str(modified)
+        if modified
+        else _sha256(json.dumps(data, sort_keys=True, separators=(",", ":"), default=str))
+    )
     event = InboxEvent(
         source=CLIENTIFY, entity=entity, record_type=record_type, external_id=record_id, event_type=event_type,
         dedupe_key=_sha256(f"{event_type}|{record_id}|{version}"), payload_sha256=_sha256(raw),

@@ -61,7 +61,9 @@ SECRET_HEADER = "X-Clientify-Secret"
 ENDPOINT_NAME = "clientify-sync"
 DEFAULT_ACCOUNT = "main"
 CLIENTIFY, FACTURADIRECTA = "clientify", "facturadirecta"
-DESCRIPTION = "clientify-sync webhook receiver secrets (written by python -m clientify_sync.webhooks.register)"
+DESCRIPTION = (
+    "clientify-sync webhook receiver secrets (written by python -m clientify_sync.webhooks.register)"
+)
 
 
 class Outcome(StrEnum):
@@ -135,7 +137,9 @@ def receiver_base(public_url: str) -> str:
     if parts.username or parts.password or parts.query or parts.fragment:
         raise ConfigurationError("--public-url must carry no credentials, query or fragment")
     if parts.scheme == "http" and not _loopback(host):
-        raise ConfigurationError("--public-url must be https: Clientify and FacturaDirecta deliver to HTTPS targets only")
+        raise ConfigurationError(
+            "--public-url must be https: Clientify and FacturaDirecta deliver to HTTPS targets only"
+        )
     path = parts.path.rstrip("/")
     if not path.endswith(RECEIVER_PATH):
         path += RECEIVER_PATH
@@ -208,15 +212,30 @@ def plan_clientify(
         elif current.free:
             to_register.append(slot)
         else:
-            steps.append(Step(CLIENTIFY, f"slot {slot}", Outcome.REFUSED, _foreign(slot, current.target, base, own_prefix)))
+            steps.append(
+                Step(
+                    CLIENTIFY,
+                    f"slot {slot}",
+                    Outcome.REFUSED,
+                    _foreign(slot, current.target, base, own_prefix),
+                )
+            )
     if to_register and fresh:
         if not dry_run:
             # Before any slot points at us: the receiver must know the secret of the first delivery.
-            store.write(CLIENTIFY_CONN_ID, {**extra, "webhook_secret": secret, "webhook_path_token": token}, DESCRIPTION)
+            store.write(
+                CLIENTIFY_CONN_ID,
+                {**extra, "webhook_secret": secret, "webhook_path_token": token},
+                DESCRIPTION,
+            )
         steps.append(Step(CLIENTIFY, f"connection {CLIENTIFY_CONN_ID}", Outcome.STORED,
                           "a new X-Clientify-Secret and path token"))  # fmt: skip
     for slot in to_register:
-        steps.append(_register_slot(slots, slot, clientify_target(base, slot, token), secret, base, own_prefix, dry_run))
+        steps.append(
+            _register_slot(
+                slots, slot, clientify_target(base, slot, token), secret, base, own_prefix, dry_run
+            )
+        )
     order = {f"slot {s}": i for i, s in enumerate(CLIENTIFY_SLOTS)}
     return sorted(steps, key=lambda s: order.get(s.item, -1))
 
@@ -279,7 +298,9 @@ def plan_facturadirecta(
     listed = endpoints.all()
     mine = [e for e in listed if e.url == url]
     steps: list[Step] = []
-    elsewhere = [e for e in listed if e.url != url and e.url.endswith(f"{RECEIVER_PATH}/facturadirecta/{account}")]
+    elsewhere = [
+        e for e in listed if e.url != url and e.url.endswith(f"{RECEIVER_PATH}/facturadirecta/{account}")
+    ]
     for old in elsewhere:
         steps.append(Step(FACTURADIRECTA, f"endpoint {old.id}", Outcome.SKIPPED,
                           f"an earlier registration at {shown(old.url, base)}; delete it if that URL is gone"))  # fmt: skip
@@ -300,7 +321,9 @@ def plan_facturadirecta(
             store_secret(None, "the new endpoint's signing secret")
             return steps
         created = endpoints.create(ENDPOINT_NAME, url, list(FACTURADIRECTA_EVENTS))
-        steps.append(Step(FACTURADIRECTA, item, Outcome.REGISTERED, f"-> {shown(url, base)} ({created.endpoint.id})"))
+        steps.append(
+            Step(FACTURADIRECTA, item, Outcome.REGISTERED, f"-> {shown(url, base)} ({created.endpoint.id})")
+        )
         store_secret(created.signing_secret, "the new endpoint's signing secret")
         return steps
     endpoint, *duplicates = mine
@@ -377,7 +400,9 @@ def register(
                             "webhooks: true (deliveries are stored meanwhile, and the clock runs pick them up)")  # fmt: skip
     if CLIENTIFY in wanted:
         if enabled:
-            report.steps += _guarded(CLIENTIFY, lambda: _clientify(config.clientify_conn_id, store, base, dry_run, transport))
+            report.steps += _guarded(
+                CLIENTIFY, lambda: _clientify(config.clientify_conn_id, store, base, dry_run, transport)
+            )
         else:
             report.steps.append(Step(CLIENTIFY, "slots", Outcome.SKIPPED, "no integration is enabled"))
     if FACTURADIRECTA in wanted:
@@ -387,7 +412,9 @@ def register(
                 FACTURADIRECTA, lambda: _facturadirecta(conn_id, store, base, account, dry_run, transport)
             )
         else:
-            report.steps.append(Step(FACTURADIRECTA, "endpoint", Outcome.SKIPPED, "the integration is disabled"))
+            report.steps.append(
+                Step(FACTURADIRECTA, "endpoint", Outcome.SKIPPED, "the integration is disabled")
+            )
     return report
 
 
@@ -468,7 +495,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--dry-run", action="store_true", help="only read: print what would change")
     args = parser.parse_args(argv)
     try:
-        report = register(args.public_url, platforms=args.platform, dry_run=args.dry_run, account=args.account)
+        report = register(
+            args.public_url, platforms=args.platform, dry_run=args.dry_run, account=args.account
+        )
     except ClientifySyncError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -153,7 +153,12 @@ class InboxTrigger(BaseEventTrigger):
             try:
                 fresh, stale = await asyncio.to_thread(self._poll, last_id)
             except Exception as error:  # noqa: BLE001 - a ledger outage delays the wake-up; the clock run covers it
-                log.warning("inbox %s/%s unreadable (%s); polling on", self.integration, self.entity, type(error).__name__)
+                log.warning(
+                    "inbox %s/%s unreadable (%s); polling on",
+                    self.integration,
+                    self.entity,
+                    type(error).__name__,
+                )
                 fresh, stale = Waiting(0, 0), False
             now = clock.now()
             reason = None
@@ -176,7 +181,13 @@ class InboxTrigger(BaseEventTrigger):
             last_fired, first_seen = now, None
             log.info("inbox %s/%s: waking the DAG (%s, %s new, up to id %s)", self.integration, self.entity,
                      reason, new, last_id)  # fmt: skip
-            payload = {"integration": self.integration, "entity": self.entity, "max_id": last_id, "new": new, "reason": reason}
+            payload = {
+                "integration": self.integration,
+                "entity": self.entity,
+                "max_id": last_id,
+                "new": new,
+                "reason": reason,
+            }
             yield TriggerEvent(payload)  # type: ignore[no-untyped-call]
             # Remembered once the triggerer has the event: a crash in between signals again (harmless).
             await self._save_state(last_id)

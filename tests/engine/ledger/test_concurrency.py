@@ -25,7 +25,9 @@ def _task(url: str, index: int, barrier: Any, errors: Any) -> None:
         ledger.runs.start(RUN_ID, "modified", False)
         ledger.runs.save_step(RUN_ID, "extract_invoicing", {"records": index}, {})
         with ledger.begin() as conn:
-            ledger.dead_letters.record(conn, [Letter("invoicing", "client", "C-1", "api_error", f"try {index}")], RUN_ID)
+            ledger.dead_letters.record(
+                conn, [Letter("invoicing", "client", "C-1", "api_error", f"try {index}")], RUN_ID
+            )
         ledger.meta.set("clientify.custom_field:in_facturama:contacts", "defined")
         pair = index % 2
         ledger.links.save(("client", f"C-{pair}"), ("contact", f"K-{pair}"), base=None, inv_hash="", crm_hash="",

@@ -17,7 +17,9 @@ def shutting_down() -> sa.exc.OperationalError:
 
 def test_transient_errors_are_the_operational_and_invalidated_ones():
     assert is_transient(shutting_down())
-    dropped = sa.exc.DBAPIError("SELECT 1", {}, Exception("server closed the connection"), connection_invalidated=True)
+    dropped = sa.exc.DBAPIError(
+        "SELECT 1", {}, Exception("server closed the connection"), connection_invalidated=True
+    )
     assert is_transient(dropped)
     assert not is_transient(sa.exc.IntegrityError("INSERT ...", {}, Exception("duplicate key")))
     assert not is_transient(ValueError("a bug"))
@@ -78,7 +80,10 @@ def test_a_lease_held_by_one_session_keeps_another_out_until_released(postgres_s
     first, second = (Ledger.open(url, "facturama", "contacts") for _ in range(2))
     try:
         with lease(first.engine, "apply:facturama:contacts:clientify", wait_s=0):
-            with pytest.raises(LeaseTaken), lease(second.engine, "apply:facturama:contacts:clientify", wait_s=0):
+            with (
+                pytest.raises(LeaseTaken),
+                lease(second.engine, "apply:facturama:contacts:clientify", wait_s=0),
+            ):
                 pass
             with lease(second.engine, "apply:facturama:contacts:invoicing", wait_s=0):
                 pass  # another step's lease is free

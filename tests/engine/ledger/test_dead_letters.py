@@ -15,7 +15,9 @@ RUN2 = "scheduled__2026-11-29T10:00:00+00:00"
 
 def fail(ledger: Ledger, rid: str, run_id: str, reason: str = "validation_error") -> None:
     with ledger.begin() as conn:
-        ledger.dead_letters.record(conn, [Letter("invoicing", "client", rid, reason, f"{reason} in {run_id}")], run_id)
+        ledger.dead_letters.record(
+            conn, [Letter("invoicing", "client", rid, reason, f"{reason} in {run_id}")], run_id
+        )
 
 
 def stored(ledger: Ledger, rid: str) -> dict[str, object]:
@@ -78,11 +80,18 @@ def test_many_failures_recorded_in_one_statement_count_like_single_ones(ledger: 
     letters = [
         Letter("invoicing", "client", "105", "server_error", "HTTP 500"),
         Letter("invoicing", "client", "106", "validation_error", "no e-mail"),
-        Letter("invoicing", "client", "105", "server_error", "HTTP 502"),  # the same record twice in one batch
+        Letter(
+            "invoicing", "client", "105", "server_error", "HTTP 502"
+        ),  # the same record twice in one batch
     ]
     with ledger.begin() as conn:
         ledger.dead_letters.record(conn, letters, RUN2)
         ledger.dead_letters.record(conn, [], RUN2)
     again, new = stored(ledger, "105"), stored(ledger, "106")
-    assert (again["attempts"], again["first_run"], again["last_run"], again["detail"]) == (3, RUN1, RUN2, "HTTP 502")
+    assert (again["attempts"], again["first_run"], again["last_run"], again["detail"]) == (
+        3,
+        RUN1,
+        RUN2,
+        "HTTP 502",
+    )
     assert (new["attempts"], new["first_run"], new["reason"]) == (1, RUN2, "validation_error")

@@ -14,7 +14,9 @@ from clientify_sync.engine.ledger.schema import inbox
 T0 = datetime(2026, 11, 29, 10, 0, tzinfo=UTC)
 
 
-def event(rid: str, key: str | None = None, *, source: str = "clientify", entity: str = "contacts") -> InboxEvent:
+def event(
+    rid: str, key: str | None = None, *, source: str = "clientify", entity: str = "contacts"
+) -> InboxEvent:
     return InboxEvent(source, entity, "contact", rid, "contact.saved", key or f"k-{rid}", "0" * 64,
                       T0 - timedelta(seconds=5))  # fmt: skip
 
@@ -31,7 +33,12 @@ def test_a_duplicate_delivery_is_dropped_and_add_says_so(ledger: Ledger) -> None
     assert ledger.inbox.add(event("1", "k-1-modified-later")) is True
     assert len(statuses(ledger)) == 2
     [row] = ledger.inbox.claim("run-1", limit=1)
-    assert (row.source, row.record_type, row.external_id, row.event_type) == ("clientify", "contact", "1", "contact.saved")
+    assert (row.source, row.record_type, row.external_id, row.event_type) == (
+        "clientify",
+        "contact",
+        "1",
+        "contact.saved",
+    )
     assert row.source_ts == T0 - timedelta(seconds=5) and row.received_at.tzinfo is not None
 
 
@@ -42,7 +49,9 @@ def test_one_clientify_event_is_a_row_for_each_consuming_integration(ledger: Led
         assert add(conn, event("7"), ["facturama"]) is False
     facturadirecta = Ledger(ledger.engine, "facturadirecta", "contacts")
     assert [r.external_id for r in ledger.inbox.claim("run-a")] == ["7"]
-    assert [r.external_id for r in facturadirecta.inbox.claim("run-b")] == ["7"]  # not taken by facturama's run
+    assert [r.external_id for r in facturadirecta.inbox.claim("run-b")] == [
+        "7"
+    ]  # not taken by facturama's run
     assert ledger.scoped("products").inbox.claim("run-c") == []
 
 
@@ -74,7 +83,9 @@ def test_two_overlapping_claimers_never_get_the_same_row(ledger: Ledger) -> None
     result: dict[str, list[int]] = {}
     with write_transaction(ledger.engine) as conn:
         result["a"] = [r.id for r in ledger.inbox.claim("run-a", limit=5, conn=conn)]
-        other = threading.Thread(target=lambda: result.setdefault("b", [r.id for r in ledger.inbox.claim("run-b")]))
+        other = threading.Thread(
+            target=lambda: result.setdefault("b", [r.id for r in ledger.inbox.claim("run-b")])
+        )
         other.start()
         if ledger.engine.dialect.name == "postgresql":
             other.join(timeout=30)
@@ -138,7 +149,12 @@ def test_stats_per_inbox(ledger: Ledger) -> None:
     with write_transaction(ledger.engine) as conn:
         add(conn, event("1"), ["facturama", "facturadirecta"], at=T0)
         add(conn, event("2"), ["facturama", "facturadirecta"], at=T0 + timedelta(seconds=30))
-        add(conn, event("3", source="facturadirecta", entity="products"), ["facturadirecta"], at=T0 + timedelta(minutes=1))
+        add(
+            conn,
+            event("3", source="facturadirecta", entity="products"),
+            ["facturadirecta"],
+            at=T0 + timedelta(minutes=1),
+        )
     ledger.inbox.claim("run-1", limit=1)
     with ledger.engine.connect() as conn:
         found = {(s.integration, s.source, s.entity): s for s in stats(conn)}
@@ -146,7 +162,10 @@ def test_stats_per_inbox(ledger: Ledger) -> None:
                           ("facturadirecta", "facturadirecta", "products")}  # fmt: skip
     mine = found["facturama", "clientify", "contacts"]
     assert (mine.received, mine.pending, mine.claimed) == (2, 1, 1)
-    assert (mine.last_event_at, mine.oldest_pending_at) == (T0 + timedelta(seconds=30), T0 + timedelta(seconds=30))
+    assert (mine.last_event_at, mine.oldest_pending_at) == (
+        T0 + timedelta(seconds=30),
+        T0 + timedelta(seconds=30),
+    )
     theirs = found["facturadirecta", "clientify", "contacts"]
     assert (theirs.pending, theirs.oldest_pending_at) == (2, T0)
 

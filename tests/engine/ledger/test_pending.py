@@ -10,7 +10,9 @@ RUN = "manual__2026-11-29T10:00:00+00:00"
 
 def add(ledger: Ledger, rid: str) -> int:
     with ledger.begin() as conn:
-        [created] = ledger.pending.add(conn, [Create("clientify", "contact", ("client", rid), f"RFC-{rid}")], RUN)
+        [created] = ledger.pending.add(
+            conn, [Create("clientify", "contact", ("client", rid), f"RFC-{rid}")], RUN
+        )
         return created
 
 

@@ -30,7 +30,8 @@ def test_iteration_is_in_priority_then_id_order_across_chunks(ledger: Ledger) ->
 
 def test_iteration_and_counts_filter_by_target_and_status(ledger: Ledger) -> None:
     ledger.plan.add(
-        RUN, [item("1"), item("2", target=Side.INVOICING), item("3", status=Status.DONE, outcome=Outcome.SKIPPED)]
+        RUN,
+        [item("1"), item("2", target=Side.INVOICING), item("3", status=Status.DONE, outcome=Outcome.SKIPPED)],
     )
     planned = [i.inv_id for c in ledger.plan.iter(RUN, status="planned") for i in c]
     assert planned == ["1", "2"]
@@ -54,7 +55,12 @@ def test_an_item_comes_back_as_it_went_in_with_its_id(ledger: Ledger) -> None:
     ledger.plan.add(RUN, [item("1"), update])
     updated, created = ledger.plan.page(RUN)  # priority 0 first
     assert dataclasses.replace(updated, id=None) == update and updated.id is not None
-    assert (created.status, created.priority, created.fields, created.outcome) == (Status.PLANNED, 1, (), None)
+    assert (created.status, created.priority, created.fields, created.outcome) == (
+        Status.PLANNED,
+        1,
+        (),
+        None,
+    )
     assert isinstance(created.target, Side) and created.target is Side.CLIENTIFY
 
 

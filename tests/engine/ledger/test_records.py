@@ -157,7 +157,13 @@ def test_staging_joins_the_callers_transaction(ledger: Ledger) -> None:
 
 
 def test_the_raw_digest_tells_records_apart_by_value_and_type() -> None:
-    record = {"Id": "7", "Name": "Ana", "Price": 1.5, "Taxes": [{"Rate": 0.16, "IsRetention": False}], "Note": None}
+    record = {
+        "Id": "7",
+        "Name": "Ana",
+        "Price": 1.5,
+        "Taxes": [{"Rate": 0.16, "IsRetention": False}],
+        "Note": None,
+    }
     same = json.loads(json.dumps(record))  # another parse of the same text: other objects, equal values
     assert raw_hash(record) == raw_hash(same) and raw_hash(None) is None
     for changed in ({**record, "Name": "Ana "}, {**record, "Price": 1.50001}, {**record, "Note": ""},

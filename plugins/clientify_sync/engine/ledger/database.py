@@ -86,8 +86,8 @@ def retry_transient(work: Callable[[], T], *, seconds: float = TRANSIENT_RETRY_S
         wait=wait_exponential(multiplier=0.2, max=5),
         stop=stop_after_delay(seconds),
         before_sleep=lambda state: log.warning(
-            "ledger unavailable (%s), retrying the transaction", type(state.outcome.exception()).__name__
-            if state.outcome else "?"
+            "ledger unavailable (%s), retrying the transaction",
+            type(state.outcome.exception()).__name__ if state.outcome else "?",
         ),
         reraise=True,
     )

@@ -81,7 +81,9 @@ class Waiting(NamedTuple):
     pending: int
 
 
-def add(conn: Connection, event: InboxEvent, integrations: Sequence[str], *, at: datetime | None = None) -> bool:
+def add(
+    conn: Connection, event: InboxEvent, integrations: Sequence[str], *, at: datetime | None = None
+) -> bool:
     """Store one delivery for each consuming integration, in one statement; duplicates are dropped.
 
     Args:
@@ -100,7 +102,9 @@ def add(conn: Connection, event: InboxEvent, integrations: Sequence[str], *, at:
         {"integration": integration, **event._asdict(), "received_at": received, "status": PENDING}
         for integration in dict.fromkeys(integrations)
     ]
-    statement = _insert(conn).values(rows).on_conflict_do_nothing(index_elements=["integration", "dedupe_key"])
+    statement = (
+        _insert(conn).values(rows).on_conflict_do_nothing(index_elements=["integration", "dedupe_key"])
+    )
     return conn.execute(statement.returning(inbox.c.id)).first() is not None
 
 
@@ -155,7 +159,9 @@ class Inbox(Repository):
         with self._writing(conn) as c:
             return add(c, event, [self.integration])
 
-    def waiting(self, after_id: int = 0, *, upto_id: int | None = None, conn: Connection | None = None) -> Waiting:
+    def waiting(
+        self, after_id: int = 0, *, upto_id: int | None = None, conn: Connection | None = None
+    ) -> Waiting:
         """The pending rows with an id above ``after_id`` (and at most ``upto_id``): the newest id (0
         without any) and how many."""
         t = inbox
@@ -168,7 +174,9 @@ class Inbox(Repository):
             max_id, count = c.execute(query).one()
         return Waiting(int(max_id or 0), int(count))
 
-    def claim(self, run_id: str, *, limit: int | None = None, conn: Connection | None = None) -> list[Claimed]:
+    def claim(
+        self, run_id: str, *, limit: int | None = None, conn: Connection | None = None
+    ) -> list[Claimed]:
         """Mark pending rows claimed by ``run_id``, oldest first, and return them.
 
         Atomic against another claimer: PostgreSQL locks the rows it picks and skips rows another
@@ -213,7 +221,10 @@ class Inbox(Repository):
             .order_by(t.c.id)
         )  # fmt: skip
         with self.engine.connect() as conn:
-            return [Claimed(r[0], r[1], r[2], r[3], r[4], _aware(r[5]) or now(), _aware(r[6])) for r in conn.execute(query)]
+            return [
+                Claimed(r[0], r[1], r[2], r[3], r[4], _aware(r[5]) or now(), _aware(r[6]))
+                for r in conn.execute(query)
+            ]
 
     def finish_run(self, run_id: str, conn: Connection | None = None) -> int:
         """Mark every row ``run_id`` claimed done (its run committed); how many."""
@@ -233,10 +244,14 @@ class Inbox(Repository):
         with self._writing(conn) as c:
             for chunk in chunks(ids, 500):
                 c.execute(
-                    sa.update(t).where(self._scope(t), t.c.id.in_(chunk)).values(status=DONE, processed_at=now())
+                    sa.update(t)
+                    .where(self._scope(t), t.c.id.in_(chunk))
+                    .values(status=DONE, processed_at=now())
                 )
 
-    def release_stale(self, timeout: timedelta, *, at: datetime | None = None, conn: Connection | None = None) -> int:
+    def release_stale(
+        self, timeout: timedelta, *, at: datetime | None = None, conn: Connection | None = None
+    ) -> int:
         """Give rows claimed longer than ``timeout`` ago back to pending (their run died); how many."""
         t = inbox
         cutoff = (at or now()) - timeout
@@ -248,7 +263,9 @@ class Inbox(Repository):
         with self._writing(conn) as c:
             return int(c.execute(statement).rowcount)
 
-    def purge(self, older_than: timedelta, *, at: datetime | None = None, conn: Connection | None = None) -> int:
+    def purge(
+        self, older_than: timedelta, *, at: datetime | None = None, conn: Connection | None = None
+    ) -> int:
         """Delete rows done before ``older_than`` ago (after that a late duplicate is stored again).
 
         Keep more than the longest retry schedule (FacturaDirecta: about 72 h).
@@ -256,4 +273,8 @@ class Inbox(Repository):
         t = inbox
         cutoff = (at or now()) - older_than
         with self._writing(conn) as c:
-            return int(c.execute(sa.delete(t).where(self._scope(t), t.c.status == DONE, t.c.processed_at < cutoff)).rowcount)
+            return int(
+                c.execute(
+                    sa.delete(t).where(self._scope(t), t.c.status == DONE, t.c.processed_at < cutoff)
+                ).rowcount
+            )

@@ -27,6 +27,7 @@ def linked_id(raw: dict[str, Any], field: str, pattern: str | None) -> str | Non
         return None
     return value
 
+
 MAIN_EMAIL = 4  # e-mail type "Main"
 BILLING_ADDRESS = 3  # address type "Billing": the fiscal address we keep in step
 MAIN_ADDRESS = 5
@@ -169,7 +170,9 @@ class ClientifyProductMapper(PartialUpdateMapper):
         product = cast(ClientifyProduct, raw)
         sku = text(product.get("sku"))
         data = {"sku": sku, "name": text(product.get("name")), "price": money(product.get("price"))}
-        problem = "no_sku" if not sku else "rounding_product" if sku.upper() == self.rounding_sku.upper() else None
+        problem = (
+            "no_sku" if not sku else "rounding_product" if sku.upper() == self.rounding_sku.upper() else None
+        )
         return SideRecord(
             side=Side.CLIENTIFY, rtype="product", rid=str(product["id"]), data=data, key=sku.upper(),
             problem=problem, link=linked_id(raw, self.link_field, self.link_pattern),

@@ -110,7 +110,9 @@ class FacturamaEstimateMapper(FullObjectMapper):
         receiver = estimate.get("Receiver") or {}
         lines = []
         for item in estimate.get("Items") or []:
-            rate = sum((dec(t.get("Rate")) for t in item.get("Taxes") or [] if not t.get("IsRetention")), Decimal(0))
+            rate = sum(
+                (dec(t.get("Rate")) for t in item.get("Taxes") or [] if not t.get("IsRetention")), Decimal(0)
+            )
             lines.append(canonical_line(item.get("IdentificationNumber"), item.get("Description"), item.get("Quantity"),
                                         item.get("UnitPrice"), item.get("Discount"), rate * 100))  # fmt: skip
         folio = text(estimate.get("Folio"))
@@ -142,7 +144,9 @@ class FacturamaEstimateMapper(FullObjectMapper):
         if "date" in changed:
             body["Date"] = f"{data['date']}T00:00:00"
         if "expiration_date" in changed:
-            body["ExpirationDate"] = f"{data['expiration_date']}T00:00:00" if data["expiration_date"] else None
+            body["ExpirationDate"] = (
+                f"{data['expiration_date']}T00:00:00" if data["expiration_date"] else None
+            )
         if "currency" in changed:
             body["Currency"] = data["currency"] or "MXN"
         if "status" in changed:
@@ -158,7 +162,9 @@ class FacturamaEstimateMapper(FullObjectMapper):
     def _item(self, line: dict[str, str]) -> dict[str, Any]:
         product = self.directory.inv_products_raw.get(line["sku"].upper(), {})
         rate = dec(line["tax_rate"]) / 100
-        taxes = [{"Name": "IVA", "Rate": float(rate), "IsRetention": False, "IsFederalTax": True}] if rate else []
+        taxes = (
+            [{"Name": "IVA", "Rate": float(rate), "IsRetention": False, "IsFederalTax": True}] if rate else []
+        )
         return {
             "ProductCode": product.get("CodeProdServ") or "01010101", "IdentificationNumber": line["sku"] or None,
             "Description": line["description"], "Unit": product.get("Unit") or "Servicio",
@@ -211,7 +217,9 @@ class FacturaDirectaEstimateMapper(PartialUpdateMapper):
         data = {
             "customer": self.directory.inv_customer_keys.get(client_id, f"facturadirecta-client:{client_id}"),
             "date": f"{date[:4]}-{date[4:6]}-{date[6:8]}" if len(date) == 8 else date,
-            "expiration_date": f"{expiration[:4]}-{expiration[4:6]}-{expiration[6:8]}" if len(expiration) == 8 else "",
+            "expiration_date": f"{expiration[:4]}-{expiration[4:6]}-{expiration[6:8]}"
+            if len(expiration) == 8
+            else "",
             "currency": text(estimate.get("currency")).upper(),
             "status": _status(estimate.get("status")),
             "notes": text(estimate.get("notes")),
@@ -304,9 +312,13 @@ class ClientifyBudgetMapper(PartialUpdateMapper):
         customer = self._customer(budget)
         lines, adjustment = [], Decimal(0)
         for item in budget.get("items") or []:
-            sku = text(item.get("sku")) or self.directory.crm_product_skus.get(text(item.get("product_id")), "")
+            sku = text(item.get("sku")) or self.directory.crm_product_skus.get(
+                text(item.get("product_id")), ""
+            )
             if sku.upper() == self.rounding.sku.upper():
-                adjustment += cents(dec(item.get("quantity")) * dec(item.get("price")) - dec(item.get("discount")))
+                adjustment += cents(
+                    dec(item.get("quantity")) * dec(item.get("price")) - dec(item.get("discount"))
+                )
                 continue
             lines.append(canonical_line(sku, item.get("description") or item.get("name"), item.get("quantity"),
                                         item.get("price"), item.get("discount"), item.get("tax")))  # fmt: skip
@@ -371,7 +383,9 @@ class ClientifyBudgetMapper(PartialUpdateMapper):
         if changed & {"lines", "total"}:
             require_skus(data["lines"], "clientify")
             items = [self._item(line) for line in data["lines"]]
-            adjustment = rounding_adjustment(data["lines"], data.get("total"), target="clientify", policy=self.rounding)
+            adjustment = rounding_adjustment(
+                data["lines"], data.get("total"), target="clientify", policy=self.rounding
+            )
             if adjustment:
                 items.append(self._rounding_item(adjustment))
             body["items"] = items

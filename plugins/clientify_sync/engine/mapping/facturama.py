@@ -156,7 +156,9 @@ class FacturamaProductMapper(FullObjectMapper):
         if not body.get("Unit"):
             body["Unit"] = self.defaults.get("Unit") or DEFAULT_UNIT
         if not body.get("TaxObject"):
-            taxed = any(not tax.get("IsRetention") for tax in body.get("Taxes") or [] if isinstance(tax, dict))
+            taxed = any(
+                not tax.get("IsRetention") for tax in body.get("Taxes") or [] if isinstance(tax, dict)
+            )
             body["TaxObject"] = TAX_OBJECT_TAXED if taxed else TAX_OBJECT_UNTAXED
         if not body.get("Description") and body.get("Name"):
             body["Description"] = body["Name"]
