@@ -61,9 +61,11 @@ e2e: $(STAMP)
 chaos: $(STAMP)
 	$(BIN)/python scripts/chaos/run.py $(CHAOS_ARGS)
 
-## lint: ruff, with Airflow's AIR rules; mypy over the package (strict for engine/ and api/, pyproject.toml)
+## lint: ruff, with Airflow's AIR rules, and ruff format --check; mypy over the package (strict for engine/
+## and api/, pyproject.toml)
 lint: $(STAMP)
 	$(BIN)/ruff check $(wildcard dags plugins include tests bench scripts)
+	$(BIN)/ruff format --check $(wildcard dags plugins include tests bench scripts)
 	$(BIN)/mypy
 
 ## demo: start the sandbox, run every DAG through Airflow (full, then modified with edits), print the reports

@@ -28,8 +28,18 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 MODULES = {"local": "tests/chaos/test_local.py", "celery": "tests/chaos/test_celery.py"}
-COLUMNS = ("check", "executor", "faulted_run", "converge_s", "duplicates_after_fault", "duplicates",
-           "lost_edits", "pairs_differing", "unconfirmed_open", "passed")
+COLUMNS = (
+    "check",
+    "executor",
+    "faulted_run",
+    "converge_s",
+    "duplicates_after_fault",
+    "duplicates",
+    "lost_edits",
+    "pairs_differing",
+    "unconfirmed_open",
+    "passed",
+)
 GRACE_S = 2.0
 
 
@@ -50,12 +60,33 @@ def _relay(name: str, process: subprocess.Popen[str]) -> None:
         print(f"[{name}] {line}", end="", flush=True)
 
 
-def start(name: str, modules: list[str], root: Path, timeout: str) -> tuple[subprocess.Popen[str], threading.Thread]:
-    env = {**os.environ, "E2E_ROOT": str(root), "CHAOS_RUN": "1", "PYTHONUNBUFFERED": "1",
-           "CHAOS_RESULTS": str(root / f"results-{name}.json")}
-    cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-s", "-rA", "--timeout", timeout,
-           *modules, *sys.argv[1:]]
-    process = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+def start(
+    name: str, modules: list[str], root: Path, timeout: str
+) -> tuple[subprocess.Popen[str], threading.Thread]:
+    env = {
+        **os.environ,
+        "E2E_ROOT": str(root),
+        "CHAOS_RUN": "1",
+        "PYTHONUNBUFFERED": "1",
+        "CHAOS_RESULTS": str(root / f"results-{name}.json"),
+    }
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-p",
+        "no:cacheprovider",
+        "-q",
+        "-s",
+        "-rA",
+        "--timeout",
+        timeout,
+        *modules,
+        *sys.argv[1:],
+    ]
+    process = subprocess.Popen(
+        cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     relay = threading.Thread(target=_relay, args=(name, process), daemon=True)
     relay.start()
     return process, relay
@@ -71,10 +102,15 @@ def table(root: Path) -> list[dict[str, object]]:
 
 
 def main() -> int:
-    packages = subprocess.run([str(ROOT / "scripts" / "ensure-debian-packages.sh"), "postgresql", "redis-server"])
+    packages = subprocess.run(
+        [str(ROOT / "scripts" / "ensure-debian-packages.sh"), "postgresql", "redis-server"]
+    )
     if packages.returncode != 0:
-        print(f"!!! make chaos FAILED: PostgreSQL/Redis missing and not installable (exit {packages.returncode});"
-              " the chaos checks did NOT run", file=sys.stderr)
+        print(
+            f"!!! make chaos FAILED: PostgreSQL/Redis missing and not installable (exit {packages.returncode});"
+            " the chaos checks did NOT run",
+            file=sys.stderr,
+        )
         return 1
     root = Path(tempfile.mkdtemp(prefix="clientify-chaos."))
     root.chmod(0o755)  # PostgreSQL runs as another user and must reach its data directory below

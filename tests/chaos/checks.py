@@ -82,11 +82,15 @@ class Check:
     def writes(self, api: str, method: str = "POST", route: str = "", ok_only: bool = True) -> int:
         """Requests the sandbox answered for ``api`` (method, route substring, 2xx only) since the reset."""
         body = httpx.get(f"{self.stack.sandbox_url(api)}/_sandbox/stats", timeout=30).json()
-        return sum(r["count"] for r in body["by_route"] if r["method"] == method and route in r["route"]
-                   and (not ok_only or 200 <= r["status"] < 300))
+        return sum(
+            r["count"]
+            for r in body["by_route"]
+            if r["method"] == method and route in r["route"] and (not ok_only or 200 <= r["status"] < 300)
+        )
 
-    def wait_writes(self, api: str, at_least: int, *, route: str = "", method: str = "POST",
-                    timeout: float = 300) -> int:
+    def wait_writes(
+        self, api: str, at_least: int, *, route: str = "", method: str = "POST", timeout: float = 300
+    ) -> int:
         """Poll the sandbox until ``at_least`` successful writes of the kind went through (the moment to
         hit), or the faulted run has ended."""
         deadline = time.monotonic() + timeout
@@ -106,8 +110,11 @@ class Check:
         try:
             inv, crm = read_sides(w, self.platform, Entity.CONTACTS)
             inv_keys, crm_keys = by_key(inv), by_key(crm)
-            pairs = [(inv_keys[k][0], crm_keys[k][0]) for k in sorted(inv_keys)
-                     if len(inv_keys[k]) == 1 and len(crm_keys.get(k, [])) == 1]
+            pairs = [
+                (inv_keys[k][0], crm_keys[k][0])
+                for k in sorted(inv_keys)
+                if len(inv_keys[k]) == 1 and len(crm_keys.get(k, [])) == 1
+            ]
             for i, (record, _) in enumerate(pairs[:EDITS]):
                 email = f"chaos.edit{i}@facturas.example"
                 if self.platform is Platform.FACTURAMA:  # a whole-object PUT, without the "" it rejects
@@ -119,15 +126,19 @@ class Check:
             for i, (_, record) in enumerate(pairs[EDITS : 2 * EDITS]):
                 name = f"Edición Caótica {i} SA"
                 if record.rtype == "contact":
-                    w.clientify.contacts.update(record.rid, {"first_name": "Edición", "last_name": f"Caótica {i} SA"})
+                    w.clientify.contacts.update(
+                        record.rid, {"first_name": "Edición", "last_name": f"Caótica {i} SA"}
+                    )
                 else:
                     w.clientify.companies.update(record.rid, {"name": name})
                 self.edits.append(Edit(Entity.CONTACTS, record.key, "name", name))
         finally:
             for client in (w.facturama, w.clientify, w.facturadirecta):
                 client.close()
-        self.mark(f"edited {len(self.edits)} records during the fault (e-mails on {self.platform.value}, "
-                  "names in Clientify)")
+        self.mark(
+            f"edited {len(self.edits)} records during the fault (e-mails on {self.platform.value}, "
+            "names in Clientify)"
+        )
 
     def queue_next_run(self) -> str:
         """A manual run now: it waits queued behind the running one (max_active_runs=1)."""
@@ -141,8 +152,11 @@ class Check:
         While it is down, each change of the apply tasks' state or try is printed.
         """
         base = self.stack.sandbox_url(api)
-        httpx.put(f"{base}/_sandbox/faults", json=[{"method": "*", "path": ".*", "rates": rates, "seed": 22}],
-                  timeout=30).raise_for_status()
+        httpx.put(
+            f"{base}/_sandbox/faults",
+            json=[{"method": "*", "path": ".*", "rates": rates, "seed": 22}],
+            timeout=30,
+        ).raise_for_status()
         self.inject(f"{api} down {when}: every request fails {rates} for {seconds:.0f}s")
         seen: dict[str, tuple[str, int]] = {}
         until = time.monotonic() + seconds
@@ -163,8 +177,15 @@ class Check:
     # -- after the fault --------------------------------------------------------------------------
 
     def look(self, what: str, *, edits_due: bool) -> Evidence:
-        found = evidence.gather(self.stack, self.ledger_url, self.platform, self.dag_id, self.run_ids,
-                                self.edits, edits_due=edits_due)
+        found = evidence.gather(
+            self.stack,
+            self.ledger_url,
+            self.platform,
+            self.dag_id,
+            self.run_ids,
+            self.edits,
+            edits_due=edits_due,
+        )
         for i, line in enumerate(found.lines()):
             self.mark(f"{what}: {line}" if i == 0 else line)
         return found
@@ -185,29 +206,45 @@ class Check:
         settle = runs.wait_run(self.stack, self.dag_id, run_id)
         settled = time.monotonic()
         made = {api: self.writes(api, "POST") - creates_before[api] for api in apis}
-        self.mark(f"manual run ended: {runs.try_summary(self.stack, self.dag_id, run_id)}; POSTs it made: {made}")
+        self.mark(
+            f"manual run ended: {runs.try_summary(self.stack, self.dag_id, run_id)}; POSTs it made: {made}"
+        )
         final = self.look("final", edits_due=True)
         # Right after the faulted run (edits made during the fault aside: they need the next run), or
         # after the manual run, or never.
         converged_at = ended if first.ok and final.ok else (settled if final.ok else None)
-        converge_s = None if converged_at is None or self.injected_at is None else converged_at - self.injected_at
-        RESULTS.append({
-            "check": self.name, "executor": self.stack.executor, "injected": self.injected,
-            "faulted_run": f"{faulted}; {did}".rstrip("; "),
-            "settle_run": settle["state"],
-            "converge_s": None if converge_s is None else round(converge_s),
-            "duplicates_after_fault": first.extra_records, "duplicates": final.extra_records,
-            "lost_edits": len(final.lost_edits), "pairs_differing": len(final.mismatches),
-            "unconfirmed_open": len(final.unconfirmed),
-            "passed": final.ok,
-        })
+        converge_s = (
+            None if converged_at is None or self.injected_at is None else converged_at - self.injected_at
+        )
+        RESULTS.append(
+            {
+                "check": self.name,
+                "executor": self.stack.executor,
+                "injected": self.injected,
+                "faulted_run": f"{faulted}; {did}".rstrip("; "),
+                "settle_run": settle["state"],
+                "converge_s": None if converge_s is None else round(converge_s),
+                "duplicates_after_fault": first.extra_records,
+                "duplicates": final.extra_records,
+                "lost_edits": len(final.lost_edits),
+                "pairs_differing": len(final.mismatches),
+                "unconfirmed_open": len(final.unconfirmed),
+                "passed": final.ok,
+            }
+        )
         when = "NOT" if converge_s is None else f"in {converge_s:.0f} s after the injection"
         self.mark(f"RESULT: {'PASS' if final.ok else 'FAIL'}; converged {when}")
         return final
 
 
-def prepare(stack: Stack, name: str, platform: Platform, seeds: dict[str, dict[str, Any]], *,
-            latency_scale: float = LATENCY_SCALE) -> Check:
+def prepare(
+    stack: Stack,
+    name: str,
+    platform: Platform,
+    seeds: dict[str, dict[str, Any]],
+    *,
+    latency_scale: float = LATENCY_SCALE,
+) -> Check:
     """A clean slate for one check: quiet (a check that failed half-way may have left runs going), a new
     ledger database, the sandbox reset and seeded, its latency profile set."""
     runs.wait_quiet(stack, timeout=300)
@@ -217,9 +254,16 @@ def prepare(stack: Stack, name: str, platform: Platform, seeds: dict[str, dict[s
     with psycopg.connect(stack.db_url("postgres", "postgresql"), autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{database}"')
     url = stack.db_url(database)
-    stack.api("PATCH", "/api/v2/connections/clientify_sync_state", params={"update_mask": "extra"},
-              json={"connection_id": "clientify_sync_state", "conn_type": "generic",
-                    "extra": f'{{"url": "{url}"}}'})
+    stack.api(
+        "PATCH",
+        "/api/v2/connections/clientify_sync_state",
+        params={"update_mask": "extra"},
+        json={
+            "connection_id": "clientify_sync_state",
+            "conn_type": "generic",
+            "extra": f'{{"url": "{url}"}}',
+        },
+    )
     for api in APIS:
         base = stack.sandbox_url(api)
         httpx.post(f"{base}/_sandbox/reset", timeout=60).raise_for_status()
@@ -229,8 +273,10 @@ def prepare(stack: Stack, name: str, platform: Platform, seeds: dict[str, dict[s
         httpx.delete(f"{base}/_sandbox/stats", timeout=30).raise_for_status()
     check = Check(name, stack, platform, url)
     counts = {api: {k: v for k, v in body.items() if k != "seed"} for api, body in seeds.items()}
-    check.mark(f"fresh ledger {database}; sandbox seeded {counts}; latency realistic x{latency_scale} "
-               f"(Clientify writes {500 * latency_scale:.0f} ms)")
+    check.mark(
+        f"fresh ledger {database}; sandbox seeded {counts}; latency realistic x{latency_scale} "
+        f"(Clientify writes {500 * latency_scale:.0f} ms)"
+    )
     return check
 
 
@@ -240,12 +286,17 @@ def unlimited_budgets(stack: Stack) -> None:
     for api in APIS:
         conn_id = f"{api}_default"
         current = stack.api("GET", f"/api/v2/connections/{conn_id}").json()
-        stack.api("PATCH", f"/api/v2/connections/{conn_id}", params={"update_mask": "extra"},
-                  json={"connection_id": conn_id, "conn_type": current["conn_type"], "extra": "{}"})
+        stack.api(
+            "PATCH",
+            f"/api/v2/connections/{conn_id}",
+            params={"update_mask": "extra"},
+            json={"connection_id": conn_id, "conn_type": current["conn_type"], "extra": "{}"},
+        )
 
 
-def task_process(check: Check, run_id: str, task_id: str,
-                 min_try: int = 1) -> tuple[dict[str, Any], deployment.TaskProcess]:
+def task_process(
+    check: Check, run_id: str, task_id: str, min_try: int = 1
+) -> tuple[dict[str, Any], deployment.TaskProcess]:
     """The running task instance and the process running its code (waits for both)."""
     ti = runs.wait_task(check.stack, check.dag_id, run_id, task_id, min_try=min_try)
     deadline = time.monotonic() + 60
@@ -271,8 +322,12 @@ def facturama_seeds(seed: int, clients: int = CLIENTS) -> dict[str, dict[str, An
     merged), and 20 Clientify contacts of its own (created in Facturama by apply_invoicing)."""
     return {
         "facturama": {"seed": seed, "clients": clients},
-        "clientify": {"seed": seed + 1, "country": "MX", "contacts": 20,
-                      "overlap": [{"platform": "facturama", "customers": clients, "fraction": 0.1, "seed": seed}]},
+        "clientify": {
+            "seed": seed + 1,
+            "country": "MX",
+            "contacts": 20,
+            "overlap": [{"platform": "facturama", "customers": clients, "fraction": 0.1, "seed": seed}],
+        },
     }
 
 
@@ -280,7 +335,10 @@ def facturadirecta_seeds(seed: int, *, clients: int, crm_contacts: int) -> dict[
     """FacturaDirecta clients (30 % already in Clientify, unlinked) and Spanish Clientify contacts."""
     return {
         "facturadirecta": {"seed": seed, "clients": clients},
-        "clientify": {"seed": seed + 1, "country": "ES", "contacts": crm_contacts,
-                      "overlap": [{"platform": "facturadirecta", "customers": clients, "fraction": 0.3,
-                                   "seed": seed}]},
+        "clientify": {
+            "seed": seed + 1,
+            "country": "ES",
+            "contacts": crm_contacts,
+            "overlap": [{"platform": "facturadirecta", "customers": clients, "fraction": 0.3, "seed": seed}],
+        },
     }

@@ -78,8 +78,18 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     if not RESULTS:
         return
     terminalreporter.section("chaos: every fault, what the product did, convergence")
-    columns = ("check", "executor", "faulted_run", "converge_s", "duplicates_after_fault", "duplicates",
-               "lost_edits", "pairs_differing", "unconfirmed_open", "passed")
+    columns = (
+        "check",
+        "executor",
+        "faulted_run",
+        "converge_s",
+        "duplicates_after_fault",
+        "duplicates",
+        "lost_edits",
+        "pairs_differing",
+        "unconfirmed_open",
+        "passed",
+    )
     terminalreporter.write_line(" | ".join(columns))
     for row in RESULTS:
         terminalreporter.write_line(" | ".join(str(row[c]) for c in columns))

@@ -49,19 +49,41 @@ class Evidence:
 
     @property
     def ok(self) -> bool:
-        return not (self.duplicates or self.missing or self.mismatches or self.lost_edits or self.unconfirmed
-                    or self.pending_creates or self.watermarks or self.running)
+        return not (
+            self.duplicates
+            or self.missing
+            or self.mismatches
+            or self.lost_edits
+            or self.unconfirmed
+            or self.pending_creates
+            or self.watermarks
+            or self.running
+        )
 
     def lines(self) -> list[str]:
-        head = (f"{self.records} records read; duplicate records {self.extra_records}, missing {len(self.missing)}, "
-                f"mismatched pairs {len(self.mismatches)}, lost edits {len(self.lost_edits)}, open "
-                f"{UNCONFIRMED} {len(self.unconfirmed)}, pending creates {self.pending_creates}, watermark "
-                f"problems {len(self.watermarks)}, unfinished {len(self.running)}")
+        head = (
+            f"{self.records} records read; duplicate records {self.extra_records}, missing {len(self.missing)}, "
+            f"mismatched pairs {len(self.mismatches)}, lost edits {len(self.lost_edits)}, open "
+            f"{UNCONFIRMED} {len(self.unconfirmed)}, pending creates {self.pending_creates}, watermark "
+            f"problems {len(self.watermarks)}, unfinished {len(self.running)}"
+        )
         out = [head]
-        for name in ("duplicates", "missing", "mismatches", "lost_edits", "unconfirmed", "watermarks", "running"):
+        for name in (
+            "duplicates",
+            "missing",
+            "mismatches",
+            "lost_edits",
+            "unconfirmed",
+            "watermarks",
+            "running",
+        ):
             values = getattr(self, name)
             if values:
-                out.append(f"  {name} ({len(values)}): " + "; ".join(values[:6]) + (" ..." if len(values) > 6 else ""))
+                out.append(
+                    f"  {name} ({len(values)}): "
+                    + "; ".join(values[:6])
+                    + (" ..." if len(values) > 6 else "")
+                )
         return out
 
 
@@ -92,7 +114,9 @@ def compare(w: World, platform: Platform, edits: list[Edit], *, edits_due: bool 
         on_inv, on_crm = inv_keys.get(key, []), crm_keys.get(key, [])
         for side, records in ((platform.value, on_inv), ("clientify", on_crm)):
             if len(records) > 1:
-                found.duplicates.append(f"{side} {key}: " + ", ".join(f"{r.rid} (link {r.link})" for r in records))
+                found.duplicates.append(
+                    f"{side} {key}: " + ", ".join(f"{r.rid} (link {r.link})" for r in records)
+                )
                 group(side, records)
         if not on_inv or not on_crm:
             found.missing.append(f"{key}: none on {'clientify' if on_inv else platform.value}")
@@ -112,15 +136,20 @@ def compare(w: World, platform: Platform, edits: list[Edit], *, edits_due: bool 
     for key, (a, b) in pairs.items():
         if key in pending:
             continue
-        differ = {f: (a.data.get(f), b.data.get(f)) for f in SCHEMAS[Entity.CONTACTS].fields
-                  if not equivalent(a.data.get(f), b.data.get(f))}
+        differ = {
+            f: (a.data.get(f), b.data.get(f))
+            for f in SCHEMAS[Entity.CONTACTS].fields
+            if not equivalent(a.data.get(f), b.data.get(f))
+        }
         if differ:
             found.mismatches.append(f"{key}: {differ}")
     for edit in edits if edits_due else ():
         pair = pairs.get(edit.key)
         values = [r.data.get(edit.field) for r in pair] if pair else []
         if not values or not all(equivalent(v, edit.value) for v in values):
-            found.lost_edits.append(f"{edit.key}.{edit.field} = {edit.value!r}: sides hold {values or 'no pair'}")
+            found.lost_edits.append(
+                f"{edit.key}.{edit.field} = {edit.value!r}: sides hold {values or 'no pair'}"
+            )
     return found
 
 
@@ -129,8 +158,11 @@ def ledger_state(ledger_url: str, platform: Platform) -> tuple[list[str], int]:
     ledger = Ledger.open(ledger_url, platform.value, Entity.CONTACTS.value)
     try:
         letters = ledger.dead_letters.open()
-        open_unconfirmed = [f"{r.side} {r.rtype} {r.rid} (attempts {r.attempts})"
-                            for r in letters.itertuples() if r.reason == UNCONFIRMED]
+        open_unconfirmed = [
+            f"{r.side} {r.rtype} {r.rid} (attempts {r.attempts})"
+            for r in letters.itertuples()
+            if r.reason == UNCONFIRMED
+        ]
         return open_unconfirmed, len(ledger.pending.all())
     finally:
         ledger.close()
@@ -152,7 +184,9 @@ def watermark_problems(stack: Stack, dag_id: str, run_ids: list[str]) -> list[st
             continue
         read = runs.task_instance(stack, dag_id, run_id, "extract_clientify")
         if pushed and read["end_date"] and _parse(pushed) > _parse(read["end_date"]):
-            problems.append(f"{run_id}: watermark {pushed} is after extract_clientify ended ({read['end_date']})")
+            problems.append(
+                f"{run_id}: watermark {pushed} is after extract_clientify ended ({read['end_date']})"
+            )
     return problems
 
 
@@ -160,14 +194,24 @@ def left_running(stack: Stack, settle_s: float = 30.0) -> list[str]:
     """Unfinished task instances and live task processes, after up to ``settle_s`` for them to end."""
     deadline = time.monotonic() + settle_s
     while True:
-        left = runs.unfinished(stack) + [f"process {pid} {title}" for pid, title in deployment.task_processes(stack)]
+        left = runs.unfinished(stack) + [
+            f"process {pid} {title}" for pid, title in deployment.task_processes(stack)
+        ]
         if not left or time.monotonic() > deadline:
             return left
         time.sleep(1)
 
 
-def gather(stack: Stack, ledger_url: str, platform: Platform, dag_id: str, run_ids: list[str],
-           edits: list[Edit], *, edits_due: bool = True) -> Evidence:
+def gather(
+    stack: Stack,
+    ledger_url: str,
+    platform: Platform,
+    dag_id: str,
+    run_ids: list[str],
+    edits: list[Edit],
+    *,
+    edits_due: bool = True,
+) -> Evidence:
     """One full look (latency off first: the reads are ours, not the sync's)."""
     for api in APIS:
         stack_latency(stack, api, "none")
@@ -186,5 +230,6 @@ def gather(stack: Stack, ledger_url: str, platform: Platform, dag_id: str, run_i
 def stack_latency(stack: Stack, api: str, profile: str, scale: float = 1.0) -> None:
     import httpx
 
-    httpx.put(f"{stack.sandbox_url(api)}/_sandbox/latency", json={"profile": profile, "scale": scale},
-              timeout=30).raise_for_status()
+    httpx.put(
+        f"{stack.sandbox_url(api)}/_sandbox/latency", json={"profile": profile, "scale": scale}, timeout=30
+    ).raise_for_status()

@@ -14,7 +14,15 @@ from e2e_stack import Stack, StackError
 from tests.e2e.scenario import dag_runs, task_instances, trigger
 
 FINISHED_RUN = ("success", "failed")
-UNFINISHED_TI = ("running", "queued", "scheduled", "up_for_retry", "up_for_reschedule", "restarting", "deferred")
+UNFINISHED_TI = (
+    "running",
+    "queued",
+    "scheduled",
+    "up_for_retry",
+    "up_for_reschedule",
+    "restarting",
+    "deferred",
+)
 POLL_S = 0.5
 
 
@@ -45,8 +53,9 @@ def start_run(stack: Stack, dag_id: str) -> tuple[str, str]:
     raise StackError(f"unpausing {dag_id} started no run within 120 s")
 
 
-def wait_task(stack: Stack, dag_id: str, run_id: str, task_id: str, *, min_try: int = 1,
-              timeout: float = 300) -> dict[str, Any]:
+def wait_task(
+    stack: Stack, dag_id: str, run_id: str, task_id: str, *, min_try: int = 1, timeout: float = 300
+) -> dict[str, Any]:
     """Wait until the task instance is running at try ``min_try`` or later; return it."""
     deadline = time.monotonic() + timeout
     while True:
@@ -55,9 +64,13 @@ def wait_task(stack: Stack, dag_id: str, run_id: str, task_id: str, *, min_try: 
             return ti
         run = stack.api("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}").json()
         if run["state"] in FINISHED_RUN:
-            raise StackError(f"{dag_id} {run_id} ended {run['state']} before {task_id} ran (try >= {min_try})")
+            raise StackError(
+                f"{dag_id} {run_id} ended {run['state']} before {task_id} ran (try >= {min_try})"
+            )
         if time.monotonic() > deadline:
-            raise StackError(f"{task_id} of {dag_id} {run_id} not running after {timeout:.0f}s: {ti['state']}")
+            raise StackError(
+                f"{task_id} of {dag_id} {run_id} not running after {timeout:.0f}s: {ti['state']}"
+            )
         time.sleep(POLL_S)
 
 
@@ -69,8 +82,9 @@ def wait_run(stack: Stack, dag_id: str, run_id: str, *, timeout: float = 600) ->
         if run["state"] in FINISHED_RUN:
             return run
         if time.monotonic() > deadline:
-            states = {ti["task_id"]: (ti["state"], ti["try_number"])
-                      for ti in task_instances(stack, dag_id, run_id)}
+            states = {
+                ti["task_id"]: (ti["state"], ti["try_number"]) for ti in task_instances(stack, dag_id, run_id)
+            }
             raise StackError(f"{dag_id} {run_id} still {run['state']} after {timeout:.0f}s: {states}")
         time.sleep(POLL_S * 2)
 
@@ -78,8 +92,9 @@ def wait_run(stack: Stack, dag_id: str, run_id: str, *, timeout: float = 600) ->
 def wait_quiet(stack: Stack, *, timeout: float) -> None:
     """Wait until no run is queued or running and no task instance is unfinished."""
     deadline = time.monotonic() + timeout
-    while (busy := [f"{r['dag_id']} {r['dag_run_id']} {r['state']}" for r in dag_runs(stack, "queued", "running")]
-           + unfinished(stack)):
+    while busy := [
+        f"{r['dag_id']} {r['dag_run_id']} {r['state']}" for r in dag_runs(stack, "queued", "running")
+    ] + unfinished(stack):
         if time.monotonic() > deadline:
             raise StackError(f"still busy after {timeout:.0f}s: {busy}")
         time.sleep(POLL_S * 4)
@@ -90,7 +105,9 @@ def unfinished(stack: Stack) -> list[str]:
     left = []
     for ti in task_instances(stack, "~", "~"):
         if ti["state"] in UNFINISHED_TI:
-            left.append(f"{ti['dag_id']}/{ti['dag_run_id']}/{ti['task_id']} {ti['state']} try {ti['try_number']}")
+            left.append(
+                f"{ti['dag_id']}/{ti['dag_run_id']}/{ti['task_id']} {ti['state']} try {ti['try_number']}"
+            )
     return left
 
 

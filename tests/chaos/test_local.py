@@ -68,7 +68,9 @@ def test_scheduler_killed_with_runs_running_and_queued(local_stack: Stack) -> No
     queued = check.queue_next_run()
     n = check.wait_writes("clientify", HIT_AFTER)
     deployment.kill_and_restart(local_stack, "scheduler", down_s=10)
-    check.inject(f"kill -9 of the scheduler after {n} Clientify POSTs, run {queued} queued; restarted 10 s later")
+    check.inject(
+        f"kill -9 of the scheduler after {n} Clientify POSTs, run {queued} queued; restarted 10 s later"
+    )
     check.edit_during_fault()
     found = check.finish(settle_run_id=queued)
     check.mark(f"apply_clientify tries: {retried(check, run_id, 'apply_clientify')}")
@@ -80,18 +82,27 @@ def test_zombie_apply_clientify(local_stack: Stack) -> None:
     writing: Airflow declares the task a zombie and starts try 2 beside it."""
     # Slower writes (Clientify 500 ms) and more of them: the first try must still be writing when
     # Airflow's next try starts, 30 s of missed heartbeats plus a task start after the stop.
-    check = prepare(local_stack, "zombie", Platform.FACTURAMA, facturama_seeds(53, clients=ZOMBIE_CLIENTS),
-                    latency_scale=1.0)
+    check = prepare(
+        local_stack,
+        "zombie",
+        Platform.FACTURAMA,
+        facturama_seeds(53, clients=ZOMBIE_CLIENTS),
+        latency_scale=1.0,
+    )
     run_id = check.start_run()
     ti, proc = task_process(check, run_id, "apply_clientify")
     n = check.wait_writes("clientify", HIT_AFTER // 2)
     os.kill(proc.supervisor, signal.SIGSTOP)
-    check.inject(f"SIGSTOP supervisor {proc.supervisor} of apply_clientify try {ti['try_number']} after {n} "
-                 f"Clientify POSTs (its task process {proc.pid} keeps writing)")
+    check.inject(
+        f"SIGSTOP supervisor {proc.supervisor} of apply_clientify try {ti['try_number']} after {n} "
+        f"Clientify POSTs (its task process {proc.pid} keeps writing)"
+    )
     try:
         second, _ = task_process(check, run_id, "apply_clientify", min_try=ti["try_number"] + 1)
-        check.mark(f"Airflow started try {second['try_number']}; first try's process alive: "
-                   f"{deployment.alive(proc.pid)}; Clientify POSTs so far {check.writes('clientify')}")
+        check.mark(
+            f"Airflow started try {second['try_number']}; first try's process alive: "
+            f"{deployment.alive(proc.pid)}; Clientify POSTs so far {check.writes('clientify')}"
+        )
         check.edit_during_fault()
         runs.wait_run(local_stack, check.dag_id, run_id)
     finally:
