@@ -244,3 +244,26 @@ def test_an_edit_on_a_record_an_unconfirmed_create_made_survives_the_next_run(ma
     _, again = crm_party_by_tax_id(world, tax_id)
     assert [e["email"] for e in again.get("emails") or []] == ["corregido@cliente.mx"]
     assert [t for t, n in crm_tax_ids(world).items() if n > 1] == []
+
+
+def test_an_edit_on_the_source_of_an_unconfirmed_invoicing_create_survives_the_next_run(make_world):
+    """Defect 5: a create into Facturama whose answer was lost is found by the next run's listing; the
+    Clientify source, edited since, keeps its edit and Facturama gets it (no first match that the
+    invoicing side wins)."""
+    platform = Platform.FACTURAMA
+    world = make_world()
+    world.sandbox.seed("clientify", companies=5, seed=10, country="MX")
+    world.sandbox.faults("facturama", [{"method": "POST", "path": "^/[Cc]lient", "rates": {"truncate": 1.0}}])
+    world.sync(platform, Entity.CONTACTS)  # every create's answer lost: unconfirmed, pending kept
+    world.sandbox.clear_faults()
+    made = inv_tax_ids(world, platform)
+    assert made, "the lost answers' creates happened"
+    tax_id = next(iter(made))
+    rtype, record = crm_party_by_tax_id(world, tax_id)
+    edit_crm_email(world, rtype, record, "nuevo@origen.mx")
+    sync_round(world, platform, [Entity.CONTACTS])
+    sync_round(world, platform, [Entity.CONTACTS])
+    assert facturama_email(world, tax_id) == "nuevo@origen.mx"
+    _, again = crm_party_by_tax_id(world, tax_id)
+    assert [e["email"] for e in again.get("emails") or []] == ["nuevo@origen.mx"]
+    assert [t for t, n in inv_tax_ids(world, platform).items() if n > 1] == []

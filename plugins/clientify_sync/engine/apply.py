@@ -222,13 +222,15 @@ class Applier:
                 continue
             if self.target is Side.CLIENTIFY:
                 source = _ref(item.inv)
+                row = inv_rows[source]
                 creates[item.id] = Create(
-                    self.target.value, item.crm_type or "", source, inv_rows[source]["key"]
+                    self.target.value, item.crm_type or "", source, row["key"], row["data"]
                 )
             else:
                 source = _ref(item.crm)
                 target_type = self.invoicing.mapper.rtype_for(None)
-                creates[item.id] = Create(self.target.value, target_type, source, crm_rows[source]["key"])
+                row = crm_rows[source]
+                creates[item.id] = Create(self.target.value, target_type, source, row["key"], row["data"])
         if not creates:
             return earlier
         ids = self.ledger.write(

@@ -27,7 +27,7 @@ from clientify_sync.engine.ledger.database import LeaseTaken, lease
 from clientify_sync.engine.ledger.dead_letters import Letter
 from clientify_sync.engine.ledger.inbox import Claimed
 from clientify_sync.engine.ledger.links import NewLink
-from clientify_sync.engine.model import SCHEMAS, SideRecord
+from clientify_sync.engine.model import SCHEMAS
 from clientify_sync.engine.plan import Action, Outcome, PlanItem, Reason, Ref, Status
 from clientify_sync.engine.progress import Progress
 from clientify_sync.engine.reconcile import PlanChunk, Reconciler
@@ -259,28 +259,45 @@ class SyncJob:
         invoicing side are settled by its complete listing and matching by key.
         """
         for entry in self.ledger.pending.all():
-            if entry["target"] == CRM:
-                found = self.clientify.find(entry["source_id"], entry["natural_key"])
-                self.ledger.records.stage(found, self.spec.run_id)
-                log.info("pending create %s: %d found in Clientify", entry["source_id"], len(found))
-                if len(found) == 1:
-                    self._link_settled((entry["source_type"], entry["source_id"]), found[0])
+            if entry["target"] != CRM:
+                continue  # settled by reconcile, once the invoicing listing is staged
+            found = self.clientify.find(entry["source_id"], entry["natural_key"])
+            self.ledger.records.stage(found, self.spec.run_id)
+            log.info("pending create %s: %d found in Clientify", entry["source_id"], len(found))
+            if len(found) == 1:
+                source, made = (
+                    Ref(entry["source_type"], entry["source_id"]),
+                    Ref(found[0].rtype, found[0].rid),
+                )
+                self._link_settled(Side.INVOICING, source, made, entry.get("sent"))
             self.ledger.pending.delete(entry["id"])
 
-    def _link_settled(self, source: tuple[str, str], record: SideRecord) -> None:
-        """Link a record a pending create made to its invoicing source, the source's data as the base."""
-        if self.ledger.links.find(inv=source) or self.ledger.links.find(crm=(record.rtype, record.rid)):
-            return  # linked meanwhile (an apply settled it): that link stands
-        row = self.ledger.records.fetch(INV, [Ref(*source)], with_raw=False).get(Ref(*source))
-        if row is None:
-            return
-        self.ledger.links.save(source, (record.rtype, record.rid), base=row["data"], inv_hash=row["hash"],
-                               crm_hash="", run_id=self.spec.run_id)  # fmt: skip
+    def _settle_pending_invoicing_creates(self) -> None:
+        """Creates on the invoicing side whose outcome is unknown: the listing this run staged holds the
+        record if it was made (found by its key); linked like ``_settle_pending_creates`` does."""
+        for entry in self.ledger.pending.all():
+            if entry["target"] != INV:
+                continue
+            found = self.ledger.records.seen_with_key(INV, entry["natural_key"], self.spec.run_id)
+            if len(found) == 1:
+                source = Ref(entry["source_type"], entry["source_id"])
+                self._link_settled(Side.CLIENTIFY, source, Ref(*found[0]), entry.get("sent"))
+            self.ledger.pending.delete(entry["id"])
+
+    def _link_settled(self, source_side: Side, source: Ref, made: Ref, sent: dict[str, Any] | None) -> None:
+        """Link a record a pending create made to its source, with what the create sent as the merge base
+        and both hashes unknown: the next merge sees an edit made on either side since as that side's."""
+        inv, crm = (source, made) if source_side is Side.INVOICING else (made, source)
+        if sent is None or self.ledger.links.find(inv=inv) or self.ledger.links.find(crm=crm):
+            return  # linked meanwhile (an apply settled it), or an entry of an older version: matching decides
+        self.ledger.links.save(inv, crm, base=sent, inv_hash="", crm_hash="", run_id=self.spec.run_id)
 
     # -- reconcile -----------------------------------------------------------------------------
     def reconcile(self) -> dict[str, Any]:
         """Match, merge and store the plan (no API call: the planner reads the ledger only)."""
         self._reset_stats()
+        if not self.spec.dry_run:
+            self._settle_pending_invoicing_creates()
         self.ledger.plan.clear(self.spec.run_id)
         planner = Reconciler(
             self.ledger,

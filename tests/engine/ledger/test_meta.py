@@ -17,4 +17,4 @@ def test_a_value_is_set_replaced_and_deleted_with_none(ledger: Ledger) -> None:
 def test_meta_is_shared_by_every_scope(ledger: Ledger) -> None:
     ledger.meta.set("cursor", "2026-11-29T10:00:00Z")
     assert Ledger(ledger.engine, "facturadirecta", "products").meta.get("cursor") == "2026-11-29T10:00:00Z"
-    assert ledger.meta.get("schema_version") == "6"
+    assert ledger.meta.get("schema_version") == "7"

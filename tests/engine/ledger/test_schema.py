@@ -109,8 +109,8 @@ def test_a_version_1_ledger_is_upgraded_with_its_rows(ledger_url: str) -> None:
     build_version_1(ledger_url)
     engine = create_ledger_engine(ledger_url)
     assert schema_version(engine) == 1
-    assert upgrade_schema(engine) == SCHEMA_VERSION == 6
-    assert schema_version(engine) == 6
+    assert upgrade_schema(engine) == SCHEMA_VERSION == 7
+    assert schema_version(engine) == 7
     with engine.connect() as conn:
         inspector = sa.inspect(conn)
         assert "priority" in columns(inspector, "cs_plan_items")
@@ -120,6 +120,7 @@ def test_a_version_1_ledger_is_upgraded_with_its_rows(ledger_url: str) -> None:
         assert "raw_hash" in columns(inspector, "cs_remote_records")
         assert inspector.has_table("cs_request_log")
         assert inspector.has_table("cs_inbox") and "ix_cs_inbox_status" in indexes(inspector, "cs_inbox")
+        assert "sent" in columns(inspector, "cs_pending_creates")
         assert {"state", "reason", "detail", "run_id"} <= columns(inspector, "cs_record_states")
         assert {"ix_cs_remote_key", "ix_cs_remote_seen", "ix_cs_remote_link"} <= indexes(
             inspector, "cs_remote_records"
@@ -153,8 +154,8 @@ def test_a_record_from_before_version_4_is_rewritten_once_then_left_alone(ledger
 def test_upgrading_an_up_to_date_ledger_changes_nothing(ledger_url: str) -> None:
     engine = create_ledger_engine(ledger_url)
     assert schema_version(engine) == 0
-    assert upgrade_schema(engine) == 6
-    assert upgrade_schema(engine) == 6
+    assert upgrade_schema(engine) == 7
+    assert upgrade_schema(engine) == 7
     with engine.connect() as conn:
         inspector = sa.inspect(conn)
         assert {"ix_cs_remote_link"} <= indexes(inspector, "cs_remote_records")

@@ -17,12 +17,14 @@ from clientify_sync.engine.ledger.schema import pending_creates
 
 
 class Create(NamedTuple):
-    """A create about to be sent: the side and type it makes, its source record, the key to find it by."""
+    """A create about to be sent: the side and type it makes, its source record, the key to find it by,
+    and the canonical data it sends (the base of the link when the record it made is found later)."""
 
     target: str
     target_type: str
     source: tuple[str, str]
     natural_key: str
+    sent: dict[str, Any] | None = None
 
 
 class PendingCreates(Repository):
@@ -52,6 +54,7 @@ class PendingCreates(Repository):
                 "source_type": create.source[0],
                 "source_id": create.source[1],
                 "natural_key": create.natural_key,
+                "sent": create.sent,
                 "run_id": run_id,
                 "created_at": at,
             }

@@ -253,6 +253,15 @@ class Records(Repository):
                         found[(row["rtype"], row["rid"])] = dict(row)
         return found
 
+    def seen_with_key(self, side: str, key: str, run_id: str) -> list[tuple[str, str]]:
+        """The (rtype, rid) of ``side``'s records read in ``run_id`` that hold ``key``."""
+        t = remote_records
+        query = sa.select(t.c.rtype, t.c.rid).where(
+            self._scope(t), t.c.side == side, t.c.key == key, t.c.seen_run == run_id
+        )
+        with self.engine.connect() as conn:
+            return [(row[0], row[1]) for row in conn.execute(query)]
+
     def max_modified(self, side: str, run_id: str) -> str | None:
         """The latest ``modified`` among one side's records seen by ``run_id`` (the next cursor)."""
         t = remote_records

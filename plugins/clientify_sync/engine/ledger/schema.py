@@ -22,7 +22,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from clientify_sync.engine.ledger.database import lock, upsert, write_transaction
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 metadata = sa.MetaData()
 
 meta_table = sa.Table(
@@ -90,6 +90,8 @@ pending_creates = sa.Table(
     sa.Column("natural_key", sa.String(128), nullable=False),
     sa.Column("run_id", sa.String(250), nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    # The canonical data the create sends: the merge base when the record it made is found later.
+    sa.Column("sent", sa.JSON),
 )
 
 plan_items = sa.Table(
@@ -286,6 +288,13 @@ def _migrate_to_6(conn: Connection) -> None:
     record_states.create(conn, checkfirst=True)
 
 
+def _migrate_to_7(conn: Connection) -> None:
+    """Pending creates keep the data they send (the base of the link made when the record is found)."""
+    columns = {c["name"] for c in sa.inspect(conn).get_columns("cs_pending_creates")}
+    if "sent" not in columns:
+        conn.execute(sa.text("ALTER TABLE cs_pending_creates ADD COLUMN sent JSON"))
+
+
 # Version n is reached by running _MIGRATIONS[n]; a new column or table is a new entry here.
 _MIGRATIONS = {
     1: _migrate_to_1,
@@ -294,6 +303,7 @@ _MIGRATIONS = {
     4: _migrate_to_4,
     5: _migrate_to_5,
     6: _migrate_to_6,
+    7: _migrate_to_7,
 }
 
 _SCHEMA_LOCK = "clientify_sync:schema"
