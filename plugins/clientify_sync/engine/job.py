@@ -256,7 +256,8 @@ class SyncJob:
         next merge compares it with what was sent: an edit a user made on it since wins, where a first
         match by key (no base) would let the invoicing side overwrite it. Either way the entry is
         settled here, in the step that already reads Clientify (and holds its pool). Creates on the
-        invoicing side are settled by its complete listing and matching by key.
+        invoicing side are settled by reconcile, from the listing this run staged
+        (``_settle_pending_invoicing_creates``).
         """
         for entry in self.ledger.pending.all():
             if entry["target"] != CRM:
