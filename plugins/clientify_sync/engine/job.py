@@ -20,6 +20,7 @@ from sqlalchemy.engine import Connection
 from clientify_sync import watermark as watermarks
 from clientify_sync.api.client import unsupported
 from clientify_sync.api.protocols import CrmClient, InvoicingClient, ServiceClient
+from clientify_sync.engine.api_change import follow_api_change
 from clientify_sync.engine.apply import Applier
 from clientify_sync.engine.documents import Directory, RoundingPolicy
 from clientify_sync.engine.ledger import Ledger
@@ -35,7 +36,7 @@ from clientify_sync.engine.report import build_report
 from clientify_sync.engine.sides import CONTENT_TYPES, build_sides, invoicing_api
 from clientify_sync.engine.staging import PageStager
 from clientify_sync.engine.vocabulary import CRM, INV, Entity, JobSpec, Mode, Side, SyncOptions
-from clientify_sync.errors import ConfigurationError, SystemicFailure
+from clientify_sync.errors import SystemicFailure
 
 log = logging.getLogger(__name__)
 CRM_SOURCE = "clientify"  # the inbox's name for events Clientify sent
@@ -127,7 +128,7 @@ class SyncJob:
         or, where it keeps an activity feed and a committed run stored a position, only the records the
         feed names since then, the others marked seen as stored (the feed says they did not change)."""
         self._reset_stats()
-        self._follow_api_change()
+        follow_api_change(self.ledger, self.spec, invoicing_api(self.invoicing_client))
         stager = PageStager(self.ledger, Side.INVOICING, self.invoicing.mapper, self.spec.run_id)
         position = self._feed_position() if self.spec.mode is not Mode.FULL else None
         extra: dict[str, Any] = {}
@@ -147,48 +148,6 @@ class SyncJob:
             staged = stager.finish()
             extra = {FEED_POSITION: end} if end is not None else {}
         return self._step("extract_invoicing", {**staged, **extra})
-
-    def _follow_api_change(self) -> None:
-        """Re-link from scratch when the connection moved to another API of the platform (FacturaDirecta
-        classic ↔ REST): the invoicing ids the ledger holds name nothing any more.
-
-        A full run forgets this scope's invoicing records, links and pending invoicing creates, then
-        matches everything again by tax ID or SKU (Clientify's stale link values are ignored:
-        mapping.clientify.linked_id), so no record is created twice; a modified run would see only
-        part of Clientify and is refused. Estimates carry no key both APIs share (a document created
-        in FacturaDirecta is known to Clientify by its classic id only), so they are refused too:
-        their move is not automatic yet (docs/deploy.md).
-        """
-        key = f"invoicing_api:{self.ledger.integration}:{self.ledger.entity}"
-        api, stored = invoicing_api(self.invoicing_client), self.ledger.meta.get(key)
-        if stored == api or self.spec.dry_run:
-            return
-        if stored is None:
-            self.ledger.meta.set(key, api)
-            return
-        if self.spec.entity is Entity.ESTIMATES:
-            raise ConfigurationError(
-                f"the {self.spec.platform.value} connection moved from its {stored} API to its {api} API: estimates "
-                "cannot be re-linked automatically yet (documents created in FacturaDirecta are known to Clientify "
-                "by their old ids); see docs/deploy.md, moving between the FacturaDirecta APIs"
-            )
-        if self.spec.mode is not Mode.FULL:
-            raise ConfigurationError(
-                f"the {self.spec.platform.value} connection moved from its {stored} API to its {api} API: run "
-                f"{self.spec.platform.value}_{self.spec.entity.value} once with mode=full, which links every "
-                "record again by tax ID or SKU"
-            )
-
-        def forget(conn: Connection) -> None:
-            records = self.ledger.records.forget(INV, conn)
-            links = self.ledger.links.forget_all(conn)
-            pending = [e["id"] for e in self.ledger.pending.all() if e["target"] == INV]
-            self.ledger.pending.delete(pending, conn)
-            log.warning("%s API changed %s -> %s: %d records and %d links forgotten, re-linking by key",
-                        self.spec.platform.value, stored, api, records, links)  # fmt: skip
-
-        self.ledger.write(forget)
-        self.ledger.meta.set(key, api)  # after: a crash between forgets again, which changes nothing
 
     def _feed_position(self) -> str | None:
         """The activity-feed position the last committed run stored (None: no feed, or list everything)."""
