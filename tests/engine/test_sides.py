@@ -9,7 +9,10 @@ from typing import Any
 
 import pytest
 
+from clientify_sync.api.facturadirecta_rest import FacturaDirectaRestClient
+from clientify_sync.api.settings import FacturaDirectaRestSettings
 from clientify_sync.engine.documents import Directory, RoundingPolicy
+from clientify_sync.engine.ledger import Ledger
 from clientify_sync.engine.mapping.clientify import ClientifyContactMapper, ClientifyProductMapper
 from clientify_sync.engine.mapping.estimates import (
     ClientifyBudgetMapper,
@@ -26,7 +29,13 @@ from clientify_sync.engine.mapping.facturadirecta_rest import (
     FacturaDirectaRestProductMapper,
 )
 from clientify_sync.engine.mapping.facturama import FacturamaClientMapper, FacturamaProductMapper
-from clientify_sync.engine.sides import ClientifySide, InvoicingSide, RoundingProduct, build_sides
+from clientify_sync.engine.sides import (
+    ClientifySide,
+    InvoicingSide,
+    RoundingProduct,
+    build_sides,
+    rest_link_field_key,
+)
 from clientify_sync.engine.taxid import classify_nif, classify_rfc
 from clientify_sync.engine.vocabulary import Entity, Platform
 from clientify_sync.errors import ValidationError
@@ -107,6 +116,59 @@ def test_a_rest_client_without_custom_field_definitions_keeps_its_links_in_the_l
     api.custom_fields = None
     invoicing, _ = build_sides(FD, Entity.CONTACTS, api, memory_api.clientify())
     assert invoicing.mapper.link_field_id is None and not invoicing.link_supported
+
+
+class Remembered(dict):
+    """The ledger's ``meta`` in memory (``get``/``set``; ``None`` deletes)."""
+
+    def set(self, key: str, value: str | None) -> None:
+        if value is None:
+            self.pop(key, None)
+        else:
+            self[key] = value
+
+
+def test_the_rest_link_field_is_looked_up_once_then_read_from_the_ledgers_meta():
+    definitions, meta = Definitions({"id": "cfi_77"}), Remembered()
+    for entity in (Entity.CONTACTS, Entity.ESTIMATES, Entity.CONTACTS):
+        invoicing, _ = build_sides(FD, entity, memory_api.facturadirecta_rest(definitions), memory_api.clientify(),
+                                   meta=meta)  # fmt: skip
+        assert invoicing.mapper.link_field_id == "cfi_77" and invoicing.link_supported
+    assert len(definitions.calls) == 1
+    assert meta == {rest_link_field_key(memory_api.facturadirecta_rest().settings): "cfi_77"}
+
+
+def test_a_refused_rest_link_field_is_not_remembered_so_a_later_grant_is_used():
+    refused = ValidationError("facturadirecta", "POST", "/customFields", 403, detail="missing scope")
+    meta = Remembered()
+    invoicing, _ = build_sides(FD, Entity.CONTACTS, memory_api.facturadirecta_rest(Definitions(refused)),
+                               memory_api.clientify(), meta=meta)  # fmt: skip
+    assert not invoicing.link_supported and meta == {}
+    granted = Definitions({"id": "cfi_9"})
+    invoicing, _ = build_sides(FD, Entity.CONTACTS, memory_api.facturadirecta_rest(granted), memory_api.clientify(),
+                               meta=meta)  # fmt: skip
+    assert invoicing.mapper.link_field_id == "cfi_9" and len(granted.calls) == 1
+
+
+def test_two_jobs_on_one_ledger_ask_the_rest_api_for_its_custom_fields_once(clean_sandbox, tmp_path):
+    """Each task of a run builds its sides in its own process, with its own client: the second finds the
+    link field's id in the ledger instead of another ``GET customFields`` (issue 24's idle run)."""
+    cfg = clean_sandbox.config("facturadirecta")
+    ledger = Ledger.open(f"sqlite:///{tmp_path}/ledger.db", FD.value, Entity.CONTACTS.value)
+    try:
+        ids = []
+        for entity in (Entity.CONTACTS, Entity.ESTIMATES):  # two jobs, as two task processes would
+            settings = FacturaDirectaRestSettings(base_url=clean_sandbox.facturadirecta_url, api_key=cfg["rest_api_key"],
+                                                  company_id=cfg["rest_company_id"], max_retries=0)  # fmt: skip
+            with FacturaDirectaRestClient(settings) as client:
+                invoicing, _ = build_sides(FD, entity, client, memory_api.clientify(), meta=ledger.meta)
+                ids.append(invoicing.mapper.link_field_id)
+    finally:
+        ledger.close()
+    lookups = [row for row in clean_sandbox.stats("facturadirecta")["by_route"]
+               if row["route"].endswith("/customFields") and row["method"] == "GET"]  # fmt: skip
+    assert ids[0] and ids[0].startswith("cfi_") and ids == [ids[0], ids[0]]
+    assert sum(row["count"] for row in lookups) == 1, lookups
 
 
 def test_a_facturadirecta_sync_refuses_another_platforms_client():

@@ -10,7 +10,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from clientify_sync.api.facturadirecta_rest import FacturaDirectaRestClient
 from clientify_sync.api.facturadirecta_rest_activity import ActivityFeed, FeedPosition
@@ -69,6 +69,14 @@ CONTENT_TYPES = {
     "product": "products | product",
     "budget": "budgets | budget",
 }
+
+
+class Remembered(Protocol):
+    """Ledger-wide values by key (``ledger.Meta``): what a side learned once and every later job reuses."""
+
+    def get(self, key: str) -> str | None: ...
+
+    def set(self, key: str, value: str | None) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -250,11 +258,14 @@ def build_sides(
     clientify_client: CrmClient,
     directory: Directory | None = None,
     rounding: RoundingPolicy | None = None,
+    *,
+    meta: Remembered | None = None,
 ) -> tuple[InvoicingSide, ClientifySide]:
     """The two sides of one (platform, entity) sync, configured from the clients' settings.
 
     ``rounding``: how estimates are written to the cent where the two sides round VAT differently
-    (default: adjusted, ``RoundingPolicy()``).
+    (default: adjusted, ``RoundingPolicy()``). ``meta``: the ledger's ``meta``, where the REST API's
+    link field id is remembered once found (without it every call looks the field up again).
     """
     rounding = rounding or RoundingPolicy()
     directory = directory or Directory()
@@ -267,7 +278,7 @@ def build_sides(
         platform, entity, clientify_client, directory, rounding, ID_PATTERNS[api][entity]
     )
     if isinstance(settings, FacturaDirectaRestSettings):
-        return _rest_side(entity, invoicing_client, settings, directory, rounding), clientify
+        return _rest_side(entity, invoicing_client, settings, directory, rounding, meta), clientify
     if not isinstance(settings, FacturaDirectaSettings):
         raise TypeError(
             f"a FacturaDirecta sync needs a FacturaDirecta client, not {type(invoicing_client).__name__}"
@@ -350,13 +361,13 @@ def _classic_side(
 
 def _rest_side(
     entity: Entity, client: InvoicingClient, settings: FacturaDirectaRestSettings, directory: Directory,
-    rounding: RoundingPolicy,
+    rounding: RoundingPolicy, meta: Remembered | None = None,
 ) -> InvoicingSide:  # fmt: skip
     """FacturaDirecta's REST API: the same canonical records through its own mappers
     (``mapping/facturadirecta_rest.py``). The link to Clientify lives in a custom field (``cfi_…``)
     named like the classic attribute, defined on first use for contacts and estimates; products take
     no custom field (reference §10), so their links live in the ledger only."""
-    link_field_id = _rest_link_field(client, settings) if entity is not Entity.PRODUCTS else None
+    link_field_id = _rest_link_field(client, settings, meta) if entity is not Entity.PRODUCTS else None
     mapper: Mapper
     if entity is Entity.CONTACTS:
         mapper, resource = FacturaDirectaRestContactMapper(link_field_id=link_field_id), client.clients
@@ -370,15 +381,35 @@ def _rest_side(
                          feed=feed, document_type=FEED_TYPES[entity])  # fmt: skip
 
 
-def _rest_link_field(client: InvoicingClient, settings: FacturaDirectaRestSettings) -> str | None:
-    """The id (``cfi_…``) of the custom field holding the Clientify id, found or defined once per job;
-    None when the account refuses custom fields (the link then lives in the ledger only)."""
+def rest_link_field_key(settings: FacturaDirectaRestSettings) -> str:
+    """The ledger ``meta`` key of the REST link field's id: per company and field title (one ledger may
+    hold several integrations, and the title is a connection setting)."""
+    return f"facturadirecta.custom_field:{settings.company_id}:{settings.link_attribute}"
+
+
+def _rest_link_field(
+    client: InvoicingClient, settings: FacturaDirectaRestSettings, meta: Remembered | None = None
+) -> str | None:
+    """The id (``cfi_…``) of the custom field holding the Clientify id; None when the account refuses
+    custom fields (the link then lives in the ledger only).
+
+    Found or defined once, then remembered in ``meta`` (as the Clientify link field is,
+    ``SyncJob._ensure_link_fields``): every task of every run builds its sides, and looking the field up
+    each time cost a ``GET customFields`` per task, most of an idle run's calls. A refusal is not
+    remembered: a key given the scope later is used from the next task on."""
     definitions = getattr(client, "custom_fields", None)
     if definitions is None or not settings.link_attribute:
         return None
+    key = rest_link_field_key(settings)
+    known = meta.get(key) if meta is not None else None
+    if known:
+        return known
     try:
-        return str(definitions.ensure(settings.link_attribute, ["contact", "estimate"])["id"])
+        found = str(definitions.ensure(settings.link_attribute, ["contact", "estimate"])["id"])
     except ApiError as error:  # e.g. a key without the custom-fields scope
         log.warning("facturadirecta custom field %s not available (%s): links kept in the ledger only",
                     settings.link_attribute, error.reason)  # fmt: skip
         return None
+    if meta is not None:
+        meta.set(key, found)
+    return found
