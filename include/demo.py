@@ -2,18 +2,24 @@
 
 1. Start the API sandbox (``python -m include.sandbox``) on free loopback ports, with a fresh SQLite
    file under ``$AIRFLOW_HOME/demo/``, and seed both invoicing platforms and Clientify with generated
-   data (``POST /_sandbox/seed``).
+   data (``POST /_sandbox/seed``; FacturaDirecta's into the store of the API the demo uses, and a share
+   of each platform's customers already in the CRM, unlinked, matched by tax ID).
 2. Prepare Airflow: ``AIRFLOW_HOME`` (``.airflow`` unless set), the metadata DB migrated (as
    ``airflow db migrate``), connections as ``AIRFLOW_CONN_*`` variables pointing at the sandbox, a
-   fresh state ledger.
+   fresh state ledger, the facturadirecta platform on the connection of the API the demo uses.
 3. Run every DAG with ``dag.test()`` (tasks, XComs, params and watermarks exactly as in Airflow, no
    scheduler): ``mode=full``, per platform contacts, products, then estimates.
 4. Edit records on both sides through the vendor APIs (a price and a product in Clientify, a
    customer e-mail and a product in each invoicing platform).
-5. Run every DAG again with ``mode=modified`` and print the run reports of both platforms.
+5. Run every DAG again with ``mode=modified`` and print the run reports of both platforms, then which
+   FacturaDirecta API the runs called (the sandbox's request counts of each).
 
-Exit status 0 when every run succeeded, 1 when a run failed, 2 when a piece is missing. Task logs
-go to ``$AIRFLOW_HOME/demo/demo.log``. After the demo, ``make airflow`` shows the runs in the UI.
+FacturaDirecta runs on its REST API (connection ``facturadirecta_rest``, extra ``api: rest``); the classic
+XML API (``facturadirecta_default``) with ``--fd-api classic`` or ``DEMO_FD_API=classic``.
+
+Exit status 0 when every run succeeded on the chosen API, 1 when a run failed (or FacturaDirecta's calls
+went to the other API), 2 when a piece is missing. Task logs go to ``$AIRFLOW_HOME/demo/demo.log``.
+After the demo, ``make airflow`` shows the runs in the UI.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -39,6 +45,10 @@ ROOT = Path(__file__).resolve().parent.parent
 # The sandbox's three emulators, by the name its control API knows them by.
 APIS = ("facturama", "clientify", "facturadirecta")
 WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
+# FacturaDirecta's two APIs and the connection of airflow_settings.yaml the demo syncs each through.
+FD_CONNECTIONS = {"rest": "facturadirecta_rest", "classic": "facturadirecta_default"}
+FD_API_NAMES = {"rest": "REST API", "classic": "classic XML API"}
+DEFAULT_FD_API = "rest"
 
 
 def _configure_environment() -> Path:
@@ -85,7 +95,7 @@ class Sandbox:
     """A sandbox subprocess started by the demo."""
 
     urls: dict[str, str]
-    process: subprocess.Popen
+    process: subprocess.Popen[bytes]
     log_path: Path
 
     def control(self, api: str, method: str, path: str, body: Any = None) -> Any:
@@ -143,9 +153,10 @@ def start_sandbox(workdir: Path, timeout: float = 30.0) -> Sandbox:
     return sandbox
 
 
-def seed(sandbox: Sandbox, size: int) -> dict[str, Any]:
-    """Generated data: each platform's customers, products and estimates; Clientify's own records,
-    plus a share of the Facturama customers already in the CRM (unlinked, matched by RFC)."""
+def seed(sandbox: Sandbox, size: int, fd_api: str = DEFAULT_FD_API) -> dict[str, Any]:
+    """Generated data: each platform's customers, products and estimates (FacturaDirecta's in the store
+    of ``fd_api``: the sandbox keeps one per API); Clientify's own records, plus a share of each
+    platform's customers already in the CRM (unlinked, matched by RFC or NIF)."""
     created = {
         "facturama": sandbox.control(
             "facturama",
@@ -157,7 +168,7 @@ def seed(sandbox: Sandbox, size: int) -> dict[str, Any]:
             "facturadirecta",
             "POST",
             "seed",
-            {"seed": 8, "clients": size, "products": size // 2, "estimates": size // 2},
+            {"seed": 8, "clients": size, "products": size // 2, "estimates": size // 2, "target": fd_api},
         )["created"],
         "clientify": sandbox.control(
             "clientify",
@@ -165,7 +176,10 @@ def seed(sandbox: Sandbox, size: int) -> dict[str, Any]:
             "seed",
             {
                 "seed": 9,
-                "overlap": {"platform": "facturama", "customers": size, "fraction": 0.3, "seed": 7},
+                "overlap": [
+                    {"platform": "facturama", "customers": size, "fraction": 0.3, "seed": 7},
+                    {"platform": "facturadirecta", "customers": size, "fraction": 0.3, "seed": 8},
+                ],
                 "contacts": size // 3,
                 "companies": size // 4,
                 "products": size // 3,
@@ -208,13 +222,14 @@ def _output_to(log_path: Path) -> Iterator[None]:
             os.close(saved[1])
 
 
-def prepare_airflow(workdir: Path, sandbox: Sandbox, log_path: Path) -> None:
-    """Migrate the metadata DB and point the connections (env vars) at the sandbox and a fresh ledger."""
+def prepare_airflow(workdir: Path, sandbox: Sandbox, log_path: Path, fd_api: str = DEFAULT_FD_API) -> None:
+    """Migrate the metadata DB, point the connections (env vars) at the sandbox and a fresh ledger, and
+    the facturadirecta platform at the connection of ``fd_api``."""
     from include.load_settings import connection_env
 
-    env = connection_env(
-        ROOT / "airflow_settings.yaml", hosts={f"{api}_default": url for api, url in sandbox.urls.items()}
-    )
+    hosts = {f"{api}_default": url for api, url in sandbox.urls.items()}
+    hosts[FD_CONNECTIONS["rest"]] = sandbox.urls["facturadirecta"]  # the REST API shares the port
+    env = connection_env(ROOT / "airflow_settings.yaml", hosts=hosts)
     ledger = workdir / "clientify_sync_state.db"
     for stale in workdir.glob("clientify_sync_state.db*"):
         stale.unlink()
@@ -228,6 +243,7 @@ def prepare_airflow(workdir: Path, sandbox: Sandbox, log_path: Path) -> None:
 
     config = yaml.safe_load((ROOT / "include" / "integrations.yaml").read_text())
     config["retry_delay_minutes"] = 0.05
+    config["integrations"]["facturadirecta"]["conn_id"] = FD_CONNECTIONS[fd_api]
     config_path = workdir / "integrations.yaml"
     config_path.write_text(yaml.safe_dump(config, sort_keys=False))
     os.environ["CLIENTIFY_SYNC_INTEGRATIONS"] = str(config_path)
@@ -277,8 +293,20 @@ def run_dag(dag: Any, mode: Mode, log_path: Path) -> RunResult:
 # -- edits through the vendor APIs -------------------------------------------------------------------
 
 
-def make_edits(sandbox: Sandbox) -> list[str]:
-    """Change records on both sides through the APIs, with the project's own clients."""
+def real_product(products: Iterable[dict[str, Any]], rounding_sku: str) -> dict[str, Any]:
+    """The first Clientify product the sync carries: it has a SKU and is not the product our rounding
+    lines reference (the product sync skips that one, so an edit of it would show nothing)."""
+    for product in products:
+        sku = str(product.get("sku") or "").strip()
+        if sku and sku.upper() != rounding_sku.upper():
+            return product
+    raise LookupError(f"no Clientify product with a SKU other than {rounding_sku}")
+
+
+def make_edits(sandbox: Sandbox, fd_api: str = DEFAULT_FD_API) -> list[str]:
+    """Change records on both sides through the APIs, with the project's own clients. Only record ids
+    and the demo's own values are printed, never a customer's data."""
+    from clientify_sync.engine.documents import RoundingPolicy
     from clientify_sync.engine.mapping import without_empty_strings
     from clientify_sync.hooks.clientify import ClientifyHook
     from clientify_sync.hooks.facturadirecta import FacturaDirectaHook
@@ -286,7 +314,7 @@ def make_edits(sandbox: Sandbox) -> list[str]:
 
     done = []
     with ClientifyHook().get_conn() as clientify:
-        product = next(p for p in clientify.products.iter_records() if p.get("sku"))
+        product = real_product(clientify.products.iter_records(), RoundingPolicy().sku)
         clientify.products.update(product["id"], {"price": "7000.00"})
         done.append(f"Clientify: product {product['sku']} price {product.get('price')} -> 7000.00")
         clientify.products.create({"name": "Consultoría (demo)", "sku": "DEMO-CONS-1", "price": "1200.50"})
@@ -297,7 +325,7 @@ def make_edits(sandbox: Sandbox) -> list[str]:
         record = without_empty_strings(facturama.clients.get(client["Id"]))
         record["Email"] = "facturacion.demo@example.mx"
         facturama.clients.update(client["Id"], record)
-        done.append(f"Facturama: client {record.get('Rfc')} e-mail -> facturacion.demo@example.mx")
+        done.append(f"Facturama: client {client['Id']} e-mail -> facturacion.demo@example.mx")
         facturama.products.create(
             {
                 "Unit": "Servicio",
@@ -312,22 +340,88 @@ def make_edits(sandbox: Sandbox) -> list[str]:
             }
         )
         done.append("Facturama: new product DEMO-WEB-1")
-    with FacturaDirectaHook().get_conn() as facturadirecta:
-        client = next(iter(facturadirecta.clients.iter_records()))
-        facturadirecta.clients.update(client["id"], {"email": "administracion.demo@example.es"})
-        done.append(
-            f"FacturaDirecta: client {client.get('taxCode')} e-mail -> administracion.demo@example.es"
-        )
-        facturadirecta.products.create(
-            {
-                "name": "Mantenimiento (demo)",
-                "description": "Mantenimiento (demo)",
-                "price": "90.00",
-                "productCode": "DEMO-MANT-1",
-            }  # fmt: skip
-        )
-        done.append("FacturaDirecta: new product DEMO-MANT-1")
+    with FacturaDirectaHook(FD_CONNECTIONS[fd_api]).get_conn() as facturadirecta:
+        edit = _edit_facturadirecta_rest if fd_api == "rest" else _edit_facturadirecta_classic
+        done += [f"FacturaDirecta ({FD_API_NAMES[fd_api]}): {line}" for line in edit(facturadirecta)]
     return done
+
+
+def _edit_facturadirecta_rest(facturadirecta: Any) -> list[str]:
+    """A contact's e-mail and a new product on the REST API. Its PUT replaces the whole record, so the
+    contact is read, changed and sent back whole, without ``title`` (server-computed, §8)."""
+    contact = next(iter(facturadirecta.clients.iter_records()))
+    record = facturadirecta.clients.get(contact["content"]["uuid"])
+    main = {k: v for k, v in record["content"]["main"].items() if k != "title"}
+    main["email"] = "administracion.demo@example.es"
+    body = {"content": {"type": "contact", "main": main}, "tags": list(record.get("tags") or [])}
+    facturadirecta.clients.update(record["content"]["uuid"], body)
+    facturadirecta.products.create(
+        {
+            "content": {
+                "type": "product",
+                "main": {
+                    "name": "Mantenimiento (demo)",
+                    "sku": "DEMO-MANT-1",
+                    "currency": "EUR",
+                    "sales": {  # a sales product needs its taxes and account (§8)
+                        "price": 90.0,
+                        "tax": ["S_IVA_21"],
+                        "account": "7000000",
+                        "description": "Mantenimiento (demo)",
+                    },
+                },
+            }
+        },
+        natural_key="DEMO-MANT-1",
+    )
+    return [
+        f"contact {record['content']['uuid']} e-mail -> administracion.demo@example.es",
+        "new product DEMO-MANT-1",
+    ]
+
+
+def _edit_facturadirecta_classic(facturadirecta: Any) -> list[str]:
+    """A client's e-mail and a new product on the classic XML API (partial updates)."""
+    client = next(iter(facturadirecta.clients.iter_records()))
+    facturadirecta.clients.update(client["id"], {"email": "administracion.demo@example.es"})
+    facturadirecta.products.create(
+        {
+            "name": "Mantenimiento (demo)",
+            "description": "Mantenimiento (demo)",
+            "price": "90.00",
+            "productCode": "DEMO-MANT-1",
+        }  # fmt: skip
+    )
+    return [f"client {client['id']} e-mail -> administracion.demo@example.es", "new product DEMO-MANT-1"]
+
+
+# -- which FacturaDirecta API ran -------------------------------------------------------------------
+
+
+def is_rest_route(route: str) -> bool:
+    """Whether a route of the sandbox's request stats is the REST API's: the classic and the REST API
+    share FacturaDirecta's port (and ``/api``), the REST API's routes all name the company."""
+    from include.sandbox.fd_rest_app import is_rest_path
+
+    return route.startswith("/api/{company_id}") or is_rest_path(route)
+
+
+def fd_api_calls(sandbox: Sandbox) -> dict[str, int]:
+    """Requests FacturaDirecta's port answered since the sandbox started, per API (``rest``, ``classic``)."""
+    calls = dict.fromkeys(FD_CONNECTIONS, 0)
+    for row in sandbox.control("facturadirecta", "GET", "stats")["by_route"]:
+        calls["rest" if is_rest_route(row["route"]) else "classic"] += row["count"]
+    return calls
+
+
+def fd_api_line(fd_api: str, calls: dict[str, int]) -> tuple[str, bool]:
+    """The summary's line on the API FacturaDirecta ran on, and whether only that API was called."""
+    other = next(api for api in FD_CONNECTIONS if api != fd_api)
+    line = (
+        f"FacturaDirecta API: {FD_API_NAMES[fd_api]} (connection {FD_CONNECTIONS[fd_api]}): "
+        f"{calls[fd_api]} requests to it, {calls[other]} to the {FD_API_NAMES[other]}"
+    )
+    return line, calls[fd_api] > 0 and calls[other] == 0
 
 
 # -- output ------------------------------------------------------------------------------------------
@@ -361,7 +455,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m include.demo", description=__doc__.split("\n")[0])
     parser.add_argument("--size", type=int, default=12, help="customers seeded per platform (default 12)")
     parser.add_argument("--keep-sandbox", action="store_true", help="leave the sandbox running at the end")
+    parser.add_argument(
+        "--fd-api", choices=sorted(FD_CONNECTIONS), default=os.environ.get("DEMO_FD_API") or DEFAULT_FD_API,
+        help=f"FacturaDirecta's API (default: $DEMO_FD_API, else {DEFAULT_FD_API})",
+    )  # fmt: skip
     args = parser.parse_args(argv)
+    if args.fd_api not in FD_CONNECTIONS:  # argparse checks choices on the command line, not defaults
+        parser.error(f"DEMO_FD_API={args.fd_api!r}: expected one of {', '.join(sorted(FD_CONNECTIONS))}")
 
     home = _configure_environment()
     from clientify_sync.engine.vocabulary import Entity, Mode, Platform
@@ -371,6 +471,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     log_path = workdir / "demo.log"
     log_path.write_text("")
     print(f"clientify-sync demo · AIRFLOW_HOME={home} · task logs: {log_path}")
+    print(f"FacturaDirecta on its {FD_API_NAMES[args.fd_api]} (connection {FD_CONNECTIONS[args.fd_api]})")
 
     missing = _missing_pieces()
     if missing:
@@ -381,9 +482,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     results: list[RunResult] = []
     try:
         print("Sandbox:", ", ".join(f"{api} {url}" for api, url in sandbox.urls.items()))
-        created = seed(sandbox, args.size)
+        created = seed(sandbox, args.size, args.fd_api)
         print("Seeded:", "; ".join(f"{api} {counts}" for api, counts in created.items()))
-        prepare_airflow(workdir, sandbox, log_path)
+        prepare_airflow(workdir, sandbox, log_path, args.fd_api)
         with _output_to(log_path):
             dags = load_dags()
         print(f"DAGs: {', '.join(sorted(dags))}")
@@ -391,7 +492,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         for mode in (Mode.FULL, Mode.MODIFIED):
             if mode is Mode.MODIFIED:
                 print("\nEdits through the APIs:")
-                for line in make_edits(sandbox):
+                with _output_to(log_path):  # the clients' own log lines (rate limits) go with the task logs
+                    edits = make_edits(sandbox, args.fd_api)
+                for line in edits:
                     print(f"  - {line}")
             print(f"\n== {mode} sync: per platform contacts, products, then estimates ==")
             for platform in Platform:
@@ -415,6 +518,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"\n-- {result.dag_id} ({result.report.get('run_id')}) --")
                 print(format_report_table(result.report))
         print_summary(results)
+        api_line, api_ok = fd_api_line(args.fd_api, fd_api_calls(sandbox))
+        print(f"\n{api_line}")
     except Exception as exc:  # the demo reports any failure and exits non-zero
         print(f"\nDemo failed: {type(exc).__name__}: {exc} (task logs: {log_path}, sandbox log: {sandbox.log_path})",
               file=sys.stderr)  # fmt: skip
@@ -429,7 +534,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if failed:
         print(f"\nFAILED runs: {', '.join(failed)}; task logs in {log_path}", file=sys.stderr)
         return 1
-    print(f"\nAll {len(results)} runs succeeded.")
+    if not api_ok:
+        print(f"\nFacturaDirecta did not run on the {FD_API_NAMES[args.fd_api]} alone", file=sys.stderr)
+        return 1
+    print(f"\nAll {len(results)} runs succeeded (FacturaDirecta on its {FD_API_NAMES[args.fd_api]}).")
     return 0
 
 
