@@ -27,10 +27,10 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, TypeAlias, TypedDict, TypeVar, cast
 
 import pendulum
 from airflow.sdk import (
@@ -49,7 +49,16 @@ from clientify_sync.engine.vocabulary import Entity, Mode, Platform
 from clientify_sync.integrations import IntegrationsConfig, PlatformConfig, load_integrations
 
 if TYPE_CHECKING:
-    from airflow.sdk import Asset
+    from airflow.sdk import Asset, XComArg
+    from airflow.sdk.definitions.dag import ScheduleArg
+
+    from clientify_sync.api.protocols import CrmClient, InvoicingClient
+    from clientify_sync.engine.job import SyncJob
+    from clientify_sync.engine.ledger import Ledger
+    from clientify_sync.engine.vocabulary import JobSpec
+    from clientify_sync.hooks.clientify import ClientifyHook
+    from clientify_sync.hooks.facturadirecta import FacturaDirectaHook
+    from clientify_sync.hooks.facturama import FacturamaHook
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +79,24 @@ _ENTITY_LABELS = {
     Entity.PRODUCTS: "products",
     Entity.ESTIMATES: "estimates (Clientify budgets)",
 }
+
+# What crosses XCom between the tasks. A step summary is the engine's, made plain JSON by ``_small``
+# (its keys differ by step and entity; the tasks read only ``max_modified`` and ``watermark_out``).
+JSONValue: TypeAlias = "str | int | float | bool | None | list[JSONValue] | dict[str, JSONValue]"
+StepSummary: TypeAlias = "dict[str, JSONValue]"
+
+
+class WatermarkRead(TypedDict):
+    """What ``read_watermark`` returns: where this run reads from (None in full mode), and the stored value."""
+
+    watermark: str | None
+    stored: str | None
+
+
+# The API hooks ``_hook`` builds (created inside tasks: only imported for type checking here).
+HookT = TypeVar("HookT", "FacturamaHook", "FacturaDirectaHook", "ClientifyHook")
+# What ``_opened`` yields: the run's spec, its ledger, and the invoicing and Clientify clients.
+Opened: TypeAlias = "tuple[JobSpec, Ledger, InvoicingClient, CrmClient]"
 
 
 def sync_params() -> dict[str, Param]:
@@ -116,7 +143,7 @@ def build_dags(config: IntegrationsConfig | None = None) -> dict[str, DAG]:
     return dags
 
 
-def build_schedule(platform: Platform | str, entity: Entity | str, config: IntegrationsConfig) -> Any:
+def build_schedule(platform: Platform | str, entity: Entity | str, config: IntegrationsConfig) -> ScheduleArg:
     """Return the schedule of one DAG: data intervals on the clock; estimates on both prerequisite assets.
 
     Estimates have no clock of their own: a clock tick would start them beside the contacts and
@@ -136,13 +163,13 @@ def build_schedule(platform: Platform | str, entity: Entity | str, config: Integ
     return clock
 
 
-def run_mode(params: dict[str, Any], triggering_assets: Iterable[Asset]) -> Mode:
+def run_mode(params: Mapping[str, object], triggering_assets: Iterable[Asset]) -> Mode:
     """A run woken by its inbox asset alone syncs what the events name (``Mode.EVENTS``); any other
     run (the clock, a manual trigger, the estimates' prerequisites) the mode of its params."""
     assets = list(triggering_assets)
     if assets and all(is_inbox_asset(asset) for asset in assets):
         return Mode.EVENTS
-    return Mode(params["mode"])
+    return Mode(str(params["mode"]))
 
 
 def prerequisite_dag_ids(platform: Platform | str) -> list[str]:
@@ -188,7 +215,7 @@ def _wire_tasks(platform: PlatformConfig, entity: Entity, config: IntegrationsCo
     """
 
     @task(task_id="read_watermark", multiple_outputs=False)
-    def read_watermark() -> dict[str, str | None]:
+    def read_watermark() -> WatermarkRead:
         """Pull the watermark the last successful run's ``commit`` pushed.
 
         Returns ``{"watermark": <what this run reads from, None in full mode>, "stored": <the stored
@@ -230,39 +257,37 @@ def _wire_tasks(platform: PlatformConfig, entity: Entity, config: IntegrationsCo
         return {"watermark": stored, "stored": stored}
 
     @task(task_id="extract_invoicing", pool=platform.pool, multiple_outputs=False)
-    def extract_invoicing() -> dict[str, Any]:
+    def extract_invoicing() -> StepSummary:
         """Read the platform's records and stage them in the ledger."""
         with _sync_job(platform, entity, config) as job:
             return _small(job.extract_invoicing())
 
     @task(task_id="extract_clientify", pool=config.clientify_pool, multiple_outputs=False)
-    def extract_clientify(start: dict[str, str | None]) -> dict[str, Any]:
+    def extract_clientify(start: WatermarkRead) -> StepSummary:
         """Read Clientify's records modified since the watermark (all of them when ``None``)."""
         with _sync_job(platform, entity, config) as job:
             return _small(job.extract_clientify(start["watermark"]))
 
     @task(task_id="reconcile", multiple_outputs=False)
-    def reconcile(invoicing: dict[str, Any], clientify: dict[str, Any]) -> dict[str, Any]:
+    def reconcile(invoicing: StepSummary, clientify: StepSummary) -> StepSummary:
         """Match, merge and plan the writes on both sides (no API call)."""
         with _sync_job(platform, entity, config) as job:
             return _small(job.reconcile())
 
     @task(task_id="apply_clientify", pool=config.clientify_pool, multiple_outputs=False)
-    def apply_clientify(plan: dict[str, Any]) -> dict[str, Any]:
+    def apply_clientify(plan: StepSummary) -> StepSummary:
         """Write the planned changes to Clientify (plan only in a dry run)."""
         with _sync_job(platform, entity, config) as job:
             return _small(job.apply_clientify())
 
     @task(task_id="apply_invoicing", pool=platform.pool, multiple_outputs=False)
-    def apply_invoicing(clientify_outcome: dict[str, Any]) -> dict[str, Any]:
+    def apply_invoicing(clientify_outcome: StepSummary) -> StepSummary:
         """Write the planned changes to the invoicing platform (plan only in a dry run)."""
         with _sync_job(platform, entity, config) as job:
             return _small(job.apply_invoicing())
 
     @task(task_id=COMMIT_TASK_ID, outlets=[asset], multiple_outputs=False)
-    def commit(
-        start: dict[str, str | None], clientify: dict[str, Any], invoicing_outcome: dict[str, Any]
-    ) -> dict[str, Any]:
+    def commit(start: WatermarkRead, clientify: StepSummary, invoicing_outcome: StepSummary) -> StepSummary:
         """Record the run, log its report and, last of all, push the report's ``watermark_out``.
 
         The engine gets the *stored* watermark, not the one this run read from (``None`` in full
@@ -273,7 +298,9 @@ def _wire_tasks(platform: PlatformConfig, entity: Entity, config: IntegrationsCo
         params = context["params"]
         stored = start["stored"]
         with _sync_job(platform, entity, config) as job:
-            report = _small(job.commit(previous_watermark=stored, seen_max=clientify.get("max_modified")))
+            # extract_clientify's summary: the highest Clientify ``modified`` read, an ISO string or None.
+            seen_max = cast("str | None", clientify.get("max_modified"))
+            report = _small(job.commit(previous_watermark=stored, seen_max=seen_max))
         from clientify_sync.engine.report import format_report_table
         from clientify_sync.hooks.state import StateLedgerHook
 
@@ -298,18 +325,29 @@ def _wire_tasks(platform: PlatformConfig, entity: Entity, config: IntegrationsCo
         context["ti"].xcom_push(key=WATERMARK_KEY, value=new)
         return report
 
-    # Calling a task while declaring the DAG returns an XComArg, which Airflow resolves to the value
-    # the task function is annotated with before the downstream task runs: typed Any here.
-    start: Any = read_watermark()
+    # Calling a task while declaring the DAG returns an XComArg; passed to a task, Airflow resolves it
+    # to the upstream task's return value before the downstream task runs (``_pulled``, ``_summary``).
+    start = read_watermark()
     if entity is Entity.ESTIMATES:
         _wait_for_prerequisites(platform, config) >> start
-    invoicing_summary: Any = extract_invoicing()
-    clientify_summary: Any = extract_clientify(start)
+    invoicing_summary = extract_invoicing()
+    clientify_summary = extract_clientify(_pulled(start))
     start >> invoicing_summary
-    plan: Any = reconcile(invoicing_summary, clientify_summary)
-    clientify_outcome: Any = apply_clientify(plan)
-    invoicing_outcome: Any = apply_invoicing(clientify_outcome)
-    commit(start, clientify_summary, invoicing_outcome)
+    plan = reconcile(_summary(invoicing_summary), _summary(clientify_summary))
+    clientify_outcome = apply_clientify(_summary(plan))
+    invoicing_outcome = apply_invoicing(_summary(clientify_outcome))
+    commit(_pulled(start), _summary(clientify_summary), _summary(invoicing_outcome))
+
+
+def _pulled(start: XComArg) -> WatermarkRead:
+    """``read_watermark``'s output as its downstream tasks receive it: the SDK types a task's output
+    ``XComArg`` while the DAG is declared, and Airflow passes the pulled value in its place at run time."""
+    return cast("WatermarkRead", start)
+
+
+def _summary(output: XComArg) -> StepSummary:
+    """A step's output as its downstream tasks receive it (see ``_pulled``)."""
+    return cast("StepSummary", output)
 
 
 def _skip_if_unsupported(platform: PlatformConfig, entity: Entity, config: IntegrationsConfig) -> None:
@@ -330,7 +368,7 @@ def _skip_if_unsupported(platform: PlatformConfig, entity: Entity, config: Integ
         raise AirflowSkipException(f"{platform.name} {entity} unsupported by the account: {messages}")
 
 
-def _wait_for_prerequisites(platform: PlatformConfig, config: IntegrationsConfig) -> Any:
+def _wait_for_prerequisites(platform: PlatformConfig, config: IntegrationsConfig) -> XComArg:
     """Declare the estimates gate: done when no contacts/products run of the platform is queued or running.
 
     Asked through the task SDK (``get_dr_count``), since tasks may not read the metadata database.
@@ -362,7 +400,7 @@ def _wait_for_prerequisites(platform: PlatformConfig, config: IntegrationsConfig
 
 
 @contextmanager
-def _sync_job(platform: PlatformConfig, entity: Entity, config: IntegrationsConfig) -> Iterator[Any]:
+def _sync_job(platform: PlatformConfig, entity: Entity, config: IntegrationsConfig) -> Iterator[SyncJob]:
     """Open the engine job of the current DAG run (see ``_opened``), and close everything after."""
     from clientify_sync.engine.job import SyncJob
     from clientify_sync.engine.vocabulary import SyncOptions
@@ -374,9 +412,7 @@ def _sync_job(platform: PlatformConfig, entity: Entity, config: IntegrationsConf
 
 
 @contextmanager
-def _opened(
-    platform: PlatformConfig, entity: Entity, config: IntegrationsConfig
-) -> Iterator[tuple[Any, ...]]:
+def _opened(platform: PlatformConfig, entity: Entity, config: IntegrationsConfig) -> Iterator[Opened]:
     """Open the run's ledger and fresh API clients sharing the account budgets; close everything after.
 
     Yields:
@@ -406,11 +442,11 @@ def _opened(
         with ExitStack() as stack:
             ledger = Ledger.open(StateLedgerHook().get_url(), spec.platform.value, spec.entity.value)
             stack.callback(ledger.close)
-            hooks = (_invoicing_hook(platform), _clientify_hook(config))
-            for hook in hooks:
+            invoicing_hook, clientify_hook = _invoicing_hook(platform), _clientify_hook(config)
+            for hook in (invoicing_hook, clientify_hook):
                 stack.callback(hook.close)
                 hook.share_budget(ledger.engine)  # one requests_per_minute for all tasks of the account
-            invoicing, clientify = (hook.get_conn() for hook in hooks)
+            invoicing, clientify = invoicing_hook.get_conn(), clientify_hook.get_conn()
             yield spec, ledger, invoicing, clientify
     except PlanLimitExceededError as exc:  # an AuthenticationError, but the credentials are fine
         conn_id = conn_ids.get(exc.api, platform.conn_id)
@@ -436,7 +472,7 @@ def _opened(
         ) from exc
 
 
-def _invoicing_hook(platform: PlatformConfig) -> Any:
+def _invoicing_hook(platform: PlatformConfig) -> FacturamaHook | FacturaDirectaHook:
     if platform.name is Platform.FACTURAMA:
         from clientify_sync.hooks.facturama import FacturamaHook
 
@@ -446,22 +482,22 @@ def _invoicing_hook(platform: PlatformConfig) -> Any:
     return _hook(FacturaDirectaHook, platform.conn_id)
 
 
-def _clientify_hook(config: IntegrationsConfig) -> Any:
+def _clientify_hook(config: IntegrationsConfig) -> ClientifyHook:
     from clientify_sync.hooks.clientify import ClientifyHook
 
     return _hook(ClientifyHook, config.clientify_conn_id)
 
 
-def _hook(hook_class: type[Any], conn_id: str) -> Any:
-    # Airflow's hook convention: the constructor argument is named by ``conn_name_attr``.
-    return hook_class(**{hook_class.conn_name_attr: conn_id})
+def _hook(hook_class: type[HookT], conn_id: str) -> HookT:
+    # Each hook's first parameter is its connection id (named by ``conn_name_attr``, Airflow's convention).
+    return hook_class(conn_id)
 
 
-def _small(summary: Any) -> dict[str, Any]:
+def _small(summary: Mapping[str, object] | None) -> StepSummary:
     """Return a plain-JSON copy of an engine summary (what XCom stores, and nothing it could choke on)."""
     if summary is None:
         return {}
-    plain: dict[str, Any] = json.loads(json.dumps(summary, default=str))
+    plain: StepSummary = json.loads(json.dumps(summary, default=str))
     return plain
 
 
