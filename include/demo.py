@@ -225,33 +225,45 @@ def _output_to(log_path: Path) -> Iterator[None]:
 def prepare_airflow(workdir: Path, sandbox: Sandbox, log_path: Path, fd_api: str = DEFAULT_FD_API) -> None:
     """Migrate the metadata DB, point the connections (env vars) at the sandbox and a fresh ledger, and
     the facturadirecta platform at the connection of ``fd_api``."""
-    from include.load_settings import connection_env
+    import yaml
 
-    hosts = {f"{api}_default": url for api, url in sandbox.urls.items()}
-    hosts[FD_CONNECTIONS["rest"]] = sandbox.urls["facturadirecta"]  # the REST API shares the port
-    env = connection_env(ROOT / "airflow_settings.yaml", hosts=hosts)
     ledger = workdir / "clientify_sync_state.db"
     for stale in workdir.glob("clientify_sync_state.db*"):
         stale.unlink()
-    env["AIRFLOW_CONN_CLIENTIFY_SYNC_STATE"] = json.dumps(
-        {"conn_type": "generic", "extra": {"url": f"sqlite:///{ledger}"}}
-    )
-    os.environ.update(env)
-
-    # A demo config: the shipped one with a short retry delay, so a failure ends the demo quickly.
-    import yaml
-
-    config = yaml.safe_load((ROOT / "include" / "integrations.yaml").read_text())
-    config["retry_delay_minutes"] = 0.05
-    config["integrations"]["facturadirecta"]["conn_id"] = FD_CONNECTIONS[fd_api]
+    os.environ.update(connection_variables(sandbox, ledger))
     config_path = workdir / "integrations.yaml"
-    config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+    config_path.write_text(yaml.safe_dump(demo_config(fd_api), sort_keys=False))
     os.environ["CLIENTIFY_SYNC_INTEGRATIONS"] = str(config_path)
 
     with _output_to(log_path):
         from airflow.utils import db
 
         db.upgradedb()
+
+
+def connection_variables(sandbox: Sandbox, ledger: Path) -> dict[str, str]:
+    """``AIRFLOW_CONN_*`` values: airflow_settings.yaml's connections on the sandbox's ports (both
+    FacturaDirecta connections on its one port, which serves both APIs), the ledger in ``ledger``."""
+    from include.load_settings import connection_env
+
+    hosts = {f"{api}_default": url for api, url in sandbox.urls.items()}
+    hosts[FD_CONNECTIONS["rest"]] = sandbox.urls["facturadirecta"]
+    env = connection_env(ROOT / "airflow_settings.yaml", hosts=hosts)
+    env["AIRFLOW_CONN_CLIENTIFY_SYNC_STATE"] = json.dumps(
+        {"conn_type": "generic", "extra": {"url": f"sqlite:///{ledger}"}}
+    )
+    return env
+
+
+def demo_config(fd_api: str) -> dict[str, Any]:
+    """The shipped example config with a short retry delay (a failure ends the demo quickly) and the
+    facturadirecta platform on the connection of ``fd_api``."""
+    import yaml
+
+    config: dict[str, Any] = yaml.safe_load((ROOT / "include" / "integrations.yaml").read_text())
+    config["retry_delay_minutes"] = 0.05
+    config["integrations"]["facturadirecta"]["conn_id"] = FD_CONNECTIONS[fd_api]
+    return config
 
 
 def load_dags() -> dict[str, Any]:
