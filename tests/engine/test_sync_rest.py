@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -167,3 +168,259 @@ def test_the_feed_position_moves_only_when_the_run_commits(rest_world: World, mo
     report = world.sync(FD, Entity.CONTACTS)  # reads the same event again: the failed run stored nothing
     assert report["extract"]["extract_invoicing"]["records"] == 1
     assert report["counts"]["invoicing→clientify"]["updated"] == 1
+
+
+# -- estimates on the REST API (issue 24): the classic scenarios of test_sync_estimates.py ---------------
+
+COMPANY = ("B12345674", "Ferretería Pérez SL")
+OTHER = ("A58818501", "Talleres Vic SA")
+PRODUCTS = {"WEB003": ("Sitio Web CMS", "6500.00"), "HOST01": ("Hosting anual", "1999.99")}
+
+
+def rest_contact(world: World, fiscal_id: str, name: str) -> str:
+    main = {"name": name, "fiscalId": fiscal_id, "fiscalIdCountry": "ES", "email": "hola@example.es",
+            "country": "ES"}  # fmt: skip
+    return str(
+        world.facturadirecta.clients.create({"content": {"type": "contact", "main": main}})["content"]["uuid"]
+    )
+
+
+def rest_product(world: World, sku: str) -> str:
+    name, price = PRODUCTS[sku]
+    main = {"name": name, "sku": sku, "currency": "EUR",
+            "sales": {"tax": ["S_IVA_21"], "account": "7000000", "price": float(price), "description": name}}  # fmt: skip
+    return str(
+        world.facturadirecta.products.create({"content": {"type": "product", "main": main}})["content"][
+            "uuid"
+        ]
+    )
+
+
+def rest_lines(products: dict[str, str], lines: list[tuple[str, int, str, str]]) -> list[dict[str, Any]]:
+    """lines: (sku, quantity, unit price, discount rate %) as a user types them in FacturaDirecta."""
+    out = []
+    for sku, quantity, price, rate in lines:
+        line: dict[str, Any] = {"text": f"Linea {sku}", "quantity": quantity, "unitPrice": float(price),
+                                "tax": ["S_IVA_21"], "document": products[sku]}  # fmt: skip
+        if Decimal(rate):
+            line["discountRate"] = float(rate)
+        out.append(line)
+    return out
+
+
+def rest_estimate(
+    world: World, contact: str, products: dict[str, str], lines: list[tuple[str, int, str, str]]
+) -> str:
+    main = {"contact": contact, "date": "2026-05-03", "currency": "EUR", "baseState": "pending",
+            "lines": rest_lines(products, lines)}  # fmt: skip
+    created = world.facturadirecta.estimates.create({"content": {"type": "estimate", "main": main}})
+    return str(created["content"]["uuid"])
+
+
+def edit_rest_estimate(world: World, rid: str, **main: Any) -> None:
+    """A user's edit in FacturaDirecta: read, change, PUT whole, less what the server computes."""
+    record = world.facturadirecta.estimates.get(rid)
+    computed = {"title", "linesTotal", "totalBeforeTaxes", "taxes", "total"}
+    body = {k: v for k, v in record["content"]["main"].items() if k not in computed} | main
+    for line in body.get("lines") or []:
+        line.pop("lineTotal", None)
+    world.facturadirecta.estimates.update(
+        rid, {"content": {"type": "estimate", "main": body}, "tags": record.get("tags") or []}
+    )
+
+
+def rest_estimates(world: World) -> list[dict[str, Any]]:
+    return list(world.facturadirecta.estimates.iter_records())
+
+
+def budgets(world: World) -> list[dict[str, Any]]:
+    return list(world.clientify.budgets.iter_records())
+
+
+def crm_url(world: World, collection: str, record_id: Any) -> str:
+    return f"{world.clientify.settings.base_url}/v1/{collection}/{record_id}/"
+
+
+def crm_item(world: World, sku: str, quantity: str, price: str, discount: str = "0.00") -> dict[str, Any]:
+    [product] = world.clientify.products.find_by_sku(sku)
+    return {"product": crm_url(world, "products", product["id"]), "quantity": quantity, "price": price,
+            "discount": discount, "tax": "21.00"}  # fmt: skip
+
+
+def crm_budget(world: World, tax_id: str, items: list[dict[str, Any]], name: str = "Web") -> dict[str, Any]:
+    [company] = world.clientify.companies.find_by_tax_id(tax_id)
+    return world.clientify.budgets.create({"name": name, "company": crm_url(world, "companies", company["id"]),
+                                           "currency": "EUR", "date": "2026-05-04", "status": "pending",
+                                           "items": items})  # fmt: skip
+
+
+def rest_link(world: World, estimate: dict[str, Any]) -> str | None:
+    fields = estimate["content"]["main"].get("customFields") or {}
+    [definition] = [d for d in world.facturadirecta.custom_fields.definitions() if d["title"] == "ID_CRM"]
+    return fields.get(definition["id"])
+
+
+@pytest.fixture
+def rest_linked(rest_world: World) -> dict[str, Any]:
+    """A company and two products on the REST API, synced (an estimate's dependencies)."""
+    world = rest_world
+    contact = rest_contact(world, *COMPANY)
+    products = {sku: rest_product(world, sku) for sku in PRODUCTS}
+    world.sync(FD, Entity.CONTACTS, mode=Mode.FULL)
+    world.sync(FD, Entity.PRODUCTS, mode=Mode.FULL)
+    return {"world": world, "contact": contact, "products": products}
+
+
+def test_estimates_sync_both_ways_on_the_rest_api_exact_to_the_cent_and_an_idle_run_writes_nothing(
+    rest_linked,
+):
+    world, products = rest_linked["world"], rest_linked["products"]
+    lines = [("WEB003", 2, "6500.00", "1"), ("HOST01", 3, "1999.99", "2.5")]
+    est_id = rest_estimate(world, rest_linked["contact"], products, lines)
+    budget = crm_budget(world, COMPANY[0], [crm_item(world, "WEB003", "1.00", "6500.00"),
+                                           crm_item(world, "HOST01", "3.00", "2000.00", "60.00")])  # fmt: skip
+    report = world.sync(FD, Entity.ESTIMATES, mode=Mode.FULL)
+    assert report["failures"] == [], report["failures"]
+    assert report["counts"]["invoicing→clientify"]["created"] == 1
+    assert report["counts"]["clientify→invoicing"]["created"] == 1
+    # FacturaDirecta → Clientify: the server's total, the budget's code is our reference to the estimate.
+    estimate = world.facturadirecta.estimates.get(est_id)
+    [mine] = [b for b in budgets(world) if b["code"] == f"FD-{est_id}"]
+    assert Decimal(str(mine["total"])) == Decimal(str(estimate["content"]["main"]["total"]))
+    # 13000 less 1 % = 12870.00 and 5999.97 less 2.5 % = 5849.97 (rounded net), 18719.97 + VAT 21 % once (3931.19): 22651.16
+    assert Decimal(str(estimate["content"]["main"]["total"])) == Decimal("22651.16")
+    assert [(i["sku"], Decimal(i["quantity"]), Decimal(i["discount"])) for i in mine["items"]] == [
+        ("WEB003", Decimal(2), Decimal("130.00")), ("HOST01", Decimal(3), Decimal("150.00"))]  # fmt: skip
+    # Clientify → FacturaDirecta: one estimate carrying the budget's id, the same total.
+    [made] = [e for e in rest_estimates(world) if e["content"]["uuid"] != est_id]
+    assert rest_link(world, made) == str(budget["id"])
+    assert [line["document"] for line in made["content"]["main"]["lines"]] == [
+        products["WEB003"],
+        products["HOST01"],
+    ]
+    [theirs] = [b for b in budgets(world) if b["id"] == budget["id"]]
+    assert (
+        Decimal(str(made["content"]["main"]["total"])) == Decimal(str(theirs["total"])) == Decimal("15052.40")
+    )
+    world.sync(FD, Entity.ESTIMATES)  # the write-backs of the first run, read once through the feed
+    world.sandbox.reset_stats()
+    again = world.sync(FD, Entity.ESTIMATES)
+    assert again["failures"] == [] and world.writes("clientify") == 0 and world.writes("facturadirecta") == 0
+    assert len(budgets(world)) == 2 and len(rest_estimates(world)) == 2
+
+
+def test_estimate_edits_on_each_side_merge_on_the_rest_api(rest_linked):
+    world, products = rest_linked["world"], rest_linked["products"]
+    est_id = rest_estimate(world, rest_linked["contact"], products, [("WEB003", 1, "6500.00", "0")])
+    world.sync(FD, Entity.ESTIMATES, mode=Mode.FULL)
+    world.sync(FD, Entity.ESTIMATES)
+    # an edit in FacturaDirecta (a line's quantity) and another in Clientify (the notes), both since the
+    # last run: each field goes where it was not changed
+    main = world.facturadirecta.estimates.get(est_id)["content"]["main"]
+    edit_rest_estimate(world, est_id, lines=[main["lines"][0] | {"quantity": 4}])
+    [budget] = budgets(world)
+    world.clientify.budgets.update(budget["id"], {"comments": "con hosting"})
+    report = world.sync(FD, Entity.ESTIMATES)
+    assert report["failures"] == [], report["failures"]
+    [budget] = budgets(world)
+    assert [Decimal(i["quantity"]) for i in budget["items"]] == [Decimal(4)] and budget[
+        "comments"
+    ] == "con hosting"
+    estimate = world.facturadirecta.estimates.get(est_id)["content"]["main"]
+    assert estimate["notes"] == "con hosting" and [line["quantity"] for line in estimate["lines"]] == [4]
+    assert Decimal(str(estimate["total"])) == Decimal(str(budget["total"])) == Decimal("31460.00")
+    # a line added in Clientify reaches FacturaDirecta, priced by the server
+    items = [crm_item(world, i["sku"], i["quantity"], i["price"]) for i in budget["items"]]
+    world.clientify.budgets.update(
+        budget["id"], {"items": [*items, crm_item(world, "HOST01", "2.00", "1999.99")]}
+    )
+    world.sync(FD, Entity.ESTIMATES)
+    estimate = world.facturadirecta.estimates.get(est_id)["content"]["main"]
+    assert [line["document"] for line in estimate["lines"]] == [products["WEB003"], products["HOST01"]]
+    assert Decimal(str(estimate["total"])) == Decimal("36299.98")
+    world.sync(FD, Entity.ESTIMATES)
+    world.sandbox.reset_stats()
+    world.sync(FD, Entity.ESTIMATES)
+    assert world.writes("clientify") == 0 and world.writes("facturadirecta") == 0
+
+
+def deferred_rest_estimate(rest_linked: dict[str, Any]) -> World:
+    """An estimate for a customer made after the contacts sync: deferred, then the customer is synced."""
+    world = rest_linked["world"]
+    contact = rest_contact(world, *OTHER)
+    rest_estimate(world, contact, rest_linked["products"], [("WEB003", 1, "6500.00", "0")])
+    report = world.sync(FD, Entity.ESTIMATES)
+    assert report["reasons"]["deferred:dependency_missing"] == 1 and budgets(world) == []
+    world.sync(FD, Entity.CONTACTS)
+    return world
+
+
+def test_a_rest_estimate_whose_customer_is_not_synced_is_deferred_then_a_full_run_syncs_it(rest_linked):
+    world = deferred_rest_estimate(rest_linked)
+    report = world.sync(FD, Entity.ESTIMATES, mode=Mode.FULL)
+    assert report["counts"]["invoicing→clientify"]["created"] == 1 and len(budgets(world)) == 1
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="engine defect (job.extract_invoicing, activity-feed branch): records the feed does not name are "
+    "marked seen as stored (touch_all) even when the mapping fingerprint changed (the estimates mapper's "
+    "directory now knows the customer), so the deferred estimate keeps the data mapped without its "
+    "customer and stays deferred until it is edited or a full run maps it again",
+)
+def test_a_rest_estimate_whose_customer_is_not_synced_is_deferred_then_the_next_modified_run_syncs_it(
+    rest_linked,
+):
+    world = deferred_rest_estimate(rest_linked)
+    report = world.sync(FD, Entity.ESTIMATES)
+    assert report["counts"].get("invoicing→clientify", {}).get("created") == 1, report["counts"]
+    assert len(budgets(world)) == 1
+
+
+# 100.03 + 257.60 at 21 %: VAT 75.10 once per document (FacturaDirecta), 75.11 per line (Clientify).
+CENT_APART = [("WEB003", 1, "100.03", "0"), ("HOST01", 1, "257.60", "0")]
+
+
+def test_a_rest_estimate_whose_vat_rounds_to_another_cent_in_clientify_keeps_its_total(rest_linked):
+    world, products = rest_linked["world"], rest_linked["products"]
+    est_id = rest_estimate(world, rest_linked["contact"], products, CENT_APART)
+    report = world.sync(FD, Entity.ESTIMATES)
+    assert report["failures"] == [] and report["adjusted"] == {"rounding": 1, "rounding_amount": "-0.01"}
+    [budget] = budgets(world)
+    assert Decimal(str(world.facturadirecta.estimates.get(est_id)["content"]["main"]["total"])) == Decimal(
+        "432.73"
+    )
+    assert Decimal(budget["total"]) == Decimal("432.73")
+    # the other way round: a Clientify budget of those lines stays 432.74 in FacturaDirecta, through our
+    # rounding line (no product, no tax)
+    theirs = crm_budget(world, COMPANY[0], [crm_item(world, sku, "1.00", price) for sku, _, price, _ in CENT_APART],
+                        name="Céntimo")  # fmt: skip
+    report = world.sync(FD, Entity.ESTIMATES)
+    assert report["failures"] == [], report["failures"]
+    [made] = [e for e in rest_estimates(world) if rest_link(world, e) == str(theirs["id"])]
+    main = made["content"]["main"]
+    assert Decimal(str(main["total"])) == Decimal("432.74")
+    [rounding] = [line for line in main["lines"] if not line.get("document")]
+    assert (Decimal(str(rounding["unitPrice"])), rounding.get("tax") or []) == (Decimal("0.01"), [])
+    world.sync(FD, Entity.ESTIMATES)
+    world.sandbox.reset_stats()
+    world.sync(FD, Entity.ESTIMATES)
+    assert world.writes("clientify") == 0 and world.writes("facturadirecta") == 0
+
+
+def test_an_estimate_create_whose_answer_was_lost_is_replayed_by_its_key_not_made_twice(rest_linked):
+    world = rest_linked["world"]
+    budget = crm_budget(world, COMPANY[0], [crm_item(world, "WEB003", "1.00", "6500.00")], name="Perdido")
+    world.sandbox.faults(
+        "facturadirecta", [{"method": "POST", "path": "/estimates$", "rates": {"truncate": 1.0}, "count": 1}]
+    )
+    report = world.sync(FD, Entity.ESTIMATES)
+    world.sandbox.clear_faults()
+    assert world.facturadirecta.replayed == 1  # the re-sent POST was answered Idempotent-Replayed: true
+    posts = [r for r in world.sandbox.stats("facturadirecta")["by_route"]
+             if r["method"] == "POST" and r["route"].rstrip("/").endswith("/estimates")]  # fmt: skip
+    assert sum(r["count"] for r in posts) == 2  # the lost one and its replay
+    world.sync(FD, Entity.ESTIMATES)
+    [estimate] = rest_estimates(world)
+    assert rest_link(world, estimate) == str(budget["id"]), report["failures"]
+    assert len(budgets(world)) == 1
