@@ -7,10 +7,17 @@ Reads that must happen:
   records in a full run). Right after a run that wrote to Clientify, the sync's own writes are in that
   window: a correct sync must re-read them (a user may have edited them since), so they count.
 - the custom-field definitions listing, once, when a definition must be created.
+- FacturaDirecta's REST API (``--fd-api rest``) keeps an activity feed: a run with a stored feed position
+  must read the feed's pages since it (``max(1, ceil(events / 100))`` per entity) plus each record it
+  names once (one GET per changed record; archived ones are not read); a full run (or one without a
+  position) the full listing (500 per page) plus the feed's head (one GET: where the next run starts).
+  Its link custom field (contacts, estimates) must be looked up once per ledger (the integration's first
+  scenario) and defined (one POST) when missing.
 
 Writes that must happen: one per record that must change on a side, plus one link write-back per
 record created on the other side where the API keeps the link (a PUT of ``ID_CRM`` on FacturaDirecta
-for a record created in Clientify; a PUT of the Clientify link field for a record created in the
+for a record created in Clientify, on REST for contacts and estimates only: its products take no custom
+field; a PUT of the Clientify link field for a record created in the
 invoicing platform; in a Clientify POST the link travels in the body), plus one POST per link field
 definition missing. Unedited runs take them from the run reports; a run after edits takes them from
 the edits (each edit must reach the other side once).
@@ -20,6 +27,7 @@ All counting requests happen outside the measured window (stats are reset after 
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections import Counter
@@ -42,6 +50,11 @@ FACTURAMA_LISTS = {Entity.CONTACTS: "/Clients", Entity.PRODUCTS: "/Products", En
 FACTURADIRECTA_LISTS = {Entity.CONTACTS: "/api/clients.xml", Entity.PRODUCTS: "/api/products.xml",
                         Entity.ESTIMATES: "/api/estimates.xml"}  # fmt: skip
 LINK_FIELDS = {Platform.FACTURAMA: "in_facturama", Platform.FACTURADIRECTA: "in_facturadirecta"}
+REST_LISTS = {Entity.CONTACTS: "contacts", Entity.PRODUCTS: "products", Entity.ESTIMATES: "estimates"}
+REST_FEED_TYPES = {Entity.CONTACTS: "contact", Entity.PRODUCTS: "product", Entity.ESTIMATES: "estimate"}
+REST_FEED_CHANGES = ("inserted", "updated", "archived", "unarchived")
+REST_FEED_PAGE = 100  # the activity feed's largest page
+REST_LINKED = (Entity.CONTACTS, Entity.ESTIMATES)  # the REST entities with a link custom field
 _TOTAL = re.compile(rb'total="(\d+)"')
 
 
@@ -93,6 +106,79 @@ def pages(records: int, page_size: int) -> int:
     return max(1, math.ceil(records / page_size))
 
 
+# -- FacturaDirecta's REST API: its listing, activity feed and link field, read with plain HTTP ----------
+
+
+@dataclass(frozen=True)
+class RestAccount:
+    """The sandbox's REST company: where its routes hang and the key that reads them."""
+
+    url: str
+    company_id: str
+    api_key: str
+
+    @classmethod
+    def of(cls, handle: SandboxHandle) -> RestAccount:
+        cfg = handle.config("facturadirecta")
+        return cls(f"{handle.facturadirecta_url}/api/{cfg['rest_company_id']}", cfg["rest_company_id"],
+                   cfg["rest_api_key"])  # fmt: skip
+
+    def get(self, handle: SandboxHandle, path: str, params: Any) -> Any:
+        response = handle.http.get(f"{self.url}/{path}", params=params,
+                                   headers={"facturadirecta-api-key": self.api_key})  # fmt: skip
+        response.raise_for_status()
+        return response.json()
+
+
+def rest_count(handle: SandboxHandle, account: RestAccount, entity: Entity) -> int:
+    body = account.get(handle, REST_LISTS[entity], {"limit": 1})
+    return int((body.get("pagination") or {}).get("total") or 0)
+
+
+@dataclass(frozen=True)
+class FeedCount:
+    """What the activity feed holds after a stored position for one document type."""
+
+    events: int  # events after the position
+    changed: int  # distinct records those events name whose last event is not ``archived``
+
+
+def feed_count(handle: SandboxHandle, account: RestAccount, entity: Entity, position: str) -> FeedCount:
+    """Events after ``position`` (``FeedPosition.encode()``'s JSON: cursor, else timestamp and id of the
+    last event read), oldest first, 100 a page; the position's own events are not counted again."""
+    stored = json.loads(position) if position else {}
+    cursor, stamp, last_id = stored.get("cursor"), stored.get("timestamp"), stored.get("id")
+    params: list[tuple[str, Any]] = [("sortBy", "timestamp"), ("limit", REST_FEED_PAGE),
+                                     ("documentType", REST_FEED_TYPES[entity]),
+                                     *(("type", kind) for kind in REST_FEED_CHANGES)]  # fmt: skip
+    if not cursor and stamp:
+        params.append(("minDate", stamp))
+    events, last = 0, {}
+    for _ in range(1_000_000):  # bounded: the feed's cursors end
+        body = account.get(handle, "activity", params + ([("cursor", cursor)] if cursor else []))
+        for event in body.get("items") or []:
+            if (
+                not stored.get("cursor")
+                and event.get("timestamp") == stamp
+                and (event.get("id") or 0) <= (last_id or 0)
+            ):
+                continue  # read by the run that stored the position
+            events += 1
+            document = event.get("document") or {}
+            if document.get("id"):
+                last[str(document["id"])] = str(event.get("type"))
+        cursor = body.get("nextCursor")
+        if not body.get("hasMore") or not cursor:
+            break
+    return FeedCount(events, sum(kind != "archived" for kind in last.values()))
+
+
+def rest_link_field_defined(handle: SandboxHandle, account: RestAccount, title: str) -> bool:
+    body = account.get(handle, "customFields", {"title": title, "archived": "false", "limit": 100})
+    return any(d.get("title") == title and set(REST_FEED_TYPES[e] for e in REST_LINKED) <= set(d.get("docTypes") or [])
+               for d in body.get("items") or [])  # fmt: skip
+
+
 # -- reads ------------------------------------------------------------------------------------------
 
 
@@ -103,6 +189,10 @@ class Integration:
     platform: Platform
     page_size: int
     watermarks: dict[Entity, str | None]
+    api: str = "classic"  # "rest": FacturaDirecta's REST API
+    feed_positions: dict[Entity, str | None] = field(default_factory=dict)  # REST: the ledger's, per entity
+    first_scenario: bool = True  # REST: its link field is looked up once per ledger
+    link_title: str = "ID_CRM"  # REST: the link custom field's title
 
 
 def read_bound(
@@ -113,10 +203,15 @@ def read_bound(
     bound, windows = Bound(), []
     for integration in integrations:
         api = integration.platform.value
+        if integration.api == "rest":
+            _rest_link_field_bound(bound, handle, integration)
         for entity in CRM_RESOURCES:
-            n = invoicing_count(handle, integration.platform, entity)
-            bound.add(api, "GET", pages(n, integration.page_size),
-                      f"{api} {entity}: full listing, {n} records / {integration.page_size} per page")  # fmt: skip
+            if integration.api == "rest":
+                _rest_reads(bound, handle, integration, entity, mode)
+            else:
+                n = invoicing_count(handle, integration.platform, entity)
+                bound.add(api, "GET", pages(n, integration.page_size),
+                          f"{api} {entity}: full listing, {n} records / {integration.page_size} per page")  # fmt: skip
             since = None if mode is Mode.FULL else integration.watermarks.get(entity)
             engine_since = (datetime.fromisoformat(since) - lookback).isoformat() if since else None
             for resource in CRM_RESOURCES[entity]:
@@ -138,6 +233,43 @@ def read_bound(
     return bound, windows
 
 
+def _rest_reads(
+    bound: Bound, handle: SandboxHandle, integration: Integration, entity: Entity, mode: Mode
+) -> None:
+    """FacturaDirecta REST: the feed since the stored position and each record it names, or (no position,
+    or a full run) the full listing and the feed's head."""
+    api, account = integration.platform.value, RestAccount.of(handle)
+    position = None if mode is Mode.FULL else integration.feed_positions.get(entity)
+    if position is None:
+        n = rest_count(handle, account, entity)
+        bound.add(api, "GET", pages(n, integration.page_size),
+                  f"{api} REST {entity}: full listing, {n} records / {integration.page_size} per page")  # fmt: skip
+        bound.add(api, "GET", 1, f"{api} REST {entity}: activity feed head (where the next run starts)")
+        return
+    found = feed_count(handle, account, entity, position)
+    bound.add(api, "GET", pages(found.events, REST_FEED_PAGE),
+              f"{api} REST {entity}: activity feed since the stored position, {found.events} events / "
+              f"{REST_FEED_PAGE} per page")  # fmt: skip
+    bound.add(
+        api,
+        "GET",
+        found.changed,
+        f"{api} REST {entity}: the {found.changed} records the feed names, one read each",
+    )
+
+
+def _rest_link_field_bound(bound: Bound, handle: SandboxHandle, integration: Integration) -> None:
+    """The link custom field: looked up once per ledger, defined when missing (contacts and estimates)."""
+    if not integration.first_scenario:
+        return
+    api = integration.platform.value
+    bound.add(
+        api, "GET", 1, f"{api} REST: link custom field {integration.link_title} looked up (once per ledger)"
+    )
+    if not rest_link_field_defined(handle, RestAccount.of(handle), integration.link_title):
+        bound.add(api, "POST", 1, f"{api} REST: link custom field {integration.link_title} defined (one-off)")
+
+
 # -- writes -----------------------------------------------------------------------------------------
 
 
@@ -146,7 +278,9 @@ def _written(counts: dict[str, int]) -> tuple[int, int]:
     return counts.get("created", 0), counts.get("updated", 0) + counts.get("conflict", 0)
 
 
-def writes_from_report(bound: Bound, platform: Platform, entity: Entity, report: dict[str, Any]) -> None:
+def writes_from_report(
+    bound: Bound, platform: Platform, entity: Entity, report: dict[str, Any], api_kind: str = "classic"
+) -> None:
     api = platform.value
     to_crm_created, to_crm_updated = _written(report["counts"].get(Direction.TO_CLIENTIFY, {}))
     to_inv_created, to_inv_updated = _written(report["counts"].get(Direction.TO_INVOICING, {}))
@@ -157,7 +291,7 @@ def writes_from_report(bound: Bound, platform: Platform, entity: Entity, report:
         "clientify", "PUT", to_inv_created, f"{entity}: Clientify link write-back of records created in {api}"
     )
     bound.add(api, "PUT", to_inv_updated, f"{entity}: updated in {api}")
-    if platform is Platform.FACTURADIRECTA:
+    if platform is Platform.FACTURADIRECTA and (api_kind != "rest" or entity in REST_LINKED):
         bound.add(api, "PUT", to_crm_created, f"{entity}: ID_CRM write-back of records created in Clientify")
 
 

@@ -46,6 +46,12 @@ class BenchConfig:
     write_results: bool = True
     sequential: bool = False
     sandbox_checks: bool = True
+    # Which FacturaDirecta API the FacturaDirecta runs use: "classic" (XML) or "rest" (extra api: rest).
+    fd_api: str = "classic"
+    # The REST emulator's rate limit in requests per minute (enforced: 429 past it). 0: unthrottled
+    # (UNTHROTTLED_RPM), the full sync's wall at each plan's rate is then projected from its calls.
+    # N > 0: the full sync only, first unthrottled, then again on fresh data at N: the projection checked.
+    fd_rate: int = 0
 
     @property
     def options(self) -> SyncOptions:
@@ -54,6 +60,10 @@ class BenchConfig:
     def for_run(self, platform: Platform, size: int) -> BenchConfig:
         """The settings of one scale run: one platform, one customer count."""
         return replace(self, platforms=(platform,), clients=size, sizes=(size,))
+
+    def api_of(self, platform: Platform) -> str:
+        """The API a platform's run uses: ``rest`` for FacturaDirecta with ``--fd-api rest``."""
+        return self.fd_api if platform is Platform.FACTURADIRECTA else "classic"
 
     def runs(self) -> list[tuple[Platform, int]]:
         """Every scale run, smaller sizes first (a 100k run may be cut short; the 10k figures come first)."""
@@ -167,6 +177,20 @@ def parse_args(argv: Sequence[str] | None = None) -> BenchConfig:
         action="store_true",
         help="skip the sandbox's own speed targets (bench/sandbox_checks.py, about 40 s)",
     )
+    parser.add_argument(
+        "--fd-api",
+        default="classic",
+        choices=["classic", "rest"],
+        help="FacturaDirecta's API in its runs: classic (XML) or rest (the REST API, activity feed; "
+        "unthrottled, the full sync's wall at 30 and 600 req/min projected from its calls)",
+    )
+    parser.add_argument(
+        "--fd-rate",
+        type=int,
+        default=0,
+        help="with --fd-api rest: check the projection for real: the full sync only, unthrottled and "
+        "then on fresh data at this many requests per minute (enforced by the emulator)",
+    )
     parser.add_argument("--output-dir", type=Path, default=RESULTS_DIR)
     parser.add_argument("--no-write", action="store_true", help="print only; leave bench/results alone")
     parser.add_argument(
@@ -209,6 +233,8 @@ def parse_args(argv: Sequence[str] | None = None) -> BenchConfig:
         parser.error("--baseline takes scenarios among 1,2,3")
     if args.concurrency < 1:
         parser.error("--concurrency must be >= 1")
+    if args.fd_rate < 0 or (args.fd_rate and args.fd_api != "rest"):
+        parser.error("--fd-rate takes a positive rate, with --fd-api rest")
     return BenchConfig(
         platforms=_platforms(args.platform), sizes=sizes, clients=sizes[0],
         products=BenchConfig.products if args.products is None else args.products,
@@ -220,4 +246,5 @@ def parse_args(argv: Sequence[str] | None = None) -> BenchConfig:
         lookback_s=ENGINE_LOOKBACK_S if args.lookback_s is None else args.lookback_s,
         baseline_scenarios=baseline, memory_sizes=tuple(sorted(int(n) for n in _csv(args.memory_sizes))),
         output_dir=args.output_dir, write_results=not args.no_write, sequential=args.sequential,
+        fd_api=args.fd_api, fd_rate=args.fd_rate,
     )  # fmt: skip

@@ -17,6 +17,7 @@ from decimal import Decimal
 from typing import Any
 
 from bench.engine import ApiClients
+from clientify_sync.api.facturadirecta_rest import FacturaDirectaRestClient
 from clientify_sync.engine.ledger import Ledger
 from clientify_sync.engine.mapping.clientify import pick_address
 from clientify_sync.engine.vocabulary import Entity, Platform
@@ -98,6 +99,8 @@ def _edit_invoicing(clients: ApiClients, platform: Platform, entity: Entity, pai
         raw[name] = float(value) if name == "Price" else value
         resource.update(rid, raw)  # Facturama's PUT replaces the whole object
         return Edit("invoicing", platform, entity, "", rid, name, value)
+    if isinstance(api, FacturaDirectaRestClient):
+        return _edit_rest(api, entity, rid, n)
     if entity is Entity.CONTACTS:
         name, value = "email", f"bench.edit{n}@example.com"
         api.clients.update(rid, {name: value})
@@ -108,6 +111,28 @@ def _edit_invoicing(clients: ApiClients, platform: Platform, entity: Entity, pai
         name, value = "notes", f"Bench edit {n}"
         api.estimates.update(rid, {name: value})
     return Edit("invoicing", platform, entity, "", rid, name, value)
+
+
+def _edit_rest(api: FacturaDirectaRestClient, entity: Entity, rid: str, n: int) -> Edit:
+    """A user's edit on FacturaDirecta's REST API: the record read, one field changed, PUT whole (the
+    API replaces it)."""
+    resource = {Entity.CONTACTS: api.clients, Entity.PRODUCTS: api.products, Entity.ESTIMATES: api.estimates}[
+        entity
+    ]
+    record = resource.get(rid)
+    main = dict(record["content"]["main"])
+    if entity is Entity.CONTACTS:
+        name, value = "email", f"bench.edit{n}@example.com"
+        main[name] = value
+    elif entity is Entity.PRODUCTS:
+        sales = dict(main.get("sales") or {})
+        name, value = "price", str(Decimal(str(sales.get("price") or 0)) + 1)
+        main["sales"] = {**sales, "price": float(value)}
+    else:
+        name, value = "notes", f"Bench edit {n}"
+        main[name] = value
+    resource.update(rid, {"content": {**record["content"], "main": main}})
+    return Edit("invoicing", Platform.FACTURADIRECTA, entity, "", rid, name, value)
 
 
 def _edit_clientify(clients: ApiClients, platform: Platform, entity: Entity, pair: Pair, n: int) -> Edit:

@@ -14,8 +14,15 @@ from typing import Any
 
 from clientify_sync.api.clientify import ClientifyClient
 from clientify_sync.api.facturadirecta import FacturaDirectaClient
+from clientify_sync.api.facturadirecta_rest import FacturaDirectaRestClient
 from clientify_sync.api.facturama import FacturamaClient
-from clientify_sync.api.settings import ClientifySettings, FacturaDirectaSettings, FacturamaSettings
+from clientify_sync.api.settings import (
+    ClientifySettings,
+    FacturaDirectaRestSettings,
+    FacturaDirectaSettings,
+    FacturamaSettings,
+    facturadirecta_settings_from_connection,
+)
 from clientify_sync.engine.job import SyncJob
 from clientify_sync.engine.vocabulary import Entity, JobSpec, Mode, Platform, SyncOptions
 from tests.fixtures.sandbox import SandboxHandle
@@ -31,10 +38,12 @@ class ApiClients:
 
     facturama: FacturamaClient
     clientify: ClientifyClient
-    facturadirecta: FacturaDirectaClient
+    facturadirecta: FacturaDirectaClient | FacturaDirectaRestClient
 
     @classmethod
-    def for_sandbox(cls, handle: SandboxHandle, concurrency: int) -> ApiClients:
+    def for_sandbox(cls, handle: SandboxHandle, concurrency: int, fd_api: str = "classic") -> ApiClients:
+        """``fd_api``: ``rest`` gives a FacturaDirecta REST client (the sandbox's company and key, the top
+        plan's budget until the emulator's rate-limit headers set it)."""
         extra = {"concurrency": concurrency}
         fm = FacturamaSettings.from_connection(host=handle.facturama_url, login=handle.facturama_user,
                                                password=handle.facturama_password, extra=extra)  # fmt: skip
@@ -42,6 +51,12 @@ class ApiClients:
                                                password=handle.clientify_token, extra=extra)  # fmt: skip
         fd = FacturaDirectaSettings.from_connection(host=handle.facturadirecta_url, login=None,
                                                     password=handle.facturadirecta_token, extra=extra)  # fmt: skip
+        if fd_api == "rest":
+            return cls(
+                FacturamaClient(fm),
+                ClientifyClient(cf),
+                FacturaDirectaRestClient(rest_settings(handle, concurrency)),
+            )
         return cls(FacturamaClient(fm), ClientifyClient(cf), FacturaDirectaClient(fd))
 
     def invoicing(self, platform: Platform) -> Any:
@@ -50,6 +65,17 @@ class ApiClients:
     def close(self) -> None:
         for client in (self.facturama, self.clientify, self.facturadirecta):
             client.close()
+
+
+def rest_settings(handle: SandboxHandle, concurrency: int) -> FacturaDirectaRestSettings:
+    """The sandbox's REST company as a connection with ``api: rest`` gives it (plan diamante: no client cap)."""
+    cfg = handle.config("facturadirecta")
+    settings = facturadirecta_settings_from_connection(
+        host=handle.facturadirecta_url, login=None, password=cfg["rest_api_key"],
+        extra={"api": "rest", "company_id": cfg["rest_company_id"], "plan": "diamante", "concurrency": concurrency},
+    )  # fmt: skip
+    assert isinstance(settings, FacturaDirectaRestSettings)
+    return settings
 
 
 @dataclass

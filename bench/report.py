@@ -112,9 +112,10 @@ def environment(cfg: BenchConfig, duration_s: float) -> dict[str, Any]:
         "modified_profile": cfg.modified_profile, "quick": cfg.quick,
         "latency_ms": cfg.latency_ms, "latency_profile": cfg.latency_profile, "latency_scale": cfg.latency_scale,
         "concurrency": cfg.concurrency, "lookback_s": cfg.lookback_s,
-        "integrations": [p.value for p in cfg.platforms], "edit_fraction": cfg.edit_fraction, "seed": cfg.seed,
+        "integrations": [p.value + ("-rest" if cfg.api_of(p) == "rest" else "") for p in cfg.platforms],
+        "fd_api": cfg.fd_api, "fd_rate": cfg.fd_rate, "edit_fraction": cfg.edit_fraction, "seed": cfg.seed,
         "baseline_scenarios": list(cfg.baseline_scenarios), "memory_sizes": list(cfg.memory_sizes),
-        "page_sizes": {"facturama": 100, "facturadirecta": 250, "clientify": 100},
+        "page_sizes": {"facturama": 100, "facturadirecta": 500 if cfg.fd_api == "rest" else 250, "clientify": 100},
         "memory_check_beside_baseline": not cfg.sequential and bool(cfg.memory_sizes),
     }  # fmt: skip
 
@@ -193,8 +194,9 @@ def print_targets(found: list[Target]) -> None:
     for t in found:
         print(f"  {t.verdict:4} {t.line()}", flush=True)
     misses = [t for t in found if t.ok is False]
+    stated = sum(t.stated for t in found)
     print(f"bench: {sum(t.ok is True for t in found)} PASS, {len(misses)} MISS, "
-          f"{sum(t.ok is None for t in found)} n/a", flush=True)  # fmt: skip
+          f"{sum(t.ok is None for t in found) - stated} n/a{f', {stated} stated' if stated else ''}", flush=True)  # fmt: skip
 
 
 def markdown(cfg: BenchConfig, env: dict[str, Any], runs: list[ScaleRun], baseline: list[ScenarioResult],
@@ -370,7 +372,7 @@ def results_payload(cfg: BenchConfig, env: dict[str, Any], runs: list[ScaleRun],
     primary = primary_run(cfg, runs)
     return {
         "environment": env, "targets": [asdict(t) | {"verdict": t.verdict} for t in found],
-        "runs": [{"label": r.label, "platform": r.platform.value, "clients": r.clients, "seeded": r.seeded,
+        "runs": [{"label": r.label, "platform": r.platform.value, "api": r.api, "clients": r.clients, "seeded": r.seeded,
                   "wall_s": r.wall_s, "peak_rss_mb": r.peak_rss_mb, "peak_step": r.peak_step, "git_commit": r.git_commit,
                   "scenarios": [_scenario_json(s) for s in r.scenarios]} for r in runs],
         "scenarios": [_scenario_json(s) for s in primary.scenarios] if primary else [],

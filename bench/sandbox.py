@@ -13,9 +13,12 @@ from bench.config import BenchConfig
 from tests.fixtures.sandbox import APIS, SandboxHandle, start_sandbox, stop_sandbox
 
 __all__ = ["APIS", "Calls", "SandboxHandle", "applied_delay_s", "read_calls", "seed_world", "set_latency",
-           "start_sandbox", "stop_sandbox"]  # fmt: skip
+           "set_rest_rate", "start_sandbox", "stop_sandbox"]  # fmt: skip
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# The REST emulator's limit when the bench counts calls without waiting: far above any run's pace, so the
+# client's gate (which follows the X-RateLimit headers) never waits.
+UNTHROTTLED_RPM = 1_000_000
 
 
 @dataclass
@@ -72,6 +75,12 @@ def set_latency(handle: SandboxHandle, latency_ms: float, profile: str = "none",
         handle.latency(api, profile, scale)
 
 
+def set_rest_rate(handle: SandboxHandle, per_minute: int) -> None:
+    """The REST emulator's limit per calendar minute, enforced (429 past it); 0: unthrottled."""
+    handle.config("facturadirecta", rest_rate_limit=per_minute or UNTHROTTLED_RPM,
+                  rest_rate_limit_enforced=bool(per_minute))  # fmt: skip
+
+
 def applied_delay_s(handle: SandboxHandle, *, reset: bool = True) -> float:
     """Seconds of latency the sandbox added since the last reset (all APIs; overlapping delays add up)."""
     total = sum(handle.latency(api)["counters"]["delay_ms"] for api in APIS) / 1000
@@ -95,11 +104,14 @@ def seed_world(
     created: dict[str, Any] = {}
     for platform in cfg.platforms:
         sizes = {"products": cfg.products, "estimates": cfg.estimates} if catalogue else {}
-        answer = handle.seed(platform.value, seed=cfg.seed, clients=n_clients, **sizes)
+        target = {"target": "rest"} if cfg.api_of(platform) == "rest" else {}
+        answer = handle.seed(platform.value, seed=cfg.seed, clients=n_clients, **sizes, **target)
         created[platform.value] = answer["created"]
     overlap = [{"platform": p.value, "customers": n_clients, "fraction": cfg.overlap, "seed": cfg.seed}
                for p in cfg.platforms]  # fmt: skip
     created["clientify"] = handle.seed("clientify", overlap=overlap)["created"]
+    if cfg.fd_api == "rest":
+        set_rest_rate(handle, 0)
     if latency:
         set_latency(handle, cfg.latency_ms, cfg.latency_profile, cfg.latency_scale)
     else:

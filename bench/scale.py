@@ -43,10 +43,11 @@ class ScaleRun:
     wall_s: float = 0.0
     git_commit: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    api: str = "classic"  # "rest": FacturaDirecta's REST API
 
     @property
     def label(self) -> str:
-        return f"{self.platform.value} {size_label(self.clients)}"
+        return f"{self.platform.value}{'-rest' if self.api == 'rest' else ''} {size_label(self.clients)}"
 
     @property
     def peak_rss_mb(self) -> float:
@@ -103,7 +104,7 @@ def _child(job_path: str, out_path: str) -> None:
     finally:
         handle.http.close()
     run = ScaleRun(cfg.platforms[0], cfg.clients, seeded, scenarios, round(time.perf_counter() - started, 1),
-                   version["git_commit"])  # fmt: skip
+                   version["git_commit"], api=cfg.api_of(cfg.platforms[0]))  # fmt: skip
     Path(out_path).write_bytes(pickle.dumps(run))
 
 

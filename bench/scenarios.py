@@ -26,10 +26,20 @@ from bench.config import BenchConfig
 from bench.edits import Edit, apply_edits, ledger_pairs, pick
 from bench.engine import ENTITIES, ApiClients, EngineDriver
 from bench.sampler import RssSampler, release_free_memory
-from bench.sandbox import Calls, SandboxHandle, applied_delay_s, read_calls, seed_world, set_latency
+from bench.sandbox import (
+    Calls,
+    SandboxHandle,
+    applied_delay_s,
+    read_calls,
+    seed_world,
+    set_latency,
+    set_rest_rate,
+)
+from clientify_sync.engine.ledger import Ledger
 from clientify_sync.engine.vocabulary import Entity, Mode, Platform
 
 TITLES = {"settle": "unmeasured idle run before the profile switch", "1": "initial full sync", "2": "idle modified run", "2b": "second idle modified run",
+          "1t": "initial full sync again on fresh data, FacturaDirecta REST at {profile}",
           "3": "modified run after 1% edits each side", "2r": "idle modified run, {profile} profile",
           "3r": "modified run after 1% edits each side, {profile} profile"}  # fmt: skip
 REALISTIC_EDIT_OFFSET = 1_000_000  # 3r's edit values count from here (3's from 1)
@@ -110,16 +120,26 @@ class OurRuns:
     ledger_url: str
     drivers: list[EngineDriver] = field(default_factory=list)
 
+    measured: int = 0  # scenarios run so far on this ledger
+
     def __post_init__(self) -> None:
         self.drivers = [
             EngineDriver(p, self.clients, self.ledger_url, self.cfg.options) for p in self.cfg.platforms
         ]
 
+    def _integration(self, driver: EngineDriver) -> Integration:
+        api = self.cfg.api_of(driver.platform)
+        client = self.clients.invoicing(driver.platform)
+        positions = feed_positions(self.ledger_url, driver.platform) if api == "rest" else {}
+        link_title = str(getattr(client.settings, "link_attribute", "") or "ID_CRM")
+        return Integration(driver.platform, client.settings.page_size, dict(driver.watermarks), api, positions,
+                           first_scenario=self.measured == 0, link_title=link_title)  # fmt: skip
+
     def scenario(
         self, name: str, mode: Mode, edits: list[Edit] | None = None, profile: str = "none"
     ) -> ScenarioResult:
-        integrations = [Integration(d.platform, self.clients.invoicing(d.platform).settings.page_size,
-                                    dict(d.watermarks)) for d in self.drivers]  # fmt: skip
+        integrations = [self._integration(d) for d in self.drivers]
+        self.measured += 1
         bound, windows = read_bound(self.handle, integrations, mode, timedelta(seconds=self.cfg.lookback_s))
         defined = definitions(self.handle)
         self.handle.reset_stats()
@@ -142,7 +162,9 @@ class OurRuns:
         if edits is None:
             for key, report in reports.items():
                 platform, entity = key.split("/")
-                writes_from_report(bound, Platform(platform), Entity(entity), report)
+                writes_from_report(
+                    bound, Platform(platform), Entity(entity), report, self.cfg.api_of(Platform(platform))
+                )
         else:
             writes_from_edits(bound, edits)
         per_platform = {d.platform: Calls() for d in self.drivers}
@@ -176,12 +198,24 @@ class OurRuns:
                 for e in edits]  # fmt: skip
 
 
+def feed_positions(ledger_url: str, platform: Platform) -> dict[Entity, str | None]:
+    """Where each entity's last committed run read FacturaDirecta's activity feed to (the ledger's meta,
+    ``activity:<integration>:<entity>``); None before the first."""
+    ledger = Ledger.open(ledger_url, platform.value, Entity.CONTACTS.value)
+    try:
+        return {e: ledger.meta.get(f"activity:{platform.value}:{e.value}") or None for e in ENTITIES}
+    finally:
+        ledger.close()
+
+
 def run_ours(handle: SandboxHandle, cfg: BenchConfig, ledger_url: str) -> list[ScenarioResult]:
-    clients = ApiClients.for_sandbox(handle, cfg.concurrency)
+    clients = ApiClients.for_sandbox(handle, cfg.concurrency, cfg.fd_api)
     try:
         runs = OurRuns(handle, cfg, clients, ledger_url)
+        if cfg.fd_rate:
+            return _full_at_rate(runs, cfg, ledger_url)
         results = [runs.scenario("1", Mode.FULL), runs.scenario("2", Mode.MODIFIED)]
-        if re_read_echoes(results[-1]):
+        if re_read_echoes(results[-1]) or read_records(results[-1]):
             results.append(runs.scenario("2b", Mode.MODIFIED))
         edits = runs.edit()
         results.append(runs.scenario("3", Mode.MODIFIED, edits))
@@ -190,6 +224,25 @@ def run_ours(handle: SandboxHandle, cfg: BenchConfig, ledger_url: str) -> list[S
         return results
     finally:
         clients.close()
+
+
+def _full_at_rate(runs: OurRuns, cfg: BenchConfig, ledger_url: str) -> list[ScenarioResult]:
+    """The projection of the full sync's wall at a plan's rate, checked for real: (1) unthrottled, then
+    the same seed again with the emulator enforcing ``cfg.fd_rate`` per minute (1t), on a fresh ledger
+    with fresh clients (they remember custom-field definitions the reset removed)."""
+    first = runs.scenario("1", Mode.FULL)
+    seed_world(runs.handle, cfg)
+    set_rest_rate(runs.handle, cfg.fd_rate)
+    print(
+        f"  reseeded; FacturaDirecta REST limited to {cfg.fd_rate} requests per minute (enforced)", flush=True
+    )
+    clients = ApiClients.for_sandbox(runs.handle, cfg.concurrency, cfg.fd_api)
+    try:
+        again = OurRuns(runs.handle, cfg, clients, ledger_url.replace("ledger.db", "ledger-rate.db"))
+        return [first, again.scenario("1t", Mode.FULL, profile=f"{cfg.fd_rate} req/min")]
+    finally:
+        clients.close()
+        set_rest_rate(runs.handle, 0)
 
 
 def _modified_at_profile(runs: OurRuns, cfg: BenchConfig) -> list[ScenarioResult]:
@@ -214,6 +267,13 @@ def _modified_at_profile(runs: OurRuns, cfg: BenchConfig) -> list[ScenarioResult
 def re_read_echoes(result: ScenarioResult) -> bool:
     """More than one page per Clientify resource: the run re-read records written before it."""
     return result.calls.get("clientify", "GET") > len(result.windows)
+
+
+def read_records(result: ScenarioResult) -> bool:
+    """FacturaDirecta REST records read one by one: the activity feed named the run's own earlier writes
+    (the link write-backs of a full sync), so the next run shows the idle state."""
+    return any(n and api == "facturadirecta" and method == "GET" and route.endswith("/{rid}")
+               for (api, method, route, _), n in result.calls.routes.items())  # fmt: skip
 
 
 # -- the naive baseline -----------------------------------------------------------------------------

@@ -23,6 +23,11 @@ HOURLY_LIMIT_S = 600.0  # the hourly modified run of a 100k account with 1% edit
 HOURLY_SIZE = 100_000
 CPU_PER_RECORD_LIMIT_MS = 0.1
 FULL_WALL_LIMIT = 1.5  # scenario (1), today's target
+IDLE_PER_ENTITY_LIMIT = 3  # FacturaDirecta REST: an idle modified run's calls per entity (issue 24)
+PLAN_RATES = {
+    "free plan (Gratis)": 30,
+    "top plan (Diamante)": 600,
+}  # FacturaDirecta REST, requests per minute
 
 
 @dataclass
@@ -36,9 +41,12 @@ class Target:
     limit: float | None = None
     unit: str = ""
     kind: str = "calls"  # calls | time | memory | cpu: --quick fails only on "calls"
+    stated: bool = False  # a figure the issue asks to state, not a target (ok is None)
 
     @property
     def verdict(self) -> str:
+        if self.stated:
+            return "stated"
         return "n/a" if self.ok is None else "PASS" if self.ok else "MISS"
 
     def line(self) -> str:
@@ -125,9 +133,62 @@ def cpu_target(run: str, s: ScenarioResult) -> Target:
     )
 
 
+# -- FacturaDirecta's REST API (issue 24) ----------------------------------------------------------------
+
+
+def idle_per_entity_target(run: str, s: ScenarioResult) -> Target:
+    """An idle modified run on the REST API: at most 3 calls per entity (the activity feed's page and
+    Clientify's one or two listings), nothing written."""
+    per = {key.split("/")[1]: calls.sum() for key, calls in s.by_entity.items()}
+    worst = max(per.values(), default=0)
+    lookups = sum(n for (api, method, route, _), n in s.calls.routes.items()
+                  if api == "facturadirecta" and method == "GET" and route.endswith("/customFields"))  # fmt: skip
+    detail = ", ".join(f"{entity} {n}" for entity, n in per.items())
+    detail += f" calls; {s.calls.sum(writes=True)} writes; {lookups} of them GET customFields"
+    return Target(s.name, f"idle run ≤ {IDLE_PER_ENTITY_LIMIT} calls per entity (REST)",
+                  worst <= IDLE_PER_ENTITY_LIMIT and s.calls.sum(writes=True) == 0, detail, run, worst,
+                  IDLE_PER_ENTITY_LIMIT, "calls", "calls")  # fmt: skip
+
+
+def projected_full_wall_s(s: ScenarioResult, per_minute: float) -> float:
+    """The full sync's wall at a REST rate limit, from an unthrottled run: its FacturaDirecta calls at the
+    limit's pace plus its measured wall (the time that is not waiting; it includes the calls' own
+    latency, so this errs long by at most the FacturaDirecta steps' unthrottled time)."""
+    return s.calls.sum("facturadirecta") * 60 / per_minute + float(s.rss["wall_s"])
+
+
+def rate_wall_rows(run: str, s: ScenarioResult) -> list[Target]:
+    """The full sync's wall at the free plan's and the top plan's rate (stated, not targets)."""
+    fd, wall = s.calls.sum("facturadirecta"), float(s.rss["wall_s"])
+    return [Target(s.name, f"full sync wall at {rate} req/min, {plan} (stated, not a target; projected)", None,
+                   f"{fd} FacturaDirecta calls × 60 ÷ {rate} = {fd * 60 / rate:,.0f} s waiting + the unthrottled "
+                   f"run's wall {wall:,.0f} s = {projected_full_wall_s(s, rate) / 3600:.2f} h (checked for real at a "
+                   "small size: --fd-rate)", run, round(projected_full_wall_s(s, rate), 1), None, "s", "time", stated=True)
+            for plan, rate in PLAN_RATES.items()]  # fmt: skip
+
+
+def rate_check_row(run: str, first: ScenarioResult, limited: ScenarioResult, per_minute: int) -> Target:
+    """The projection against the same full sync run for real at ``per_minute`` (stated with the ratio)."""
+    wall, projected = float(limited.rss["wall_s"]), projected_full_wall_s(first, per_minute)
+    return Target(limited.name, f"full sync wall at {per_minute} req/min, measured vs projected (stated)", None,
+                  f"measured {wall:,.1f} s vs projected {projected:,.1f} s ({_ratio(wall, projected):.2f}×) from (1): "
+                  f"{first.calls.sum('facturadirecta')} FacturaDirecta calls × 60 ÷ {per_minute} + wall "
+                  f"{float(first.rss['wall_s']):.1f} s; the limited run made {limited.calls.sum('facturadirecta')} "
+                  f"({limited.calls.get('facturadirecta', 'GET')} GET)", run, round(wall, 1), round(projected, 1), "s",
+                  "time", stated=True)  # fmt: skip
+
+
 def run_targets(cfg: BenchConfig, run: ScaleRun, naive: dict[str, ScenarioResult]) -> list[Target]:
     mine, label, out = by_name(run.scenarios), run.label, []
-    if "1" in mine and not cfg.quick:
+    if run.api == "rest":
+        idle = mine.get("2b") or mine.get("2")
+        if idle is not None:
+            out.append(idle_per_entity_target(label, idle))
+        if "1" in mine:
+            out += rate_wall_rows(label, mine["1"])
+        if "1" in mine and "1t" in mine:
+            out.append(rate_check_row(label, mine["1"], mine["1t"], cfg.fd_rate))
+    if "1" in mine and not cfg.quick and not cfg.fd_rate:
         out.append(full_wall_target(label, mine["1"], cfg))
     for name in ("2", "2b"):
         if name in mine and mine[name].bound is not None:
