@@ -106,13 +106,16 @@ def estimate_main(
         if product_ids.get(line.get("productCode") or ""):
             item["document"] = product_ids[line["productCode"]]
         lines.append(item)
-    return {
+    main: dict[str, Any] = {
         "contact": contact_id,
         "date": f"{day[:4]}-{day[4:6]}-{day[6:8]}",
         "currency": record.get("currency") or "EUR",
         "baseState": record.get("status") or "pending",
         "lines": lines,
     }
+    if record.get("notes"):
+        main["notes"] = record["notes"]  # the same document's notes (no field named by §9: §15 question 1)
+    return main
 
 
 def insert(

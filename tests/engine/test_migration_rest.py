@@ -1,18 +1,26 @@
 """Moving a FacturaDirecta account from the classic API to the REST API (issue 24): the ids change
-(numeric → ``con_…``), the links are established again by tax ID and SKU, and nothing is created twice."""
+(numeric → ``con_…``), the links are established again by tax ID, SKU and our estimate reference
+(``engine/api_change.py``), and nothing is created twice."""
 
 from __future__ import annotations
 
+import json
 from collections import Counter
+from decimal import Decimal
+from typing import Any
 
 import pytest
 
+from clientify_sync.engine.ledger import Ledger
 from clientify_sync.engine.vocabulary import Entity, Mode, Platform
 from clientify_sync.errors import ConfigurationError
+from include.sandbox import fd_rest_seed
+from include.sandbox.config import FacturaDirectaConfig
 from tests.engine.conftest import World
 from tests.engine.test_sync_rest import rest_world  # noqa: F401 (fixture)
 
 FD = Platform.FACTURADIRECTA
+COMPUTED = {"title", "linesTotal", "totalBeforeTaxes", "taxes", "total"}  # what a PUT leaves out (§9)
 
 
 def crm_links(world: World) -> Counter[str]:
@@ -48,5 +56,152 @@ def test_a_full_run_on_the_rest_api_relinks_by_key_and_creates_nothing(world: Wo
     for entity in (Entity.CONTACTS, Entity.PRODUCTS):
         rest.sync(FD, entity)
     assert rest.writes("clientify") == 0 and rest.writes("facturadirecta") == 0
-    with pytest.raises(ConfigurationError, match="estimates cannot be re-linked"):
-        rest.sync(FD, Entity.ESTIMATES, mode=Mode.FULL)
+
+
+# -- estimates (issue 24): re-linked by our reference, the budget id every linked estimate carries ---------
+
+
+def rest_link_field(world: World) -> str:
+    """The REST custom field our reference lives in: the account's ``ID_CRM`` attribute, as the REST API
+    shows it (the definition the sync itself would ensure)."""
+    return str(world.facturadirecta.custom_fields.ensure("ID_CRM", ["contact", "estimate"])["id"])
+
+
+def classic_reference(estimate: dict[str, Any]) -> str | None:
+    return next((a["value"] for a in estimate.get("customAttributes") or [] if a["label"] == "ID_CRM"), None)
+
+
+def move_estimates(classic: World, rest: World, seeded: dict[str, str]) -> None:
+    """The account's estimates as its REST API shows them after the move: the seeded ones are already
+    there (``target: both``, paired by ``seeded``), the ones the sync made on the classic API are made
+    the same way; each carries its ``ID_CRM`` value in the custom field of that title."""
+    field = rest_link_field(rest)
+    tax_ids = {
+        str(c["id"]): str(c.get("taxCode") or "").upper()
+        for c in classic.facturadirecta.clients.iter_records()
+    }
+    contacts = {str(c["content"]["main"].get("fiscalId") or "").upper(): c["content"]["uuid"]
+                for c in rest.facturadirecta.clients.iter_records()}  # fmt: skip
+    products = {
+        p["content"]["main"].get("sku"): p["content"]["uuid"]
+        for p in rest.facturadirecta.products.iter_records()
+    }
+    for estimate in classic.facturadirecta.estimates.iter_records():
+        reference = classic_reference(estimate)
+        assert reference, estimate["id"]  # the sync put it on every estimate it linked
+        if estimate["id"] in seeded:
+            record = rest.facturadirecta.estimates.get(seeded[estimate["id"]])
+            main = {k: v for k, v in record["content"]["main"].items() if k not in COMPUTED}
+            for line in main["lines"]:
+                line.pop("lineTotal", None)
+            main["customFields"] = {**(main.get("customFields") or {}), field: reference}
+            rest.facturadirecta.estimates.update(
+                seeded[estimate["id"]], {"content": {"type": "estimate", "main": main}}
+            )
+        else:
+            contact = contacts[tax_ids[str(estimate["client"]["id"])]]
+            converted = fd_rest_seed.estimate_main(estimate, contact, products, FacturaDirectaConfig())
+            main = json.loads(json.dumps(converted, default=float))  # the seed's Decimals as JSON numbers
+            main["customFields"] = {field: reference}
+            rest.facturadirecta.estimates.create({"content": {"type": "estimate", "main": main}})
+
+
+def crm_estimate_links(world: World) -> dict[str, str]:
+    """Each budget's link field value, by budget id."""
+    field = world.clientify.settings.link_field_facturadirecta
+    return {
+        str(b["id"]): next((c["value"] for c in b.get("custom_fields") or [] if c["field"] == field), "")
+        for b in world.clientify.budgets.iter_records()
+    }
+
+
+def crm_party_url(world: World) -> str:
+    base = world.clientify.settings.base_url
+    for collection, resource in (
+        ("companies", world.clientify.companies),
+        ("contacts", world.clientify.contacts),
+    ):
+        for party in resource.iter_records():
+            return f"{base}/v1/{collection}/{party['id']}/"
+    raise AssertionError("no synced customer")
+
+
+def test_estimates_move_to_the_rest_api_relinked_by_our_reference_with_nothing_created(
+    world: World,
+    rest_world: World,  # noqa: F811
+):
+    classic, rest = world, rest_world
+    rest.ledger_url = classic.ledger_url
+    seed = classic.sandbox.seed("facturadirecta", target="both", clients=6, products=3, estimates=4, seed=41)
+    seeded = dict(zip(seed["ids"]["estimates"], seed["ids"]["rest_estimates"], strict=True))
+    for entity in (Entity.CONTACTS, Entity.PRODUCTS):
+        assert classic.sync(FD, entity, mode=Mode.FULL)["failures"] == []
+    sku = next(p["sku"] for p in classic.clientify.products.iter_records() if p.get("sku"))
+    [product] = classic.clientify.products.find_by_sku(sku)
+    item = {"product": f"{classic.clientify.settings.base_url}/v1/products/{product['id']}/", "quantity": "2.00",
+            "price": "120.50", "discount": "0.00", "tax": "21.00"}  # fmt: skip
+    party = crm_party_url(classic)
+    key = "company" if "/companies/" in party else "contact"
+    mine = classic.clientify.budgets.create({"name": "Desde Clientify", key: party, "currency": "EUR",
+                                             "date": "2026-05-04", "status": "pending", "items": [item]})  # fmt: skip
+    report = classic.sync(FD, Entity.ESTIMATES, mode=Mode.FULL)
+    assert report["failures"] == [] and report["counts"]["invoicing→clientify"]["created"] == 4
+    assert report["counts"]["clientify→invoicing"]["created"] == 1
+    classic.sync(FD, Entity.ESTIMATES)
+    budgets_before = {b["id"]: b for b in classic.clientify.budgets.iter_records()}
+    assert (
+        len(budgets_before) == 5
+        and sum(1 for b in budgets_before.values() if b["code"].startswith("FD-")) == 4
+    )
+
+    move_estimates(classic, rest, seeded)
+    assert len(list(rest.facturadirecta.estimates.iter_records())) == 5
+    for entity in (Entity.CONTACTS, Entity.PRODUCTS):
+        assert rest.sync(FD, entity, mode=Mode.FULL)["failures"] == []
+    with pytest.raises(ConfigurationError, match="mode=full"):
+        rest.sync(FD, Entity.ESTIMATES)  # a modified run sees part of Clientify only: refused
+    report = rest.sync(FD, Entity.ESTIMATES, mode=Mode.FULL)
+    assert report["failures"] == [], report["failures"]
+    assert "created" not in report["counts"].get("invoicing→clientify", {}), report["counts"]
+    assert "created" not in report["counts"].get("clientify→invoicing", {}), report["counts"]
+    estimates = {e["content"]["uuid"]: e for e in rest.facturadirecta.estimates.iter_records()}
+    assert len(estimates) == 5 and set(b["id"] for b in rest.clientify.budgets.iter_records()) == set(
+        budgets_before
+    )
+    # every budget links again, to the REST estimate carrying its id (the link field rewritten)
+    field = rest_link_field(rest)
+    links = crm_estimate_links(rest)
+    assert {str(estimates[v]["content"]["main"]["customFields"][field]) for v in links.values()} == set(links)
+    ledger = Ledger.open(rest.ledger_url, "facturadirecta", "estimates")
+    pairs = set((inv_id, crm_id) for _, inv_id, _, crm_id in ledger.links.pairs())
+    ledger.close()
+    assert pairs == {(est_id, budget_id) for budget_id, est_id in links.items()}
+
+    rest.sync(FD, Entity.ESTIMATES)  # the link write-backs of the full run, read once through the feed
+    rest.sandbox.reset_stats()
+    rest.sync(FD, Entity.ESTIMATES)
+    assert rest.writes("clientify") == 0 and rest.writes("facturadirecta") == 0
+
+    # edits after the move flow both ways: a line in FacturaDirecta, the notes in Clientify
+    fd_born = next(b for b in budgets_before.values() if b["code"].startswith("FD-"))
+    est_id = links[str(fd_born["id"])]
+    main = {k: v for k, v in estimates[est_id]["content"]["main"].items() if k not in COMPUTED}
+    main["lines"] = [{k: v for k, v in main["lines"][0].items() if k != "lineTotal"} | {"quantity": 7}]
+    rest.facturadirecta.estimates.update(est_id, {"content": {"type": "estimate", "main": main}})
+    rest.clientify.budgets.update(mine["id"], {"comments": "revisado tras el cambio"})
+    report = rest.sync(FD, Entity.ESTIMATES)
+    assert report["failures"] == [] and report["counts"]["invoicing→clientify"]["updated"] == 1
+    assert report["counts"]["clientify→invoicing"]["updated"] == 1
+    budget = rest.clientify.budgets.get(fd_born["id"])
+    assert [Decimal(i["quantity"]) for i in budget["items"]] == [Decimal(7)]
+    assert Decimal(str(budget["total"])) == Decimal(
+        str(rest.facturadirecta.estimates.get(est_id)["content"]["main"]["total"])
+    )
+    assert (
+        rest.facturadirecta.estimates.get(links[str(mine["id"])])["content"]["main"]["notes"]
+        == "revisado tras el cambio"
+    )
+    assert (
+        len(list(rest.clientify.budgets.iter_records())) == 5
+        and len(list(rest.facturadirecta.estimates.iter_records())) == 5
+    )

@@ -1,11 +1,30 @@
 """A connection moved to another API of its platform (FacturaDirecta classic ↔ REST): re-link from scratch.
 
-The invoicing ids the ledger holds (numeric on the classic API, ``con_…`` on the REST API) name nothing
-on the other API, so the first run after the move forgets this scope's invoicing records, links and
-pending invoicing creates, and matching links every record again by tax ID or SKU (Clientify's stale
-link values are ignored: ``mapping.clientify.linked_id``). No record is created twice on either side.
-The ledger remembers which API each scope was last synced with (meta ``invoicing_api:<integration>:
-<entity>``), written after the forget: a crash in between forgets again, which changes nothing.
+The invoicing ids the ledger holds (numeric on the classic API, ``con_…``/``est_…`` on the REST API) name
+nothing on the other API, so the first run after the move (a full one) forgets this scope's invoicing
+records, links and pending invoicing creates, and links every record again (Clientify's stale link values
+are ignored: ``mapping.clientify.linked_id``). No record is created twice on either side. The ledger
+remembers which API each scope was last synced with (meta ``invoicing_api:<integration>:<entity>``),
+written after the forget: a crash in between forgets again, which changes nothing (the re-link entries
+of estimates, below, are kept).
+
+How each entity is linked again:
+
+- contacts and products: by their natural key, tax ID or SKU, by matching (``planner``).
+- estimates: by our reference, the Clientify budget id in the link attribute/field (``ID_CRM``). The sync
+  puts it on every estimate it links, whichever side made it: on the estimates it creates from a budget,
+  and written back on those it sends to Clientify. So an estimate created in FacturaDirecta carries it
+  too, although its budget's code names its old id (``FD-80``), which no key read on the other API can
+  equal. Each estimate link becomes a re-link entry (a pending invoicing create: the budget as its
+  source, ``CLI-<budget id>`` as the key, the link's merge base as what was sent); reconcile settles it
+  as it settles a create whose answer was lost: the estimate read with that reference is linked to its
+  budget with that base and both hashes unknown, so nothing is created and an edit made on either side
+  since the last classic run is merged, not overwritten. The document number is no key here: the
+  references do not say it carries over, and the sandbox numbers each API on its own (``1`` vs
+  ``2026/0001``). The reference must have moved with the account: FacturaDirecta's REST API shows the
+  account's custom attribute as the custom field of the same title (**(inferred)**,
+  facturadirecta-rest-api.md §10, §15.16); an estimate without it is linked by nothing and would be made
+  again (docs/deploy.md, moving between the FacturaDirecta APIs, says what to check first).
 """
 
 from __future__ import annotations
@@ -15,6 +34,8 @@ import logging
 from sqlalchemy.engine import Connection
 
 from clientify_sync.engine.ledger import Ledger
+from clientify_sync.engine.ledger.pending import Create
+from clientify_sync.engine.mapping.estimates import CRM_PREFIX
 from clientify_sync.engine.vocabulary import INV, Entity, JobSpec, Mode
 from clientify_sync.errors import ConfigurationError
 
@@ -30,9 +51,7 @@ def follow_api_change(ledger: Ledger, spec: JobSpec, api: str) -> None:
     """Forget this scope's invoicing side when ``api`` is not the one the ledger last synced with.
 
     A full run re-links; a modified run would see only part of Clientify and is refused, naming the
-    DAG to run with ``mode=full``. Estimates carry no key both APIs share (a document created in
-    FacturaDirecta is known to Clientify by its classic id only), so their move is refused too
-    (docs/deploy.md, moving between the FacturaDirecta APIs).
+    DAG to run with ``mode=full``. Estimate links are kept as re-link entries (see the module docstring).
     """
     key = api_key(ledger)
     stored = ledger.meta.get(key)
@@ -42,25 +61,41 @@ def follow_api_change(ledger: Ledger, spec: JobSpec, api: str) -> None:
         ledger.meta.set(key, api)
         return
     platform = spec.platform.value
-    if spec.entity is Entity.ESTIMATES:
-        raise ConfigurationError(
-            f"the {platform} connection moved from its {stored} API to its {api} API: estimates "
-            "cannot be re-linked automatically yet (documents created in FacturaDirecta are known to Clientify "
-            "by their old ids); see docs/deploy.md, moving between the FacturaDirecta APIs"
-        )
     if spec.mode is not Mode.FULL:
+        keys = "our estimate reference" if spec.entity is Entity.ESTIMATES else "tax ID or SKU"
         raise ConfigurationError(
             f"the {platform} connection moved from its {stored} API to its {api} API: run "
-            f"{platform}_{spec.entity.value} once with mode=full, which links every record again by tax ID or SKU"
+            f"{platform}_{spec.entity.value} once with mode=full, which links every record again by {keys}"
         )
+    estimates = spec.entity is Entity.ESTIMATES
+    relinks = relink_entries(ledger) if estimates else []
 
     def forget(conn: Connection) -> None:
         records = ledger.records.forget(INV, conn)
         links = ledger.links.forget_all(conn)
-        pending = [e["id"] for e in ledger.pending.all() if e["target"] == INV]
-        ledger.pending.delete(pending, conn)
-        log.warning("%s API changed %s -> %s: %d records and %d links forgotten, re-linking by key",
-                    platform, stored, api, records, links)  # fmt: skip
+        if not estimates:  # an estimate's pending create is found by its reference on either API: kept
+            pending = [e["id"] for e in ledger.pending.all() if e["target"] == INV]
+            ledger.pending.delete(pending, conn)
+        ledger.pending.add(conn, relinks, spec.run_id)
+        log.warning("%s API changed %s -> %s: %d records and %d links forgotten, %d to re-link by reference",
+                    platform, stored, api, records, links, len(relinks))  # fmt: skip
 
     ledger.write(forget)
-    ledger.meta.set(key, api)  # after: a crash in between forgets again, which changes nothing
+    # After: a crash in between forgets again, which finds no link left and keeps the re-link entries.
+    ledger.meta.set(key, api)
+
+
+def relink_entries(ledger: Ledger) -> list[Create]:
+    """One re-link entry per estimate link: found again by the reference ``CLI-<budget id>`` the estimate
+    carries on either API, linked with the link's merge base (else the estimate as last read: an entry
+    without one would be left to matching, which cannot pair a budget coded ``FD-<old id>``)."""
+    pairs = ledger.links.identities()
+    bases = ledger.links.bases(int(i) for i in pairs["link_id"])
+    read = ledger.records.fetch(INV, zip(pairs["inv_type"], pairs["inv_id"], strict=True), with_raw=False)
+    entries = []
+    for row in pairs.itertuples():
+        inv = (str(row.inv_type), str(row.inv_id))
+        base = bases.get(int(row.link_id)) or (read.get(inv) or {}).get("data") or {}
+        source = (str(row.crm_type), str(row.crm_id))
+        entries.append(Create(INV, inv[0], source, f"{CRM_PREFIX}{row.crm_id}", dict(base)))
+    return entries
