@@ -106,16 +106,13 @@ def estimate_main(
         if product_ids.get(line.get("productCode") or ""):
             item["document"] = product_ids[line["productCode"]]
         lines.append(item)
-    main: dict[str, Any] = {
+    return {
         "contact": contact_id,
         "date": f"{day[:4]}-{day[4:6]}-{day[6:8]}",
         "currency": record.get("currency") or "EUR",
         "baseState": record.get("status") or "pending",
         "lines": lines,
     }
-    if record.get("notes"):
-        main["notes"] = record["notes"]  # the same document's notes (no field named by §9: §15 question 1)
-    return main
 
 
 def insert(
@@ -177,6 +174,8 @@ def insert(
         problems = Problems()
         main = model.read_estimate(sent, problems, cfg, defs, look, stored=None)
         problems.check()
+        if record.get("notes"):  # the same document's notes, where the REST mappers assume them (§15 q. 1):
+            main["notes"] = record["notes"]  # existing data, so not refused as an undocumented field
         main["series"] = "default"
         main["docNumber"] = db.next_number(
             s,

@@ -103,6 +103,8 @@ def move_estimates(classic: World, rest: World, seeded: dict[str, str]) -> None:
             converted = fd_rest_seed.estimate_main(estimate, contact, products, FacturaDirectaConfig())
             main = json.loads(json.dumps(converted, default=float))  # the seed's Decimals as JSON numbers
             main["customFields"] = {field: reference}
+            if estimate.get("notes"):
+                main["notes"] = estimate["notes"]  # where the seed puts them (fd_rest_seed.insert)
             rest.facturadirecta.estimates.create({"content": {"type": "estimate", "main": main}})
 
 
@@ -168,6 +170,13 @@ def test_estimates_move_to_the_rest_api_relinked_by_our_reference_with_nothing_c
     assert len(estimates) == 5 and set(b["id"] for b in rest.clientify.budgets.iter_records()) == set(
         budgets_before
     )
+    # nothing the users see changed on a budget (notes, lines, total): both APIs read the documents alike
+    after = {b["id"]: b for b in rest.clientify.budgets.iter_records()}
+    shown = ("comments", "total", "status", "date")
+    assert {i: [b[k] for k in shown] for i, b in after.items()} == {
+        i: [b[k] for k in shown] for i, b in budgets_before.items()
+    }
+    assert any(b["comments"] for b in after.values())  # the seed's notes are among them
     # every budget links again, to the REST estimate carrying its id (the link field rewritten)
     field = rest_link_field(rest)
     links = crm_estimate_links(rest)
