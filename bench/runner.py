@@ -77,7 +77,8 @@ def run(cfg: BenchConfig) -> tuple[str, dict[str, Any]]:
             _timed(phases, "sandbox checks", mark)
         for platform, size in cfg.runs():
             mark = time.perf_counter()
-            print(f"bench: run {platform.value} {size_label(size)} (fresh process)", flush=True)
+            api = "-rest" if cfg.api_of(platform) == "rest" else ""
+            print(f"bench: run {platform.value}{api} {size_label(size)} (fresh process)", flush=True)
             runs.append(run_scale(handle, cfg, platform, size))
             _timed(phases, f"run {runs[-1].label} (seed, scenarios, edits, bound counting)", mark)
         baseline, memory = _baseline_and_memory(handle, cfg, phases)

@@ -112,6 +112,17 @@ def test_full_sync_walls_at_the_plans_rates_are_stated_from_the_calls() -> None:
     assert free.ok is None and free.kind == "time"
 
 
+def test_the_projection_waits_only_where_the_calls_outpace_the_apply_steps() -> None:
+    """The write-backs run inside the apply steps beside Clientify's writes: at a rate whose pace the
+    apply steps already take, nothing is added; at a slower one, only the difference."""
+    full = _scenario("1", {"facturadirecta/contacts": _calls({("facturadirecta", "PUT", f"{ROUTE}/contacts/{{rid}}"): 1_000})},
+                     wall=900.0)  # fmt: skip
+    full.reports = {"facturadirecta/contacts": {"step_seconds": {"extract_invoicing": 20.0, "apply_clientify": 380.0,
+                                                                 "apply_invoicing": 20.0, "commit": 30.0}}}  # fmt: skip
+    assert projected_full_wall_s(full, 600) == 900.0  # 100 s of pace inside 400 s of apply steps
+    assert projected_full_wall_s(full, 30) == 900.0 + 2_000 - 400
+
+
 def test_the_real_run_at_a_rate_is_stated_beside_its_projection() -> None:
     fd = ("facturadirecta", "PUT", f"{ROUTE}/contacts/{{rid}}")
     full, limited = (
