@@ -12,11 +12,13 @@ from typing import Any
 import pytest
 
 from clientify_sync.engine.ledger import Ledger
+from clientify_sync.engine.ledger.meta import Meta
 from clientify_sync.engine.vocabulary import Entity, Mode, Platform
 from clientify_sync.errors import ConfigurationError
 from include.sandbox import fd_rest_seed
 from include.sandbox.config import FacturaDirectaConfig
 from tests.engine.conftest import World
+from tests.engine.test_sync_contacts import Crash
 from tests.engine.test_sync_rest import rest_world  # noqa: F401 (fixture)
 
 FD = Platform.FACTURADIRECTA
@@ -128,12 +130,11 @@ def crm_party_url(world: World) -> str:
     raise AssertionError("no synced customer")
 
 
-def test_estimates_move_to_the_rest_api_relinked_by_our_reference_with_nothing_created(
-    world: World,
-    rest_world: World,  # noqa: F811
-):
-    classic, rest = world, rest_world
-    rest.ledger_url = classic.ledger_url
+def synced_classic_account(
+    classic: World,
+) -> tuple[dict[str, str], dict[Any, dict[str, Any]], dict[str, Any]]:
+    """Four estimates made in FacturaDirecta and one budget made in Clientify, synced on the classic API;
+    returns the seeded classic → REST estimate ids, the budgets by id and the Clientify-made budget."""
     seed = classic.sandbox.seed("facturadirecta", target="both", clients=6, products=3, estimates=4, seed=41)
     seeded = dict(zip(seed["ids"]["estimates"], seed["ids"]["rest_estimates"], strict=True))
     for entity in (Entity.CONTACTS, Entity.PRODUCTS):
@@ -151,10 +152,67 @@ def test_estimates_move_to_the_rest_api_relinked_by_our_reference_with_nothing_c
     assert report["counts"]["clientify→invoicing"]["created"] == 1
     classic.sync(FD, Entity.ESTIMATES)
     budgets_before = {b["id"]: b for b in classic.clientify.budgets.iter_records()}
-    assert (
-        len(budgets_before) == 5
-        and sum(1 for b in budgets_before.values() if b["code"].startswith("FD-")) == 4
-    )
+    assert len(budgets_before) == 5
+    assert sum(1 for b in budgets_before.values() if b["code"].startswith("FD-")) == 4
+    return seeded, budgets_before, mine
+
+
+def assert_relinked_with_nothing_created(
+    rest: World, report: dict[str, Any], budgets_before: dict[Any, Any]
+) -> dict[str, str]:
+    """No create on either side, the same budgets, and each linked (ledger and link field) to the REST
+    estimate that carries its id; returns the links, REST estimate id by budget id."""
+    assert report["failures"] == [], report["failures"]
+    assert "created" not in report["counts"].get("invoicing→clientify", {}), report["counts"]
+    assert "created" not in report["counts"].get("clientify→invoicing", {}), report["counts"]
+    estimates = {e["content"]["uuid"]: e for e in rest.facturadirecta.estimates.iter_records()}
+    after = {b["id"]: b for b in rest.clientify.budgets.iter_records()}
+    assert len(estimates) == 5 and set(after) == set(budgets_before)
+    field = rest_link_field(rest)
+    links = crm_estimate_links(rest)
+    assert {str(estimates[v]["content"]["main"]["customFields"][field]) for v in links.values()} == set(links)
+    ledger = Ledger.open(rest.ledger_url, "facturadirecta", "estimates")
+    pairs = set((inv_id, crm_id) for _, inv_id, _, crm_id in ledger.links.pairs())
+    ledger.close()
+    assert pairs == {(est_id, budget_id) for budget_id, est_id in links.items()}
+    return links
+
+
+def test_a_crash_in_the_first_run_after_the_move_loses_no_link(
+    world: World,
+    rest_world: World,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+):
+    """The run dies after the ledger forgot the classic ids, before it noted the new API: the next full run
+    forgets again (nothing left), keeps the re-link entries and creates nothing."""
+    classic, rest = world, rest_world
+    rest.ledger_url = classic.ledger_url
+    seeded, budgets_before, _ = synced_classic_account(classic)
+    move_estimates(classic, rest, seeded)
+    for entity in (Entity.CONTACTS, Entity.PRODUCTS):
+        rest.sync(FD, entity, mode=Mode.FULL)
+    noted = Meta.set
+
+    def die_noting_the_api(self: Meta, key: str, value: str | None, *args: Any, **kwargs: Any) -> None:
+        if key == "invoicing_api:facturadirecta:estimates":
+            raise Crash()
+        noted(self, key, value, *args, **kwargs)
+
+    monkeypatch.setattr(Meta, "set", die_noting_the_api)
+    with pytest.raises(Crash):
+        rest.sync(FD, Entity.ESTIMATES, mode=Mode.FULL)
+    monkeypatch.undo()
+    report = rest.sync(FD, Entity.ESTIMATES, mode=Mode.FULL)
+    assert_relinked_with_nothing_created(rest, report, budgets_before)
+
+
+def test_estimates_move_to_the_rest_api_relinked_by_our_reference_with_nothing_created(
+    world: World,
+    rest_world: World,  # noqa: F811
+):
+    classic, rest = world, rest_world
+    rest.ledger_url = classic.ledger_url
+    seeded, budgets_before, mine = synced_classic_account(classic)
 
     move_estimates(classic, rest, seeded)
     assert len(list(rest.facturadirecta.estimates.iter_records())) == 5
@@ -163,28 +221,15 @@ def test_estimates_move_to_the_rest_api_relinked_by_our_reference_with_nothing_c
     with pytest.raises(ConfigurationError, match="mode=full"):
         rest.sync(FD, Entity.ESTIMATES)  # a modified run sees part of Clientify only: refused
     report = rest.sync(FD, Entity.ESTIMATES, mode=Mode.FULL)
-    assert report["failures"] == [], report["failures"]
-    assert "created" not in report["counts"].get("invoicing→clientify", {}), report["counts"]
-    assert "created" not in report["counts"].get("clientify→invoicing", {}), report["counts"]
+    links = assert_relinked_with_nothing_created(rest, report, budgets_before)
     estimates = {e["content"]["uuid"]: e for e in rest.facturadirecta.estimates.iter_records()}
-    assert len(estimates) == 5 and set(b["id"] for b in rest.clientify.budgets.iter_records()) == set(
-        budgets_before
-    )
-    # nothing the users see changed on a budget (notes, lines, total): both APIs read the documents alike
+    # nothing the users see changed on a budget (notes, total, status, date): both APIs read them alike
     after = {b["id"]: b for b in rest.clientify.budgets.iter_records()}
     shown = ("comments", "total", "status", "date")
     assert {i: [b[k] for k in shown] for i, b in after.items()} == {
         i: [b[k] for k in shown] for i, b in budgets_before.items()
     }
     assert any(b["comments"] for b in after.values())  # the seed's notes are among them
-    # every budget links again, to the REST estimate carrying its id (the link field rewritten)
-    field = rest_link_field(rest)
-    links = crm_estimate_links(rest)
-    assert {str(estimates[v]["content"]["main"]["customFields"][field]) for v in links.values()} == set(links)
-    ledger = Ledger.open(rest.ledger_url, "facturadirecta", "estimates")
-    pairs = set((inv_id, crm_id) for _, inv_id, _, crm_id in ledger.links.pairs())
-    ledger.close()
-    assert pairs == {(est_id, budget_id) for budget_id, est_id in links.items()}
 
     rest.sync(FD, Entity.ESTIMATES)  # the link write-backs of the full run, read once through the feed
     rest.sandbox.reset_stats()

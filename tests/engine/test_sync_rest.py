@@ -13,9 +13,11 @@ import pytest
 from clientify_sync.api.facturadirecta_rest import FacturaDirectaRestClient
 from clientify_sync.api.ratelimit_headers import RateLimitGate
 from clientify_sync.api.settings import FacturaDirectaRestSettings
+from clientify_sync.engine.apply import Applier
 from clientify_sync.engine.sides import InvoicingSide
 from clientify_sync.engine.vocabulary import Entity, Mode, Platform
 from tests.engine.conftest import FAST, World, make_clients
+from tests.engine.test_sync_contacts import Crash
 
 FD = Platform.FACTURADIRECTA
 
@@ -424,3 +426,74 @@ def test_an_estimate_create_whose_answer_was_lost_is_replayed_by_its_key_not_mad
     [estimate] = rest_estimates(world)
     assert rest_link(world, estimate) == str(budget["id"]), report["failures"]
     assert len(budgets(world)) == 1
+
+
+def test_a_crash_between_an_estimate_create_and_its_link_leaves_one_of_each_on_the_rest_api(
+    rest_linked, monkeypatch: pytest.MonkeyPatch
+):
+    """The process dies after the creates went through, before their links were saved: the next run finds
+    each made record by its key (the budget's code ``FD-est_…``, the estimate's reference ``CLI-<id>``)."""
+    world = rest_linked["world"]
+    budget = crm_budget(world, COMPANY[0], [crm_item(world, "WEB003", "1.00", "6500.00")], name="Crash")
+    est_id = rest_estimate(
+        world, rest_linked["contact"], rest_linked["products"], [("HOST01", 1, "1999.99", "0")]
+    )
+
+    def crash(self, item, written, pending_id):
+        raise Crash()
+
+    monkeypatch.setattr(Applier, "_succeed", crash)
+    with pytest.raises(Crash):
+        world.sync(FD, Entity.ESTIMATES)
+    monkeypatch.undo()
+    world.sync(FD, Entity.ESTIMATES)
+    world.sync(FD, Entity.ESTIMATES)
+    assert len(budgets(world)) == 2 and len(rest_estimates(world)) == 2
+    assert [b["code"] for b in budgets(world) if b["id"] != budget["id"]] == [f"FD-{est_id}"]
+    assert [rest_link(world, e) for e in rest_estimates(world) if e["content"]["uuid"] != est_id] == [
+        str(budget["id"])
+    ]
+    world.sandbox.reset_stats()
+    world.sync(FD, Entity.ESTIMATES)
+    assert world.writes("clientify") == 0 and world.writes("facturadirecta") == 0
+
+
+def test_products_sync_both_ways_on_the_rest_api_and_an_idle_run_writes_nothing(rest_world: World):
+    """Products take no custom field on the REST API: their links live in the ledger and the SKU."""
+    world = rest_world
+    rest_product(world, "WEB003")
+    world.clientify.products.create({"name": "Hosting anual", "sku": "HOST01", "price": "1999.99"})
+    report = world.sync(FD, Entity.PRODUCTS, mode=Mode.FULL)
+    assert report["failures"] == [] and report["counts"]["invoicing→clientify"]["created"] == 1
+    assert report["counts"]["clientify→invoicing"]["created"] == 1
+    rest = {
+        p["content"]["main"]["sku"]: p["content"]["main"]
+        for p in world.facturadirecta.products.iter_records()
+    }
+    assert sorted(rest) == ["HOST01", "WEB003"] and Decimal(str(rest["HOST01"]["sales"]["price"])) == Decimal(
+        "1999.99"
+    )
+    assert sorted(p["sku"] for p in world.clientify.products.iter_records()) == ["HOST01", "WEB003"]
+    world.sync(FD, Entity.PRODUCTS)
+    world.sandbox.reset_stats()
+    world.sync(FD, Entity.PRODUCTS)
+    assert world.writes("clientify") == 0 and world.writes("facturadirecta") == 0
+
+
+def test_contact_edits_on_each_side_merge_on_the_rest_api(rest_world: World):
+    """Three-way: FacturaDirecta changed the email, Clientify the city, since the last run: both kept."""
+    world = rest_world
+    rid = rest_contact(world, *COMPANY)
+    world.sync(FD, Entity.CONTACTS, mode=Mode.FULL)
+    world.sync(FD, Entity.CONTACTS)
+    edit_rest_contact(world, rid, email="nuevo@ferreteria.es")
+    [company] = world.clientify.companies.find_by_tax_id(COMPANY[0])
+    world.clientify.companies.update(company["id"], {"addresses": [{"street": "Carrer Major 1", "city": "Manlleu",
+                                                                    "country": "ES", "postal_code": "08560", "type": 3}]})  # fmt: skip
+    report = world.sync(FD, Entity.CONTACTS)
+    assert report["failures"] == [], report["failures"]
+    main = world.facturadirecta.clients.get(rid)["content"]["main"]
+    [company] = world.clientify.companies.find_by_tax_id(COMPANY[0])
+    assert main["email"] == "nuevo@ferreteria.es" and main["city"] == "Manlleu"
+    assert [e["email"] for e in company.get("emails") or []] == ["nuevo@ferreteria.es"]
+    assert [a["city"] for a in company.get("addresses") or []] == ["Manlleu"]
