@@ -7,7 +7,7 @@ import json
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from include.sandbox import faults
 from include.sandbox.faults import (
     FAULT_KINDS,
     XXE_HTTP_TARGET,
@@ -396,7 +397,32 @@ def test_profile_is_first_match_and_survives_fault_rule_changes(client: httpx.Cl
         INJECTOR.set_profile("bad", [{"rates": {"500": 1.0}}])
 
 
-def test_parallel_delays_overlap(client: httpx.Client, server: _Server) -> None:
+class _HeldAsyncio:
+    """``asyncio`` as the fault layer sees it in one test: its ``sleep`` replaced, the rest unchanged."""
+
+    def __init__(self, sleep: Callable[[float], Awaitable[None]]) -> None:
+        self.sleep = sleep
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(asyncio, name)
+
+
+def test_parallel_delays_overlap(
+    client: httpx.Client, server: _Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Six delayed requests are in their delay at once. Each delay is held, in place of its sleep, until
+    the injector counts six in flight (an event, not a race against the 1.5 s): a server that handled
+    the delays one at a time never gets there, and its requests fail on the hold's timeout."""
+    all_in: list[asyncio.Event] = []  # made on the server's event loop by the first delayed request
+
+    async def held(seconds: float) -> None:
+        if not all_in:
+            all_in.append(asyncio.Event())
+        if INJECTOR.counters()["max_concurrent"] == 6:
+            all_in[0].set()
+        await asyncio.wait_for(all_in[0].wait(), timeout=8)
+
+    monkeypatch.setattr(faults, "asyncio", _HeldAsyncio(held))
     INJECTOR.configure([{"path": "^/items$", "latency_ms": 1500}])
     clients = [httpx.Client(base_url=server.url, timeout=10) for _ in range(6)]
     try:
