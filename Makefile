@@ -45,9 +45,10 @@ test: lint
 	$(MAKE) --no-print-directory chaos
 
 ## unit: the inner loop, under 3 minutes: the suite without what needs PostgreSQL, Chromium, dag.test()
-## runs or the wheel, and without the slow scenario tests (markers in pyproject.toml, set in tests/conftest.py)
+## runs or the wheel, and without the slow scenario tests (markers in pyproject.toml, set in tests/conftest.py),
+## on two processes (pytest-xdist; each has its own sandbox and Airflow home, tests/conftest.py)
 unit: $(STAMP)
-	$(BIN)/python -m pytest -q tests --ignore=tests/e2e -m "not (postgres or browser or wheel or dagrun or slow)"
+	$(BIN)/python -m pytest -q -n 2 --dist worksteal tests --ignore=tests/e2e -m "not (postgres or browser or wheel or dagrun or slow)"
 
 ## e2e: Airflow for real on PostgreSQL (+ Redis): scheduler, API server, DAG processor, triggerer,
 ## LocalExecutor then CeleryExecutor with two workers, against the sandbox (docs/e2e.md).
