@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import functools
 from collections.abc import Iterator
 from datetime import timedelta
 from types import SimpleNamespace
@@ -23,10 +22,9 @@ from clientify_sync.engine.apply import Applier
 from clientify_sync.engine.job import SyncJob, check_supported, store_plan
 from clientify_sync.engine.ledger import Ledger
 from clientify_sync.engine.ledger.database import LeaseTaken
-from clientify_sync.engine.ledger.dead_letters import Letter
 from clientify_sync.engine.ledger.pending import Create
 from clientify_sync.engine.model import SideRecord
-from clientify_sync.engine.plan import ConflictRow, Direction, Outcome, PlanItem, Reason, Ref, Status
+from clientify_sync.engine.plan import ConflictRow, Direction, PlanItem, Reason, Ref
 from clientify_sync.engine.reconcile import PlanChunk
 from clientify_sync.engine.vocabulary import CRM, INV, Entity, JobSpec, Mode, Platform, Side, SyncOptions
 from clientify_sync.errors import SystemicFailure
@@ -256,74 +254,6 @@ def test_a_chunk_that_fails_half_way_leaves_nothing_of_itself(ledger, monkeypatc
 def test_a_dry_run_stores_the_plan_only(ledger):
     store_plan(ledger, RUN, [chunk(1)], dry_run=True)
     assert stored(ledger) == (["A1"], [], [], [])
-
-
-# -- commit: merge bases --------------------------------------------------------------------------
-def record(side: Side, rtype: str, rid: str, name: str) -> SideRecord:
-    return SideRecord(side, rtype, rid, {"name": name}, raw={"id": rid})
-
-
-def pair_items(n: int, *statuses: Status | None) -> list[PlanItem]:
-    """Pair ``n``'s items: an update per status given (None: a touch), as the planner stores them."""
-    inv, crm, merged = Ref("client", f"A{n}"), Ref("company", f"C{n}"), {"name": f"merged {n}"}
-    items = []
-    for direction, status in zip((Direction.TO_CLIENTIFY, Direction.TO_INVOICING), statuses, strict=False):
-        if status is None:
-            items.append(PlanItem.touch(inv, crm, merged=merged, reason=Reason.FIRST_MATCH))
-            continue
-        item = PlanItem.update(direction, inv, crm, fields=("name",), merged=merged, reason=None)
-        ended = Outcome.UPDATED if status is Status.DONE else Outcome(status.value)
-        items.append(dataclasses.replace(item, status=status, outcome=ended))
-    return items
-
-
-@pytest.mark.parametrize("per_chunk", [1, 2, 2000], ids=lambda n: f"chunks-of-{n}")
-def test_commit_moves_the_base_of_pairs_whose_writes_all_succeeded(ledger, apis, monkeypatch, per_chunk):
-    records = [record(side, rtype, f"{prefix}{n}", f"{prefix}{n}") for n in range(1, 6)
-               for side, rtype, prefix in ((Side.INVOICING, "client", "A"), (Side.CLIENTIFY, "company", "C"))]  # fmt: skip
-    ledger.records.stage(records, "run-0")
-    letters = [Letter(INV, "client", f"A{n}", "transient_error", None) for n in (1, 2)]
-    letters.append(Letter(CRM, "company", "C3", "unconfirmed_create", None))
-    ledger.write(lambda c: ledger.dead_letters.record(c, letters, "run-0"))
-    created = PlanItem.create(Direction.TO_CLIENTIFY, Ref("client", "A5"), target_type="company")
-    ledger.plan.add(
-        RUN,
-        [
-            *pair_items(1, Status.DONE, Status.DONE),  # both writes went through
-            *pair_items(2, Status.DONE, Status.FAILED),  # one failed: the base stays
-            *pair_items(3, None),  # a touch: nothing to write, the base moves
-            *pair_items(4, Status.SKIPPED),  # a write skipped (no e-mail...): the base stays
-            dataclasses.replace(
-                created, status=Status.DONE, outcome=Outcome.CREATED
-            ),  # linked by the applier
-        ],
-    )
-    monkeypatch.setattr(ledger.plan, "iter", functools.partial(ledger.plan.iter, chunk=per_chunk))
-    sync_job(ledger, apis).commit(None, None)
-
-    links = {inv_id: ledger.links.find(inv=("client", inv_id)) for inv_id in ("A1", "A2", "A3", "A4", "A5")}
-    assert {inv_id for inv_id, link in links.items() if link} == {"A1", "A3"}
-    hashes = {(r.rtype, r.rid): r.content_hash for r in records}
-    for n in (1, 3):
-        link = links[f"A{n}"]
-        assert link is not None and link["base"] == {"name": f"merged {n}"} and link["crm_id"] == f"C{n}"
-        assert (link["inv_hash"], link["crm_hash"]) == (
-            hashes[("client", f"A{n}")],
-            hashes[("company", f"C{n}")],
-        )
-    [touch] = [i for i in ledger.plan.page(RUN) if i.inv_id == "A3"]
-    assert (touch.status, touch.outcome, touch.reason) == (Status.DONE, Outcome.UNCHANGED, Reason.FIRST_MATCH)
-    frame = ledger.dead_letters.open()
-    assert list(frame["rid"]) == ["A2"]  # pairs 1 and 3 are in sync: their dead letters are closed
-
-
-def test_a_dry_run_commit_moves_no_base(ledger, apis):
-    ledger.records.stage([record(Side.INVOICING, "client", "A1", "a"), record(Side.CLIENTIFY, "company", "C1", "c")],
-                         "run-0")  # fmt: skip
-    ledger.plan.add(RUN, pair_items(1, None))
-    report = sync_job(ledger, apis, dry_run=True).commit("2026-01-01T00:00:00Z", "2026-05-01T00:00:00Z")
-    assert list(ledger.links.pairs()) == [] and report["watermark_out"] == "2026-01-01T00:00:00Z"
-    assert ledger.runs.report(RUN) == report
 
 
 # -- apply: the lease and the pending creates of an earlier try -------------------------------------

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from clientify_sync.engine.job import store_plan
+from clientify_sync.engine.reconcile import store_plan
 from clientify_sync.engine.ledger import SCHEMA_VERSION, Ledger
 from clientify_sync.engine.model import CONTACT_SCHEMA, ESTIMATE_SCHEMA, SideRecord
 from clientify_sync.engine.plan import PlanItem

@@ -358,11 +358,12 @@ def test_a_job_given_the_runs_directory_builds_none_and_maps_with_it(
     open_job = functools.partial(SyncJob.open, spec, invoicing=world.invoicing(platform),
                                  clientify=world.clientify, ledger_url=world.ledger_url)  # fmt: skip
     first = open_job()
+    shared = first.directory  # built on first use (the constructor does no I/O)
     built: list[SyncJob] = []
     monkeypatch.setattr(SyncJob, "_directory", lambda job: built.append(job))
-    second = open_job(directory=first.directory)
+    second = open_job(directory=shared)
     try:
-        assert second.directory is first.directory and built == []
+        assert second.directory is shared and built == []
         assert first.directory is not None and linked["tax_id"] in first.directory.customers
         assert second.extract_invoicing()["records"] == 1  # mapped with the shared directory
     finally:

@@ -1,20 +1,25 @@
 """Reconcile: feed the planner's steps the candidates the ledger selects, a chunk at a time.
 
 A thin manager over the pure rules of ``planner.py``: it reads (``ledger.candidates``, records,
-bases) and yields ``PlanChunk``s; it writes nothing, and calls no API. The job's store step writes
-each chunk (plan items, conflicts, new links, dead letters of deferred documents). Work follows
+bases) and yields ``PlanChunk``s, writing nothing and calling no API; ``store_plan`` writes each
+chunk (plan items, conflicts, new links, dead letters of deferred documents) in one transaction. Work follows
 change: unchanged pairs are counted in SQL and never loaded; unlinked records are few after the
 first sync.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import functools
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy.engine import Connection
+
 from clientify_sync.engine.ledger import Ledger
 from clientify_sync.engine.ledger.candidates import LinkedRow, RecordRow
+from clientify_sync.engine.ledger.dead_letters import Letter
+from clientify_sync.engine.ledger.links import NewLink
 from clientify_sync.engine.model import EntitySchema
 from clientify_sync.engine.plan import ConflictRow, PlanCounts, PlanItem, Reason, Ref
 from clientify_sync.engine.planner import (
@@ -237,3 +242,27 @@ class Reconciler:
                 source = {}
             out.append(defer_missing(item, source, self.dependencies))
         return out
+
+
+def store_plan(ledger: Ledger, run_id: str, chunks: Iterable[PlanChunk], *, dry_run: bool) -> None:
+    """The reconcile step's writes, one transaction per chunk: plan items always; conflicts, the links
+    of pairs matched in this run and the dead letters of deferred Clientify documents unless it is a
+    dry run."""
+    for chunk in chunks:
+        ledger.write(functools.partial(_store_chunk, ledger, run_id, chunk, dry_run=dry_run))
+
+
+def _store_chunk(ledger: Ledger, run_id: str, chunk: PlanChunk, conn: Connection, *, dry_run: bool) -> None:
+    """One chunk of the plan and what goes with it, in the caller's transaction."""
+    ledger.plan.add(run_id, chunk.items, conn)
+    if dry_run:
+        return
+    ledger.conflicts.add(run_id, chunk.conflicts, conn)
+    links = [NewLink(inv, crm, None, "", "") for inv, crm in chunk.new_links]
+    ledger.links.save_many(conn, links, run_id)
+    # A Clientify document may leave the window before its customer is linked.
+    letters = []
+    for item in chunk.dead_letters:
+        assert item.crm is not None  # only Clientify documents are dead-lettered here
+        letters.append(Letter(CRM, item.crm.rtype, item.crm.rid, Reason.DEPENDENCY_MISSING, item.detail))
+    ledger.dead_letters.record(conn, letters, run_id)
