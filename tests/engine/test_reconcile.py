@@ -9,11 +9,10 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from clientify_sync.engine.reconcile import store_plan
 from clientify_sync.engine.ledger import SCHEMA_VERSION, Ledger
 from clientify_sync.engine.model import CONTACT_SCHEMA, ESTIMATE_SCHEMA, SideRecord
 from clientify_sync.engine.plan import PlanItem
-from clientify_sync.engine.reconcile import Reconciler
+from clientify_sync.engine.reconcile import Reconciler, store_plan
 from clientify_sync.engine.taxid import classify_rfc
 from clientify_sync.engine.vocabulary import Mode, Side
 
