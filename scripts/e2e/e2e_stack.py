@@ -62,6 +62,15 @@ FACTURAMA_PASSWORD = "sandbox-password-fake"
 # sends about 230 Clientify, 70 FacturaDirecta and 40 Facturama requests, several tasks at once), so
 # the budget is pressed. The suite asserts no 60-second window exceeded these.
 REQUESTS_PER_MINUTE = {"facturama": 30, "clientify": 120, "facturadirecta": 60}
+# Which sandbox each connection of airflow_settings.yaml talks to: FacturaDirecta's REST API is served on
+# the classic API's port (docs/sandbox.md), so both of its connections point at that sandbox.
+SANDBOX_OF = {
+    "facturama_default": "facturama",
+    "clientify_default": "clientify",
+    "facturadirecta_default": "facturadirecta",
+    "facturadirecta_rest": "facturadirecta",
+}
+FACTURADIRECTA_CONN = {"classic": "facturadirecta_default", "rest": "facturadirecta_rest"}
 BREAKS = {b.strip() for b in os.environ.get("E2E_BREAK", "").split(",") if b.strip()}
 CELERY_WORKERS = ("worker-a", "worker-b")
 CELERY_CONCURRENCY = 3
@@ -130,11 +139,18 @@ class Service:
 
 @dataclass
 class Stack:
-    """A throwaway Airflow deployment; ``executor`` is ``local`` or ``celery``."""
+    """A throwaway Airflow deployment; ``executor`` is ``local`` or ``celery``.
+
+    ``facturadirecta_api`` (``classic`` or ``rest``) is the FacturaDirecta API the integration syncs
+    through (the connection its config names); ``webhooks`` sets ``webhooks: true`` in the integration
+    config (the DAGs watch their inboxes). Both default to what the chaos layer has always used.
+    """
 
     executor: str
     root: Path
     keep: bool = False
+    facturadirecta_api: str = "classic"
+    webhooks: bool = False
     services: list[Service] = field(default_factory=list)
     ports: dict[str, int] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=dict)
@@ -165,11 +181,24 @@ class Stack:
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
+    @property
+    def facturadirecta_conn_id(self) -> str:
+        return FACTURADIRECTA_CONN[self.facturadirecta_api]
+
     @classmethod
-    def create(cls, executor: str, parent: Path | None = None) -> Stack:
+    def create(
+        cls,
+        executor: str,
+        parent: Path | None = None,
+        *,
+        facturadirecta_api: str = "classic",
+        webhooks: bool = False,
+    ) -> Stack:
         """A stack in a new directory (under ``parent``, or ``$E2E_ROOT``, or a fresh mkdtemp)."""
         if executor not in ("local", "celery"):
             raise ValueError(f"executor must be 'local' or 'celery', got {executor!r}")
+        if facturadirecta_api not in FACTURADIRECTA_CONN:
+            raise ValueError(f"facturadirecta_api must be 'classic' or 'rest', got {facturadirecta_api!r}")
         base = parent or (Path(os.environ["E2E_ROOT"]) if os.environ.get("E2E_ROOT") else None)
         owns = base is None
         root = Path(tempfile.mkdtemp(prefix=f"clientify-e2e-{executor}-", dir=base))
@@ -177,7 +206,14 @@ class Stack:
         for directory in (root, base):
             if directory is not None and directory.stat().st_uid == os.geteuid():
                 directory.chmod(directory.stat().st_mode | 0o755)
-        stack = cls(executor=executor, root=root, keep=os.environ.get("E2E_KEEP") == "1", _owns_root=owns)
+        stack = cls(
+            executor=executor,
+            root=root,
+            keep=os.environ.get("E2E_KEEP") == "1",
+            facturadirecta_api=facturadirecta_api,
+            webhooks=webhooks,
+            _owns_root=owns,
+        )
         stack.logs_dir.mkdir()
         atexit.register(stack.stop)
         return stack
@@ -418,6 +454,9 @@ class Stack:
         for platform in (raw.get("integrations") or {}).values():
             platform.pop("schedule", None)
             platform.pop("timezone", None)
+        raw["integrations"]["facturadirecta"]["conn_id"] = self.facturadirecta_conn_id
+        if self.webhooks:
+            raw["webhooks"] = True
         sys.path[:0] = [str(ROOT), str(ROOT / "plugins")]
         try:
             from clientify_sync import integrations
@@ -552,7 +591,7 @@ class Stack:
         """Connections and pools in the metadata DB, from airflow_settings.yaml, pointed at this stack."""
         settings = yaml.safe_load((ROOT / "airflow_settings.yaml").read_text())["airflow"]
         for conn in settings["connections"]:
-            api = conn["conn_id"].removesuffix("_default")
+            api = SANDBOX_OF.get(conn["conn_id"], conn["conn_id"])
             # E2E_BREAK=budget: the clients get 4x the budget the suite asserts.
             rpm = REQUESTS_PER_MINUTE.get(api, 0) * (4 if "budget" in BREAKS else 1)
             extra = {"requests_per_minute": rpm} if api in APIS else {}
@@ -593,6 +632,18 @@ class Stack:
             f"/api/v2/connections/{conn_id}",
             params={"update_mask": "password"},
             json={"connection_id": conn_id, "conn_type": current["conn_type"], "password": password},
+        )
+
+    def register_webhooks(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """``python -m clientify_sync.webhooks.register`` against this stack's sandboxes, the API server's
+        loopback URL as the public URL (the sandbox delivers to loopback only); not raising on exit 1."""
+        return subprocess.run(
+            [sys.executable, "-m", "clientify_sync.webhooks.register", "--public-url", self.api_url, *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            cwd=ROOT,
         )
 
     def service_log(self, name: str) -> str:
@@ -642,9 +693,10 @@ def _stop_group(process: subprocess.Popen[bytes]) -> None:
 
 
 @contextlib.contextmanager
-def running(executor: str, parent: Path | None = None) -> Iterator[Stack]:
-    """A started stack, stopped however the block ends (including SIGTERM, turned into SystemExit)."""
-    stack = Stack.create(executor, parent)
+def running(executor: str, parent: Path | None = None, **options: Any) -> Iterator[Stack]:
+    """A started stack, stopped however the block ends (including SIGTERM, turned into SystemExit);
+    ``options`` are :meth:`Stack.create`'s (``facturadirecta_api``, ``webhooks``)."""
+    stack = Stack.create(executor, parent, **options)
     previous = signal.getsignal(signal.SIGTERM)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
@@ -660,8 +712,10 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--executor", choices=("local", "celery"), default="local")
+    parser.add_argument("--facturadirecta-api", choices=tuple(FACTURADIRECTA_CONN), default="classic")
+    parser.add_argument("--webhooks", action="store_true", help="webhooks: true in the integration config")
     args = parser.parse_args()
-    with running(args.executor) as stack:
+    with running(args.executor, facturadirecta_api=args.facturadirecta_api, webhooks=args.webhooks) as stack:
         print(f"e2e stack up in {stack.root}: API {stack.api_url} (admin/admin), timings {stack.timings}")
         for api in APIS:
             print(f"  {api} sandbox: {stack.sandbox_url(api)}")

@@ -4,6 +4,10 @@ Why through the APIs: a duplicate is what a user of Facturama, FacturaDirecta or
 in their lists, so it is read the way they read it (paged lists), not from the sandbox's storage.
 Tax ids are compared normalised (case, spaces, dashes, dots); generic ids that identify no one
 (público en general, placeholder NIFs) and empty values are not identities and are left out.
+
+FacturaDirecta is read through the API the stack syncs with: the classic XML API, or the REST API
+(``facturadirecta_api="rest"``), whose records are flattened to the classic field names the checks use
+(``taxCode``, ``code``, ``estimateSerial``/``estimateNumber``, ``custom``), with ``id`` and ``email``.
 """
 
 from __future__ import annotations
@@ -25,6 +29,13 @@ def tax_key(value: Any) -> str | None:
     """The comparable form of a tax id, or ``None`` when it identifies no one."""
     key = re.sub(r"[\s.\-_/]", "", str(value or "")).upper()
     return None if not key or key in GENERIC_TAX_IDS else key
+
+
+def pick_email(record: dict[str, Any]) -> str:
+    """A Clientify contact's or company's e-mail as the sync reads it: the main one, else the first."""
+    emails = record.get("emails") or []
+    main = [e for e in emails if e.get("type") == 4] or emails
+    return str(main[0].get("email") or "").strip().lower() if main else ""
 
 
 def duplicates(values: Iterable[str | None]) -> dict[str, int]:
@@ -65,7 +76,9 @@ class Inventory:
         return {name: found for name, found in report.items() if found}
 
 
-def read_inventory(urls: dict[str, str], credentials: dict[str, Any]) -> Inventory:
+def read_inventory(
+    urls: dict[str, str], credentials: dict[str, Any], facturadirecta_api: str = "classic"
+) -> Inventory:
     """Read every client/contact, company, product and estimate/budget of the three APIs."""
     inventory = Inventory()
     with httpx.Client(
@@ -77,12 +90,18 @@ def read_inventory(urls: dict[str, str], credentials: dict[str, Any]) -> Invento
             kind: list(_facturama_pages(fm, plural))
             for kind, plural in (("clients", "Clients"), ("products", "Products"), ("estimates", "Estimates"))
         }
-    with httpx.Client(
-        base_url=urls["facturadirecta"], timeout=60, auth=(credentials["facturadirecta_token"], "x")
-    ) as fd:
-        inventory.records["facturadirecta"] = {
-            kind: list(_facturadirecta_pages(fd, kind)) for kind in ("clients", "products", "estimates")
-        }
+    if facturadirecta_api == "rest":
+        inventory.records["facturadirecta"] = read_facturadirecta_rest(
+            urls["facturadirecta"], credentials["facturadirecta_rest_company"],
+            credentials["facturadirecta_rest_key"],
+        )  # fmt: skip
+    else:
+        with httpx.Client(
+            base_url=urls["facturadirecta"], timeout=60, auth=(credentials["facturadirecta_token"], "x")
+        ) as fd:
+            inventory.records["facturadirecta"] = {
+                kind: list(_facturadirecta_pages(fd, kind)) for kind in ("clients", "products", "estimates")
+            }
     headers = {"Authorization": f"Token {credentials['clientify_token']}"}
     with httpx.Client(base_url=urls["clientify"], timeout=60, headers=headers) as crm:
         inventory.records["clientify"] = {
@@ -126,6 +145,48 @@ def _facturadirecta_pages(client: httpx.Client, plural: str) -> Iterator[dict[st
         if not rows or start >= int(root.get("total", "0")):
             return
     raise AssertionError(f"FacturaDirecta /api/{plural}.xml did not end within {MAX_PAGES} pages")
+
+
+REST_KINDS = {"clients": "contacts", "products": "products", "estimates": "estimates"}
+
+
+def read_facturadirecta_rest(url: str, company: str, key: str) -> dict[str, list[dict[str, Any]]]:
+    """Every contact, product and estimate of the REST API, as flat records (see the module doc)."""
+    with httpx.Client(
+        base_url=f"{url}/api/{company}", timeout=60, headers={"facturadirecta-api-key": key}
+    ) as fd:
+        return {
+            kind: [_flat_rest(kind, item) for item in _facturadirecta_rest_pages(fd, resource)]
+            for kind, resource in REST_KINDS.items()
+        }
+
+
+def _flat_rest(kind: str, item: dict[str, Any]) -> dict[str, Any]:
+    main = item["content"]["main"]
+    custom = {str(k): str(v) for k, v in (main.get("customFields") or {}).items()}
+    record: dict[str, Any] = {"id": item["content"]["uuid"], "custom": custom, "raw": item}
+    if kind == "clients":
+        record |= {"taxCode": main.get("fiscalId"), "name": main.get("name"), "email": main.get("email")}
+    elif kind == "products":
+        record |= {"code": main.get("sku"), "name": main.get("name")}
+    else:
+        # The link to the Clientify budget is the one custom field the sync writes (ID_CRM's place).
+        record |= {"estimateSerial": main.get("series"), "estimateNumber": main.get("docNumber")}
+        record["custom"] = {"ID_CRM": "|".join(sorted(custom.values()))} if custom else {}
+    return record
+
+
+def _facturadirecta_rest_pages(client: httpx.Client, resource: str) -> Iterator[dict[str, Any]]:
+    offset = 0
+    for _ in range(MAX_PAGES):
+        response = client.get(f"/{resource}", params={"offset": offset, "limit": 100})
+        response.raise_for_status()
+        body = response.json()
+        yield from body["items"]
+        offset += len(body["items"])
+        if not body["items"] or offset >= body["pagination"]["total"]:
+            return
+    raise AssertionError(f"FacturaDirecta REST /{resource} did not end within {MAX_PAGES} pages")
 
 
 def _clientify_pages(client: httpx.Client, kind: str) -> Iterator[dict[str, Any]]:

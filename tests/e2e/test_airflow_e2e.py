@@ -14,7 +14,16 @@ from typing import Any
 from e2e_stack import CELERY_WORKERS, REQUESTS_PER_MINUTE
 
 from include.sandbox.stats import busiest_window
+from tests.e2e.latency import DIRECTIONS, EDITS
 from tests.e2e.scenario import PLATFORMS, SYNC_TASKS, WRITE_METHODS, Outcome, Round
+
+# Issue 25 asks for p95 under 60 s; this check only catches an edit that took the clock's way (or none).
+WEBHOOK_BOUND_S = 240.0
+CONTACT_KINDS = {
+    "clientify": ("contacts", "companies"),
+    "facturama": ("clients",),
+    "facturadirecta": ("clients",),
+}
 
 
 def _at(value: str | None) -> datetime | None:
@@ -179,3 +188,40 @@ def test_tasks_ran_on_both_celery_workers(outcome: Outcome) -> None:
     pids = {ti["pid"] for rnd in outcome.rounds for ti in rnd.task_instances}
     assert set(CELERY_WORKERS) <= set(hosts), f"task hostnames {dict(hosts)} (expected both {CELERY_WORKERS})"
     assert len(pids) > 1, f"task pids {pids}"
+
+
+def test_facturadirecta_synced_through_the_stacks_api(outcome: Outcome) -> None:
+    calls = outcome.facturadirecta_calls
+    other = "classic" if outcome.facturadirecta_api == "rest" else "rest"
+    assert calls.get(outcome.facturadirecta_api, 0) > 0, f"no {outcome.facturadirecta_api} API call: {calls}"
+    assert calls.get(other, 0) == 0, (
+        f"the {other} API was called on a {outcome.facturadirecta_api} stack: {calls}"
+    )
+
+
+def test_webhook_edits_arrive_once_within_a_generous_bound(outcome: Outcome) -> None:
+    result = outcome.webhooks
+    if result is None:  # this stack runs without webhooks (conftest.stack_options)
+        return
+    assert result.registration_rc == 0, "registration failed:\n" + "\n".join(result.registration)
+    stats = result.stats()
+    for direction in DIRECTIONS:
+        s = stats[direction]
+        assert s["edits"] == EDITS, f"{direction}: only {s['edits']} linked records to edit ({stats})"
+        late = [
+            f"{e.source} -> {e.target}"
+            for e in result.edits
+            if e.direction == direction and e.seconds is None
+        ]
+        assert not late, f"{direction}: edits that never arrived: {late}"
+        assert s["max_s"] < WEBHOOK_BOUND_S, f"{direction}: {s}"
+    assert not result.not_on_both_sides, "\n".join(result.not_on_both_sides)
+    assert result.duplicates == {}, result.duplicates
+    for api, kinds in CONTACT_KINDS.items():
+        for kind in kinds:
+            before, after = result.counts_before[api][kind], result.counts_after[api][kind]
+            assert before == after, f"{api} {kind}: {before} before the edits, {after} after"
+    bad = [f"{r['dag_id']} {r['dag_run_id']}: {r['state']}" for r in result.runs if r["state"] != "success"]
+    assert not bad, f"webhook-phase runs that did not succeed: {bad}"
+    woken = [r for r in result.runs if r["run_type"] == "asset_triggered"]
+    assert woken, f"no run was woken by an inbox asset: {result.runs}"
