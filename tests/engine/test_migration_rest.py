@@ -259,3 +259,30 @@ def test_estimates_move_to_the_rest_api_relinked_by_our_reference_with_nothing_c
         len(list(rest.clientify.budgets.iter_records())) == 5
         and len(list(rest.facturadirecta.estimates.iter_records())) == 5
     )
+
+
+def test_estimates_that_do_not_carry_our_reference_are_not_moved_and_nothing_is_forgotten(
+    world: World,
+    rest_world: World,  # noqa: F811
+):
+    """The account's ID_CRM attribute was removed from estimates after they were linked (its values no
+    longer shown): nothing could find them after the move, so the first run on the REST API refuses before
+    it forgets a link, and no budget is made twice."""
+    classic, rest = world, rest_world
+    rest.ledger_url = classic.ledger_url
+    classic.sandbox.seed("facturadirecta", target="both", clients=4, products=2, estimates=2, seed=43)
+    for entity in (Entity.CONTACTS, Entity.PRODUCTS, Entity.ESTIMATES):
+        assert classic.sync(FD, entity, mode=Mode.FULL)["failures"] == []
+    attribute = {"resource": "estimates", "label": "ID_CRM"}
+    classic.sandbox.control("facturadirecta", "DELETE", "custom-attributes", attribute)
+    classic.sync(FD, Entity.ESTIMATES)  # the last classic run reads them without it (its write-backs fail)
+    for entity in (Entity.CONTACTS, Entity.PRODUCTS):
+        rest.sync(FD, entity, mode=Mode.FULL)
+    rest.sandbox.reset_stats()
+    with pytest.raises(ConfigurationError, match="2 of 2 linked estimates carry no Clientify budget id"):
+        rest.sync(FD, Entity.ESTIMATES, mode=Mode.FULL)
+    assert rest.writes("clientify") == 0 and rest.writes("facturadirecta") == 0
+    ledger = Ledger.open(rest.ledger_url, "facturadirecta", "estimates")
+    assert len(list(ledger.links.pairs())) == 2  # still linked: switching back to classic goes on as before
+    ledger.close()
+    assert len(list(rest.clientify.budgets.iter_records())) == 2

@@ -21,15 +21,18 @@ How each entity is linked again:
   budget with that base and both hashes unknown, so nothing is created and an edit made on either side
   since the last classic run is merged, not overwritten. The document number is no key here: the
   references do not say it carries over, and the sandbox numbers each API on its own (``1`` vs
-  ``2026/0001``). The reference must have moved with the account: FacturaDirecta's REST API shows the
-  account's custom attribute as the custom field of the same title (**(inferred)**,
-  facturadirecta-rest-api.md §10, §15.16); an estimate without it is linked by nothing and would be made
-  again (docs/deploy.md, moving between the FacturaDirecta APIs, says what to check first).
+  ``2026/0001``). The move is refused, before anything is forgotten, when a linked estimate as last read
+  on the old API did not carry the reference. On the new API it must have moved with the account:
+  FacturaDirecta's REST API is assumed to show the account's custom attribute as the custom field of the
+  same title (**(inferred)**, facturadirecta-rest-api.md §10, §15.16); an estimate read there without it
+  is linked by nothing and would be made again (docs/deploy.md, moving between the FacturaDirecta APIs,
+  says what to check first).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from sqlalchemy.engine import Connection
 
@@ -68,7 +71,13 @@ def follow_api_change(ledger: Ledger, spec: JobSpec, api: str) -> None:
             f"{platform}_{spec.entity.value} once with mode=full, which links every record again by {keys}"
         )
     estimates = spec.entity is Entity.ESTIMATES
-    relinks = relink_entries(ledger) if estimates else []
+
+    def refuse(why: str) -> ConfigurationError:
+        return ConfigurationError(
+            f"the {platform} connection moved from its {stored} API to its {api} API: {why}"
+        )
+
+    relinks = relink_entries(ledger, refuse) if estimates else []
 
     def forget(conn: Connection) -> None:
         records = ledger.records.forget(INV, conn)
@@ -85,17 +94,29 @@ def follow_api_change(ledger: Ledger, spec: JobSpec, api: str) -> None:
     ledger.meta.set(key, api)
 
 
-def relink_entries(ledger: Ledger) -> list[Create]:
+def relink_entries(ledger: Ledger, refuse: Callable[[str], ConfigurationError]) -> list[Create]:
     """One re-link entry per estimate link: found again by the reference ``CLI-<budget id>`` the estimate
     carries on either API, linked with the link's merge base (else the estimate as last read: an entry
-    without one would be left to matching, which cannot pair a budget coded ``FD-<old id>``)."""
+    without one would be left to matching, which cannot pair a budget coded ``FD-<old id>``).
+
+    Refused, before anything is forgotten, when an estimate as last read on the old API did not carry
+    its budget's id (no link attribute on that connection): it would be found by nothing and made again.
+    """
     pairs = ledger.links.identities()
     bases = ledger.links.bases(int(i) for i in pairs["link_id"])
     read = ledger.records.fetch(INV, zip(pairs["inv_type"], pairs["inv_id"], strict=True), with_raw=False)
-    entries = []
+    entries, unreferenced = [], 0
     for row in pairs.itertuples():
         inv = (str(row.inv_type), str(row.inv_id))
-        base = bases.get(int(row.link_id)) or (read.get(inv) or {}).get("data") or {}
+        record = read.get(inv) or {}
+        unreferenced += record.get("link") != str(row.crm_id)
+        base = bases.get(int(row.link_id)) or record.get("data") or {}
         source = (str(row.crm_type), str(row.crm_id))
         entries.append(Create(INV, inv[0], source, f"{CRM_PREFIX}{row.crm_id}", dict(base)))
+    if unreferenced:
+        raise refuse(
+            f"{unreferenced} of {len(entries)} linked estimates carry no Clientify budget id in their link "
+            "attribute, so nothing would find them again: switch back, set link_attribute (ID_CRM) on that "
+            "connection and run the estimates DAG once, which writes it on every estimate, then switch"
+        )
     return entries
