@@ -58,6 +58,7 @@ def test_a_full_run_on_the_rest_api_relinks_by_key_and_creates_nothing(world: Wo
     for entity in (Entity.CONTACTS, Entity.PRODUCTS):
         rest.sync(FD, entity)
     assert rest.writes("clientify") == 0 and rest.writes("facturadirecta") == 0
+    assert rest.sync(FD, Entity.ESTIMATES, mode=Mode.FULL)["failures"] == []  # no estimate link to move
 
 
 # -- estimates (issue 24): re-linked by our reference, the budget id every linked estimate carries ---------
