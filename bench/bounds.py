@@ -8,7 +8,8 @@ Reads that must happen:
   window: a correct sync must re-read them (a user may have edited them since), so they count.
 - the custom-field definitions listing, once, when a definition must be created.
 - FacturaDirecta's REST API (``--fd-api rest``) keeps an activity feed: a run with a stored feed position
-  must read the feed's pages since it (``max(1, ceil(events / 100))`` per entity) plus each record it
+  must read the feed's pages since it (``max(1, ceil(events / 100))`` per entity; without a cursor the
+  API resumes at the stored instant, inclusive, so that instant's events count again) plus each record it
   names once (one GET per changed record; archived ones are not read); a full run (or one without a
   position) the full listing (500 per page) plus the feed's head (one GET: where the next run starts).
   Its link custom field (contacts, estimates) must be looked up once per ledger (the integration's first
@@ -141,11 +142,14 @@ class FeedCount:
 
     events: int  # events after the position
     changed: int  # distinct records those events name whose last event is not ``archived``
+    served: int  # events the API must serve to reach them: without a cursor, those of the stored instant too
 
 
 def feed_count(handle: SandboxHandle, account: RestAccount, entity: Entity, position: str) -> FeedCount:
     """Events after ``position`` (``FeedPosition.encode()``'s JSON: cursor, else timestamp and id of the
-    last event read), oldest first, 100 a page; the position's own events are not counted again."""
+    last event read), oldest first, 100 a page; the position's own events are not counted again, but
+    without a cursor they are served again: the API resumes at an instant (``minDate``, inclusive) and
+    has no filter after an event id, and it issues no cursor on the last page (reference §15.12)."""
     stored = json.loads(position) if position else {}
     cursor, stamp, last_id = stored.get("cursor"), stored.get("timestamp"), stored.get("id")
     params: list[tuple[str, Any]] = [("sortBy", "timestamp"), ("limit", REST_FEED_PAGE),
@@ -153,9 +157,10 @@ def feed_count(handle: SandboxHandle, account: RestAccount, entity: Entity, posi
                                      *(("type", kind) for kind in REST_FEED_CHANGES)]  # fmt: skip
     if not cursor and stamp:
         params.append(("minDate", stamp))
-    events, last = 0, {}
+    events, served, last = 0, 0, {}
     for _ in range(1_000_000):  # bounded: the feed's cursors end
         body = account.get(handle, "activity", params + ([("cursor", cursor)] if cursor else []))
+        served += len(body.get("items") or [])
         for event in body.get("items") or []:
             if (
                 not stored.get("cursor")
@@ -170,7 +175,7 @@ def feed_count(handle: SandboxHandle, account: RestAccount, entity: Entity, posi
         cursor = body.get("nextCursor")
         if not body.get("hasMore") or not cursor:
             break
-    return FeedCount(events, sum(kind != "archived" for kind in last.values()))
+    return FeedCount(events, sum(kind != "archived" for kind in last.values()), served)
 
 
 def rest_link_field_defined(handle: SandboxHandle, account: RestAccount, title: str) -> bool:
@@ -247,9 +252,11 @@ def _rest_reads(
         bound.add(api, "GET", 1, f"{api} REST {entity}: activity feed head (where the next run starts)")
         return
     found = feed_count(handle, account, entity, position)
-    bound.add(api, "GET", pages(found.events, REST_FEED_PAGE),
-              f"{api} REST {entity}: activity feed since the stored position, {found.events} events / "
-              f"{REST_FEED_PAGE} per page")  # fmt: skip
+    again = found.served - found.events
+    bound.add(api, "GET", pages(found.served, REST_FEED_PAGE),
+              f"{api} REST {entity}: activity feed since the stored position, {found.events} new events"
+              + (f" + {again} of the stored instant served again (no cursor on the last page)" if again else "")
+              + f" / {REST_FEED_PAGE} per page")  # fmt: skip
     bound.add(
         api,
         "GET",

@@ -168,6 +168,7 @@ def test_the_feed_count_reads_only_what_came_after_the_stored_position(clean_san
     sandbox.http.delete(f"{account.url}/contacts/{ids[2]}", headers=headers).raise_for_status()
     found = feed_count(sandbox, account, Entity.CONTACTS, position)
     assert (found.events, found.changed) == (4, 2)  # the archived one is not read
+    assert found.served == 4 + 6  # and the stored instant's: the seed wrote its 6 inserts at one instant
     assert feed_count(sandbox, account, Entity.PRODUCTS, position).events == 0  # per document type
 
 
