@@ -36,6 +36,7 @@ from sqlalchemy.engine import Engine
 from clientify_sync.engine.ledger import write_transaction
 from clientify_sync.engine.ledger.inbox import InboxEvent, add
 from clientify_sync.vocabulary import Platform
+from clientify_sync.webhooks.access_log import MaskPathToken
 from clientify_sync.webhooks.config import WebhookConfig
 from clientify_sync.webhooks.verify import WebhookRejected, secret_matches, verify_signature
 
@@ -313,4 +314,5 @@ def create_receiver_app(ledger: Callable[[], Engine]) -> FastAPI:
     app = FastAPI(title="clientify-sync webhooks", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.ledger = ledger
     app.include_router(router)
+    app.add_middleware(MaskPathToken)  # the access log must not show the Clientify path token
     return app
