@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import secrets
 import time
 from dataclasses import asdict, dataclass, field
@@ -45,6 +46,8 @@ ARRIVAL_TIMEOUT_S = float(os.environ.get("E2E_WEBHOOK_TIMEOUT_S", "420"))  # aft
 POLL_S = 2.0
 MAIN_EMAIL = 4  # Clientify's e-mail type "Main" (the one the sync reads)
 CLIENTIFY_HEADERS = {"Authorization": "Token fake-clientify-sandbox-token"}
+# A Clientify target's path in a log line with anything but the mask as its last segment: the path token.
+UNMASKED_TARGET = re.compile(r"/clientify-sync/webhooks/clientify/[a-z]+/(?!\*\*\*)[^/\s\"']+")
 
 
 @dataclass
@@ -73,6 +76,8 @@ class Latency:
     counts_after: dict[str, dict[str, int]] = field(default_factory=dict)
     duplicates: dict[str, dict[str, int]] = field(default_factory=dict)
     deliveries: dict[str, Any] = field(default_factory=dict)
+    error_lines: list[str] = field(default_factory=list)  # of the runs the edits woke
+    unmasked_paths: int = 0  # API server log lines showing a Clientify path token
     seconds: float = 0.0
 
     def stats(self) -> dict[str, dict[str, Any]]:
@@ -228,7 +233,7 @@ def _facturama_auth() -> tuple[str, str]:
 
 def measure(stack: Stack, before: Inventory) -> Latency:
     """Register, edit, time; then check the edits stayed and nothing was duplicated (see the module doc)."""
-    from tests.e2e.scenario import dag_runs, inventory, wait_idle
+    from tests.e2e.scenario import dag_runs, error_lines, inventory, wait_idle
 
     started = time.monotonic()
     result = Latency(stack.executor, counts_before=before.counts())
@@ -281,6 +286,11 @@ def measure(stack: Stack, before: Inventory) -> Latency:
         .get("counts", {})
         for api in ("clientify", "facturadirecta")
     }
+    woken = {r["dag_run_id"] for r in result.runs}
+    result.error_lines = [
+        line for line in error_lines(stack) if any(f"run_id={run_id}/" in line for run_id in woken)
+    ]
+    result.unmasked_paths = len(UNMASKED_TARGET.findall(stack.service_log("api-server")))
     result.seconds = round(time.monotonic() - started, 1)
     return result
 

@@ -225,3 +225,5 @@ def test_webhook_edits_arrive_once_within_a_generous_bound(outcome: Outcome) -> 
     assert not bad, f"webhook-phase runs that did not succeed: {bad}"
     woken = [r for r in result.runs if r["run_type"] == "asset_triggered"]
     assert woken, f"no run was woken by an inbox asset: {result.runs}"
+    assert not result.error_lines, "\n".join(result.error_lines[:40])
+    assert result.unmasked_paths == 0, f"{result.unmasked_paths} API server log lines show the path token"
