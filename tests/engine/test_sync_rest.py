@@ -363,13 +363,6 @@ def test_a_rest_estimate_whose_customer_is_not_synced_is_deferred_then_a_full_ru
     assert report["counts"]["invoicing→clientify"]["created"] == 1 and len(budgets(world)) == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine defect (job.extract_invoicing, activity-feed branch): records the feed does not name are "
-    "marked seen as stored (touch_all) even when the mapping fingerprint changed (the estimates mapper's "
-    "directory now knows the customer), so the deferred estimate keeps the data mapped without its "
-    "customer and stays deferred until it is edited or a full run maps it again",
-)
 def test_a_rest_estimate_whose_customer_is_not_synced_is_deferred_then_the_next_modified_run_syncs_it(
     rest_linked,
 ):

@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -50,6 +51,7 @@ from clientify_sync.errors import SystemicFailure
 log = logging.getLogger(__name__)
 CRM_SOURCE = "clientify"  # the inbox's name for events Clientify sent
 INBOX_CLAIM_TIMEOUT = timedelta(minutes=30)  # longer than a run: a claim older than this was orphaned
+STORED_PAGE = 1000  # stored records mapped again at a time when the mapping changed under a feed
 
 
 class SyncJob:
@@ -161,10 +163,14 @@ class SyncJob:
             changes = self.invoicing.changes(position)
             for rtype, page in self.invoicing.named(changes.changed):
                 stager.stage(rtype, page)
+            gone = set(changes.changed) | set(changes.archived)
+            if not stager.skip_unchanged:
+                # The mapping changed since the others were staged (our code, or the customers and
+                # products an estimates run reads): map their stored records again, at no API call.
+                for rtype, page in self._stored_pages(exclude=gone):
+                    stager.stage(rtype, page)
             staged = stager.finish()
-            self.ledger.records.touch_all(
-                INV, self.spec.run_id, keep=set(changes.changed) | set(changes.archived)
-            )
+            self.ledger.records.touch_all(INV, self.spec.run_id, keep=gone)
             extra = {"feed": "activity", "archived": len(changes.archived), FEED_POSITION: changes.end}
         else:
             end = self.invoicing.feed_head()  # before the listing: an edit made meanwhile is read again
@@ -173,6 +179,17 @@ class SyncJob:
             staged = stager.finish()
             extra = {FEED_POSITION: end} if end is not None else {}
         return self._step("extract_invoicing", {**staged, **extra})
+
+    def _stored_pages(self, *, exclude: set[str]) -> Iterator[tuple[str, list[dict[str, Any]]]]:
+        """The invoicing records the ledger holds, as pages of their raw API records by type."""
+        ids = [(rtype, rid) for rtype, rid, _, _ in self.ledger.records.keys(INV) if rid not in exclude]
+        for start in range(0, len(ids), STORED_PAGE):
+            rows = self.ledger.records.fetch(INV, ids[start : start + STORED_PAGE])
+            by_type: dict[str, list[dict[str, Any]]] = {}
+            for (rtype, _), row in rows.items():
+                if row["raw"]:
+                    by_type.setdefault(rtype, []).append(row["raw"])
+            yield from by_type.items()
 
     def _feed_position(self) -> str | None:
         """The activity-feed position the last committed run stored (None: no feed, or list everything)."""
