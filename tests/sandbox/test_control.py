@@ -167,6 +167,7 @@ def test_clientify_overlap_preloads_the_same_customers_unlinked(
     assert all(r["custom_fields"] == [] for r in records)
 
 
+@pytest.mark.slow  # seconds (make test runs it; make unit does not, issue 23)
 def test_seeding_10k_in_one_call(clean_sandbox: SandboxHandle) -> None:
     """Counts only; how fast seeding is is a ``make bench`` target (bench/sandbox_checks.py)."""
     result = clean_sandbox.seed(
@@ -337,6 +338,7 @@ def test_latency_profile_rejects_bad_bodies(clean_sandbox: SandboxHandle) -> Non
     assert (after["profile"], after["scale"]) == (before["profile"], before["scale"])
 
 
+@pytest.mark.slow  # seconds (make test runs it; make unit does not, issue 23)
 def test_realistic_latency_profile_from_the_command_line() -> None:
     handle = start_sandbox(latency_profile="realistic", latency_scale=0.01)
     try:

@@ -808,6 +808,7 @@ def test_the_queue_is_bounded() -> None:
     assert not hub.running
 
 
+@pytest.mark.slow  # seconds (make test runs it; make unit does not, issue 23)
 def test_pending_events_survive_a_restart_and_the_worker_stops_with_the_server(
     receiver: Receiver, tmp_path: Any
 ) -> None:

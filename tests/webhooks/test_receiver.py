@@ -477,6 +477,7 @@ def flood(client: TestClient, total: int, per_tick: int) -> Callable[[float], No
     return tick
 
 
+@pytest.mark.slow  # seconds (make test runs it; make unit does not, issue 23)
 def test_a_flood_of_1000_deliveries_in_10_s_is_deduplicated_and_wakes_one_run(
     client: TestClient, engine: Engine
 ) -> None:
