@@ -208,6 +208,30 @@ def kill_and_restart(stack: Stack, name: str, *, down_s: float, whole_group: boo
     respawn(stack, old, env=stack.env if name in AIRFLOW_COMPONENTS else None)
 
 
+def kill_service(stack: Stack, name: str) -> Service:
+    """``kill -9`` a service's whole process group (a uvicorn server and any worker it forked) and reap
+    it; the dead service, for ``respawn`` once the caller is done with the outage."""
+    old = service(stack, name)
+    os.killpg(old.process.pid, signal.SIGKILL)
+    old.process.wait(timeout=30)
+    return old
+
+
+def respawn_api_server(stack: Stack, old: Service, *, timeout: float = 180) -> float:
+    """Start the API server again through the harness and wait until it answers its health check (the
+    plugin's routes, the receiver among them, are mounted before it listens). Returns the seconds."""
+    started = time.monotonic()
+    new = respawn(stack, old, env=stack.env)
+
+    def healthy() -> bool:
+        import httpx
+
+        return httpx.get(f"{stack.api_url}/api/v2/monitor/health", timeout=2).is_success
+
+    wait_for("the restarted API server's health check", healthy, timeout, interval=0.2, alive=new.problem)
+    return time.monotonic() - started
+
+
 def celery_worker_environ(old: Service) -> dict[str, str]:
     """The environment a Celery worker was started with (its own name, hostname callable and log port)."""
     raw = Path(f"/proc/{old.process.pid}/environ").read_bytes().split(b"\0")

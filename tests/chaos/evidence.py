@@ -19,13 +19,16 @@ from typing import Any
 
 from e2e_stack import APIS, FACTURAMA_PASSWORD, FACTURAMA_USER, Stack
 
+from clientify_sync.api.facturadirecta_rest import FacturaDirectaRestClient
+from clientify_sync.api.ratelimit_headers import RateLimitGate
+from clientify_sync.api.settings import FacturaDirectaRestSettings
 from clientify_sync.engine.ledger import Ledger
 from clientify_sync.engine.merge import equivalent
 from clientify_sync.engine.model import SCHEMAS, SideRecord
 from clientify_sync.engine.vocabulary import Entity, Platform
 from tests.chaos import deployment, runs
-from tests.e2e.scenario import xcom
-from tests.engine.conftest import World, make_clients
+from tests.e2e.scenario import facturadirecta_rest_credentials, xcom
+from tests.engine.conftest import FAST, World, make_clients
 from tests.faults.convergence import Edit, by_key, read_sides
 from tests.fixtures.sandbox import SandboxHandle
 
@@ -88,10 +91,32 @@ class Evidence:
 
 
 def world(stack: Stack, ledger_url: str) -> World:
-    """The fault suite's ``World`` pointed at this stack's sandbox and ledger (read-only use here)."""
+    """The fault suite's ``World`` pointed at this stack's sandbox and ledger (read-only use here), its
+    FacturaDirecta client on the API the stack syncs through (``Stack.facturadirecta_api``)."""
     urls = {f"{api}_url": stack.sandbox_url(api) for api in APIS}
     handle = SandboxHandle(**urls, facturama_user=FACTURAMA_USER, facturama_password=FACTURAMA_PASSWORD)
-    return World(handle, *make_clients(handle), ledger_url)
+    facturama, clientify, facturadirecta = make_clients(handle)
+    if stack.facturadirecta_api == "rest":
+        facturadirecta.close()
+        facturadirecta = rest_client(stack)
+    return World(handle, facturama, clientify, facturadirecta, ledger_url)
+
+
+def rest_client(stack: Stack) -> FacturaDirectaRestClient:
+    """A FacturaDirecta REST client on this stack's sandbox, with the ``facturadirecta_rest`` connection's
+    company and key, not rate-limited (our reads, not the sync's)."""
+    company, key = facturadirecta_rest_credentials()
+    settings = FacturaDirectaRestSettings(
+        base_url=stack.sandbox_url("facturadirecta"), api_key=key, company_id=company, **FAST
+    )
+    return FacturaDirectaRestClient(settings, gate=RateLimitGate(_Unmetered(), sleep=lambda _s: None))
+
+
+class _Unmetered:
+    """A budget that never waits."""
+
+    def acquire(self) -> float:
+        return 0.0
 
 
 def compare(w: World, platform: Platform, edits: list[Edit], *, edits_due: bool = True) -> Evidence:

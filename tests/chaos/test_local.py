@@ -1,5 +1,6 @@
 """Chaos checks on LocalExecutor (metadata DB and ledger on PostgreSQL): Facturama clients being
-created in Clientify while a fault hits the run; each check prints its timeline and evidence."""
+created in Clientify while a fault hits the run; last, the api-server restarted during a burst of
+webhook deliveries (FacturaDirecta on its REST API); each check prints its timeline and evidence."""
 
 from __future__ import annotations
 
@@ -9,12 +10,13 @@ import signal
 from e2e_stack import Stack
 
 from clientify_sync.engine.vocabulary import Platform
-from tests.chaos import deployment, runs
+from tests.chaos import deployment, runs, webhook_burst
 from tests.chaos.checks import (
     HIT_AFTER,
     OUTAGE_RATES,
     OUTAGE_S,
     assert_right,
+    facturadirecta_seeds,
     facturama_seeds,
     prepare,
     retried,
@@ -22,6 +24,9 @@ from tests.chaos.checks import (
 )
 
 ZOMBIE_CLIENTS = int(os.environ.get("CHAOS_ZOMBIE_CLIENTS", "400"))
+# The webhook burst's data: enough linked pairs for 20 + 20 edits, a short initial sync.
+BURST_FD_CLIENTS = int(os.environ.get("CHAOS_BURST_FD_CLIENTS", "30"))
+BURST_CRM_CONTACTS = int(os.environ.get("CHAOS_BURST_CRM_CONTACTS", "25"))
 
 
 def test_kill9_task_process_apply_clientify(local_stack: Stack) -> None:
@@ -124,3 +129,23 @@ def test_clientify_down_a_minute_mid_apply(local_stack: Stack) -> None:
     found = check.finish()
     check.mark(f"apply_clientify tries: {retried(check, run_id, 'apply_clientify')}")
     assert_right(check, found)
+
+
+def test_api_server_restarted_during_a_webhook_burst(local_stack: Stack) -> None:
+    """Issue 25: the api-server, and with it the webhook receiver, killed and started again in the middle
+    of a burst of edits on Clientify and on FacturaDirecta (REST); every edit reaches the other side
+    (through the platform's retries, the inbox or the clock run), none is written twice."""
+    # Clientify's deliveries are stored for every enabled platform: Facturama's contacts DAG stays
+    # paused, so only FacturaDirecta's wakes (its inbox is the one under test).
+    facturama_paused = local_stack.api("GET", "/api/v2/dags/facturama_contacts").json()["is_paused"]
+    local_stack.api("PATCH", "/api/v2/dags/facturama_contacts", json={"is_paused": True})
+    try:
+        seeds = facturadirecta_seeds(79, clients=BURST_FD_CLIENTS, crm_contacts=BURST_CRM_CONTACTS)
+        seeds["facturadirecta"]["target"] = "rest"
+        check = prepare(local_stack, "webhook-burst", Platform.FACTURADIRECTA, seeds, latency_scale=0.1)
+        found, problems = webhook_burst.run_check(check)
+    finally:
+        if not facturama_paused:
+            local_stack.api("PATCH", "/api/v2/dags/facturama_contacts", json={"is_paused": False})
+    assert_right(check, found)
+    assert not problems, f"{check.name}:\n" + "\n".join(problems)

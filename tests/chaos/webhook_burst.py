@@ -1,0 +1,439 @@
+"""The API server, and with it the webhook receiver, restarted during a burst of deliveries (issue 25).
+
+Edits are made the way users make them, in each platform's web app (the sandboxes'
+``/_sandbox/webhooks/emit``, as ``tests/e2e/latency.py`` does): e-mails of paired contacts in Clientify
+(unsigned deliveries, retried only when nothing answers, 5 times over about 31 s) and in FacturaDirecta's
+REST API (signed, retried on any failure: 15 s, 45 s, 2 min, ...). Every edit must reach the other
+side, through the platform's retries, the inbox and its event-woken runs, or the clock run (here the
+one manual run the chaos checks allow), and none may be written twice.
+
+The overlap is made by state, not by racing a sleep against the restart: half the burst is emitted
+with the receiver up, the API server's process group is killed (-9), the other half is emitted while
+nothing listens, and the server is started again (through the harness) only once the sandboxes count
+a failed attempt for each delivery of that half.
+
+The evidence, besides the chaos look (``evidence.gather``): the ledger's inbox (which deliveries were
+stored, and which run claimed them), the plan items of every run after the burst (which run wrote each
+edit to the other side, and how often each record was written), the sandboxes' delivery counts.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import httpx
+import sqlalchemy as sa
+from e2e_stack import Stack
+
+from clientify_sync.engine.ledger import create_ledger_engine
+from clientify_sync.engine.ledger.schema import inbox, plan_items
+from clientify_sync.engine.vocabulary import Entity, Platform
+from tests.chaos import deployment, evidence, runs
+from tests.chaos.checks import RESULTS, Check
+from tests.e2e import latency
+from tests.e2e.scenario import dag_runs, trigger
+from tests.faults.convergence import Edit, by_key, read_sides
+
+EDITS = int(os.environ.get("CHAOS_BURST_EDITS", "20"))  # per platform
+WEBHOOK_APIS = ("clientify", "facturadirecta")
+# The platforms' real retry schedules (1.0); a smaller FacturaDirecta scale shortens its 15 s / 45 s waits.
+FD_TIME_SCALE = float(os.environ.get("CHAOS_FD_WEBHOOK_TIME_SCALE", "1"))
+SETTLE_TIMEOUT_S = 480.0
+# The inbox trigger's quiet_s (10) plus its poll_s (5): a wake-up signal on its way is a run by then.
+QUIET_S = 15.0
+POLL_S = 2.0
+WRITES = ("create", "update")
+WRITTEN = ("created", "updated", "conflict")
+
+
+@dataclass
+class BurstEdit:
+    """One edit of the burst: what was emitted, and the pair it belongs to."""
+
+    change: latency.Edit
+    key: str  # the pair's tax id
+    inv_id: str
+    crm_type: str  # contact or company
+    crm_id: str
+    while_down: bool  # emitted after the kill (its first delivery found no one listening)
+
+    @property
+    def from_clientify(self) -> bool:
+        return self.change.direction == latency.CLIENTIFY_TO_FACTURADIRECTA
+
+    @property
+    def target_side(self) -> str:
+        return "invoicing" if self.from_clientify else "clientify"
+
+    @property
+    def target_id(self) -> str:
+        return self.inv_id if self.from_clientify else self.crm_id
+
+    @property
+    def source_id(self) -> str:
+        return self.crm_id if self.from_clientify else self.inv_id
+
+
+@dataclass
+class Burst:
+    """What the burst did and found; filled as the check goes."""
+
+    edits: list[BurstEdit] = field(default_factory=list)
+    known_runs: set[str] = field(default_factory=set)
+    started_at: float = 0.0  # epoch seconds
+    killed_at: float = 0.0
+    down_s: float = 0.0
+    hub_before: dict[str, dict[str, int]] = field(default_factory=dict)
+
+
+# -- the pairs and the edits --------------------------------------------------------------------------------
+
+
+def plan(check: Check, count: int = EDITS) -> list[BurstEdit]:
+    """``count`` e-mail edits on each side, on distinct linked pairs, interleaved (Clientify first)."""
+    w = evidence.world(check.stack, check.ledger_url)
+    try:
+        inv, crm = read_sides(w, Platform.FACTURADIRECTA, Entity.CONTACTS)
+    finally:
+        for client in (w.facturama, w.clientify, w.facturadirecta):
+            client.close()
+    inv_keys, crm_keys = by_key(inv), by_key(crm)
+    pairs = [
+        (key, inv_keys[key][0], crm_keys[key][0])
+        for key in sorted(inv_keys)
+        if len(inv_keys[key]) == 1 and len(crm_keys.get(key, [])) == 1
+    ]
+    if len(pairs) < 2 * count:
+        raise AssertionError(f"{check.name}: {len(pairs)} linked pairs, {2 * count} needed")
+    nonce = secrets.token_hex(3)
+    edits: list[BurstEdit] = []
+    for i in range(count):
+        for direction, (key, inv_record, crm_record) in (
+            (latency.CLIENTIFY_TO_FACTURADIRECTA, pairs[i]),
+            (latency.FACTURADIRECTA_TO_CLIENTIFY, pairs[count + i]),
+        ):
+            crm_ref = f"{'companies' if crm_record.rtype == 'company' else 'contacts'}/{crm_record.rid}"
+            tag = "cf" if direction == latency.CLIENTIFY_TO_FACTURADIRECTA else "fd"
+            email = f"burst-{tag}-{i:02d}-{nonce}@example.org"
+            source, target = (
+                (crm_ref, inv_record.rid)
+                if direction == latency.CLIENTIFY_TO_FACTURADIRECTA
+                else (inv_record.rid, crm_ref)
+            )
+            change = latency.Edit(direction, source, target, email)
+            edits.append(
+                BurstEdit(change, key, inv_record.rid, crm_record.rtype, crm_record.rid, while_down=False)
+            )
+    return edits
+
+
+def emit(check: Check, edits: list[BurstEdit]) -> None:
+    """Make the edits in the web apps (each platform then delivers its webhook)."""
+    for edit in edits:
+        latency.edit(check.stack, edit.change)
+        check.edits.append(Edit(Entity.CONTACTS, edit.key, "email", edit.change.email))
+
+
+# -- the sandboxes' deliveries ------------------------------------------------------------------------------
+
+
+def hub(stack: Stack, api: str, *, limit: int = 0, wait_idle_s: float = 0) -> dict[str, Any]:
+    """The sandbox's delivery state of one platform (``/_sandbox/webhooks``)."""
+    params: dict[str, Any] = {"limit": limit, "wait_idle_s": wait_idle_s}
+    response = httpx.get(f"{stack.sandbox_url(api)}/_sandbox/webhooks", params=params, timeout=90)
+    return dict(response.raise_for_status().json())
+
+
+def counts(stack: Stack) -> dict[str, dict[str, int]]:
+    return {api: dict(hub(stack, api)["counts"]) for api in WEBHOOK_APIS}
+
+
+def wait_unanswered(check: Check, at_kill: dict[str, dict[str, int]], due: dict[str, int]) -> None:
+    """Until each platform counts ``due[api]`` more attempts that found no one answering than at the kill."""
+    deadline = time.monotonic() + 60
+    while True:
+        now = counts(check.stack)
+        missing = {
+            api: due[api] - (now[api].get("no_answer", 0) - at_kill[api].get("no_answer", 0)) for api in due
+        }
+        if all(n <= 0 for n in missing.values()):
+            check.mark(f"every delivery of the second half found no one listening: {now}")
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(
+                f"{check.name}: deliveries not attempted while the server was down: {missing}"
+            )
+        time.sleep(0.2)
+
+
+def configure_sandbox(stack: Stack) -> None:
+    """The real retry schedules (FacturaDirecta's scaled by ``FD_TIME_SCALE``)."""
+    httpx.put(
+        f"{stack.sandbox_url('facturadirecta')}/_sandbox/config",
+        json={"rest_webhook_time_scale": FD_TIME_SCALE},
+        timeout=30,
+    ).raise_for_status()
+
+
+# -- the ledger ---------------------------------------------------------------------------------------------
+
+
+def inbox_rows(ledger_url: str) -> list[dict[str, Any]]:
+    """Every inbox row of FacturaDirecta's contacts (the only DAG the burst wakes)."""
+    engine = create_ledger_engine(ledger_url)
+    try:
+        with engine.connect() as conn:
+            query = sa.select(inbox).where(
+                inbox.c.integration == Platform.FACTURADIRECTA.value, inbox.c.entity == Entity.CONTACTS.value
+            )
+            return [dict(row._mapping) for row in conn.execute(query.order_by(inbox.c.id))]
+    finally:
+        engine.dispose()
+
+
+def writes(ledger_url: str, run_ids: list[str]) -> list[dict[str, Any]]:
+    """The plan items of these runs that wrote a record (created or updated it)."""
+    engine = create_ledger_engine(ledger_url)
+    try:
+        with engine.connect() as conn:
+            query = sa.select(
+                plan_items.c.run_id, plan_items.c.target, plan_items.c.action, plan_items.c.outcome,
+                plan_items.c.inv_id, plan_items.c.crm_id, plan_items.c.reason,
+            ).where(
+                plan_items.c.integration == Platform.FACTURADIRECTA.value,
+                plan_items.c.entity == Entity.CONTACTS.value,
+                plan_items.c.run_id.in_(run_ids),
+                plan_items.c.action.in_(WRITES),
+                plan_items.c.outcome.in_(WRITTEN),
+            )  # fmt: skip
+            return [dict(row._mapping) for row in conn.execute(query)]
+    finally:
+        engine.dispose()
+
+
+# -- waiting ------------------------------------------------------------------------------------------------
+
+
+def new_runs(check: Check, known: set[str]) -> list[dict[str, Any]]:
+    """The DAG's runs not in ``known``, oldest first."""
+    found = [r for r in dag_runs(check.stack) if r["dag_id"] == check.dag_id and r["dag_run_id"] not in known]
+    return sorted(found, key=lambda r: str(r.get("queued_at") or r.get("start_date") or ""))
+
+
+def settle(check: Check, what: str) -> None:
+    """Until both platforms have nothing left to deliver, no inbox row is pending or claimed and no run
+    of the DAG is queued or running, for ``QUIET_S`` in a row (a wake-up on its way shows by then)."""
+    deadline = time.monotonic() + SETTLE_TIMEOUT_S
+    quiet_since: float | None = None
+    while True:
+        busy = [api for api in WEBHOOK_APIS if not hub(check.stack, api)["idle"]]
+        open_rows = Counter(r["status"] for r in inbox_rows(check.ledger_url) if r["status"] != "done")
+        active = [
+            r["dag_run_id"] for r in dag_runs(check.stack, "queued", "running") if r["dag_id"] == check.dag_id
+        ]
+        now = time.monotonic()
+        if busy or open_rows or active:
+            quiet_since = None
+        elif quiet_since is None:
+            quiet_since = now
+        elif now - quiet_since >= QUIET_S:
+            return
+        if now > deadline:
+            raise AssertionError(
+                f"{check.name}: {what} not settled after {SETTLE_TIMEOUT_S:.0f}s: deliveries {busy}, "
+                f"inbox {dict(open_rows)}, runs {active}"
+            )
+        time.sleep(POLL_S)
+
+
+# -- how each edit got there --------------------------------------------------------------------------------
+
+
+def _epoch(value: Any) -> float | None:
+    if isinstance(value, datetime):
+        return value.timestamp()
+    if isinstance(value, str) and value:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    return None
+
+
+def paths(
+    burst: Burst, rows: list[dict[str, Any]], written: list[dict[str, Any]], run_types: dict[str, str]
+) -> tuple[Counter[str], list[str], list[str]]:
+    """Per edit: was its delivery stored (before the kill / after the restart / never), which run wrote
+    it to the other side (an event-woken run or the clock run). Returns the tally, the edits written
+    other than once to their target, and the edits written back onto their source."""
+    tally: Counter[str] = Counter()
+    twice, echoed = [], []
+    for edit in burst.edits:
+        source = "clientify" if edit.from_clientify else "facturadirecta"
+        stored = [
+            r
+            for r in rows
+            if r["source"] == source
+            and r["external_id"] == edit.source_id
+            and (not edit.from_clientify or r["record_type"] == edit.crm_type)
+            and (_epoch(r["received_at"]) or 0) >= burst.started_at
+        ]
+        if not stored:
+            delivery = "delivery given up or lost"
+        elif min(_epoch(r["received_at"]) or 0 for r in stored) < burst.killed_at:
+            delivery = "stored before the kill"
+        else:
+            delivery = "stored after the restart (retried)"
+        on_target = [
+            w
+            for w in written
+            if w["target"] == edit.target_side
+            and (w["inv_id"] if edit.target_side == "invoicing" else w["crm_id"]) == edit.target_id
+        ]
+        on_source = [
+            w
+            for w in written
+            if w["target"] != edit.target_side
+            and (w["inv_id"] if edit.target_side == "clientify" else w["crm_id"]) == edit.source_id
+        ]
+        carriers = sorted({run_types.get(w["run_id"], "?") for w in on_target})
+        tally[f"{source} edit, {delivery}, written by {'+'.join(carriers) or 'no run'}"] += 1
+        if len(on_target) != 1:
+            twice.append(f"{edit.change.direction} {edit.key}: written {len(on_target)} times")
+        if on_source:
+            echoed.append(
+                f"{edit.change.direction} {edit.key}: written back onto its source {len(on_source)}x"
+            )
+    return tally, twice, echoed
+
+
+# -- the check ----------------------------------------------------------------------------------------------
+
+
+def run_check(check: Check) -> tuple[evidence.Evidence, list[str]]:
+    """Initial sync, registration, the burst with the restart, settling, the clock run; returns the final
+    look and the problems the webhook evidence found (empty when right)."""
+    stack = check.stack
+    configure_sandbox(stack)
+    first = check.start_run()
+    initial = runs.wait_run(stack, check.dag_id, first)
+    check.mark(f"initial sync: {runs.try_summary(stack, check.dag_id, first)}")
+    if initial["state"] != "success":
+        raise AssertionError(f"{check.name}: the initial sync {first} ended {initial['state']}")
+    registered = stack.register_webhooks()
+    tail = (registered.stdout + registered.stderr).strip().splitlines()[-6:]
+    check.mark(f"register exit {registered.returncode}: " + " | ".join(tail))
+    if registered.returncode != 0:
+        raise AssertionError(f"{check.name}: webhook registration failed:\n" + "\n".join(tail))
+    burst = Burst(edits=plan(check), known_runs={r["dag_run_id"] for r in new_runs(check, set())})
+    for api in WEBHOOK_APIS:
+        httpx.delete(f"{stack.sandbox_url(api)}/_sandbox/webhooks", timeout=30).raise_for_status()
+        httpx.delete(f"{stack.sandbox_url(api)}/_sandbox/stats", timeout=30).raise_for_status()
+    half = len(burst.edits) // 2
+    started = time.monotonic()
+    burst.started_at = time.time()
+    emit(check, burst.edits[:half])
+    old = deployment.kill_service(stack, "api-server")
+    burst.killed_at = time.time()
+    at_kill = counts(stack)
+    check.inject(
+        f"kill -9 of the api-server (the receiver) after {half} of {len(burst.edits)} edits "
+        f"({time.monotonic() - started:.1f}s into the burst); deliveries so far {at_kill}"
+    )
+    for edit in burst.edits[half:]:
+        edit.while_down = True
+    emit(check, burst.edits[half:])
+    check.mark(f"the other {len(burst.edits) - half} edits made while it is down")
+    due = Counter("clientify" if e.from_clientify else "facturadirecta" for e in burst.edits[half:])
+    wait_unanswered(check, at_kill, dict(due))
+    took = deployment.respawn_api_server(stack, old)
+    burst.down_s = time.time() - burst.killed_at
+    check.mark(f"api-server started again: answering after {took:.1f}s, down {burst.down_s:.1f}s")
+    settle(check, "the webhook-woken runs")
+    event_runs = new_runs(check, burst.known_runs)
+    check.run_ids += [r["dag_run_id"] for r in event_runs]
+    check.mark(
+        f"settled: {len(event_runs)} runs woken ("
+        + ", ".join(f"{r['run_type']} {r['state']}" for r in event_runs)
+        + f"); deliveries {counts(stack)}"
+    )
+    after_events = check.look("after the webhook-woken runs", edits_due=True)
+    events_end = max((_epoch(r.get("end_date")) or 0 for r in event_runs), default=time.time())
+    # The clock run (a manual run stands in for the hourly tick): it carries what no delivery did, and
+    # must not write again what the events already carried.
+    clock_run = trigger(stack, check.dag_id)
+    check.run_ids.append(clock_run)
+    check.mark(f"clock run {clock_run} (manual, modified mode)")
+    runs.wait_run(stack, check.dag_id, clock_run)
+    clock_end = time.time()
+    check.mark(f"clock run ended: {runs.try_summary(stack, check.dag_id, clock_run)}")
+    settle(check, "the clock run and any run its writes woke")
+    later = new_runs(check, burst.known_runs | {r["dag_run_id"] for r in event_runs} | {clock_run})
+    check.run_ids += [r["dag_run_id"] for r in later]
+    final = check.look("final", edits_due=True)
+    all_runs = new_runs(check, burst.known_runs)
+    run_types = {
+        r["dag_run_id"]: ("clock run" if r["dag_run_id"] == clock_run else r["run_type"]) for r in all_runs
+    }
+    rows = inbox_rows(check.ledger_url)
+    written = writes(check.ledger_url, list(run_types))
+    tally, twice, echoed = paths(burst, rows, written, run_types)
+    for line, n in sorted(tally.items()):
+        check.mark(f"  {n:2d} x {line}")
+    per_run = Counter(run_types[w["run_id"]] + " -> " + w["target"] for w in written)
+    check.mark(f"records written per run kind and side: {dict(per_run)}")
+    totals = {api: {m: check.writes(api, m) for m in ("POST", "PUT", "PATCH")} for api in WEBHOOK_APIS}
+    check.mark(f"sandbox writes since the burst (2xx): {totals}; deliveries {counts(stack)}")
+    problems = twice + echoed
+    stored_before = [e for e in burst.edits if not e.while_down]
+    by_events = [
+        e for e in stored_before
+        if any(
+            run_types.get(w["run_id"]) == "asset_triggered" and w["target"] == e.target_side
+            and (w["inv_id"] if e.target_side == "invoicing" else w["crm_id"]) == e.target_id
+            for w in written
+        )
+    ]  # fmt: skip
+    if len(by_events) != len(stored_before):
+        problems.append(
+            f"only {len(by_events)} of the {len(stored_before)} edits delivered before the kill were carried "
+            "by an event-woken run"
+        )
+    converged_at = events_end if after_events.ok and final.ok else (clock_end if final.ok else None)
+    record(check, burst, event_runs, after_events, final, converged_at, problems, tally)
+    return final, problems
+
+
+def record(
+    check: Check,
+    burst: Burst,
+    event_runs: list[dict[str, Any]],
+    after_events: evidence.Evidence,
+    final: evidence.Evidence,
+    converged_at: float | None,
+    problems: list[str],
+    tally: Counter[str],
+) -> None:
+    """The result row of docs/reliability.md's table."""
+    states = Counter(f"{r['run_type']} {r['state']}" for r in event_runs)
+    RESULTS.append(
+        {
+            "check": check.name,
+            "executor": check.stack.executor,
+            "injected": check.injected,
+            "faulted_run": f"{dict(states)}; api-server down {burst.down_s:.0f}s",
+            "settle_run": "clock run",
+            "converge_s": None if converged_at is None else round(converged_at - burst.killed_at),
+            "duplicates_after_fault": after_events.extra_records,
+            "duplicates": final.extra_records,
+            "lost_edits": len(final.lost_edits),
+            "pairs_differing": len(final.mismatches),
+            "unconfirmed_open": len(final.unconfirmed),
+            "written_twice": len(problems),
+            "paths": dict(tally),
+            "passed": final.ok and not problems,
+        }
+    )
