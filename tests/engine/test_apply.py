@@ -181,8 +181,7 @@ def outcome(ledger: Ledger, item: PlanItem) -> PlanItem:
 
 def pending(ledger: Ledger) -> list[tuple[str, str, str, str, str]]:
     return sorted(
-        (e["target"], e["target_type"], e["source_type"], e["source_id"], e["natural_key"])
-        for e in ledger.pending.all()
+        (e.target, e.target_type, e.source_type, e.source_id, e.natural_key) for e in ledger.pending.all()
     )
 
 

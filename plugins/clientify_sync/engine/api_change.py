@@ -83,7 +83,7 @@ def follow_api_change(ledger: Ledger, spec: JobSpec, api: str) -> None:
         records = ledger.records.forget(INV, conn)
         links = ledger.links.forget_all(conn)
         if not estimates:  # an estimate's pending create is found by its reference on either API: kept
-            pending = [e["id"] for e in ledger.pending.all() if e["target"] == INV]
+            pending = [e.id for e in ledger.pending.all() if e.target == INV]
             ledger.pending.delete(pending, conn)
         ledger.pending.add(conn, relinks, spec.run_id)
         log.warning("%s API changed %s -> %s: %d records and %d links forgotten, %d to re-link by reference",

@@ -296,9 +296,9 @@ class SyncJob:
         # Creates an earlier try of this step journaled and never settled (killed, stopped by the
         # breaker, the database gone): the applier looks for each before it would create it again.
         unsettled = {
-            (entry["source_type"], entry["source_id"]): int(entry["id"])
+            (entry.source_type, entry.source_id): entry.id
             for entry in self.ledger.pending.all()
-            if entry["target"] == target.value
+            if entry.target == target.value
         }
         applier = Applier(
             self.ledger,

@@ -18,11 +18,12 @@ as the link.
 from __future__ import annotations
 
 import logging
-from typing import Any, Protocol
+from typing import Protocol
 
 from sqlalchemy.engine import Connection
 
 from clientify_sync.engine.ledger import Ledger
+from clientify_sync.engine.ledger.pending import PendingCreate
 from clientify_sync.engine.model import SideRecord
 from clientify_sync.engine.plan import Ref
 from clientify_sync.engine.vocabulary import CRM, INV, Side
@@ -41,11 +42,11 @@ def settle_clientify_creates(ledger: Ledger, clientify: Finder, run_id: str) -> 
     return how many entries were settled."""
     settled = 0
     for entry in ledger.pending.all():
-        if entry["target"] != CRM:
+        if entry.target != CRM:
             continue  # settled by reconcile, once the invoicing listing is staged
-        found = clientify.find(entry["source_id"], entry["natural_key"])
+        found = clientify.find(entry.source_id, entry.natural_key)
         ledger.records.stage(found, run_id)
-        log.info("pending create %s: %d found in Clientify", entry["source_id"], len(found))
+        log.info("pending create %s: %d found in Clientify", entry.source_id, len(found))
         made = Ref(found[0].rtype, found[0].rid) if len(found) == 1 else None
         _settle(ledger, entry, Side.INVOICING, made, run_id)
         settled += 1
@@ -57,26 +58,26 @@ def settle_invoicing_creates(ledger: Ledger, run_id: str) -> int:
     how many entries were settled."""
     settled = 0
     for entry in ledger.pending.all():
-        if entry["target"] != INV:
+        if entry.target != INV:
             continue
-        found = ledger.records.seen_with_key(INV, entry["natural_key"], run_id)
+        found = ledger.records.seen_with_key(INV, entry.natural_key, run_id)
         made = Ref(*found[0]) if len(found) == 1 else None
         _settle(ledger, entry, Side.CLIENTIFY, made, run_id)
         settled += 1
     return settled
 
 
-def _settle(ledger: Ledger, entry: dict[str, Any], source_side: Side, made: Ref | None, run_id: str) -> None:
+def _settle(ledger: Ledger, entry: PendingCreate, source_side: Side, made: Ref | None, run_id: str) -> None:
     """Link what the create ``made`` and delete the entry, in one transaction. Nothing found, or an
     entry of an older version (no ``sent``): nothing is linked, matching decides."""
-    source, sent = Ref(entry["source_type"], entry["source_id"]), entry.get("sent")
+    source, sent = Ref(entry.source_type, entry.source_id), entry.sent
     link = None if made is None or sent is None else _settled_link(ledger, source_side, source, made)
 
     def write(conn: Connection) -> None:
         if link is not None:
             inv, crm = link
             ledger.links.save(inv, crm, base=sent, inv_hash="", crm_hash="", run_id=run_id, conn=conn)
-        ledger.pending.delete(entry["id"], conn)
+        ledger.pending.delete(entry.id, conn)
 
     ledger.write(write)
 

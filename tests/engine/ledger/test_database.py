@@ -67,7 +67,7 @@ def test_ledger_write_rolls_back_the_failed_attempt_and_commits_the_retry(ledger
 
     try:
         ids = ledger.write(work)
-        assert [entry["id"] for entry in ledger.pending.all()] == ids and len(ids) == 1
+        assert [entry.id for entry in ledger.pending.all()] == ids and len(ids) == 1
     finally:
         ledger.close()
 

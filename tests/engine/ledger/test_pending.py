@@ -19,18 +19,18 @@ def add(ledger: Ledger, rid: str) -> int:
 def test_pending_creates_are_added_listed_and_deleted(ledger: Ledger) -> None:
     first, second, third = add(ledger, "101"), add(ledger, "102"), add(ledger, "103")
     assert len({first, second, third}) == 3
-    [row] = [p for p in ledger.pending.all() if p["id"] == second]
-    assert (row["source_type"], row["source_id"], row["natural_key"], row["target"]) == (
+    [row] = [p for p in ledger.pending.all() if p.id == second]
+    assert (row.source_type, row.source_id, row.natural_key, row.target) == (
         "client",
         "102",
         "RFC-102",
         "clientify",
     )
-    assert row["created_at"] is not None
+    assert row.created_at is not None
     ledger.pending.delete(first)
     with ledger.begin() as conn:
         ledger.pending.delete([second], conn=conn)
-    assert [p["id"] for p in ledger.pending.all()] == [third]
+    assert [p.id for p in ledger.pending.all()] == [third]
 
 
 def test_a_pending_create_rolls_back_with_its_transaction(ledger: Ledger) -> None:
@@ -56,5 +56,5 @@ def test_a_group_of_creates_is_written_in_one_go_with_ids_in_order(ledger: Ledge
         ids = ledger.pending.add(conn, creates, RUN)
         assert ledger.pending.add(conn, [], RUN) == []
     assert len(set(ids)) == 3 and earlier not in ids
-    by_id = {p["id"]: p["source_id"] for p in ledger.pending.all()}
+    by_id = {p.id: p.source_id for p in ledger.pending.all()}
     assert [by_id[i] for i in ids] == ["103", "101", "102"]  # each id is its own create's

@@ -7,6 +7,8 @@ saved; what is left after a crash is a create whose outcome is unknown, to be lo
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, NamedTuple
 
 import sqlalchemy as sa
@@ -24,6 +26,21 @@ class Create(NamedTuple):
     target_type: str
     source: tuple[str, str]
     natural_key: str
+    sent: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class PendingCreate:
+    """One journaled create whose outcome is not known yet, as ``PendingCreates.all`` returns it."""
+
+    id: int
+    target: str
+    target_type: str
+    source_type: str
+    source_id: str
+    natural_key: str
+    run_id: str
+    created_at: datetime
     sent: dict[str, Any] | None = None
 
 
@@ -63,11 +80,13 @@ class PendingCreates(Repository):
         statement = sa.insert(pending_creates).returning(pending_creates.c.id, sort_by_parameter_order=True)
         return [int(row[0]) for row in conn.execute(statement, rows)]
 
-    def all(self) -> list[dict[str, Any]]:
-        """Every pending create of this scope (the unresolved ones after a crash)."""
+    def all(self) -> list[PendingCreate]:
+        """Every pending create of this scope (the unresolved ones after a crash), oldest first."""
+        t = pending_creates
+        columns = [t.c[name] for name in PendingCreate.__dataclass_fields__]
         with self.engine.connect() as conn:
-            rows = conn.execute(sa.select(pending_creates).where(self._scope(pending_creates)))
-            return [dict(r) for r in rows.mappings()]
+            rows = conn.execute(sa.select(*columns).where(self._scope(t)).order_by(t.c.id))
+            return [PendingCreate(**row) for row in rows.mappings()]
 
     def delete(self, ids: int | Sequence[int], conn: Connection | None = None) -> None:
         """Forget one or many pending creates (resolved: linked, or found never created)."""
