@@ -74,6 +74,32 @@ def wait_task(
         time.sleep(POLL_S)
 
 
+def wait_task_done(
+    stack: Stack, dag_id: str, run_id: str, task_id: str, *, timeout: float = 600
+) -> dict[str, Any]:
+    """Wait until the task instance is in a final state (or the run ended); return it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        ti = task_instance(stack, dag_id, run_id, task_id)
+        if ti["state"] not in (None, *UNFINISHED_TI):
+            return ti
+        run = stack.api("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}").json()
+        if run["state"] in FINISHED_RUN:
+            return ti
+        if time.monotonic() > deadline:
+            raise StackError(f"{task_id} of {dag_id} {run_id} still {ti['state']} after {timeout:.0f}s")
+        time.sleep(POLL_S)
+
+
+def wait_quiet_dag(stack: Stack, dag_id: str, *, timeout: float) -> None:
+    """Wait until no run of ``dag_id`` is queued or running."""
+    deadline = time.monotonic() + timeout
+    while busy := [r["dag_run_id"] for r in dag_runs(stack, "queued", "running") if r["dag_id"] == dag_id]:
+        if time.monotonic() > deadline:
+            raise StackError(f"{dag_id} still has runs after {timeout:.0f}s: {busy}")
+        time.sleep(POLL_S * 2)
+
+
 def wait_run(stack: Stack, dag_id: str, run_id: str, *, timeout: float = 600) -> dict[str, Any]:
     """Wait until the run succeeded or failed; return it (raise with the task states on timeout)."""
     deadline = time.monotonic() + timeout

@@ -23,6 +23,7 @@ import os
 import secrets
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -313,22 +314,29 @@ def paths(
 # -- the check ----------------------------------------------------------------------------------------------
 
 
-def run_check(check: Check) -> tuple[evidence.Evidence, list[str]]:
-    """Initial sync, registration, the burst with the restart, settling, the clock run; returns the final
-    look and the problems the webhook evidence found (empty when right)."""
+def initial_sync(check: Check) -> None:
+    """The DAG's first run links the pairs; the receiver is registered while it commits (its apply steps
+    are done by then, so none of its writes comes back as an event)."""
     stack = check.stack
-    configure_sandbox(stack)
     first = check.start_run()
-    initial = runs.wait_run(stack, check.dag_id, first)
-    check.mark(f"initial sync: {runs.try_summary(stack, check.dag_id, first)}")
-    if initial["state"] != "success":
-        raise AssertionError(f"{check.name}: the initial sync {first} ended {initial['state']}")
-    registered = stack.register_webhooks()
+    with ThreadPoolExecutor(1) as pool:
+        runs.wait_task_done(stack, check.dag_id, first, "apply_invoicing")
+        registering = pool.submit(stack.register_webhooks)
+        initial = runs.wait_run(stack, check.dag_id, first)
+        check.mark(f"initial sync: {runs.try_summary(stack, check.dag_id, first)}")
+        registered = registering.result()
     tail = (registered.stdout + registered.stderr).strip().splitlines()[-6:]
     check.mark(f"register exit {registered.returncode}: " + " | ".join(tail))
+    if initial["state"] != "success":
+        raise AssertionError(f"{check.name}: the initial sync {first} ended {initial['state']}")
     if registered.returncode != 0:
         raise AssertionError(f"{check.name}: webhook registration failed:\n" + "\n".join(tail))
-    burst = Burst(edits=plan(check), known_runs={r["dag_run_id"] for r in new_runs(check, set())})
+
+
+def restart_mid_burst(check: Check, burst: Burst) -> None:
+    """Half the edits, ``kill -9`` of the API server, the other half, its restart once each delivery of
+    that half found no one listening."""
+    stack = check.stack
     for api in WEBHOOK_APIS:
         httpx.delete(f"{stack.sandbox_url(api)}/_sandbox/webhooks", timeout=30).raise_for_status()
         httpx.delete(f"{stack.sandbox_url(api)}/_sandbox/stats", timeout=30).raise_for_status()
@@ -352,82 +360,83 @@ def run_check(check: Check) -> tuple[evidence.Evidence, list[str]]:
     took = deployment.respawn_api_server(stack, old)
     burst.down_s = time.time() - burst.killed_at
     check.mark(f"api-server started again: answering after {took:.1f}s, down {burst.down_s:.1f}s")
-    settle(check, "the webhook-woken runs")
-    event_runs = new_runs(check, burst.known_runs)
-    check.run_ids += [r["dag_run_id"] for r in event_runs]
+
+
+def run_check(check: Check) -> tuple[evidence.Evidence, list[str]]:
+    """Initial sync and registration, the burst with the restart, the runs it wakes, the clock run, until
+    all is quiet; returns the final look and what the webhook evidence found wrong (empty when right)."""
+    stack = check.stack
+    configure_sandbox(stack)
+    initial_sync(check)
+    burst = Burst(edits=plan(check), known_runs={r["dag_run_id"] for r in new_runs(check, set())})
+    restart_mid_burst(check, burst)
+    # The runs the deliveries before the kill woke (created while the server was down) go first; then
+    # the clock run (a manual run stands in for the hourly tick): it carries what no delivery did and
+    # must not write again what the events carried; then whatever the retried deliveries and the
+    # writes' echoes wake, until nothing is left to deliver, claim or run.
+    runs.wait_quiet_dag(stack, check.dag_id, timeout=SETTLE_TIMEOUT_S)
+    woken = new_runs(check, burst.known_runs)
     check.mark(
-        f"settled: {len(event_runs)} runs woken ("
-        + ", ".join(f"{r['run_type']} {r['state']}" for r in event_runs)
-        + f"); deliveries {counts(stack)}"
+        f"{len(woken)} runs woken so far (" + ", ".join(f"{r['run_type']} {r['state']}" for r in woken) + ")"
     )
-    after_events = check.look("after the webhook-woken runs", edits_due=True)
-    events_end = max((_epoch(r.get("end_date")) or 0 for r in event_runs), default=time.time())
-    # The clock run (a manual run stands in for the hourly tick): it carries what no delivery did, and
-    # must not write again what the events already carried.
     clock_run = trigger(stack, check.dag_id)
-    check.run_ids.append(clock_run)
     check.mark(f"clock run {clock_run} (manual, modified mode)")
-    runs.wait_run(stack, check.dag_id, clock_run)
-    clock_end = time.time()
-    check.mark(f"clock run ended: {runs.try_summary(stack, check.dag_id, clock_run)}")
-    settle(check, "the clock run and any run its writes woke")
-    later = new_runs(check, burst.known_runs | {r["dag_run_id"] for r in event_runs} | {clock_run})
-    check.run_ids += [r["dag_run_id"] for r in later]
-    final = check.look("final", edits_due=True)
-    all_runs = new_runs(check, burst.known_runs)
+    settle(check, "the deliveries and the runs they wake")
+    after = new_runs(check, burst.known_runs)
+    check.run_ids += [r["dag_run_id"] for r in after]
     run_types = {
-        r["dag_run_id"]: ("clock run" if r["dag_run_id"] == clock_run else r["run_type"]) for r in all_runs
+        r["dag_run_id"]: ("clock run" if r["dag_run_id"] == clock_run else str(r["run_type"])) for r in after
     }
-    rows = inbox_rows(check.ledger_url)
+    check.mark(
+        "settled; runs after the burst: "
+        + ", ".join(f"{run_types[r['dag_run_id']]} {r['state']}" for r in after)
+        + f"; deliveries {counts(stack)}"
+    )
+    final = check.look("final", edits_due=True)
     written = writes(check.ledger_url, list(run_types))
-    tally, twice, echoed = paths(burst, rows, written, run_types)
+    tally, twice, echoed = paths(burst, inbox_rows(check.ledger_url), written, run_types)
     for line, n in sorted(tally.items()):
         check.mark(f"  {n:2d} x {line}")
     per_run = Counter(run_types[w["run_id"]] + " -> " + w["target"] for w in written)
     check.mark(f"records written per run kind and side: {dict(per_run)}")
     totals = {api: {m: check.writes(api, m) for m in ("POST", "PUT", "PATCH")} for api in WEBHOOK_APIS}
-    check.mark(f"sandbox writes since the burst (2xx): {totals}; deliveries {counts(stack)}")
+    check.mark(f"sandbox writes since the burst (2xx): {totals}")
     problems = twice + echoed
-    stored_before = [e for e in burst.edits if not e.while_down]
-    by_events = [
-        e for e in stored_before
-        if any(
-            run_types.get(w["run_id"]) == "asset_triggered" and w["target"] == e.target_side
-            and (w["inv_id"] if e.target_side == "invoicing" else w["crm_id"]) == e.target_id
-            for w in written
-        )
-    ]  # fmt: skip
-    if len(by_events) != len(stored_before):
-        problems.append(
-            f"only {len(by_events)} of the {len(stored_before)} edits delivered before the kill were carried "
-            "by an event-woken run"
-        )
-    converged_at = events_end if after_events.ok and final.ok else (clock_end if final.ok else None)
-    record(check, burst, event_runs, after_events, final, converged_at, problems, tally)
+    # Each edit is one write on the other side, nothing else: FacturaDirecta's edits are Clientify's writes.
+    for api, due in (("clientify", "facturadirecta"), ("facturadirecta", "clientify")):
+        edits = sum(1 for e in burst.edits if (e.from_clientify == (due == "clientify")))
+        if sum(totals[api].values()) != edits:
+            problems.append(f"{api} answered {totals[api]} writes for {edits} edits made on {due}")
+    if not any(run_types[w["run_id"]] == "asset_triggered" for w in written):
+        problems.append("no edit was carried by an event-woken run: the inbox path did nothing")
+    ends = {r["dag_run_id"]: _epoch(r.get("end_date")) for r in after}
+    carried = [ends[w["run_id"]] for w in written if ends.get(w["run_id"])]
+    converged_at = max(c for c in carried if c) if final.ok and carried else None
+    record(check, burst, after, run_types, final, converged_at, problems, tally)
     return final, problems
 
 
 def record(
     check: Check,
     burst: Burst,
-    event_runs: list[dict[str, Any]],
-    after_events: evidence.Evidence,
+    after: list[dict[str, Any]],
+    run_types: dict[str, str],
     final: evidence.Evidence,
     converged_at: float | None,
     problems: list[str],
     tally: Counter[str],
 ) -> None:
     """The result row of docs/reliability.md's table."""
-    states = Counter(f"{r['run_type']} {r['state']}" for r in event_runs)
+    states = Counter(f"{run_types[r['dag_run_id']]} {r['state']}" for r in after)
     RESULTS.append(
         {
             "check": check.name,
             "executor": check.stack.executor,
             "injected": check.injected,
-            "faulted_run": f"{dict(states)}; api-server down {burst.down_s:.0f}s",
+            "faulted_run": f"runs after the burst {dict(states)}; api-server down {burst.down_s:.0f}s",
             "settle_run": "clock run",
             "converge_s": None if converged_at is None else round(converged_at - burst.killed_at),
-            "duplicates_after_fault": after_events.extra_records,
+            "duplicates_after_fault": None,
             "duplicates": final.extra_records,
             "lost_edits": len(final.lost_edits),
             "pairs_differing": len(final.mismatches),
