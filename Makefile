@@ -90,12 +90,19 @@ airflow: $(STAMP)
 # process: full sync, idle, 1% edits at 20 ms, then idle (2r) and 1% edits (3r) at the realistic latency
 # profile; then the baseline (1, 2, 3 at 10k), the dry-run memory check, every target PASS/MISS. Its runs
 # are seconds apart, not an hour: the engine's 10-minute lookback would re-read everything the bench
-# wrote, so it runs with a 5-second one (the README quotes both). About 1.9 h on 2 cores: 103 min for the
-# first line (the two 100k runs are 78 min of it; README, Benchmark), then scenario (1) at the realistic
-# profile at 1,000 clients (about 6 min) and the status pages on a 100k-record ledger.
+# wrote, so it runs with a 5-second one (the README quotes both). About 2.2 h on 2 cores: 103 min for the
+# first line (the two 100k runs are 78 min of it; README, Benchmark), then FacturaDirecta's REST API at 10k
+# (about 16 min, unthrottled: the full sync's wall at 30 and 600 requests per minute is projected from its
+# calls) and that projection checked by a real full sync at 30 per minute for 50 customers (about 2 min;
+# docs/benchmark.md), then scenario (1) at the realistic profile at 1,000 clients (about 6 min) and the
+# status pages on a 100k-record ledger.
 # BENCH_ARGS go to the first run (e.g. BENCH_ARGS="--sizes 10000" for about 26 min).
 bench: $(STAMP)
 	$(BIN)/python -m bench --lookback-s 5 $(BENCH_ARGS)
+	$(BIN)/python -m bench --lookback-s 5 --platform facturadirecta --fd-api rest --sizes 10000 --baseline "" \
+		--memory-sizes "" --modified-profile none --no-sandbox-checks --output-dir bench/results/rest
+	$(BIN)/python -m bench --lookback-s 5 --platform facturadirecta --fd-api rest --fd-rate 30 --clients 50 \
+		--products 10 --estimates 10 --baseline "" --memory-sizes "" --no-sandbox-checks --output-dir bench/results/rest-rate30
 	$(BIN)/python -m bench --lookback-s 5 --latency-profile realistic --platform facturama --clients 1000 \
 		--products 200 --estimates 300 --no-sandbox-checks --output-dir bench/results/realistic
 	$(BIN)/python scripts/ui/bench_pages.py

@@ -4,20 +4,16 @@ targets and stated figures on literal numbers (no wall-clock assertions)."""
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict
 from typing import Any
 
 import pytest
 
 from bench.bounds import Bound, RestAccount, feed_count, writes_from_report
 from bench.config import parse_args
-from bench.report import target_rows
-from bench.restate import restate
 from bench.sandbox import Calls
 from bench.scale import ScaleRun
 from bench.scenarios import ScenarioResult, read_records
-from bench.targets import Target, projected_full_wall_s, run_targets
+from bench.targets import projected_full_wall_s, run_targets
 from clientify_sync.api.facturadirecta_rest_activity import FeedPosition
 from clientify_sync.engine.plan import Direction
 from clientify_sync.engine.vocabulary import Entity, Platform
@@ -170,21 +166,3 @@ def test_the_feed_count_reads_only_what_came_after_the_stored_position(clean_san
     assert (found.events, found.changed) == (4, 2)  # the archived one is not read
     assert found.served == 4 + 6  # and the stored instant's: the seed wrote its 6 inserts at one instant
     assert feed_count(sandbox, account, Entity.PRODUCTS, position).events == 0  # per document type
-
-
-def test_restate_recomputes_the_stated_rows_from_the_json_alone(tmp_path) -> None:
-    scenario = {"name": "1", "mode": "full", "wall_s": 900.0,
-                "calls_by_entity": {"facturadirecta/contacts": {"facturadirecta": {"PUT": 1_000}, "clientify": {"POST": 700}}},
-                "reports": {"facturadirecta/contacts": {"step_seconds": {"apply_clientify": 400.0}}}}  # fmt: skip
-    old = Target("1", "full sync wall at 30 req/min, free plan (Gratis) (stated, not a target; projected)", None,
-                 "calls ÷ rate + wall", "facturadirecta-rest 10k", 2_900.0, None, "s", "time", stated=True)  # fmt: skip
-    payload = {"runs": [{"label": "facturadirecta-rest 10k", "api": "rest", "scenarios": [scenario]}],
-               "targets": [asdict(old) | {"verdict": old.verdict}]}  # fmt: skip
-    (tmp_path / "latest.json").write_text(json.dumps(payload))
-    (tmp_path / "latest.md").write_text("| " + " | ".join(target_rows([old])[0]) + " |\n")
-    assert restate(tmp_path) == 1
-    row = json.loads((tmp_path / "latest.json").read_text())["targets"][0]
-    assert (
-        row["measured"] == 900.0 + 2_000 - 400 and row["verdict"] == "stated" and "restated" in row["detail"]
-    )
-    assert "| 2500 s |" in (tmp_path / "latest.md").read_text()
