@@ -96,7 +96,7 @@ class SyncJob:
     def _sides(self) -> tuple[InvoicingSide, ClientifySide]:
         return build_sides(
             self.spec.platform, self.spec.entity, self.invoicing_client, self.clientify_client, self.directory,
-            RoundingPolicy(enabled=self.options.rounding_adjustment),
+            RoundingPolicy(enabled=self.options.rounding_adjustment), meta=self.ledger.meta,
         )  # fmt: skip
 
     @property
