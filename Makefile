@@ -39,7 +39,7 @@ $(STAMP): constraints.txt requirements.txt requirements-dev.txt
 ## the e2e deployments (both executors at once: scripts/e2e/both.sh), then make chaos (docs/reliability.md)
 test: lint
 	@scripts/ensure-debian-packages.sh $(SYSTEM_PACKAGES) || echo "!!! could not install $(SYSTEM_PACKAGES): tests that need them skip outside CI and fail in CI" >&2
-	$(BIN)/python -m pytest -q tests --ignore=tests/e2e
+	$(BIN)/python -m pytest -q -n 2 --dist worksteal tests --ignore=tests/e2e
 	$(BIN)/python -m bench --quick
 	scripts/e2e/both.sh
 	$(MAKE) --no-print-directory chaos
