@@ -2,7 +2,7 @@
 
 Paging both ways, errors into our tree, the idempotent create (a POST whose answer was lost is re-sent with
 its key and replayed, never created twice), the budget the rate-limit headers drive, the plan cap and the
-activity feed resumed from a stored position. Time runs on the sandbox clock (``PUT /_sandbox/rest/clock``):
+activity feed resumed from a stored position (past an instant once it is settled). Time runs on the sandbox clock (``PUT /_sandbox/rest/clock``):
 a test's "sleep" moves it forward instead of waiting.
 """
 
@@ -11,13 +11,20 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
 
 from clientify_sync.api.facturadirecta_rest import FacturaDirectaRestClient, idempotency_key, record_id
-from clientify_sync.api.facturadirecta_rest_activity import FeedPosition
+from clientify_sync.api.facturadirecta_rest_activity import (
+    SETTLE_S,
+    ActivityFeed,
+    FeedPosition,
+    next_instant,
+    settled_at,
+)
+from clientify_sync.api.http import ApiSession
 from clientify_sync.api.protocols import InvoicingClient, ListingResource
 from clientify_sync.api.ratelimit import TokenBucket
 from clientify_sync.api.ratelimit_headers import RateLimitGate
@@ -229,6 +236,154 @@ def test_a_cursor_the_api_refuses_falls_back_to_the_stored_timestamp(sandbox: Sa
         with pytest.raises(ValidationError) as caught:
             list(client.activity.pages(FeedPosition("bm90LWEtY3Vyc29y")))
         assert "cursor" in caught.value.field_errors
+
+
+# -- the settled instant: a resume past an instant no event can still reach -----------------------------
+
+T = "2026-03-02T10:00:00.000Z"
+T_EPOCH = datetime(2026, 3, 2, 10, tzinfo=UTC).timestamp()
+
+
+class LiteralFeed:
+    """A session that serves literal activity pages and keeps the params of each request."""
+
+    def __init__(self, pages: list[dict[str, Any]]) -> None:
+        self.pages = pages
+        self.params: list[dict[str, Any]] = []
+
+    def request(self, method: str, route: str, *, params: dict[str, Any]) -> dict[str, Any]:
+        self.params.append(params)
+        return self.pages[len(self.params) - 1]
+
+
+def event(number: int, stamp: str = T, document: str = "pro_1") -> dict[str, Any]:
+    return {
+        "id": number,
+        "timestamp": stamp,
+        "type": "inserted",
+        "document": {"id": document, "type": "product"},
+    }
+
+
+def literal_feed(pages: list[dict[str, Any]], *, age_s: float) -> tuple[ActivityFeed, LiteralFeed]:
+    session = LiteralFeed(pages)
+    feed = ActivityFeed(cast(ApiSession, session), "/api/com_1", clock=lambda: T_EPOCH + age_s)
+    return feed, session
+
+
+def test_positions_stored_before_settled_existed_decode_as_unsettled() -> None:
+    old = '{"cursor": null, "id": 42, "timestamp": "2026-03-02T10:00:00.000Z"}'
+    assert FeedPosition.decode(old) == FeedPosition(None, T, 42, settled=False)
+    assert FeedPosition.decode(old).encode() == old  # an unsettled position is stored as before
+    settled = FeedPosition(None, T, 42, settled=True)
+    assert FeedPosition.decode(settled.encode()) == settled
+    assert (
+        FeedPosition.decode('{"cursor": null, "id": 42, "timestamp": "x", "settled": "yes"}').settled is False
+    )
+
+
+def test_a_settled_position_resumes_one_timestamp_unit_after_its_instant() -> None:
+    assert FeedPosition(None, T, 42).min_date() == T  # inclusive: that instant's events up to 42 dropped
+    assert FeedPosition(None, T, 42, settled=True).min_date() == "2026-03-02T10:00:00.001Z"
+    assert next_instant("2026-03-02T23:59:59.999Z") == "2026-03-03T00:00:00.000Z"
+    assert next_instant("2026-03-02T10:00:00Z") == "2026-03-02T10:00:01Z"  # whole seconds: one second
+    assert next_instant("2026-03-02T11:00:00.000001+01:00") == "2026-03-02T10:00:00.000002Z"
+    with pytest.raises(ValueError):
+        next_instant("yesterday")
+
+
+def test_an_instant_is_settled_only_once_older_than_the_margin_at_the_read() -> None:
+    assert settled_at(T, T_EPOCH + SETTLE_S, SETTLE_S)
+    assert not settled_at(T, T_EPOCH + SETTLE_S - 0.001, SETTLE_S)
+    assert not settled_at(T, T_EPOCH - 30, SETTLE_S)  # ahead of our clock: never settled
+    assert not settled_at("not a time", T_EPOCH + 10 * SETTLE_S, SETTLE_S)
+
+
+def test_literal_feed_settles_an_old_instant_and_keeps_a_young_one_inclusive() -> None:
+    last_page = {"items": [event(1), event(2)], "hasMore": False, "nextCursor": None}
+    old, session = literal_feed([last_page, {"items": [], "hasMore": False, "nextCursor": None}], age_s=121)
+    [page] = list(old.pages())
+    assert page.position == FeedPosition(None, T, 2, settled=True)
+    assert list(old.pages(page.position)) == []
+    assert "minDate" not in session.params[0] and session.params[1]["minDate"] == "2026-03-02T10:00:00.001Z"
+
+    young, session = literal_feed([last_page, {"items": [event(2), event(3)], "hasMore": False,
+                                               "nextCursor": None}], age_s=119)  # fmt: skip
+    [page] = list(young.pages())
+    assert page.position == FeedPosition(None, T, 2, settled=False)
+    [resumed] = list(young.pages(page.position))
+    assert session.params[1]["minDate"] == T and [e["id"] for e in resumed.events] == [3]
+    assert resumed.position == FeedPosition(None, T, 3, settled=False)
+
+
+def test_literal_head_is_settled_when_the_newest_event_is_old() -> None:
+    newest = {"items": [event(9)], "hasMore": True, "nextCursor": "abc"}
+    assert literal_feed([newest], age_s=600)[0].head() == FeedPosition(None, T, 9, settled=True)
+    assert literal_feed([newest], age_s=5)[0].head() == FeedPosition(None, T, 9, settled=False)
+
+
+def activity_reads(sandbox: SandboxHandle) -> int:
+    return sum(row["count"] for row in sandbox.stats(API)["by_route"]
+               if row["method"] == "GET" and row["route"].endswith("/activity"))  # fmt: skip
+
+
+def frozen_now(sandbox: SandboxHandle) -> float:
+    """The frozen sandbox clock, in epoch seconds: the instant its writes are stamped with."""
+    return float(rest_control(sandbox, "GET", "/clock")["now_ms"]) / 1000
+
+
+def test_a_settled_instant_of_250_events_is_not_read_again(sandbox: SandboxHandle) -> None:
+    """A bulk import's 250 events at one instant: once it is settled the resume is one call, not the 3
+    pages an inclusive resume is served again."""
+    freeze_at_minute_start(sandbox)
+    seeded = sandbox.seed(API, products=250, target="rest", seed=3)["ids"]["rest_products"]
+    instant = frozen_now(sandbox)
+    with rest_for(sandbox) as client:
+        client.activity.clock = lambda: instant + SETTLE_S  # the read happens 2 min after the import
+        pages = list(client.activity.pages(document_types=["product"]))
+        assert [len(page.events) for page in pages] == [100, 100, 50]
+        assert sorted(e["document"]["id"] for p in pages for e in p.events) == sorted(seeded)
+        end = pages[-1].position
+        assert end.cursor is None and end.settled
+        assert client.activity.head(document_types=["product"]) == end
+        stored = FeedPosition.decode(end.encode())
+        unsettled = FeedPosition(None, end.timestamp, end.last_id)
+
+        sandbox.reset_stats(API)
+        assert [e for p in client.activity.pages(stored, document_types=["product"]) for e in p.events] == []
+        assert activity_reads(sandbox) == 1
+        sandbox.reset_stats(API)
+        assert [
+            e for p in client.activity.pages(unsettled, document_types=["product"]) for e in p.events
+        ] == []
+        assert activity_reads(sandbox) == 3  # what every idle run read before: the instant served again
+
+        rest_control(sandbox, "PUT", "/clock", {"advance_s": 1})
+        made = record_id(client.products.create({"content": {"type": "product", "main": {
+            "name": "Nuevo", "currency": "EUR"}}}))  # fmt: skip
+        after = [(e["document"]["id"], e["type"]) for p in client.activity.pages(stored) for e in p.events]
+        assert after == [(made, "inserted")]
+
+
+def test_an_unsettled_instant_resumes_inclusively_and_keeps_an_event_written_after_the_read(
+    sandbox: SandboxHandle,
+) -> None:
+    """Read at the instant the events were written (not settled); one more event at that same instant
+    afterwards (frozen clock) is read by the next resume, and those read before are not."""
+    freeze_at_minute_start(sandbox)
+    seeded = sandbox.seed(API, products=250, target="rest", seed=4)["ids"]["rest_products"]
+    instant = frozen_now(sandbox)
+    with rest_for(sandbox) as client:
+        client.activity.clock = lambda: instant + SETTLE_S - 1
+        end = list(client.activity.pages(document_types=["product"]))[-1].position
+        assert not end.settled and end.cursor is None
+        late = record_id(client.products.create({"content": {"type": "product", "main": {
+            "name": "Mismo instante", "currency": "EUR"}}}))  # fmt: skip
+        pages = list(client.activity.pages(FeedPosition.decode(end.encode()), document_types=["product"]))
+        assert [(e["document"]["id"], e["timestamp"]) for p in pages for e in p.events] == [
+            (late, end.timestamp)
+        ]
+        assert late not in seeded and pages[-1].position.last_id != end.last_id
 
 
 # -- writes and errors -----------------------------------------------------------------------------
