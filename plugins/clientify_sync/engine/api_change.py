@@ -108,9 +108,9 @@ def relink_entries(ledger: Ledger, refuse: Callable[[str], ConfigurationError]) 
     entries, unreferenced = [], 0
     for row in pairs.itertuples():
         inv = (str(row.inv_type), str(row.inv_id))
-        record = read.get(inv) or {}
-        unreferenced += record.get("link") != str(row.crm_id)
-        base = bases.get(int(row.link_id)) or record.get("data") or {}
+        record = read.get(inv)
+        unreferenced += record is None or record["link"] != str(row.crm_id)
+        base = bases.get(int(row.link_id)) or (record["data"] if record else {})
         source = (str(row.crm_type), str(row.crm_id))
         entries.append(Create(INV, inv[0], source, f"{CRM_PREFIX}{row.crm_id}", dict(base)))
     if unreferenced:

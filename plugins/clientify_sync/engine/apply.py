@@ -36,6 +36,7 @@ from clientify_sync.engine.ledger import Ledger
 from clientify_sync.engine.ledger.dead_letters import Letter
 from clientify_sync.engine.ledger.links import NewLink
 from clientify_sync.engine.ledger.pending import Create
+from clientify_sync.engine.ledger.records import StagedRow
 from clientify_sync.engine.model import SideRecord
 from clientify_sync.engine.plan import Action, ItemResult, Outcome, PlanItem, Reason, Ref, Status
 from clientify_sync.engine.progress import Progress
@@ -52,7 +53,7 @@ from clientify_sync.errors import (
 )
 
 log = logging.getLogger(__name__)
-Rows = dict[tuple[str, str], dict[str, Any]]  # staged records by (rtype, rid)
+Rows = dict[tuple[str, str], StagedRow]  # staged records by (rtype, rid)
 
 
 @dataclass
@@ -247,7 +248,7 @@ class Applier:
         return f"cs-{digest.hexdigest()[:40]}"
 
     # -- settling a create an earlier try may have made (worker threads) ----------------------------
-    def _made_earlier(self, item: PlanItem, source: dict[str, Any]) -> SideRecord | None:
+    def _made_earlier(self, item: PlanItem, source: StagedRow) -> SideRecord | None:
         """The record an earlier try of ``item`` created, found on the target; None when none was."""
         if item.id not in self._settling:
             return None
@@ -296,7 +297,7 @@ class Applier:
             if not self.invoicing.link_supported:
                 return Written(record, inv_row["hash"], sent=inv_row["data"], found=found is not None)
             source = self.invoicing.update(
-                inv_row["rtype"], inv_row["rid"], inv_row["raw"], inv_row["data"], set(), link=record.rid
+                inv_row["rtype"], inv_row["rid"], _raw(inv_row), inv_row["data"], set(), link=record.rid
             )
             return Written(record, _source_hash(source, inv_row), source, inv_row["data"], found is not None)
         if item.action is Action.CREATE:
@@ -309,19 +310,19 @@ class Applier:
                 self._idempotency_key(item),
             )
             source = self.clientify.update(
-                crm_row["rtype"], crm_row["rid"], crm_row["raw"], crm_row["data"], set(), link=record.rid
+                crm_row["rtype"], crm_row["rid"], _raw(crm_row), crm_row["data"], set(), link=record.rid
             )
             return Written(record, _source_hash(source, crm_row), source, crm_row["data"], found is not None)
         inv, crm, merged = _ref(item.inv), _ref(item.crm), item.merged or {}
         changed = set(item.fields)
         if self.target is Side.CLIENTIFY:
             record = self.clientify.update(
-                crm.rtype, crm.rid, crm_rows[crm]["raw"], merged, changed, link=inv.rid
+                crm.rtype, crm.rid, _raw(crm_rows[crm]), merged, changed, link=inv.rid
             )
         else:
             link = crm.rid if self.invoicing.link_supported else None
             record = self.invoicing.update(
-                inv.rtype, inv.rid, inv_rows[inv]["raw"], merged, changed, link=link
+                inv.rtype, inv.rid, _raw(inv_rows[inv]), merged, changed, link=link
             )
         return Written(record, "")
 
@@ -439,7 +440,17 @@ class Applier:
             self.writes.cleared.append((CRM, *item.crm))
 
 
-def _source_hash(answer: SideRecord, row: dict[str, Any]) -> str:
+def _raw(row: StagedRow) -> dict[str, Any]:
+    """The API record a read-modify-write starts from (staging keeps it for every record it stages)."""
+    raw = row.get("raw")
+    if raw is None:
+        raise RecordError(
+            f"{row['rtype']} {row['rid']}: no stored API record to update from; a full run reads it again"
+        )
+    return raw
+
+
+def _source_hash(answer: SideRecord, row: StagedRow) -> str:
     """The source's hash to link with after the link write-back: the answer's, unless the answer shows
     an edit made since the extract read it (then none: the next run merges the edit instead of taking
     it as already synced)."""

@@ -27,6 +27,7 @@ from sqlalchemy.engine import Connection
 
 from clientify_sync import watermark as watermarks
 from clientify_sync.engine.ledger import Ledger
+from clientify_sync.engine.ledger.records import StagedRow
 from clientify_sync.engine.model import EntitySchema
 from clientify_sync.engine.plan import Action, Outcome, PlanItem, Status
 from clientify_sync.engine.report import build_report
@@ -113,8 +114,8 @@ class Commit:
         self,
         conn: Connection,
         done: list[list[PlanItem]],
-        inv_rows: dict[tuple[str, str], dict[str, Any]],
-        crm_rows: dict[tuple[str, str], dict[str, Any]],
+        inv_rows: dict[tuple[str, str], StagedRow],
+        crm_rows: dict[tuple[str, str], StagedRow],
     ) -> None:
         cleared: dict[tuple[str, str], list[str]] = {}
         for items in done:

@@ -8,7 +8,8 @@ because a link is found by either id, then inserted or updated.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any, NamedTuple
+from datetime import datetime
+from typing import Any, NamedTuple, TypedDict
 
 import pandas as pd
 import sqlalchemy as sa
@@ -16,6 +17,23 @@ from sqlalchemy.engine import Connection
 
 from clientify_sync.engine.ledger.database import Repository, chunks, lock, now
 from clientify_sync.engine.ledger.schema import links
+
+
+class LinkRow(TypedDict):
+    """A stored link as ``Links.find`` returns it: the pair, its merge base and the hashes it was made at."""
+
+    id: int
+    integration: str
+    entity: str
+    inv_type: str
+    inv_id: str
+    crm_type: str
+    crm_id: str
+    base: dict[str, Any] | None
+    inv_hash: str
+    crm_hash: str
+    updated_run: str | None
+    updated_at: datetime | None
 
 
 class NewLink(NamedTuple):
@@ -71,7 +89,7 @@ class Links(Repository):
 
     def find(
         self, *, inv: tuple[str, str] | None = None, crm: tuple[str, str] | None = None
-    ) -> dict[str, Any] | None:
+    ) -> LinkRow | None:
         """The link with this invoicing and/or Clientify (type, id), or ``None``."""
         t = links
         query = sa.select(t).where(self._scope(t))
@@ -81,7 +99,7 @@ class Links(Repository):
             query = query.where(t.c.crm_type == crm[0], t.c.crm_id == crm[1])
         with self.engine.connect() as conn:
             row = conn.execute(query).mappings().first()
-            return dict(row) if row else None
+            return LinkRow(**row) if row else None  # type: ignore[typeddict-item]
 
     def save(
         self,

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import marshal
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
 import pandas as pd
 import sqlalchemy as sa
@@ -24,6 +24,27 @@ from sqlalchemy.engine import Connection
 from clientify_sync.engine.ledger.database import Repository, chunks
 from clientify_sync.engine.ledger.schema import remote_records
 from clientify_sync.engine.model import SideRecord
+
+
+class StagedRow(TypedDict):
+    """A stored record as ``Records.fetch`` returns it (``raw`` only when asked for)."""
+
+    integration: str
+    entity: str
+    side: str
+    rtype: str
+    rid: str
+    key: str
+    kind: str | None
+    problem: str | None
+    link: str | None
+    hash: str
+    prev_hash: str | None
+    modified: str | None
+    seen_run: str
+    data: dict[str, Any]
+    raw: NotRequired[dict[str, Any] | None]
+
 
 # Ids per ``rid IN (...)``: well under SQLite's bound-parameter limit with the scope's parameters.
 _CHUNK = 400
@@ -226,7 +247,7 @@ class Records(Repository):
 
     def fetch(
         self, side: str, ids: Iterable[tuple[str, str]], *, with_raw: bool = True
-    ) -> dict[tuple[str, str], dict[str, Any]]:
+    ) -> dict[tuple[str, str], StagedRow]:
         """Full rows (data, link, hash, and ``raw`` unless told not to) by (rtype, rid).
 
         ``raw`` is the API's whole record, several times the size of ``data``: only writes need it.
@@ -244,13 +265,13 @@ class Records(Repository):
         by_type: dict[str, list[str]] = {}
         for rtype, rid in dict.fromkeys(ids):
             by_type.setdefault(rtype, []).append(rid)
-        found: dict[tuple[str, str], dict[str, Any]] = {}
+        found: dict[tuple[str, str], StagedRow] = {}
         with self.engine.connect() as conn:
             for rtype, rids in by_type.items():
                 where = sa.and_(self._scope(t), t.c.side == side, t.c.rtype == rtype)
                 for chunk in chunks(rids, _CHUNK):
                     for row in conn.execute(sa.select(*columns).where(where, t.c.rid.in_(chunk))).mappings():
-                        found[(row["rtype"], row["rid"])] = dict(row)
+                        found[(row["rtype"], row["rid"])] = StagedRow(**row)  # type: ignore[typeddict-item]
         return found
 
     def seen_with_key(self, side: str, key: str, run_id: str) -> list[tuple[str, str]]:
