@@ -66,8 +66,9 @@ def _stack(executor: str, **options: Any) -> Iterator[Stack]:
 
 @pytest.fixture(scope="module")
 def local_stack() -> Iterator[Stack]:
-    # FacturaDirecta on its REST API and webhooks on: the webhook-burst check needs both; the other
-    # checks of this stack sync Facturama, which neither changes (their DAGs wake on the clock or by hand).
+    # FacturaDirecta on its REST API and webhooks on: the webhook-burst check needs both. The other checks
+    # of this stack sync Facturama, which neither changes: no receiver is registered before the burst
+    # (each check resets the sandbox, which forgets registrations), so no delivery wakes their runs.
     yield from _stack("local", facturadirecta_api="rest", webhooks=True)
 
 
