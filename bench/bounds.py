@@ -39,6 +39,7 @@ from typing import Any
 
 from bench.sandbox import Calls, SandboxHandle
 from clientify_sync.api.clientify import content_type_key
+from clientify_sync.api.facturadirecta_rest_activity import FeedPosition
 from clientify_sync.engine.plan import Direction
 from clientify_sync.engine.sides import CONTENT_TYPES
 from clientify_sync.engine.vocabulary import Entity, Mode, Platform
@@ -149,14 +150,17 @@ def feed_count(handle: SandboxHandle, account: RestAccount, entity: Entity, posi
     """Events after ``position`` (``FeedPosition.encode()``'s JSON: cursor, else timestamp and id of the
     last event read), oldest first, 100 a page; the position's own events are not counted again, but
     without a cursor they are served again: the API resumes at an instant (``minDate``, inclusive) and
-    has no filter after an event id, and it issues no cursor on the last page (reference §15.12)."""
+    has no filter after an event id, and it issues no cursor on the last page (reference §15.12) — unless
+    the position is settled (its instant older than the client's margin), which asks from the next
+    instant (``FeedPosition.min_date``)."""
     stored = json.loads(position) if position else {}
     cursor, stamp, last_id = stored.get("cursor"), stored.get("timestamp"), stored.get("id")
+    since = FeedPosition.decode(position).min_date()  # a settled instant is not asked for again
     params: list[tuple[str, Any]] = [("sortBy", "timestamp"), ("limit", REST_FEED_PAGE),
                                      ("documentType", REST_FEED_TYPES[entity]),
                                      *(("type", kind) for kind in REST_FEED_CHANGES)]  # fmt: skip
-    if not cursor and stamp:
-        params.append(("minDate", stamp))
+    if not cursor and since:
+        params.append(("minDate", since))
     events, served, last = 0, 0, {}
     for _ in range(1_000_000):  # bounded: the feed's cursors end
         body = account.get(handle, "activity", params + ([("cursor", cursor)] if cursor else []))
