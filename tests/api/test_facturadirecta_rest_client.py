@@ -641,6 +641,17 @@ def test_by_default_the_budget_starts_at_the_plan_and_follows_the_headers(sandbo
         assert bucket.rate_per_second == 1.0  # the 60 a minute the API states
 
 
+def test_a_configured_rate_caps_what_the_api_states(sandbox: SandboxHandle) -> None:
+    """A connection's requests_per_minute leaves the company's other integrations room: the API stating
+    600 a minute (diamante) does not lift a budget configured at 60 (found by the e2e budget check)."""
+    sandbox.config(API, rest_plan="diamante")
+    with FacturaDirectaRestClient(rest_settings(sandbox, requests_per_minute=60)) as client:
+        bucket = client.gate.inner
+        list(client.clients.iter_pages())
+        assert client.gate.limit == 600
+        assert isinstance(bucket, TokenBucket) and bucket.rate_per_second == 1.0  # 60 a minute, kept
+
+
 def test_a_429_waits_for_the_window_and_is_retried(sandbox: SandboxHandle) -> None:
     """Another caller of the company spent the window: 429 + Retry-After, retried once it has passed."""
     sandbox.config(API, rest_plan="gratis", rest_rate_limit_enforced=True)

@@ -310,10 +310,12 @@ class FacturaDirectaRestClient(ApiClient):
         gate: RateLimitGate | None = None,
     ) -> None:
         """``gate``: the rate-limit gate to use (tests give one with their own clocks); by default one in
-        front of a token bucket at ``settings.requests_per_minute``."""
+        front of a token bucket at ``settings.requests_per_minute``, capped at ``settings.rate_cap``."""
         self.replayed = 0  # POSTs the API answered from its idempotency store
         self._replays = threading.Lock()
-        self.gate = gate or RateLimitGate(TokenBucket(settings.requests_per_minute, sleep=sleep), sleep=sleep)
+        self.gate = gate or RateLimitGate(
+            TokenBucket(settings.requests_per_minute, sleep=sleep), sleep=sleep, cap=settings.rate_cap
+        )
         headers = {KEY_HEADER: settings.api_key, "Accept": "application/json"}
         if settings.api_version:
             headers["accept-version"] = settings.api_version

@@ -7,7 +7,8 @@ sits in front of the client's ordinary budget (its token bucket, or the ledger-s
 ``SharedRequestBudget`` of every task of the account):
 
 - the limit an answer states becomes the ordinary budget's rate (a shared budget's limit too), so no
-  window of ours holds more than the plan allows;
+  window of ours holds more than the plan allows; a connection's configured rate (``cap``) is kept when
+  the API states more, so the company's other integrations keep the rest;
 - the window's remaining count is tracked (each request we send takes one before its answer brings the
   server's count); when none is left, every request waits for the window's reset (at most a minute);
 - an answer served over the limit (``Retry-After`` with none remaining, on anything but a 429) pauses
@@ -79,6 +80,7 @@ class RateLimitGate:
     Args:
         inner: the ordinary budget (replaced by ``use``); its rate follows the stated limit.
         margin_s: added to a wait for the window's reset (the reset is in whole seconds, clocks differ).
+        cap: requests per minute the ordinary budget never exceeds whatever the API states (0: none).
         wall_clock: Unix time, to read ``X-RateLimit-Reset``; ``clock``: monotonic time, for pauses.
     """
 
@@ -90,8 +92,10 @@ class RateLimitGate:
         sleep: Callable[[float], None] = time.sleep,
         wall_clock: Callable[[], float] = time.time,
         clock: Callable[[], float] = time.monotonic,
+        cap: float = 0.0,
     ) -> None:
         self._inner = inner
+        self.cap = cap
         self.margin_s = margin_s
         self._sleep = sleep
         self._wall = wall_clock
@@ -113,7 +117,11 @@ class RateLimitGate:
         with self._lock:
             self._inner = inner
             if self.limit is not None:
-                _set_limit(inner, self.limit)
+                _set_limit(inner, self._budget_limit(self.limit))
+
+    def _budget_limit(self, stated: int) -> int:
+        """The ordinary budget's rate for a stated limit: that limit, or the cap when lower."""
+        return min(stated, int(self.cap)) if self.cap > 0 else stated
 
     def acquire(self) -> float:
         """Wait while the API's window is spent or a pause runs, then take one from the inner budget."""
@@ -156,7 +164,7 @@ class RateLimitGate:
             if seen.limit is not None and seen.limit > 0 and seen.limit != self.limit:
                 log.info("rate limit: the API allows %d requests per minute", seen.limit)
                 self.limit = seen.limit
-                _set_limit(self._inner, seen.limit)
+                _set_limit(self._inner, self._budget_limit(seen.limit))
             if (
                 seen.reset is not None
                 and self._paused_window is not None

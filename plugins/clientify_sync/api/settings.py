@@ -390,9 +390,11 @@ class FacturaDirectaRestSettings(HttpSettings):
     (``com_…``), optional extra ``plan``.
 
     Attributes:
-        requests_per_minute: the budget until the API's first answer; from then on its
-            ``X-RateLimit-Limit`` (per company) sets it. 0 (the default) starts from ``plan``'s limit, or
-            the lowest plan's (30) when no plan is given.
+        requests_per_minute: 0 (the default): the budget starts from ``plan``'s limit (the lowest plan's,
+            30, when no plan is given) and follows the API's ``X-RateLimit-Limit`` (per company) from its
+            first answer. Set: a cap as well, kept when the API states more (the company's limit is
+            shared with its other integrations: this leaves them room).
+        rate_cap: the configured ``requests_per_minute`` (0: none), set by ``__post_init__``.
     """
 
     max_page_size: ClassVar[int] = 500
@@ -429,8 +431,11 @@ class FacturaDirectaRestSettings(HttpSettings):
         "safely (REST API); off: it is looked up instead.", choices=ON_OFF,
     )  # fmt: skip
 
+    rate_cap: float = field(default=0.0, init=False, repr=False, compare=False)
+
     def __post_init__(self) -> None:
         object.__setattr__(self, "base_url", _without_api(self.base_url))
+        object.__setattr__(self, "rate_cap", self.requests_per_minute)
         if self.requests_per_minute == 0:
             object.__setattr__(self, "requests_per_minute", FACTURADIRECTA_PLANS.get(self.plan, 30.0))
         super().__post_init__()
