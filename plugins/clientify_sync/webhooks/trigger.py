@@ -63,6 +63,10 @@ class InboxTrigger(BaseEventTrigger):
         max_wait_s: fire at the latest this long after the first unsignalled row was seen.
         resignal_s: fire again when signalled rows are still pending this long after the last firing
             (0: never).
+
+    The defaults (2 s, 5 s, 15 s) keep the wait short beside a run's own time: the e2e latency phase
+    measured p95 61–100 s with 10 s / 40 s, most of it the 40 s a steady stream of edits always waited
+    (it never goes quiet). A run woken more often costs only the records its events name.
         state_conn_id: the ledger's connection (``StateLedgerHook``); its URL never enters the
             serialized kwargs.
     """
@@ -70,7 +74,7 @@ class InboxTrigger(BaseEventTrigger):
     clock: Clock = SystemClock()
 
     def __init__(
-        self, *, integration: str, entity: str, poll_s: float = 5.0, quiet_s: float = 10.0, max_wait_s: float = 40.0,
+        self, *, integration: str, entity: str, poll_s: float = 2.0, quiet_s: float = 5.0, max_wait_s: float = 15.0,
         resignal_s: float = 300.0, state_conn_id: str = "clientify_sync_state", **kwargs: Any,
     ) -> None:  # fmt: skip
         super().__init__(**kwargs)  # type: ignore[no-untyped-call]
