@@ -57,7 +57,8 @@ e2e: $(STAMP)
 	scripts/e2e/run.sh
 
 ## chaos: faults on the e2e deployment (kill -9 of a task, PostgreSQL restart, scheduler kill, zombie task,
-## an API down for a minute, Celery warm shutdown); each check prints what it injected when and the
+## an API down for a minute, Celery warm shutdown, the API server (the webhook receiver) killed during a
+## burst of deliveries from both platforms); each check prints what it injected when and the
 ## convergence evidence (docs/reliability.md). Extra pytest arguments: make chaos CHAOS_ARGS="-k zombie".
 chaos: $(STAMP)
 	$(BIN)/python scripts/chaos/run.py $(CHAOS_ARGS)
