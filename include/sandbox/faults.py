@@ -500,7 +500,11 @@ class FaultMiddleware:
         await self.app(scope, _replaying(messages, receive), send)
 
     async def _fault_drop(self, decision: Decision, scope: Scope, receive: Receive, send: Send) -> None:
-        # Headers promise a body that never comes; returning early makes uvicorn close the socket.
+        # Headers promise a body that never comes; returning early makes uvicorn close the socket. The
+        # request body is read first: closing a socket with unread bytes makes Linux send a reset, which
+        # a client sees as a read error instead of the short body a real dropped answer gives.
+        if (await _buffer_request(receive))[1]:
+            return
         content_type = "application/xml; charset=utf-8" if self.body_kind == "xml" else "application/json"
         await send({"type": "http.response.start", "status": 200, "headers": _headers(content_type, 1024)})
 

@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import json
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -140,6 +141,17 @@ def state(sandbox: SandboxHandle, api: str, wait: bool = True) -> dict[str, Any]
     if wait:
         assert found["idle"], found
     return found
+
+
+def wait_until_held(sandbox: SandboxHandle, api: str, count: int) -> dict[str, Any]:
+    """``/_sandbox/webhooks`` once ``count`` jobs sit in a held (reorder) batch; fails after ``WAIT_S``."""
+    deadline = time.monotonic() + WAIT_S
+    while True:
+        found = sandbox.control(api, "GET", "webhooks")
+        if found["held"] >= count or time.monotonic() > deadline:
+            assert found["held"] == count, found
+            return found
+        time.sleep(0.05)
 
 
 # -- Clientify --------------------------------------------------------------------------------------------
@@ -473,7 +485,8 @@ def test_held_batch_is_released_by_flush_and_reset_forgets_rules(
         "clientify", "PUT", "webhooks/rules", {"rules": [{"action": "reorder", "window": 3, "hold_s": 120}]}
     )
     emit(hooks, "clientify", entity="contacts", id=contact["id"])
-    held = hooks.control("clientify", "GET", "webhooks")
+    # The hub's worker thread holds the job once it comes due: wait for that, not just for the submit.
+    held = wait_until_held(hooks, "clientify", 1)
     assert held["outstanding"] == 1
     assert receiver.requests == []
     assert hooks.control("clientify", "POST", "webhooks/flush")["released"] == 1
