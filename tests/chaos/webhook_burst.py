@@ -46,8 +46,13 @@ WEBHOOK_APIS = ("clientify", "facturadirecta")
 # The platforms' real retry schedules (1.0); a smaller FacturaDirecta scale shortens its 15 s / 45 s waits.
 FD_TIME_SCALE = float(os.environ.get("CHAOS_FD_WEBHOOK_TIME_SCALE", "1"))
 SETTLE_TIMEOUT_S = 480.0
-# The inbox trigger's quiet_s (10) plus its poll_s (5): a wake-up signal on its way is a run by then.
+# The inbox trigger's max_wait_s (15; it fires after 5 s of quiet, polling every 2 s): a wake-up signal
+# on its way is a run by then.
 QUIET_S = 15.0
+# How long the deliveries stored before the kill may take to wake a run: the trigger (on the triggerer,
+# which the kill spares) fires within its 15 s maximum, then the scheduler makes the run; generous for
+# a loaded machine.
+WOKEN_TIMEOUT_S = 120.0
 POLL_S = 2.0
 WRITES = ("create", "update")
 WRITTEN = ("created", "updated", "conflict")
@@ -227,6 +232,17 @@ def new_runs(check: Check, known: set[str]) -> list[dict[str, Any]]:
     return sorted(found, key=lambda r: str(r.get("queued_at") or r.get("start_date") or ""))
 
 
+def wait_woken(check: Check, known: set[str]) -> None:
+    """Until the deliveries stored before the kill have woken a run (bounded by ``WOKEN_TIMEOUT_S``; the
+    check then finds no event-woken write and says so). Without this wait a quick restart let the clock
+    run start first and claim every inbox row, so the run the events woke found nothing to carry."""
+    deadline = time.monotonic() + WOKEN_TIMEOUT_S
+    while not any(r["run_type"] == "asset_triggered" for r in new_runs(check, known)):
+        if time.monotonic() > deadline:
+            return
+        time.sleep(POLL_S)
+
+
 def settle(check: Check, what: str) -> None:
     """Until both platforms have nothing left to deliver, no inbox row is pending or claimed and no run
     of the DAG is queued or running, for ``QUIET_S`` in a row (a wake-up on its way shows by then)."""
@@ -370,10 +386,11 @@ def run_check(check: Check) -> tuple[evidence.Evidence, list[str]]:
     initial_sync(check)
     burst = Burst(edits=plan(check), known_runs={r["dag_run_id"] for r in new_runs(check, set())})
     restart_mid_burst(check, burst)
-    # The runs the deliveries before the kill woke (created while the server was down) go first; then
-    # the clock run (a manual run stands in for the hourly tick): it carries what no delivery did and
-    # must not write again what the events carried; then whatever the retried deliveries and the
-    # writes' echoes wake, until nothing is left to deliver, claim or run.
+    # The runs the deliveries before the kill woke go first (waited for: the server may be back before
+    # the trigger fires); then the clock run (a manual run stands in for the hourly tick): it carries
+    # what no delivery did and must not write again what the events carried; then whatever the retried
+    # deliveries and the writes' echoes wake, until nothing is left to deliver, claim or run.
+    wait_woken(check, burst.known_runs)
     runs.wait_quiet_dag(stack, check.dag_id, timeout=SETTLE_TIMEOUT_S)
     woken = new_runs(check, burst.known_runs)
     check.mark(
