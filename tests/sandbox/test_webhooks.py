@@ -721,7 +721,7 @@ def test_facturadirecta_disabled_endpoint_drops_queued_events(
         {"rules": [{"action": "reorder", "window": 2, "hold_s": 120}]},
     )
     fd_contact(rest)
-    assert hooks.control("facturadirecta", "GET", "webhooks")["outstanding"] == 1  # held, not sent
+    assert wait_until_held(hooks, "facturadirecta", 1)["outstanding"] == 1  # held, not sent
     rest.post(f"/webhooks/endpoints/{endpoint_id}/disable")
     hooks.control("facturadirecta", "POST", "webhooks/flush")
     found = state(hooks, "facturadirecta")
